@@ -1,0 +1,114 @@
+# vppo.h - build, test, demo, install.
+#
+#   make demo      the main demonstration (examples/quickstart.c)
+#   make test      the whole suite: gcc and clang (when present) with -Werror, as C++,
+#                  and the compile tests of the header in every mode
+#   make bench     benchmarks (arrive with the performance work)
+#   make install   PREFIX=/usr/local: the header and a pkg-config file
+#
+# No -ffast-math / -Ofast anywhere: NaN handling and exact masks depend on IEEE rules.
+
+CC      ?= cc
+CXX     ?= c++
+CLANG   := $(shell command -v clang 2>/dev/null)
+CLANGXX := $(shell command -v clang++ 2>/dev/null)
+PREFIX  ?= /usr/local
+BUILD   := build
+
+WARN     := -Wall -Wextra -pedantic -Werror
+CSTD     := -std=c99
+CXXSTD   := -std=c++11
+OPT      := -O2 -g -ffp-contract=off
+LDLIBS   := -lm
+
+TEST_SRC := tests/test_main.c tests/test_util.c tests/test_basics.c tests/test_perturb.c \
+            tests/test_perception.c tests/test_advantages.c tests/test_tas_tgf.c \
+            tests/test_loss.c tests/test_pipeline.c tests/test_errors.c
+TEST_DEP := $(TEST_SRC) tests/test.h tests/tests.def vppo.h
+
+.PHONY: all test test-gcc test-clang test-cxx test-compile demo bench install uninstall clean
+
+all: $(BUILD)/quickstart $(BUILD)/test_gcc
+
+$(BUILD):
+	@mkdir -p $(BUILD)
+
+# ------------------------------------------------------------------ tests
+
+$(BUILD)/test_gcc: $(TEST_DEP) | $(BUILD)
+	gcc $(CSTD) $(WARN) $(OPT) -o $@ $(TEST_SRC) $(LDLIBS)
+
+$(BUILD)/test_clang: $(TEST_DEP) | $(BUILD)
+	clang $(CSTD) $(WARN) $(OPT) -o $@ $(TEST_SRC) $(LDLIBS)
+
+$(BUILD)/test_cxx: $(TEST_DEP) | $(BUILD)
+	g++ -x c++ $(CXXSTD) $(WARN) $(OPT) -o $@ $(TEST_SRC) $(LDLIBS)
+
+test-gcc: $(BUILD)/test_gcc
+	@echo "== suite, gcc -std=c99"
+	./$(BUILD)/test_gcc
+
+test-clang: $(if $(CLANG),$(BUILD)/test_clang)
+ifneq ($(CLANG),)
+	@echo "== suite, clang -std=c99"
+	./$(BUILD)/test_clang
+else
+	@echo "== clang not found: the clang build is not run"
+endif
+
+test-cxx: $(BUILD)/test_cxx
+	@echo "== suite, g++ -std=c++11 (the whole suite compiled as C++)"
+	./$(BUILD)/test_cxx
+
+# The header in every mode: C99 and C++ declarations-only, VPPO_STATIC, included twice,
+# and two translation units (one C++, one C with the implementation) linked together.
+test-compile: | $(BUILD)
+	@echo "== compile tests"
+	gcc $(CSTD) $(WARN) $(OPT) -c tests/compile/decl_only.c -o $(BUILD)/decl_only.o
+	g++ $(CXXSTD) $(WARN) $(OPT) -c tests/compile/decl_only.cpp -o $(BUILD)/decl_only_cpp.o
+	gcc $(CSTD) $(WARN) $(OPT) -c tests/compile/impl.c -o $(BUILD)/impl.o
+	g++ $(CXXSTD) $(WARN) $(OPT) -o $(BUILD)/two_tu $(BUILD)/decl_only_cpp.o $(BUILD)/impl.o $(LDLIBS)
+	./$(BUILD)/two_tu
+	gcc $(CSTD) $(WARN) $(OPT) -o $(BUILD)/static_twice tests/compile/static_twice.c $(LDLIBS)
+	./$(BUILD)/static_twice
+	g++ $(CXXSTD) $(WARN) $(OPT) -o $(BUILD)/static_twice_cpp -x c++ tests/compile/static_twice.c $(LDLIBS)
+	./$(BUILD)/static_twice_cpp
+ifneq ($(CLANG),)
+	clang $(CSTD) $(WARN) $(OPT) -o $(BUILD)/static_twice_clang tests/compile/static_twice.c $(LDLIBS)
+	./$(BUILD)/static_twice_clang
+endif
+ifneq ($(CLANGXX),)
+	clang++ $(CXXSTD) $(WARN) $(OPT) -o $(BUILD)/static_twice_clangxx -x c++ tests/compile/static_twice.c $(LDLIBS)
+	./$(BUILD)/static_twice_clangxx
+endif
+	@echo "compile tests: ok"
+
+test: test-compile test-gcc test-clang test-cxx
+	@echo "== make test: every build passed"
+
+# ------------------------------------------------------------------ demo
+
+$(BUILD)/quickstart: examples/quickstart.c vppo.h | $(BUILD)
+	$(CC) $(CSTD) $(WARN) $(OPT) -o $@ examples/quickstart.c $(LDLIBS)
+
+demo: $(BUILD)/quickstart
+	./$(BUILD)/quickstart
+
+bench:
+	@echo "bench: the benchmarks arrive with the performance work (SIMD, threads, fused head)."
+
+# ------------------------------------------------------------------ install
+
+install:
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 vppo.h $(DESTDIR)$(PREFIX)/include/vppo.h
+	printf 'prefix=%s\nincludedir=$${prefix}/include\n\nName: vppo\nDescription: %s\nVersion: %s\nCflags: -I$${includedir}\nLibs: -lm\n' \
+	    '$(PREFIX)' 'VPPO reinforcement-learning math, single-header C99' \
+	    "$$(sed -n 's/^#define VPPO_VERSION_MAJOR \([0-9]*\)/\1/p' vppo.h).$$(sed -n 's/^#define VPPO_VERSION_MINOR \([0-9]*\)/\1/p' vppo.h).$$(sed -n 's/^#define VPPO_VERSION_PATCH \([0-9]*\)/\1/p' vppo.h)" \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/vppo.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/vppo.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/vppo.pc
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,112 @@
+/* tests/test.h - the test framework of vppo.h, random inputs and float64 references.
+
+   A test is a void function listed in tests/tests.def. Checks record a failure (with
+   file, line, what was expected and what came) and let the test go on; the runner in
+   test_main.c counts a test as passed when none of its checks failed, prints
+   "N passed, M failed" and exits non-zero on any failure. */
+#ifndef VPPO_TEST_H
+#define VPPO_TEST_H
+
+#include "../vppo.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------- checking */
+
+extern long test_checks;       /* assertions evaluated, whole run */
+extern int test_failed_now;    /* failures in the running test */
+
+void test_fail(const char *file, int line, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+#define CHECK(cond) do { ++test_checks; if (!(cond)) \
+    test_fail(__FILE__, __LINE__, "expected %s", #cond); } while (0)
+
+#define CHECK_STATUS(expected, call) do { vppo_status got_ = (call); ++test_checks; \
+    if (got_ != (expected)) test_fail(__FILE__, __LINE__, "%s: expected %s (%d), got %s (%d)", \
+        #call, vppo_status_string(expected), (int)(expected), vppo_status_string(got_), (int)got_); } while (0)
+
+#define CHECK_EQ_INT(expected, got) do { long long e_ = (long long)(expected), g_ = (long long)(got); \
+    ++test_checks; if (e_ != g_) test_fail(__FILE__, __LINE__, "%s: expected %lld, got %lld", #got, e_, g_); } while (0)
+
+/* |got - ref| <= abs_tol + rel_tol |ref|; infinities must match exactly. */
+int test_near(double ref, double got, double abs_tol, double rel_tol);
+#define CHECK_NEAR(ref, got, ...) CHECK_NEAR_(ref, got, __VA_ARGS__)   /* lets TOL_* expand to two */
+#define CHECK_NEAR_(ref, got, abs_tol, rel_tol) do { double r_ = (ref), g_ = (got); ++test_checks; \
+    if (!test_near(r_, g_, abs_tol, rel_tol)) test_fail(__FILE__, __LINE__, \
+        "%s: expected %.10g, got %.10g (diff %.3g, allowed %.3g + %.3g*|ref|)", #got, r_, g_, \
+        g_ - r_, (double)(abs_tol), (double)(rel_tol)); } while (0)
+
+/* Same value, same bits (distinguishes -0 from +0 and compares NaN payloads). */
+#define CHECK_SAME_FLOAT(expected, got) do { float e_ = (expected), g_ = (got); ++test_checks; \
+    if (memcmp(&e_, &g_, sizeof e_) != 0) test_fail(__FILE__, __LINE__, \
+        "%s: expected %.9g, got %.9g (bits differ)", #got, (double)e_, (double)g_); } while (0)
+
+/* SPEC §12 tolerances, as (absolute, relative) pairs for CHECK_NEAR. */
+#define TOL_LSE           1e-5, 1e-5     /* |err| <= 1e-5 (1 + |ref|) */
+#define TOL_DIV           1e-5, 1e-4     /* entropy, KL, JS */
+#define TOL_DLOGITS       1e-7, 1e-5
+#define TOL_TOKEN         1e-6, 1e-6     /* per-token O(N) math */
+#define TOL_SCALAR        1e-6, 1e-6     /* batch scalars */
+
+/* ------------------------------------------------------------- random inputs */
+
+typedef struct rng { uint64_t state; } rng;
+rng rng_make(uint64_t seed);
+uint64_t rng_next(rng *r);
+double rng_uniform(rng *r);                    /* [0, 1) */
+double rng_range(rng *r, double lo, double hi);
+double rng_normal(rng *r);
+int64_t rng_int(rng *r, int64_t lo, int64_t hi);   /* [lo, hi] */
+
+/* ------------------------------------------------------------- helpers */
+
+/* Random padded batch: n_seqs sequences of length len, sequence b with a random number
+   of valid positions in [min_valid, len] at the front and random holes if holes != 0;
+   offsets (n_seqs+1) and mask (n_seqs*len) allocated with malloc. */
+typedef struct test_batch { int64_t n_seqs, len, n; int64_t *offsets; uint8_t *mask; vppo_seqs s; } test_batch;
+test_batch batch_make(rng *r, int64_t n_seqs, int64_t len, int64_t min_valid, int holes);
+void batch_free(test_batch *b);
+
+float *floats_new(int64_t n, float fill);      /* malloc'd, every entry = fill */
+double *doubles_new(int64_t n, double fill);
+
+uint16_t test_f32_to_bf16_trunc(float f);      /* exact for values with 8 mantissa bits */
+uint16_t test_f32_to_f16_exact(double v);      /* v must be exactly representable in f16 */
+double test_bf16_value(uint16_t h);
+double test_f16_value(uint16_t h);
+
+/* ------------------------------------------------------------- float64 references */
+
+/* log-softmax of u[0..V) (u = z / T, already divided), -inf entries allowed: plain
+   two-pass max, then sum. Returns lse; logp[i] = u[i] - lse. */
+double ref_log_softmax(const double *u, int64_t V, double *logp);
+double ref_entropy(const double *logp, int64_t V);
+double ref_kl(const double *logp, const double *logq, int64_t V);     /* KL(P || Q) */
+double ref_js(const double *logp, const double *logq, int64_t V);
+
+/* The released code's low_var_kl and the other §2.1 estimators, one token. */
+double ref_dependency(vppo_estimator est, double logp, double logp_aug);
+
+/* The policy loss written from SPEC §7 for clarity, in double, over logp with the
+   stop-gradient parts (CISPO's rhat, SEQ_TOKEN's sequence ratio) taken from `frozen`
+   (pass logp itself for the value). dloss/dlogp of the library is compared with
+   finite differences of this function in its first argument. */
+typedef struct ref_loss_terms { double loss, pg, kl, ent, clipfrac, clipfrac_dual, ppo_kl; long n_valid, n_selected; } ref_loss_terms;
+ref_loss_terms ref_policy_loss(const vppo_loss_config *cfg, const vppo_seqs *s,
+    const double *logp, const double *frozen, const float *logp_old, const float *logp_ref,
+    const float *adv, const uint8_t *select, const float *weight);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

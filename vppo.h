@@ -1,0 +1,1871 @@
+/* vppo.h - v0.1.0 - the reinforcement-learning math of VPPO on plain float buffers.
+   MIT licence (see the end of this file). No warranty.
+
+   Do this:
+       #define VPPO_IMPLEMENTATION
+   before you include this file in *one* C or C++ file to create the implementation.
+   Every other file includes it without the define. Link with -lm.
+
+WHAT VPPO IS
+   VPPO (Visually-Perceptive Policy Optimization, arXiv 2510.09285, ICLR 2026) is
+   GRPO/DAPO-style RL for vision-language models with three additions:
+     1. token perception: each generated token's *visual dependency* is how much the
+        policy's next-token distribution changes when the image is perturbed (random
+        14x14 patch blackening): KL(pi(.|I) || pi(.|I')), paper Eq. 3;
+     2. Trajectory-level Advantage Shaping (TAS): each response's advantage is scaled
+        by its mean dependency, min-max normalised over the batch (paper Eq. 5);
+     3. Token-level Gradient Filtering (TGF): only the top 40% most dependent tokens
+        of each response carry the policy gradient.
+   The rest is the DAPO objective: clip 0.2/0.28, dual clip 3, token-mean, plus the
+   released code's entropy penalty 0.06. The authors' released training code differs
+   from the paper's equations in places; both are here, and the defaults reproduce the
+   released code. The contract this file implements is SPEC.md (sections cited as §).
+
+ONE TRAINING STEP
+   Per-token arrays are flat: sequence b (one response) owns positions
+   [offsets[b], offsets[b+1]); an optional mask marks padding with 0.
+
+       #define VPPO_IMPLEMENTATION
+       #include "vppo.h"
+
+       int64_t offsets[B + 1];
+       vppo_offsets_uniform(offsets, B, L);               // padded [B, L] tensors
+       vppo_seqs s = { B, offsets, response_mask };       // mask: uint8_t [B*L]
+
+       vppo_config cfg = vppo_config_default();           // released 7B recipe
+       vppo_prepared p = { dep, traj_dep, count, scale, adv, select };
+       vppo_loss_out out;
+       vppo_status st = vppo_step(&cfg, &s,
+           logp,        // log pi_theta(o_t)          (current policy)   [B*L]
+           logp_old,    // log pi_old(o_t | I)        (rollout policy)   [B*L]
+           logp_aug,    // log pi_old(o_t | I')       (perturbed image)  [B*L]
+           NULL,        // logp_ref: only with a KL penalty
+           adv_seq,     // one GRPO advantage per response               [B]
+           &p, dlogp, &out);                              // dlogp = dloss/dlogp [B*L]
+       if (st != VPPO_OK) fprintf(stderr, "vppo: %s\n", vppo_status_string(st));
+       // backpropagate dlogp into your model; vppo_logprobs_backward does the
+       // softmax part if you hold the logits.
+
+   Group advantages come from vppo_group_advantages (§4); dependency from full logits
+   from vppo_dependency_logits (§2.2); perturbed images from vppo_perturb_* (§3).
+
+CONFIGURATION MACROS
+   VPPO_IMPLEMENTATION  compile the implementation into this translation unit
+   VPPO_STATIC          make every function static (private to one translation unit)
+   VPPO_NO_SIMD         compile the scalar paths only (this version has only those)
+
+MEMORY
+   No function allocates. The caller owns every buffer; sizes are stated at each
+   declaration ([N] = one entry per flat position up to offsets[B], [B] = one per
+   sequence, [n_rows] = one per logits row). Functions that need scratch space take
+   it as (work, work_bytes) with a *_workspace() query for the size.
+
+ERRORS
+   Every function that can fail returns a vppo_status (VPPO_OK = 0, errors < 0);
+   vppo_status_string() describes it. Pointers, sizes, offsets, strides, ids and
+   parameters are validated before anything is written. Per-token values (NaN, or an
+   infinity where none is allowed) are validated before anything is written as well,
+   except in the logits kernels (§2.2, §2.3), which find them in their single pass:
+   there an error leaves the outputs unspecified (for the in-place backward: the
+   logits), and never touches memory outside the buffers. Inputs are never modified
+   except by the documented in-place calls (perturbations, in-place backward).
+   Required pointers must be non-NULL even when there is nothing to do.
+
+THREADING
+   The library owns no threads and keeps no global mutable state apart from the ISA
+   selection (vppo_isa_select, set it before you start threads). Every function is
+   reentrant: concurrent calls on disjoint outputs are safe.
+
+DETERMINISM
+   Every reduction runs in a fixed order (per-sequence partial sums combined in
+   sequence order), so the same inputs give the same bits, run after run. Batch
+   scalars and O(N) per-token math are computed in double and rounded once. Random
+   perturbation decisions are pure functions of (seed, index): vppo_uniform() below.
+   The library must not be built with -ffast-math/-Ofast (NaN checks and exact masks
+   depend on IEEE semantics); build with -ffp-contract=off (the default of gcc in ISO
+   modes) for the same bits from every compiler.
+
+SIMD
+   vppo_isa_active/vppo_isa_select/vppo_isa_name (§10) exist; this version has the
+   scalar path only (it is the reference that vector paths are checked against), so
+   selecting any other ISA returns VPPO_ERR_UNSUPPORTED.
+
+CUDA
+   vppo_cuda.h / vppo_cuda.cu (§11) are a separate, optional translation unit.
+
+DEFAULTS (the released 7B recipe, vppo_config_default)
+   dependency estimator     K3 (low_var_kl), d = logp_aug - logp clamped to [-20, 20],
+                            dependency clamped to [0, 10]
+   TGF                      top 40% per response, k = ceil(0.4 * n_b)
+   TAS                      mean-preserving ("dynamic beta_max"), beta_min 0.9
+   clip low / high / dual   0.2 / 0.28 / 3.0, PPO clip, token-level ratio
+   aggregation              token-mean; no KL penalty; entropy penalty 0.06
+   GRPO eps; rollouts       1e-6; 8 per prompt
+   perturbation             patch blackening, patch 14, prob 0.5
+   dynamic sampling         keep groups with 0.01 < mean accuracy < 0.99
+*/
+
+#ifndef VPPO_H_INCLUDED
+#define VPPO_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VPPO_VERSION_MAJOR 0
+#define VPPO_VERSION_MINOR 1
+#define VPPO_VERSION_PATCH 0
+
+#ifndef VPPODEF
+#  ifdef VPPO_STATIC
+#    if defined(__GNUC__) || defined(__clang__)
+#      define VPPODEF static __attribute__((unused))
+#    else
+#      define VPPODEF static
+#    endif
+#  else
+#    define VPPODEF extern
+#  endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ===================================================================== types == */
+
+typedef enum vppo_status {
+    VPPO_OK = 0,
+    VPPO_ERR_NULL = -1,        /* a required pointer is NULL */
+    VPPO_ERR_SIZE = -2,        /* count/offset/stride/group inconsistent */
+    VPPO_ERR_PARAM = -3,       /* parameter outside its domain */
+    VPPO_ERR_INDEX = -4,       /* token id outside [0, vocab) */
+    VPPO_ERR_NONFINITE = -5,   /* NaN, or an infinity where none is allowed */
+    VPPO_ERR_WORKSPACE = -6,   /* work buffer too small */
+    VPPO_ERR_UNSUPPORTED = -7, /* not built in, or not supported by this CPU */
+    VPPO_ERR_CUDA = -8,        /* a CUDA call failed (vppo_cuda.h) */
+    VPPO_ERR_ALLOC = -9        /* an allocating helper ran out of memory */
+} vppo_status;
+
+/* A fixed English description of s; "unknown vppo_status" for other values. */
+VPPODEF const char *vppo_status_string(vppo_status s);
+
+/* Sequences (responses). Sequence b owns flat positions [offsets[b], offsets[b+1]).
+   offsets has n_seqs+1 entries, offsets[0] >= 0, nondecreasing (else VPPO_ERR_SIZE).
+   A position is *valid* if it lies in a sequence and its mask byte is nonzero (mask
+   NULL: every position counts); n_b = number of valid positions of sequence b.
+   Per-token functions read valid positions only and write every position of
+   [offsets[0], offsets[n_seqs]): the value at valid positions, 0 elsewhere; nothing
+   before offsets[0] or from offsets[n_seqs] on is touched. Garbage (even NaN) at
+   invalid positions is ignored.
+   A padded [B, L] tensor pair (values, response_mask) is offsets b*L (see
+   vppo_offsets_uniform) with mask = response_mask. */
+typedef struct vppo_seqs {
+    int64_t n_seqs;          /* B trajectories (responses) */
+    const int64_t *offsets;  /* B+1 entries */
+    const uint8_t *mask;     /* optional, indexed by flat position; 0 = not a response token */
+} vppo_seqs;
+
+/* offsets[b] = b*len for b = 0..n_seqs (n_seqs+1 entries). VPPO_ERR_SIZE for a negative
+   count or length, or when n_seqs*len overflows. */
+VPPODEF vppo_status vppo_offsets_uniform(int64_t *offsets, int64_t n_seqs, int64_t len);
+
+/* Logit matrices. Row r holds the logits z of one token position, `vocab` entries,
+   rows `row_stride` elements apart (row_stride >= vocab). u = z / temperature,
+   p = softmax(u), lse = log sum exp(u). bf16 and f16 are converted exactly to float.
+   -inf logits are masked vocabulary entries (probability 0, contributing exactly 0 to
+   every sum); NaN or +inf is VPPO_ERR_NONFINITE; a row of only -inf is VPPO_ERR_PARAM.
+   temperature must be finite and > 0 (VPPO_ERR_PARAM). */
+typedef enum vppo_dtype { VPPO_F32 = 0, VPPO_BF16 = 1, VPPO_F16 = 2 } vppo_dtype;
+typedef struct vppo_logits {
+    const void *data; vppo_dtype dtype;
+    int64_t n_rows, vocab, row_stride;   /* stride in elements, >= vocab */
+    float temperature;                   /* logits are divided by it; must be > 0 */
+} vppo_logits;
+
+/* ============================================ image perturbation (the I' of §3) == */
+
+/* An 8-bit image, interleaved channels, rows row_stride bytes apart
+   (row_stride >= width*channels). width, height >= 0, channels >= 1. */
+typedef struct vppo_image {
+    uint8_t *pixels; int32_t width, height, channels;
+    int64_t row_stride; /* bytes */
+} vppo_image;
+
+/* splitmix64 finaliser: z = x + 0x9E3779B97F4A7C15; z = (z ^ z>>30) * 0xBF58476D1CE4E5B9;
+   z = (z ^ z>>27) * 0x94D049BB133111EB; return z ^ z>>31 (mod 2^64). */
+VPPODEF uint64_t vppo_hash64(uint64_t x);
+/* (vppo_hash64(seed ^ vppo_hash64(i)) >> 40) * 2^-24: a uniform in [0, 1) that is a pure
+   function of (seed, i), so every random decision agrees across threads, CPU and CUDA. */
+VPPODEF double vppo_uniform(uint64_t seed, uint64_t i);
+
+/* The paper's perturbation (default patch 14, prob 0.5): the image is cut into a grid
+   of patch x patch squares anchored at (0,0), edge patches clipped; patch
+   i = py*ceil(width/patch) + px is set to 0 in all channels iff vppo_uniform(seed, i) < prob.
+   In place. patch >= 1 and prob in [0, 1], else VPPO_ERR_PARAM. */
+VPPODEF vppo_status vppo_perturb_patch_blackening(vppo_image *img, int32_t patch, float prob, uint64_t seed);
+/* Additive Gaussian noise (paper ablation: std 189). For pixel p = y*width + x and channel
+   c (channels 0..2 only when channels == 4: alpha is kept), with j = p*channels + c,
+   u1 = vppo_uniform(seed, 2j), u2 = vppo_uniform(seed, 2j+1),
+   n = sqrt(-2 ln(1 - u1)) cos(2 pi u2) (Box-Muller, in double);
+   value = clamp((v + mean) + std*n, 0, 255) truncated to uint8. In place.
+   mean finite, std finite and >= 0, else VPPO_ERR_PARAM. */
+VPPODEF vppo_status vppo_perturb_gaussian_noise(vppo_image *img, float mean, float std, uint64_t seed);
+/* Every channel of every pixel set to value (paper ablation: 128). In place. */
+VPPODEF vppo_status vppo_perturb_fill(vppo_image *img, uint8_t value);
+/* Bytes of work that vppo_perturb_gaussian_blur needs for an image of this size
+   (0 for an empty image or negative sizes, (size_t)-1 when it would not fit in memory).
+   Any alignment of the work pointer is accepted. */
+VPPODEF size_t vppo_blur_workspace(int32_t width, int32_t height, int32_t channels);
+/* Separable Gaussian blur (paper ablation: radius 6): sigma = radius, taps
+   -ceil(3 sigma)..+ceil(3 sigma), weights normalised to sum 1, edges replicated, each
+   output rounded to nearest. The alpha channel of a 4-channel image is kept. In place.
+   radius in [0, 1e5] (0 leaves the image unchanged), else VPPO_ERR_PARAM; a work buffer
+   smaller than vppo_blur_workspace() is VPPO_ERR_WORKSPACE. */
+VPPODEF vppo_status vppo_perturb_gaussian_blur(vppo_image *img, float radius, void *work, size_t work_bytes);
+/* For already-patchified vision inputs (e.g. Qwen2.5-VL pixel_values rows): row i of
+   `rows` (row_len floats, rows row_stride floats apart) is replaced by `fill` (row_len
+   floats, or zeros when NULL) iff vppo_uniform(seed, i) < prob. In place. prob in [0, 1]
+   (VPPO_ERR_PARAM); fill must be finite (VPPO_ERR_NONFINITE). */
+VPPODEF vppo_status vppo_perturb_patch_rows(float *rows, int64_t n_rows, int64_t row_len,
+    int64_t row_stride, float prob, const float *fill, uint64_t seed);
+
+/* ============================================ token perception (§2) ============ */
+
+/* The dependency estimators from sampled-token log-probabilities (§2.1). */
+typedef enum vppo_estimator {
+    VPPO_EST_K3 = 0,     /* clamp(exp(d) - d - 1, 0, 10): the released code's low_var_kl */
+    VPPO_EST_K1,         /* -d */
+    VPPO_EST_K2,         /* d^2 / 2 */
+    VPPO_EST_ABS,        /* |d| */
+    VPPO_EST_PROB_DROP   /* exp(logp) - exp(logp_aug): paper Table 12, "top-1 drop" */
+} vppo_estimator;
+
+/* Visual dependency of each sampled token, as the released code measures it.
+   logp [N]     = log pi_old(o_t | I), logp_aug [N] = log pi_old(o_t | I'),
+   d = clamp(logp_aug - logp, -20, 20), dep [N] written per the estimator table.
+   K3 with o_t sampled under the original image is an unbiased estimate of
+   KL(pi(.|I) || pi(.|I')). Log-probabilities may be -inf (the token is impossible), not
+   NaN or +inf; a NaN d (both -inf) is VPPO_ERR_NONFINITE. */
+VPPODEF vppo_status vppo_dependency_sampled(const vppo_seqs *s, const float *logp,
+    const float *logp_aug, vppo_estimator est, float *dep);
+
+typedef enum vppo_divergence {
+    VPPO_DIV_KL = 0,       /* KL(P || Q) = sum p (log p - log q): paper Eq. 3 */
+    VPPO_DIV_KL_REVERSE,   /* KL(Q || P) */
+    VPPO_DIV_JS            /* 1/2 KL(P || M) + 1/2 KL(Q || M), M = (P + Q)/2 */
+} vppo_divergence;
+
+/* The paper's token perception (Eq. 3) from full logits: P = softmax(orig row / T_orig),
+   Q = softmax(aug row / T_aug), dep[r] = divergence of row r, natural log, [n_rows].
+   Shapes (n_rows, vocab) must match (VPPO_ERR_SIZE); dtypes and strides may differ.
+   KL is +inf when some p_i > 0 has q_i = 0 (returned, not an error); tiny negative
+   results from rounding are returned as 0. One pass over each pair of rows for KL (online
+   max and sum), two for JS. */
+VPPODEF vppo_status vppo_dependency_logits(const vppo_logits *orig, const vppo_logits *aug,
+    vppo_divergence div, float *dep);
+
+/* Per row: lse = log sum exp(u); logp = u[ids[r]] - lse (needs ids; -inf when that
+   logit is -inf); entropy H = -sum p log p = lse - sum p u. Every output is optional
+   (NULL); ids is needed only with logp and must lie in [0, vocab) (VPPO_ERR_INDEX). */
+VPPODEF vppo_status vppo_logprobs(const vppo_logits *x, const int32_t *ids,
+    float *logp, float *lse, float *entropy);
+
+/* Gradient output: F32 or BF16 (round to nearest even) rows, row_stride >= vocab. */
+typedef struct vppo_grad_out { void *data; vppo_dtype dtype; int64_t row_stride; } vppo_grad_out;
+
+/* The backward of vppo_logprobs for L = sum_r g_r logp_r + h_r H_r:
+       dL/dz_j = (1/T) [ g_r (delta(j, ids[r]) - p_j) - h_r p_j (log p_j + H_r) ]
+   with g = dlogp and h = dentropy ([n_rows] each; NULL = 0). lse and entropy may be
+   given (as vppo_logprobs wrote them) or NULL to be recomputed in an extra pass over the
+   row. ids is needed when dlogp is given. In place is allowed: dlogits->data == x->data
+   with both F32 and equal row strides; any other overlap is VPPO_ERR_PARAM. An F16
+   output is VPPO_ERR_UNSUPPORTED. */
+VPPODEF vppo_status vppo_logprobs_backward(const vppo_logits *x, const int32_t *ids,
+    const float *lse, const float *entropy, const float *dlogp, const float *dentropy,
+    const vppo_grad_out *dlogits);
+
+/* ============================================ group advantages (§4) ============== */
+
+typedef enum vppo_adv_kind {
+    VPPO_ADV_GRPO = 0,      /* (r - mu) / (sigma + eps) */
+    VPPO_ADV_GRPO_NO_STD,   /* r - mu (Dr. GRPO) */
+    VPPO_ADV_RLOO,          /* r - (sum r - r) / (n - 1) */
+    VPPO_ADV_GRPO_PASSK     /* the group's best (first on ties): (r_max - r_2nd) / (sigma + eps); others 0 */
+} vppo_adv_kind;
+
+/* Outcome advantages per response. Groups use the sequence layout over the per-response
+   arrays: group g is responses [offsets[g], offsets[g+1]) (vppo_offsets_uniform(offsets,
+   G, 8) for 8 per prompt); the optional mask excludes responses (e.g. ones already
+   filtered out) from their group's statistics, and they get advantage 0. mu and sigma
+   are the mean and unbiased (n-1) standard deviation of the included rewards. A group
+   with exactly one included response is VPPO_ERR_SIZE (no baseline exists); one with
+   none is all 0; a group of equal rewards is all 0 (even with eps = 0).
+   rewards [N] finite; eps finite and >= 0 (official 1e-6); adv [N] written. */
+VPPODEF vppo_status vppo_group_advantages(const vppo_seqs *groups, const float *rewards,
+    vppo_adv_kind kind, float eps, float *adv);
+
+/* DAPO dynamic sampling: keep[i] = 1 for the included responses of every group whose
+   mean score lies strictly between lo and hi (official 0.01, 0.99: drop groups that are
+   all right or all wrong), 0 for everything else. lo <= hi, neither NaN (VPPO_ERR_PARAM);
+   scores [N] finite; keep [N] written. */
+VPPODEF vppo_status vppo_group_filter(const vppo_seqs *groups, const float *scores,
+    double lo, double hi, uint8_t *keep);
+
+/* ============================== Trajectory-level Advantage Shaping (§5) ========= */
+
+/* mean[b] = S_b = sum of x over the valid positions of b / n_b (0 when n_b = 0), the
+   trajectory dependency of the paper; count[b] = n_b (optional). x finite at valid
+   positions (VPPO_ERR_NONFINITE): clamp an infinite KL before averaging it. */
+VPPODEF vppo_status vppo_seq_mean(const vppo_seqs *s, const float *x,
+    float *mean, int64_t *count);
+
+/* Batch statistics of trajectory dependencies: min, max and number of the sequences with
+   count > 0 (all when count is NULL). With none, {+inf, -inf, 0}: the identity of merge. */
+typedef struct vppo_tas_stats { double min, max; int64_t n; } vppo_tas_stats;
+VPPODEF vppo_status vppo_tas_stats_compute(const float *traj_dep, const int64_t *count,
+    int64_t n_seqs, vppo_tas_stats *st);
+/* into = {min of mins, max of maxes, sum of n}: what an all-reduce (MIN, MAX, SUM) over
+   data-parallel ranks gives, so the normalisation can be global. NULLs are ignored. */
+VPPODEF void vppo_tas_stats_merge(vppo_tas_stats *into, const vppo_tas_stats *other);
+
+typedef enum vppo_tas_mode {
+    VPPO_TAS_MEAN_PRESERVING = 0,  /* released code ("dynamic beta_max"): mean scale 1 */
+    VPPO_TAS_LINEAR                /* paper Eq. 5 */
+} vppo_tas_mode;
+typedef struct vppo_tas_config { vppo_tas_mode mode; float beta_min, beta_max; } vppo_tas_config;
+VPPODEF vppo_tas_config vppo_tas_config_default(void);   /* MEAN_PRESERVING, 0.9, 1.0 */
+
+/* Advantage scales alpha_b [n_seqs]. If st->n < 2 or max - min <= 1e-6 every scale is 1.
+   Otherwise for every valid b (count > 0, or all when count is NULL)
+   x_b = clamp((S_b - min) / (max - min), 0, 1) and
+     LINEAR:           alpha_b = beta_min + (beta_max - beta_min) x_b
+     MEAN_PRESERVING:  alpha_b = beta_min + (1 - beta_min) x_b / (mu + 1e-8),
+                       mu = mean of x_b over the valid sequences of this call,
+   so the mean scale over the call is 1 (the released code calls it per micro-batch with
+   min/max of the whole mini-batch). Sequences with count 0 get 1. The shaped advantage
+   is alpha_b * A_b. Domain (VPPO_ERR_PARAM): LINEAR 0 <= beta_min <= beta_max,
+   MEAN_PRESERVING 0 <= beta_min <= 1 (beta_max unused), all finite; stats with n >= 2
+   need finite min <= max. traj_dep finite at valid sequences. */
+VPPODEF vppo_status vppo_tas_scales(const vppo_tas_config *cfg, const vppo_tas_stats *st,
+    const float *traj_dep, const int64_t *count, int64_t n_seqs, float *scale);
+
+/* ================================= Token-level Gradient Filtering (§6) ========== */
+
+/* Totals and logging statistics of a selection. The three means are taken over finite
+   values only (an infinite score is selected or rejected like any other, but would make
+   a mean infinite or NaN); each is 0 when there is nothing to average. */
+typedef struct vppo_topk_info {
+    int64_t n_valid, n_selected;
+    double threshold_mean;  /* mean over sequences with k_b > 0 of the k_b-th largest score */
+    double mean_selected;   /* mean score of the selected positions */
+    double mean_rejected;   /* mean score of the valid positions not selected */
+} vppo_topk_info;
+
+/* Per sequence, k_b = clamp(ceil(n_b * ratio - 1e-9), 0, n_b); select [N] = 1 on the k_b
+   valid positions with the largest scores, ties broken by lower position, 0 elsewhere.
+   ratio in [0, 1] (VPPO_ERR_PARAM); +-inf scores are ordered normally (-0 equals +0),
+   NaN is VPPO_ERR_NONFINITE. O(n) per sequence (radix select on the order-preserving
+   integer image of the float), no allocation. The released code's entropy variant is the
+   same call on entropies; masks combine by OR. info optional. */
+VPPODEF vppo_status vppo_topk_mask(const vppo_seqs *s, const float *score, double ratio,
+    uint8_t *select, vppo_topk_info *info);
+
+/* Paper Appendix I's soft filter: within a sequence z = (s - mean) / (std + 1e-6)
+   (population std over the valid positions), c solves mean(sigmoid(z - c)) = ratio
+   (bisection to 1e-7), weight [N] = sigmoid(z - c); ratio 0 gives all 0, ratio 1 all 1.
+   Scores finite (VPPO_ERR_NONFINITE), ratio in [0, 1] (VPPO_ERR_PARAM). */
+VPPODEF vppo_status vppo_soft_mask(const vppo_seqs *s, const float *score, double ratio,
+    float *weight);
+
+/* ========================================== the policy objective (§7) =========== */
+
+typedef enum vppo_agg {
+    VPPO_AGG_TOKEN_MEAN = 0,            /* sum_valid x / D, D = denom > 0 ? denom : N_valid */
+    VPPO_AGG_SEQ_MEAN_TOKEN_MEAN,       /* (1/S) sum_b (sum_{t in b} x / n_b) */
+    VPPO_AGG_SEQ_MEAN_TOKEN_SUM,        /* (1/S) sum_b sum_{t in b} x */
+    VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM    /* sum_b sum_{t in b} x / (S agg_norm) (Dr. GRPO) */
+} vppo_agg;                             /* S = denom > 0 ? denom : B; empty sums are 0 */
+typedef enum vppo_ratio_level {
+    VPPO_RATIO_TOKEN = 0,   /* rho_t = logp_t - logp_old_t */
+    VPPO_RATIO_SEQ,         /* GSPO: rho_t = mean over b of (logp - logp_old) */
+    VPPO_RATIO_SEQ_TOKEN    /* GSPO-token: value of SEQ, gradient of TOKEN */
+} vppo_ratio_level;
+typedef enum vppo_pg_kind { VPPO_PG_CLIP = 0, VPPO_PG_CISPO } vppo_pg_kind;
+typedef enum vppo_kl_kind { VPPO_KL_NONE = 0, VPPO_KL_K1, VPPO_KL_ABS, VPPO_KL_K2,
+                            VPPO_KL_K3 } vppo_kl_kind;
+
+typedef struct vppo_loss_config {
+    float clip_low, clip_high, clip_dual;   /* 0.2, 0.28, 3.0; clip_dual 0 disables, else > 1 */
+    vppo_pg_kind pg_kind; vppo_ratio_level ratio_level;
+    vppo_agg agg; double agg_norm;          /* agg_norm: constant for SEQ_MEAN_TOKEN_SUM_NORM */
+    vppo_kl_kind kl_kind; float kl_coef;    /* needs logp_ref */
+    float entropy_coef;                     /* official entropy penalty, 0.06 */
+    double denom;                           /* > 0: divide by this instead of the local count */
+} vppo_loss_config;
+/* {0.2, 0.28, 3.0, PG_CLIP, RATIO_TOKEN, AGG_TOKEN_MEAN, 1.0, KL_NONE, 0, 0.06, 0} */
+VPPODEF vppo_loss_config vppo_loss_config_default(void);
+
+typedef struct vppo_loss_out {
+    double loss, pg_loss, kl_loss, entropy_loss;
+    double clipfrac, clipfrac_dual, ppo_kl;   /* means over the valid tokens */
+    int64_t n_valid, n_selected;
+} vppo_loss_out;
+
+/* The clipped surrogate with its analytic gradient. For a valid token t of sequence b,
+   Delta_t = logp_t - logp_old_t, A = adv_t (per token: broadcast the sequence advantage):
+     rho_t   TOKEN: Delta_t; SEQ, SEQ_TOKEN: mean of Delta over the valid tokens of b
+     r = exp(clamp(rho, -20, 20)),  rhat = exp(clamp(rho, ln(1 - clip_low), ln(1 + clip_high)))
+     PG_CLIP:  L1 = -A r, L2 = -A rhat, L3 = -A clip_dual, H = max(L1, L2),
+               l = (A < 0 and clip_dual > 0) ? min(H, L3) : H; the gradient flows through
+               L1 only where it is the value taken (on L1 = L2 it is L1's; on H = L3 it is
+               H's) and |rho| < 20: dl/drho = -A r. SEQ spreads it as 1/n_b over b.
+     PG_CISPO: l = -A sg(rhat) logp_t, dl/dlogp_t = -A rhat
+     token factor w_t = select_t * weight_t (absent = 1); pg term w_t l_t
+     KL to the reference, k = logp - logp_ref: K1 k; ABS |k|; K2 k^2/2; K3 x = clamp(-k,
+       -20, 20), v = clamp(exp(x) - x - 1, -10, 10), dv/dlogp = 1 - exp(x) where neither
+       clamp is active (|x| < 20, exp(x) - x - 1 < 10), else 0
+     entropy penalty e_t = -logp_t over all valid tokens, ignoring w (as released)
+   loss = agg(w l) + kl_coef agg(kl) + entropy_coef agg(e); dlogp [N] (optional) =
+   dloss/dlogp, 0 at invalid positions. out (required): the three aggregated terms, and
+   over the valid tokens the means of [L1 < L2] (clipfrac), [A < 0, clip_dual > 0,
+   H > L3] (clipfrac_dual) and -Delta (ppo_kl); n_valid; n_selected = number of valid
+   tokens with w_t != 0. To reproduce the released code's gradient accumulation over
+   micro-batches and ranks, set denom = valid tokens of the whole mini-batch, all ranks.
+   logp, logp_old, adv, logp_ref (when used) and weight finite at valid positions. */
+VPPODEF vppo_status vppo_policy_loss(const vppo_loss_config *cfg, const vppo_seqs *s,
+    const float *logp, const float *logp_old, const float *logp_ref,
+    const float *adv, const uint8_t *select, const float *weight,
+    float *dlogp, vppo_loss_out *out);
+
+/* ================================================== the pipeline (§8) =========== */
+
+typedef struct vppo_config {
+    vppo_estimator estimator;        /* K3 */
+    int use_tas; vppo_tas_config tas;
+    int use_tgf; double topk_ratio;  /* 1, 0.4 */
+    vppo_loss_config loss;
+} vppo_config;
+VPPODEF vppo_config vppo_config_default(void);  /* the released 7B recipe, see DEFAULTS */
+
+typedef struct vppo_prepared {       /* caller-owned buffers, all required */
+    float *dep;        /* [N] token dependency */
+    float *traj_dep;   /* [B] mean dependency per response */
+    int64_t *count;    /* [B] valid tokens per response */
+    float *scale;      /* [B] TAS scale */
+    float *adv;        /* [N] shaped per-token advantage */
+    uint8_t *select;   /* [N] TGF selection */
+    vppo_tas_stats stats; vppo_topk_info topk;   /* filled */
+} vppo_prepared;
+
+/* Everything before the loss: dep (a copy of dep_in if given, else §2.1 with
+   cfg->estimator from logp_old and logp_aug), traj_dep and count (§5), stats from this
+   batch unless `global` is given (e.g. merged over ranks), scale (§5; 1 when use_tas is
+   0), adv_t = scale_b * adv_seq_b at valid positions, select by TGF on dep (every valid
+   position when use_tgf is 0; topk is filled either way). When dep_in is NULL and
+   use_tas = use_tgf = 0, logp_old and logp_aug may be NULL and dep is 0. Only the
+   config fields in use are validated. adv_seq [B] finite for non-empty sequences. */
+VPPODEF vppo_status vppo_prepare(const vppo_config *cfg, const vppo_seqs *s,
+    const float *logp_old, const float *logp_aug, const float *dep_in,
+    const float *adv_seq, const vppo_tas_stats *global, vppo_prepared *p);
+
+/* One VPPO step: vppo_prepare(cfg, s, logp_old, logp_aug, NULL, adv_seq, NULL, p), then
+   vppo_policy_loss(&cfg->loss, s, logp, logp_old, logp_ref, p->adv, p->select, NULL,
+   dlogp, out). All inputs are validated before anything is written. With
+   use_tas = use_tgf = 0 this is exactly DAPO/GRPO. */
+VPPODEF vppo_status vppo_step(const vppo_config *cfg, const vppo_seqs *s, const float *logp,
+    const float *logp_old, const float *logp_aug, const float *logp_ref,
+    const float *adv_seq, vppo_prepared *p, float *dlogp, vppo_loss_out *out);
+
+/* ============================================ ISA selection (§10) ================ */
+
+typedef enum vppo_isa { VPPO_ISA_SCALAR = 0, VPPO_ISA_SSE2, VPPO_ISA_AVX2,
+                        VPPO_ISA_AVX512, VPPO_ISA_NEON } vppo_isa;
+/* The path the kernels use now. */
+VPPODEF vppo_isa vppo_isa_active(void);
+/* Force a path: VPPO_ERR_UNSUPPORTED if this build or this CPU lacks it, VPPO_ERR_PARAM
+   for a value outside the enum. Not thread-safe: call it before starting threads. */
+VPPODEF vppo_status vppo_isa_select(vppo_isa isa);
+/* "scalar", "sse2", "avx2", "avx512", "neon"; "unknown" otherwise. */
+VPPODEF const char *vppo_isa_name(vppo_isa isa);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VPPO_H_INCLUDED */
+
+/* ======================================================================= */
+/* ============================ IMPLEMENTATION =========================== */
+/* ======================================================================= */
+
+#if defined(VPPO_IMPLEMENTATION) && !defined(VPPO_IMPLEMENTATION_INCLUDED)
+#define VPPO_IMPLEMENTATION_INCLUDED
+
+#include <math.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------ private helpers */
+
+#define VPPO__INF HUGE_VAL
+/* The largest element count or flat position accepted anywhere: keeps every byte
+   offset (up to 8 bytes per element) inside ptrdiff_t, on 32-bit targets too. */
+#define VPPO__MAX_INDEX ((int64_t)(PTRDIFF_MAX / 8))
+/* Logits rows are processed in chunks of this many entries (a stack buffer). */
+#define VPPO__CHUNK 256
+
+static int vppo__finite(double x) { return x - x == 0.0; }   /* false for NaN and +-inf */
+static double vppo__clamp(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
+static double vppo__max(double a, double b) { return a > b ? a : b; }
+static int64_t vppo__min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* Is flat position t a valid (response) position? */
+static int vppo__valid(const vppo_seqs *s, int64_t t) { return !s->mask || s->mask[t] != 0; }
+
+static vppo_status vppo__check_seqs(const vppo_seqs *s)
+{
+    int64_t b;
+    if (!s || !s->offsets) return VPPO_ERR_NULL;
+    if (s->n_seqs < 0 || s->n_seqs >= VPPO__MAX_INDEX) return VPPO_ERR_SIZE;
+    if (s->offsets[0] < 0) return VPPO_ERR_SIZE;
+    for (b = 0; b < s->n_seqs; ++b)
+        if (s->offsets[b + 1] < s->offsets[b]) return VPPO_ERR_SIZE;
+    if (s->offsets[s->n_seqs] > VPPO__MAX_INDEX) return VPPO_ERR_SIZE;
+    return VPPO_OK;
+}
+
+/* n_b: the number of valid positions of sequence b. */
+static int64_t vppo__count_valid(const vppo_seqs *s, int64_t b)
+{
+    int64_t t, n = 0;
+    if (!s->mask) return s->offsets[b + 1] - s->offsets[b];
+    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) n += s->mask[t] != 0;
+    return n;
+}
+
+/* VPPO_OK when x is finite at every valid position (-inf also allowed when asked). */
+static vppo_status vppo__check_values(const vppo_seqs *s, const float *x, int allow_neg_inf)
+{
+    int64_t t;
+    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t) {
+        if (!vppo__valid(s, t)) continue;
+        if (!vppo__finite(x[t]) && !(allow_neg_inf && x[t] == -VPPO__INF))
+            return VPPO_ERR_NONFINITE;
+    }
+    return VPPO_OK;
+}
+
+static int vppo__bad_prob(float prob) { return !(prob >= 0.0f && prob <= 1.0f); }   /* NaN too */
+
+/* ------------------------------------------------------------------- status */
+
+VPPODEF const char *vppo_status_string(vppo_status s)
+{
+    switch (s) {
+    case VPPO_OK:              return "ok";
+    case VPPO_ERR_NULL:        return "a required pointer is NULL";
+    case VPPO_ERR_SIZE:        return "inconsistent count, offset, stride or group size";
+    case VPPO_ERR_PARAM:       return "parameter outside its domain";
+    case VPPO_ERR_INDEX:       return "token id outside [0, vocab)";
+    case VPPO_ERR_NONFINITE:   return "NaN, or an infinity where none is allowed";
+    case VPPO_ERR_WORKSPACE:   return "work buffer too small";
+    case VPPO_ERR_UNSUPPORTED: return "not supported by this build or CPU";
+    case VPPO_ERR_CUDA:        return "a CUDA call failed";
+    case VPPO_ERR_ALLOC:       return "out of memory";
+    }
+    return "unknown vppo_status";
+}
+
+VPPODEF vppo_status vppo_offsets_uniform(int64_t *offsets, int64_t n_seqs, int64_t len)
+{
+    int64_t b;
+    if (!offsets) return VPPO_ERR_NULL;
+    if (n_seqs < 0 || len < 0 || n_seqs >= VPPO__MAX_INDEX) return VPPO_ERR_SIZE;
+    if (len > 0 && n_seqs > VPPO__MAX_INDEX / len) return VPPO_ERR_SIZE;
+    for (b = 0; b <= n_seqs; ++b) offsets[b] = b * len;
+    return VPPO_OK;
+}
+
+/* ===================================================== image perturbation == */
+
+VPPODEF uint64_t vppo_hash64(uint64_t x)
+{
+    uint64_t z = x + 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+VPPODEF double vppo_uniform(uint64_t seed, uint64_t i)
+{
+    return (double)(vppo_hash64(seed ^ vppo_hash64(i)) >> 40) * (1.0 / 16777216.0);
+}
+
+static vppo_status vppo__check_image(const vppo_image *img)
+{
+    int64_t row_bytes;
+    if (!img || !img->pixels) return VPPO_ERR_NULL;
+    if (img->width < 0 || img->height < 0 || img->channels < 1) return VPPO_ERR_SIZE;
+    row_bytes = (int64_t)img->width * img->channels;
+    if (img->row_stride < row_bytes) return VPPO_ERR_SIZE;
+    if (img->height > 0 && img->row_stride > (VPPO__MAX_INDEX - row_bytes) / img->height)
+        return VPPO_ERR_SIZE;
+    return VPPO_OK;
+}
+
+static uint8_t *vppo__pixel(const vppo_image *img, int64_t x, int64_t y)
+{
+    return img->pixels + y * img->row_stride + x * img->channels;
+}
+
+/* The channels a perturbation changes: all, but alpha of a 4-channel image. */
+static int vppo__color_channels(const vppo_image *img) { return img->channels == 4 ? 3 : img->channels; }
+
+VPPODEF vppo_status vppo_perturb_patch_blackening(vppo_image *img, int32_t patch, float prob, uint64_t seed)
+{
+    int64_t cols, rows, px, py, y;
+    vppo_status st = vppo__check_image(img);
+    if (st != VPPO_OK) return st;
+    if (patch < 1 || vppo__bad_prob(prob)) return VPPO_ERR_PARAM;
+    cols = ((int64_t)img->width + patch - 1) / patch;
+    rows = ((int64_t)img->height + patch - 1) / patch;
+    for (py = 0; py < rows; ++py) {
+        int64_t y0 = py * patch, y1 = vppo__min64(y0 + patch, img->height);
+        for (px = 0; px < cols; ++px) {
+            int64_t x0 = px * patch, x1 = vppo__min64(x0 + patch, img->width);
+            if (!(vppo_uniform(seed, (uint64_t)(py * cols + px)) < (double)prob)) continue;
+            for (y = y0; y < y1; ++y)
+                memset(vppo__pixel(img, x0, y), 0, (size_t)((x1 - x0) * img->channels));
+        }
+    }
+    return VPPO_OK;
+}
+
+VPPODEF vppo_status vppo_perturb_gaussian_noise(vppo_image *img, float mean, float std, uint64_t seed)
+{
+    int64_t x, y;
+    int c, n_color;
+    vppo_status st = vppo__check_image(img);
+    if (st != VPPO_OK) return st;
+    if (!vppo__finite(mean) || !vppo__finite(std) || std < 0.0f) return VPPO_ERR_PARAM;
+    n_color = vppo__color_channels(img);
+    for (y = 0; y < img->height; ++y) {
+        for (x = 0; x < img->width; ++x) {
+            uint8_t *px = vppo__pixel(img, x, y);
+            uint64_t p = (uint64_t)(y * img->width + x);
+            for (c = 0; c < n_color; ++c) {
+                /* Box-Muller; one operation per statement so no compiler fuses them */
+                uint64_t j = p * (uint64_t)img->channels + (uint64_t)c;
+                double u1 = vppo_uniform(seed, 2 * j), u2 = vppo_uniform(seed, 2 * j + 1);
+                double radius = sqrt(-2.0 * log(1.0 - u1));
+                double angle = 6.283185307179586 * u2;
+                double normal = radius * cos(angle);
+                double shifted = (double)px[c] + (double)mean;
+                double noise = (double)std * normal;
+                double value = vppo__clamp(shifted + noise, 0.0, 255.0);
+                px[c] = (uint8_t)value;   /* truncation */
+            }
+        }
+    }
+    return VPPO_OK;
+}
+
+VPPODEF vppo_status vppo_perturb_fill(vppo_image *img, uint8_t value)
+{
+    int64_t y;
+    vppo_status st = vppo__check_image(img);
+    if (st != VPPO_OK) return st;
+    for (y = 0; y < img->height; ++y)
+        memset(vppo__pixel(img, 0, y), value, (size_t)img->width * (size_t)img->channels);
+    return VPPO_OK;
+}
+
+/* Blur workspace: 64 bytes of alignment slack, the folded tap weights (doubles, one per
+   distance 0..max(width, height)), and the horizontally blurred image as floats. */
+VPPODEF size_t vppo_blur_workspace(int32_t width, int32_t height, int32_t channels)
+{
+    size_t taps, pixels;
+    if (width <= 0 || height <= 0 || channels < 1) return 0;   /* nothing to blur */
+    taps = (size_t)(width > height ? width : height) + 1;
+    pixels = (size_t)width * (size_t)height;
+    if (pixels != 0 && (size_t)channels > ((size_t)-1 / sizeof(float) - 1024 - taps) / pixels)
+        return (size_t)-1;   /* cannot be allocated */
+    return 64 + taps * sizeof(double) + pixels * (size_t)channels * sizeof(float);
+}
+
+/* Normalised Gaussian weights w[0..K] for distances 0..K along a line of length len, where
+   K = min(ceil(3 sigma), len - 1) and w[K] also carries every tap beyond it: all those
+   taps read the replicated edge pixel, whatever the output position. */
+static int64_t vppo__blur_weights(double sigma, int64_t len, double *w)
+{
+    int64_t R = (int64_t)ceil(3.0 * sigma), K = vppo__min64(R, len - 1), k;
+    double total = 0.0;
+    if (K == 0) { w[0] = 1.0; return 0; }   /* a line of one pixel keeps its value */
+    for (k = 0; k <= K; ++k) w[k] = 0.0;
+    for (k = 0; k <= R; ++k) {
+        double g = exp(-(double)k * (double)k / (2.0 * sigma * sigma));
+        w[k < K ? k : K] += g;
+        total += k == 0 ? g : 2.0 * g;
+    }
+    for (k = 0; k <= K; ++k) w[k] /= total;
+    return K;
+}
+
+VPPODEF vppo_status vppo_perturb_gaussian_blur(vppo_image *img, float radius, void *work, size_t work_bytes)
+{
+    int64_t W, H, C, x, y, k, K;
+    int c, n_color;
+    double *w;
+    float *mid;
+    size_t need;
+    vppo_status st = vppo__check_image(img);
+    if (st != VPPO_OK) return st;
+    if (!(radius >= 0.0f && radius <= 1e5f)) return VPPO_ERR_PARAM;
+    need = vppo_blur_workspace(img->width, img->height, img->channels);
+    if (!work) return VPPO_ERR_NULL;
+    if (work_bytes < need) return VPPO_ERR_WORKSPACE;
+    W = img->width; H = img->height; C = img->channels;
+    if (radius == 0.0f || W == 0 || H == 0) return VPPO_OK;
+    w = (double *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
+    mid = (float *)(w + (W > H ? W : H) + 1);
+    n_color = vppo__color_channels(img);
+
+    /* horizontal pass: pixels -> mid (unrounded) */
+    K = vppo__blur_weights(radius, W, w);
+    for (y = 0; y < H; ++y)
+        for (x = 0; x < W; ++x)
+            for (c = 0; c < n_color; ++c) {
+                double acc = w[0] * vppo__pixel(img, x, y)[c];
+                for (k = 1; k <= K; ++k) {
+                    int64_t xl = x - k < 0 ? 0 : x - k, xr = x + k >= W ? W - 1 : x + k;
+                    acc += w[k] * ((double)vppo__pixel(img, xl, y)[c] + (double)vppo__pixel(img, xr, y)[c]);
+                }
+                mid[(y * W + x) * C + c] = (float)acc;
+            }
+    /* vertical pass: mid -> pixels, rounded to nearest */
+    K = vppo__blur_weights(radius, H, w);
+    for (y = 0; y < H; ++y)
+        for (x = 0; x < W; ++x)
+            for (c = 0; c < n_color; ++c) {
+                double acc = w[0] * mid[(y * W + x) * C + c];
+                for (k = 1; k <= K; ++k) {
+                    int64_t yu = y - k < 0 ? 0 : y - k, yd = y + k >= H ? H - 1 : y + k;
+                    acc += w[k] * ((double)mid[(yu * W + x) * C + c] + (double)mid[(yd * W + x) * C + c]);
+                }
+                vppo__pixel(img, x, y)[c] = (uint8_t)vppo__clamp(floor(acc + 0.5), 0.0, 255.0);
+            }
+    return VPPO_OK;
+}
+
+VPPODEF vppo_status vppo_perturb_patch_rows(float *rows, int64_t n_rows, int64_t row_len,
+    int64_t row_stride, float prob, const float *fill, uint64_t seed)
+{
+    int64_t i, j;
+    if (!rows) return VPPO_ERR_NULL;
+    if (n_rows < 0 || row_len < 0 || row_stride < row_len) return VPPO_ERR_SIZE;
+    if (n_rows > 0 && row_stride > (VPPO__MAX_INDEX - row_len) / n_rows) return VPPO_ERR_SIZE;
+    if (vppo__bad_prob(prob)) return VPPO_ERR_PARAM;
+    if (fill)
+        for (j = 0; j < row_len; ++j)
+            if (!vppo__finite(fill[j])) return VPPO_ERR_NONFINITE;
+    for (i = 0; i < n_rows; ++i) {
+        float *row = rows + i * row_stride;
+        if (!(vppo_uniform(seed, (uint64_t)i) < (double)prob)) continue;
+        if (fill) memcpy(row, fill, (size_t)row_len * sizeof(float));
+        else for (j = 0; j < row_len; ++j) row[j] = 0.0f;
+    }
+    return VPPO_OK;
+}
+
+/* ========================================================= token perception == */
+
+VPPODEF vppo_status vppo_dependency_sampled(const vppo_seqs *s, const float *logp,
+    const float *logp_aug, vppo_estimator est, float *dep)
+{
+    int64_t t;
+    vppo_status st = vppo__check_seqs(s);
+    if (st != VPPO_OK) return st;
+    if (!logp || !logp_aug || !dep) return VPPO_ERR_NULL;
+    if ((int)est < (int)VPPO_EST_K3 || (int)est > (int)VPPO_EST_PROB_DROP) return VPPO_ERR_PARAM;
+    /* log-probabilities may be -inf, never NaN or +inf, and d must not be NaN */
+    if ((st = vppo__check_values(s, logp, 1)) != VPPO_OK) return st;
+    if ((st = vppo__check_values(s, logp_aug, 1)) != VPPO_OK) return st;
+    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t)
+        if (vppo__valid(s, t) && logp[t] == -VPPO__INF && logp_aug[t] == -VPPO__INF)
+            return VPPO_ERR_NONFINITE;
+
+    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t) {
+        double d, v = 0.0;
+        if (!vppo__valid(s, t)) { dep[t] = 0.0f; continue; }
+        d = vppo__clamp((double)logp_aug[t] - (double)logp[t], -20.0, 20.0);
+        switch (est) {
+        case VPPO_EST_K3:        v = vppo__clamp(expm1(d) - d, 0.0, 10.0); break;
+        case VPPO_EST_K1:        v = -d; break;
+        case VPPO_EST_K2:        v = 0.5 * d * d; break;
+        case VPPO_EST_ABS:       v = fabs(d); break;
+        case VPPO_EST_PROB_DROP: v = exp((double)logp[t]) - exp((double)logp_aug[t]); break;
+        }
+        dep[t] = (float)v;
+    }
+    return VPPO_OK;
+}
+
+/* --- logits rows ---------------------------------------------------------- */
+
+static float vppo__bf16_to_f32(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static float vppo__f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exponent = (h >> 10) & 0x1fu, mant = h & 0x3ffu, bits;
+    float f;
+    if (exponent == 0) {                    /* zero or subnormal: mant * 2^-24, exact */
+        f = (float)mant * 5.9604644775390625e-8f;
+        return sign ? -f : f;
+    }
+    if (exponent == 31) bits = sign | 0x7f800000u | (mant << 13);      /* inf, NaN */
+    else bits = sign | ((exponent + 112u) << 23) | (mant << 13);
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static uint16_t vppo__f32_to_bf16(float f)    /* round to nearest even; no NaN arrives here */
+{
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    bits += 0x7fffu + ((bits >> 16) & 1u);
+    return (uint16_t)(bits >> 16);
+}
+
+static size_t vppo__dtype_size(vppo_dtype dt) { return dt == VPPO_F32 ? 4 : 2; }
+
+static vppo_status vppo__check_logits(const vppo_logits *x)
+{
+    if (!x || !x->data) return VPPO_ERR_NULL;
+    if ((int)x->dtype < (int)VPPO_F32 || (int)x->dtype > (int)VPPO_F16) return VPPO_ERR_PARAM;
+    if (x->n_rows < 0 || x->vocab < 1 || x->row_stride < x->vocab) return VPPO_ERR_SIZE;
+    if (x->n_rows > 0 && x->row_stride > (VPPO__MAX_INDEX - x->vocab) / x->n_rows) return VPPO_ERR_SIZE;
+    if (!(x->temperature > 0.0f) || !vppo__finite(x->temperature)) return VPPO_ERR_PARAM;
+    return VPPO_OK;
+}
+
+/* u[i] = z[r][j0 + i] / temperature for i < n, in double. */
+static void vppo__load_u(const vppo_logits *x, int64_t r, int64_t j0, int64_t n, double *u)
+{
+    const double t = (double)x->temperature;
+    int64_t i, base = r * x->row_stride + j0;
+    if (x->dtype == VPPO_F32) {
+        const float *z = (const float *)x->data + base;
+        for (i = 0; i < n; ++i) u[i] = (double)z[i] / t;
+    } else if (x->dtype == VPPO_BF16) {
+        const uint16_t *z = (const uint16_t *)x->data + base;
+        for (i = 0; i < n; ++i) u[i] = (double)vppo__bf16_to_f32(z[i]) / t;
+    } else {
+        const uint16_t *z = (const uint16_t *)x->data + base;
+        for (i = 0; i < n; ++i) u[i] = (double)vppo__f16_to_f32(z[i]) / t;
+    }
+}
+
+/* The largest entry of u[0..n), or VPPO_ERR_NONFINITE for a NaN or +inf among them. */
+static vppo_status vppo__chunk_max(const double *u, int64_t n, double *max)
+{
+    int64_t i;
+    double m = -VPPO__INF;
+    for (i = 0; i < n; ++i) {
+        if (!(u[i] < VPPO__INF)) return VPPO_ERR_NONFINITE;
+        if (u[i] > m) m = u[i];
+    }
+    *max = m;
+    return VPPO_OK;
+}
+
+/* Online softmax state of one row: sum = sum_i exp(u_i - max) and
+   centered = sum_i exp(u_i - max) (u_i - max), over the entries seen so far. */
+typedef struct vppo__softmax { double max, sum, centered; } vppo__softmax;
+
+static void vppo__softmax_init(vppo__softmax *a) { a->max = -VPPO__INF; a->sum = 0.0; a->centered = 0.0; }
+
+/* Raise the reference point to new_max (>= a->max), rescaling what was summed. */
+static void vppo__softmax_rebase(vppo__softmax *a, double new_max)
+{
+    if (!(new_max > a->max)) return;
+    if (a->sum > 0.0) {
+        double shift = a->max - new_max, scale = exp(shift);
+        a->centered = scale * (a->centered + shift * a->sum);
+        a->sum *= scale;
+    }
+    a->max = new_max;
+}
+
+static void vppo__softmax_push(vppo__softmax *a, double u)
+{
+    double d, e;
+    if (u == -VPPO__INF) return;           /* probability 0: contributes nothing */
+    d = u - a->max;
+    e = exp(d);
+    a->sum += e;
+    a->centered += e * d;
+}
+
+/* lse and entropy of row r in one pass; VPPO_ERR_PARAM for a row of only -inf. */
+static vppo_status vppo__row_lse_entropy(const vppo_logits *x, int64_t r, double *lse, double *entropy)
+{
+    double u[VPPO__CHUNK], cmax;
+    vppo__softmax a;
+    int64_t j0, i, n;
+    vppo_status st;
+    vppo__softmax_init(&a);
+    for (j0 = 0; j0 < x->vocab; j0 += n) {
+        n = vppo__min64(VPPO__CHUNK, x->vocab - j0);
+        vppo__load_u(x, r, j0, n, u);
+        if ((st = vppo__chunk_max(u, n, &cmax)) != VPPO_OK) return st;
+        vppo__softmax_rebase(&a, cmax);
+        for (i = 0; i < n; ++i) vppo__softmax_push(&a, u[i]);
+    }
+    if (a.sum == 0.0) return VPPO_ERR_PARAM;
+    *lse = a.max + log(a.sum);
+    /* H = lse - E[u] = log(sum) - E[u - max] */
+    if (entropy) *entropy = vppo__max(0.0, log(a.sum) - a.centered / a.sum);
+    return VPPO_OK;
+}
+
+/* KL(P || Q) of row rp of P and row rq of Q in one pass over both:
+   KL = sum p_i (u_i - v_i) - lse_u + lse_v, with the expectation kept relative to the
+   running max of u, so that identical rows give exactly 0. */
+static vppo_status vppo__row_kl(const vppo_logits *P, int64_t rp, const vppo_logits *Q, int64_t rq, double *kl)
+{
+    double u[VPPO__CHUNK], v[VPPO__CHUNK], umax, vmax, diff = 0.0;   /* diff = sum exp(u-max)(u-v) */
+    vppo__softmax a, b;
+    int64_t j0, i, n;
+    int infinite = 0;
+    vppo_status st;
+    vppo__softmax_init(&a);
+    vppo__softmax_init(&b);
+    for (j0 = 0; j0 < P->vocab; j0 += n) {
+        n = vppo__min64(VPPO__CHUNK, P->vocab - j0);
+        vppo__load_u(P, rp, j0, n, u);
+        vppo__load_u(Q, rq, j0, n, v);
+        if ((st = vppo__chunk_max(u, n, &umax)) != VPPO_OK) return st;
+        if ((st = vppo__chunk_max(v, n, &vmax)) != VPPO_OK) return st;
+        if (umax > a.max && a.sum > 0.0) diff *= exp(a.max - umax);
+        vppo__softmax_rebase(&a, umax);
+        vppo__softmax_rebase(&b, vmax);
+        for (i = 0; i < n; ++i) {
+            vppo__softmax_push(&b, v[i]);
+            if (u[i] == -VPPO__INF) continue;              /* p_i = 0 */
+            vppo__softmax_push(&a, u[i]);
+            if (v[i] == -VPPO__INF) infinite = 1;          /* p_i > 0, q_i = 0 */
+            else diff += exp(u[i] - a.max) * (u[i] - v[i]);
+        }
+    }
+    if (a.sum == 0.0 || b.sum == 0.0) return VPPO_ERR_PARAM;
+    if (infinite) { *kl = VPPO__INF; return VPPO_OK; }
+    *kl = vppo__max(0.0, diff / a.sum - (a.max - b.max) - log(a.sum) + log(b.sum));
+    return VPPO_OK;
+}
+
+/* JS(P, Q) = 1/2 sum p log(p/m) + 1/2 sum q log(q/m), m = (p+q)/2: the lse of both rows,
+   then a second pass over the pair. */
+static vppo_status vppo__row_js(const vppo_logits *P, int64_t rp, const vppo_logits *Q, int64_t rq, double *js)
+{
+    const double ln2 = 0.69314718055994530942;
+    double u[VPPO__CHUNK], v[VPPO__CHUNK], lse_p, lse_q, sum = 0.0;
+    int64_t j0, i, n;
+    vppo_status st;
+    if ((st = vppo__row_lse_entropy(P, rp, &lse_p, NULL)) != VPPO_OK) return st;
+    if ((st = vppo__row_lse_entropy(Q, rq, &lse_q, NULL)) != VPPO_OK) return st;
+    for (j0 = 0; j0 < P->vocab; j0 += n) {
+        n = vppo__min64(VPPO__CHUNK, P->vocab - j0);
+        vppo__load_u(P, rp, j0, n, u);
+        vppo__load_u(Q, rq, j0, n, v);
+        for (i = 0; i < n; ++i) {
+            double lp = u[i] - lse_p, lq = v[i] - lse_q, hi, lo, lm;
+            if (u[i] == -VPPO__INF && v[i] == -VPPO__INF) continue;
+            hi = vppo__max(lp, lq);
+            lo = lp < lq ? lp : lq;
+            lm = hi + log1p(exp(lo - hi)) - ln2;            /* log m */
+            if (u[i] != -VPPO__INF) sum += exp(lp) * (lp - lm);
+            if (v[i] != -VPPO__INF) sum += exp(lq) * (lq - lm);
+        }
+    }
+    *js = vppo__max(0.0, 0.5 * sum);
+    return VPPO_OK;
+}
+
+VPPODEF vppo_status vppo_dependency_logits(const vppo_logits *orig, const vppo_logits *aug,
+    vppo_divergence div, float *dep)
+{
+    int64_t r;
+    vppo_status st;
+    if ((st = vppo__check_logits(orig)) != VPPO_OK) return st;
+    if ((st = vppo__check_logits(aug)) != VPPO_OK) return st;
+    if (!dep) return VPPO_ERR_NULL;
+    if (orig->n_rows != aug->n_rows || orig->vocab != aug->vocab) return VPPO_ERR_SIZE;
+    if ((int)div < (int)VPPO_DIV_KL || (int)div > (int)VPPO_DIV_JS) return VPPO_ERR_PARAM;
+    for (r = 0; r < orig->n_rows; ++r) {
+        double d = 0.0;
+        if (div == VPPO_DIV_KL) st = vppo__row_kl(orig, r, aug, r, &d);
+        else if (div == VPPO_DIV_KL_REVERSE) st = vppo__row_kl(aug, r, orig, r, &d);
+        else st = vppo__row_js(orig, r, aug, r, &d);
+        if (st != VPPO_OK) return st;
+        dep[r] = (float)d;
+    }
+    return VPPO_OK;
+}
+
+/* u[ids[r]] of row r, in double. */
+static double vppo__load_one(const vppo_logits *x, int64_t r, int64_t j)
+{
+    double u;
+    vppo__load_u(x, r, j, 1, &u);
+    return u;
+}
+
+static vppo_status vppo__check_ids(const int32_t *ids, int64_t n_rows, int64_t vocab)
+{
+    int64_t r;
+    for (r = 0; r < n_rows; ++r)
+        if (ids[r] < 0 || ids[r] >= vocab) return VPPO_ERR_INDEX;
+    return VPPO_OK;
+}
+
+VPPODEF vppo_status vppo_logprobs(const vppo_logits *x, const int32_t *ids,
+    float *logp, float *lse, float *entropy)
+{
+    int64_t r;
+    vppo_status st;
+    if ((st = vppo__check_logits(x)) != VPPO_OK) return st;
+    if (logp && !ids) return VPPO_ERR_NULL;
+    if (logp && (st = vppo__check_ids(ids, x->n_rows, x->vocab)) != VPPO_OK) return st;
+    for (r = 0; r < x->n_rows; ++r) {
+        double l, h;
+        if ((st = vppo__row_lse_entropy(x, r, &l, &h)) != VPPO_OK) return st;
+        if (logp) logp[r] = (float)(vppo__load_one(x, r, ids[r]) - l);
+        if (lse) lse[r] = (float)l;
+        if (entropy) entropy[r] = (float)h;
+    }
+    return VPPO_OK;
+}
+
+/* Are byte ranges [a, a+na) and [b, b+nb) overlapping? */
+static int vppo__overlap(const void *a, size_t na, const void *b, size_t nb)
+{
+    uintptr_t a0 = (uintptr_t)a, b0 = (uintptr_t)b;
+    return na > 0 && nb > 0 && a0 < b0 + nb && b0 < a0 + na;
+}
+
+static vppo_status vppo__check_finite_array(const float *x, int64_t n)
+{
+    int64_t i;
+    if (x)
+        for (i = 0; i < n; ++i)
+            if (!vppo__finite(x[i])) return VPPO_ERR_NONFINITE;
+    return VPPO_OK;
+}
+
+VPPODEF vppo_status vppo_logprobs_backward(const vppo_logits *x, const int32_t *ids,
+    const float *lse, const float *entropy, const float *dlogp, const float *dentropy,
+    const vppo_grad_out *dlogits)
+{
+    int64_t r, j0, i, n, V;
+    size_t in_bytes, out_bytes;
+    vppo_status st;
+    if ((st = vppo__check_logits(x)) != VPPO_OK) return st;
+    if (!dlogits || !dlogits->data) return VPPO_ERR_NULL;
+    if (dlogp && !ids) return VPPO_ERR_NULL;
+    if (dlogits->dtype == VPPO_F16) return VPPO_ERR_UNSUPPORTED;
+    if (dlogits->dtype != VPPO_F32 && dlogits->dtype != VPPO_BF16) return VPPO_ERR_PARAM;
+    V = x->vocab;
+    if (dlogits->row_stride < V) return VPPO_ERR_SIZE;
+    if (x->n_rows > 0 && dlogits->row_stride > (VPPO__MAX_INDEX - V) / x->n_rows) return VPPO_ERR_SIZE;
+    /* in place only as documented: same start, both F32, same stride */
+    in_bytes = x->n_rows ? (size_t)((x->n_rows - 1) * x->row_stride + V) * vppo__dtype_size(x->dtype) : 0;
+    out_bytes = x->n_rows ? (size_t)((x->n_rows - 1) * dlogits->row_stride + V) * vppo__dtype_size(dlogits->dtype) : 0;
+    if (vppo__overlap(x->data, in_bytes, dlogits->data, out_bytes) &&
+        !(x->data == dlogits->data && x->dtype == VPPO_F32 && dlogits->dtype == VPPO_F32 &&
+          x->row_stride == dlogits->row_stride))
+        return VPPO_ERR_PARAM;
+    if (dlogp && (st = vppo__check_ids(ids, x->n_rows, V)) != VPPO_OK) return st;
+    if ((st = vppo__check_finite_array(lse, x->n_rows)) != VPPO_OK) return st;
+    if ((st = vppo__check_finite_array(entropy, x->n_rows)) != VPPO_OK) return st;
+    if ((st = vppo__check_finite_array(dlogp, x->n_rows)) != VPPO_OK) return st;
+    if ((st = vppo__check_finite_array(dentropy, x->n_rows)) != VPPO_OK) return st;
+
+    for (r = 0; r < x->n_rows; ++r) {
+        const double g = dlogp ? (double)dlogp[r] : 0.0, h = dentropy ? (double)dentropy[r] : 0.0;
+        const double t = (double)x->temperature;
+        const int64_t id = dlogp ? (int64_t)ids[r] : -1;
+        double row_lse = lse ? (double)lse[r] : 0.0, row_h = entropy ? (double)entropy[r] : 0.0;
+        double u[VPPO__CHUNK];
+        int any_finite = 0;
+        if (!lse || (dentropy && !entropy)) {   /* pass 1: what was not given */
+            double l, e;
+            if ((st = vppo__row_lse_entropy(x, r, &l, &e)) != VPPO_OK) return st;
+            if (!lse) row_lse = l;
+            if (!entropy) row_h = e;
+        }
+        /* pass 2: read a chunk, write its gradient (in place safe: read before write) */
+        for (j0 = 0; j0 < V; j0 += n) {
+            n = vppo__min64(VPPO__CHUNK, V - j0);
+            vppo__load_u(x, r, j0, n, u);
+            for (i = 0; i < n; ++i) {
+                double grad, onehot = (j0 + i == id) ? 1.0 : 0.0;
+                if (!(u[i] < VPPO__INF)) return VPPO_ERR_NONFINITE;
+                if (u[i] == -VPPO__INF) {
+                    grad = g * onehot;                   /* p = 0: no p log p term */
+                } else {
+                    double logp_j = u[i] - row_lse, p = exp(logp_j);
+                    any_finite = 1;
+                    grad = g * (onehot - p) - h * p * (logp_j + row_h);
+                }
+                grad /= t;
+                if (dlogits->dtype == VPPO_F32)
+                    ((float *)dlogits->data)[r * dlogits->row_stride + j0 + i] = (float)grad;
+                else
+                    ((uint16_t *)dlogits->data)[r * dlogits->row_stride + j0 + i] = vppo__f32_to_bf16((float)grad);
+            }
+        }
+        if (!any_finite) return VPPO_ERR_PARAM;
+    }
+    return VPPO_OK;
+}
+
+/* ========================================================= group advantages == */
+
+/* Shared checks of the group functions: per-response values finite where included;
+   with need_baseline, no group may have exactly one included response. */
+static vppo_status vppo__check_groups(const vppo_seqs *g, const float *values, int need_baseline)
+{
+    int64_t k;
+    vppo_status st = vppo__check_values(g, values, 0);
+    if (st != VPPO_OK) return st;
+    if (need_baseline)
+        for (k = 0; k < g->n_seqs; ++k)
+            if (vppo__count_valid(g, k) == 1) return VPPO_ERR_SIZE;
+    return VPPO_OK;
+}
+
+/* Mean and unbiased standard deviation of the included values of group k, and whether
+   they are all equal. */
+static void vppo__group_moments(const vppo_seqs *g, const float *x, int64_t k, int64_t n,
+                                double *mean, double *std, int *constant)
+{
+    int64_t t;
+    double sum = 0.0, ss = 0.0, lo = VPPO__INF, hi = -VPPO__INF;
+    for (t = g->offsets[k]; t < g->offsets[k + 1]; ++t)
+        if (vppo__valid(g, t)) {
+            sum += x[t];
+            if (x[t] < lo) lo = x[t];
+            if (x[t] > hi) hi = x[t];
+        }
+    *mean = n > 0 ? sum / (double)n : 0.0;
+    for (t = g->offsets[k]; t < g->offsets[k + 1]; ++t)
+        if (vppo__valid(g, t)) ss += (x[t] - *mean) * (x[t] - *mean);
+    *std = n > 1 ? sqrt(ss / (double)(n - 1)) : 0.0;
+    *constant = n == 0 || lo == hi;
+}
+
+VPPODEF vppo_status vppo_group_advantages(const vppo_seqs *groups, const float *rewards,
+    vppo_adv_kind kind, float eps, float *adv)
+{
+    int64_t k, t;
+    vppo_status st = vppo__check_seqs(groups);
+    if (st != VPPO_OK) return st;
+    if (!rewards || !adv) return VPPO_ERR_NULL;
+    if ((int)kind < (int)VPPO_ADV_GRPO || (int)kind > (int)VPPO_ADV_GRPO_PASSK) return VPPO_ERR_PARAM;
+    if (!vppo__finite(eps) || eps < 0.0f) return VPPO_ERR_PARAM;
+    if ((st = vppo__check_groups(groups, rewards, 1)) != VPPO_OK) return st;
+
+    for (k = 0; k < groups->n_seqs; ++k) {
+        const int64_t n = vppo__count_valid(groups, k);
+        int64_t best = -1;
+        double mean, std, sum, second = -VPPO__INF;
+        int constant;
+        vppo__group_moments(groups, rewards, k, n, &mean, &std, &constant);
+        sum = mean * (double)n;
+        if (kind == VPPO_ADV_GRPO_PASSK) {      /* best: first index of the maximum */
+            for (t = groups->offsets[k]; t < groups->offsets[k + 1]; ++t)
+                if (vppo__valid(groups, t) && (best < 0 || rewards[t] > rewards[best])) best = t;
+            for (t = groups->offsets[k]; t < groups->offsets[k + 1]; ++t)
+                if (vppo__valid(groups, t) && t != best && rewards[t] > second) second = rewards[t];
+        }
+        for (t = groups->offsets[k]; t < groups->offsets[k + 1]; ++t) {
+            const double r = rewards[t];
+            double a = 0.0;
+            if (!vppo__valid(groups, t) || constant) { adv[t] = 0.0f; continue; }
+            switch (kind) {
+            case VPPO_ADV_GRPO:        a = (r - mean) / (std + (double)eps); break;
+            case VPPO_ADV_GRPO_NO_STD: a = r - mean; break;
+            case VPPO_ADV_RLOO:        a = r - (sum - r) / (double)(n - 1); break;
+            case VPPO_ADV_GRPO_PASSK:  a = t == best ? (r - second) / (std + (double)eps) : 0.0; break;
+            }
+            adv[t] = (float)a;
+        }
+    }
+    return VPPO_OK;
+}
+
+VPPODEF vppo_status vppo_group_filter(const vppo_seqs *groups, const float *scores,
+    double lo, double hi, uint8_t *keep)
+{
+    int64_t k, t;
+    vppo_status st = vppo__check_seqs(groups);
+    if (st != VPPO_OK) return st;
+    if (!scores || !keep) return VPPO_ERR_NULL;
+    if (lo != lo || hi != hi || lo > hi) return VPPO_ERR_PARAM;
+    if ((st = vppo__check_groups(groups, scores, 0)) != VPPO_OK) return st;
+    for (k = 0; k < groups->n_seqs; ++k) {
+        const int64_t n = vppo__count_valid(groups, k);
+        double mean, std;
+        int constant, kept;
+        vppo__group_moments(groups, scores, k, n, &mean, &std, &constant);
+        kept = n > 0 && lo < mean && mean < hi;
+        for (t = groups->offsets[k]; t < groups->offsets[k + 1]; ++t)
+            keep[t] = (uint8_t)(kept && vppo__valid(groups, t));
+    }
+    return VPPO_OK;
+}
+
+/* ================================ Trajectory-level Advantage Shaping (TAS) == */
+
+VPPODEF vppo_status vppo_seq_mean(const vppo_seqs *s, const float *x, float *mean, int64_t *count)
+{
+    int64_t b, t;
+    vppo_status st = vppo__check_seqs(s);
+    if (st != VPPO_OK) return st;
+    if (!x || !mean) return VPPO_ERR_NULL;
+    if ((st = vppo__check_values(s, x, 0)) != VPPO_OK) return st;
+    for (b = 0; b < s->n_seqs; ++b) {
+        double sum = 0.0;
+        int64_t n = 0;
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+            if (vppo__valid(s, t)) { sum += x[t]; ++n; }
+        mean[b] = n > 0 ? (float)(sum / (double)n) : 0.0f;
+        if (count) count[b] = n;
+    }
+    return VPPO_OK;
+}
+
+/* Does sequence b take part in TAS (count > 0, or every sequence without counts)? */
+static int vppo__tas_valid(const int64_t *count, int64_t b) { return !count || count[b] > 0; }
+
+static vppo_status vppo__check_traj(const float *traj_dep, const int64_t *count, int64_t n_seqs)
+{
+    int64_t b;
+    if (n_seqs < 0 || n_seqs > VPPO__MAX_INDEX) return VPPO_ERR_SIZE;
+    if (count)
+        for (b = 0; b < n_seqs; ++b)
+            if (count[b] < 0) return VPPO_ERR_SIZE;
+    for (b = 0; b < n_seqs; ++b)
+        if (vppo__tas_valid(count, b) && !vppo__finite(traj_dep[b])) return VPPO_ERR_NONFINITE;
+    return VPPO_OK;
+}
+
+VPPODEF vppo_status vppo_tas_stats_compute(const float *traj_dep, const int64_t *count,
+    int64_t n_seqs, vppo_tas_stats *st)
+{
+    int64_t b;
+    vppo_status err;
+    if (!traj_dep || !st) return VPPO_ERR_NULL;
+    if ((err = vppo__check_traj(traj_dep, count, n_seqs)) != VPPO_OK) return err;
+    st->min = VPPO__INF; st->max = -VPPO__INF; st->n = 0;
+    for (b = 0; b < n_seqs; ++b) {
+        if (!vppo__tas_valid(count, b)) continue;
+        if (traj_dep[b] < st->min) st->min = traj_dep[b];
+        if (traj_dep[b] > st->max) st->max = traj_dep[b];
+        st->n += 1;
+    }
+    return VPPO_OK;
+}
+
+VPPODEF void vppo_tas_stats_merge(vppo_tas_stats *into, const vppo_tas_stats *other)
+{
+    if (!into || !other) return;
+    if (other->min < into->min) into->min = other->min;
+    if (other->max > into->max) into->max = other->max;
+    into->n += other->n;
+}
+
+VPPODEF vppo_tas_config vppo_tas_config_default(void)
+{
+    vppo_tas_config c;
+    c.mode = VPPO_TAS_MEAN_PRESERVING;
+    c.beta_min = 0.9f;
+    c.beta_max = 1.0f;
+    return c;
+}
+
+static vppo_status vppo__check_tas_config(const vppo_tas_config *c)
+{
+    if (!c) return VPPO_ERR_NULL;
+    if (!vppo__finite(c->beta_min) || !vppo__finite(c->beta_max) || c->beta_min < 0.0f)
+        return VPPO_ERR_PARAM;
+    if (c->mode == VPPO_TAS_LINEAR) return c->beta_max >= c->beta_min ? VPPO_OK : VPPO_ERR_PARAM;
+    if (c->mode == VPPO_TAS_MEAN_PRESERVING) return c->beta_min <= 1.0f ? VPPO_OK : VPPO_ERR_PARAM;
+    return VPPO_ERR_PARAM;
+}
+
+static vppo_status vppo__check_tas_stats(const vppo_tas_stats *st)
+{
+    if (!st) return VPPO_ERR_NULL;
+    if (st->n < 0) return VPPO_ERR_SIZE;
+    if (st->n >= 2 && !(vppo__finite(st->min) && vppo__finite(st->max) && st->min <= st->max))
+        return VPPO_ERR_PARAM;
+    return VPPO_OK;
+}
+
+/* Scales without re-validation (vppo_prepare validates once). */
+static void vppo__tas_scales_run(const vppo_tas_config *cfg, const vppo_tas_stats *st,
+    const float *traj_dep, const int64_t *count, int64_t n_seqs, float *scale)
+{
+    int64_t b, n_valid = 0;
+    double range = st->max - st->min, x_sum = 0.0, x_mean;
+    for (b = 0; b < n_seqs; ++b) scale[b] = 1.0f;
+    if (st->n < 2 || range <= 1e-6) return;
+    for (b = 0; b < n_seqs; ++b)
+        if (vppo__tas_valid(count, b)) {
+            x_sum += vppo__clamp((traj_dep[b] - st->min) / range, 0.0, 1.0);
+            ++n_valid;
+        }
+    if (n_valid == 0) return;
+    x_mean = x_sum / (double)n_valid;
+    for (b = 0; b < n_seqs; ++b) {
+        double x, alpha;
+        if (!vppo__tas_valid(count, b)) continue;
+        x = vppo__clamp((traj_dep[b] - st->min) / range, 0.0, 1.0);
+        if (cfg->mode == VPPO_TAS_LINEAR)
+            alpha = cfg->beta_min + ((double)cfg->beta_max - (double)cfg->beta_min) * x;
+        else
+            alpha = cfg->beta_min + (1.0 - (double)cfg->beta_min) * x / (x_mean + 1e-8);
+        scale[b] = (float)alpha;
+    }
+}
+
+VPPODEF vppo_status vppo_tas_scales(const vppo_tas_config *cfg, const vppo_tas_stats *st,
+    const float *traj_dep, const int64_t *count, int64_t n_seqs, float *scale)
+{
+    vppo_status err;
+    if ((err = vppo__check_tas_config(cfg)) != VPPO_OK) return err;
+    if ((err = vppo__check_tas_stats(st)) != VPPO_OK) return err;
+    if (!traj_dep || !scale) return VPPO_ERR_NULL;
+    if ((err = vppo__check_traj(traj_dep, count, n_seqs)) != VPPO_OK) return err;
+    vppo__tas_scales_run(cfg, st, traj_dep, count, n_seqs, scale);
+    return VPPO_OK;
+}
+
+/* ==================================== Token-level Gradient Filtering (TGF) == */
+
+/* The order-preserving integer image of a float: a < b as floats iff key(a) < key(b)
+   (for non-NaN), with -0 mapped onto +0 so that they tie, as they compare. */
+static uint32_t vppo__key(float f)
+{
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    if (bits == 0x80000000u) bits = 0;
+    return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+}
+
+static float vppo__unkey(uint32_t key)
+{
+    uint32_t bits = (key & 0x80000000u) ? key & 0x7fffffffu : ~key;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* k_b = clamp(ceil(n_b ratio - 1e-9), 0, n_b). */
+static int64_t vppo__topk_count(int64_t n, double ratio)
+{
+    double k = ceil((double)n * ratio - 1e-9);
+    return k <= 0.0 ? 0 : (k >= (double)n ? n : (int64_t)k);
+}
+
+/* The key of the k-th largest valid score of sequence b (1 <= k <= n_b): radix select,
+   8 bits at a time from the top, counting only the keys that share the prefix chosen so
+   far. *n_equal_taken = how many positions holding exactly that key are selected. */
+static uint32_t vppo__kth_largest_key(const vppo_seqs *s, const float *score, int64_t b,
+                                      int64_t k, int64_t *n_equal_taken)
+{
+    uint32_t prefix = 0, prefix_mask = 0;
+    int64_t need = k, t;
+    int shift, d;
+    for (shift = 24; shift >= 0; shift -= 8) {
+        int64_t hist[256];
+        memset(hist, 0, sizeof hist);
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
+            uint32_t key;
+            if (!vppo__valid(s, t)) continue;
+            key = vppo__key(score[t]);
+            if ((key & prefix_mask) == prefix) hist[(key >> shift) & 0xffu] += 1;
+        }
+        for (d = 255; d > 0 && hist[d] < need; --d) need -= hist[d];
+        prefix |= (uint32_t)d << shift;
+        prefix_mask |= 0xffu << shift;
+    }
+    *n_equal_taken = need;
+    return prefix;
+}
+
+VPPODEF vppo_status vppo_topk_mask(const vppo_seqs *s, const float *score, double ratio,
+    uint8_t *select, vppo_topk_info *info)
+{
+    int64_t b, t, n_valid = 0, n_selected = 0, n_thresholds = 0, n_sel_finite = 0, n_rej_finite = 0;
+    double sum_threshold = 0.0, sum_selected = 0.0, sum_rejected = 0.0;
+    vppo_status st = vppo__check_seqs(s);
+    if (st != VPPO_OK) return st;
+    if (!score || !select) return VPPO_ERR_NULL;
+    if (!(ratio >= 0.0 && ratio <= 1.0)) return VPPO_ERR_PARAM;
+    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t)
+        if (vppo__valid(s, t) && score[t] != score[t]) return VPPO_ERR_NONFINITE;
+
+    for (b = 0; b < s->n_seqs; ++b) {
+        const int64_t n = vppo__count_valid(s, b), k = vppo__topk_count(n, ratio);
+        uint32_t threshold = 0;
+        int64_t equal_left = 0;
+        if (k > 0) {
+            threshold = vppo__kth_largest_key(s, score, b, k, &equal_left);
+            if (vppo__finite(vppo__unkey(threshold))) {
+                sum_threshold += vppo__unkey(threshold);
+                ++n_thresholds;
+            }
+        }
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
+            uint32_t key;
+            int take = 0;
+            if (!vppo__valid(s, t)) { select[t] = 0; continue; }
+            key = vppo__key(score[t]);
+            if (k > 0 && key > threshold) take = 1;
+            else if (k > 0 && key == threshold && equal_left > 0) { take = 1; --equal_left; }
+            select[t] = (uint8_t)take;
+            if (!vppo__finite(score[t])) continue;   /* the means are over finite scores */
+            if (take) { sum_selected += score[t]; ++n_sel_finite; }
+            else { sum_rejected += score[t]; ++n_rej_finite; }
+        }
+        n_valid += n;
+        n_selected += k;
+    }
+    if (info) {
+        info->n_valid = n_valid;
+        info->n_selected = n_selected;
+        info->threshold_mean = n_thresholds > 0 ? sum_threshold / (double)n_thresholds : 0.0;
+        info->mean_selected = n_sel_finite > 0 ? sum_selected / (double)n_sel_finite : 0.0;
+        info->mean_rejected = n_rej_finite > 0 ? sum_rejected / (double)n_rej_finite : 0.0;
+    }
+    return VPPO_OK;
+}
+
+static double vppo__sigmoid(double x)
+{
+    if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
+    return exp(x) / (1.0 + exp(x));
+}
+
+VPPODEF vppo_status vppo_soft_mask(const vppo_seqs *s, const float *score, double ratio, float *weight)
+{
+    int64_t b, t;
+    vppo_status st = vppo__check_seqs(s);
+    if (st != VPPO_OK) return st;
+    if (!score || !weight) return VPPO_ERR_NULL;
+    if (!(ratio >= 0.0 && ratio <= 1.0)) return VPPO_ERR_PARAM;
+    if ((st = vppo__check_values(s, score, 0)) != VPPO_OK) return st;
+
+    for (b = 0; b < s->n_seqs; ++b) {
+        const int64_t n = vppo__count_valid(s, b);
+        double mean = 0.0, var = 0.0, inv, zmin = VPPO__INF, zmax = -VPPO__INF, lo, hi, logit, c;
+        int iter;
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+            if (vppo__valid(s, t)) mean += score[t];
+        mean = n > 0 ? mean / (double)n : 0.0;
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+            if (vppo__valid(s, t)) var += (score[t] - mean) * (score[t] - mean);
+        inv = 1.0 / (sqrt(n > 0 ? var / (double)n : 0.0) + 1e-6);
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+            if (vppo__valid(s, t)) {
+                double z = (score[t] - mean) * inv;
+                if (z < zmin) zmin = z;
+                if (z > zmax) zmax = z;
+            }
+        if (n == 0 || ratio == 0.0 || ratio == 1.0) {
+            for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+                weight[t] = (float)(vppo__valid(s, t) && ratio == 1.0);
+            continue;
+        }
+        /* f(c) = mean sigmoid(z - c) falls with c; sigmoid(zmin - c) <= f <= sigmoid(zmax - c)
+           brackets the root between zmin - logit(ratio) and zmax - logit(ratio). */
+        logit = log(ratio / (1.0 - ratio));
+        lo = zmin - logit;
+        hi = zmax - logit;
+        for (iter = 0; iter < 200 && hi - lo > 1e-7; ++iter) {
+            double mid = 0.5 * (lo + hi), f = 0.0;
+            for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+                if (vppo__valid(s, t)) f += vppo__sigmoid((score[t] - mean) * inv - mid);
+            if (f / (double)n > ratio) lo = mid;
+            else hi = mid;
+        }
+        c = 0.5 * (lo + hi);
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+            weight[t] = vppo__valid(s, t) ? (float)vppo__sigmoid((score[t] - mean) * inv - c) : 0.0f;
+    }
+    return VPPO_OK;
+}
+
+/* ===================================================== the policy objective == */
+
+VPPODEF vppo_loss_config vppo_loss_config_default(void)
+{
+    vppo_loss_config c;
+    c.clip_low = 0.2f;
+    c.clip_high = 0.28f;
+    c.clip_dual = 3.0f;
+    c.pg_kind = VPPO_PG_CLIP;
+    c.ratio_level = VPPO_RATIO_TOKEN;
+    c.agg = VPPO_AGG_TOKEN_MEAN;
+    c.agg_norm = 1.0;
+    c.kl_kind = VPPO_KL_NONE;
+    c.kl_coef = 0.0f;
+    c.entropy_coef = 0.06f;
+    c.denom = 0.0;
+    return c;
+}
+
+static vppo_status vppo__check_loss_config(const vppo_loss_config *c)
+{
+    if (!c) return VPPO_ERR_NULL;
+    if (!(c->clip_low >= 0.0f && c->clip_low <= 1.0f)) return VPPO_ERR_PARAM;
+    if (!(c->clip_high >= 0.0f) || !vppo__finite(c->clip_high)) return VPPO_ERR_PARAM;
+    if (!(c->clip_dual == 0.0f || (c->clip_dual > 1.0f && vppo__finite(c->clip_dual)))) return VPPO_ERR_PARAM;
+    if ((int)c->pg_kind < (int)VPPO_PG_CLIP || (int)c->pg_kind > (int)VPPO_PG_CISPO) return VPPO_ERR_PARAM;
+    if ((int)c->ratio_level < (int)VPPO_RATIO_TOKEN || (int)c->ratio_level > (int)VPPO_RATIO_SEQ_TOKEN)
+        return VPPO_ERR_PARAM;
+    if ((int)c->agg < (int)VPPO_AGG_TOKEN_MEAN || (int)c->agg > (int)VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM)
+        return VPPO_ERR_PARAM;
+    if (c->agg == VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM && !(c->agg_norm > 0.0 && vppo__finite(c->agg_norm)))
+        return VPPO_ERR_PARAM;
+    if ((int)c->kl_kind < (int)VPPO_KL_NONE || (int)c->kl_kind > (int)VPPO_KL_K3) return VPPO_ERR_PARAM;
+    if (!(c->kl_coef >= 0.0f) || !vppo__finite(c->kl_coef)) return VPPO_ERR_PARAM;
+    if (!vppo__finite(c->entropy_coef)) return VPPO_ERR_PARAM;
+    if (!(c->denom >= 0.0) || !vppo__finite(c->denom)) return VPPO_ERR_PARAM;
+    return VPPO_OK;
+}
+
+/* Pointer and per-token checks of vppo_policy_loss. check_adv = 0 skips adv and select,
+   which vppo_step computes itself. */
+static vppo_status vppo__check_loss_inputs(const vppo_loss_config *cfg, const vppo_seqs *s,
+    const float *logp, const float *logp_old, const float *logp_ref, const float *adv,
+    const float *weight, const vppo_loss_out *out, int check_adv)
+{
+    vppo_status st;
+    if ((st = vppo__check_loss_config(cfg)) != VPPO_OK) return st;
+    if ((st = vppo__check_seqs(s)) != VPPO_OK) return st;
+    if (!logp || !logp_old || !out || (check_adv && !adv)) return VPPO_ERR_NULL;
+    if (cfg->kl_kind != VPPO_KL_NONE && !logp_ref) return VPPO_ERR_NULL;
+    if ((st = vppo__check_values(s, logp, 0)) != VPPO_OK) return st;
+    if ((st = vppo__check_values(s, logp_old, 0)) != VPPO_OK) return st;
+    if (cfg->kl_kind != VPPO_KL_NONE && (st = vppo__check_values(s, logp_ref, 0)) != VPPO_OK) return st;
+    if (check_adv && (st = vppo__check_values(s, adv, 0)) != VPPO_OK) return st;
+    if (weight && (st = vppo__check_values(s, weight, 0)) != VPPO_OK) return st;
+    return VPPO_OK;
+}
+
+/* The KL penalty term of one token and its derivative in logp (k = logp - logp_ref). */
+static double vppo__kl_term(vppo_kl_kind kind, double k, double *grad)
+{
+    double x, raw;
+    switch (kind) {
+    case VPPO_KL_K1:  *grad = 1.0; return k;
+    case VPPO_KL_ABS: *grad = k > 0.0 ? 1.0 : (k < 0.0 ? -1.0 : 0.0); return fabs(k);
+    case VPPO_KL_K2:  *grad = k; return 0.5 * k * k;
+    case VPPO_KL_K3:
+        x = vppo__clamp(-k, -20.0, 20.0);
+        raw = expm1(x) - x;                               /* exp(x) - x - 1 >= 0 */
+        *grad = (-k > -20.0 && -k < 20.0 && raw < 10.0) ? -expm1(x) : 0.0;
+        return vppo__clamp(raw, -10.0, 10.0);
+    case VPPO_KL_NONE: break;
+    }
+    *grad = 0.0;
+    return 0.0;
+}
+
+/* Everything of one token that does not depend on the rest of its sequence. */
+typedef struct vppo__token {
+    double pg;        /* w * l */
+    double dpg;       /* w * dl/drho (PG_CLIP) or w * dl/dlogp (PG_CISPO) */
+    double kl, dkl;   /* KL term and d/dlogp */
+    int clipped, clipped_dual, selected;
+} vppo__token;
+
+static void vppo__token_terms(const vppo_loss_config *cfg, double rho, double logp, double adv,
+                              double w, double k_ref, vppo__token *tk)
+{
+    const double log_lo = log1p(-(double)cfg->clip_low), log_hi = log1p((double)cfg->clip_high);
+    const double dual = cfg->clip_dual;
+    const double r = exp(vppo__clamp(rho, -20.0, 20.0));
+    const double rhat = exp(vppo__clamp(rho, log_lo, log_hi));
+    const double L1 = -adv * r, L2 = -adv * rhat, L3 = -adv * dual, H = vppo__max(L1, L2);
+    const int dual_on = adv < 0.0 && dual > 0.0;
+    tk->clipped = L1 < L2;
+    tk->clipped_dual = dual_on && H > L3;
+    tk->selected = w != 0.0;
+    if (cfg->pg_kind == VPPO_PG_CISPO) {
+        tk->pg = w * (-adv * rhat * logp);
+        tk->dpg = w * (-adv * rhat);
+    } else {
+        const int l1_taken = !tk->clipped_dual && L1 >= L2;
+        tk->pg = w * (tk->clipped_dual ? L3 : H);
+        tk->dpg = (l1_taken && rho > -20.0 && rho < 20.0) ? w * (-adv * r) : 0.0;
+    }
+    tk->kl = vppo__kl_term(cfg->kl_kind, k_ref, &tk->dkl);
+}
+
+static void vppo__policy_loss_run(const vppo_loss_config *cfg, const vppo_seqs *s,
+    const float *logp, const float *logp_old, const float *logp_ref, const float *adv,
+    const uint8_t *select, const float *weight, float *dlogp, vppo_loss_out *out)
+{
+    const int seq_ratio = cfg->ratio_level != VPPO_RATIO_TOKEN;
+    const int spread = cfg->ratio_level == VPPO_RATIO_SEQ && cfg->pg_kind == VPPO_PG_CLIP;
+    int64_t b, t, n_total = 0, n_selected = 0, n_clip = 0, n_clip_dual = 0;
+    double pg = 0.0, kl = 0.0, ent = 0.0, ppo_kl = 0.0, divisor;
+
+    for (b = 0; b < s->n_seqs; ++b) n_total += vppo__count_valid(s, b);
+    /* agg(x) = sum_b m_b sum_{t in b} x / divisor, with m_b = 1/n_b for seq-mean-token-mean */
+    if (cfg->agg == VPPO_AGG_TOKEN_MEAN) divisor = cfg->denom > 0.0 ? cfg->denom : (double)n_total;
+    else divisor = cfg->denom > 0.0 ? cfg->denom : (double)s->n_seqs;
+    if (cfg->agg == VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM) divisor *= cfg->agg_norm;
+
+    for (b = 0; b < s->n_seqs; ++b) {
+        const int64_t n = vppo__count_valid(s, b);
+        double mean_delta = 0.0, seq_pg = 0.0, seq_kl = 0.0, seq_ent = 0.0, seq_dpg = 0.0, coef;
+        if (n == 0) {
+            if (dlogp) for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) dlogp[t] = 0.0f;
+            continue;
+        }
+        coef = (cfg->agg == VPPO_AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / (double)n : 1.0) / divisor;
+        if (seq_ratio) {
+            for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+                if (vppo__valid(s, t)) mean_delta += (double)logp[t] - (double)logp_old[t];
+            mean_delta /= (double)n;
+        }
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
+            const double delta = (double)logp[t] - (double)logp_old[t];
+            const double w = (select ? (double)(select[t] != 0) : 1.0) * (weight ? (double)weight[t] : 1.0);
+            const double k_ref = logp_ref && cfg->kl_kind != VPPO_KL_NONE ? (double)logp[t] - (double)logp_ref[t] : 0.0;
+            vppo__token tk;
+            if (!vppo__valid(s, t)) { if (dlogp) dlogp[t] = 0.0f; continue; }
+            vppo__token_terms(cfg, seq_ratio ? mean_delta : delta, logp[t], adv[t], w, k_ref, &tk);
+            seq_pg += tk.pg;
+            seq_kl += tk.kl;
+            seq_ent += -(double)logp[t];
+            seq_dpg += tk.dpg;
+            n_clip += tk.clipped;
+            n_clip_dual += tk.clipped_dual;
+            n_selected += tk.selected;
+            ppo_kl += -delta;
+            if (dlogp && !spread)
+                dlogp[t] = (float)(coef * (tk.dpg + (double)cfg->kl_coef * tk.dkl - (double)cfg->entropy_coef));
+        }
+        if (dlogp && spread) {       /* GSPO: drho/dlogp_u = 1/n_b for every valid u of b */
+            for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
+                double dkl = 0.0;
+                if (!vppo__valid(s, t)) { dlogp[t] = 0.0f; continue; }
+                if (cfg->kl_kind != VPPO_KL_NONE)
+                    vppo__kl_term(cfg->kl_kind, (double)logp[t] - (double)logp_ref[t], &dkl);
+                dlogp[t] = (float)(coef * (seq_dpg / (double)n + (double)cfg->kl_coef * dkl -
+                                           (double)cfg->entropy_coef));
+            }
+        }
+        pg += coef * seq_pg;
+        kl += coef * seq_kl;
+        ent += coef * seq_ent;
+    }
+    out->pg_loss = pg;
+    out->kl_loss = kl;
+    out->entropy_loss = ent;
+    out->loss = pg + (double)cfg->kl_coef * kl + (double)cfg->entropy_coef * ent;
+    out->clipfrac = n_total ? (double)n_clip / (double)n_total : 0.0;
+    out->clipfrac_dual = n_total ? (double)n_clip_dual / (double)n_total : 0.0;
+    out->ppo_kl = n_total ? ppo_kl / (double)n_total : 0.0;
+    out->n_valid = n_total;
+    out->n_selected = n_selected;
+}
+
+VPPODEF vppo_status vppo_policy_loss(const vppo_loss_config *cfg, const vppo_seqs *s,
+    const float *logp, const float *logp_old, const float *logp_ref,
+    const float *adv, const uint8_t *select, const float *weight,
+    float *dlogp, vppo_loss_out *out)
+{
+    vppo_status st = vppo__check_loss_inputs(cfg, s, logp, logp_old, logp_ref, adv, weight, out, 1);
+    if (st != VPPO_OK) return st;
+    vppo__policy_loss_run(cfg, s, logp, logp_old, logp_ref, adv, select, weight, dlogp, out);
+    return VPPO_OK;
+}
+
+/* =========================================================== the pipeline == */
+
+VPPODEF vppo_config vppo_config_default(void)
+{
+    vppo_config c;
+    c.estimator = VPPO_EST_K3;
+    c.use_tas = 1;
+    c.tas = vppo_tas_config_default();
+    c.use_tgf = 1;
+    c.topk_ratio = 0.4;
+    c.loss = vppo_loss_config_default();
+    return c;
+}
+
+/* Where prepare takes the dependency from. */
+typedef enum vppo__dep_source { VPPO__DEP_GIVEN, VPPO__DEP_SAMPLED, VPPO__DEP_ZERO } vppo__dep_source;
+
+static vppo_status vppo__check_prepare(const vppo_config *cfg, const vppo_seqs *s,
+    const float *logp_old, const float *logp_aug, const float *dep_in, const float *adv_seq,
+    const vppo_tas_stats *global, const vppo_prepared *p, vppo__dep_source *source)
+{
+    int64_t b, t;
+    vppo_status st;
+    if (!cfg) return VPPO_ERR_NULL;
+    if ((st = vppo__check_seqs(s)) != VPPO_OK) return st;
+    if (!p || !adv_seq) return VPPO_ERR_NULL;
+    if (!p->dep || !p->traj_dep || !p->count || !p->scale || !p->adv || !p->select) return VPPO_ERR_NULL;
+    if (dep_in) *source = VPPO__DEP_GIVEN;
+    else if (logp_old && logp_aug) *source = VPPO__DEP_SAMPLED;
+    else if (!cfg->use_tas && !cfg->use_tgf) *source = VPPO__DEP_ZERO;
+    else return VPPO_ERR_NULL;
+    if (*source == VPPO__DEP_SAMPLED &&
+        ((int)cfg->estimator < (int)VPPO_EST_K3 || (int)cfg->estimator > (int)VPPO_EST_PROB_DROP))
+        return VPPO_ERR_PARAM;
+    if (cfg->use_tas && (st = vppo__check_tas_config(&cfg->tas)) != VPPO_OK) return st;
+    if (cfg->use_tgf && !(cfg->topk_ratio >= 0.0 && cfg->topk_ratio <= 1.0)) return VPPO_ERR_PARAM;
+    if (global && (st = vppo__check_tas_stats(global)) != VPPO_OK) return st;
+    /* per-token data */
+    if (*source == VPPO__DEP_GIVEN && (st = vppo__check_values(s, dep_in, 0)) != VPPO_OK) return st;
+    if (*source == VPPO__DEP_SAMPLED) {
+        if ((st = vppo__check_values(s, logp_old, 1)) != VPPO_OK) return st;
+        if ((st = vppo__check_values(s, logp_aug, 1)) != VPPO_OK) return st;
+        for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t)
+            if (vppo__valid(s, t) && logp_old[t] == -VPPO__INF && logp_aug[t] == -VPPO__INF)
+                return VPPO_ERR_NONFINITE;
+    }
+    for (b = 0; b < s->n_seqs; ++b)
+        if (!vppo__finite(adv_seq[b]) && vppo__count_valid(s, b) > 0) return VPPO_ERR_NONFINITE;
+    return VPPO_OK;
+}
+
+/* The dependency of a sampled-estimator batch is finite (every estimator clamps or is
+   bounded), so the checks of the calls below cannot fail once vppo__check_prepare
+   passed; their statuses are still passed on. */
+static vppo_status vppo__prepare_run(const vppo_config *cfg, const vppo_seqs *s,
+    const float *logp_old, const float *logp_aug, const float *dep_in, const float *adv_seq,
+    const vppo_tas_stats *global, vppo_prepared *p, vppo__dep_source source)
+{
+    int64_t b, t;
+    vppo_status st = VPPO_OK;
+    const int64_t end = s->offsets[s->n_seqs];
+    if (source == VPPO__DEP_SAMPLED) {
+        st = vppo_dependency_sampled(s, logp_old, logp_aug, cfg->estimator, p->dep);
+    } else {
+        for (t = s->offsets[0]; t < end; ++t)
+            p->dep[t] = source == VPPO__DEP_GIVEN && vppo__valid(s, t) ? dep_in[t] : 0.0f;
+    }
+    if (st == VPPO_OK) st = vppo_seq_mean(s, p->dep, p->traj_dep, p->count);
+    if (st != VPPO_OK) return st;
+    if (global) p->stats = *global;
+    else if ((st = vppo_tas_stats_compute(p->traj_dep, p->count, s->n_seqs, &p->stats)) != VPPO_OK) return st;
+    if (cfg->use_tas) vppo__tas_scales_run(&cfg->tas, &p->stats, p->traj_dep, p->count, s->n_seqs, p->scale);
+    else for (b = 0; b < s->n_seqs; ++b) p->scale[b] = 1.0f;
+    for (b = 0; b < s->n_seqs; ++b)
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+            p->adv[t] = vppo__valid(s, t) ? p->scale[b] * adv_seq[b] : 0.0f;
+    return vppo_topk_mask(s, p->dep, cfg->use_tgf ? cfg->topk_ratio : 1.0, p->select, &p->topk);
+}
+
+VPPODEF vppo_status vppo_prepare(const vppo_config *cfg, const vppo_seqs *s,
+    const float *logp_old, const float *logp_aug, const float *dep_in,
+    const float *adv_seq, const vppo_tas_stats *global, vppo_prepared *p)
+{
+    vppo__dep_source source;
+    vppo_status st = vppo__check_prepare(cfg, s, logp_old, logp_aug, dep_in, adv_seq, global, p, &source);
+    if (st != VPPO_OK) return st;
+    return vppo__prepare_run(cfg, s, logp_old, logp_aug, dep_in, adv_seq, global, p, source);
+}
+
+VPPODEF vppo_status vppo_step(const vppo_config *cfg, const vppo_seqs *s, const float *logp,
+    const float *logp_old, const float *logp_aug, const float *logp_ref,
+    const float *adv_seq, vppo_prepared *p, float *dlogp, vppo_loss_out *out)
+{
+    vppo__dep_source source;
+    vppo_status st;
+    if (!cfg) return VPPO_ERR_NULL;
+    if ((st = vppo__check_prepare(cfg, s, logp_old, logp_aug, NULL, adv_seq, NULL, p, &source)) != VPPO_OK)
+        return st;
+    if ((st = vppo__check_loss_inputs(&cfg->loss, s, logp, logp_old, logp_ref, NULL, NULL, out, 0)) != VPPO_OK)
+        return st;
+    if ((st = vppo__prepare_run(cfg, s, logp_old, logp_aug, NULL, adv_seq, NULL, p, source)) != VPPO_OK)
+        return st;
+    vppo__policy_loss_run(&cfg->loss, s, logp, logp_old, logp_ref, p->adv, p->select, NULL, dlogp, out);
+    return VPPO_OK;
+}
+
+/* ====================================================== ISA selection (§10) == */
+
+/* The one piece of global mutable state. Only the scalar path exists in this version. */
+static vppo_isa vppo__isa_current = VPPO_ISA_SCALAR;
+
+VPPODEF vppo_isa vppo_isa_active(void) { return vppo__isa_current; }
+
+VPPODEF vppo_status vppo_isa_select(vppo_isa isa)
+{
+    if ((int)isa < (int)VPPO_ISA_SCALAR || (int)isa > (int)VPPO_ISA_NEON) return VPPO_ERR_PARAM;
+    if (isa != VPPO_ISA_SCALAR) return VPPO_ERR_UNSUPPORTED;
+    vppo__isa_current = isa;
+    return VPPO_OK;
+}
+
+VPPODEF const char *vppo_isa_name(vppo_isa isa)
+{
+    switch (isa) {
+    case VPPO_ISA_SCALAR: return "scalar";
+    case VPPO_ISA_SSE2:   return "sse2";
+    case VPPO_ISA_AVX2:   return "avx2";
+    case VPPO_ISA_AVX512: return "avx512";
+    case VPPO_ISA_NEON:   return "neon";
+    }
+    return "unknown";
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VPPO_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+MIT License
+
+Copyright (c) 2026 the vppo.h authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+*/
