@@ -26,7 +26,7 @@ TEST_SRC := tests/test_main.c tests/test_util.c tests/test_basics.c tests/test_p
             tests/test_loss.c tests/test_pipeline.c tests/test_errors.c
 TEST_DEP := $(TEST_SRC) tests/test.h tests/tests.def vppo.h
 
-.PHONY: all test test-gcc test-clang test-cxx test-compile demo bench install uninstall clean
+.PHONY: all test test-gcc test-clang test-cxx test-compile test-sanitize demo bench install uninstall clean
 
 all: $(BUILD)/quickstart $(BUILD)/test_gcc
 
@@ -85,6 +85,15 @@ endif
 
 test: test-compile test-gcc test-clang test-cxx
 	@echo "== make test: every build passed"
+
+# The suite under AddressSanitizer and UndefinedBehaviorSanitizer, any error fatal.
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+$(BUILD)/test_san: $(TEST_DEP) | $(BUILD)
+	gcc $(CSTD) $(WARN) -O1 -g -ffp-contract=off $(SAN) -o $@ $(TEST_SRC) $(LDLIBS)
+
+test-sanitize: $(BUILD)/test_san
+	@echo "== suite under ASan + UBSan"
+	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/test_san
 
 # ------------------------------------------------------------------ demo
 
