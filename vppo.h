@@ -1653,11 +1653,12 @@ static void vppo__policy_loss_run(const vppo_loss_config *cfg, const vppo_seqs *
             mean_delta /= (double)n;
         }
         for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
-            const double delta = (double)logp[t] - (double)logp_old[t];
-            const double w = (select ? (double)(select[t] != 0) : 1.0) * (weight ? (double)weight[t] : 1.0);
-            const double k_ref = logp_ref && cfg->kl_kind != VPPO_KL_NONE ? (double)logp[t] - (double)logp_ref[t] : 0.0;
+            double delta, w, k_ref;
             vppo__token tk;
             if (!vppo__valid(s, t)) { if (dlogp) dlogp[t] = 0.0f; continue; }
+            delta = (double)logp[t] - (double)logp_old[t];
+            w = (select ? (double)(select[t] != 0) : 1.0) * (weight ? (double)weight[t] : 1.0);
+            k_ref = cfg->kl_kind != VPPO_KL_NONE ? (double)logp[t] - (double)logp_ref[t] : 0.0;
             vppo__token_terms(cfg, seq_ratio ? mean_delta : delta, logp[t], adv[t], w, k_ref, &tk);
             seq_pg += tk.pg;
             seq_kl += tk.kl;

@@ -258,6 +258,8 @@ void bad_input_matrix_nonfinite(void)
     ROW(VPPO_ERR_NONFINITE, f.adv_seq[1] = NAN, CALL_PREPARE);
     ROW(VPPO_OK, (f.adv_seq[1] = NAN, f.off[2] = 4), CALL_PREPARE);   /* unused: empty sequence */
     ROW(VPPO_ERR_NONFINITE, f.a[7] = NAN, CALL_STEP);
+    ROW(VPPO_ERR_NONFINITE, (f.a[2] = -INFINITY, f.b[2] = -INFINITY), CALL_PREPARE);   /* d = NaN */
+    ROW(VPPO_ERR_NONFINITE, f.b[2] = INFINITY, CALL_STEP);
     ROW(VPPO_ERR_NONFINITE, f.c[1] = NAN, vppo_perturb_patch_rows(f.rows, 4, 2, 2, 0.5f, f.c, 1));   /* fill */
 }
 

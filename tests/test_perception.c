@@ -709,3 +709,48 @@ void logits_kernels_reject_bad_input(void)
     CHECK_STATUS(VPPO_OK, vppo_logprobs(&x, ids, out, lse, NULL));
     CHECK_STATUS(VPPO_OK, vppo_dependency_logits(&x, &y, VPPO_DIV_JS, dep));
 }
+
+/* A NaN or +inf in only one of the two matrices, in each position of the pair. */
+void dependency_logits_checks_each_side_separately(void)
+{
+    const float bad_values[2] = { NAN, INFINITY };
+    float zp[3 * 6], zq[3 * 6], dep[3];
+    vppo_logits P, Q;
+    int div, side, k, i;
+    P.dtype = VPPO_F32; P.n_rows = 3; P.vocab = 6; P.row_stride = 6; P.temperature = 1.0f;
+    Q = P;
+    P.data = zp; Q.data = zq;
+    for (div = VPPO_DIV_KL; div <= VPPO_DIV_JS; ++div)
+        for (side = 0; side < 2; ++side)
+            for (k = 0; k < 2; ++k) {
+                for (i = 0; i < 18; ++i) { zp[i] = 0.1f * (float)i; zq[i] = 0.1f * (float)(17 - i); }
+                (side ? zq : zp)[13] = bad_values[k];
+                CHECK_STATUS(VPPO_ERR_NONFINITE, vppo_dependency_logits(&P, &Q, (vppo_divergence)div, dep));
+                (side ? zq : zp)[13] = 1.0f;
+                for (i = 6; i < 12; ++i) (side ? zq : zp)[i] = -INFINITY;   /* row 1 of one side */
+                CHECK_STATUS(VPPO_ERR_PARAM, vppo_dependency_logits(&P, &Q, (vppo_divergence)div, dep));
+            }
+}
+
+/* bf16 rounding of the gradient: nearest, ties to even. With two equal logits p = 1/2,
+   so dz_id = g/2 exactly; g/2 = 1 + 3*2^-8 lies exactly between the bf16 neighbours
+   1 + 2^-7 (odd) and 1 + 2^-6 (even), and 1 + 2^-8 between 1 (even) and 1 + 2^-7. */
+void logprobs_backward_bf16_rounds_ties_to_even(void)
+{
+    const float z[2] = { 0.0f, 0.0f };
+    const float g_values[2] = { 2.0f * (1.0f + 3.0f / 256.0f), 2.0f * (1.0f + 1.0f / 256.0f) };
+    const uint16_t want_up[2] = { 0x3f82, 0xbf82 }, want_down[2] = { 0x3f80, 0xbf80 };   /* +-(1 + 2^-6), +-1 */
+    uint16_t out[2];
+    int32_t id = 0;
+    vppo_logits x;
+    vppo_grad_out go;
+    x.data = z; x.dtype = VPPO_F32; x.n_rows = 1; x.vocab = 2; x.row_stride = 2; x.temperature = 1.0f;
+    go.data = out; go.dtype = VPPO_BF16; go.row_stride = 2;
+    CHECK_STATUS(VPPO_OK, vppo_logprobs_backward(&x, &id, NULL, NULL, &g_values[0], NULL, &go));
+    CHECK_EQ_INT(want_up[0], out[0]);
+    CHECK_EQ_INT(want_up[1], out[1]);
+    CHECK_STATUS(VPPO_OK, vppo_logprobs_backward(&x, &id, NULL, NULL, &g_values[1], NULL, &go));
+    CHECK_EQ_INT(want_down[0], out[0]);
+    CHECK_EQ_INT(want_down[1], out[1]);
+    CHECK(test_bf16_value(0x3f82) == 1.015625 && test_bf16_value(0x3f80) == 1.0);
+}

@@ -106,6 +106,22 @@ void tas_scales_mean_preserving_has_mean_one(void)
     }
 }
 
+void tas_scales_mean_preserving_ignores_beta_max(void)
+{
+    const float traj[4] = { 0.1f, 0.4f, 0.2f, 0.9f };
+    float a[4], b[4];
+    vppo_tas_config cfg = vppo_tas_config_default();
+    vppo_tas_stats st;
+    CHECK_STATUS(VPPO_OK, vppo_tas_stats_compute(traj, NULL, 4, &st));
+    CHECK_STATUS(VPPO_OK, vppo_tas_scales(&cfg, &st, traj, NULL, 4, a));
+    cfg.beta_max = 5.0f;   /* the released code's target_max is dynamic: beta_max plays no part */
+    CHECK_STATUS(VPPO_OK, vppo_tas_scales(&cfg, &st, traj, NULL, 4, b));
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    cfg.beta_max = 0.1f;   /* below beta_min: still valid, still unused */
+    CHECK_STATUS(VPPO_OK, vppo_tas_scales(&cfg, &st, traj, NULL, 4, b));
+    CHECK(memcmp(a, b, sizeof a) == 0);
+}
+
 void tas_scales_degenerate_cases_are_one(void)
 {
     const float traj[3] = { 0.2f, 0.2f + 5e-7f, 0.3f };
