@@ -1152,24 +1152,28 @@ static vppo_status vppo__check_groups(const vppo_seqs *g, const float *values, i
     return VPPO_OK;
 }
 
-/* Mean and unbiased standard deviation of the included values of group k, and whether
-   they are all equal. */
-static void vppo__group_moments(const vppo_seqs *g, const float *x, int64_t k, int64_t n,
-                                double *mean, double *std, int *constant)
+/* Sum, mean and unbiased standard deviation of the n included values of group k, and
+   whether they are all equal. */
+typedef struct vppo__moments { double sum, mean, std; int constant; } vppo__moments;
+
+static vppo__moments vppo__group_moments(const vppo_seqs *g, const float *x, int64_t k, int64_t n)
 {
+    vppo__moments m;
     int64_t t;
-    double sum = 0.0, ss = 0.0, lo = VPPO__INF, hi = -VPPO__INF;
+    double ss = 0.0, lo = VPPO__INF, hi = -VPPO__INF;
+    m.sum = 0.0;
     for (t = g->offsets[k]; t < g->offsets[k + 1]; ++t)
         if (vppo__valid(g, t)) {
-            sum += x[t];
+            m.sum += x[t];
             if (x[t] < lo) lo = x[t];
             if (x[t] > hi) hi = x[t];
         }
-    *mean = n > 0 ? sum / (double)n : 0.0;
+    m.mean = n > 0 ? m.sum / (double)n : 0.0;
     for (t = g->offsets[k]; t < g->offsets[k + 1]; ++t)
-        if (vppo__valid(g, t)) ss += (x[t] - *mean) * (x[t] - *mean);
-    *std = n > 1 ? sqrt(ss / (double)(n - 1)) : 0.0;
-    *constant = n == 0 || lo == hi;
+        if (vppo__valid(g, t)) ss += (x[t] - m.mean) * (x[t] - m.mean);
+    m.std = n > 1 ? sqrt(ss / (double)(n - 1)) : 0.0;
+    m.constant = n == 0 || lo == hi;
+    return m;
 }
 
 VPPODEF vppo_status vppo_group_advantages(const vppo_seqs *groups, const float *rewards,
@@ -1185,11 +1189,9 @@ VPPODEF vppo_status vppo_group_advantages(const vppo_seqs *groups, const float *
 
     for (k = 0; k < groups->n_seqs; ++k) {
         const int64_t n = vppo__count_valid(groups, k);
+        const vppo__moments m = vppo__group_moments(groups, rewards, k, n);
         int64_t best = -1;
-        double mean, std, sum, second = -VPPO__INF;
-        int constant;
-        vppo__group_moments(groups, rewards, k, n, &mean, &std, &constant);
-        sum = mean * (double)n;
+        double second = -VPPO__INF;
         if (kind == VPPO_ADV_GRPO_PASSK) {      /* best: first index of the maximum */
             for (t = groups->offsets[k]; t < groups->offsets[k + 1]; ++t)
                 if (vppo__valid(groups, t) && (best < 0 || rewards[t] > rewards[best])) best = t;
@@ -1199,12 +1201,12 @@ VPPODEF vppo_status vppo_group_advantages(const vppo_seqs *groups, const float *
         for (t = groups->offsets[k]; t < groups->offsets[k + 1]; ++t) {
             const double r = rewards[t];
             double a = 0.0;
-            if (!vppo__valid(groups, t) || constant) { adv[t] = 0.0f; continue; }
+            if (!vppo__valid(groups, t) || m.constant) { adv[t] = 0.0f; continue; }
             switch (kind) {
-            case VPPO_ADV_GRPO:        a = (r - mean) / (std + (double)eps); break;
-            case VPPO_ADV_GRPO_NO_STD: a = r - mean; break;
-            case VPPO_ADV_RLOO:        a = r - (sum - r) / (double)(n - 1); break;
-            case VPPO_ADV_GRPO_PASSK:  a = t == best ? (r - second) / (std + (double)eps) : 0.0; break;
+            case VPPO_ADV_GRPO:        a = (r - m.mean) / (m.std + (double)eps); break;
+            case VPPO_ADV_GRPO_NO_STD: a = r - m.mean; break;
+            case VPPO_ADV_RLOO:        a = r - (m.sum - r) / (double)(n - 1); break;
+            case VPPO_ADV_GRPO_PASSK:  a = t == best ? (r - second) / (m.std + (double)eps) : 0.0; break;
             }
             adv[t] = (float)a;
         }
@@ -1223,10 +1225,8 @@ VPPODEF vppo_status vppo_group_filter(const vppo_seqs *groups, const float *scor
     if ((st = vppo__check_groups(groups, scores, 0)) != VPPO_OK) return st;
     for (k = 0; k < groups->n_seqs; ++k) {
         const int64_t n = vppo__count_valid(groups, k);
-        double mean, std;
-        int constant, kept;
-        vppo__group_moments(groups, scores, k, n, &mean, &std, &constant);
-        kept = n > 0 && lo < mean && mean < hi;
+        const double mean = vppo__group_moments(groups, scores, k, n).mean;
+        const int kept = n > 0 && lo < mean && mean < hi;
         for (t = groups->offsets[k]; t < groups->offsets[k + 1]; ++t)
             keep[t] = (uint8_t)(kept && vppo__valid(groups, t));
     }

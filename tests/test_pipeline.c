@@ -210,6 +210,25 @@ static void buffers_bind(pipeline_buffers *pb)
     pb->p.scale = pb->scale; pb->p.adv = pb->adv; pb->p.select = pb->select;
 }
 
+/* A released case with its advantages (vppo_group_advantages on 2 groups of 8, checked
+   against compute_grpo_outcome_advantage) and the released update over `micro`. */
+static void released_setup(released_case *c, pipeline_buffers *pb, uint64_t seed, int micro, released_out *want)
+{
+    int64_t groups_off[3];
+    vppo_seqs groups;
+    double x[16 * 48];
+    int t, b;
+    released_case_make(c, seed);
+    CHECK(dependencies_distinct(c));
+    buffers_bind(pb);
+    vppo_offsets_uniform(groups_off, 2, 8);
+    groups.n_seqs = 2; groups.offsets = groups_off; groups.mask = NULL;
+    CHECK_STATUS(VPPO_OK, vppo_group_advantages(&groups, c->scores, VPPO_ADV_GRPO, 1e-6f, pb->adv_seq));
+    for (t = 0; t < 16 * 48; ++t) x[t] = c->mask[t] ? c->logp[t] : 0.0;
+    released_update(16, 48, c->mask, x, c->old, c->aug, c->scores, micro, want);
+    for (b = 0; b < 16; ++b) CHECK_NEAR(want->advantages[b], pb->adv_seq[b], TOL_TOKEN);
+}
+
 void step_reproduces_released_vppo_update(void)
 {
     released_case c;
@@ -217,21 +236,8 @@ void step_reproduces_released_vppo_update(void)
     pipeline_buffers pb;
     vppo_config cfg = vppo_config_default();
     vppo_loss_out out;
-    int64_t groups_off[3];
-    vppo_seqs groups;
-    double x[16 * 48];
     int t, b, wrong = 0;
-    released_case_make(&c, 800);
-    CHECK(dependencies_distinct(&c));
-    buffers_bind(&pb);
-    /* the advantages: vppo_group_advantages on 2 groups of 8 vs compute_grpo_outcome_advantage */
-    vppo_offsets_uniform(groups_off, 2, 8);
-    groups.n_seqs = 2; groups.offsets = groups_off; groups.mask = NULL;
-    CHECK_STATUS(VPPO_OK, vppo_group_advantages(&groups, c.scores, VPPO_ADV_GRPO, 1e-6f, pb.adv_seq));
-    for (t = 0; t < 16 * 48; ++t) x[t] = c.mask[t] ? c.logp[t] : 0.0;
-    released_update(16, 48, c.mask, x, c.old, c.aug, c.scores, 16, &want);
-    for (b = 0; b < 16; ++b) CHECK_NEAR(want.advantages[b], pb.adv_seq[b], TOL_TOKEN);
-
+    released_setup(&c, &pb, 800, 16, &want);
     CHECK_STATUS(VPPO_OK, vppo_step(&cfg, &c.s, c.logp, c.old, c.aug, NULL, pb.adv_seq, &pb.p, pb.dlogp, &out));
     for (t = 0; t < 16 * 48; ++t) wrong += pb.select[t] != want.select[t];
     CHECK_EQ_INT(0, wrong);                                      /* the same tokens carry gradient */
@@ -253,18 +259,10 @@ void step_reproduces_released_code_over_micro_batches(void)
     vppo_config cfg = vppo_config_default();
     vppo_tas_stats global;
     vppo_loss_out out;
-    double x[16 * 48], loss = 0;
-    int64_t groups_off[3], m0;
-    vppo_seqs groups;
+    double loss = 0;
+    int64_t m0;
     int t, b, wrong = 0;
-    released_case_make(&c, 801);
-    CHECK(dependencies_distinct(&c));
-    buffers_bind(&pb);
-    vppo_offsets_uniform(groups_off, 2, 8);
-    groups.n_seqs = 2; groups.offsets = groups_off; groups.mask = NULL;
-    CHECK_STATUS(VPPO_OK, vppo_group_advantages(&groups, c.scores, VPPO_ADV_GRPO, 1e-6f, pb.adv_seq));
-    for (t = 0; t < 16 * 48; ++t) x[t] = c.mask[t] ? c.logp[t] : 0.0;
-    released_update(16, 48, c.mask, x, c.old, c.aug, c.scores, 8, &want);
+    released_setup(&c, &pb, 801, 8, &want);
 
     CHECK_STATUS(VPPO_OK, vppo_prepare(&cfg, &c.s, c.old, c.aug, NULL, pb.adv_seq, NULL, &pb.p));
     global = pb.p.stats;
