@@ -245,7 +245,8 @@ typedef enum vppo_estimator {
    d = clamp(logp_aug - logp, -20, 20), dep [N] written per the estimator table.
    K3 with o_t sampled under the original image is an unbiased estimate of
    KL(pi(.|I) || pi(.|I')). Log-probabilities may be -inf (the token is impossible), not
-   NaN or +inf; a NaN d (both -inf) is VPPO_ERR_NONFINITE. */
+   NaN or +inf; a NaN d (both -inf) is VPPO_ERR_NONFINITE, and so is a PROB_DROP value
+   outside the float range (log-probabilities above ~88, which are not log-probabilities). */
 VPPODEF vppo_status vppo_dependency_sampled(const vppo_seqs *s, const float *logp,
     const float *logp_aug, vppo_estimator est, float *dep);
 
@@ -431,7 +432,9 @@ typedef struct vppo_loss_out {
    H > L3] (clipfrac_dual) and -Delta (ppo_kl); n_valid; n_selected = number of valid
    tokens with w_t != 0. To reproduce the released code's gradient accumulation over
    micro-batches and ranks, set denom = valid tokens of the whole mini-batch, all ranks.
-   logp, logp_old, adv, logp_ref (when used) and weight finite at valid positions. */
+   logp, logp_old, adv, logp_ref (when used) and weight finite at valid positions. The
+   loss is computed in double and always finite; a gradient beyond the float range
+   (advantages of 1e29 and more) is VPPO_ERR_NONFINITE, found as dlogp is written. */
 VPPODEF vppo_status vppo_policy_loss(const vppo_loss_config *cfg, const vppo_seqs *s,
     const float *logp, const float *logp_old, const float *logp_ref,
     const float *adv, const uint8_t *select, const float *weight,
@@ -463,7 +466,11 @@ typedef struct vppo_prepared {       /* caller-owned buffers, all required */
    0), adv_t = scale_b * adv_seq_b at valid positions, select by TGF on dep (every valid
    position when use_tgf is 0; topk is filled either way). When dep_in is NULL and
    use_tas = use_tgf = 0, logp_old and logp_aug may be NULL and dep is 0. Only the
-   config fields in use are validated. adv_seq [B] finite for non-empty sequences. */
+   config fields in use are validated. dep_in must be finite at valid positions (clamp
+   an infinite KL from vppo_dependency_logits first). adv_seq [B] must be finite for
+   non-empty sequences and small enough that the largest possible TAS scale times it is
+   a finite float (the scale is at most beta_max for LINEAR, beta_min + (1 - beta_min) *
+   B for MEAN_PRESERVING), else VPPO_ERR_NONFINITE. */
 VPPODEF vppo_status vppo_prepare(const vppo_config *cfg, const vppo_seqs *s,
     const float *logp_old, const float *logp_aug, const float *dep_in,
     const float *adv_seq, const vppo_tas_stats *global, vppo_prepared *p);
@@ -500,6 +507,7 @@ VPPODEF const char *vppo_isa_name(vppo_isa isa);
 #if defined(VPPO_IMPLEMENTATION) && !defined(VPPO_IMPLEMENTATION_INCLUDED)
 #define VPPO_IMPLEMENTATION_INCLUDED
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -781,6 +789,27 @@ VPPODEF vppo_status vppo_perturb_patch_rows(float *rows, int64_t n_rows, int64_t
 
 /* ========================================================= token perception == */
 
+/* The data checks of the sampled estimators: log-probabilities may be -inf, never NaN
+   or +inf; d must not be NaN (both -inf); PROB_DROP's exp(logp) - exp(logp_aug) must be
+   a finite float (it is not for absurd log-probabilities above ~88). The other
+   estimators are bounded by their clamps. */
+static vppo_status vppo__check_sampled(const vppo_seqs *s, const float *logp, const float *logp_aug,
+                                       vppo_estimator est)
+{
+    int64_t t;
+    vppo_status st;
+    if ((int)est < (int)VPPO_EST_K3 || (int)est > (int)VPPO_EST_PROB_DROP) return VPPO_ERR_PARAM;
+    if ((st = vppo__check_values(s, logp, 1)) != VPPO_OK) return st;
+    if ((st = vppo__check_values(s, logp_aug, 1)) != VPPO_OK) return st;
+    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t) {
+        if (!vppo__valid(s, t)) continue;
+        if (logp[t] == -VPPO__INF && logp_aug[t] == -VPPO__INF) return VPPO_ERR_NONFINITE;
+        if (est == VPPO_EST_PROB_DROP && !(fabs(exp((double)logp[t]) - exp((double)logp_aug[t])) <= FLT_MAX))
+            return VPPO_ERR_NONFINITE;
+    }
+    return VPPO_OK;
+}
+
 VPPODEF vppo_status vppo_dependency_sampled(const vppo_seqs *s, const float *logp,
     const float *logp_aug, vppo_estimator est, float *dep)
 {
@@ -788,13 +817,7 @@ VPPODEF vppo_status vppo_dependency_sampled(const vppo_seqs *s, const float *log
     vppo_status st = vppo__check_seqs(s);
     if (st != VPPO_OK) return st;
     if (!logp || !logp_aug || !dep) return VPPO_ERR_NULL;
-    if ((int)est < (int)VPPO_EST_K3 || (int)est > (int)VPPO_EST_PROB_DROP) return VPPO_ERR_PARAM;
-    /* log-probabilities may be -inf, never NaN or +inf, and d must not be NaN */
-    if ((st = vppo__check_values(s, logp, 1)) != VPPO_OK) return st;
-    if ((st = vppo__check_values(s, logp_aug, 1)) != VPPO_OK) return st;
-    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t)
-        if (vppo__valid(s, t) && logp[t] == -VPPO__INF && logp_aug[t] == -VPPO__INF)
-            return VPPO_ERR_NONFINITE;
+    if ((st = vppo__check_sampled(s, logp, logp_aug, est)) != VPPO_OK) return st;
 
     for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t) {
         double d, v = 0.0;
@@ -1624,7 +1647,15 @@ static void vppo__token_terms(const vppo_loss_config *cfg, double rho, double lo
     tk->kl = vppo__kl_term(cfg->kl_kind, k_ref, &tk->dkl);
 }
 
-static void vppo__policy_loss_run(const vppo_loss_config *cfg, const vppo_seqs *s,
+/* dlogp[t] = g; the gradient can leave the float range only for absurd inputs
+   (advantages around 1e29 and beyond), which *overflow records. */
+static void vppo__store_grad(float *dlogp, int64_t t, double g, int *overflow)
+{
+    if (fabs(g) > FLT_MAX) *overflow = 1;
+    dlogp[t] = (float)g;
+}
+
+static vppo_status vppo__policy_loss_run(const vppo_loss_config *cfg, const vppo_seqs *s,
     const float *logp, const float *logp_old, const float *logp_ref, const float *adv,
     const uint8_t *select, const float *weight, float *dlogp, vppo_loss_out *out)
 {
@@ -1632,6 +1663,7 @@ static void vppo__policy_loss_run(const vppo_loss_config *cfg, const vppo_seqs *
     const int spread = cfg->ratio_level == VPPO_RATIO_SEQ && cfg->pg_kind == VPPO_PG_CLIP;
     int64_t b, t, n_total = 0, n_selected = 0, n_clip = 0, n_clip_dual = 0;
     double pg = 0.0, kl = 0.0, ent = 0.0, ppo_kl = 0.0, divisor;
+    int overflow = 0;
 
     for (b = 0; b < s->n_seqs; ++b) n_total += vppo__count_valid(s, b);
     /* agg(x) = sum_b m_b sum_{t in b} x / divisor, with m_b = 1/n_b for seq-mean-token-mean */
@@ -1669,7 +1701,8 @@ static void vppo__policy_loss_run(const vppo_loss_config *cfg, const vppo_seqs *
             n_selected += tk.selected;
             ppo_kl += -delta;
             if (dlogp && !spread)
-                dlogp[t] = (float)(coef * (tk.dpg + (double)cfg->kl_coef * tk.dkl - (double)cfg->entropy_coef));
+                vppo__store_grad(dlogp, t, coef * (tk.dpg + (double)cfg->kl_coef * tk.dkl - (double)cfg->entropy_coef),
+                                 &overflow);
         }
         if (dlogp && spread) {       /* GSPO: drho/dlogp_u = 1/n_b for every valid u of b */
             for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
@@ -1677,8 +1710,8 @@ static void vppo__policy_loss_run(const vppo_loss_config *cfg, const vppo_seqs *
                 if (!vppo__valid(s, t)) { dlogp[t] = 0.0f; continue; }
                 if (cfg->kl_kind != VPPO_KL_NONE)
                     vppo__kl_term(cfg->kl_kind, (double)logp[t] - (double)logp_ref[t], &dkl);
-                dlogp[t] = (float)(coef * (seq_dpg / (double)n + (double)cfg->kl_coef * dkl -
-                                           (double)cfg->entropy_coef));
+                vppo__store_grad(dlogp, t, coef * (seq_dpg / (double)n + (double)cfg->kl_coef * dkl -
+                                                   (double)cfg->entropy_coef), &overflow);
             }
         }
         pg += coef * seq_pg;
@@ -1694,6 +1727,7 @@ static void vppo__policy_loss_run(const vppo_loss_config *cfg, const vppo_seqs *
     out->ppo_kl = n_total ? ppo_kl / (double)n_total : 0.0;
     out->n_valid = n_total;
     out->n_selected = n_selected;
+    return overflow ? VPPO_ERR_NONFINITE : VPPO_OK;
 }
 
 VPPODEF vppo_status vppo_policy_loss(const vppo_loss_config *cfg, const vppo_seqs *s,
@@ -1703,8 +1737,7 @@ VPPODEF vppo_status vppo_policy_loss(const vppo_loss_config *cfg, const vppo_seq
 {
     vppo_status st = vppo__check_loss_inputs(cfg, s, logp, logp_old, logp_ref, adv, weight, out, 1);
     if (st != VPPO_OK) return st;
-    vppo__policy_loss_run(cfg, s, logp, logp_old, logp_ref, adv, select, weight, dlogp, out);
-    return VPPO_OK;
+    return vppo__policy_loss_run(cfg, s, logp, logp_old, logp_ref, adv, select, weight, dlogp, out);
 }
 
 /* =========================================================== the pipeline == */
@@ -1728,7 +1761,8 @@ static vppo_status vppo__check_prepare(const vppo_config *cfg, const vppo_seqs *
     const float *logp_old, const float *logp_aug, const float *dep_in, const float *adv_seq,
     const vppo_tas_stats *global, const vppo_prepared *p, vppo__dep_source *source)
 {
-    int64_t b, t;
+    int64_t b, n_nonempty = 0;
+    double max_scale = 1.0;
     vppo_status st;
     if (!cfg) return VPPO_ERR_NULL;
     if ((st = vppo__check_seqs(s)) != VPPO_OK) return st;
@@ -1746,21 +1780,26 @@ static vppo_status vppo__check_prepare(const vppo_config *cfg, const vppo_seqs *
     if (global && (st = vppo__check_tas_stats(global)) != VPPO_OK) return st;
     /* per-token data */
     if (*source == VPPO__DEP_GIVEN && (st = vppo__check_values(s, dep_in, 0)) != VPPO_OK) return st;
-    if (*source == VPPO__DEP_SAMPLED) {
-        if ((st = vppo__check_values(s, logp_old, 1)) != VPPO_OK) return st;
-        if ((st = vppo__check_values(s, logp_aug, 1)) != VPPO_OK) return st;
-        for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t)
-            if (vppo__valid(s, t) && logp_old[t] == -VPPO__INF && logp_aug[t] == -VPPO__INF)
-                return VPPO_ERR_NONFINITE;
+    if (*source == VPPO__DEP_SAMPLED && (st = vppo__check_sampled(s, logp_old, logp_aug, cfg->estimator)) != VPPO_OK)
+        return st;
+    /* adv_seq finite, and small enough that scale * adv stays a finite float: a TAS scale
+       is at most beta_max (LINEAR) or beta_min + (1 - beta_min) * (sequences in the call)
+       (MEAN_PRESERVING, since x_b / mean(x) <= number of sequences) */
+    for (b = 0; b < s->n_seqs; ++b) n_nonempty += vppo__count_valid(s, b) > 0;
+    if (cfg->use_tas)
+        max_scale = cfg->tas.mode == VPPO_TAS_LINEAR ? vppo__max(1.0, cfg->tas.beta_max)
+                  : cfg->tas.beta_min + (1.0 - (double)cfg->tas.beta_min) * (double)n_nonempty;
+    for (b = 0; b < s->n_seqs; ++b) {
+        if (vppo__count_valid(s, b) == 0) continue;
+        if (!vppo__finite(adv_seq[b]) || fabs((double)adv_seq[b]) * max_scale * (1.0 + 1e-6) > FLT_MAX)
+            return VPPO_ERR_NONFINITE;
     }
-    for (b = 0; b < s->n_seqs; ++b)
-        if (!vppo__finite(adv_seq[b]) && vppo__count_valid(s, b) > 0) return VPPO_ERR_NONFINITE;
     return VPPO_OK;
 }
 
-/* The dependency of a sampled-estimator batch is finite (every estimator clamps or is
-   bounded), so the checks of the calls below cannot fail once vppo__check_prepare
-   passed; their statuses are still passed on. */
+/* Once vppo__check_prepare passed, the checks of the calls below cannot fail (the
+   dependency is finite: every estimator clamps, and PROB_DROP was checked); their
+   statuses are still passed on. */
 static vppo_status vppo__prepare_run(const vppo_config *cfg, const vppo_seqs *s,
     const float *logp_old, const float *logp_aug, const float *dep_in, const float *adv_seq,
     const vppo_tas_stats *global, vppo_prepared *p, vppo__dep_source source)
@@ -1809,8 +1848,7 @@ VPPODEF vppo_status vppo_step(const vppo_config *cfg, const vppo_seqs *s, const 
         return st;
     if ((st = vppo__prepare_run(cfg, s, logp_old, logp_aug, NULL, adv_seq, NULL, p, source)) != VPPO_OK)
         return st;
-    vppo__policy_loss_run(&cfg->loss, s, logp, logp_old, logp_ref, p->adv, p->select, NULL, dlogp, out);
-    return VPPO_OK;
+    return vppo__policy_loss_run(&cfg->loss, s, logp, logp_old, logp_ref, p->adv, p->select, NULL, dlogp, out);
 }
 
 /* ====================================================== ISA selection (§10) == */

@@ -260,6 +260,15 @@ void bad_input_matrix_nonfinite(void)
     ROW(VPPO_ERR_NONFINITE, f.a[7] = NAN, CALL_STEP);
     ROW(VPPO_ERR_NONFINITE, (f.a[2] = -INFINITY, f.b[2] = -INFINITY), CALL_PREPARE);   /* d = NaN */
     ROW(VPPO_ERR_NONFINITE, f.b[2] = INFINITY, CALL_STEP);
+    /* finite inputs whose results leave the float range */
+    ROW(VPPO_ERR_NONFINITE, f.a[4] = 100.0f, vppo_dependency_sampled(&f.s, f.a, f.b, VPPO_EST_PROB_DROP, f.out));
+    ROW(VPPO_OK, f.a[4] = 100.0f, CALL_DEP_SAMPLED);                  /* K3 clamps it */
+    ROW(VPPO_ERR_NONFINITE, (f.cfg.estimator = VPPO_EST_PROB_DROP, f.a[4] = 100.0f), CALL_PREPARE);
+    ROW(VPPO_ERR_NONFINITE, f.adv_seq[0] = 3.2e38f, CALL_STEP);       /* 1.1 x 3.2e38 > FLT_MAX */
+    ROW(VPPO_OK, (f.adv_seq[0] = 3.2e38f, f.cfg.use_tas = 0), CALL_PREPARE);   /* scale 1 */
+    /* A = -2e38, r = e^3, no dual clip: dl/dlogp = 2e38 e^3 / 8 tokens > FLT_MAX */
+    ROW(VPPO_ERR_NONFINITE, (f.c[0] = -2e38f, f.a[0] = 0.0f, f.b[0] = -3.0f, f.loss.clip_dual = 0.0f), CALL_LOSS);
+    ROW(VPPO_OK, (f.c[0] = -2e38f, f.a[0] = 0.0f, f.b[0] = -3.0f), CALL_LOSS);   /* the dual clip caps it: no gradient */
     ROW(VPPO_ERR_NONFINITE, f.c[1] = NAN, vppo_perturb_patch_rows(f.rows, 4, 2, 2, 0.5f, f.c, 1));   /* fill */
 }
 

@@ -441,6 +441,14 @@ void step_validates_before_writing(void)
     CHECK_STATUS(VPPO_ERR_PARAM, vppo_step(&cfg, &c.s, c.logp, c.old, c.aug, NULL, pb.adv_seq, &pb.p, pb.dlogp, &out));
     cfg = vppo_config_default();
     CHECK_STATUS(VPPO_ERR_NULL, vppo_step(&cfg, &c.s, c.logp, c.old, NULL, NULL, pb.adv_seq, &pb.p, pb.dlogp, &out));
+    pb.adv_seq[3] = 3.0e38f;   /* finite, but a TAS scale above 1.14 would overflow it */
+    CHECK_STATUS(VPPO_ERR_NONFINITE, vppo_step(&cfg, &c.s, c.logp, c.old, c.aug, NULL, pb.adv_seq, &pb.p, pb.dlogp, &out));
+    pb.adv_seq[3] = 0;
+    cfg.estimator = VPPO_EST_PROB_DROP;
+    c.old[4 * 48 + 1] = 120.0f;   /* exp overflows: not a log-probability */
+    CHECK_STATUS(VPPO_ERR_NONFINITE, vppo_step(&cfg, &c.s, c.logp, c.old, c.aug, NULL, pb.adv_seq, &pb.p, pb.dlogp, &out));
+    c.old[4 * 48 + 1] = -1.0f;
+    cfg = vppo_config_default();
     CHECK(memcmp(pb.dep, before.dep, sizeof pb.dep) == 0 && memcmp(pb.adv, before.adv, sizeof pb.adv) == 0);
     CHECK(memcmp(pb.dlogp, before.dlogp, sizeof pb.dlogp) == 0 && memcmp(pb.select, before.select, sizeof pb.select) == 0);
     CHECK(memcmp(pb.scale, before.scale, sizeof pb.scale) == 0 && memcmp(pb.count, before.count, sizeof pb.count) == 0);
