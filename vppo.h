@@ -65,11 +65,13 @@ ERRORS
    vppo_status_string() describes it. Pointers, sizes, offsets, strides, ids and
    parameters are validated before anything is written. Per-token values (NaN, or an
    infinity where none is allowed) are validated before anything is written as well,
-   except in the logits kernels (§2.2, §2.3), which find them in their single pass:
-   there an error leaves the outputs unspecified (for the in-place backward: the
-   logits), and never touches memory outside the buffers. Inputs are never modified
-   except by the documented in-place calls (perturbations, in-place backward).
-   Required pointers must be non-NULL even when there is nothing to do.
+   with two exceptions found while writing: the logits kernels (§2.2, §2.3) meet bad
+   logits in their single pass, and vppo_policy_loss reports a gradient beyond the
+   float range (absurd advantages) as it stores it. There an error leaves the outputs
+   unspecified (for the in-place backward: the logits), and never touches memory
+   outside the buffers. Inputs are never modified except by the documented in-place
+   calls (perturbations, in-place backward). Required pointers must be non-NULL even
+   when there is nothing to do.
 
 THREADING
    The library owns no threads and keeps no global mutable state apart from the ISA
