@@ -20,13 +20,16 @@ CSTD     := -std=c99
 CXXSTD   := -std=c++11
 OPT      := -O2 -g -ffp-contract=off
 LDLIBS   := -lm
+HAVE_OPENMP := $(shell echo 'int main(void){return 0;}' | gcc -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes)
 
 TEST_SRC := tests/test_main.c tests/test_util.c tests/test_basics.c tests/test_perturb.c \
             tests/test_perception.c tests/test_advantages.c tests/test_tas_tgf.c \
-            tests/test_loss.c tests/test_pipeline.c tests/test_errors.c
+            tests/test_loss.c tests/test_pipeline.c tests/test_errors.c \
+            tests/test_simd.c
 TEST_DEP := $(TEST_SRC) tests/test.h tests/tests.def vppo.h
 
-.PHONY: all test test-gcc test-clang test-cxx test-compile test-sanitize demo bench install uninstall clean
+.PHONY: all test test-gcc test-clang test-cxx test-compile test-sanitize test-omp test-nosimd test-aarch64 \
+        demo bench install uninstall clean
 
 all: $(BUILD)/quickstart $(BUILD)/test_gcc
 
@@ -44,9 +47,56 @@ $(BUILD)/test_clang: $(TEST_DEP) | $(BUILD)
 $(BUILD)/test_cxx: $(TEST_DEP) | $(BUILD)
 	g++ -x c++ $(CXXSTD) $(WARN) $(OPT) -o $@ $(TEST_SRC) $(LDLIBS)
 
+# The gcc build runs the whole suite once per ISA this machine can run (the default one
+# first, with every line shown; the others show failures and the summary).
 test-gcc: $(BUILD)/test_gcc
-	@echo "== suite, gcc -std=c99"
+	@echo "== suite, gcc -std=c99, default ISA"
 	./$(BUILD)/test_gcc
+	@for isa in $$(./$(BUILD)/test_gcc --list-isas); do \
+	    echo "== suite, gcc -std=c99, VPPO_TEST_ISA=$$isa"; \
+	    VPPO_TEST_ISA=$$isa ./$(BUILD)/test_gcc > $(BUILD)/test_$$isa.log 2>&1; rc=$$?; \
+	    grep -v '^  ok' $(BUILD)/test_$$isa.log | grep -v '^        vexp'; \
+	    [ $$rc -eq 0 ] || exit 1; \
+	done
+
+# OpenMP (the thread-count determinism test runs 1, 2 and 3 threads) and a scalar-only build.
+$(BUILD)/test_omp: $(TEST_DEP) | $(BUILD)
+	gcc $(CSTD) $(WARN) $(OPT) -fopenmp -o $@ $(TEST_SRC) $(LDLIBS)
+
+$(BUILD)/test_nosimd: $(TEST_DEP) | $(BUILD)
+	gcc $(CSTD) $(WARN) $(OPT) -DVPPO_NO_SIMD -o $@ $(TEST_SRC) $(LDLIBS)
+
+test-omp: $(if $(HAVE_OPENMP),$(BUILD)/test_omp)
+ifneq ($(HAVE_OPENMP),)
+	@echo "== suite, gcc -fopenmp, OMP_NUM_THREADS=2"
+	OMP_NUM_THREADS=2 ./$(BUILD)/test_omp > $(BUILD)/test_omp.log 2>&1 || { cat $(BUILD)/test_omp.log; exit 1; }
+	@grep -v '^  ok' $(BUILD)/test_omp.log | grep -v '^        vexp'
+else
+	@echo "== gcc has no OpenMP here: the threaded build is not run"
+endif
+
+test-nosimd: $(BUILD)/test_nosimd
+	@echo "== suite, gcc -DVPPO_NO_SIMD (scalar only)"
+	./$(BUILD)/test_nosimd > $(BUILD)/test_nosimd.log 2>&1 || { cat $(BUILD)/test_nosimd.log; exit 1; }
+	@grep -v '^  ok' $(BUILD)/test_nosimd.log
+
+# aarch64 (the NEON path) with Debian's cross gcc, run under qemu-user. gcc 12's aarch64
+# vectoriser crashes on one test file (an internal compiler error), so that file is
+# compiled without it; the library's own NEON code is explicit intrinsics.
+A64CC := $(shell command -v aarch64-linux-gnu-gcc 2>/dev/null)
+QEMU_A64 := $(shell command -v qemu-aarch64 2>/dev/null)
+test-aarch64: | $(BUILD)
+ifneq ($(and $(A64CC),$(QEMU_A64)),)
+	@echo "== suite, aarch64-linux-gnu-gcc under qemu-aarch64 (NEON)"
+	$(A64CC) $(CSTD) $(WARN) $(OPT) -fno-tree-vectorize -c tests/test_pipeline.c -o $(BUILD)/a64_pipeline.o
+	$(A64CC) $(CSTD) $(WARN) $(OPT) -o $(BUILD)/test_aarch64 $(filter-out tests/test_pipeline.c,$(TEST_SRC)) \
+	    $(BUILD)/a64_pipeline.o $(LDLIBS)
+	$(QEMU_A64) -L /usr/aarch64-linux-gnu ./$(BUILD)/test_aarch64 > $(BUILD)/test_aarch64.log 2>&1 || \
+	    { cat $(BUILD)/test_aarch64.log; exit 1; }
+	@grep -v '^  ok' $(BUILD)/test_aarch64.log
+else
+	@echo "== aarch64-linux-gnu-gcc or qemu-aarch64 missing (apt install gcc-aarch64-linux-gnu qemu-user): not run"
+endif
 
 test-clang: $(if $(CLANG),$(BUILD)/test_clang)
 ifneq ($(CLANG),)
@@ -83,7 +133,7 @@ ifneq ($(CLANGXX),)
 endif
 	@echo "compile tests: ok"
 
-test: test-compile test-gcc test-clang test-cxx
+test: test-compile test-gcc test-clang test-cxx test-omp test-nosimd
 	@echo "== make test: every build passed"
 
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer, any error fatal.

@@ -114,24 +114,3 @@ void per_token_outputs_write_exactly_the_flat_range(void)
     CHECK(dl[3] == 0.0f && dl[8] == 0.0f && dl[2] != 0.0f);
 }
 
-void isa_select_scalar_and_unsupported(void)
-{
-    vppo_isa before = vppo_isa_active();
-    CHECK_STATUS(VPPO_OK, vppo_isa_select(VPPO_ISA_SCALAR));
-    CHECK(vppo_isa_active() == VPPO_ISA_SCALAR);
-    /* this build has only the scalar path: every other ISA is unsupported */
-    CHECK_STATUS(VPPO_ERR_UNSUPPORTED, vppo_isa_select(VPPO_ISA_SSE2));
-    CHECK_STATUS(VPPO_ERR_UNSUPPORTED, vppo_isa_select(VPPO_ISA_AVX2));
-    CHECK_STATUS(VPPO_ERR_UNSUPPORTED, vppo_isa_select(VPPO_ISA_AVX512));
-    CHECK_STATUS(VPPO_ERR_UNSUPPORTED, vppo_isa_select(VPPO_ISA_NEON));
-    CHECK(vppo_isa_active() == VPPO_ISA_SCALAR);   /* a refused selection changes nothing */
-    CHECK_STATUS(VPPO_ERR_PARAM, vppo_isa_select((vppo_isa)99));
-    CHECK_STATUS(VPPO_ERR_PARAM, vppo_isa_select((vppo_isa)-1));
-    CHECK(strcmp(vppo_isa_name(VPPO_ISA_SCALAR), "scalar") == 0);
-    CHECK(strcmp(vppo_isa_name(VPPO_ISA_SSE2), "sse2") == 0);
-    CHECK(strcmp(vppo_isa_name(VPPO_ISA_AVX2), "avx2") == 0);
-    CHECK(strcmp(vppo_isa_name(VPPO_ISA_AVX512), "avx512") == 0);
-    CHECK(strcmp(vppo_isa_name(VPPO_ISA_NEON), "neon") == 0);
-    CHECK(strcmp(vppo_isa_name((vppo_isa)99), "unknown") == 0);
-    CHECK_STATUS(VPPO_OK, vppo_isa_select(before));
-}

@@ -2,7 +2,9 @@
    compiles the implementation (the others only include the declarations, so the suite
    itself links two kinds of translation unit together).
 
-   usage: test_vppo [substring]   runs the tests whose name contains substring */
+   usage: test_vppo [substring]   runs the tests whose name contains substring
+          test_vppo --list-isas    prints the ISAs this build and CPU can run
+   VPPO_TEST_ISA=name runs the suite on that ISA (an error if it cannot run here). */
 #define VPPO_IMPLEMENTATION
 #include "test.h"
 #include <stdarg.h>
@@ -17,6 +19,46 @@ static const test_entry tests[] = {
 #include "tests.def"
 #undef T
 };
+
+/* White-box: the vector exp of every ISA this machine runs, seen through its sumexp
+   kernel (a block holding x and 15 entries of -inf, max 0 and scale 1 sums to vexp(x)). */
+static double vexp_through_kernel(const vppo__kernels *k, float x)
+{
+    float block[VPPO__PAD];
+    double out[2];
+    int i;
+    for (i = 0; i < VPPO__PAD; ++i) block[i] = -HUGE_VALF;
+    block[0] = x;
+    k->sumexp(block, VPPO__PAD, 0.0f, 1.0f, out);
+    return out[0];
+}
+
+void vexp_error_bound_every_isa(void)
+{
+    int isa, tested = 0;
+    for (isa = VPPO_ISA_SSE2; isa <= VPPO_ISA_NEON; ++isa) {
+        const vppo__kernels *k = vppo__kernels_for((vppo_isa)isa);
+        double worst = 0.0, x;
+        long bad = 0;
+        if (!k || !vppo__isa_supported((vppo_isa)isa)) continue;
+        ++tested;
+        for (x = -100.0; x <= 88.0; x += 1.0 / 1024) {
+            const float xf = (float)x;
+            const double got = vexp_through_kernel(k, xf), want = exp((double)xf);
+            if (xf < VPPO__EXP_FLUSH) { bad += got != 0.0; continue; }
+            if (fabs(got - want) / want > worst) worst = fabs(got - want) / want;
+            bad += !(got >= FLT_MIN);                /* never a denormal, never 0 above the flush */
+        }
+        CHECK_EQ_INT(0, bad);
+        CHECK(worst <= 2e-7);
+        CHECK(vexp_through_kernel(k, -HUGE_VALF) == 0.0);
+        CHECK(vexp_through_kernel(k, -1e30f) == 0.0);
+        CHECK(vexp_through_kernel(k, 0.0f) == 1.0);
+        printf("        vexp (%s): max relative error %.3g over [%g, 88]\n", vppo_isa_name((vppo_isa)isa),
+               worst, (double)VPPO__EXP_FLUSH);
+    }
+    CHECK(tested >= 0);
+}
 
 long test_checks = 0;
 int test_failed_now = 0;
@@ -39,7 +81,21 @@ int main(int argc, char **argv)
 {
     size_t i, n_tests = sizeof tests / sizeof tests[0];
     int passed = 0, failed = 0;
-    const char *filter = argc > 1 ? argv[1] : NULL;
+    const char *filter = argc > 1 ? argv[1] : NULL, *isa = getenv("VPPO_TEST_ISA");
+    int k;
+    if (filter && strcmp(filter, "--list-isas") == 0) {
+        for (k = VPPO_ISA_SCALAR; k <= VPPO_ISA_NEON; ++k)
+            if (vppo_isa_select((vppo_isa)k) == VPPO_OK) printf("%s\n", vppo_isa_name((vppo_isa)k));
+        return 0;
+    }
+    if (isa) {
+        for (k = VPPO_ISA_SCALAR; k <= VPPO_ISA_NEON; ++k)
+            if (strcmp(isa, vppo_isa_name((vppo_isa)k)) == 0) break;
+        if (k > VPPO_ISA_NEON || vppo_isa_select((vppo_isa)k) != VPPO_OK) {
+            fprintf(stderr, "VPPO_TEST_ISA=%s: not an ISA this build and CPU run\n", isa);
+            return 2;
+        }
+    }
     printf("vppo.h %d.%d.%d tests, isa %s\n", VPPO_VERSION_MAJOR, VPPO_VERSION_MINOR,
            VPPO_VERSION_PATCH, vppo_isa_name(vppo_isa_active()));
     for (i = 0; i < n_tests; ++i) {
