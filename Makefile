@@ -25,10 +25,10 @@ HAVE_OPENMP := $(shell echo 'int main(void){return 0;}' | gcc -fopenmp -x c - -o
 TEST_SRC := tests/test_main.c tests/test_util.c tests/test_basics.c tests/test_perturb.c \
             tests/test_perception.c tests/test_advantages.c tests/test_tas_tgf.c \
             tests/test_loss.c tests/test_pipeline.c tests/test_errors.c \
-            tests/test_simd.c
+            tests/test_simd.c tests/test_linear.c
 TEST_DEP := $(TEST_SRC) tests/test.h tests/tests.def vppo.h
 
-.PHONY: all test test-gcc test-clang test-cxx test-compile test-sanitize test-omp test-nosimd test-aarch64 \
+.PHONY: all test test-gcc test-clang test-cxx test-compile test-sanitize test-omp test-nosimd test-openblas test-aarch64 \
         demo bench install uninstall clean
 
 all: $(BUILD)/quickstart $(BUILD)/test_gcc
@@ -73,6 +73,20 @@ ifneq ($(HAVE_OPENMP),)
 	@grep -v '^  ok' $(BUILD)/test_omp.log | grep -v '^        vexp'
 else
 	@echo "== gcc has no OpenMP here: the threaded build is not run"
+endif
+
+# The fused linear head with cblas_sgemm (VPPO_USE_CBLAS) when OpenBLAS is installed.
+HAVE_OPENBLAS := $(shell echo 'int main(void){return 0;}' | gcc -x c - -lopenblas -o /dev/null 2>/dev/null && echo yes)
+$(BUILD)/test_openblas: $(TEST_DEP) | $(BUILD)
+	gcc $(CSTD) $(WARN) $(OPT) -DVPPO_USE_CBLAS -o $@ $(TEST_SRC) -lopenblas $(LDLIBS)
+
+test-openblas: $(if $(HAVE_OPENBLAS),$(BUILD)/test_openblas)
+ifneq ($(HAVE_OPENBLAS),)
+	@echo "== suite, gcc -DVPPO_USE_CBLAS -lopenblas"
+	./$(BUILD)/test_openblas > $(BUILD)/test_openblas.log 2>&1 || { cat $(BUILD)/test_openblas.log; exit 1; }
+	@grep -v '^  ok' $(BUILD)/test_openblas.log | grep -v '^        vexp'
+else
+	@echo "== OpenBLAS not found (apt install libopenblas-dev): the CBLAS build is not run"
 endif
 
 test-nosimd: $(BUILD)/test_nosimd
@@ -133,7 +147,7 @@ ifneq ($(CLANGXX),)
 endif
 	@echo "compile tests: ok"
 
-test: test-compile test-gcc test-clang test-cxx test-omp test-nosimd
+test: test-compile test-gcc test-clang test-cxx test-omp test-nosimd test-openblas
 	@echo "== make test: every build passed"
 
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer, any error fatal.

@@ -485,6 +485,35 @@ VPPODEF vppo_status vppo_step(const vppo_config *cfg, const vppo_seqs *s, const 
     const float *logp_old, const float *logp_aug, const float *logp_ref,
     const float *adv_seq, vppo_prepared *p, float *dlogp, vppo_loss_out *out);
 
+/* ============================================ fused linear head (§9) ============= */
+
+/* The logits kernels of §2 applied to logits = hidden · weightᵀ / temperature without ever
+   holding the n x vocab matrix: the vocabulary is walked in chunks (a chunk of weight rows
+   times a chunk of hidden rows at a time) while each row keeps an online-softmax state.
+   hidden is [n, d] and weight [vocab, d], both row-major f32 and finite. work must hold
+   vppo_linear_workspace(n, d, vocab) bytes (any alignment); VPPO_ERR_WORKSPACE otherwise.
+   The GEMMs are cblas_sgemm when built with VPPO_USE_CBLAS (link a CBLAS, e.g. OpenBLAS),
+   a portable blocked loop otherwise. Results equal materialising the logits and calling
+   vppo_logprobs / vppo_dependency_logits / vppo_logprobs_backward, within SPEC §12 (the
+   logits themselves are f32 GEMM results either way). */
+VPPODEF size_t vppo_linear_workspace(int64_t n, int64_t d, int64_t vocab);
+VPPODEF vppo_status vppo_linear_logprobs(const float *hidden /* [n,d] */, const float *weight /* [V,d] */,
+    int64_t n, int64_t d, int64_t vocab, float temperature, const int32_t *ids /* [n] or NULL */,
+    float *logp /* [n] or NULL, needs ids */, float *lse /* [n] or NULL */, float *entropy /* [n] or NULL */,
+    void *work, size_t work_bytes);
+/* dep[r] = divergence between the rows of hidden and hidden_aug through the same head. */
+VPPODEF vppo_status vppo_linear_dependency(const float *hidden, const float *hidden_aug,
+    const float *weight, int64_t n, int64_t d, int64_t vocab, float temperature,
+    vppo_divergence div, float *dep /* [n] */, void *work, size_t work_bytes);
+/* dhidden [n, d] is written (= dlogits · weight); dweight [V, d], if not NULL, is
+   accumulated (+= dlogitsᵀ · hidden), so that micro-batches can add into it. lse and
+   entropy may be NULL (recomputed by an extra pass). ids is needed with dlogp. */
+VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const float *weight,
+    int64_t n, int64_t d, int64_t vocab, float temperature, const int32_t *ids,
+    const float *lse, const float *entropy, const float *dlogp, const float *dentropy,
+    float *dhidden /* [n,d] written */, float *dweight /* [V,d] accumulated, or NULL */,
+    void *work, size_t work_bytes);
+
 /* ============================================ ISA selection (§10) ================ */
 
 typedef enum vppo_isa { VPPO_ISA_SCALAR = 0, VPPO_ISA_SSE2, VPPO_ISA_AVX2,
@@ -1105,7 +1134,6 @@ typedef struct vppo__kernels {
     void (*to_bf16)(const float *g, int64_t n, uint16_t *dst);
 } vppo__kernels;
 
-#if defined(VPPO__X86) || defined(VPPO__NEON)
 /* The common tail of every scan: entries [i, n) one by one, then the -inf padding. */
 static int vppo__scan_finish(const void *src, vppo_dtype dt, int64_t i, int64_t n, float *dst,
     float vmax, int bad, float *max)
@@ -1124,6 +1152,7 @@ static int vppo__scan_finish(const void *src, vppo_dtype dt, int64_t i, int64_t 
     return bad;
 }
 
+#if defined(VPPO__X86) || defined(VPPO__NEON)
 static float vppo__hmax_lanes(const float *lane, int w)
 {
     float m = lane[0];
@@ -1147,6 +1176,95 @@ static void vppo__to_bf16_tail(const float *g, int64_t i, int64_t n, uint16_t *d
 {
     for (; i < n; ++i) dst[i] = vppo__f32_to_bf16(g[i]);
 }
+
+/* --- portable C kernels ------------------------------------------------------ */
+/* The same leaf-kernel contract in plain C with double arithmetic per entry: what the
+   fused linear head (§9) uses when the active ISA is scalar. */
+static int vppo__c_scan(const void *src, vppo_dtype dt, int64_t n, float *dst, float *max)
+{
+    if (!dst) {                                   /* f32, scanned where it lies */
+        const float *z = (const float *)src;
+        float m = -HUGE_VALF;
+        int64_t i;
+        int bad = 0;
+        for (i = 0; i < n; ++i) {
+            if (!(z[i] < HUGE_VALF)) bad = 1;
+            else if (z[i] > m) m = z[i];
+        }
+        *max = m;
+        return bad;
+    }
+    return vppo__scan_finish(src, dt, 0, n, dst, -HUGE_VALF, 0, max);
+}
+
+static void vppo__c_sumexp(const float *u, int64_t n, float m, float s, double out[2])
+{
+    double sum = 0.0, cen = 0.0;
+    int64_t i;
+    for (i = 0; i < n; ++i) {
+        double d, e;
+        if (u[i] == -HUGE_VALF) continue;
+        d = ((double)u[i] - m) * s;
+        e = exp(d);
+        sum += e;
+        cen += e * d;
+    }
+    out[0] = sum;
+    out[1] = cen;
+}
+
+static int vppo__c_kl(const float *u, const float *v, int64_t n, const float c[4], double out[3])
+{
+    double pu = 0.0, qv = 0.0, df = 0.0;
+    int64_t i;
+    int inf = 0;
+    for (i = 0; i < n; ++i) {
+        const double du = ((double)u[i] - c[0]) * c[1], dv = ((double)v[i] - c[2]) * c[3];
+        if (v[i] > -HUGE_VALF) qv += exp(dv);
+        if (u[i] == -HUGE_VALF) continue;
+        pu += exp(du);
+        if (v[i] == -HUGE_VALF) inf = 1;
+        else df += exp(du) * (du - dv);
+    }
+    out[0] = pu; out[1] = qv; out[2] = df;
+    return inf;
+}
+
+static double vppo__c_js(const float *u, const float *v, int64_t n, const float c[6])
+{
+    const double ln2 = 0.69314718055994530942;
+    double acc = 0.0;
+    int64_t i;
+    for (i = 0; i < n; ++i) {
+        const double lp = u[i] == -HUGE_VALF ? -VPPO__INF : ((double)u[i] - c[0]) * c[1] - c[2];
+        const double lq = v[i] == -HUGE_VALF ? -VPPO__INF : ((double)v[i] - c[3]) * c[4] - c[5];
+        double hi, lm;
+        if (lp == -VPPO__INF && lq == -VPPO__INF) continue;
+        hi = vppo__max(lp, lq);
+        lm = hi + log1p(exp((lp < lq ? lp : lq) - hi)) - ln2;
+        if (lp > -VPPO__INF) acc += exp(lp) * (lp - lm);
+        if (lq > -VPPO__INF) acc += exp(lq) * (lq - lm);
+    }
+    return acc;
+}
+
+static void vppo__c_bwd(const float *u, int64_t n, const float c[6], float *grad)
+{
+    int64_t i;
+    for (i = 0; i < n; ++i) {
+        double lp, p;
+        if (u[i] == -HUGE_VALF) { grad[i] = 0.0f; continue; }
+        lp = ((double)u[i] - c[0] - c[1]) * c[2];
+        p = exp(lp);
+        grad[i] = (float)(-(c[3] * p + c[4] * p * (lp + c[5])) * c[2]);
+    }
+}
+
+static void vppo__c_to_bf16(const float *g, int64_t n, uint16_t *dst) { vppo__to_bf16_tail(g, 0, n, dst); }
+
+static const vppo__kernels vppo__kernels_c = {
+    vppo__c_scan, vppo__c_sumexp, vppo__c_kl, vppo__c_js, vppo__c_bwd, vppo__c_to_bf16
+};
 
 /* --- SSE2 (x86; the baseline of x86-64) ------------------------------------ */
 #ifdef VPPO__X86
@@ -1982,113 +2100,165 @@ static const float *vppo__block(const vppo__kernels *k, const char *src, vppo_dt
     return direct ? (const float *)src : buf;
 }
 
+/* Online softmax state of one row in the vector path: the raw max m of the logits seen,
+   sum = sum exp(d), cen = sum exp(d) d, with d = (z - m)/T. */
+typedef struct vppo__acc { double m, sum, cen; } vppo__acc;
+
+static void vppo__acc_init(vppo__acc *a) { a->m = -VPPO__INF; a->sum = 0.0; a->cen = 0.0; }
+
+/* Adds entries [0, n) at src (dtype dt); nonzero if one is NaN or +inf. */
+static int vppo__acc_push(const vppo__kernels *k, vppo__acc *a, const char *src, vppo_dtype dt, int64_t n,
+    double invt)
+{
+    const size_t es = vppo__dtype_size(dt);
+    const float s = (float)invt;
+    float buf[VPPO__BLOCK], bmax;
+    double blk[2];
+    int64_t j0, b;
+    int bad = 0;
+    for (j0 = 0; j0 < n; j0 += b) {
+        const float *u;
+        b = vppo__min64(VPPO__BLOCK, n - j0);
+        u = vppo__block(k, src + (size_t)j0 * es, dt, b, buf, &bmax, &bad);
+        if (bad) return 1;
+        if (bmax == -HUGE_VALF) continue;                      /* nothing but p = 0 */
+        if (bmax > a->m) {                                     /* rebase what was summed */
+            if (a->sum > 0.0) {
+                const double delta = ((double)bmax - a->m) * invt, scale = exp(-delta);
+                a->cen = scale * (a->cen - delta * a->sum);
+                a->sum *= scale;
+            }
+            a->m = bmax;
+        }
+        k->sumexp(u, vppo__padded(b), (float)a->m, s, blk);
+        a->sum += blk[0];
+        a->cen += blk[1];
+    }
+    return 0;
+}
+
+static vppo_status vppo__acc_end(const vppo__acc *a, double *zmax, double *logsum, double *entropy)
+{
+    if (!(a->sum > 0.0)) return VPPO_ERR_PARAM;                /* a row of only -inf */
+    *zmax = a->m;
+    *logsum = log(a->sum);
+    if (entropy) *entropy = vppo__max(0.0, *logsum - a->cen / a->sum);
+    return VPPO_OK;
+}
+
 /* One pass over row r: its max z (raw), log sum exp((z - max)/T) and entropy. */
 static vppo_status vppo__vrow_stats(const vppo__kernels *k, const vppo_logits *x, int64_t r,
     double *zmax, double *logsum, double *entropy)
 {
-    const size_t es = vppo__dtype_size(x->dtype);
-    const char *row = vppo__row_ptr(x, r);
-    const double invt = 1.0 / (double)x->temperature;
-    const float s = (float)invt;
-    float buf[VPPO__BLOCK], bmax;
-    double m = -VPPO__INF, sum = 0.0, cen = 0.0, blk[2];
-    int64_t j0, n;
-    int bad = 0;
-    for (j0 = 0; j0 < x->vocab; j0 += n) {
-        const float *u;
-        n = vppo__min64(VPPO__BLOCK, x->vocab - j0);
-        u = vppo__block(k, row + (size_t)j0 * es, x->dtype, n, buf, &bmax, &bad);
-        if (bad) return VPPO_ERR_NONFINITE;
-        if (bmax == -HUGE_VALF) continue;                      /* nothing but p = 0 */
-        if (bmax > m) {                                        /* rebase what was summed */
-            if (sum > 0.0) {
-                const double delta = ((double)bmax - m) * invt, scale = exp(-delta);
-                cen = scale * (cen - delta * sum);
-                sum *= scale;
-            }
-            m = bmax;
-        }
-        k->sumexp(u, vppo__padded(n), (float)m, s, blk);
-        sum += blk[0];
-        cen += blk[1];
-    }
-    if (!(sum > 0.0)) return VPPO_ERR_PARAM;
-    *zmax = m;
-    *logsum = log(sum);
-    if (entropy) *entropy = vppo__max(0.0, *logsum - cen / sum);
-    return VPPO_OK;
+    vppo__acc a;
+    vppo__acc_init(&a);
+    if (vppo__acc_push(k, &a, vppo__row_ptr(x, r), x->dtype, x->vocab, 1.0 / (double)x->temperature))
+        return VPPO_ERR_NONFINITE;
+    return vppo__acc_end(&a, zmax, logsum, entropy);
 }
 
-/* One pass over row r of P and of Q: st = {max z of P, log sum of P, max of Q, log sum of Q},
-   and, if kl is not NULL, KL(P || Q). */
-static vppo_status vppo__vrow_pair(const vppo__kernels *k, const vppo_logits *P, const vppo_logits *Q,
-    int64_t r, double st[4], double *kl)
+/* The same for a pair of rows (P, Q), with diff = sum eu (du - dv) for KL(P || Q). */
+typedef struct vppo__pair { double mu, mv, su, sv, diff; int infinite; } vppo__pair;
+
+static void vppo__pair_init(vppo__pair *a)
 {
-    const size_t ep = vppo__dtype_size(P->dtype), eq = vppo__dtype_size(Q->dtype);
-    const char *rp = vppo__row_ptr(P, r), *rq = vppo__row_ptr(Q, r);
-    const double tu = 1.0 / (double)P->temperature, tv = 1.0 / (double)Q->temperature;
+    a->mu = a->mv = -VPPO__INF;
+    a->su = a->sv = a->diff = 0.0;
+    a->infinite = 0;
+}
+
+static int vppo__pair_push(const vppo__kernels *k, vppo__pair *a, const char *up, vppo_dtype udt,
+    const char *vp, vppo_dtype vdt, int64_t n, double tu, double tv)
+{
+    const size_t eu = vppo__dtype_size(udt), ev = vppo__dtype_size(vdt);
     float bu[VPPO__BLOCK], bv[VPPO__BLOCK], c[4], bmu, bmv;
-    double mu = -VPPO__INF, mv = -VPPO__INF, su = 0.0, sv = 0.0, diff = 0.0, blk[3];
-    int64_t j0, n;
-    int infinite = 0, bad = 0;
+    double blk[3];
+    int64_t j0, b;
+    int bad = 0;
     c[1] = (float)tu;
     c[3] = (float)tv;
-    for (j0 = 0; j0 < P->vocab; j0 += n) {
+    for (j0 = 0; j0 < n; j0 += b) {
         const float *u, *v;
-        n = vppo__min64(VPPO__BLOCK, P->vocab - j0);
-        u = vppo__block(k, rp + (size_t)j0 * ep, P->dtype, n, bu, &bmu, &bad);
-        v = vppo__block(k, rq + (size_t)j0 * eq, Q->dtype, n, bv, &bmv, &bad);
-        if (bad) return VPPO_ERR_NONFINITE;
-        if (bmu > mu || bmv > mv) {
+        b = vppo__min64(VPPO__BLOCK, n - j0);
+        u = vppo__block(k, up + (size_t)j0 * eu, udt, b, bu, &bmu, &bad);
+        v = vppo__block(k, vp + (size_t)j0 * ev, vdt, b, bv, &bmv, &bad);
+        if (bad) return 1;
+        if (bmu > a->mu || bmv > a->mv) {
             /* A max rose: what was summed had du (dv) larger by delta_u (delta_v) than it
                has now, so su scales by exp(-delta_u), sv by exp(-delta_v), and
                diff = sum eu (du - dv) becomes exp(-delta_u) diff - (delta_u - delta_v) su,
                exactly unchanged when both maxima moved alike. */
-            const double delta_u = bmu > mu && su > 0.0 ? ((double)bmu - mu) * tu : 0.0;
-            const double delta_v = bmv > mv && sv > 0.0 ? ((double)bmv - mv) * tv : 0.0;
+            const double delta_u = bmu > a->mu && a->su > 0.0 ? ((double)bmu - a->mu) * tu : 0.0;
+            const double delta_v = bmv > a->mv && a->sv > 0.0 ? ((double)bmv - a->mv) * tv : 0.0;
             const double scale_u = exp(-delta_u);
-            su *= scale_u;
-            sv *= exp(-delta_v);
-            diff = scale_u * diff - (delta_u - delta_v) * su;
-            if (bmu > mu) mu = bmu;
-            if (bmv > mv) mv = bmv;
+            a->su *= scale_u;
+            a->sv *= exp(-delta_v);
+            a->diff = scale_u * a->diff - (delta_u - delta_v) * a->su;
+            if (bmu > a->mu) a->mu = bmu;
+            if (bmv > a->mv) a->mv = bmv;
         }
-        c[0] = mu > -VPPO__INF ? (float)mu : 0.0f;   /* any finite reference while all are -inf */
-        c[2] = mv > -VPPO__INF ? (float)mv : 0.0f;
-        infinite |= k->kl(u, v, vppo__padded(n), c, blk);
-        su += blk[0];
-        sv += blk[1];
-        diff += blk[2];
+        c[0] = a->mu > -VPPO__INF ? (float)a->mu : 0.0f;   /* any finite reference while all are -inf */
+        c[2] = a->mv > -VPPO__INF ? (float)a->mv : 0.0f;
+        a->infinite |= k->kl(u, v, vppo__padded(b), c, blk);
+        a->su += blk[0];
+        a->sv += blk[1];
+        a->diff += blk[2];
     }
-    if (!(su > 0.0) || !(sv > 0.0)) return VPPO_ERR_PARAM;
-    st[0] = mu; st[1] = log(su); st[2] = mv; st[3] = log(sv);
+    return 0;
+}
+
+/* st = {max z of P, log sum of P, max of Q, log sum of Q}; KL(P || Q) if kl is not NULL. */
+static vppo_status vppo__pair_end(const vppo__pair *a, double st[4], double *kl)
+{
+    if (!(a->su > 0.0) || !(a->sv > 0.0)) return VPPO_ERR_PARAM;
+    st[0] = a->mu; st[1] = log(a->su); st[2] = a->mv; st[3] = log(a->sv);
     /* KL = sum p (du - dv) - log su + log sv: the maxima cancel */
-    if (kl) *kl = infinite ? VPPO__INF : vppo__max(0.0, diff / su - st[1] + st[3]);
+    if (kl) *kl = a->infinite ? VPPO__INF : vppo__max(0.0, a->diff / a->su - st[1] + st[3]);
     return VPPO_OK;
+}
+
+static vppo_status vppo__vrow_pair(const vppo__kernels *k, const vppo_logits *P, const vppo_logits *Q,
+    int64_t r, double st[4], double *kl)
+{
+    vppo__pair a;
+    vppo__pair_init(&a);
+    if (vppo__pair_push(k, &a, vppo__row_ptr(P, r), P->dtype, vppo__row_ptr(Q, r), Q->dtype, P->vocab,
+                        1.0 / (double)P->temperature, 1.0 / (double)Q->temperature))
+        return VPPO_ERR_NONFINITE;
+    return vppo__pair_end(&a, st, kl);
+}
+
+/* The JS terms of entries [0, n) of a pair, given the pair's st and 1/T of each side. */
+static int vppo__js_push(const vppo__kernels *k, const double st[4], double tu, double tv,
+    const char *up, vppo_dtype udt, const char *vp, vppo_dtype vdt, int64_t n, double *acc)
+{
+    const size_t eu = vppo__dtype_size(udt), ev = vppo__dtype_size(vdt);
+    float bu[VPPO__BLOCK], bv[VPPO__BLOCK], c[6], unused;
+    int64_t j0, b;
+    int bad = 0;
+    c[0] = (float)st[0]; c[1] = (float)tu; c[2] = (float)st[1];
+    c[3] = (float)st[2]; c[4] = (float)tv; c[5] = (float)st[3];
+    for (j0 = 0; j0 < n; j0 += b) {
+        const float *u, *v;
+        b = vppo__min64(VPPO__BLOCK, n - j0);
+        u = vppo__block(k, up + (size_t)j0 * eu, udt, b, bu, &unused, &bad);
+        v = vppo__block(k, vp + (size_t)j0 * ev, vdt, b, bv, &unused, &bad);
+        if (bad) return 1;
+        *acc += k->js(u, v, vppo__padded(b), c);
+    }
+    return 0;
 }
 
 /* JS: the pair pass for both normalisers, then a second pass for the terms. */
 static vppo_status vppo__vrow_js(const vppo__kernels *k, const vppo_logits *P, const vppo_logits *Q,
     int64_t r, double *js)
 {
-    const size_t ep = vppo__dtype_size(P->dtype), eq = vppo__dtype_size(Q->dtype);
-    const char *rp = vppo__row_ptr(P, r), *rq = vppo__row_ptr(Q, r);
-    float bu[VPPO__BLOCK], bv[VPPO__BLOCK], c[6], unused;
+    const double tu = 1.0 / (double)P->temperature, tv = 1.0 / (double)Q->temperature;
     double st[4], acc = 0.0;
-    int64_t j0, n;
-    int bad = 0;
     vppo_status status = vppo__vrow_pair(k, P, Q, r, st, NULL);
     if (status != VPPO_OK) return status;
-    c[0] = (float)st[0]; c[1] = (float)(1.0 / (double)P->temperature); c[2] = (float)st[1];
-    c[3] = (float)st[2]; c[4] = (float)(1.0 / (double)Q->temperature); c[5] = (float)st[3];
-    for (j0 = 0; j0 < P->vocab; j0 += n) {
-        const float *u, *v;
-        n = vppo__min64(VPPO__BLOCK, P->vocab - j0);
-        u = vppo__block(k, rp + (size_t)j0 * ep, P->dtype, n, bu, &unused, &bad);
-        v = vppo__block(k, rq + (size_t)j0 * eq, Q->dtype, n, bv, &unused, &bad);
-        if (bad) return VPPO_ERR_NONFINITE;
-        acc += k->js(u, v, vppo__padded(n), c);
-    }
+    if (vppo__js_push(k, st, tu, tv, vppo__row_ptr(P, r), P->dtype, vppo__row_ptr(Q, r), Q->dtype, P->vocab, &acc))
+        return VPPO_ERR_NONFINITE;
     *js = vppo__max(0.0, 0.5 * acc);
     return VPPO_OK;
 }
@@ -3063,6 +3233,341 @@ VPPODEF vppo_status vppo_step(const vppo_config *cfg, const vppo_seqs *s, const 
     if ((st = vppo__prepare_run(cfg, s, logp_old, logp_aug, NULL, adv_seq, NULL, p, source)) != VPPO_OK)
         return st;
     return vppo__policy_loss_run(&cfg->loss, s, logp, logp_old, logp_ref, p->adv, p->select, NULL, dlogp, out);
+}
+
+/* ====================================================== fused linear head == */
+
+#ifdef VPPO_USE_CBLAS
+#include <cblas.h>
+#endif
+
+#define VPPO__LIN_ROWS 64            /* hidden rows per tile */
+#define VPPO__LIN_BYTES (1 << 20)    /* a weight chunk of about this many bytes per tile */
+
+/* Per-row state kept across vocabulary chunks. */
+typedef struct vppo__linrow { vppo__pair pair; vppo__acc acc; double zid, lse, entropy; } vppo__linrow;
+
+typedef struct vppo__linplan {
+    int64_t rows, cols;              /* tile: rows x cols logits */
+    float *tile_a, *tile_b;          /* rows x cols each */
+    vppo__linrow *row;               /* [n] */
+} vppo__linplan;
+
+static int64_t vppo__lin_cols(int64_t d, int64_t vocab)
+{
+    int64_t c = VPPO__LIN_BYTES / (4 * d);
+    if (c < 64) c = 64;
+    if (c > 4096) c = 4096;
+    return c < vocab ? c : vocab;
+}
+
+VPPODEF size_t vppo_linear_workspace(int64_t n, int64_t d, int64_t vocab)
+{
+    int64_t rows, cols;
+    if (n < 0 || d < 1 || vocab < 1 || n > VPPO__MAX_INDEX / (int64_t)sizeof(vppo__linrow)) return 0;
+    rows = n < VPPO__LIN_ROWS ? (n > 0 ? n : 1) : VPPO__LIN_ROWS;
+    cols = vppo__lin_cols(d, vocab);
+    return (size_t)(2 * rows * cols) * sizeof(float) + (size_t)n * sizeof(vppo__linrow) + 64;
+}
+
+static vppo_status vppo__lin_check(const float *hidden, const float *weight, int64_t n, int64_t d,
+    int64_t vocab, float temperature, void *work, size_t work_bytes, vppo__linplan *plan)
+{
+    size_t need;
+    uintptr_t at;
+    if (!hidden || !weight || !work) return VPPO_ERR_NULL;
+    if (n < 0 || d < 1 || vocab < 1) return VPPO_ERR_SIZE;
+    if ((n > 0 && d > VPPO__MAX_INDEX / n) || vocab > VPPO__MAX_INDEX / d) return VPPO_ERR_SIZE;
+    if (!(temperature > 0.0f) || !vppo__finite(temperature)) return VPPO_ERR_PARAM;
+    need = vppo_linear_workspace(n, d, vocab);
+    if (need == 0) return VPPO_ERR_SIZE;
+    if (work_bytes < need) return VPPO_ERR_WORKSPACE;
+    if (vppo__check_finite_array(hidden, n * d) != VPPO_OK) return VPPO_ERR_NONFINITE;
+    if (vppo__check_finite_array(weight, vocab * d) != VPPO_OK) return VPPO_ERR_NONFINITE;
+    plan->rows = n < VPPO__LIN_ROWS ? (n > 0 ? n : 1) : VPPO__LIN_ROWS;
+    plan->cols = vppo__lin_cols(d, vocab);
+    at = ((uintptr_t)work + 63) & ~(uintptr_t)63;
+    plan->row = (vppo__linrow *)at;
+    plan->tile_a = (float *)(at + (size_t)n * sizeof(vppo__linrow));
+    plan->tile_b = plan->tile_a + plan->rows * plan->cols;
+    return VPPO_OK;
+}
+
+/* out[i][j] = sum_k a[i][k] b[j][k] for i < m, j < nb (rows of length d; out stride nb).
+   Portable: 4 x 4 tiles of independent sums, each a plain loop over k, so an entry's
+   value does not depend on where the tiles fall. */
+static void vppo__gemm_nt(const float *a, int64_t m, const float *b, int64_t nb, int64_t d, float *out)
+{
+#ifdef VPPO_USE_CBLAS
+    if (m <= 0x7fffffff && nb <= 0x7fffffff && d <= 0x7fffffff) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)nb, (int)d, 1.0f, a, (int)d,
+                    b, (int)d, 0.0f, out, (int)nb);
+        return;
+    }
+#endif
+    {
+        int64_t i0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (m * nb * d > 1 << 20)
+#endif
+        for (i0 = 0; i0 < m; i0 += 4) {
+            int64_t j0, k, i, j;
+            for (j0 = 0; j0 < nb; j0 += 4) {
+                if (i0 + 4 <= m && j0 + 4 <= nb) {
+                    const float *a0 = a + i0 * d, *a1 = a0 + d, *a2 = a1 + d, *a3 = a2 + d;
+                    const float *b0 = b + j0 * d, *b1 = b0 + d, *b2 = b1 + d, *b3 = b2 + d;
+                    float s[16] = { 0 };
+                    for (k = 0; k < d; ++k) {
+                        const float x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
+                        const float y0 = b0[k], y1 = b1[k], y2 = b2[k], y3 = b3[k];
+                        s[0] += x0 * y0; s[1] += x0 * y1; s[2] += x0 * y2; s[3] += x0 * y3;
+                        s[4] += x1 * y0; s[5] += x1 * y1; s[6] += x1 * y2; s[7] += x1 * y3;
+                        s[8] += x2 * y0; s[9] += x2 * y1; s[10] += x2 * y2; s[11] += x2 * y3;
+                        s[12] += x3 * y0; s[13] += x3 * y1; s[14] += x3 * y2; s[15] += x3 * y3;
+                    }
+                    for (i = 0; i < 4; ++i)
+                        for (j = 0; j < 4; ++j) out[(i0 + i) * nb + j0 + j] = s[4 * i + j];
+                } else {
+                    for (i = i0; i < m && i < i0 + 4; ++i)
+                        for (j = j0; j < nb && j < j0 + 4; ++j) {
+                            float sum = 0.0f;
+                            for (k = 0; k < d; ++k) sum += a[i * d + k] * b[j * d + k];
+                            out[i * nb + j] = sum;
+                        }
+                }
+            }
+        }
+    }
+}
+
+/* c[i][k] += sum_j g[i][j] b[j][k]: (m x nb)(nb x d), g with stride nb. */
+static void vppo__gemm_nn_acc(const float *g, int64_t m, int64_t nb, const float *b, int64_t d, float *c)
+{
+    int64_t i;
+#ifdef VPPO_USE_CBLAS
+    if (m <= 0x7fffffff && nb <= 0x7fffffff && d <= 0x7fffffff) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)d, (int)nb, 1.0f, g, (int)nb,
+                    b, (int)d, 1.0f, c, (int)d);
+        return;
+    }
+#endif
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (m * nb * d > 1 << 20)
+#endif
+    for (i = 0; i < m; ++i) {
+        int64_t j, k;
+        float *ci = c + i * d;
+        for (j = 0; j < nb; ++j) {
+            const float gij = g[i * nb + j], *bj = b + j * d;
+            if (gij == 0.0f) continue;
+            for (k = 0; k < d; ++k) ci[k] += gij * bj[k];
+        }
+    }
+}
+
+/* c[j][k] += sum_i g[i][j] a[i][k]: (nb x m)(m x d), g with stride nb. */
+static void vppo__gemm_tn_acc(const float *g, int64_t m, int64_t nb, const float *a, int64_t d, float *c)
+{
+    int64_t j;
+#ifdef VPPO_USE_CBLAS
+    if (m <= 0x7fffffff && nb <= 0x7fffffff && d <= 0x7fffffff) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nb, (int)d, (int)m, 1.0f, g, (int)nb,
+                    a, (int)d, 1.0f, c, (int)d);
+        return;
+    }
+#endif
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (m * nb * d > 1 << 20)
+#endif
+    for (j = 0; j < nb; ++j) {
+        int64_t i, k;
+        float *cj = c + j * d;
+        for (i = 0; i < m; ++i) {
+            const float gij = g[i * nb + j], *ai = a + i * d;
+            if (gij == 0.0f) continue;
+            for (k = 0; k < d; ++k) cj[k] += gij * ai[k];
+        }
+    }
+}
+
+static const vppo__kernels *vppo__lin_kernels(float temperature)
+{
+    const double s = 1.0 / (double)temperature;
+    const vppo__kernels *k = vppo__kernels_for(vppo_isa_active());
+    return k && s >= FLT_MIN && s <= FLT_MAX ? k : &vppo__kernels_c;
+}
+
+/* Pass over all chunks accumulating lse/entropy (and z of ids) in plan->row. */
+static vppo_status vppo__lin_stats(const vppo__kernels *k, const float *hidden, const float *weight,
+    int64_t n, int64_t d, int64_t vocab, float temperature, const int32_t *ids, const vppo__linplan *pl)
+{
+    const double invt = 1.0 / (double)temperature;
+    int64_t c0, r0, i;
+    int bad = 0;
+    for (i = 0; i < n; ++i) { vppo__acc_init(&pl->row[i].acc); pl->row[i].zid = 0.0; }
+    for (c0 = 0; c0 < vocab; c0 += pl->cols) {
+        const int64_t cw = vppo__min64(pl->cols, vocab - c0);
+        for (r0 = 0; r0 < n; r0 += pl->rows) {
+            const int64_t rh = vppo__min64(pl->rows, n - r0);
+            vppo__gemm_nt(hidden + r0 * d, rh, weight + c0 * d, cw, d, pl->tile_a);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) reduction(|:bad) if (rh * cw > 65536)
+#endif
+            for (i = 0; i < rh; ++i) {
+                const float *z = pl->tile_a + i * cw;
+                vppo__linrow *row = &pl->row[r0 + i];
+                bad |= vppo__acc_push(k, &row->acc, (const char *)z, VPPO_F32, cw, invt);
+                if (ids && ids[r0 + i] >= c0 && ids[r0 + i] < c0 + cw) row->zid = (double)z[ids[r0 + i] - c0];
+            }
+            if (bad) return VPPO_ERR_NONFINITE;
+        }
+    }
+    for (i = 0; i < n; ++i) {
+        double zmax, logsum;
+        vppo__linrow *row = &pl->row[i];
+        vppo_status st = vppo__acc_end(&row->acc, &zmax, &logsum, &row->entropy);
+        if (st != VPPO_OK) return st;
+        row->lse = zmax * invt + logsum;
+        row->zid = (row->zid - zmax) * invt - logsum;          /* now logp of ids[i] */
+    }
+    return VPPO_OK;
+}
+
+VPPODEF vppo_status vppo_linear_logprobs(const float *hidden, const float *weight, int64_t n, int64_t d,
+    int64_t vocab, float temperature, const int32_t *ids, float *logp, float *lse, float *entropy,
+    void *work, size_t work_bytes)
+{
+    vppo__linplan pl;
+    int64_t i;
+    vppo_status st = vppo__lin_check(hidden, weight, n, d, vocab, temperature, work, work_bytes, &pl);
+    if (st != VPPO_OK) return st;
+    if (logp && !ids) return VPPO_ERR_NULL;
+    if (logp && (st = vppo__check_ids(ids, n, vocab)) != VPPO_OK) return st;
+    st = vppo__lin_stats(vppo__lin_kernels(temperature), hidden, weight, n, d, vocab, temperature,
+                         logp ? ids : NULL, &pl);
+    if (st != VPPO_OK) return st;
+    for (i = 0; i < n; ++i) {
+        if (logp) logp[i] = (float)pl.row[i].zid;
+        if (lse) lse[i] = (float)pl.row[i].lse;
+        if (entropy) entropy[i] = (float)pl.row[i].entropy;
+    }
+    return VPPO_OK;
+}
+
+VPPODEF vppo_status vppo_linear_dependency(const float *hidden, const float *hidden_aug,
+    const float *weight, int64_t n, int64_t d, int64_t vocab, float temperature,
+    vppo_divergence div, float *dep, void *work, size_t work_bytes)
+{
+    const vppo__kernels *k = vppo__lin_kernels(temperature);
+    const double invt = 1.0 / (double)temperature;
+    vppo__linplan pl;
+    int64_t c0, r0, i;
+    int bad = 0, pass;
+    vppo_status st = vppo__lin_check(hidden, weight, n, d, vocab, temperature, work, work_bytes, &pl);
+    if (st != VPPO_OK) return st;
+    if (!hidden_aug || !dep) return VPPO_ERR_NULL;
+    if ((int)div < (int)VPPO_DIV_KL || (int)div > (int)VPPO_DIV_JS) return VPPO_ERR_PARAM;
+    if (vppo__check_finite_array(hidden_aug, n * d) != VPPO_OK) return VPPO_ERR_NONFINITE;
+    for (i = 0; i < n; ++i) { vppo__pair_init(&pl.row[i].pair); pl.row[i].lse = 0.0; }
+    /* pass 0: both normalisers (and KL); pass 1, JS only: the terms */
+    for (pass = 0; pass < (div == VPPO_DIV_JS ? 2 : 1); ++pass) {
+        for (c0 = 0; c0 < vocab; c0 += pl.cols) {
+            const int64_t cw = vppo__min64(pl.cols, vocab - c0);
+            for (r0 = 0; r0 < n; r0 += pl.rows) {
+                const int64_t rh = vppo__min64(pl.rows, n - r0);
+                vppo__gemm_nt(hidden + r0 * d, rh, weight + c0 * d, cw, d, pl.tile_a);
+                vppo__gemm_nt(hidden_aug + r0 * d, rh, weight + c0 * d, cw, d, pl.tile_b);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) reduction(|:bad) if (rh * cw > 65536)
+#endif
+                for (i = 0; i < rh; ++i) {
+                    const char *zo = (const char *)(pl.tile_a + i * cw), *za = (const char *)(pl.tile_b + i * cw);
+                    vppo__linrow *row = &pl.row[r0 + i];
+                    const char *u = div == VPPO_DIV_KL_REVERSE ? za : zo, *v = div == VPPO_DIV_KL_REVERSE ? zo : za;
+                    if (pass == 0) bad |= vppo__pair_push(k, &row->pair, u, VPPO_F32, v, VPPO_F32, cw, invt, invt);
+                    else {
+                        double st4[4];
+                        st4[0] = row->pair.mu; st4[1] = log(row->pair.su);
+                        st4[2] = row->pair.mv; st4[3] = log(row->pair.sv);
+                        bad |= vppo__js_push(k, st4, invt, invt, u, VPPO_F32, v, VPPO_F32, cw, &row->lse);
+                    }
+                }
+                if (bad) return VPPO_ERR_NONFINITE;
+            }
+        }
+        for (i = 0; i < n && pass == 0; ++i) {
+            double st4[4], kl = 0.0;
+            if ((st = vppo__pair_end(&pl.row[i].pair, st4, div == VPPO_DIV_JS ? NULL : &kl)) != VPPO_OK) return st;
+            dep[i] = (float)kl;
+        }
+    }
+    if (div == VPPO_DIV_JS)
+        for (i = 0; i < n; ++i) dep[i] = (float)vppo__max(0.0, 0.5 * pl.row[i].lse);
+    return VPPO_OK;
+}
+
+VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const float *weight,
+    int64_t n, int64_t d, int64_t vocab, float temperature, const int32_t *ids,
+    const float *lse, const float *entropy, const float *dlogp, const float *dentropy,
+    float *dhidden, float *dweight, void *work, size_t work_bytes)
+{
+    const vppo__kernels *k = vppo__lin_kernels(temperature);
+    const double t = (double)temperature;
+    vppo__linplan pl;
+    int64_t c0, r0, i;
+    int bad = 0;
+    vppo_status st = vppo__lin_check(hidden, weight, n, d, vocab, temperature, work, work_bytes, &pl);
+    if (st != VPPO_OK) return st;
+    if (!dhidden) return VPPO_ERR_NULL;
+    if (dlogp && !ids) return VPPO_ERR_NULL;
+    if (dlogp && (st = vppo__check_ids(ids, n, vocab)) != VPPO_OK) return st;
+    if ((st = vppo__check_finite_array(lse, n)) != VPPO_OK) return st;
+    if ((st = vppo__check_finite_array(entropy, n)) != VPPO_OK) return st;
+    if ((st = vppo__check_finite_array(dlogp, n)) != VPPO_OK) return st;
+    if ((st = vppo__check_finite_array(dentropy, n)) != VPPO_OK) return st;
+    if (!lse || (dentropy && !entropy)) {        /* the pass that was not done by the caller */
+        if ((st = vppo__lin_stats(k, hidden, weight, n, d, vocab, temperature, NULL, &pl)) != VPPO_OK) return st;
+    }
+    for (i = 0; i < n; ++i) {
+        if (lse) pl.row[i].lse = (double)lse[i];
+        if (entropy) pl.row[i].entropy = (double)entropy[i];
+        if (!dentropy) pl.row[i].entropy = 0.0;
+    }
+    memset(dhidden, 0, (size_t)(n * d) * sizeof(float));
+    for (c0 = 0; c0 < vocab; c0 += pl.cols) {
+        const int64_t cw = vppo__min64(pl.cols, vocab - c0);
+        for (r0 = 0; r0 < n; r0 += pl.rows) {
+            const int64_t rh = vppo__min64(pl.rows, n - r0);
+            vppo__gemm_nt(hidden + r0 * d, rh, weight + c0 * d, cw, d, pl.tile_a);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) reduction(|:bad) if (rh * cw > 65536)
+#endif
+            for (i = 0; i < rh; ++i) {
+                const int64_t r = r0 + i, id = dlogp ? (int64_t)ids[r] : -1;
+                const double g = dlogp ? (double)dlogp[r] : 0.0, h = dentropy ? (double)dentropy[r] : 0.0;
+                const double lt = pl.row[r].lse * t;
+                const float *z = pl.tile_a + i * cw;
+                float *gout = pl.tile_b + i * cw, buf[VPPO__BLOCK], grad[VPPO__BLOCK], c[6], unused;
+                int64_t j0, b;
+                c[0] = (float)lt; c[1] = (float)(lt - (double)c[0]); c[2] = (float)(1.0 / t);
+                c[3] = (float)g; c[4] = (float)h; c[5] = (float)pl.row[r].entropy;
+                for (j0 = 0; j0 < cw; j0 += b) {
+                    const float *u;
+                    b = vppo__min64(VPPO__BLOCK, cw - j0);
+                    u = vppo__block(k, (const char *)(z + j0), VPPO_F32, b, buf, &unused, &bad);
+                    k->bwd(u, vppo__padded(b), c, grad);
+                    memcpy(gout + j0, grad, (size_t)b * sizeof(float));
+                }
+                if (id >= c0 && id < c0 + cw)
+                    gout[id - c0] = (float)vppo__grad_entry((double)z[id - c0] / t, pl.row[r].lse,
+                                                            pl.row[r].entropy, g, h, 1, t);
+            }
+            if (bad) return VPPO_ERR_NONFINITE;
+            vppo__gemm_nn_acc(pl.tile_b, rh, cw, weight + c0 * d, d, dhidden + r0 * d);
+            if (dweight) vppo__gemm_tn_acc(pl.tile_b, rh, cw, hidden + r0 * d, d, dweight + c0 * d);
+        }
+    }
+    return VPPO_OK;
 }
 
 /* ====================================================== ISA selection (§10) == */

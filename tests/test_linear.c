@@ -1,0 +1,139 @@
+/* tests/test_linear.c - the fused linear head (§9) against the materialised path:
+   logits = hidden · weightᵀ formed here (in double, rounded to f32), then the §2 kernels;
+   every ISA this machine runs, shapes that cross the row and vocabulary tiles. */
+#include "test.h"
+#include <math.h>
+
+typedef struct lin_case { int64_t n, d, V; float temp; } lin_case;
+
+static float *logits_of(const float *h, const float *w, int64_t n, int64_t d, int64_t V)
+{
+    float *z = floats_new(n * V > 0 ? n * V : 1, 0);
+    int64_t i, j, k;
+    for (i = 0; i < n; ++i)
+        for (j = 0; j < V; ++j) {
+            double s = 0.0;
+            for (k = 0; k < d; ++k) s += (double)h[i * d + k] * w[j * d + k];
+            z[i * V + j] = (float)s;
+        }
+    return z;
+}
+
+static float *randoms(rng *r, int64_t n, double scale)
+{
+    float *x = floats_new(n > 0 ? n : 1, 0);
+    int64_t i;
+    for (i = 0; i < n; ++i) x[i] = (float)(rng_normal(r) * scale);
+    return x;
+}
+
+static void check_linear_case(const lin_case *c, rng *r)
+{
+    const int64_t n = c->n, d = c->d, V = c->V;
+    float *h = randoms(r, n * d, 1.0), *ha = randoms(r, n * d, 1.0), *w = randoms(r, V * d, 1.5 / sqrt((double)d));
+    float *z, *za, *lp = floats_new(n + 1, 0), *ls = floats_new(n + 1, 0), *en = floats_new(n + 1, 0);
+    float *rlp = floats_new(n + 1, 0), *rls = floats_new(n + 1, 0), *ren = floats_new(n + 1, 0);
+    float *dep = floats_new(n + 1, 0), *rdep = floats_new(n + 1, 0), *dl = randoms(r, n + 1, 1.0), *de = randoms(r, n + 1, 1.0);
+    float *G = floats_new(n * V + 1, 0), *dh = floats_new(n * d + 1, 0), *dw = floats_new(V * d, 0.5f);
+    int32_t *ids = (int32_t *)malloc((size_t)(n + 1) * sizeof(int32_t));
+    size_t wb = vppo_linear_workspace(n, d, V);
+    void *work = malloc(wb + 3);
+    vppo_logits L, La;
+    vppo_grad_out go;
+    int64_t i, j, k;
+    int div, given;
+    for (i = 0; i < n; ++i) {
+        ids[i] = (int32_t)rng_int(r, 0, V - 1);
+        for (k = 0; k < d; ++k) ha[i * d + k] = h[i * d + k] + 0.3f * ha[i * d + k];
+    }
+    z = logits_of(h, w, n, d, V);
+    za = logits_of(ha, w, n, d, V);
+    L.data = z; L.dtype = VPPO_F32; L.n_rows = n; L.vocab = V; L.row_stride = V; L.temperature = c->temp;
+    La = L; La.data = za;
+    /* forward */
+    CHECK_STATUS(VPPO_OK, vppo_logprobs(&L, ids, rlp, rls, ren));
+    CHECK_STATUS(VPPO_OK, vppo_linear_logprobs(h, w, n, d, V, c->temp, ids, lp, ls, en, (char *)work + 3, wb));
+    for (i = 0; i < n; ++i) {
+        CHECK_NEAR(rlp[i], lp[i], TOL_LSE);
+        CHECK_NEAR(rls[i], ls[i], TOL_LSE);
+        CHECK_NEAR(ren[i], en[i], TOL_DIV);
+    }
+    for (div = 0; div < 3; ++div) {
+        CHECK_STATUS(VPPO_OK, vppo_dependency_logits(&L, &La, (vppo_divergence)div, rdep));
+        CHECK_STATUS(VPPO_OK, vppo_linear_dependency(h, ha, w, n, d, V, c->temp, (vppo_divergence)div, dep, work, wb));
+        for (i = 0; i < n; ++i) CHECK_NEAR(rdep[i], dep[i], TOL_DIV);
+    }
+    /* backward: dhidden = G w, dweight += Gᵀ h, with G from the materialised backward */
+    for (given = 0; given < 2; ++given) {
+        go.data = G; go.dtype = VPPO_F32; go.row_stride = V;
+        CHECK_STATUS(VPPO_OK, vppo_logprobs_backward(&L, ids, given ? rls : NULL, given ? ren : NULL, dl, de, &go));
+        for (i = 0; i < V * d; ++i) dw[i] = 0.5f;
+        CHECK_STATUS(VPPO_OK, vppo_linear_logprobs_backward(h, w, n, d, V, c->temp, ids, given ? rls : NULL,
+                                                            given ? ren : NULL, dl, de, dh, dw, work, wb));
+        for (i = 0; i < n; ++i)
+            for (k = 0; k < d; ++k) {
+                double ref = 0.0, mag = 0.0;
+                for (j = 0; j < V; ++j) { ref += (double)G[i * V + j] * w[j * d + k]; mag += fabs((double)G[i * V + j] * w[j * d + k]); }
+                CHECK(fabs(dh[i * d + k] - ref) <= 1e-7 + 1e-5 * mag);
+            }
+        for (j = 0; j < V; ++j)
+            for (k = 0; k < d; ++k) {
+                double ref = 0.5, mag = 0.5;
+                for (i = 0; i < n; ++i) { ref += (double)G[i * V + j] * h[i * d + k]; mag += fabs((double)G[i * V + j] * h[i * d + k]); }
+                CHECK(fabs(dw[j * d + k] - ref) <= 1e-7 + 1e-5 * mag);
+            }
+    }
+    free(h); free(ha); free(w); free(z); free(za); free(lp); free(ls); free(en); free(rlp); free(rls); free(ren);
+    free(dep); free(rdep); free(dl); free(de); free(G); free(dh); free(dw); free(ids); free(work);
+}
+
+void linear_head_matches_materialised_logits(void)
+{
+    static const lin_case cases[] = {
+        { 1, 3, 1, 1.0f }, { 5, 17, 50, 1.0f }, { 70, 8, 300, 0.8f }, { 3, 3, 5000, 1.0f }, { 66, 16, 4500, 1.2f },
+    };
+    const vppo_isa before = vppo_isa_active();
+    rng r = rng_make(777);
+    int isa;
+    for (isa = VPPO_ISA_SCALAR; isa <= VPPO_ISA_NEON; ++isa) {
+        size_t c;
+        if (vppo_isa_select((vppo_isa)isa) != VPPO_OK) continue;
+        for (c = 0; c < sizeof cases / sizeof cases[0]; ++c) check_linear_case(&cases[c], &r);
+    }
+    CHECK_STATUS(VPPO_OK, vppo_isa_select(before));
+}
+
+void linear_head_workspace_and_errors(void)
+{
+    const int64_t n = 4, d = 5, V = 9;
+    rng r = rng_make(5);
+    float *h = randoms(&r, n * d, 1.0), *w = randoms(&r, V * d, 1.0), out[4], dh[20];
+    int32_t ids[4] = { 0, 8, 3, 2 }, bad_ids[4] = { 0, 9, 3, 2 };
+    size_t wb = vppo_linear_workspace(n, d, V);
+    void *work = malloc(wb);
+    /* the benchmark's shape: extra memory at most 1/20 of the materialised logits */
+    CHECK(vppo_linear_workspace(256, 512, 151936) * 20 <= (size_t)256 * 151936 * 4);
+    CHECK(vppo_linear_workspace(256, 3584, 151936) * 20 <= (size_t)256 * 151936 * 4);
+    CHECK(wb > 0);
+    CHECK(vppo_linear_workspace(-1, d, V) == 0 && vppo_linear_workspace(n, 0, V) == 0 && vppo_linear_workspace(n, d, 0) == 0);
+    CHECK_STATUS(VPPO_ERR_WORKSPACE, vppo_linear_logprobs(h, w, n, d, V, 1.0f, ids, out, NULL, NULL, work, wb - 1));
+    CHECK_STATUS(VPPO_ERR_NULL, vppo_linear_logprobs(NULL, w, n, d, V, 1.0f, ids, out, NULL, NULL, work, wb));
+    CHECK_STATUS(VPPO_ERR_NULL, vppo_linear_logprobs(h, w, n, d, V, 1.0f, NULL, out, NULL, NULL, work, wb));
+    CHECK_STATUS(VPPO_ERR_NULL, vppo_linear_logprobs(h, w, n, d, V, 1.0f, ids, out, NULL, NULL, NULL, wb));
+    CHECK_STATUS(VPPO_ERR_INDEX, vppo_linear_logprobs(h, w, n, d, V, 1.0f, bad_ids, out, NULL, NULL, work, wb));
+    CHECK_STATUS(VPPO_ERR_PARAM, vppo_linear_logprobs(h, w, n, d, V, 0.0f, ids, out, NULL, NULL, work, wb));
+    CHECK_STATUS(VPPO_ERR_SIZE, vppo_linear_logprobs(h, w, n, 0, V, 1.0f, ids, out, NULL, NULL, work, wb));
+    CHECK_STATUS(VPPO_ERR_PARAM, vppo_linear_dependency(h, h, w, n, d, V, 1.0f, (vppo_divergence)7, out, work, wb));
+    CHECK_STATUS(VPPO_ERR_NULL, vppo_linear_dependency(h, NULL, w, n, d, V, 1.0f, VPPO_DIV_KL, out, work, wb));
+    CHECK_STATUS(VPPO_ERR_NULL, vppo_linear_logprobs_backward(h, w, n, d, V, 1.0f, ids, NULL, NULL, out, NULL, NULL, NULL, work, wb));
+    h[7] = NAN;
+    CHECK_STATUS(VPPO_ERR_NONFINITE, vppo_linear_logprobs(h, w, n, d, V, 1.0f, ids, out, NULL, NULL, work, wb));
+    CHECK_STATUS(VPPO_ERR_NONFINITE, vppo_linear_logprobs_backward(h, w, n, d, V, 1.0f, ids, NULL, NULL, out, NULL, dh, NULL, work, wb));
+    h[7] = 0.0f;
+    w[44] = INFINITY;
+    CHECK_STATUS(VPPO_ERR_NONFINITE, vppo_linear_dependency(h, h, w, n, d, V, 1.0f, VPPO_DIV_JS, out, work, wb));
+    w[44] = 0.0f;
+    /* n = 0 is fine */
+    CHECK_STATUS(VPPO_OK, vppo_linear_logprobs(h, w, 0, d, V, 1.0f, ids, out, NULL, NULL, work, vppo_linear_workspace(0, d, V)));
+    free(h); free(w); free(work);
+}
