@@ -3,7 +3,7 @@
 #   make demo      the main demonstration (examples/quickstart.c)
 #   make test      the whole suite: gcc and clang (when present) with -Werror, as C++,
 #                  and the compile tests of the header in every mode
-#   make bench     benchmarks (arrive with the performance work)
+#   make bench     benchmarks (bench/bench.mk; bench-peers: against PyTorch CPU)
 #   make install   PREFIX=/usr/local: the header and a pkg-config file
 #
 # No -ffast-math / -Ofast anywhere: NaN handling and exact masks depend on IEEE rules.
@@ -29,7 +29,7 @@ TEST_SRC := tests/test_main.c tests/test_util.c tests/test_basics.c tests/test_p
 TEST_DEP := $(TEST_SRC) tests/test.h tests/tests.def vppo.h
 
 .PHONY: all test test-gcc test-clang test-cxx test-compile test-sanitize test-omp test-nosimd test-openblas test-aarch64 \
-        demo bench install uninstall clean
+        demo install uninstall clean
 
 all: $(BUILD)/quickstart $(BUILD)/test_gcc
 
@@ -167,8 +167,8 @@ $(BUILD)/quickstart: examples/quickstart.c vppo.h | $(BUILD)
 demo: $(BUILD)/quickstart
 	./$(BUILD)/quickstart
 
-bench:
-	@echo "bench: the benchmarks arrive with the performance work (SIMD, threads, fused head)."
+# Benchmarks: make bench, make bench-quick, make bench-peers (see bench/bench.mk).
+include bench/bench.mk
 
 # ------------------------------------------------------------------ install
 

@@ -52,7 +52,10 @@ ONE TRAINING STEP
 CONFIGURATION MACROS
    VPPO_IMPLEMENTATION  compile the implementation into this translation unit
    VPPO_STATIC          make every function static (private to one translation unit)
-   VPPO_NO_SIMD         compile the scalar paths only (this version has only those)
+   VPPO_NO_SIMD         compile the scalar paths only
+   VPPO_USE_CBLAS       the fused linear head (§9) calls cblas_sgemm (include <cblas.h>,
+                        link a CBLAS such as OpenBLAS: -lopenblas)
+   -fopenmp             (a compiler flag) OpenMP over rows; results do not change
 
 MEMORY
    No function allocates. The caller owns every buffer; sizes are stated at each
@@ -74,8 +77,14 @@ ERRORS
    when there is nothing to do.
 
 THREADING
-   The library owns no threads and keeps no global mutable state apart from the ISA
-   selection (vppo_isa_select, set it before you start threads). Every function is
+   Built without OpenMP the library owns no threads. Built with -fopenmp, the logits
+   kernels (§2.2, §2.3) and the fused linear head (§9) split their rows over OpenMP
+   threads when a call has at least 65536 logits (OMP_NUM_THREADS / omp_set_num_threads
+   choose how many); each row is computed by one thread in a fixed order, so the thread
+   count never changes a bit, and an error reports the lowest failing row's status, as a
+   serial run would. The only global mutable state is the ISA selection
+   (vppo_isa_select; the first call of any kernel picks the best ISA: call
+   vppo_isa_active() once before you start threads of your own). Every function is
    reentrant: concurrent calls on disjoint outputs are safe.
 
 DETERMINISM
@@ -86,11 +95,25 @@ DETERMINISM
    The library must not be built with -ffast-math/-Ofast (NaN checks and exact masks
    depend on IEEE semantics); build with -ffp-contract=off (the default of gcc in ISO
    modes) for the same bits from every compiler.
+   For a fixed ISA, every result is bitwise identical across runs and thread counts
+   (tested with 1, 2 and 3 threads). Different ISAs differ in the last bits of the
+   logits kernels only (float lanes, FMA or not): each is within SPEC §12 of the float64
+   reference, and so within twice those bounds of each other. Everything that is not a
+   logits kernel (§3-§8) is the same code on every ISA. With VPPO_USE_CBLAS the GEMM is
+   the BLAS's own, whose bits may depend on its thread count.
 
 SIMD
-   vppo_isa_active/vppo_isa_select/vppo_isa_name (§10) exist; this version has the
-   scalar path only (it is the reference that vector paths are checked against), so
-   selecting any other ISA returns VPPO_ERR_UNSUPPORTED.
+   The logits kernels have four vector paths beside the scalar reference (double
+   arithmetic, the one the others are tested against): SSE2, AVX2 (with FMA and F16C),
+   AVX-512F and NEON. On x86 (gcc, clang) each vector kernel carries its own
+   target attribute, so one binary built without -march runs on any x86-64 and picks,
+   at its first call, the best path that CPUID and XGETBV (OS support of the AVX
+   registers) allow; NEON is chosen at compile time on aarch64. Other compilers and
+   targets get the scalar path. vppo_isa_select() forces a path (VPPO_TEST_ISA=name runs
+   the test suite on one). bf16 and f16 are converted in registers (F16C on AVX2 and
+   AVX-512; bit arithmetic on SSE2). The scalar path is also used for a temperature
+   below about 3e-39 or above about 8.5e37 (where 1/T is not a normal float). How the vector kernels work,
+   and the error bound of their exp, are described above vppo__kernels below.
 
 CUDA
    vppo_cuda.h / vppo_cuda.cu (§11) are a separate, optional translation unit.

@@ -1,0 +1,1371 @@
+/* bench.c - benchmarks of vppo.h.
+ *
+ *   make bench                 build build/bench and run every table
+ *   make bench-quick           tiny sizes, one repetition (a smoke test)
+ *   make bench USE_OPENBLAS=1  with -DVPPO_USE_CBLAS -lopenblas
+ *
+ *   build/bench [--quick] [--only NAME]
+ *       NAME: bandwidth, dep, logprobs, backward, topk, step, linear
+ *
+ * Tables:
+ *   bandwidth  a read-once loop (XOR of 64-bit words, 8 independent accumulators) and
+ *              memcpy over a large buffer: the memory bandwidth this machine reaches.
+ *   dep        vppo_dependency_logits (KL, and JS in one row per V)
+ *   logprobs   vppo_logprobs (ids + logp + lse + entropy; lse + entropy only)
+ *   backward   vppo_logprobs_backward (lse and entropy given, dlogp and dentropy given;
+ *              F32 out to a separate buffer, and in place)
+ *   topk       vppo_topk_mask vs per-sequence qsort
+ *   step       vppo_step (and its two halves) vs memcpy of its inputs
+ *   linear     the fused linear head (SPEC 9) vs materialised logits + the logits kernel
+ *              (compile out with -DBENCH_NO_LINEAR)
+ *
+ * Every time is the median of the repetitions after one warm-up call. The logits
+ * kernels are compared with (a) the read-once loop over the same bytes, run on the same
+ * buffers just before, with the same thread count, and (b) a careful three-pass scalar
+ * reference in plain C (f32, libm expf/logf: row max, sum of exp, then the quantity).
+ */
+#define _POSIX_C_SOURCE 200809L
+#define VPPO_IMPLEMENTATION
+#include "../vppo.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef VPPO_USE_CBLAS
+#include <cblas.h>
+#endif
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#define BENCH_X86 1
+#endif
+
+/* ================================================================ options == */
+
+static int g_quick = 0;
+static const char *g_only = NULL;
+static int g_reps = 5;          /* timed repetitions (after one warm-up) */
+static int g_reps_scalar = 3;   /* the scalar ISA is a slow double-precision path */
+static int g_warm = 1;
+static int g_threads[2] = { 1, 2 };
+static int g_nthreads = 1;      /* entries of g_threads in use */
+static int g_max_threads = 1;
+static volatile uint64_t g_sink;  /* keeps the read loops alive */
+
+static int want(const char *name) { return !g_only || strcmp(g_only, name) == 0; }
+
+/* ================================================================ helpers == */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void *xmalloc(size_t bytes)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "bench: out of memory (%.1f MiB)\n", (double)bytes / 1048576.0);
+        exit(1);
+    }
+    return p;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+static double median(double *t, int n)
+{
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+static void set_threads(int t)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(t);
+#else
+    (void)t;
+#endif
+}
+
+typedef void (*bench_fn)(void *ctx);
+
+/* Median seconds of `reps` calls of fn after `warm` untimed ones; prep (optional) runs
+   untimed before every call (e.g. to restore an in-place buffer). */
+static double time_median(bench_fn fn, bench_fn prep, void *ctx, int reps, int warm)
+{
+    double t[64];
+    int i;
+    if (reps > 64) reps = 64;
+    if (reps < 1) reps = 1;
+    for (i = 0; i < warm; ++i) {
+        if (prep) prep(ctx);
+        fn(ctx);
+    }
+    for (i = 0; i < reps; ++i) {
+        double t0;
+        if (prep) prep(ctx);
+        t0 = now_s();
+        fn(ctx);
+        t[i] = now_s() - t0;
+    }
+    return median(t, reps);
+}
+
+/* --- random numbers (splitmix64; approximately normal = Irwin-Hall of 4 uniforms) --- */
+
+static uint64_t g_rng = 0x243F6A8885A308D3ull;
+
+static uint64_t rng_u64(void)
+{
+    uint64_t z = (g_rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static float rng_unif(void) { return (float)(rng_u64() >> 40) * (1.0f / 16777216.0f); } /* [0,1) */
+
+static float rng_normal(void)
+{
+    float s = rng_unif() + rng_unif() + rng_unif() + rng_unif();
+    return (s - 2.0f) * 1.7320508f;   /* mean 0, variance 1 */
+}
+
+/* --- bf16 --- */
+
+static uint16_t f32_to_bf16(float f)   /* round to nearest even; the data has no NaN */
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static float bf16_to_f32(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* ======================================================= read-once loop == */
+
+/* XOR of the 64-bit words: eight independent accumulators, integer (the compiler may
+   vectorise it), so the loop is limited by memory, not by an add latency chain. */
+static uint64_t read_words(const void *p, size_t bytes)
+{
+    const uint64_t *w = (const uint64_t *)p;
+    size_t n = bytes / 8, i;
+    uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+    for (i = 0; i + 8 <= n; i += 8) {
+        a0 ^= w[i];     a1 ^= w[i + 1]; a2 ^= w[i + 2]; a3 ^= w[i + 3];
+        a4 ^= w[i + 4]; a5 ^= w[i + 5]; a6 ^= w[i + 6]; a7 ^= w[i + 7];
+    }
+    for (; i < n; ++i) a0 ^= w[i];
+    if (bytes % 8) {
+        const unsigned char *c = (const unsigned char *)p + n * 8;
+        size_t j;
+        for (j = 0; j < bytes % 8; ++j) a1 ^= c[j];
+    }
+    return a0 ^ a1 ^ a2 ^ a3 ^ a4 ^ a5 ^ a6 ^ a7;
+}
+
+#define READ_CHUNK ((size_t)1 << 20)   /* threads split a buffer into 1 MiB chunks */
+
+static uint64_t read_buffer(const void *p, size_t bytes, int threads)
+{
+#ifdef _OPENMP
+    if (threads > 1) {
+        uint64_t x = 0;
+        int64_t c, nc = (int64_t)((bytes + READ_CHUNK - 1) / READ_CHUNK);
+#pragma omp parallel for schedule(static) num_threads(threads) reduction(^:x)
+        for (c = 0; c < nc; ++c) {
+            size_t off = (size_t)c * READ_CHUNK;
+            size_t len = bytes - off < READ_CHUNK ? bytes - off : READ_CHUNK;
+            x ^= read_words((const char *)p + off, len);
+        }
+        return x;
+    }
+#else
+    (void)threads;
+#endif
+    return read_words(p, bytes);
+}
+
+typedef struct span { const void *p; size_t bytes; } span;
+
+typedef struct read_ctx { const span *s; int n; int threads; } read_ctx;
+
+static void read_run(void *v)
+{
+    const read_ctx *c = (const read_ctx *)v;
+    uint64_t x = 0;
+    int i;
+    for (i = 0; i < c->n; ++i) x ^= read_buffer(c->s[i].p, c->s[i].bytes, c->threads);
+    g_sink ^= x;
+}
+
+/* Median seconds of reading every span once, with `threads` threads. */
+static double time_read(const span *s, int n, int threads)
+{
+    read_ctx c;
+    c.s = s; c.n = n; c.threads = threads;
+    return time_median(read_run, NULL, &c, g_reps, g_warm);
+}
+
+typedef struct copy_ctx { void *dst; const void *src; size_t bytes; int threads; } copy_ctx;
+
+static void copy_run(void *v)
+{
+    const copy_ctx *c = (const copy_ctx *)v;
+#ifdef _OPENMP
+    if (c->threads > 1) {
+        int64_t k, nc = (int64_t)((c->bytes + READ_CHUNK - 1) / READ_CHUNK);
+#pragma omp parallel for schedule(static) num_threads(c->threads)
+        for (k = 0; k < nc; ++k) {
+            size_t off = (size_t)k * READ_CHUNK;
+            size_t len = c->bytes - off < READ_CHUNK ? c->bytes - off : READ_CHUNK;
+            memcpy((char *)c->dst + off, (const char *)c->src + off, len);
+        }
+        return;
+    }
+#endif
+    memcpy(c->dst, c->src, c->bytes);
+}
+
+/* ================================================================ header == */
+
+static void cpu_model(char *out, size_t cap)
+{
+    static const char *keys[] = { "model name", "Hardware", "Processor", "cpu model" };
+    char line[512];
+    size_t k;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    snprintf(out, cap, "unknown");
+    if (!f) return;
+    for (k = 0; k < sizeof keys / sizeof keys[0]; ++k) {
+        rewind(f);
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, keys[k], strlen(keys[k])) == 0) {
+                char *c = strchr(line, ':');
+                size_t len;
+                if (!c) continue;
+                ++c;
+                while (*c == ' ' || *c == '\t') ++c;
+                len = strlen(c);
+                while (len && (c[len - 1] == '\n' || c[len - 1] == ' ')) c[--len] = 0;
+                snprintf(out, cap, "%s", c);
+                fclose(f);
+                return;
+            }
+        }
+    }
+    fclose(f);
+}
+
+static vppo_isa g_isas[8];
+static int g_nisas = 0;
+static vppo_isa g_default_isa;
+
+static void header(void)
+{
+    char cpu[256];
+    int i;
+    cpu_model(cpu, sizeof cpu);
+    g_default_isa = vppo_isa_active();
+    for (i = (int)VPPO_ISA_SCALAR; i <= (int)VPPO_ISA_NEON; ++i)
+        if (vppo_isa_select((vppo_isa)i) == VPPO_OK) g_isas[g_nisas++] = (vppo_isa)i;
+    vppo_isa_select(g_default_isa);
+
+    printf("# vppo.h %d.%d.%d benchmarks%s\n\n", VPPO_VERSION_MAJOR, VPPO_VERSION_MINOR,
+           VPPO_VERSION_PATCH, g_quick ? " (--quick: tiny sizes, 1 repetition, no warm-up)" : "");
+    printf("cpu:            %s\n", cpu);
+    {
+        FILE *f = fopen("/proc/loadavg", "r");
+        double l1;
+        if (f) {
+            if (fscanf(f, "%lf", &l1) == 1)
+                printf("load average:   %.2f (1 min; other work on the machine makes the 2-thread rows noisy)\n", l1);
+            fclose(f);
+        }
+    }
+#ifdef __VERSION__
+    printf("compiler:       %s\n", __VERSION__);
+#endif
+    printf("default ISA:    %s\n", vppo_isa_name(g_default_isa));
+    printf("supported ISAs:");
+    for (i = 0; i < g_nisas; ++i) printf(" %s", vppo_isa_name(g_isas[i]));
+    printf("\n");
+#ifdef _OPENMP
+    printf("OpenMP:         yes (_OPENMP %d), %d processors, omp_get_max_threads() %d\n",
+           (int)_OPENMP, omp_get_num_procs(), g_max_threads);
+#else
+    printf("OpenMP:         no (built without -fopenmp: 1 thread)\n");
+#endif
+    printf("thread counts:  ");
+    for (i = 0; i < g_nthreads; ++i) printf("%s%d", i ? ", " : "", g_threads[i]);
+    printf("\n");
+#ifdef VPPO_USE_CBLAS
+    printf("VPPO_USE_CBLAS: defined (cblas_sgemm for the linear head and its baseline)\n");
+#else
+    printf("VPPO_USE_CBLAS: not defined\n");
+#endif
+    printf("timing:         median of %d repetitions after %d warm-up call%s "
+           "(scalar ISA: %d repetitions)\n", g_reps, g_warm, g_warm == 1 ? "" : "s", g_reps_scalar);
+    printf("\n");
+}
+
+/* ============================================================= bandwidth == */
+
+static double g_read_gbs[2];   /* per g_threads entry, from the bandwidth table */
+
+static void bench_bandwidth(void)
+{
+    size_t bytes = g_quick ? ((size_t)8 << 20) : ((size_t)512 << 20);
+    unsigned char *a = (unsigned char *)xmalloc(bytes), *b = (unsigned char *)xmalloc(bytes);
+    int ti;
+    memset(a, 0x5A, bytes);   /* touch every page: untouched pages read as the zero page */
+    memset(b, 0xA5, bytes);
+
+    printf("## Memory bandwidth (%.0f MiB buffers)\n\n", (double)bytes / 1048576.0);
+    printf("read: XOR-reduce of 64-bit words, 8 independent accumulators, each byte read once.\n");
+    printf("memcpy: GB/s counts the bytes copied once (the memory traffic is 2-3x that).\n\n");
+    printf("| loop   | threads |       ms |     GB/s |\n");
+    printf("|--------|--------:|---------:|---------:|\n");
+    for (ti = 0; ti < g_nthreads; ++ti) {
+        span s;
+        double t;
+        s.p = a; s.bytes = bytes;
+        t = time_read(&s, 1, g_threads[ti]);
+        g_read_gbs[ti] = (double)bytes / t * 1e-9;
+        printf("| read   | %7d | %8.2f | %8.2f |\n", g_threads[ti], t * 1e3, g_read_gbs[ti]);
+    }
+    for (ti = 0; ti < g_nthreads; ++ti) {
+        copy_ctx c;
+        double t;
+        c.dst = b; c.src = a; c.bytes = bytes; c.threads = g_threads[ti];
+        t = time_median(copy_run, NULL, &c, g_reps, g_warm);
+        printf("| memcpy | %7d | %8.2f | %8.2f |\n", g_threads[ti], t * 1e3, (double)bytes / t * 1e-9);
+    }
+    printf("\n");
+    free(a);
+    free(b);
+}
+
+/* ================================================== three-pass references == */
+
+/* Plain C, f32 element math with libm expf/logf (sums accumulated in double, so that
+   the max|err| column shows the kernel's error rather than the reference's), one
+   thread, bf16 converted on the fly. Pass 1: row max; pass 2: sum of expf; pass 3: the
+   quantity. */
+
+static float elem(const void *row, int bf16, int64_t i)
+{
+    return bf16 ? bf16_to_f32(((const uint16_t *)row)[i]) : ((const float *)row)[i];
+}
+
+static const void *row_ptr(const vppo_logits *x, int64_t r)
+{
+    size_t es = x->dtype == VPPO_F32 ? 4 : 2;
+    return (const char *)x->data + (size_t)r * (size_t)x->row_stride * es;
+}
+
+static float ref_row_max(const void *row, int bf16, int64_t V, float invT)
+{
+    float m = -INFINITY;
+    int64_t i;
+    for (i = 0; i < V; ++i) {
+        float u = elem(row, bf16, i) * invT;
+        if (u > m) m = u;
+    }
+    return m;
+}
+
+static double ref_row_sumexp(const void *row, int bf16, int64_t V, float invT, float m)
+{
+    double s = 0.0;
+    int64_t i;
+    for (i = 0; i < V; ++i) s += expf(elem(row, bf16, i) * invT - m);
+    return s;
+}
+
+/* dep[r] = KL(P || Q) */
+static void ref_kl(const vppo_logits *x, const vppo_logits *y, float *dep)
+{
+    int64_t r, i, V = x->vocab;
+    int bx = x->dtype == VPPO_BF16, by = y->dtype == VPPO_BF16;
+    float ix = 1.0f / x->temperature, iy = 1.0f / y->temperature;
+    for (r = 0; r < x->n_rows; ++r) {
+        const void *a = row_ptr(x, r), *b = row_ptr(y, r);
+        float ma = ref_row_max(a, bx, V, ix), mb = ref_row_max(b, by, V, iy);
+        float la = ma + (float)log(ref_row_sumexp(a, bx, V, ix, ma));
+        float lb = mb + (float)log(ref_row_sumexp(b, by, V, iy, mb));
+        double kl = 0.0;
+        for (i = 0; i < V; ++i) {
+            float lp = elem(a, bx, i) * ix - la, lq = elem(b, by, i) * iy - lb;
+            float p = expf(lp);
+            if (p > 0.0f) kl += p * (lp - lq);
+        }
+        dep[r] = kl > 0.0 ? (float)kl : 0.0f;
+    }
+}
+
+/* dep[r] = JS(P, Q) */
+static void ref_js(const vppo_logits *x, const vppo_logits *y, float *dep)
+{
+    int64_t r, i, V = x->vocab;
+    int bx = x->dtype == VPPO_BF16, by = y->dtype == VPPO_BF16;
+    float ix = 1.0f / x->temperature, iy = 1.0f / y->temperature;
+    for (r = 0; r < x->n_rows; ++r) {
+        const void *a = row_ptr(x, r), *b = row_ptr(y, r);
+        float ma = ref_row_max(a, bx, V, ix), mb = ref_row_max(b, by, V, iy);
+        float la = ma + (float)log(ref_row_sumexp(a, bx, V, ix, ma));
+        float lb = mb + (float)log(ref_row_sumexp(b, by, V, iy, mb));
+        double js = 0.0;
+        for (i = 0; i < V; ++i) {
+            float lp = elem(a, bx, i) * ix - la, lq = elem(b, by, i) * iy - lb;
+            float p = expf(lp), q = expf(lq), m = 0.5f * (p + q);
+            if (m > 0.0f) {
+                float lm = logf(m);
+                if (p > 0.0f) js += 0.5f * p * (lp - lm);
+                if (q > 0.0f) js += 0.5f * q * (lq - lm);
+            }
+        }
+        dep[r] = js > 0.0 ? (float)js : 0.0f;
+    }
+}
+
+/* lse, entropy, logp */
+static void ref_logprobs(const vppo_logits *x, const int32_t *ids, float *logp, float *lse, float *ent)
+{
+    int64_t r, i, V = x->vocab;
+    int bx = x->dtype == VPPO_BF16;
+    float ix = 1.0f / x->temperature;
+    for (r = 0; r < x->n_rows; ++r) {
+        const void *a = row_ptr(x, r);
+        float m = ref_row_max(a, bx, V, ix);
+        float l = m + (float)log(ref_row_sumexp(a, bx, V, ix, m));
+        double h = 0.0;
+        for (i = 0; i < V; ++i) {
+            float lp = elem(a, bx, i) * ix - l, p = expf(lp);
+            if (p > 0.0f) h -= p * lp;
+        }
+        lse[r] = l;
+        ent[r] = (float)h;
+        logp[r] = elem(a, bx, ids[r]) * ix - l;
+    }
+}
+
+/* F32 gradient rows [n_rows, vocab]; lse and entropy are recomputed (pass 2 also sums
+   e * (u - m), which gives the entropy without a fourth pass). */
+static void ref_backward(const vppo_logits *x, const int32_t *ids, const float *dlogp,
+                         const float *dent, float *grad)
+{
+    int64_t r, i, V = x->vocab;
+    int bx = x->dtype == VPPO_BF16;
+    float ix = 1.0f / x->temperature;
+    for (r = 0; r < x->n_rows; ++r) {
+        const void *a = row_ptr(x, r);
+        float *g = grad + (size_t)r * (size_t)V;
+        float m = ref_row_max(a, bx, V, ix), ls, H, gr = dlogp[r], hr = dent[r];
+        double s = 0.0, t = 0.0;
+        for (i = 0; i < V; ++i) {
+            float um = elem(a, bx, i) * ix - m, e = expf(um);
+            s += e;
+            t += e * um;
+        }
+        ls = (float)log(s);
+        H = (float)(log(s) - t / s);
+        for (i = 0; i < V; ++i) {
+            float lp = elem(a, bx, i) * ix - m - ls, p = expf(lp);
+            g[i] = ix * (-gr * p - hr * p * (lp + H));
+        }
+        g[ids[r]] += ix * gr;
+    }
+}
+
+/* ===================================================== logits kernel tables == */
+
+enum { K_KL, K_JS, K_LP_FULL, K_LP_LSE, K_BW_SEP, K_BW_INPLACE };
+static const char *k_names[] = { "dependency KL", "dependency JS", "logprobs ids+logp+lse+H",
+                                 "logprobs lse+H", "backward -> F32 buffer", "backward in place" };
+
+typedef struct kctx {
+    int kind;
+    vppo_logits x, y;
+    const int32_t *ids;
+    float *o1, *o2, *o3;
+    const float *lse, *ent, *dlogp, *dent;
+    vppo_grad_out g;
+    float *restore_dst;          /* in place: restored from restore_src before each call */
+    const float *restore_src;
+    size_t restore_bytes;
+    vppo_status st;
+} kctx;
+
+static void k_run(void *v)
+{
+    kctx *c = (kctx *)v;
+    vppo_status st = VPPO_OK;
+    switch (c->kind) {
+    case K_KL: st = vppo_dependency_logits(&c->x, &c->y, VPPO_DIV_KL, c->o1); break;
+    case K_JS: st = vppo_dependency_logits(&c->x, &c->y, VPPO_DIV_JS, c->o1); break;
+    case K_LP_FULL: st = vppo_logprobs(&c->x, c->ids, c->o1, c->o2, c->o3); break;
+    case K_LP_LSE: st = vppo_logprobs(&c->x, NULL, NULL, c->o2, c->o3); break;
+    case K_BW_SEP:
+    case K_BW_INPLACE:
+        st = vppo_logprobs_backward(&c->x, c->ids, c->lse, c->ent, c->dlogp, c->dent, &c->g);
+        break;
+    }
+    if (st != VPPO_OK && c->st == VPPO_OK) c->st = st;
+}
+
+static void k_restore(void *v)
+{
+    kctx *c = (kctx *)v;
+    if (c->restore_dst) memcpy(c->restore_dst, c->restore_src, c->restore_bytes);
+}
+
+typedef struct ref_ctx {
+    int kind;
+    const vppo_logits *x, *y;
+    const int32_t *ids;
+    const float *dlogp, *dent;
+    float *o1, *o2, *o3, *grad;
+} ref_ctx;
+
+static void ref_run(void *v)
+{
+    ref_ctx *c = (ref_ctx *)v;
+    switch (c->kind) {
+    case K_KL: ref_kl(c->x, c->y, c->o1); break;
+    case K_JS: ref_js(c->x, c->y, c->o1); break;
+    case K_LP_FULL: case K_LP_LSE: ref_logprobs(c->x, c->ids, c->o1, c->o2, c->o3); break;
+    default: ref_backward(c->x, c->ids, c->dlogp, c->dent, c->grad); break;
+    }
+}
+
+/* The data of one vocabulary size. */
+typedef struct ldata {
+    int64_t n, V;
+    float *o32, *a32;            /* orig, aug: f32 */
+    uint16_t *o16, *a16;         /* the same values rounded to bf16 */
+    int32_t *ids;
+    float *dlogp, *dent;
+    float *lse, *ent;            /* vppo_logprobs of orig (per dtype, refreshed) */
+    float *out1, *out2, *out3;   /* kernel outputs [n] */
+    float *ref1, *ref2, *ref3;   /* reference outputs [n] */
+    float *gout, *scratch, *gref;   /* [n, V] f32 */
+} ldata;
+
+static void ldata_init(ldata *L, int64_t n, int64_t V)
+{
+    size_t nv = (size_t)n * (size_t)V, i;
+    int64_t r;
+    memset(L, 0, sizeof *L);
+    L->n = n; L->V = V;
+    L->o32 = (float *)xmalloc(nv * 4);
+    L->a32 = (float *)xmalloc(nv * 4);
+    L->o16 = (uint16_t *)xmalloc(nv * 2);
+    L->a16 = (uint16_t *)xmalloc(nv * 2);
+    for (i = 0; i < nv; ++i) {
+        float z = 3.0f * rng_normal();               /* logits ~ N(0, 3^2) */
+        float w = z + 0.1f * rng_normal();           /* aug = orig + small noise */
+        L->o32[i] = z; L->a32[i] = w;
+        L->o16[i] = f32_to_bf16(z); L->a16[i] = f32_to_bf16(w);
+    }
+    L->ids = (int32_t *)xmalloc((size_t)n * 4);
+    L->dlogp = (float *)xmalloc((size_t)n * 4);
+    L->dent = (float *)xmalloc((size_t)n * 4);
+    L->lse = (float *)xmalloc((size_t)n * 4);
+    L->ent = (float *)xmalloc((size_t)n * 4);
+    L->out1 = (float *)xmalloc((size_t)n * 4);
+    L->out2 = (float *)xmalloc((size_t)n * 4);
+    L->out3 = (float *)xmalloc((size_t)n * 4);
+    L->ref1 = (float *)xmalloc((size_t)n * 4);
+    L->ref2 = (float *)xmalloc((size_t)n * 4);
+    L->ref3 = (float *)xmalloc((size_t)n * 4);
+    for (r = 0; r < n; ++r) {
+        L->ids[r] = (int32_t)(rng_u64() % (uint64_t)V);
+        L->dlogp[r] = rng_normal();
+        L->dent[r] = 0.06f * rng_normal();
+    }
+}
+
+static void ldata_grad_buffers(ldata *L)
+{
+    size_t nv = (size_t)L->n * (size_t)L->V;
+    if (L->gout) return;
+    L->gout = (float *)xmalloc(nv * 4);
+    L->scratch = (float *)xmalloc(nv * 4);
+    L->gref = (float *)xmalloc(nv * 4);
+    memset(L->gout, 0, nv * 4);
+    memcpy(L->scratch, L->o32, nv * 4);
+    memset(L->gref, 0, nv * 4);
+}
+
+static void ldata_free(ldata *L)
+{
+    free(L->o32); free(L->a32); free(L->o16); free(L->a16); free(L->ids); free(L->dlogp);
+    free(L->dent); free(L->lse); free(L->ent); free(L->out1); free(L->out2); free(L->out3);
+    free(L->ref1); free(L->ref2); free(L->ref3); free(L->gout); free(L->scratch); free(L->gref);
+    memset(L, 0, sizeof *L);
+}
+
+static vppo_logits mk_logits(const void *data, vppo_dtype dt, int64_t n, int64_t V)
+{
+    vppo_logits x;
+    x.data = data; x.dtype = dt; x.n_rows = n; x.vocab = V; x.row_stride = V; x.temperature = 1.0f;
+    return x;
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double m = 0.0;
+    size_t i;
+    for (i = 0; i < n; ++i) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > m || d != d) m = d;
+    }
+    return m;
+}
+
+static void table_head(const char *title)
+{
+    printf("## %s\n\n", title);
+    printf("| kernel                   |      V | dtype | isa    | thr |       ms |   GB/s |      tok/s | x read | 3-pass/k |  max|err| |\n");
+    printf("|--------------------------|-------:|-------|--------|----:|---------:|-------:|-----------:|-------:|---------:|----------:|\n");
+}
+
+static void table_units(void)
+{
+    printf("\nms: median wall time per call. GB/s: bytes the kernel must touch (inputs read once\n"
+           "+ outputs written) / time. tok/s: rows per second. x read: time / time of the read-once\n"
+           "loop over the same bytes and buffers, same thread count (1.0 = at memory speed).\n"
+           "3-pass/k: time of the three-pass f32 C reference (1 thread) / kernel time.\n"
+           "max|err|: largest |kernel - reference| over the outputs (the reference: f32 element\n"
+           "math, double sums; a sanity check, not the SPEC 12 accuracy bound).\n\n");
+}
+
+/* Times the three-pass reference of `kind` (1 thread) and leaves its outputs in L->ref*
+   (or L->gref). Returns seconds. */
+static double run_ref(int kind, ldata *L, const vppo_logits *x, const vppo_logits *y)
+{
+    ref_ctx rc;
+    int reps = g_quick ? 1 : 3;
+    rc.kind = kind; rc.x = x; rc.y = y; rc.ids = L->ids; rc.dlogp = L->dlogp; rc.dent = L->dent;
+    rc.o1 = L->ref1; rc.o2 = L->ref2; rc.o3 = L->ref3; rc.grad = L->gref;
+    if (kind == K_LP_FULL || kind == K_LP_LSE) { rc.o1 = L->ref3; rc.o2 = L->ref1; rc.o3 = L->ref2; }
+    return time_median(ref_run, NULL, &rc, reps, 0);
+}
+
+/* One table row: kernel `kind` on data L, dtype dt, every ISA (or only the default) and
+   thread count (or only 1). */
+static void run_rows(int kind, ldata *L, vppo_dtype dt, double t_ref, int all_isas, int all_threads)
+{
+    int64_t n = L->n, V = L->V;
+    size_t es = dt == VPPO_F32 ? 4 : 2, nv = (size_t)n * (size_t)V;
+    const void *od = dt == VPPO_F32 ? (const void *)L->o32 : (const void *)L->o16;
+    const void *ad = dt == VPPO_F32 ? (const void *)L->a32 : (const void *)L->a16;
+    span sp[3];
+    int nsp = 0, ii, ti;
+    double bytes = 0.0;
+    kctx c;
+
+    memset(&c, 0, sizeof c);
+    c.kind = kind;
+    c.x = mk_logits(od, dt, n, V);
+    c.y = mk_logits(ad, dt, n, V);
+    c.ids = L->ids;
+    c.o1 = L->out1; c.o2 = L->out2; c.o3 = L->out3;
+    c.lse = L->lse; c.ent = L->ent; c.dlogp = L->dlogp; c.dent = L->dent;
+    c.st = VPPO_OK;
+    switch (kind) {
+    case K_KL: case K_JS:
+        sp[0].p = od; sp[0].bytes = nv * es; sp[1].p = ad; sp[1].bytes = nv * es; nsp = 2;
+        bytes = 2.0 * (double)(nv * es) + 4.0 * (double)n;
+        break;
+    case K_LP_FULL:
+        sp[0].p = od; sp[0].bytes = nv * es; nsp = 1;
+        bytes = (double)(nv * es) + 16.0 * (double)n;
+        break;
+    case K_LP_LSE:
+        sp[0].p = od; sp[0].bytes = nv * es; nsp = 1;
+        bytes = (double)(nv * es) + 8.0 * (double)n;
+        break;
+    case K_BW_SEP:
+        c.g.data = L->gout; c.g.dtype = VPPO_F32; c.g.row_stride = V;
+        sp[0].p = od; sp[0].bytes = nv * es; sp[1].p = L->gout; sp[1].bytes = nv * 4; nsp = 2;
+        bytes = (double)(nv * es) + 20.0 * (double)n + (double)(nv * 4);
+        break;
+    case K_BW_INPLACE:
+        c.x = mk_logits(L->scratch, VPPO_F32, n, V);
+        c.g.data = L->scratch; c.g.dtype = VPPO_F32; c.g.row_stride = V;
+        c.restore_dst = L->scratch; c.restore_src = L->o32; c.restore_bytes = nv * 4;
+        sp[0].p = L->scratch; sp[0].bytes = nv * 4; sp[1] = sp[0]; nsp = 2;
+        bytes = 2.0 * (double)(nv * 4) + 20.0 * (double)n;
+        break;
+    }
+
+    for (ii = 0; ii < g_nisas; ++ii) {
+        vppo_isa isa = g_isas[ii];
+        if (!all_isas && isa != g_default_isa) continue;
+        vppo_isa_select(isa);
+        for (ti = 0; ti < g_nthreads; ++ti) {
+            int thr = g_threads[ti];
+            int reps = isa == VPPO_ISA_SCALAR ? g_reps_scalar : g_reps;
+            double t, t_read, err = 0.0;
+            if (!all_threads && ti > 0) break;
+            set_threads(thr);
+            c.st = VPPO_OK;
+            if (kind == K_BW_INPLACE) k_restore(&c);
+            t = time_median(k_run, kind == K_BW_INPLACE ? k_restore : NULL, &c, reps, g_warm);
+            t_read = time_read(sp, nsp, thr);
+            if (c.st != VPPO_OK) {
+                printf("| %-24s | %6lld | %-5s | %-6s | %3d | error: %s |\n", k_names[kind], (long long)V,
+                       dt == VPPO_F32 ? "f32" : "bf16", vppo_isa_name(isa), thr, vppo_status_string(c.st));
+                continue;
+            }
+            switch (kind) {
+            case K_KL: case K_JS: err = max_abs_diff(L->out1, L->ref1, (size_t)n); break;
+            case K_LP_FULL:
+                err = max_abs_diff(L->out1, L->ref3, (size_t)n);
+                /* fall through */
+            case K_LP_LSE: {
+                double e2 = max_abs_diff(L->out2, L->ref1, (size_t)n), e3 = max_abs_diff(L->out3, L->ref2, (size_t)n);
+                if (e2 > err) err = e2;
+                if (e3 > err) err = e3;
+                break;
+            }
+            case K_BW_SEP: err = max_abs_diff(L->gout, L->gref, nv); break;
+            case K_BW_INPLACE: err = max_abs_diff(L->scratch, L->gref, nv); break;
+            }
+            printf("| %-24s | %6lld | %-5s | %-6s | %3d | %8.2f | %6.2f | %10.0f | %6.2f | %8.2f | %9.2e |\n",
+                   k_names[kind], (long long)V, dt == VPPO_F32 ? "f32" : "bf16", vppo_isa_name(isa), thr,
+                   t * 1e3, bytes / t * 1e-9, (double)n / t, t / t_read, t_ref / t, err);
+            fflush(stdout);
+        }
+    }
+    vppo_isa_select(g_default_isa);
+    set_threads(g_max_threads);
+}
+
+static int64_t g_vocabs[2];
+static int64_t g_rows;
+static ldata g_ld[2];
+static int g_ld_ready = 0;
+
+static void logits_data(void)
+{
+    int v;
+    if (g_ld_ready) return;
+    for (v = 0; v < 2; ++v) ldata_init(&g_ld[v], g_rows, g_vocabs[v]);
+    g_ld_ready = 1;
+}
+
+static void bench_dep(void)
+{
+    int v, d;
+    logits_data();
+    table_head("vppo_dependency_logits (KL(P||Q) per row; JS: f32, default ISA, 1 thread)");
+    for (v = 0; v < 2; ++v) {
+        ldata *L = &g_ld[v];
+        for (d = 0; d < 2; ++d) {
+            vppo_dtype dt = d ? VPPO_BF16 : VPPO_F32;
+            vppo_logits x = mk_logits(d ? (const void *)L->o16 : (const void *)L->o32, dt, L->n, L->V);
+            vppo_logits y = mk_logits(d ? (const void *)L->a16 : (const void *)L->a32, dt, L->n, L->V);
+            double t_ref = run_ref(K_KL, L, &x, &y);
+            run_rows(K_KL, L, dt, t_ref, 1, 1);
+            if (dt == VPPO_F32) {
+                t_ref = run_ref(K_JS, L, &x, &y);
+                run_rows(K_JS, L, dt, t_ref, 0, 0);
+            }
+        }
+    }
+    table_units();
+}
+
+static void bench_logprobs(void)
+{
+    int v, d;
+    logits_data();
+    table_head("vppo_logprobs");
+    for (v = 0; v < 2; ++v) {
+        ldata *L = &g_ld[v];
+        for (d = 0; d < 2; ++d) {
+            vppo_dtype dt = d ? VPPO_BF16 : VPPO_F32;
+            vppo_logits x = mk_logits(d ? (const void *)L->o16 : (const void *)L->o32, dt, L->n, L->V);
+            double t_ref = run_ref(K_LP_FULL, L, &x, NULL);
+            run_rows(K_LP_FULL, L, dt, t_ref, 1, 1);
+            run_rows(K_LP_LSE, L, dt, t_ref, 1, 1);
+        }
+    }
+    table_units();
+}
+
+static void bench_backward(void)
+{
+    int v, d;
+    logits_data();
+    table_head("vppo_logprobs_backward (lse, entropy, dlogp, dentropy given; F32 gradient)");
+    for (v = 0; v < 2; ++v) {
+        ldata *L = &g_ld[v];
+        ldata_grad_buffers(L);
+        for (d = 0; d < 2; ++d) {
+            vppo_dtype dt = d ? VPPO_BF16 : VPPO_F32;
+            vppo_logits x = mk_logits(d ? (const void *)L->o16 : (const void *)L->o32, dt, L->n, L->V);
+            double t_ref;
+            vppo_status st = vppo_logprobs(&x, NULL, NULL, L->lse, L->ent);
+            if (st != VPPO_OK) {
+                printf("| vppo_logprobs failed: %s |\n", vppo_status_string(st));
+                continue;
+            }
+            t_ref = run_ref(K_BW_SEP, L, &x, NULL);
+            run_rows(K_BW_SEP, L, dt, t_ref, 1, 1);
+            if (dt == VPPO_F32) run_rows(K_BW_INPLACE, L, dt, t_ref, 1, 1);
+        }
+    }
+    table_units();
+    printf("The reference recomputes lse and the entropy (its pass 2 sums e and e*u); the kernel\n"
+           "is given both. In place needs F32 logits, so it has f32 rows only; its bytes count the\n"
+           "logits read and the gradient written over them.\n\n");
+}
+
+/* ================================================================= top-k == */
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+typedef struct topk_ctx {
+    vppo_seqs s;
+    const float *score;
+    uint8_t *sel;
+    float *tmp;
+    int64_t len;
+    vppo_status st;
+} topk_ctx;
+
+static void topk_vppo(void *v)
+{
+    topk_ctx *c = (topk_ctx *)v;
+    vppo_status st = vppo_topk_mask(&c->s, c->score, 0.4, c->sel, NULL);
+    if (st != VPPO_OK) c->st = st;
+}
+
+static void topk_ref(void *v)
+{
+    topk_ctx *c = (topk_ctx *)v;
+    int64_t b, t, n = c->len;
+    int64_t k = (int64_t)ceil(0.4 * (double)n - 1e-9);
+    for (b = 0; b < c->s.n_seqs; ++b) {
+        const float *x = c->score + b * n;
+        uint8_t *sel = c->sel + b * n;
+        float thr;
+        memcpy(c->tmp, x, (size_t)n * sizeof *x);
+        qsort(c->tmp, (size_t)n, sizeof *c->tmp, cmp_float);
+        thr = k > 0 ? c->tmp[n - k] : INFINITY;
+        for (t = 0; t < n; ++t) sel[t] = (uint8_t)(k > 0 && x[t] >= thr);
+    }
+}
+
+static void bench_topk(void)
+{
+    int64_t B = g_quick ? 16 : 1024, Lq = g_quick ? 256 : 2048, N = B * Lq, t, mism = 0;
+    int64_t *off = (int64_t *)xmalloc((size_t)(B + 1) * 8);
+    float *score = (float *)xmalloc((size_t)N * 4), *tmp = (float *)xmalloc((size_t)Lq * 4);
+    uint8_t *sel = (uint8_t *)xmalloc((size_t)N), *sel_ref = (uint8_t *)xmalloc((size_t)N);
+    topk_ctx c;
+    double t_ref;
+    int ti;
+
+    vppo_offsets_uniform(off, B, Lq);
+    for (t = 0; t < N; ++t) {            /* K3-like dependencies: mostly small, a long tail */
+        float u = rng_unif();
+        score[t] = -logf(1.0f - u) * 0.05f;
+    }
+    c.s.n_seqs = B; c.s.offsets = off; c.s.mask = NULL;
+    c.score = score; c.tmp = tmp; c.len = Lq; c.st = VPPO_OK;
+
+    printf("## vppo_topk_mask, ratio 0.4, %lld sequences x %lld tokens\n\n", (long long)B, (long long)Lq);
+    printf("| impl                       | thr |       ms |   Mtok/s | qsort/vppo | mismatches |\n");
+    printf("|----------------------------|----:|---------:|---------:|-----------:|-----------:|\n");
+    c.sel = sel_ref;
+    t_ref = time_median(topk_ref, NULL, &c, g_quick ? 1 : 3, 0);
+    printf("| per-sequence qsort (ref)   | %3d | %8.2f | %8.2f | %10.2f | %10s |\n", 1, t_ref * 1e3,
+           (double)N / t_ref * 1e-6, 1.0, "-");
+    c.sel = sel;
+    for (ti = 0; ti < g_nthreads; ++ti) {
+        double tv;
+        set_threads(g_threads[ti]);
+        tv = time_median(topk_vppo, NULL, &c, g_reps, g_warm);
+        mism = 0;
+        for (t = 0; t < N; ++t) mism += (sel[t] != 0) != (sel_ref[t] != 0);
+        if (c.st != VPPO_OK)
+            printf("| vppo_topk_mask             | %3d | error: %s |\n", g_threads[ti], vppo_status_string(c.st));
+        else
+            printf("| vppo_topk_mask             | %3d | %8.2f | %8.2f | %10.2f | %10lld |\n", g_threads[ti],
+                   tv * 1e3, (double)N / tv * 1e-6, t_ref / tv, (long long)mism);
+    }
+    set_threads(g_max_threads);
+    printf("\nms: median wall time per call. Mtok/s: scored tokens per second (millions).\n"
+           "qsort/vppo: reference time / vppo time. mismatches: positions where the masks differ\n"
+           "(the scores have no ties, so the two must agree exactly).\n\n");
+    free(off); free(score); free(tmp); free(sel); free(sel_ref);
+}
+
+/* ================================================================== step == */
+
+typedef struct step_ctx {
+    int what;   /* 0 step, 1 prepare, 2 policy_loss, 3 memcpy of the inputs */
+    vppo_config cfg;
+    vppo_seqs s;
+    const float *logp, *logp_old, *logp_aug, *adv_seq;
+    const int64_t *off;
+    int64_t B, N;
+    vppo_prepared p;
+    float *dlogp;
+    vppo_loss_out out;
+    unsigned char *copy_dst;
+    vppo_status st;
+} step_ctx;
+
+static void step_run(void *v)
+{
+    step_ctx *c = (step_ctx *)v;
+    vppo_status st = VPPO_OK;
+    unsigned char *d = c->copy_dst;
+    size_t nb = (size_t)c->N * 4;
+    switch (c->what) {
+    case 0:
+        st = vppo_step(&c->cfg, &c->s, c->logp, c->logp_old, c->logp_aug, NULL, c->adv_seq, &c->p,
+                       c->dlogp, &c->out);
+        break;
+    case 1:
+        st = vppo_prepare(&c->cfg, &c->s, c->logp_old, c->logp_aug, NULL, c->adv_seq, NULL, &c->p);
+        break;
+    case 2:
+        st = vppo_policy_loss(&c->cfg.loss, &c->s, c->logp, c->logp_old, NULL, c->p.adv, c->p.select,
+                              NULL, c->dlogp, &c->out);
+        break;
+    default:
+        memcpy(d, c->logp, nb); d += nb;
+        memcpy(d, c->logp_old, nb); d += nb;
+        memcpy(d, c->logp_aug, nb); d += nb;
+        memcpy(d, c->adv_seq, (size_t)c->B * 4); d += (size_t)c->B * 4;
+        memcpy(d, c->off, (size_t)(c->B + 1) * 8);
+        break;
+    }
+    if (st != VPPO_OK) c->st = st;
+}
+
+static void bench_step(void)
+{
+    int64_t B = g_quick ? 16 : 1024, Lq = g_quick ? 256 : 2048, N = B * Lq, G = B / 8, t;
+    int64_t *off = (int64_t *)xmalloc((size_t)(B + 1) * 8), *goff = (int64_t *)xmalloc((size_t)(G + 1) * 8);
+    float *logp = (float *)xmalloc((size_t)N * 4), *logp_old = (float *)xmalloc((size_t)N * 4);
+    float *logp_aug = (float *)xmalloc((size_t)N * 4), *rewards = (float *)xmalloc((size_t)B * 4);
+    float *adv_seq = (float *)xmalloc((size_t)B * 4);
+    size_t in_bytes = (size_t)N * 12 + (size_t)B * 4 + (size_t)(B + 1) * 8;
+    size_t out_bytes = (size_t)N * (4 + 4 + 1 + 4) + (size_t)B * (4 + 8 + 4);
+    step_ctx c;
+    vppo_seqs groups;
+    vppo_status st;
+    double t_copy;
+    int ti, w;
+    static const char *names[] = { "vppo_step", "  vppo_prepare", "  vppo_policy_loss" };
+
+    memset(&c, 0, sizeof c);
+    vppo_offsets_uniform(off, B, Lq);
+    vppo_offsets_uniform(goff, G, 8);
+    for (t = 0; t < B; ++t) rewards[t] = (float)(rng_u64() & 1u);
+    groups.n_seqs = G; groups.offsets = goff; groups.mask = NULL;
+    st = vppo_group_advantages(&groups, rewards, VPPO_ADV_GRPO, 1e-6f, adv_seq);
+    if (st != VPPO_OK) {
+        printf("vppo_group_advantages failed: %s\n\n", vppo_status_string(st));
+        return;
+    }
+    for (t = 0; t < N; ++t) {
+        float lo = logf(0.01f + 0.99f * rng_unif());
+        logp_old[t] = lo;
+        logp[t] = lo + 0.02f * rng_normal();
+        logp_aug[t] = lo + 0.3f * rng_normal();
+    }
+    c.cfg = vppo_config_default();
+    c.s.n_seqs = B; c.s.offsets = off; c.s.mask = NULL;
+    c.logp = logp; c.logp_old = logp_old; c.logp_aug = logp_aug; c.adv_seq = adv_seq; c.off = off;
+    c.B = B; c.N = N;
+    c.p.dep = (float *)xmalloc((size_t)N * 4);
+    c.p.traj_dep = (float *)xmalloc((size_t)B * 4);
+    c.p.count = (int64_t *)xmalloc((size_t)B * 8);
+    c.p.scale = (float *)xmalloc((size_t)B * 4);
+    c.p.adv = (float *)xmalloc((size_t)N * 4);
+    c.p.select = (uint8_t *)xmalloc((size_t)N);
+    c.dlogp = (float *)xmalloc((size_t)N * 4);
+    c.copy_dst = (unsigned char *)xmalloc(in_bytes);
+    memset(c.copy_dst, 1, in_bytes);
+
+    printf("## vppo_step (vppo_config_default), %lld sequences x %lld tokens, groups of 8\n\n",
+           (long long)B, (long long)Lq);
+    printf("inputs: logp, logp_old, logp_aug [N], adv_seq [B], offsets [B+1] = %.1f MiB; "
+           "outputs: %.1f MiB\n\n", (double)in_bytes / 1048576.0, (double)out_bytes / 1048576.0);
+    printf("| call                 | thr |       ms |   Mtok/s | x memcpy |\n");
+    printf("|----------------------|----:|---------:|---------:|---------:|\n");
+    c.what = 3;
+    t_copy = time_median(step_run, NULL, &c, g_reps, g_warm);
+    printf("| memcpy of the inputs | %3d | %8.3f | %8.1f | %8.2f |\n", 1, t_copy * 1e3,
+           (double)N / t_copy * 1e-6, 1.0);
+    for (ti = 0; ti < g_nthreads; ++ti) {
+        set_threads(g_threads[ti]);
+        for (w = 0; w < 3; ++w) {
+            double tw;
+            c.what = w;
+            c.st = VPPO_OK;
+            tw = time_median(step_run, NULL, &c, g_reps, g_warm);
+            if (c.st != VPPO_OK)
+                printf("| %-20s | %3d | error: %s |\n", names[w], g_threads[ti], vppo_status_string(c.st));
+            else
+                printf("| %-20s | %3d | %8.3f | %8.1f | %8.2f |\n", names[w], g_threads[ti], tw * 1e3,
+                       (double)N / tw * 1e-6, tw / t_copy);
+        }
+    }
+    set_threads(g_max_threads);
+    printf("\nms: median wall time per call. Mtok/s: tokens per second (millions). x memcpy: time /\n"
+           "time of one memcpy of every input array (1 thread). The two indented rows are the halves\n"
+           "of vppo_step. loss of the last call: %.6f, selected %lld of %lld.\n\n",
+           c.out.loss, (long long)c.out.n_selected, (long long)c.out.n_valid);
+    free(off); free(goff); free(logp); free(logp_old); free(logp_aug); free(rewards); free(adv_seq);
+    free(c.p.dep); free(c.p.traj_dep); free(c.p.count); free(c.p.scale); free(c.p.adv); free(c.p.select);
+    free(c.dlogp); free(c.copy_dst);
+}
+
+/* ========================================================== linear head == */
+
+#ifndef BENCH_NO_LINEAR
+
+/* logits [n, V] = hidden [n, d] . weight [V, d]^T, the materialised baseline. */
+#ifndef VPPO_USE_CBLAS
+#define GEMM_JB 64   /* columns (weight rows) per packed block */
+
+/* One column block: Wt is weight rows j0..j0+jw transposed into [d][GEMM_JB] (zero
+   padded); 4 x 16 register tiles, the inner loops have constant trip counts. */
+#define GEMM_BLOCK_BODY                                                                 \
+    int64_t i, k;                                                                       \
+    int jj, r, q;                                                                       \
+    for (i = 0; i < n; i += 4) {                                                        \
+        int rows = n - i < 4 ? (int)(n - i) : 4;                                        \
+        for (jj = 0; jj < jw; jj += 16) {                                               \
+            float acc[4][16];                                                           \
+            const float *h0 = H + i * d, *h1 = H + (i + (rows > 1)) * d;                \
+            const float *h2 = H + (i + (rows > 2 ? 2 : 0)) * d;                         \
+            const float *h3 = H + (i + (rows > 3 ? 3 : 0)) * d;                         \
+            for (q = 0; q < 16; ++q) acc[0][q] = acc[1][q] = acc[2][q] = acc[3][q] = 0.0f; \
+            for (k = 0; k < d; ++k) {                                                   \
+                const float *b = Wt + k * GEMM_JB + jj;                                 \
+                float a0 = h0[k], a1 = h1[k], a2 = h2[k], a3 = h3[k];                   \
+                for (q = 0; q < 16; ++q) {                                              \
+                    acc[0][q] += a0 * b[q]; acc[1][q] += a1 * b[q];                     \
+                    acc[2][q] += a2 * b[q]; acc[3][q] += a3 * b[q];                     \
+                }                                                                       \
+            }                                                                           \
+            for (r = 0; r < rows; ++r)                                                  \
+                for (q = 0; q < 16 && jj + q < jw; ++q)                                 \
+                    C[(i + r) * ldc + j0 + jj + q] = acc[r][q];                         \
+        }                                                                               \
+    }
+
+static void gemm_block_plain(const float *H, const float *Wt, float *C, int64_t n, int64_t d,
+                             int64_t ldc, int64_t j0, int jw)
+{
+    GEMM_BLOCK_BODY
+}
+
+#ifdef BENCH_X86
+__attribute__((target("avx2")))
+static void gemm_block_avx2(const float *H, const float *Wt, float *C, int64_t n, int64_t d,
+                            int64_t ldc, int64_t j0, int jw)
+{
+    GEMM_BLOCK_BODY
+}
+#endif
+#endif /* !VPPO_USE_CBLAS */
+
+static const char *gemm_name(void)
+{
+#ifdef VPPO_USE_CBLAS
+    return "cblas_sgemm";
+#else
+#ifdef BENCH_X86
+    if (__builtin_cpu_supports("avx2")) return "bench blocked GEMM (avx2)";
+#endif
+    return "bench blocked GEMM (plain C)";
+#endif
+}
+
+static int gemm_nt(const float *H, const float *W, float *C, int64_t n, int64_t d, int64_t V)
+{
+#ifdef VPPO_USE_CBLAS
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)V, (int)d, 1.0f, H, (int)d,
+                W, (int)d, 0.0f, C, (int)V);
+    return 0;
+#else
+    int64_t nb = (V + GEMM_JB - 1) / GEMM_JB;
+    int fail = 0;
+    int use_avx2 = 0;
+#ifdef BENCH_X86
+    use_avx2 = __builtin_cpu_supports("avx2") != 0;
+#endif
+#ifdef _OPENMP
+#pragma omp parallel reduction(|:fail)
+#endif
+    {
+        float *Wt = (float *)malloc((size_t)d * GEMM_JB * sizeof(float));
+        int64_t blk;
+        if (!Wt) fail = 1;
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (blk = 0; blk < nb; ++blk) {
+            int64_t j0 = blk * GEMM_JB, k;
+            int jw = V - j0 < GEMM_JB ? (int)(V - j0) : GEMM_JB, jj;
+            if (!Wt) continue;
+            for (jj = 0; jj < GEMM_JB; ++jj)
+                for (k = 0; k < d; ++k)
+                    Wt[k * GEMM_JB + jj] = jj < jw ? W[(j0 + jj) * d + k] : 0.0f;
+#ifdef BENCH_X86
+            if (use_avx2) gemm_block_avx2(H, Wt, C, n, d, V, j0, jw);
+            else
+#endif
+                gemm_block_plain(H, Wt, C, n, d, V, j0, jw);
+        }
+        free(Wt);
+    }
+    (void)use_avx2;
+    return fail;
+#endif
+}
+
+typedef struct lin_ctx {
+    int what;   /* 0 fused logprobs, 1 materialised logprobs, 2 fused dep, 3 materialised dep, 4 gemm only */
+    int64_t n, d, V;
+    const float *H, *Ha, *W;
+    const int32_t *ids;
+    float *logp, *lse, *ent, *dep;
+    float *logits, *logits_aug;
+    void *work;
+    size_t work_bytes;
+    vppo_status st;
+} lin_ctx;
+
+static void lin_run(void *v)
+{
+    lin_ctx *c = (lin_ctx *)v;
+    vppo_status st = VPPO_OK;
+    vppo_logits x, y;
+    switch (c->what) {
+    case 0:
+        st = vppo_linear_logprobs(c->H, c->W, c->n, c->d, c->V, 1.0f, c->ids, c->logp, c->lse, c->ent,
+                                  c->work, c->work_bytes);
+        break;
+    case 1:
+        if (gemm_nt(c->H, c->W, c->logits, c->n, c->d, c->V)) { st = VPPO_ERR_ALLOC; break; }
+        x = mk_logits(c->logits, VPPO_F32, c->n, c->V);
+        st = vppo_logprobs(&x, c->ids, c->logp, c->lse, c->ent);
+        break;
+    case 2:
+        st = vppo_linear_dependency(c->H, c->Ha, c->W, c->n, c->d, c->V, 1.0f, VPPO_DIV_KL, c->dep,
+                                    c->work, c->work_bytes);
+        break;
+    case 3:
+        if (gemm_nt(c->H, c->W, c->logits, c->n, c->d, c->V) ||
+            gemm_nt(c->Ha, c->W, c->logits_aug, c->n, c->d, c->V)) { st = VPPO_ERR_ALLOC; break; }
+        x = mk_logits(c->logits, VPPO_F32, c->n, c->V);
+        y = mk_logits(c->logits_aug, VPPO_F32, c->n, c->V);
+        st = vppo_dependency_logits(&x, &y, VPPO_DIV_KL, c->dep);
+        break;
+    default:
+        if (gemm_nt(c->H, c->W, c->logits, c->n, c->d, c->V)) st = VPPO_ERR_ALLOC;
+        break;
+    }
+    if (st != VPPO_OK) c->st = st;
+}
+
+static void fmt_bytes(char *out, size_t cap, double b)
+{
+    if (b >= 1048576.0) snprintf(out, cap, "%.1f MiB", b / 1048576.0);
+    else if (b >= 1024.0) snprintf(out, cap, "%.1f KiB", b / 1024.0);
+    else snprintf(out, cap, "%.0f B", b);
+}
+
+static void bench_linear(void)
+{
+    int64_t n = g_quick ? 8 : 256, d = g_quick ? 32 : 512;
+    int64_t vocabs[2];
+    int nv_count = 2, vi;
+    int reps = g_quick ? 1 : 3;
+    vocabs[0] = g_quick ? 500 : 32000;
+    vocabs[1] = g_quick ? 1000 : 151936;
+
+    printf("## Fused linear head (SPEC 9) vs materialised logits, n = %lld, d = %lld, %d thread%s\n\n",
+           (long long)n, (long long)d, g_max_threads, g_max_threads == 1 ? "" : "s");
+    printf("materialised: logits = hidden . weight^T with %s, then vppo_logprobs /\n"
+           "vppo_dependency_logits (KL) on them. Median of %d repetitions after %d warm-up.\n\n",
+           gemm_name(), reps, g_warm);
+    printf("| call                  |      V | path         |       ms | GEMM ms | x fused | extra memory | mem x fused | max|diff| |\n");
+    printf("|-----------------------|-------:|--------------|---------:|--------:|--------:|-------------:|------------:|----------:|\n");
+    for (vi = 0; vi < nv_count; ++vi) {
+        int64_t V = vocabs[vi], i;
+        size_t nd = (size_t)n * (size_t)d, vd = (size_t)V * (size_t)d, nvb = (size_t)n * (size_t)V;
+        float *H = (float *)xmalloc(nd * 4), *Ha = (float *)xmalloc(nd * 4), *W = (float *)xmalloc(vd * 4);
+        float *logits = (float *)xmalloc(nvb * 4), *logits_aug = (float *)xmalloc(nvb * 4);
+        float *r_logp = (float *)xmalloc((size_t)n * 4), *r_lse = (float *)xmalloc((size_t)n * 4);
+        float *r_ent = (float *)xmalloc((size_t)n * 4), *r_dep = (float *)xmalloc((size_t)n * 4);
+        float *f_logp = (float *)xmalloc((size_t)n * 4), *f_lse = (float *)xmalloc((size_t)n * 4);
+        float *f_ent = (float *)xmalloc((size_t)n * 4), *f_dep = (float *)xmalloc((size_t)n * 4);
+        int32_t *ids = (int32_t *)xmalloc((size_t)n * 4);
+        size_t ws = vppo_linear_workspace(n, d, V);
+        void *work = xmalloc(ws);
+        float wscale = 3.0f / sqrtf((float)d);   /* logits ~ N(0, 3^2) */
+        double t_gemm, tf, tm, diff;
+        char wsb[32], mb[32];
+        lin_ctx c;
+
+        for (i = 0; i < (int64_t)nd; ++i) { H[i] = rng_normal(); Ha[i] = H[i] + 0.05f * rng_normal(); }
+        for (i = 0; i < (int64_t)vd; ++i) W[i] = wscale * rng_normal();
+        for (i = 0; i < n; ++i) ids[i] = (int32_t)(rng_u64() % (uint64_t)V);
+        memset(logits, 0, nvb * 4);
+        memset(logits_aug, 0, nvb * 4);
+        memset(work, 0, ws ? ws : 1);
+
+        memset(&c, 0, sizeof c);
+        c.n = n; c.d = d; c.V = V; c.H = H; c.Ha = Ha; c.W = W; c.ids = ids;
+        c.logits = logits; c.logits_aug = logits_aug; c.work = work; c.work_bytes = ws;
+        fmt_bytes(wsb, sizeof wsb, (double)ws);
+
+        c.what = 4; c.st = VPPO_OK;
+        t_gemm = time_median(lin_run, NULL, &c, reps, g_warm);
+
+        /* logprobs */
+        c.logp = f_logp; c.lse = f_lse; c.ent = f_ent; c.what = 0; c.st = VPPO_OK;
+        tf = time_median(lin_run, NULL, &c, reps, g_warm);
+        if (c.st != VPPO_OK) {
+            printf("| vppo_linear_logprobs  | %6lld | fused        | error: %s |\n", (long long)V, vppo_status_string(c.st));
+            tf = 0.0;
+        }
+        c.logp = r_logp; c.lse = r_lse; c.ent = r_ent; c.what = 1; c.st = VPPO_OK;
+        tm = time_median(lin_run, NULL, &c, reps, g_warm);
+        diff = max_abs_diff(f_logp, r_logp, (size_t)n);
+        if (max_abs_diff(f_lse, r_lse, (size_t)n) > diff) diff = max_abs_diff(f_lse, r_lse, (size_t)n);
+        if (max_abs_diff(f_ent, r_ent, (size_t)n) > diff) diff = max_abs_diff(f_ent, r_ent, (size_t)n);
+        fmt_bytes(mb, sizeof mb, (double)nvb * 4);
+        if (tf > 0.0)
+            printf("| vppo_linear_logprobs  | %6lld | fused        | %8.1f | %7s | %7.2f | %12s | %11s | %9s |\n",
+                   (long long)V, tf * 1e3, "", 1.0, wsb, "1", "");
+        printf("| logprobs              | %6lld | materialised | %8.1f | %7.1f | %7.2f | %12s | %11.1f | %9.2e |\n",
+               (long long)V, tm * 1e3, t_gemm * 1e3, tf > 0.0 ? tm / tf : 0.0, mb,
+               ws ? (double)nvb * 4 / (double)ws : 0.0, diff);
+
+        /* dependency (KL) */
+        c.dep = f_dep; c.what = 2; c.st = VPPO_OK;
+        tf = time_median(lin_run, NULL, &c, reps, g_warm);
+        if (c.st != VPPO_OK) {
+            printf("| vppo_linear_dependency| %6lld | fused        | error: %s |\n", (long long)V, vppo_status_string(c.st));
+            tf = 0.0;
+        }
+        c.dep = r_dep; c.what = 3; c.st = VPPO_OK;
+        tm = time_median(lin_run, NULL, &c, reps, g_warm);
+        diff = max_abs_diff(f_dep, r_dep, (size_t)n);
+        fmt_bytes(mb, sizeof mb, (double)nvb * 8);
+        if (tf > 0.0)
+            printf("| vppo_linear_dependency| %6lld | fused        | %8.1f | %7s | %7.2f | %12s | %11s | %9s |\n",
+                   (long long)V, tf * 1e3, "", 1.0, wsb, "1", "");
+        printf("| dependency KL         | %6lld | materialised | %8.1f | %7.1f | %7.2f | %12s | %11.1f | %9.2e |\n",
+               (long long)V, tm * 1e3, 2.0 * t_gemm * 1e3, tf > 0.0 ? tm / tf : 0.0, mb,
+               ws ? (double)nvb * 8 / (double)ws : 0.0, diff);
+        printf("|                       |        | GEMM rate    | %8s | %7.1f | GFLOP/s |              |             |           |\n",
+               "", 2.0 * (double)n * (double)d * (double)V / t_gemm * 1e-9);
+        fflush(stdout);
+
+        free(H); free(Ha); free(W); free(logits); free(logits_aug); free(r_logp); free(r_lse); free(r_ent);
+        free(r_dep); free(f_logp); free(f_lse); free(f_ent); free(f_dep); free(ids); free(work);
+    }
+    printf("\nms: median wall time per call (fused: vppo_linear_*; materialised: GEMM + the logits\n"
+           "kernel). GEMM ms: the time of the GEMM(s) alone inside the materialised path. x fused:\n"
+           "time / fused time. extra memory: the fused path's workspace (vppo_linear_workspace) vs\n"
+           "n*V*4 bytes of materialised logits (2x for the dependency: both images). mem x fused:\n"
+           "materialised bytes / workspace bytes. max|diff|: fused vs materialised outputs.\n\n");
+}
+#endif /* !BENCH_NO_LINEAR */
+
+/* ================================================================== main == */
+
+static void usage(const char *argv0)
+{
+    fprintf(stderr, "usage: %s [--quick] [--only bandwidth|dep|logprobs|backward|topk|step|linear]\n", argv0);
+}
+
+int main(int argc, char **argv)
+{
+    static const char *names[] = { "bandwidth", "dep", "logprobs", "backward", "topk", "step", "linear" };
+    int i, ok;
+    double t0 = now_s();
+
+    for (i = 1; i < argc; ++i) {
+        if (strcmp(argv[i], "--quick") == 0) g_quick = 1;
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) g_only = argv[++i];
+        else { usage(argv[0]); return 2; }
+    }
+    if (g_only) {
+        size_t k;
+        for (ok = 0, k = 0; k < sizeof names / sizeof names[0]; ++k) ok |= strcmp(g_only, names[k]) == 0;
+        if (!ok) { usage(argv[0]); return 2; }
+#ifdef BENCH_NO_LINEAR
+        if (strcmp(g_only, "linear") == 0) {
+            fprintf(stderr, "bench: built with -DBENCH_NO_LINEAR\n");
+            return 2;
+        }
+#endif
+    }
+    if (g_quick) { g_reps = 1; g_reps_scalar = 1; g_warm = 0; }
+#ifdef _OPENMP
+    g_max_threads = omp_get_max_threads();
+    g_nthreads = 2;
+#else
+    g_nthreads = 1;
+#endif
+    g_rows = g_quick ? 16 : 256;
+    g_vocabs[0] = g_quick ? 512 : 32000;
+    g_vocabs[1] = g_quick ? 2048 : 151936;
+
+    header();
+    if (want("bandwidth")) bench_bandwidth();
+    if (want("dep")) bench_dep();
+    if (want("logprobs")) bench_logprobs();
+    if (want("backward")) bench_backward();
+    if (g_ld_ready) { ldata_free(&g_ld[0]); ldata_free(&g_ld[1]); }
+    if (want("topk")) bench_topk();
+    if (want("step")) bench_step();
+#ifndef BENCH_NO_LINEAR
+    if (want("linear")) bench_linear();
+#else
+    if (!g_only) printf("(linear head table compiled out: -DBENCH_NO_LINEAR)\n\n");
+#endif
+    printf("total benchmark time: %.2f s\n", now_s() - t0);
+    return 0;
+}
