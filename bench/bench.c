@@ -324,8 +324,9 @@ static void header(void)
 #else
     printf("VPPO_USE_CBLAS: not defined\n");
 #endif
-    printf("timing:         median of %d repetitions after %d warm-up call%s "
-           "(scalar ISA: %d repetitions)\n", g_reps, g_warm, g_warm == 1 ? "" : "s", g_reps_scalar);
+    printf("timing:         median of %d repetitions after %d warm-up call%s (scalar ISA: %d\n"
+           "                repetitions; three-pass references and qsort: %d; linear head: %d, no warm-up)\n",
+           g_reps, g_warm, g_warm == 1 ? "" : "s", g_reps_scalar, g_quick ? 1 : 3, g_quick ? 1 : 3);
     printf("\n");
 }
 
@@ -1059,13 +1060,19 @@ static void bench_step(void)
 
 #ifndef BENCH_NO_LINEAR
 
-/* logits [n, V] = hidden [n, d] . weight [V, d]^T, the materialised baseline. */
+/* The materialised baseline's GEMMs (row-major f32):
+     NT  logits [n, V]   = hidden [n, d] . weight [V, d]^T
+     NN  dhidden [n, d]  = dlogits [n, V] . weight [V, d]
+     TN  dweight [V, d] += dlogits [n, V]^T . hidden [n, d]
+   cblas_sgemm with VPPO_USE_CBLAS, else simple blocked loops whose inner loops have
+   constant trip counts (so that -O2 vectorises them), compiled twice on x86: plain and
+   with target("avx2"), picked at run time. */
 #ifndef VPPO_USE_CBLAS
-#define GEMM_JB 64   /* columns (weight rows) per packed block */
+#define GEMM_JB 64   /* weight rows per block */
 
-/* One column block: Wt is weight rows j0..j0+jw transposed into [d][GEMM_JB] (zero
-   padded); 4 x 16 register tiles, the inner loops have constant trip counts. */
-#define GEMM_BLOCK_BODY                                                                 \
+/* NT, one column block: Wt holds weight rows j0..j0+jw transposed, [d][GEMM_JB], zero
+   padded; 4 x 16 register tiles. */
+#define GEMM_NT_BODY                                                                    \
     int64_t i, k;                                                                       \
     int jj, r, q;                                                                       \
     for (i = 0; i < n; i += 4) {                                                        \
@@ -1090,20 +1097,46 @@ static void bench_step(void)
         }                                                                               \
     }
 
-static void gemm_block_plain(const float *H, const float *Wt, float *C, int64_t n, int64_t d,
-                             int64_t ldc, int64_t j0, int jw)
+/* y[0..d) += a0 x0 + a1 x1 + a2 x2 + a3 x3, 16 at a time. */
+#define GEMM_AXPY4_BODY                                                                 \
+    int64_t k;                                                                          \
+    int q;                                                                              \
+    for (k = 0; k + 16 <= d; k += 16)                                                   \
+        for (q = 0; q < 16; ++q)                                                        \
+            y[k + q] += a0 * x0[k + q] + a1 * x1[k + q] + a2 * x2[k + q] + a3 * x3[k + q]; \
+    for (; k < d; ++k) y[k] += a0 * x0[k] + a1 * x1[k] + a2 * x2[k] + a3 * x3[k];
+
+#define GEMM_KERNELS(SUF, ATTR)                                                         \
+    ATTR static void gemm_nt_block_##SUF(const float *H, const float *Wt, float *C,     \
+        int64_t n, int64_t d, int64_t ldc, int64_t j0, int jw) { GEMM_NT_BODY }         \
+    ATTR static void gemm_axpy4_##SUF(float *y, const float *x0, const float *x1,       \
+        const float *x2, const float *x3, float a0, float a1, float a2, float a3,       \
+        int64_t d) { GEMM_AXPY4_BODY }
+
+GEMM_KERNELS(plain, )
+#ifdef BENCH_X86
+GEMM_KERNELS(avx2, __attribute__((target("avx2"))))
+#endif
+
+static int gemm_use_avx2(void)
 {
-    GEMM_BLOCK_BODY
+#ifdef BENCH_X86
+    return __builtin_cpu_supports("avx2") != 0;
+#else
+    return 0;
+#endif
 }
 
-#ifdef BENCH_X86
-__attribute__((target("avx2")))
-static void gemm_block_avx2(const float *H, const float *Wt, float *C, int64_t n, int64_t d,
-                            int64_t ldc, int64_t j0, int jw)
+static void gemm_axpy4(int avx2, float *y, const float *x0, const float *x1, const float *x2,
+                       const float *x3, float a0, float a1, float a2, float a3, int64_t d)
 {
-    GEMM_BLOCK_BODY
-}
+#ifdef BENCH_X86
+    if (avx2) { gemm_axpy4_avx2(y, x0, x1, x2, x3, a0, a1, a2, a3, d); return; }
+#else
+    (void)avx2;
 #endif
+    gemm_axpy4_plain(y, x0, x1, x2, x3, a0, a1, a2, a3, d);
+}
 #endif /* !VPPO_USE_CBLAS */
 
 static const char *gemm_name(void)
@@ -1111,13 +1144,11 @@ static const char *gemm_name(void)
 #ifdef VPPO_USE_CBLAS
     return "cblas_sgemm";
 #else
-#ifdef BENCH_X86
-    if (__builtin_cpu_supports("avx2")) return "bench blocked GEMM (avx2)";
-#endif
-    return "bench blocked GEMM (plain C)";
+    return gemm_use_avx2() ? "the bench's blocked GEMM (avx2)" : "the bench's blocked GEMM (plain C)";
 #endif
 }
 
+/* NT: C [n, V] = H [n, d] . W [V, d]^T. Nonzero on allocation failure. */
 static int gemm_nt(const float *H, const float *W, float *C, int64_t n, int64_t d, int64_t V)
 {
 #ifdef VPPO_USE_CBLAS
@@ -1126,11 +1157,7 @@ static int gemm_nt(const float *H, const float *W, float *C, int64_t n, int64_t 
     return 0;
 #else
     int64_t nb = (V + GEMM_JB - 1) / GEMM_JB;
-    int fail = 0;
-    int use_avx2 = 0;
-#ifdef BENCH_X86
-    use_avx2 = __builtin_cpu_supports("avx2") != 0;
-#endif
+    int fail = 0, avx2 = gemm_use_avx2();
 #ifdef _OPENMP
 #pragma omp parallel reduction(|:fail)
 #endif
@@ -1149,61 +1176,155 @@ static int gemm_nt(const float *H, const float *W, float *C, int64_t n, int64_t 
                 for (k = 0; k < d; ++k)
                     Wt[k * GEMM_JB + jj] = jj < jw ? W[(j0 + jj) * d + k] : 0.0f;
 #ifdef BENCH_X86
-            if (use_avx2) gemm_block_avx2(H, Wt, C, n, d, V, j0, jw);
+            if (avx2) gemm_nt_block_avx2(H, Wt, C, n, d, V, j0, jw);
             else
 #endif
-                gemm_block_plain(H, Wt, C, n, d, V, j0, jw);
+                gemm_nt_block_plain(H, Wt, C, n, d, V, j0, jw);
         }
         free(Wt);
     }
-    (void)use_avx2;
+    (void)avx2;
     return fail;
 #endif
 }
 
+/* NN: C [n, d] = G [n, V] . W [V, d]. */
+static void gemm_nn(const float *G, const float *W, float *C, int64_t n, int64_t d, int64_t V)
+{
+#ifdef VPPO_USE_CBLAS
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)V, 1.0f, G, (int)V,
+                W, (int)d, 0.0f, C, (int)d);
+#else
+    int64_t i;
+    int avx2 = gemm_use_avx2();
+    memset(C, 0, (size_t)n * (size_t)d * sizeof(float));
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (i = 0; i < n; i += 8) {   /* 8 rows of C (16 KiB at d = 512) against a block of W */
+        int64_t ie = i + 8 < n ? i + 8 : n, jb, r, j;
+        for (jb = 0; jb < V; jb += GEMM_JB) {
+            int64_t je = jb + GEMM_JB < V ? jb + GEMM_JB : V;
+            for (r = i; r < ie; ++r) {
+                const float *g = G + r * V;
+                float *c = C + r * d;
+                for (j = jb; j + 4 <= je; j += 4)
+                    gemm_axpy4(avx2, c, W + j * d, W + (j + 1) * d, W + (j + 2) * d, W + (j + 3) * d,
+                               g[j], g[j + 1], g[j + 2], g[j + 3], d);
+                for (; j < je; ++j) gemm_axpy4(avx2, c, W + j * d, W + j * d, W + j * d, W + j * d,
+                                               g[j], 0.0f, 0.0f, 0.0f, d);
+            }
+        }
+    }
+#endif
+}
+
+/* TN: D [V, d] += G [n, V]^T . H [n, d]. */
+static void gemm_tn_acc(const float *G, const float *H, float *D, int64_t n, int64_t d, int64_t V)
+{
+#ifdef VPPO_USE_CBLAS
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)V, (int)d, (int)n, 1.0f, G, (int)V,
+                H, (int)d, 1.0f, D, (int)d);
+#else
+    int64_t jb;
+    int avx2 = gemm_use_avx2();
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (jb = 0; jb < V; jb += GEMM_JB) {   /* a block of D rows (128 KiB at d = 512) */
+        int64_t je = jb + GEMM_JB < V ? jb + GEMM_JB : V, i, j;
+        for (i = 0; i + 4 <= n; i += 4)
+            for (j = jb; j < je; ++j)
+                gemm_axpy4(avx2, D + j * d, H + i * d, H + (i + 1) * d, H + (i + 2) * d, H + (i + 3) * d,
+                           G[i * V + j], G[(i + 1) * V + j], G[(i + 2) * V + j], G[(i + 3) * V + j], d);
+        for (; i < n; ++i)
+            for (j = jb; j < je; ++j)
+                gemm_axpy4(avx2, D + j * d, H + i * d, H + i * d, H + i * d, H + i * d,
+                           G[i * V + j], 0.0f, 0.0f, 0.0f, d);
+    }
+#endif
+}
+
+enum { LIN_LP_FUSED, LIN_LP_MAT, LIN_DEP_FUSED, LIN_DEP_MAT, LIN_BW_FUSED, LIN_BW_MAT };
+
 typedef struct lin_ctx {
-    int what;   /* 0 fused logprobs, 1 materialised logprobs, 2 fused dep, 3 materialised dep, 4 gemm only */
+    int what;
     int64_t n, d, V;
     const float *H, *Ha, *W;
     const int32_t *ids;
-    float *logp, *lse, *ent, *dep;
+    const float *lse_in, *ent_in, *dlogp, *dent;   /* backward inputs */
+    float *logp, *lse, *ent, *dep, *dhidden, *dweight;
     float *logits, *logits_aug;
     void *work;
     size_t work_bytes;
+    double gemm_t[64];     /* seconds in GEMMs, per call of a materialised path */
+    int n_gemm;
     vppo_status st;
 } lin_ctx;
+
+static void lin_gemm_time(lin_ctx *c, double t)
+{
+    if (c->n_gemm < 64) c->gemm_t[c->n_gemm++] = t;
+}
 
 static void lin_run(void *v)
 {
     lin_ctx *c = (lin_ctx *)v;
     vppo_status st = VPPO_OK;
     vppo_logits x, y;
+    vppo_grad_out g;
+    double t0, tg;
     switch (c->what) {
-    case 0:
+    case LIN_LP_FUSED:
         st = vppo_linear_logprobs(c->H, c->W, c->n, c->d, c->V, 1.0f, c->ids, c->logp, c->lse, c->ent,
                                   c->work, c->work_bytes);
         break;
-    case 1:
+    case LIN_LP_MAT:
+        t0 = now_s();
         if (gemm_nt(c->H, c->W, c->logits, c->n, c->d, c->V)) { st = VPPO_ERR_ALLOC; break; }
+        lin_gemm_time(c, now_s() - t0);
         x = mk_logits(c->logits, VPPO_F32, c->n, c->V);
         st = vppo_logprobs(&x, c->ids, c->logp, c->lse, c->ent);
         break;
-    case 2:
+    case LIN_DEP_FUSED:
         st = vppo_linear_dependency(c->H, c->Ha, c->W, c->n, c->d, c->V, 1.0f, VPPO_DIV_KL, c->dep,
                                     c->work, c->work_bytes);
         break;
-    case 3:
+    case LIN_DEP_MAT:
+        t0 = now_s();
         if (gemm_nt(c->H, c->W, c->logits, c->n, c->d, c->V) ||
             gemm_nt(c->Ha, c->W, c->logits_aug, c->n, c->d, c->V)) { st = VPPO_ERR_ALLOC; break; }
+        lin_gemm_time(c, now_s() - t0);
         x = mk_logits(c->logits, VPPO_F32, c->n, c->V);
         y = mk_logits(c->logits_aug, VPPO_F32, c->n, c->V);
         st = vppo_dependency_logits(&x, &y, VPPO_DIV_KL, c->dep);
         break;
-    default:
-        if (gemm_nt(c->H, c->W, c->logits, c->n, c->d, c->V)) st = VPPO_ERR_ALLOC;
+    case LIN_BW_FUSED:
+        st = vppo_linear_logprobs_backward(c->H, c->W, c->n, c->d, c->V, 1.0f, c->ids, c->lse_in, c->ent_in,
+                                           c->dlogp, c->dent, c->dhidden, c->dweight, c->work, c->work_bytes);
+        break;
+    case LIN_BW_MAT:
+        t0 = now_s();
+        if (gemm_nt(c->H, c->W, c->logits, c->n, c->d, c->V)) { st = VPPO_ERR_ALLOC; break; }
+        tg = now_s() - t0;
+        x = mk_logits(c->logits, VPPO_F32, c->n, c->V);
+        g.data = c->logits; g.dtype = VPPO_F32; g.row_stride = c->V;   /* in place */
+        st = vppo_logprobs_backward(&x, c->ids, c->lse_in, c->ent_in, c->dlogp, c->dent, &g);
+        if (st != VPPO_OK) break;
+        t0 = now_s();
+        gemm_nn(c->logits, c->W, c->dhidden, c->n, c->d, c->V);
+        gemm_tn_acc(c->logits, c->H, c->dweight, c->n, c->d, c->V);
+        lin_gemm_time(c, tg + now_s() - t0);
         break;
     }
     if (st != VPPO_OK) c->st = st;
+}
+
+static void lin_zero_dweight(void *v)   /* dweight accumulates: start every call from 0 */
+{
+    lin_ctx *c = (lin_ctx *)v;
+    if (c->what == LIN_BW_FUSED || c->what == LIN_BW_MAT)
+        memset(c->dweight, 0, (size_t)c->V * (size_t)c->d * sizeof(float));
 }
 
 static void fmt_bytes(char *out, size_t cap, double b)
@@ -1213,103 +1334,145 @@ static void fmt_bytes(char *out, size_t cap, double b)
     else snprintf(out, cap, "%.0f B", b);
 }
 
+/* Times one fused/materialised pair (cf runs `fused`, cm runs `mat`; each writes its
+   own outputs) and prints its two rows. mat_bytes: the logits the materialised path
+   holds; diff compares the two paths' outputs. */
+static void lin_pair(lin_ctx *cf, lin_ctx *cm, int fused, int mat, const char *fname, const char *mname,
+                     double mat_bytes, int reps, double (*diff)(const lin_ctx *, const lin_ctx *))
+{
+    double tf, tm, tg;
+    char wsb[32], mb[32];
+    int ok_f;
+    fmt_bytes(wsb, sizeof wsb, (double)cf->work_bytes);
+    fmt_bytes(mb, sizeof mb, mat_bytes);
+    cf->what = fused; cf->st = VPPO_OK;
+    tf = time_median(lin_run, lin_zero_dweight, cf, reps, 0);
+    ok_f = cf->st == VPPO_OK;
+    if (!ok_f)
+        printf("| %-23s | %6lld | fused        | error: %s |\n", fname, (long long)cf->V, vppo_status_string(cf->st));
+    else
+        printf("| %-23s | %6lld | fused        | %8.2f | %7s | %7.2f | %12s | %11s | %9s |\n",
+               fname, (long long)cf->V, tf * 1e3, "", 1.0, wsb, "1", "");
+    cm->what = mat; cm->st = VPPO_OK; cm->n_gemm = 0;
+    tm = time_median(lin_run, lin_zero_dweight, cm, reps, 0);
+    tg = cm->n_gemm ? median(cm->gemm_t, cm->n_gemm) : 0.0;
+    if (cm->st != VPPO_OK)
+        printf("| %-23s | %6lld | materialised | error: %s |\n", mname, (long long)cm->V, vppo_status_string(cm->st));
+    else if (ok_f)
+        printf("| %-23s | %6lld | materialised | %8.2f | %7.1f | %7.2f | %12s | %11.1f | %9.2e |\n",
+               mname, (long long)cm->V, tm * 1e3, tg * 1e3, tm / tf, mb,
+               cf->work_bytes ? mat_bytes / (double)cf->work_bytes : 0.0, diff(cf, cm));
+    else
+        printf("| %-23s | %6lld | materialised | %8.2f | %7.1f | %7s | %12s | %11s | %9s |\n",
+               mname, (long long)cm->V, tm * 1e3, tg * 1e3, "-", mb, "-", "-");
+    fflush(stdout);
+}
+
+static double max3(double a, double b, double c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+
+static double diff_lp(const lin_ctx *a, const lin_ctx *b)
+{
+    size_t n = (size_t)a->n;
+    return max3(max_abs_diff(a->logp, b->logp, n), max_abs_diff(a->lse, b->lse, n), max_abs_diff(a->ent, b->ent, n));
+}
+
+static double diff_dep(const lin_ctx *a, const lin_ctx *b)
+{
+    return max_abs_diff(a->dep, b->dep, (size_t)a->n);
+}
+
+static double diff_bw(const lin_ctx *a, const lin_ctx *b)
+{
+    double x = max_abs_diff(a->dhidden, b->dhidden, (size_t)a->n * (size_t)a->d);
+    double y = max_abs_diff(a->dweight, b->dweight, (size_t)a->V * (size_t)a->d);
+    return x > y ? x : y;
+}
+
+/* Output buffers of one path. */
+static void lin_outputs(lin_ctx *c)
+{
+    size_t n = (size_t)c->n;
+    c->logp = (float *)xmalloc(n * 4); c->lse = (float *)xmalloc(n * 4);
+    c->ent = (float *)xmalloc(n * 4); c->dep = (float *)xmalloc(n * 4);
+    c->dhidden = (float *)xmalloc(n * (size_t)c->d * 4);
+    c->dweight = (float *)xmalloc((size_t)c->V * (size_t)c->d * 4);
+    memset(c->dweight, 0, (size_t)c->V * (size_t)c->d * 4);
+}
+
+static void lin_outputs_free(lin_ctx *c)
+{
+    free(c->logp); free(c->lse); free(c->ent); free(c->dep); free(c->dhidden); free(c->dweight);
+}
+
 static void bench_linear(void)
 {
     int64_t n = g_quick ? 8 : 256, d = g_quick ? 32 : 512;
     int64_t vocabs[2];
-    int nv_count = 2, vi;
+    int vi;
     int reps = g_quick ? 1 : 3;
     vocabs[0] = g_quick ? 500 : 32000;
     vocabs[1] = g_quick ? 1000 : 151936;
 
     printf("## Fused linear head (SPEC 9) vs materialised logits, n = %lld, d = %lld, %d thread%s\n\n",
            (long long)n, (long long)d, g_max_threads, g_max_threads == 1 ? "" : "s");
-    printf("materialised: logits = hidden . weight^T with %s, then vppo_logprobs /\n"
-           "vppo_dependency_logits (KL) on them. Median of %d repetitions after %d warm-up.\n\n",
-           gemm_name(), reps, g_warm);
-    printf("| call                  |      V | path         |       ms | GEMM ms | x fused | extra memory | mem x fused | max|diff| |\n");
-    printf("|-----------------------|-------:|--------------|---------:|--------:|--------:|-------------:|------------:|----------:|\n");
-    for (vi = 0; vi < nv_count; ++vi) {
+    printf("materialised: the GEMMs with %s, and the logits kernels of SPEC 2 on\n"
+           "the n x V logits: vppo_logprobs; vppo_dependency_logits (KL); for the backward: the\n"
+           "logits, vppo_logprobs_backward in place, dhidden = dlogits . W, dweight += dlogits^T . H.\n"
+           "Every backward is given lse, entropy, dlogp and dentropy. Median of %d repetitions, no\n"
+           "warm-up (the calls take seconds; every buffer is written before).\n\n", gemm_name(), reps);
+    printf("| call                    |      V | path         |       ms | GEMM ms | x fused | extra memory | mem x fused | max|diff| |\n");
+    printf("|-------------------------|-------:|--------------|---------:|--------:|--------:|-------------:|------------:|----------:|\n");
+    for (vi = 0; vi < 2; ++vi) {
         int64_t V = vocabs[vi], i;
         size_t nd = (size_t)n * (size_t)d, vd = (size_t)V * (size_t)d, nvb = (size_t)n * (size_t)V;
         float *H = (float *)xmalloc(nd * 4), *Ha = (float *)xmalloc(nd * 4), *W = (float *)xmalloc(vd * 4);
         float *logits = (float *)xmalloc(nvb * 4), *logits_aug = (float *)xmalloc(nvb * 4);
-        float *r_logp = (float *)xmalloc((size_t)n * 4), *r_lse = (float *)xmalloc((size_t)n * 4);
-        float *r_ent = (float *)xmalloc((size_t)n * 4), *r_dep = (float *)xmalloc((size_t)n * 4);
-        float *f_logp = (float *)xmalloc((size_t)n * 4), *f_lse = (float *)xmalloc((size_t)n * 4);
-        float *f_ent = (float *)xmalloc((size_t)n * 4), *f_dep = (float *)xmalloc((size_t)n * 4);
+        float *dlogp = (float *)xmalloc((size_t)n * 4), *dent = (float *)xmalloc((size_t)n * 4);
         int32_t *ids = (int32_t *)xmalloc((size_t)n * 4);
         size_t ws = vppo_linear_workspace(n, d, V);
         void *work = xmalloc(ws);
         float wscale = 3.0f / sqrtf((float)d);   /* logits ~ N(0, 3^2) */
-        double t_gemm, tf, tm, diff;
-        char wsb[32], mb[32];
-        lin_ctx c;
+        lin_ctx cf, cm;
 
         for (i = 0; i < (int64_t)nd; ++i) { H[i] = rng_normal(); Ha[i] = H[i] + 0.05f * rng_normal(); }
         for (i = 0; i < (int64_t)vd; ++i) W[i] = wscale * rng_normal();
-        for (i = 0; i < n; ++i) ids[i] = (int32_t)(rng_u64() % (uint64_t)V);
+        for (i = 0; i < n; ++i) {
+            ids[i] = (int32_t)(rng_u64() % (uint64_t)V);
+            dlogp[i] = rng_normal();
+            dent[i] = 0.06f * rng_normal();
+        }
         memset(logits, 0, nvb * 4);
         memset(logits_aug, 0, nvb * 4);
         memset(work, 0, ws ? ws : 1);
 
-        memset(&c, 0, sizeof c);
-        c.n = n; c.d = d; c.V = V; c.H = H; c.Ha = Ha; c.W = W; c.ids = ids;
-        c.logits = logits; c.logits_aug = logits_aug; c.work = work; c.work_bytes = ws;
-        fmt_bytes(wsb, sizeof wsb, (double)ws);
+        memset(&cf, 0, sizeof cf);
+        cf.n = n; cf.d = d; cf.V = V; cf.H = H; cf.Ha = Ha; cf.W = W; cf.ids = ids;
+        cf.logits = logits; cf.logits_aug = logits_aug; cf.work = work; cf.work_bytes = ws;
+        cf.dlogp = dlogp; cf.dent = dent;
+        cm = cf;
+        lin_outputs(&cf);
+        lin_outputs(&cm);
 
-        c.what = 4; c.st = VPPO_OK;
-        t_gemm = time_median(lin_run, NULL, &c, reps, g_warm);
+        lin_pair(&cf, &cm, LIN_LP_FUSED, LIN_LP_MAT, "vppo_linear_logprobs", "logprobs",
+                 (double)nvb * 4, reps, diff_lp);
+        lin_pair(&cf, &cm, LIN_DEP_FUSED, LIN_DEP_MAT, "vppo_linear_dependency", "dependency KL",
+                 (double)nvb * 8, reps, diff_dep);
+        /* the backward is given the materialised path's lse and entropy (both paths) */
+        cf.lse_in = cm.lse_in = cm.lse;
+        cf.ent_in = cm.ent_in = cm.ent;
+        lin_pair(&cf, &cm, LIN_BW_FUSED, LIN_BW_MAT, "vppo_linear_lp_backward", "backward",
+                 (double)nvb * 4, reps, diff_bw);
 
-        /* logprobs */
-        c.logp = f_logp; c.lse = f_lse; c.ent = f_ent; c.what = 0; c.st = VPPO_OK;
-        tf = time_median(lin_run, NULL, &c, reps, g_warm);
-        if (c.st != VPPO_OK) {
-            printf("| vppo_linear_logprobs  | %6lld | fused        | error: %s |\n", (long long)V, vppo_status_string(c.st));
-            tf = 0.0;
-        }
-        c.logp = r_logp; c.lse = r_lse; c.ent = r_ent; c.what = 1; c.st = VPPO_OK;
-        tm = time_median(lin_run, NULL, &c, reps, g_warm);
-        diff = max_abs_diff(f_logp, r_logp, (size_t)n);
-        if (max_abs_diff(f_lse, r_lse, (size_t)n) > diff) diff = max_abs_diff(f_lse, r_lse, (size_t)n);
-        if (max_abs_diff(f_ent, r_ent, (size_t)n) > diff) diff = max_abs_diff(f_ent, r_ent, (size_t)n);
-        fmt_bytes(mb, sizeof mb, (double)nvb * 4);
-        if (tf > 0.0)
-            printf("| vppo_linear_logprobs  | %6lld | fused        | %8.1f | %7s | %7.2f | %12s | %11s | %9s |\n",
-                   (long long)V, tf * 1e3, "", 1.0, wsb, "1", "");
-        printf("| logprobs              | %6lld | materialised | %8.1f | %7.1f | %7.2f | %12s | %11.1f | %9.2e |\n",
-               (long long)V, tm * 1e3, t_gemm * 1e3, tf > 0.0 ? tm / tf : 0.0, mb,
-               ws ? (double)nvb * 4 / (double)ws : 0.0, diff);
-
-        /* dependency (KL) */
-        c.dep = f_dep; c.what = 2; c.st = VPPO_OK;
-        tf = time_median(lin_run, NULL, &c, reps, g_warm);
-        if (c.st != VPPO_OK) {
-            printf("| vppo_linear_dependency| %6lld | fused        | error: %s |\n", (long long)V, vppo_status_string(c.st));
-            tf = 0.0;
-        }
-        c.dep = r_dep; c.what = 3; c.st = VPPO_OK;
-        tm = time_median(lin_run, NULL, &c, reps, g_warm);
-        diff = max_abs_diff(f_dep, r_dep, (size_t)n);
-        fmt_bytes(mb, sizeof mb, (double)nvb * 8);
-        if (tf > 0.0)
-            printf("| vppo_linear_dependency| %6lld | fused        | %8.1f | %7s | %7.2f | %12s | %11s | %9s |\n",
-                   (long long)V, tf * 1e3, "", 1.0, wsb, "1", "");
-        printf("| dependency KL         | %6lld | materialised | %8.1f | %7.1f | %7.2f | %12s | %11.1f | %9.2e |\n",
-               (long long)V, tm * 1e3, 2.0 * t_gemm * 1e3, tf > 0.0 ? tm / tf : 0.0, mb,
-               ws ? (double)nvb * 8 / (double)ws : 0.0, diff);
-        printf("|                       |        | GEMM rate    | %8s | %7.1f | GFLOP/s |              |             |           |\n",
-               "", 2.0 * (double)n * (double)d * (double)V / t_gemm * 1e-9);
-        fflush(stdout);
-
-        free(H); free(Ha); free(W); free(logits); free(logits_aug); free(r_logp); free(r_lse); free(r_ent);
-        free(r_dep); free(f_logp); free(f_lse); free(f_ent); free(f_dep); free(ids); free(work);
+        lin_outputs_free(&cf);
+        lin_outputs_free(&cm);
+        free(H); free(Ha); free(W); free(logits); free(logits_aug); free(dlogp); free(dent); free(ids); free(work);
     }
-    printf("\nms: median wall time per call (fused: vppo_linear_*; materialised: GEMM + the logits\n"
-           "kernel). GEMM ms: the time of the GEMM(s) alone inside the materialised path. x fused:\n"
-           "time / fused time. extra memory: the fused path's workspace (vppo_linear_workspace) vs\n"
-           "n*V*4 bytes of materialised logits (2x for the dependency: both images). mem x fused:\n"
-           "materialised bytes / workspace bytes. max|diff|: fused vs materialised outputs.\n\n");
+    printf("\nms: median wall time per call (fused: vppo_linear_*; materialised: GEMMs + the logits\n"
+           "kernel). GEMM ms: time in the GEMMs inside the materialised path. x fused: time / fused\n"
+           "time. extra memory: the fused path's workspace (vppo_linear_workspace) vs the n*V*4\n"
+           "bytes of materialised logits (2x for the dependency: both images). mem x fused:\n"
+           "materialised bytes / workspace bytes. max|diff|: fused vs materialised outputs (logp,\n"
+           "lse, entropy / KL / dhidden and dweight).\n\n");
 }
 #endif /* !BENCH_NO_LINEAR */
 

@@ -181,9 +181,12 @@ def child(args):
             dep = np.zeros(n, np.float32)
             out = {}
 
-            def row(op, t_torch, t_vppo, e_torch, e_vppo):
+            def row(op, t_torch, t_vppo, e_torch, e_vppo, agree):
                 rows.append(dict(op=op, V=V, dtype=dtype, thr=threads, torch_ms=t_torch * 1e3,
-                                 vppo_ms=t_vppo * 1e3, err_torch=e_torch, err_vppo=e_vppo))
+                                 vppo_ms=t_vppo * 1e3, err_torch=e_torch, err_vppo=e_vppo, agree=agree))
+
+            def dif(t, v):   # max |torch - vppo|
+                return maxerr(t, torch.from_numpy(v).double() if isinstance(v, np.ndarray) else v.double())
 
             # logp only
             def t_logp():
@@ -194,7 +197,7 @@ def child(args):
                       "vppo_logprobs")
             tt = median_time(t_logp, reps, warm)
             tv = median_time(v_logp, reps, warm)
-            row("logp", tt, tv, maxerr(out["logp"], ref_logp), maxerr(logp, ref_logp))
+            row("logp", tt, tv, maxerr(out["logp"], ref_logp), maxerr(logp, ref_logp), dif(out["logp"], logp))
 
             # logp + lse + entropy
             def t_full():
@@ -209,7 +212,7 @@ def child(args):
             tv = median_time(v_full, reps, warm)
             e_t = max(maxerr(out["logp"], ref_logp), maxerr(out["ent"], ref_ent))
             e_v = max(maxerr(logp, ref_logp), maxerr(ent, ref_ent), maxerr(lse, ref_lse))
-            row("logp+lse+entropy", tt, tv, e_t, e_v)
+            row("logp+lse+entropy", tt, tv, e_t, e_v, max(dif(out["logp"], logp), dif(out["ent"], ent)))
 
             # KL(P || Q)
             def t_kl():
@@ -222,7 +225,7 @@ def child(args):
                                                       ptr(dep)), "vppo_dependency_logits")
             tt = median_time(t_kl, reps, warm)
             tv = median_time(v_kl, reps, warm)
-            row("KL(P||Q)", tt, tv, maxerr(out["kl"], ref_kl), maxerr(dep, ref_kl))
+            row("KL(P||Q)", tt, tv, maxerr(out["kl"], ref_kl), maxerr(dep, ref_kl), dif(out["kl"], dep))
 
             # backward of L = sum g*logp + sum h*H with respect to the logits
             xg = xt.detach().clone().requires_grad_(True)
@@ -243,7 +246,8 @@ def child(args):
                       "vppo_logprobs_backward")
             tt = median_time(t_bw, reps, warm)
             tv = median_time(v_bw, reps, warm)
-            row("backward (dlogp+dH)", tt, tv, maxerr(out["grad"], ref_grad), maxerr(grad, ref_grad))
+            row("backward (dlogp+dH)", tt, tv, maxerr(out["grad"], ref_grad), maxerr(grad, ref_grad),
+                dif(out["grad"], grad))
             del xg, ls, loss, out, grad, ref_grad
 
     info = dict(torch=torch.__version__, numpy=np.__version__, torch_threads=torch.get_num_threads(),
@@ -288,18 +292,19 @@ def parent(args):
     print("n = %d rows; %s\n" % (16 if args.quick else 256,
           "--quick: tiny sizes, 1 repetition, no warm-up" if args.quick
           else "median of %d repetitions after one warm-up" % args.reps))
-    print("| op                  |      V | dtype | thr | torch ms |  vppo ms | torch/vppo | torch max|err| | vppo max|err| |")
-    print("|---------------------|-------:|-------|----:|---------:|---------:|-----------:|---------------:|--------------:|")
+    print("| op                  |      V | dtype | thr | torch ms |  vppo ms | torch/vppo | torch max|err| | vppo max|err| | max|torch-vppo| |")
+    print("|---------------------|-------:|-------|----:|---------:|---------:|-----------:|---------------:|--------------:|----------------:|")
     key = lambda r: (r["V"], ["f32", "bf16"].index(r["dtype"]), ["logp", "logp+lse+entropy", "KL(P||Q)",
                                           "backward (dlogp+dH)"].index(r["op"]), r["thr"])
     for r in sorted(all_rows, key=key):
-        print("| %-19s | %6d | %-5s | %3d | %8.2f | %8.2f | %10.2f | %14.2e | %13.2e |" % (
+        print("| %-19s | %6d | %-5s | %3d | %8.2f | %8.2f | %10.2f | %14.2e | %13.2e | %15.2e |" % (
             r["op"], r["V"], r["dtype"], r["thr"], r["torch_ms"], r["vppo_ms"],
             r["torch_ms"] / r["vppo_ms"] if r["vppo_ms"] > 0 else float("nan"),
-            r["err_torch"], r["err_vppo"]))
+            r["err_torch"], r["err_vppo"], r["agree"]))
     print("\nms: median wall time per call. torch/vppo: > 1 means vppo.h is faster. max|err|:")
     print("largest |result - float64 reference| on the same (bf16-rounded) inputs, over logp,")
-    print("lse and entropy / the KL per row / every gradient entry. In bf16, torch returns bf16")
+    print("lse and entropy / the KL per row / every gradient entry; max|torch-vppo|: the two")
+    print("results against each other (logp and entropy / KL / gradient). In bf16, torch returns bf16")
     print("values (and computes the entropy and the backward in bf16), vppo f32 values and a")
     print("bf16 gradient (round to nearest even). The torch backward is autograd through")
     print("log_softmax, gather, exp, mul and sum with the graph kept; only the backward is timed.")
