@@ -2096,11 +2096,15 @@ static vppo_isa vppo__isa_best(void)
 /* The kernels for rows of x, or NULL for the scalar reference: the scalar path is also
    taken when 1/temperature is not a normal float (temperature below ~3e-39 or above
    ~8.5e37), where the float block arithmetic would lose its accuracy. */
+static int vppo__vector_temperature(float temperature)
+{
+    const double s = 1.0 / (double)temperature;
+    return s >= FLT_MIN && s <= FLT_MAX;
+}
+
 static const vppo__kernels *vppo__kernels_for_rows(const vppo_logits *x)
 {
-    const double s = 1.0 / (double)x->temperature;
-    if (!(s >= FLT_MIN && s <= FLT_MAX)) return NULL;
-    return vppo__kernels_for(vppo_isa_active());
+    return vppo__vector_temperature(x->temperature) ? vppo__kernels_for(vppo_isa_active()) : NULL;
 }
 
 /* --- row drivers of the vector path ------------------------------------------ */
@@ -2359,7 +2363,7 @@ VPPODEF vppo_status vppo_dependency_logits(const vppo_logits *orig, const vppo_l
     if (orig->n_rows != aug->n_rows || orig->vocab != aug->vocab) return VPPO_ERR_SIZE;
     if ((int)div < (int)VPPO_DIV_KL || (int)div > (int)VPPO_DIV_JS) return VPPO_ERR_PARAM;
     memset(&job, 0, sizeof job);
-    job.k = vppo__kernels_for_rows(orig) && vppo__kernels_for_rows(aug) ? vppo__kernels_for_rows(orig) : NULL;
+    job.k = vppo__vector_temperature(aug->temperature) ? vppo__kernels_for_rows(orig) : NULL;
     job.x = orig;
     job.y = aug;
     job.div = div;
@@ -3413,11 +3417,12 @@ static void vppo__gemm_tn_acc(const float *g, int64_t m, int64_t nb, const float
     }
 }
 
+/* The linear head always runs the block kernels: the portable C ones when the active
+   ISA (or the temperature) calls for the scalar path. */
 static const vppo__kernels *vppo__lin_kernels(float temperature)
 {
-    const double s = 1.0 / (double)temperature;
-    const vppo__kernels *k = vppo__kernels_for(vppo_isa_active());
-    return k && s >= FLT_MIN && s <= FLT_MAX ? k : &vppo__kernels_c;
+    const vppo__kernels *k = vppo__vector_temperature(temperature) ? vppo__kernels_for(vppo_isa_active()) : NULL;
+    return k ? k : &vppo__kernels_c;
 }
 
 /* Pass over all chunks accumulating lse/entropy (and z of ids) in plan->row. */
