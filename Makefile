@@ -170,6 +170,15 @@ demo: $(BUILD)/quickstart
 # Benchmarks: make bench, make bench-quick, make bench-peers (see bench/bench.mk).
 include bench/bench.mk
 
+# The examples (examples/examples.mk).
+include examples/examples.mk
+
+# CUDA: make cuda, make test-cuda (needs a GPU), make test-cuda-emu (tests/cuda.mk).
+include tests/cuda.mk
+
+# Reliability: fuzzers, valgrind, 32-bit, large indices (tests/reliability.mk).
+include tests/reliability.mk
+
 # ------------------------------------------------------------------ install
 
 install:

@@ -1,0 +1,1 @@
+# examples/examples.mk - the example programs (included by the top-level Makefile).

@@ -1,0 +1,1 @@
+# tests/cuda.mk - CUDA targets (included by the top-level Makefile).
