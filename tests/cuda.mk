@@ -1,1 +1,61 @@
-# tests/cuda.mk - CUDA targets (included by the top-level Makefile).
+# tests/cuda.mk - the CUDA translation unit (included by the top-level Makefile).
+#
+#   make cuda           build/libvppo_cuda.a and build/libvppo_cuda.so with nvcc (sm_80, sm_90);
+#                       says so and exits 0 when nvcc is missing
+#   make test-cuda      the CUDA suite on a real GPU (tests/test_cuda.c against libvppo_cuda.a);
+#                       exits 2 with "no CUDA device" when there is none: never a pass
+#   make test-cuda-emu  the same suite on the CPU, through the CUDA emulator of tests/cuda_emu
+#                       (vppo_cuda.cu compiled as C++); part of make test
+#
+# The CPU library never needs any of this.
+
+NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
+CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+NVCCFLAGS := -std=c++14 -O3 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-fPIC -Werror all-warnings
+
+.PHONY: cuda test-cuda test-cuda-emu
+
+$(BUILD)/vppo_cuda.o: vppo_cuda.cu vppo_cuda.h vppo.h | $(BUILD)
+	$(NVCC) $(NVCCFLAGS) -c vppo_cuda.cu -o $@
+
+$(BUILD)/libvppo_cuda.a: $(BUILD)/vppo_cuda.o
+	ar rcs $@ $<
+
+$(BUILD)/libvppo_cuda.so: $(BUILD)/vppo_cuda.o
+	$(NVCC) -shared -o $@ $< -lcudart
+
+ifneq ($(NVCC),)
+cuda: $(BUILD)/libvppo_cuda.a $(BUILD)/libvppo_cuda.so
+	@echo "cuda: built $(BUILD)/libvppo_cuda.a and $(BUILD)/libvppo_cuda.so with $(NVCC)"
+else
+cuda:
+	@echo "== nvcc not found: the CUDA library is not built"
+endif
+
+CUDA_TEST_SRC := tests/test_cuda.c tests/test_util.c
+CUDA_TEST_DEP := $(CUDA_TEST_SRC) tests/test.h vppo.h vppo_cuda.h
+
+$(BUILD)/test_cuda: $(CUDA_TEST_DEP) $(BUILD)/libvppo_cuda.a
+	g++ -x c++ -std=c++14 $(WARN) -O2 -g -I$(CUDA_HOME)/include -o $@ $(CUDA_TEST_SRC) \
+	    $(BUILD)/libvppo_cuda.a -L$(CUDA_HOME)/lib64 -lcudart -lm
+
+ifneq ($(NVCC),)
+test-cuda: $(BUILD)/test_cuda
+	@echo "== CUDA suite on the GPU"
+	./$(BUILD)/test_cuda
+else
+test-cuda:
+	@echo "== nvcc not found: the CUDA suite cannot be built here"; exit 2
+endif
+
+# The emulator build: every kernel runs on CPU fibers (tests/cuda_emu/cuda_runtime.h).
+EMU_FLAGS := -std=c++14 -O1 -g -Wall -Wextra -Werror -fno-strict-aliasing -ffp-contract=off \
+             -DVPPO_CUDA_EMULATE -Itests/cuda_emu
+$(BUILD)/test_cuda_emu: $(CUDA_TEST_DEP) vppo_cuda.cu tests/cuda_emu/cuda_runtime.h | $(BUILD)
+	g++ $(EMU_FLAGS) -o $@ -x c++ $(CUDA_TEST_SRC) -x c++ vppo_cuda.cu -lm
+
+test-cuda-emu: $(BUILD)/test_cuda_emu
+	@echo "== CUDA suite on the CPU emulator (tests/cuda_emu)"
+	./$(BUILD)/test_cuda_emu > $(BUILD)/test_cuda_emu.log 2>&1 || { cat $(BUILD)/test_cuda_emu.log; exit 1; }
+	@grep -v '^  ok' $(BUILD)/test_cuda_emu.log

@@ -1,0 +1,1861 @@
+/* vppo_cuda.cu - the CUDA translation unit of vppo.h (SPEC §11). MIT licence, see vppo.h.
+
+   Build: make cuda (nvcc -> build/libvppo_cuda.a). The API and its semantics are documented
+   in vppo_cuda.h; this file is organised as the data flows:
+
+     1. device helpers: status flags, float formats, warp/block reductions
+     2. logits rows: online softmax states, the row walk (16-byte loads), and the kernels
+        of dependency_logits, logprobs and logprobs_backward
+     3. per-sequence kernels: validation + dependency + means (k_seq_a), batch scalars
+        (k_batch: TAS statistics and scales, loss divisor), advantage + top-k + loss per
+        sequence (k_seq_b), soft mask, and the fixed-order final sums (k_final)
+     4. host side: argument checks (the CPU functions' rules), scratch, launches, statuses
+
+   Every status that depends on device data is found by the kernels and recorded in a
+   small header in the call's scratch block with atomicMin on integers, so that the first
+   error in the CPU function's order wins: the header is copied back once per call. No
+   float atomics anywhere; reductions go through fixed shuffle trees and fixed per-thread
+   strides, so results are bitwise repeatable.
+
+   VPPO_CUDA_EMULATE: compiled as plain C++ against tests/cuda_emu (a CPU emulator of
+   the CUDA execution model used by the test suite on machines without a GPU); the only
+   difference is how kernels are launched (see launch() below). */
+#include "vppo_cuda.h"
+
+#include <cuda_runtime.h>
+#include <float.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+namespace {
+
+typedef unsigned long long u64;
+
+const double LN2 = 0.69314718055994530942;
+const double LOG2E = 1.44269504088896340736;
+/* The largest element count or flat position accepted anywhere (as in vppo.h). */
+const int64_t MAX_INDEX = (int64_t)(PTRDIFF_MAX / 8);
+/* Rows of fewer entries are reduced by one warp (8 rows per block), longer ones by a
+   block of ROW_BLOCK threads. */
+const int64_t LONG_ROW = 2048;
+const int ROW_BLOCK = 512;
+const int SEQ_BLOCK = 256;      /* per-sequence kernels: one block per sequence */
+const int BATCH_BLOCK = 1024;   /* single-block batch kernels */
+const unsigned MAX_GRID = 1u << 22;
+
+/* ====================================================================== 1. helpers */
+
+/* Device-data errors, in the CPU functions' order of checks (smaller wins). CHK_OVERFLOW
+   (a gradient beyond the float range) is found while computing and does not stop it. */
+enum : unsigned { CHK_SIZE = 0, CHK_INDEX = 1, CHK_NONFINITE = 2, CHK_OVERFLOW = 3, CHK_NONE = 0xffffffffu };
+
+/* The scratch header: the first data error, and for the logits functions the lowest
+   failing row as row << 1 | (1 for VPPO_ERR_PARAM, 0 for VPPO_ERR_NONFINITE). */
+struct Hdr { unsigned check; unsigned pad; u64 row; };
+
+/* Batch scalars produced on the device and copied back with the header. */
+struct Results {
+    /* k_batch */
+    long long n_total, n_nonempty;
+    double divisor;
+    double st_min, st_max;
+    long long st_n;
+    /* k_final: top-k info sums */
+    long long topk_valid, topk_selected, n_thr, n_sel_fin, n_rej_fin;
+    double sum_thr, sum_sel, sum_rej;
+    /* k_final: loss sums */
+    double pg, kl, ent, ppo_kl;
+    long long n_clip, n_clip_dual, n_selected;
+};
+
+/* Per-sequence partial results. */
+struct SeqRec {
+    long long count;
+    double mean_delta;
+    /* top-k */
+    long long k, has_thr, n_sel_fin, n_rej_fin;
+    double thr, sum_sel, sum_rej;
+    /* loss: the sequence's sums and its aggregation coefficient */
+    double coef, pg, kl, ent, ppo_kl;
+    long long n_clip, n_clip_dual, n_selected;
+};
+
+const size_t RESULTS_AT = 64;
+const size_t RECS_AT = (RESULTS_AT + sizeof(Results) + 63) / 64 * 64;
+
+__device__ __forceinline__ void flag(Hdr *h, unsigned code) { atomicMin(&h->check, code); }
+__device__ __forceinline__ void flag_row(Hdr *h, long long r, int param)
+{
+    atomicMin(&h->row, ((u64)r << 1) | (u64)param);
+}
+/* Has an earlier kernel of this call found an error that stops the computation? */
+__device__ __forceinline__ bool stopped(const Hdr *h) { return *(const volatile unsigned *)&h->check < CHK_OVERFLOW; }
+
+__device__ __forceinline__ bool finite_f(float x) { return x - x == 0.0f; }
+__device__ __forceinline__ double clamp_d(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
+__device__ __forceinline__ double max_d(double a, double b) { return a > b ? a : b; }
+
+__device__ __forceinline__ float bf16_to_f32(unsigned h) { return __uint_as_float(h << 16); }
+
+/* Exact: normal f16 values land on the same float after the exponent rebias (a multiply by
+   2^112), subnormals become float denormals that the multiply makes normal. */
+__device__ __forceinline__ float f16_to_f32(unsigned h)
+{
+    const unsigned sign = (h & 0x8000u) << 16, em = h & 0x7fffu;
+    if (em >= 0x7c00u) return __uint_as_float(sign | 0x7f800000u | ((em & 0x3ffu) << 13));
+    return __uint_as_float(sign | (em << 13)) * __uint_as_float(0x77800000u);   /* 2^112 */
+}
+
+__device__ __forceinline__ unsigned f32_to_bf16(float f)   /* round to nearest even */
+{
+    unsigned bits = __float_as_uint(f);
+    bits += 0x7fffu + ((bits >> 16) & 1u);
+    return bits >> 16;
+}
+
+/* Element j of a row of dtype D (0 f32, 1 bf16, 2 f16; 3: dt decides at run time). */
+template <int D>
+__device__ __forceinline__ float load1(const char *p, int dt, int64_t j)
+{
+    const int d = D < 3 ? D : dt;
+    if (d == VPPO_F32) return ((const float *)p)[j];
+    if (d == VPPO_BF16) return bf16_to_f32(((const unsigned short *)p)[j]);
+    return f16_to_f32(((const unsigned short *)p)[j]);
+}
+
+/* Eight entries from a 16-byte aligned address (two float4, or one uint4 of halves). */
+template <int D>
+__device__ __forceinline__ void load8(const char *p, float z[8])
+{
+    if (D == VPPO_F32) {
+        const float4 a = ((const float4 *)p)[0], b = ((const float4 *)p)[1];
+        z[0] = a.x; z[1] = a.y; z[2] = a.z; z[3] = a.w;
+        z[4] = b.x; z[5] = b.y; z[6] = b.z; z[7] = b.w;
+    } else {
+        const uint4 q = *(const uint4 *)p;
+        const unsigned w[4] = { q.x, q.y, q.z, q.w };
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            if (D == VPPO_BF16) {
+                z[2 * i] = __uint_as_float(w[i] << 16);
+                z[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+            } else {
+                z[2 * i] = f16_to_f32(w[i] & 0xffffu);
+                z[2 * i + 1] = f16_to_f32(w[i] >> 16);
+            }
+        }
+    }
+}
+
+/* --- warp and block reductions (fixed shuffle trees: every lane ends with the same bits) */
+
+template <class T, class Op>
+__device__ __forceinline__ T warp_all(T v, Op op, int width = 32)
+{
+    for (int m = width / 2; m > 0; m >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, m));
+    return v;
+}
+
+struct OpAdd { template <class T> __device__ T operator()(T a, T b) const { return a + b; } };
+struct OpMin { __device__ double operator()(double a, double b) const { return a < b ? a : b; } };
+struct OpMax { __device__ double operator()(double a, double b) const { return a > b ? a : b; } };
+
+/* All threads of an NT-thread block get op over the block. Starts with a barrier, so
+   calls can follow each other. */
+template <int NT, class T, class Op>
+__device__ T block_all(T v, Op op)
+{
+    __shared__ T part[NT / 32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_all(v, op);
+    __syncthreads();
+    if (lane == 0) part[warp] = v;
+    __syncthreads();
+    v = part[lane & (NT / 32 - 1)];
+    return warp_all(v, op, NT / 32);
+}
+
+template <int NT> __device__ double block_sum(double v) { return block_all<NT>(v, OpAdd()); }
+template <int NT> __device__ long long block_count(long long v) { return block_all<NT>(v, OpAdd()); }
+
+/* ================================================================ 2. logits rows */
+/*
+   Online softmax in base 2: with k = log2(e)/T and m the running max of the raw logits,
+   d = (z - m) k, e = 2^d. A thread keeps {m, s = sum e, c = sum e d} in double and adds
+   float partials of 8 entries at a time; d is floored at -1e30 so that -inf logits give
+   e = 0 and e d = 0, never NaN. Then lse = m/T + ln s and H = ln s - ln2 c / s.
+   Raising m by delta (in units of d) scales s by 2^-delta and turns c into
+   2^-delta (c - delta s). States merge symmetrically (a commutative operation), so the
+   xor shuffle trees leave identical bits in every lane.
+*/
+
+struct Acc { float m; double s, c; };
+
+__device__ __forceinline__ void acc_init(Acc &a) { a.m = -INFINITY; a.s = 0.0; a.c = 0.0; }
+
+__device__ __forceinline__ void acc_shift(double &s, double &c, float from, float to, float k)
+{
+    if (s > 0.0 && to > from) {
+        const double delta = ((double)to - (double)from) * (double)k, scale = exp2(-delta);
+        c = scale * (c - delta * s);
+        s *= scale;
+    }
+}
+
+__device__ __forceinline__ void acc_push8(Acc &a, const float z[8], float k, bool &bad)
+{
+    float cm = z[0];
+    float ps = 0.0f, pc = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) { bad |= !(z[i] < INFINITY); cm = fmaxf(cm, z[i]); }
+    if (cm > a.m) { acc_shift(a.s, a.c, a.m, cm, k); a.m = cm; }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+        const float d = fmaxf((z[i] - a.m) * k, -1e30f), e = exp2f(d);
+        ps += e;
+        pc = fmaf(e, d, pc);
+    }
+    a.s += ps;
+    a.c += pc;
+}
+
+__device__ __forceinline__ void acc_push1(Acc &a, float z, float k, bool &bad)
+{
+    bad |= !(z < INFINITY);
+    if (z > a.m) { acc_shift(a.s, a.c, a.m, z, k); a.m = z; }
+    const float d = fmaxf((z - a.m) * k, -1e30f), e = exp2f(d);
+    a.s += e;
+    a.c += (double)e * d;
+}
+
+__device__ __forceinline__ Acc acc_merge(Acc a, Acc b, float k)
+{
+    const float m = fmaxf(a.m, b.m);
+    acc_shift(a.s, a.c, a.m, m, k);
+    acc_shift(b.s, b.c, b.m, m, k);
+    Acc r;
+    r.m = m; r.s = a.s + b.s; r.c = a.c + b.c;
+    return r;
+}
+
+/* A pair of rows (P from u, Q from v) for KL(P || Q): diff = sum eu (du - dv);
+   inf: some entry has p > 0 and q = 0. */
+struct Pair { float mu, mv; double su, sv, diff; int inf; };
+
+__device__ __forceinline__ void pair_init(Pair &a)
+{
+    a.mu = a.mv = -INFINITY;
+    a.su = a.sv = a.diff = 0.0;
+    a.inf = 0;
+}
+
+/* Raise the maxima to (tu, tv) (each >= the old one), as vppo.h's pair driver does. */
+__device__ __forceinline__ void pair_shift(Pair &a, float tu, float tv, float ku, float kv)
+{
+    if (tu > a.mu || tv > a.mv) {
+        const double du = tu > a.mu && a.su > 0.0 ? ((double)tu - (double)a.mu) * (double)ku : 0.0;
+        const double dv = tv > a.mv && a.sv > 0.0 ? ((double)tv - (double)a.mv) * (double)kv : 0.0;
+        const double scale_u = exp2(-du);
+        a.su *= scale_u;
+        a.sv *= exp2(-dv);
+        a.diff = scale_u * a.diff - (du - dv) * a.su;
+        a.mu = fmaxf(a.mu, tu);
+        a.mv = fmaxf(a.mv, tv);
+    }
+}
+
+__device__ __forceinline__ void pair_term(Pair &a, float zu, float zv, float ku, float kv,
+                                          float &psu, float &psv, float &pdf)
+{
+    const float du = fmaxf((zu - a.mu) * ku, -1e30f), dv = fmaxf((zv - a.mv) * kv, -1e30f);
+    const float eu = exp2f(du), ev = exp2f(dv);
+    psu += eu;
+    psv += ev;
+    pdf = fmaf(eu, du - dv, pdf);
+    a.inf |= zv == -INFINITY && zu > -INFINITY;
+}
+
+__device__ __forceinline__ void pair_push8(Pair &a, const float u[8], const float v[8], float ku, float kv,
+                                           bool &bad)
+{
+    float cu = u[0], cv = v[0], psu = 0.0f, psv = 0.0f, pdf = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+        bad |= !(u[i] < INFINITY) || !(v[i] < INFINITY);
+        cu = fmaxf(cu, u[i]);
+        cv = fmaxf(cv, v[i]);
+    }
+    pair_shift(a, cu, cv, ku, kv);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) pair_term(a, u[i], v[i], ku, kv, psu, psv, pdf);
+    a.su += psu;
+    a.sv += psv;
+    a.diff += pdf;
+}
+
+__device__ __forceinline__ void pair_push1(Pair &a, float zu, float zv, float ku, float kv, bool &bad)
+{
+    float psu = 0.0f, psv = 0.0f, pdf = 0.0f;
+    bad |= !(zu < INFINITY) || !(zv < INFINITY);
+    pair_shift(a, zu, zv, ku, kv);
+    pair_term(a, zu, zv, ku, kv, psu, psv, pdf);
+    a.su += psu;
+    a.sv += psv;
+    a.diff += pdf;
+}
+
+__device__ __forceinline__ Pair pair_merge(Pair a, Pair b, float ku, float kv)
+{
+    const float mu = fmaxf(a.mu, b.mu), mv = fmaxf(a.mv, b.mv);
+    pair_shift(a, mu, mv, ku, kv);
+    pair_shift(b, mu, mv, ku, kv);
+    Pair r;
+    r.mu = mu; r.mv = mv;
+    r.su = a.su + b.su; r.sv = a.sv + b.sv; r.diff = a.diff + b.diff;
+    r.inf = a.inf | b.inf;
+    return r;
+}
+
+/* --- shuffles of the states */
+
+__device__ __forceinline__ double shfl_xor(double v, int m) { return __shfl_xor_sync(0xffffffffu, v, m); }
+__device__ __forceinline__ int shfl_xor(int v, int m) { return __shfl_xor_sync(0xffffffffu, v, m); }
+
+
+__device__ __forceinline__ Acc shfl_xor(const Acc &a, int m)
+{
+    Acc r;
+    r.m = __shfl_xor_sync(0xffffffffu, a.m, m);
+    r.s = __shfl_xor_sync(0xffffffffu, a.s, m);
+    r.c = __shfl_xor_sync(0xffffffffu, a.c, m);
+    return r;
+}
+
+__device__ __forceinline__ Pair shfl_xor(const Pair &a, int m)
+{
+    Pair r;
+    r.mu = __shfl_xor_sync(0xffffffffu, a.mu, m);
+    r.mv = __shfl_xor_sync(0xffffffffu, a.mv, m);
+    r.su = __shfl_xor_sync(0xffffffffu, a.su, m);
+    r.sv = __shfl_xor_sync(0xffffffffu, a.sv, m);
+    r.diff = __shfl_xor_sync(0xffffffffu, a.diff, m);
+    r.inf = __shfl_xor_sync(0xffffffffu, a.inf, m);
+    return r;
+}
+
+/* Reduce a per-thread value over the G threads of a row (G = 32: the warp; G = ROW_BLOCK:
+   the block, through shared memory), every thread getting the result. `merge` is
+   commutative; `part` is shared scratch of ROW_BLOCK / 32 entries (unused for G = 32). */
+template <int G, class T, class Merge>
+__device__ __forceinline__ T row_all(T v, Merge merge, T *part)
+{
+    for (int m = 16; m > 0; m >>= 1) v = merge(v, shfl_xor(v, m));
+    if (G == 32) return v;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();                                   /* the previous use of part is over */
+    if (lane == 0) part[warp] = v;
+    __syncthreads();
+    v = part[lane & (G / 32 - 1)];
+    for (int m = G / 64; m > 0; m >>= 1) v = merge(v, shfl_xor(v, m));
+    return v;
+}
+
+
+/* --- the walk over one row: a scalar head up to 16-byte alignment, 8 entries per step
+   from aligned addresses, a scalar tail. D = 3 (mixed dtypes or unaligned rows): scalar.
+   Thread `lane` of G visits its entries in a fixed order. */
+template <int D, int G, class F8, class F1>
+__device__ __forceinline__ void walk(const char *p, int dt, int64_t V, int lane, F8 f8, F1 f1)
+{
+    if (D < 3) {
+        const int es = D == VPPO_F32 ? 4 : 2;
+        int64_t h = (int64_t)((16 - ((uintptr_t)p & 15)) & 15) / es;
+        if (h > V) h = V;
+        if (lane < h) f1((int64_t)lane, load1<D>(p, dt, lane));
+        const int64_t steps = (V - h) / 8;
+#pragma unroll 1
+        for (int64_t c = lane; c < steps; c += G) {
+            float z[8];
+            load8<D>(p + (h + c * 8) * es, z);
+            f8(h + c * 8, z);
+        }
+        const int64_t j = h + steps * 8 + lane;
+        if (j < V) f1(j, load1<D>(p, dt, j));
+    } else {
+        for (int64_t j = lane; j < V; j += G) f1(j, load1<D>(p, dt, j));
+    }
+}
+
+/* The same over a pair of rows with the same dtype and alignment (D < 3), or any (D = 3). */
+template <int D, int G, class F8, class F1>
+__device__ __forceinline__ void walk2(const char *p, int dtp, const char *q, int dtq, int64_t V, int lane,
+                                      F8 f8, F1 f1)
+{
+    if (D < 3) {
+        const int es = D == VPPO_F32 ? 4 : 2;
+        int64_t h = (int64_t)((16 - ((uintptr_t)p & 15)) & 15) / es;
+        if (h > V) h = V;
+        if (lane < h) f1(load1<D>(p, dtp, lane), load1<D>(q, dtq, lane));
+        const int64_t steps = (V - h) / 8;
+#pragma unroll 1
+        for (int64_t c = lane; c < steps; c += G) {
+            float u[8], v[8];
+            load8<D>(p + (h + c * 8) * es, u);
+            load8<D>(q + (h + c * 8) * es, v);
+            f8(u, v);
+        }
+        const int64_t j = h + steps * 8 + lane;
+        if (j < V) f1(load1<D>(p, dtp, j), load1<D>(q, dtq, j));
+    } else {
+        for (int64_t j = lane; j < V; j += G) f1(load1<D>(p, dtp, j), load1<D>(q, dtq, j));
+    }
+}
+
+/* One logits matrix as the kernels see it. */
+struct Mat {
+    const char *data;
+    int dtype, es;
+    int64_t stride;
+    float k;          /* log2(e) / T, rounded to float */
+    double inv_t;     /* 1 / T */
+    float t;          /* T */
+};
+
+__device__ __forceinline__ const char *row_ptr(const Mat &x, int64_t r) { return x.data + r * x.stride * x.es; }
+
+/* Rows r handled by this thread's group: for G = 32 a warp per row, 8 rows per block. */
+template <int G> __device__ __forceinline__ int64_t first_row() { return G == 32 ? (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5) : (int64_t)blockIdx.x; }
+template <int G> __device__ __forceinline__ int64_t row_step() { return G == 32 ? (int64_t)gridDim.x * 8 : (int64_t)gridDim.x; }
+template <int G> __device__ __forceinline__ int row_lane() { return G == 32 ? (int)(threadIdx.x & 31) : (int)threadIdx.x; }
+
+/* Softmax statistics of row r: every thread of the group gets them. */
+template <int D, int G>
+__device__ __forceinline__ Acc row_stats(const Mat &x, int64_t r, int64_t V, int lane, bool &bad, Acc *part,
+                                         int *bpart)
+{
+    Acc a;
+    acc_init(a);
+    bool b = false;
+    const float k = x.k;
+    walk<D, G>(row_ptr(x, r), x.dtype, V, lane,
+        [&](int64_t, const float *z) { acc_push8(a, z, k, b); },
+        [&](int64_t, float z) { acc_push1(a, z, k, b); });
+    a = row_all<G>(a, [k](const Acc &p, const Acc &q) { return acc_merge(p, q, k); }, part);
+    bad = row_all<G>((int)b, [](int p, int q) { return p | q; }, bpart) != 0;
+    return a;
+}
+
+/* --- dependency_logits: KL(P || Q), with P from the first matrix (the host swaps them for
+   KL_REVERSE); JS adds a second pass. */
+struct DepArgs { Mat p, q; int64_t n, V; int js; float *dep; Hdr *hdr; };
+
+template <int D, int G, bool JS>
+__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_dependency(DepArgs a)
+{
+    __shared__ Pair part[G == 32 ? 1 : ROW_BLOCK / 32];
+    __shared__ int bpart[G == 32 ? 1 : ROW_BLOCK / 32];
+    __shared__ double spart[G == 32 ? 1 : ROW_BLOCK / 32];
+    const int lane = row_lane<G>();
+    const float ku = a.p.k, kv = a.q.k;
+    for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
+        const char *pu = row_ptr(a.p, r), *pv = row_ptr(a.q, r);
+        Pair st;
+        pair_init(st);
+        bool bad = false;
+        walk2<D, G>(pu, a.p.dtype, pv, a.q.dtype, a.V, lane,
+            [&](const float *u, const float *v) { pair_push8(st, u, v, ku, kv, bad); },
+            [&](float u, float v) { pair_push1(st, u, v, ku, kv, bad); });
+        st = row_all<G>(st, [ku, kv](const Pair &x, const Pair &y) { return pair_merge(x, y, ku, kv); }, part);
+        bad = row_all<G>((int)bad, [](int x, int y) { return x | y; }, bpart) != 0;
+        if (bad || !(st.su > 0.0) || !(st.sv > 0.0)) {
+            if (lane == 0) flag_row(a.hdr, r, !bad);
+            continue;
+        }
+        double value;
+        if (!JS) {
+            value = st.inf ? (double)INFINITY : max_d(0.0, LN2 * st.diff / st.su - log(st.su) + log(st.sv));
+        } else {
+            /* JS terms with lp = (zu - mu)/T_u - ln su (natural log), lm = log((p + q)/2):
+               with hi = max(lp, lq), delta = min - hi <= 0 and L = log1p(e^delta),
+               the larger side contributes e^hi (ln2 - L), the smaller e^lo (delta + ln2 - L). */
+            const float mu = st.mu, mv = st.mv, lsu = (float)log(st.su), lsv = (float)log(st.sv);
+            const float tu = (float)a.p.inv_t, tv = (float)a.q.inv_t, ln2f = (float)LN2;
+            double acc = 0.0;
+            auto term = [&](float zu, float zv) {
+                const float lp = fmaxf((zu - mu) * tu - lsu, -1e30f), lq = fmaxf((zv - mv) * tv - lsv, -1e30f);
+                const float hi = fmaxf(lp, lq), lo = fminf(lp, lq), delta = lo - hi;
+                const float L = delta == 0.0f ? ln2f : log1pf(expf(delta));
+                return expf(hi) * (ln2f - L) + expf(lo) * (delta + ln2f - L);
+            };
+            walk2<D, G>(pu, a.p.dtype, pv, a.q.dtype, a.V, lane,
+                [&](const float *u, const float *v) {
+                    float s = 0.0f;
+#pragma unroll
+                    for (int i = 0; i < 8; ++i) s += term(u[i], v[i]);
+                    acc += s;
+                },
+                [&](float u, float v) { acc += term(u, v); });
+            acc = row_all<G>(acc, [](double x, double y) { return x + y; }, spart);
+            value = max_d(0.0, 0.5 * acc);
+        }
+        if (lane == 0) a.dep[r] = (float)value;
+    }
+}
+
+/* --- logprobs: lse, entropy and logp of ids[r]; a bad id is VPPO_ERR_INDEX. */
+struct LogprobsArgs { Mat x; int64_t n, V; const int32_t *ids; float *logp, *lse, *entropy; Hdr *hdr; };
+
+template <int D, int G>
+__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_logprobs(LogprobsArgs a)
+{
+    __shared__ Acc part[G == 32 ? 1 : ROW_BLOCK / 32];
+    __shared__ int bpart[G == 32 ? 1 : ROW_BLOCK / 32];
+    const int lane = row_lane<G>();
+    for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
+        bool bad;
+        const Acc st = row_stats<D, G>(a.x, r, a.V, lane, bad, part, bpart);
+        if (lane != 0) continue;
+        if (bad || !(st.s > 0.0)) { flag_row(a.hdr, r, !bad); continue; }
+        const double logsum = log(st.s);
+        if (a.lse) a.lse[r] = (float)((double)st.m * a.x.inv_t + logsum);
+        if (a.entropy) a.entropy[r] = (float)max_d(0.0, logsum - LN2 * st.c / st.s);
+        if (a.logp) {
+            const int32_t id = a.ids[r];
+            if (id < 0 || id >= a.V) { flag(a.hdr, CHK_INDEX); continue; }
+            const double z = (double)load1<D>(row_ptr(a.x, r), a.x.dtype, id);
+            /* formed around the max, so that huge logits keep logp's precision */
+            a.logp[r] = (float)(((z - (double)st.m) * a.x.inv_t) - logsum);
+        }
+    }
+}
+
+/* --- logprobs_backward. The per-row arrays were checked by k_check_rows. */
+struct BackwardArgs {
+    Mat x; int64_t n, V;
+    const int32_t *ids; const float *lse, *entropy, *dlogp, *dentropy;
+    char *out; int out_dtype, out_es; int64_t out_stride;
+    int need_stats;
+    Hdr *hdr;
+};
+
+/* The exact entry (the id entry, and every entry when lse T is not a finite float), in
+   double as vppo.h computes it: (1/T)[g (onehot - p) - h p (logp + H)]. */
+__device__ __forceinline__ float grad_exact(float z, double t, double lse, double H, double g, double h, bool onehot)
+{
+    if (z == -INFINITY) return onehot ? (float)(g / t) : 0.0f;
+    const double lp = (double)z / t - lse, p = exp(lp);
+    return (float)((g * ((onehot ? 1.0 : 0.0) - p) - h * p * (lp + H)) / t);
+}
+
+__device__ __forceinline__ void store1(char *row, int dt, int64_t j, float g)
+{
+    if (dt == VPPO_F32) ((float *)row)[j] = g;
+    else ((unsigned short *)row)[j] = (unsigned short)f32_to_bf16(g);
+}
+
+__device__ __forceinline__ void store8(char *row, int dt, int64_t j, const float g[8], bool aligned)
+{
+    if (!aligned) {
+        for (int i = 0; i < 8; ++i) store1(row, dt, j + i, g[i]);
+    } else if (dt == VPPO_F32) {
+        float4 *o = (float4 *)(row + j * 4);
+        o[0] = make_float4(g[0], g[1], g[2], g[3]);
+        o[1] = make_float4(g[4], g[5], g[6], g[7]);
+    } else {
+        uint4 q;
+        q.x = f32_to_bf16(g[0]) | f32_to_bf16(g[1]) << 16;
+        q.y = f32_to_bf16(g[2]) | f32_to_bf16(g[3]) << 16;
+        q.z = f32_to_bf16(g[4]) | f32_to_bf16(g[5]) << 16;
+        q.w = f32_to_bf16(g[6]) | f32_to_bf16(g[7]) << 16;
+        *(uint4 *)(row + j * 2) = q;
+    }
+}
+
+template <int D, int G>
+__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_backward(BackwardArgs a)
+{
+    __shared__ Acc part[G == 32 ? 1 : ROW_BLOCK / 32];
+    __shared__ int bpart[G == 32 ? 1 : ROW_BLOCK / 32];
+    if (stopped(a.hdr)) return;
+    const int lane = row_lane<G>();
+    const double t = (double)a.x.t;
+    const float it = (float)(1.0 / t);
+    for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
+        double lse = a.lse ? (double)a.lse[r] : 0.0, H = a.entropy ? (double)a.entropy[r] : 0.0;
+        if (a.need_stats) {   /* what was not given, in a first pass */
+            bool bad;
+            const Acc st = row_stats<D, G>(a.x, r, a.V, lane, bad, part, bpart);
+            if (bad || !(st.s > 0.0)) {
+                if (lane == 0) flag_row(a.hdr, r, !bad);
+                continue;
+            }
+            const double logsum = log(st.s);
+            if (!a.lse) lse = (double)st.m * a.x.inv_t + logsum;
+            if (!a.entropy) H = max_d(0.0, logsum - LN2 * st.c / st.s);
+        }
+        const double g = a.dlogp ? (double)a.dlogp[r] : 0.0, h = a.dentropy ? (double)a.dentropy[r] : 0.0;
+        const int64_t id = a.dlogp ? (int64_t)a.ids[r] : -1;
+        const char *in = row_ptr(a.x, r);
+        char *out = a.out + r * a.out_stride * a.out_es;
+        /* u - lse = (z - hi - lo) / T with hi + lo = lse T: z - hi is exact where p matters */
+        const double lt = lse * t;
+        const float hi = (float)lt, lo = (float)(lt - (double)hi);
+        const bool exact = !finite_f(hi);
+        const float gf = (float)g, hf = (float)h, Hf = (float)H;
+        int64_t head = 0;
+        if (D < 3) {
+            head = (int64_t)((16 - ((uintptr_t)in & 15)) & 15) / (D == VPPO_F32 ? 4 : 2);
+            if (head > a.V) head = a.V;
+        }
+        const bool aligned = D < 3 && (((uintptr_t)out + (uintptr_t)(head * a.out_es)) & 15) == 0;
+        bool bad = false, any = false;
+        auto grad = [&](int64_t j, float z) -> float {
+            bad |= !(z < INFINITY);
+            any |= z > -INFINITY;
+            if (exact || j == id) return grad_exact(z, t, lse, H, g, h, j == id);
+            if (z == -INFINITY) return 0.0f;
+            const float lp = ((z - hi) - lo) * it, p = expf(lp);
+            return (-gf * p - hf * p * (lp + Hf)) * it;
+        };
+        /* each thread reads its entries before it writes them: in place is safe */
+        walk<D, G>(in, a.x.dtype, a.V, lane,
+            [&](int64_t j, const float *z) {
+                float gr[8];
+#pragma unroll
+                for (int i = 0; i < 8; ++i) gr[i] = grad(j + i, z[i]);
+                store8(out, a.out_dtype, j, gr, aligned);
+            },
+            [&](int64_t j, float z) { store1(out, a.out_dtype, j, grad(j, z)); });
+        if (!a.need_stats) {   /* the row was not scanned before: its errors are found here */
+            const int flags = row_all<G>((int)bad | ((int)any << 1), [](int x, int y) { return x | y; }, bpart);
+            if (lane == 0 && (flags & 1)) flag_row(a.hdr, r, 0);
+            else if (lane == 0 && !(flags & 2)) flag_row(a.hdr, r, 1);
+        }
+    }
+}
+
+/* The backward's per-row arrays, before anything is written: ids in range (INDEX), then
+   lse, entropy, dlogp, dentropy finite (NONFINITE), as the CPU checks them. */
+struct RowCheckArgs { int64_t n, V; const int32_t *ids; const float *arr[4]; Hdr *hdr; };
+
+__global__ void k_check_rows(RowCheckArgs a)
+{
+    for (int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; r < a.n; r += (int64_t)gridDim.x * blockDim.x) {
+        if (a.ids && (a.ids[r] < 0 || a.ids[r] >= a.V)) flag(a.hdr, CHK_INDEX);
+        for (int i = 0; i < 4; ++i)
+            if (a.arr[i] && !finite_f(a.arr[i][r])) flag(a.hdr, CHK_NONFINITE);
+    }
+}
+
+/* --- perturb_patch_rows: the decision of row i is vppo_uniform(seed, i) < prob, in the
+   same integer and double arithmetic as the CPU, so the rows chosen are the same. */
+__device__ __forceinline__ u64 hash64(u64 x)
+{
+    u64 z = x + 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+__device__ __forceinline__ double uniform(u64 seed, u64 i)
+{
+    return (double)(hash64(seed ^ hash64(i)) >> 40) * (1.0 / 16777216.0);
+}
+
+__global__ void k_check_fill(const float *fill, int64_t n, Hdr *hdr)
+{
+    for (int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; j < n; j += (int64_t)gridDim.x * blockDim.x)
+        if (!finite_f(fill[j])) flag(hdr, CHK_NONFINITE);
+}
+
+__global__ void k_patch_rows(float *rows, int64_t n_rows, int64_t row_len, int64_t stride, double prob,
+                             const float *fill, u64 seed, Hdr *hdr)
+{
+    if (stopped(hdr)) return;
+    for (int64_t i = blockIdx.x; i < n_rows; i += gridDim.x) {
+        if (!(uniform(seed, (u64)i) < prob)) continue;
+        float *row = rows + i * stride;
+        for (int64_t j = threadIdx.x; j < row_len; j += blockDim.x) row[j] = fill ? fill[j] : 0.0f;
+    }
+}
+
+/* ============================================================ 3. per-sequence work */
+
+struct Seqs { const int64_t *off; int64_t B; const uint8_t *mask; };
+
+__device__ __forceinline__ bool valid(const Seqs &s, int64_t t) { return !s.mask || s.mask[t] != 0; }
+
+/* The CPU's offsets rules, checked piecewise: block b checks its own pair against both
+   ends, which also keeps every write of block b inside [offsets[0], offsets[B]). */
+__device__ __forceinline__ bool seq_range(const Seqs &s, int64_t b, Hdr *hdr, int64_t &lo, int64_t &hi)
+{
+    const int64_t first = s.off[0], last = s.off[s.B];
+    bool ok = first >= 0 && last <= MAX_INDEX;
+    if (b < s.B) {
+        lo = s.off[b];
+        hi = s.off[b + 1];
+        ok = ok && first <= lo && lo <= hi && hi <= last;
+    }
+    if (!ok && threadIdx.x == 0) flag(hdr, CHK_SIZE);
+    return ok;
+}
+
+/* k_b = clamp(ceil(n ratio - 1e-9), 0, n), without a fused multiply-add. */
+__device__ __forceinline__ long long topk_count(long long n, double ratio)
+{
+    const double k = ceil(__dadd_rn(__dmul_rn((double)n, ratio), -1e-9));
+    return k <= 0.0 ? 0 : (k >= (double)n ? n : (long long)k);
+}
+
+__device__ __forceinline__ unsigned key_of(float f)
+{
+    unsigned bits = __float_as_uint(f);
+    if (bits == 0x80000000u) bits = 0;
+    return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+}
+
+__device__ __forceinline__ float unkey(unsigned key)
+{
+    return __uint_as_float((key & 0x80000000u) ? key & 0x7fffffffu : ~key);
+}
+
+enum { KIND_FINITE = 0, KIND_FINITE_OR_NEGINF = 1, KIND_NOT_NAN = 2 };
+enum { DEP_NONE = 0, DEP_SAMPLED, DEP_GIVEN, DEP_ZERO };
+
+/* k_seq_a: per sequence, the checks of per-token inputs, n_b, the dependency (sampled,
+   given or zero), its mean, and the mean of logp - logp_old (sequence-level ratios). */
+struct SeqA {
+    Seqs s; Hdr *hdr; SeqRec *rec;
+    const float *chk[5]; int kind[5]; int n_chk;
+    int dep_mode, est; const float *logp, *logp_aug, *dep_in; float *dep;
+    float *traj; int64_t *count;
+    const float *d_new, *d_old;   /* mean_delta from these when not NULL */
+};
+
+__device__ __forceinline__ double sampled_dep(int est, float lp, float la)
+{
+    const double d = clamp_d((double)la - (double)lp, -20.0, 20.0);
+    switch (est) {
+    case VPPO_EST_K3: return clamp_d(expm1(d) - d, 0.0, 10.0);
+    case VPPO_EST_K1: return -d;
+    case VPPO_EST_K2: return 0.5 * d * d;
+    case VPPO_EST_ABS: return fabs(d);
+    default: return exp((double)lp) - exp((double)la);
+    }
+}
+
+__global__ void __launch_bounds__(SEQ_BLOCK) k_seq_a(SeqA a)
+{
+    for (int64_t b = blockIdx.x; b < (a.s.B > 0 ? a.s.B : 1); b += gridDim.x) {
+        int64_t lo = 0, hi = 0;
+        if (!seq_range(a.s, b, a.hdr, lo, hi) || b >= a.s.B) return;   /* uniform over the block */
+        long long n = 0;
+        double dep_sum = 0.0, delta_sum = 0.0;
+        bool bad = false;
+        for (int64_t t = lo + threadIdx.x; t < hi; t += SEQ_BLOCK) {
+            if (!valid(a.s, t)) {
+                if (a.dep) a.dep[t] = 0.0f;
+                continue;
+            }
+            ++n;
+            for (int i = 0; i < a.n_chk; ++i) {
+                const float x = a.chk[i][t];
+                if (a.kind[i] == KIND_FINITE) bad |= !finite_f(x);
+                else if (a.kind[i] == KIND_FINITE_OR_NEGINF) bad |= !(x < INFINITY);
+                else bad |= x != x;
+            }
+            if (a.dep_mode == DEP_SAMPLED) {
+                const float lp = a.logp[t], la = a.logp_aug[t];
+                bad |= !(lp < INFINITY) || !(la < INFINITY) || (lp == -INFINITY && la == -INFINITY);
+                const double v = sampled_dep(a.est, lp, la);
+                if (a.est == VPPO_EST_PROB_DROP) bad |= !(fabs(v) <= FLT_MAX);
+                a.dep[t] = (float)v;
+                dep_sum += (double)(float)v;
+            } else if (a.dep_mode == DEP_GIVEN) {
+                const float v = a.dep_in[t];
+                bad |= !finite_f(v);
+                a.dep[t] = v;
+                dep_sum += (double)v;
+            } else if (a.dep_mode == DEP_ZERO) {
+                a.dep[t] = 0.0f;
+            }
+            if (a.d_new) delta_sum += (double)a.d_new[t] - (double)a.d_old[t];
+        }
+        if (bad) flag(a.hdr, CHK_NONFINITE);
+        n = block_count<SEQ_BLOCK>(n);
+        dep_sum = block_sum<SEQ_BLOCK>(dep_sum);
+        if (a.d_new) delta_sum = block_sum<SEQ_BLOCK>(delta_sum);
+        if (threadIdx.x == 0) {
+            a.rec[b].count = n;
+            a.rec[b].mean_delta = n > 0 ? delta_sum / (double)n : 0.0;
+            if (a.count) a.count[b] = n;
+            if (a.traj) a.traj[b] = n > 0 ? (float)(dep_sum / (double)n) : 0.0f;
+        }
+    }
+}
+
+/* k_batch: one block for the batch scalars: total and non-empty counts, the advantage
+   bound of vppo_prepare, TAS statistics and scales, the loss divisor. */
+struct BatchArgs {
+    int64_t B; Hdr *hdr; SeqRec *rec; Results *res;
+    int adv_check; const float *adv_seq;
+    int do_tas; int use_tas; vppo_tas_config tas; int have_global; vppo_tas_stats global;
+    const float *traj; float *scale;
+    int do_divisor; vppo_loss_config loss;
+};
+
+__global__ void __launch_bounds__(BATCH_BLOCK) k_batch(BatchArgs a)
+{
+    if (stopped(a.hdr)) return;
+    const int tid = threadIdx.x;
+    long long n_total = 0, n_nonempty = 0;
+    for (int64_t b = tid; b < a.B; b += BATCH_BLOCK) {
+        n_total += a.rec[b].count;
+        n_nonempty += a.rec[b].count > 0;
+    }
+    n_total = block_count<BATCH_BLOCK>(n_total);
+    n_nonempty = block_count<BATCH_BLOCK>(n_nonempty);
+    if (a.adv_check) {
+        /* scale * adv must stay a finite float: a TAS scale is at most beta_max (LINEAR)
+           or beta_min + (1 - beta_min) * (non-empty sequences) (MEAN_PRESERVING) */
+        double max_scale = 1.0;
+        if (a.use_tas)
+            max_scale = a.tas.mode == VPPO_TAS_LINEAR ? max_d(1.0, a.tas.beta_max)
+                      : a.tas.beta_min + (1.0 - (double)a.tas.beta_min) * (double)n_nonempty;
+        bool bad = false;
+        for (int64_t b = tid; b < a.B; b += BATCH_BLOCK) {
+            if (a.rec[b].count == 0) continue;
+            const float v = a.adv_seq[b];
+            bad |= !finite_f(v) || fabs((double)v) * max_scale * (1.0 + 1e-6) > FLT_MAX;
+        }
+        if (bad) flag(a.hdr, CHK_NONFINITE);
+    }
+    double st_min, st_max;
+    long long st_n;
+    if (a.do_tas) {
+        if (a.have_global) {
+            st_min = a.global.min; st_max = a.global.max; st_n = a.global.n;
+        } else {
+            double lo = INFINITY, hi = -INFINITY;
+            long long n = 0;
+            for (int64_t b = tid; b < a.B; b += BATCH_BLOCK) {
+                if (a.rec[b].count == 0) continue;
+                const double v = a.traj[b];
+                lo = v < lo ? v : lo;
+                hi = v > hi ? v : hi;
+                ++n;
+            }
+            st_min = block_all<BATCH_BLOCK>(lo, OpMin());
+            st_max = block_all<BATCH_BLOCK>(hi, OpMax());
+            st_n = block_count<BATCH_BLOCK>(n);
+        }
+        const double range = st_max - st_min;
+        const bool shape = a.use_tas && st_n >= 2 && range > 1e-6;
+        double x_mean = 0.0;
+        if (shape) {
+            double x_sum = 0.0;
+            long long n_valid = 0;
+            for (int64_t b = tid; b < a.B; b += BATCH_BLOCK)
+                if (a.rec[b].count > 0) { x_sum += clamp_d((a.traj[b] - st_min) / range, 0.0, 1.0); ++n_valid; }
+            x_sum = block_sum<BATCH_BLOCK>(x_sum);
+            n_valid = block_count<BATCH_BLOCK>(n_valid);
+            x_mean = n_valid > 0 ? x_sum / (double)n_valid : 0.0;
+        }
+        for (int64_t b = tid; b < a.B; b += BATCH_BLOCK) {
+            double alpha = 1.0;
+            if (shape && a.rec[b].count > 0) {
+                const double x = clamp_d((a.traj[b] - st_min) / range, 0.0, 1.0);
+                if (a.tas.mode == VPPO_TAS_LINEAR)
+                    alpha = a.tas.beta_min + ((double)a.tas.beta_max - (double)a.tas.beta_min) * x;
+                else
+                    alpha = a.tas.beta_min + (1.0 - (double)a.tas.beta_min) * x / (x_mean + 1e-8);
+            }
+            a.scale[b] = (float)alpha;
+        }
+        if (tid == 0) { a.res->st_min = st_min; a.res->st_max = st_max; a.res->st_n = st_n; }
+    }
+    if (tid == 0) {
+        a.res->n_total = n_total;
+        a.res->n_nonempty = n_nonempty;
+        if (a.do_divisor) {
+            double divisor;
+            if (a.loss.agg == VPPO_AGG_TOKEN_MEAN) divisor = a.loss.denom > 0.0 ? a.loss.denom : (double)n_total;
+            else divisor = a.loss.denom > 0.0 ? a.loss.denom : (double)a.B;
+            if (a.loss.agg == VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM) divisor *= a.loss.agg_norm;
+            a.res->divisor = divisor;
+        }
+    }
+}
+
+/* --- the loss terms of one token (vppo.h's vppo__token_terms, on the device) */
+struct Token { double pg, dpg, kl, dkl; int clipped, clipped_dual, selected; };
+
+__device__ double kl_term(int kind, double k, double &grad)
+{
+    switch (kind) {
+    case VPPO_KL_K1: grad = 1.0; return k;
+    case VPPO_KL_ABS: grad = k > 0.0 ? 1.0 : (k < 0.0 ? -1.0 : 0.0); return fabs(k);
+    case VPPO_KL_K2: grad = k; return 0.5 * k * k;
+    case VPPO_KL_K3: {
+        const double x = clamp_d(-k, -20.0, 20.0), raw = expm1(x) - x;
+        grad = (-k > -20.0 && -k < 20.0 && raw < 10.0) ? -expm1(x) : 0.0;
+        return clamp_d(raw, -10.0, 10.0);
+    }
+    default: grad = 0.0; return 0.0;
+    }
+}
+
+__device__ Token token_terms(const vppo_loss_config &cfg, double rho, double logp, double adv, double w, double k_ref)
+{
+    const double log_lo = log1p(-(double)cfg.clip_low), log_hi = log1p((double)cfg.clip_high);
+    const double dual = cfg.clip_dual;
+    const double r = exp(clamp_d(rho, -20.0, 20.0)), rhat = exp(clamp_d(rho, log_lo, log_hi));
+    const double L1 = -adv * r, L2 = -adv * rhat, L3 = -adv * dual, H = max_d(L1, L2);
+    const bool dual_on = adv < 0.0 && dual > 0.0;
+    Token tk;
+    tk.clipped = L1 < L2;
+    tk.clipped_dual = dual_on && H > L3;
+    tk.selected = w != 0.0;
+    if (cfg.pg_kind == VPPO_PG_CISPO) {
+        tk.pg = w * (-adv * rhat * logp);
+        tk.dpg = w * (-adv * rhat);
+    } else {
+        const bool l1_taken = !tk.clipped_dual && L1 >= L2;
+        tk.pg = w * (tk.clipped_dual ? L3 : H);
+        tk.dpg = (l1_taken && rho > -20.0 && rho < 20.0) ? w * (-adv * r) : 0.0;
+    }
+    tk.kl = kl_term(cfg.kl_kind, k_ref, tk.dkl);
+    return tk;
+}
+
+/* k_seq_b: per sequence, the shaped advantage, the top-k mask (radix select on the
+   order-preserving keys, 8 bits at a time from the top, ties to lower positions) and the
+   loss with its gradient. Each thread visits positions lo + tid + i * SEQ_BLOCK, in
+   every phase, so what a phase reads of an earlier phase's writes is its own. */
+struct SeqB {
+    Seqs s; Hdr *hdr; SeqRec *rec; const Results *res;
+    const float *scale, *adv_seq; float *adv_out;
+    int do_topk; double ratio; const float *score; uint8_t *select;
+    int do_loss; vppo_loss_config cfg;
+    const float *logp, *logp_old, *logp_ref, *adv, *weight; const uint8_t *sel_in; float *dlogp;
+};
+
+/* The key of the k-th largest valid score (1 <= k <= n) and how many positions holding
+   exactly that key are selected. */
+__device__ unsigned kth_largest(const SeqB &a, int64_t lo, int64_t hi, long long k, long long &equal_taken)
+{
+    __shared__ unsigned long long hist[256];
+    __shared__ unsigned sh_prefix;
+    __shared__ long long sh_need;
+    unsigned prefix = 0, mask = 0;
+    long long need = k;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        __syncthreads();
+        for (int i = threadIdx.x; i < 256; i += SEQ_BLOCK) hist[i] = 0;
+        __syncthreads();
+        for (int64_t t = lo + threadIdx.x; t < hi; t += SEQ_BLOCK) {
+            if (!valid(a.s, t)) continue;
+            const unsigned key = key_of(a.score[t]);
+            if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 0xffu], 1ULL);
+        }
+        __syncthreads();
+        if (threadIdx.x < 32) {
+            /* lane l sums digits 255 - 8l down to 248 - 8l; a scan over lanes finds the
+               lane where the count from the top reaches need, then the digit inside it:
+               the first digit d from the top with hist[d] >= what is still needed */
+            const int lane = threadIdx.x, top = 255 - 8 * lane;
+            long long cnt = 0;
+            for (int d = top; d > top - 8; --d) cnt += (long long)hist[d];
+            long long incl = cnt;
+            for (int m = 1; m < 32; m <<= 1) {
+                const long long y = __shfl_up_sync(0xffffffffu, incl, m);
+                if (lane >= m) incl += y;
+            }
+            const long long excl = incl - cnt;
+            if (excl < need && (incl >= need || lane == 31)) {
+                long long rem = need - excl;
+                int d = top;
+                while (d > top - 7 && (long long)hist[d] < rem) rem -= (long long)hist[d--];
+                sh_prefix = prefix | (unsigned)d << shift;
+                sh_need = rem;
+            }
+        }
+        __syncthreads();
+        prefix = sh_prefix;
+        need = sh_need;
+        mask |= 0xffu << shift;
+    }
+    equal_taken = need;
+    return prefix;
+}
+
+__global__ void __launch_bounds__(SEQ_BLOCK) k_seq_b(SeqB a)
+{
+    __shared__ long long tile_base[SEQ_BLOCK / 32];
+    if (stopped(a.hdr)) return;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    for (int64_t b = blockIdx.x; b < a.s.B; b += gridDim.x) {
+        const int64_t lo = a.s.off[b], hi = a.s.off[b + 1];
+        const long long n = a.rec[b].count;
+        if (a.adv_out) {
+            const float sc = a.scale[b], av = a.adv_seq[b];
+            for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK) a.adv_out[t] = valid(a.s, t) ? sc * av : 0.0f;
+        }
+        if (a.do_topk) {
+            const long long k = topk_count(n, a.ratio);
+            unsigned thr = 0;
+            long long left = 0;
+            if (k > 0) thr = kth_largest(a, lo, hi, k, left);
+            /* positions in tiles of SEQ_BLOCK; among keys equal to the threshold the first
+               `left` positions are taken: a ballot scan gives each its rank */
+            double sum_sel = 0.0, sum_rej = 0.0;
+            long long n_sel = 0, n_rej = 0, seen_equal = 0;
+            for (int64_t base = lo; base < hi; base += SEQ_BLOCK) {
+                const int64_t t = base + tid;
+                const bool in = t < hi && valid(a.s, t);
+                const float sc = in ? a.score[t] : 0.0f;
+                const unsigned key = in ? key_of(sc) : 0u;
+                const bool eq = in && k > 0 && key == thr;
+                const unsigned ballot = __ballot_sync(0xffffffffu, eq);
+                __syncthreads();
+                if (lane == 0) tile_base[warp] = __popc(ballot);
+                __syncthreads();
+                long long before = seen_equal, tile_total = 0;
+                for (int w = 0; w < SEQ_BLOCK / 32; ++w) {
+                    if (w < warp) before += tile_base[w];
+                    tile_total += tile_base[w];
+                }
+                before += __popc(ballot & ((1u << lane) - 1u));
+                seen_equal += tile_total;
+                if (t < hi) {
+                    const bool take = in && k > 0 && (key > thr || (eq && before < left));
+                    a.select[t] = (uint8_t)take;
+                    if (in && finite_f(sc)) {
+                        if (take) { sum_sel += sc; ++n_sel; }
+                        else { sum_rej += sc; ++n_rej; }
+                    }
+                }
+            }
+            sum_sel = block_sum<SEQ_BLOCK>(sum_sel);
+            sum_rej = block_sum<SEQ_BLOCK>(sum_rej);
+            n_sel = block_count<SEQ_BLOCK>(n_sel);
+            n_rej = block_count<SEQ_BLOCK>(n_rej);
+            if (tid == 0) {
+                SeqRec &r = a.rec[b];
+                r.k = k;
+                r.has_thr = k > 0 && finite_f(unkey(thr));
+                r.thr = r.has_thr ? (double)unkey(thr) : 0.0;
+                r.sum_sel = sum_sel; r.n_sel_fin = n_sel;
+                r.sum_rej = sum_rej; r.n_rej_fin = n_rej;
+            }
+        }
+        if (a.do_loss) {
+            const vppo_loss_config &cfg = a.cfg;
+            const bool seq_ratio = cfg.ratio_level != VPPO_RATIO_TOKEN;
+            const bool spread = cfg.ratio_level == VPPO_RATIO_SEQ && cfg.pg_kind == VPPO_PG_CLIP;
+            const bool kl_on = cfg.kl_kind != VPPO_KL_NONE;
+            const double coef = n > 0 ? (cfg.agg == VPPO_AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / (double)n : 1.0) / a.res->divisor
+                                      : 0.0;
+            const double mean_delta = a.rec[b].mean_delta;
+            double pg = 0.0, kl = 0.0, ent = 0.0, dpg = 0.0, ppo_kl = 0.0;
+            long long n_clip = 0, n_dual = 0, n_sel = 0;
+            bool overflow = false;
+            for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK) {
+                if (!valid(a.s, t)) { if (a.dlogp) a.dlogp[t] = 0.0f; continue; }
+                const double delta = (double)a.logp[t] - (double)a.logp_old[t];
+                const double w = (a.sel_in ? (double)(a.sel_in[t] != 0) : 1.0) * (a.weight ? (double)a.weight[t] : 1.0);
+                const double k_ref = kl_on ? (double)a.logp[t] - (double)a.logp_ref[t] : 0.0;
+                const Token tk = token_terms(cfg, seq_ratio ? mean_delta : delta, a.logp[t], a.adv[t], w, k_ref);
+                pg += tk.pg;
+                kl += tk.kl;
+                ent += -(double)a.logp[t];
+                dpg += tk.dpg;
+                n_clip += tk.clipped;
+                n_dual += tk.clipped_dual;
+                n_sel += tk.selected;
+                ppo_kl += -delta;
+                if (a.dlogp && !spread) {
+                    const double g = coef * (tk.dpg + (double)cfg.kl_coef * tk.dkl - (double)cfg.entropy_coef);
+                    overflow |= fabs(g) > FLT_MAX;
+                    a.dlogp[t] = (float)g;
+                }
+            }
+            pg = block_sum<SEQ_BLOCK>(pg);
+            kl = block_sum<SEQ_BLOCK>(kl);
+            ent = block_sum<SEQ_BLOCK>(ent);
+            ppo_kl = block_sum<SEQ_BLOCK>(ppo_kl);
+            n_clip = block_count<SEQ_BLOCK>(n_clip);
+            n_dual = block_count<SEQ_BLOCK>(n_dual);
+            n_sel = block_count<SEQ_BLOCK>(n_sel);
+            if (spread) {
+                /* GSPO: d rho / d logp_u = 1/n_b for every valid u of b */
+                dpg = block_sum<SEQ_BLOCK>(dpg);
+                if (a.dlogp)
+                    for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK) {
+                        if (!valid(a.s, t)) { a.dlogp[t] = 0.0f; continue; }
+                        double dkl = 0.0;
+                        if (kl_on) kl_term(cfg.kl_kind, (double)a.logp[t] - (double)a.logp_ref[t], dkl);
+                        const double g = coef * (dpg / (double)n + (double)cfg.kl_coef * dkl - (double)cfg.entropy_coef);
+                        overflow |= fabs(g) > FLT_MAX;
+                        a.dlogp[t] = (float)g;
+                    }
+            }
+            if (overflow) flag(a.hdr, CHK_OVERFLOW);
+            if (tid == 0) {
+                SeqRec &r = a.rec[b];
+                r.coef = coef; r.pg = pg; r.kl = kl; r.ent = ent; r.ppo_kl = ppo_kl;
+                r.n_clip = n_clip; r.n_clip_dual = n_dual; r.n_selected = n_sel;
+            }
+        }
+    }
+}
+
+/* k_soft: per sequence, z = (s - mean) / (std + 1e-6), then c with mean sigmoid(z - c) =
+   ratio by bisection (the CPU's bracket and stopping rule), weight = sigmoid(z - c). */
+struct SoftArgs { Seqs s; Hdr *hdr; const SeqRec *rec; const float *score; double ratio; float *weight; };
+
+__device__ __forceinline__ double sigmoid(double x)
+{
+    if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
+    return exp(x) / (1.0 + exp(x));
+}
+
+__global__ void __launch_bounds__(SEQ_BLOCK) k_soft(SoftArgs a)
+{
+    if (stopped(a.hdr)) return;
+    const int tid = threadIdx.x;
+    for (int64_t b = blockIdx.x; b < a.s.B; b += gridDim.x) {
+        const int64_t lo = a.s.off[b], hi = a.s.off[b + 1];
+        const long long n = a.rec[b].count;
+        if (n == 0 || a.ratio == 0.0 || a.ratio == 1.0) {
+            for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK)
+                a.weight[t] = (float)(valid(a.s, t) && a.ratio == 1.0);
+            continue;
+        }
+        double sum = 0.0;
+        for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK)
+            if (valid(a.s, t)) sum += a.score[t];
+        const double mean = block_sum<SEQ_BLOCK>(sum) / (double)n;
+        double var = 0.0;
+        for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK)
+            if (valid(a.s, t)) var += (a.score[t] - mean) * (a.score[t] - mean);
+        const double inv = 1.0 / (sqrt(block_sum<SEQ_BLOCK>(var) / (double)n) + 1e-6);
+        double zmin = INFINITY, zmax = -INFINITY;
+        for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK)
+            if (valid(a.s, t)) {
+                const double z = (a.score[t] - mean) * inv;
+                zmin = z < zmin ? z : zmin;
+                zmax = z > zmax ? z : zmax;
+            }
+        zmin = block_all<SEQ_BLOCK>(zmin, OpMin());
+        zmax = block_all<SEQ_BLOCK>(zmax, OpMax());
+        const double logit = log(a.ratio / (1.0 - a.ratio));
+        double lo_c = zmin - logit, hi_c = zmax - logit;
+        for (int iter = 0; iter < 200 && hi_c - lo_c > 1e-7; ++iter) {   /* uniform over the block */
+            const double mid = 0.5 * (lo_c + hi_c);
+            double f = 0.0;
+            for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK)
+                if (valid(a.s, t)) f += sigmoid((a.score[t] - mean) * inv - mid);
+            f = block_sum<SEQ_BLOCK>(f);
+            if (f / (double)n > a.ratio) lo_c = mid;
+            else hi_c = mid;
+        }
+        const double c = 0.5 * (lo_c + hi_c);
+        for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK)
+            a.weight[t] = valid(a.s, t) ? (float)sigmoid((a.score[t] - mean) * inv - c) : 0.0f;
+    }
+}
+
+/* k_final: the batch sums of the per-sequence records, in a fixed order. */
+__global__ void __launch_bounds__(SEQ_BLOCK) k_final(int64_t B, const SeqRec *rec, Results *res, int topk, int loss,
+                                                     const Hdr *hdr)
+{
+    if (stopped(hdr)) return;
+    const int tid = threadIdx.x;
+    if (topk) {
+        long long nv = 0, ns = 0, nt = 0, nsf = 0, nrf = 0;
+        double st = 0.0, ss = 0.0, sr = 0.0;
+        for (int64_t b = tid; b < B; b += SEQ_BLOCK) {
+            const SeqRec &r = rec[b];
+            nv += r.count; ns += r.k; nt += r.has_thr; nsf += r.n_sel_fin; nrf += r.n_rej_fin;
+            st += r.thr; ss += r.sum_sel; sr += r.sum_rej;
+        }
+        nv = block_count<SEQ_BLOCK>(nv); ns = block_count<SEQ_BLOCK>(ns); nt = block_count<SEQ_BLOCK>(nt);
+        nsf = block_count<SEQ_BLOCK>(nsf); nrf = block_count<SEQ_BLOCK>(nrf);
+        st = block_sum<SEQ_BLOCK>(st); ss = block_sum<SEQ_BLOCK>(ss); sr = block_sum<SEQ_BLOCK>(sr);
+        if (tid == 0) {
+            res->topk_valid = nv; res->topk_selected = ns; res->n_thr = nt;
+            res->n_sel_fin = nsf; res->n_rej_fin = nrf;
+            res->sum_thr = st; res->sum_sel = ss; res->sum_rej = sr;
+        }
+    }
+    if (loss) {
+        double pg = 0.0, kl = 0.0, ent = 0.0, ppo = 0.0;
+        long long nc = 0, nd = 0, ns = 0;
+        for (int64_t b = tid; b < B; b += SEQ_BLOCK) {
+            const SeqRec &r = rec[b];
+            if (r.count == 0) continue;
+            pg += r.coef * r.pg; kl += r.coef * r.kl; ent += r.coef * r.ent; ppo += r.ppo_kl;
+            nc += r.n_clip; nd += r.n_clip_dual; ns += r.n_selected;
+        }
+        pg = block_sum<SEQ_BLOCK>(pg); kl = block_sum<SEQ_BLOCK>(kl); ent = block_sum<SEQ_BLOCK>(ent);
+        ppo = block_sum<SEQ_BLOCK>(ppo);
+        nc = block_count<SEQ_BLOCK>(nc); nd = block_count<SEQ_BLOCK>(nd); ns = block_count<SEQ_BLOCK>(ns);
+        if (tid == 0) {
+            res->pg = pg; res->kl = kl; res->ent = ent; res->ppo_kl = ppo;
+            res->n_clip = nc; res->n_clip_dual = nd; res->n_selected = ns;
+        }
+    }
+}
+
+/* ===================================================================== 4. host side */
+
+thread_local char error_message[256];
+
+template <class K, class... A>
+cudaError_t launch(K kernel, unsigned grid, unsigned block, cudaStream_t stream, A... args)
+{
+#ifdef VPPO_CUDA_EMULATE
+    vppo_emu_launch(dim3(grid), dim3(block), stream, [=] { kernel(args...); });
+#else
+    kernel<<<grid, block, 0, stream>>>(args...);
+#endif
+    return cudaGetLastError();
+}
+
+/* One API call: its scratch block, its CUDA errors, and the copy of the header. */
+struct Call {
+    cudaStream_t stream;
+    char *scratch;
+    size_t copy_bytes;
+    bool failed;
+    struct Head { Hdr hdr; char pad[RESULTS_AT - sizeof(Hdr)]; Results res; } head;
+
+    explicit Call(void *s) : stream((cudaStream_t)s), scratch(NULL), copy_bytes(0), failed(false)
+    {
+        memset(&head, 0, sizeof head);
+    }
+
+    bool cuda(cudaError_t e, const char *what)
+    {
+        if (e != cudaSuccess && !failed) {
+            failed = true;
+            snprintf(error_message, sizeof error_message, "%s: %s (%s)", what, cudaGetErrorString(e),
+                     cudaGetErrorName(e));
+        }
+        return !failed;
+    }
+
+    Hdr *hdr() const { return (Hdr *)scratch; }
+    Results *res() const { return (Results *)(scratch + RESULTS_AT); }
+    SeqRec *recs() const { return (SeqRec *)(scratch + RECS_AT); }
+
+    /* A scratch block with room for n_recs sequence records; header set to "no error". */
+    bool begin(int64_t n_recs)
+    {
+        const size_t bytes = RECS_AT + (size_t)n_recs * sizeof(SeqRec);
+        error_message[0] = 0;
+        if (!cuda(cudaMallocAsync((void **)&scratch, bytes, stream), "cudaMallocAsync")) { scratch = NULL; return false; }
+        copy_bytes = RESULTS_AT + sizeof(Results);
+        return cuda(cudaMemsetAsync(scratch, 0, copy_bytes, stream), "cudaMemsetAsync") &&
+               cuda(cudaMemsetAsync(scratch, 0xff, sizeof(Hdr), stream), "cudaMemsetAsync");
+    }
+
+    template <class K, class... A>
+    bool run(const char *name, K kernel, unsigned grid, unsigned block, A... args)
+    {
+        return !failed && cuda(launch(kernel, grid, block, stream, args...), name);
+    }
+
+    /* Copy the header back, free the scratch, wait for the stream; the call's status. */
+    vppo_status finish()
+    {
+        if (scratch) {
+            if (!failed) cuda(cudaMemcpyAsync(&head, scratch, copy_bytes, cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync");
+            cuda(cudaFreeAsync(scratch, stream), "cudaFreeAsync");
+            scratch = NULL;
+        }
+        cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+        if (failed) {
+            (void)cudaGetLastError();   /* clear what CUDA lets us clear */
+            return VPPO_ERR_CUDA;
+        }
+        switch (head.hdr.check) {
+        case CHK_SIZE: return VPPO_ERR_SIZE;
+        case CHK_INDEX: return VPPO_ERR_INDEX;
+        case CHK_NONFINITE: case CHK_OVERFLOW: return VPPO_ERR_NONFINITE;
+        default: break;
+        }
+        if (head.hdr.row != ~0ULL) return (head.hdr.row & 1) ? VPPO_ERR_PARAM : VPPO_ERR_NONFINITE;
+        return VPPO_OK;
+    }
+};
+
+unsigned grid_for(int64_t units, int64_t per_block)
+{
+    const int64_t g = (units + per_block - 1) / per_block;
+    return g < 1 ? 1u : (g > (int64_t)MAX_GRID ? MAX_GRID : (unsigned)g);
+}
+
+/* --- host checks: the rules of vppo.h's checks on what the host can see */
+
+bool finite_h(double x) { return x - x == 0.0; }
+
+vppo_status check_seqs_host(const vppo_seqs *s)
+{
+    if (!s || !s->offsets) return VPPO_ERR_NULL;
+    if (s->n_seqs < 0 || s->n_seqs >= MAX_INDEX) return VPPO_ERR_SIZE;
+    return VPPO_OK;
+}
+
+vppo_status check_logits(const vppo_logits *x)
+{
+    if (!x || !x->data) return VPPO_ERR_NULL;
+    if ((int)x->dtype < (int)VPPO_F32 || (int)x->dtype > (int)VPPO_F16) return VPPO_ERR_PARAM;
+    if (x->n_rows < 0 || x->vocab < 1 || x->row_stride < x->vocab) return VPPO_ERR_SIZE;
+    if (x->n_rows > 0 && x->row_stride > (MAX_INDEX - x->vocab) / x->n_rows) return VPPO_ERR_SIZE;
+    if (!(x->temperature > 0.0f) || !finite_h(x->temperature)) return VPPO_ERR_PARAM;
+    return VPPO_OK;
+}
+
+vppo_status check_tas_config(const vppo_tas_config *c)
+{
+    if (!c) return VPPO_ERR_NULL;
+    if (!finite_h(c->beta_min) || !finite_h(c->beta_max) || c->beta_min < 0.0f) return VPPO_ERR_PARAM;
+    if (c->mode == VPPO_TAS_LINEAR) return c->beta_max >= c->beta_min ? VPPO_OK : VPPO_ERR_PARAM;
+    if (c->mode == VPPO_TAS_MEAN_PRESERVING) return c->beta_min <= 1.0f ? VPPO_OK : VPPO_ERR_PARAM;
+    return VPPO_ERR_PARAM;
+}
+
+vppo_status check_tas_stats(const vppo_tas_stats *st)
+{
+    if (!st) return VPPO_ERR_NULL;
+    if (st->n < 0) return VPPO_ERR_SIZE;
+    if (st->n >= 2 && !(finite_h(st->min) && finite_h(st->max) && st->min <= st->max)) return VPPO_ERR_PARAM;
+    return VPPO_OK;
+}
+
+vppo_status check_loss_config(const vppo_loss_config *c)
+{
+    if (!c) return VPPO_ERR_NULL;
+    if (!(c->clip_low >= 0.0f && c->clip_low <= 1.0f)) return VPPO_ERR_PARAM;
+    if (!(c->clip_high >= 0.0f) || !finite_h(c->clip_high)) return VPPO_ERR_PARAM;
+    if (!(c->clip_dual == 0.0f || (c->clip_dual > 1.0f && finite_h(c->clip_dual)))) return VPPO_ERR_PARAM;
+    if ((int)c->pg_kind < (int)VPPO_PG_CLIP || (int)c->pg_kind > (int)VPPO_PG_CISPO) return VPPO_ERR_PARAM;
+    if ((int)c->ratio_level < (int)VPPO_RATIO_TOKEN || (int)c->ratio_level > (int)VPPO_RATIO_SEQ_TOKEN)
+        return VPPO_ERR_PARAM;
+    if ((int)c->agg < (int)VPPO_AGG_TOKEN_MEAN || (int)c->agg > (int)VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM)
+        return VPPO_ERR_PARAM;
+    if (c->agg == VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM && !(c->agg_norm > 0.0 && finite_h(c->agg_norm)))
+        return VPPO_ERR_PARAM;
+    if ((int)c->kl_kind < (int)VPPO_KL_NONE || (int)c->kl_kind > (int)VPPO_KL_K3) return VPPO_ERR_PARAM;
+    if (!(c->kl_coef >= 0.0f) || !finite_h(c->kl_coef)) return VPPO_ERR_PARAM;
+    if (!finite_h(c->entropy_coef)) return VPPO_ERR_PARAM;
+    if (!(c->denom >= 0.0) || !finite_h(c->denom)) return VPPO_ERR_PARAM;
+    return VPPO_OK;
+}
+
+bool bad_estimator(vppo_estimator e) { return (int)e < (int)VPPO_EST_K3 || (int)e > (int)VPPO_EST_PROB_DROP; }
+
+size_t dtype_size(vppo_dtype dt) { return dt == VPPO_F32 ? 4 : 2; }
+
+Mat make_mat(const vppo_logits *x)
+{
+    Mat m;
+    m.data = (const char *)x->data;
+    m.dtype = (int)x->dtype;
+    m.es = (int)dtype_size(x->dtype);
+    m.stride = x->row_stride;
+    m.inv_t = 1.0 / (double)x->temperature;
+    m.k = (float)(LOG2E / (double)x->temperature);
+    m.t = x->temperature;
+    return m;
+}
+
+/* The vector walk needs element-aligned rows; a pair also needs both rows of each index at
+   the same address modulo 16 (then heads are equal), with the same dtype. */
+bool rows_vectorizable(const vppo_logits *x)
+{
+    return ((uintptr_t)x->data % dtype_size(x->dtype)) == 0;
+}
+
+bool pair_vectorizable(const vppo_logits *p, const vppo_logits *q)
+{
+    const size_t es = dtype_size(p->dtype);
+    return p->dtype == q->dtype && rows_vectorizable(p) && rows_vectorizable(q) &&
+           ((uintptr_t)p->data - (uintptr_t)q->data) % 16 == 0 &&
+           ((uint64_t)p->row_stride * es - (uint64_t)q->row_stride * es) % 16 == 0;
+}
+
+/* Kernel selection: dtype D (3 = scalar) and group G, one instantiation each. */
+template <template <int, int> class Pick>
+typename Pick<0, 32>::type pick_kernel(int D, bool long_rows)
+{
+    switch (D * 2 + (long_rows ? 1 : 0)) {
+    case 0: return Pick<0, 32>::get();
+    case 1: return Pick<0, ROW_BLOCK>::get();
+    case 2: return Pick<1, 32>::get();
+    case 3: return Pick<1, ROW_BLOCK>::get();
+    case 4: return Pick<2, 32>::get();
+    case 5: return Pick<2, ROW_BLOCK>::get();
+    case 6: return Pick<3, 32>::get();
+    default: return Pick<3, ROW_BLOCK>::get();
+    }
+}
+
+template <int D, int G> struct PickKL { typedef void (*type)(DepArgs); static type get() { return k_dependency<D, G, false>; } };
+template <int D, int G> struct PickJS { typedef void (*type)(DepArgs); static type get() { return k_dependency<D, G, true>; } };
+template <int D, int G> struct PickLogprobs { typedef void (*type)(LogprobsArgs); static type get() { return k_logprobs<D, G>; } };
+template <int D, int G> struct PickBackward { typedef void (*type)(BackwardArgs); static type get() { return k_backward<D, G>; } };
+
+unsigned row_grid(int64_t n, bool long_rows) { return grid_for(n, long_rows ? 1 : 8); }
+unsigned row_block(bool long_rows) { return long_rows ? (unsigned)ROW_BLOCK : 256u; }
+
+/* A SeqA with nothing to do but the offsets check and n_b. */
+SeqA seq_a_base(const vppo_seqs *s, const Call &c)
+{
+    SeqA a;
+    memset(&a, 0, sizeof a);
+    a.s.off = s->offsets;
+    a.s.B = s->n_seqs;
+    a.s.mask = s->mask;
+    a.hdr = c.hdr();
+    a.rec = c.recs();
+    return a;
+}
+
+void add_check(SeqA &a, const float *x, int kind)
+{
+    a.chk[a.n_chk] = x;
+    a.kind[a.n_chk] = kind;
+    ++a.n_chk;
+}
+
+SeqB seq_b_base(const vppo_seqs *s, const Call &c)
+{
+    SeqB b;
+    memset(&b, 0, sizeof b);
+    b.s.off = s->offsets;
+    b.s.B = s->n_seqs;
+    b.s.mask = s->mask;
+    b.hdr = c.hdr();
+    b.rec = c.recs();
+    b.res = c.res();
+    return b;
+}
+
+unsigned seq_grid(int64_t B) { return grid_for(B, 1); }
+
+void fill_topk_info(const Results &r, vppo_topk_info *info)
+{
+    info->n_valid = r.topk_valid;
+    info->n_selected = r.topk_selected;
+    info->threshold_mean = r.n_thr > 0 ? r.sum_thr / (double)r.n_thr : 0.0;
+    info->mean_selected = r.n_sel_fin > 0 ? r.sum_sel / (double)r.n_sel_fin : 0.0;
+    info->mean_rejected = r.n_rej_fin > 0 ? r.sum_rej / (double)r.n_rej_fin : 0.0;
+}
+
+void fill_loss_out(const Results &r, const vppo_loss_config *cfg, vppo_loss_out *out)
+{
+    out->pg_loss = r.pg;
+    out->kl_loss = r.kl;
+    out->entropy_loss = r.ent;
+    out->loss = r.pg + (double)cfg->kl_coef * r.kl + (double)cfg->entropy_coef * r.ent;
+    out->clipfrac = r.n_total ? (double)r.n_clip / (double)r.n_total : 0.0;
+    out->clipfrac_dual = r.n_total ? (double)r.n_clip_dual / (double)r.n_total : 0.0;
+    out->ppo_kl = r.n_total ? r.ppo_kl / (double)r.n_total : 0.0;
+    out->n_valid = r.n_total;
+    out->n_selected = r.n_selected;
+}
+
+/* The checks and kernels of the pipeline, shared by prepare and step. */
+enum DepSource { SRC_GIVEN, SRC_SAMPLED, SRC_ZERO };
+
+vppo_status check_prepare_host(const vppo_config *cfg, const vppo_seqs *s, const float *logp_old,
+    const float *logp_aug, const float *dep_in, const float *adv_seq, const vppo_tas_stats *global,
+    const vppo_prepared *p, DepSource *source)
+{
+    vppo_status st;
+    if (!cfg) return VPPO_ERR_NULL;
+    if ((st = check_seqs_host(s)) != VPPO_OK) return st;
+    if (!p || !adv_seq) return VPPO_ERR_NULL;
+    if (!p->dep || !p->traj_dep || !p->count || !p->scale || !p->adv || !p->select) return VPPO_ERR_NULL;
+    if (dep_in) *source = SRC_GIVEN;
+    else if (logp_old && logp_aug) *source = SRC_SAMPLED;
+    else if (!cfg->use_tas && !cfg->use_tgf) *source = SRC_ZERO;
+    else return VPPO_ERR_NULL;
+    if (*source == SRC_SAMPLED && bad_estimator(cfg->estimator)) return VPPO_ERR_PARAM;
+    if (cfg->use_tas && (st = check_tas_config(&cfg->tas)) != VPPO_OK) return st;
+    if (cfg->use_tgf && !(cfg->topk_ratio >= 0.0 && cfg->topk_ratio <= 1.0)) return VPPO_ERR_PARAM;
+    if (global && (st = check_tas_stats(global)) != VPPO_OK) return st;
+    return VPPO_OK;
+}
+
+/* Enqueues prepare (and, with loss != NULL, the loss of step) on c's stream. */
+void run_pipeline(Call &c, const vppo_config *cfg, const vppo_seqs *s, const float *logp_old,
+    const float *logp_aug, const float *dep_in, const float *adv_seq, const vppo_tas_stats *global,
+    vppo_prepared *p, DepSource source, const vppo_loss_config *loss, const float *logp,
+    const float *logp_ref, float *dlogp)
+{
+    const unsigned grid = seq_grid(s->n_seqs);
+    SeqA a = seq_a_base(s, c);
+    a.dep = p->dep;
+    a.traj = p->traj_dep;
+    a.count = p->count;
+    a.dep_mode = source == SRC_GIVEN ? DEP_GIVEN : (source == SRC_SAMPLED ? DEP_SAMPLED : DEP_ZERO);
+    a.est = (int)cfg->estimator;
+    a.logp = logp_old;
+    a.logp_aug = logp_aug;
+    a.dep_in = dep_in;
+    if (loss) {   /* the loss's per-token checks, and its sequence-level log-ratio */
+        add_check(a, logp, KIND_FINITE);
+        add_check(a, logp_old, KIND_FINITE);
+        if (loss->kl_kind != VPPO_KL_NONE) add_check(a, logp_ref, KIND_FINITE);
+        if (loss->ratio_level != VPPO_RATIO_TOKEN) { a.d_new = logp; a.d_old = logp_old; }
+    }
+    c.run("k_seq_a", k_seq_a, grid, SEQ_BLOCK, a);
+
+    BatchArgs ba;
+    memset(&ba, 0, sizeof ba);
+    ba.B = s->n_seqs;
+    ba.hdr = c.hdr();
+    ba.rec = c.recs();
+    ba.res = c.res();
+    ba.adv_check = 1;
+    ba.adv_seq = adv_seq;
+    ba.do_tas = 1;
+    ba.use_tas = cfg->use_tas;
+    ba.tas = cfg->tas;
+    ba.have_global = global != NULL;
+    if (global) ba.global = *global;
+    ba.traj = p->traj_dep;
+    ba.scale = p->scale;
+    if (loss) { ba.do_divisor = 1; ba.loss = *loss; }
+    c.run("k_batch", k_batch, 1, BATCH_BLOCK, ba);
+
+    SeqB b = seq_b_base(s, c);
+    b.scale = p->scale;
+    b.adv_seq = adv_seq;
+    b.adv_out = p->adv;
+    b.do_topk = 1;
+    b.ratio = cfg->use_tgf ? cfg->topk_ratio : 1.0;
+    b.score = p->dep;
+    b.select = p->select;
+    if (loss) {
+        b.do_loss = 1;
+        b.cfg = *loss;
+        b.logp = logp;
+        b.logp_old = logp_old;
+        b.logp_ref = logp_ref;
+        b.adv = p->adv;
+        b.sel_in = p->select;
+        b.dlogp = dlogp;
+    }
+    c.run("k_seq_b", k_seq_b, grid, SEQ_BLOCK, b);
+    c.run("k_final", k_final, 1, SEQ_BLOCK, s->n_seqs, (const SeqRec *)c.recs(), c.res(), 1, loss ? 1 : 0,
+          (const Hdr *)c.hdr());
+}
+
+}  // namespace
+
+/* ======================================================================= the API */
+
+extern "C" {
+
+const char *vppo_cuda_error_string(void) { return error_message; }
+
+vppo_status vppo_cuda_dependency_sampled(const vppo_seqs *s, const float *logp, const float *logp_aug,
+    vppo_estimator est, float *dep, void *stream)
+{
+    vppo_status st = check_seqs_host(s);
+    if (st != VPPO_OK) return st;
+    if (!logp || !logp_aug || !dep) return VPPO_ERR_NULL;
+    if (bad_estimator(est)) return VPPO_ERR_PARAM;
+    Call c(stream);
+    if (c.begin(s->n_seqs)) {
+        SeqA a = seq_a_base(s, c);
+        a.dep_mode = DEP_SAMPLED;
+        a.est = (int)est;
+        a.logp = logp;
+        a.logp_aug = logp_aug;
+        a.dep = dep;
+        c.run("k_seq_a", k_seq_a, seq_grid(s->n_seqs), SEQ_BLOCK, a);
+    }
+    return c.finish();
+}
+
+vppo_status vppo_cuda_dependency_logits(const vppo_logits *orig, const vppo_logits *aug, vppo_divergence div,
+    float *dep, void *stream)
+{
+    vppo_status st;
+    if ((st = check_logits(orig)) != VPPO_OK) return st;
+    if ((st = check_logits(aug)) != VPPO_OK) return st;
+    if (!dep) return VPPO_ERR_NULL;
+    if (orig->n_rows != aug->n_rows || orig->vocab != aug->vocab) return VPPO_ERR_SIZE;
+    if ((int)div < (int)VPPO_DIV_KL || (int)div > (int)VPPO_DIV_JS) return VPPO_ERR_PARAM;
+    if (orig->n_rows == 0) return VPPO_OK;
+    const vppo_logits *P = div == VPPO_DIV_KL_REVERSE ? aug : orig, *Q = div == VPPO_DIV_KL_REVERSE ? orig : aug;
+    DepArgs a;
+    a.p = make_mat(P);
+    a.q = make_mat(Q);
+    a.n = orig->n_rows;
+    a.V = orig->vocab;
+    a.js = div == VPPO_DIV_JS;
+    a.dep = dep;
+    const bool long_rows = a.V >= LONG_ROW;
+    const int D = pair_vectorizable(P, Q) ? (int)P->dtype : 3;
+    Call c(stream);
+    if (c.begin(0)) {
+        a.hdr = c.hdr();
+        c.run("k_dependency", a.js ? pick_kernel<PickJS>(D, long_rows) : pick_kernel<PickKL>(D, long_rows),
+              row_grid(a.n, long_rows), row_block(long_rows), a);
+    }
+    return c.finish();
+}
+
+vppo_status vppo_cuda_logprobs(const vppo_logits *x, const int32_t *ids, float *logp, float *lse, float *entropy,
+    void *stream)
+{
+    vppo_status st;
+    if ((st = check_logits(x)) != VPPO_OK) return st;
+    if (logp && !ids) return VPPO_ERR_NULL;
+    if (x->n_rows == 0) return VPPO_OK;   /* with no outputs the rows are still checked, as on the CPU */
+    LogprobsArgs a;
+    a.x = make_mat(x);
+    a.n = x->n_rows;
+    a.V = x->vocab;
+    a.ids = ids;
+    a.logp = logp;
+    a.lse = lse;
+    a.entropy = entropy;
+    const bool long_rows = a.V >= LONG_ROW;
+    const int D = rows_vectorizable(x) ? (int)x->dtype : 3;
+    Call c(stream);
+    if (c.begin(0)) {
+        a.hdr = c.hdr();
+        c.run("k_logprobs", pick_kernel<PickLogprobs>(D, long_rows), row_grid(a.n, long_rows), row_block(long_rows), a);
+    }
+    return c.finish();
+}
+
+vppo_status vppo_cuda_logprobs_backward(const vppo_logits *x, const int32_t *ids, const float *lse,
+    const float *entropy, const float *dlogp, const float *dentropy, const vppo_grad_out *dlogits, void *stream)
+{
+    vppo_status st;
+    if ((st = check_logits(x)) != VPPO_OK) return st;
+    if (!dlogits || !dlogits->data) return VPPO_ERR_NULL;
+    if (dlogp && !ids) return VPPO_ERR_NULL;
+    if (dlogits->dtype == VPPO_F16) return VPPO_ERR_UNSUPPORTED;
+    if (dlogits->dtype != VPPO_F32 && dlogits->dtype != VPPO_BF16) return VPPO_ERR_PARAM;
+    const int64_t V = x->vocab, n = x->n_rows;
+    if (dlogits->row_stride < V) return VPPO_ERR_SIZE;
+    if (n > 0 && dlogits->row_stride > (MAX_INDEX - V) / n) return VPPO_ERR_SIZE;
+    /* in place only as documented: same start, both F32, same stride */
+    const size_t in_bytes = n ? (size_t)((n - 1) * x->row_stride + V) * dtype_size(x->dtype) : 0;
+    const size_t out_bytes = n ? (size_t)((n - 1) * dlogits->row_stride + V) * dtype_size(dlogits->dtype) : 0;
+    const uintptr_t a0 = (uintptr_t)x->data, b0 = (uintptr_t)dlogits->data;
+    const bool overlap = in_bytes > 0 && out_bytes > 0 && a0 < b0 + out_bytes && b0 < a0 + in_bytes;
+    if (overlap && !(x->data == dlogits->data && x->dtype == VPPO_F32 && dlogits->dtype == VPPO_F32 &&
+                     x->row_stride == dlogits->row_stride))
+        return VPPO_ERR_PARAM;
+    if (n == 0) return VPPO_OK;
+    BackwardArgs a;
+    a.x = make_mat(x);
+    a.n = n;
+    a.V = V;
+    a.ids = ids;
+    a.lse = lse;
+    a.entropy = entropy;
+    a.dlogp = dlogp;
+    a.dentropy = dentropy;
+    a.out = (char *)dlogits->data;
+    a.out_dtype = (int)dlogits->dtype;
+    a.out_es = (int)dtype_size(dlogits->dtype);
+    a.out_stride = dlogits->row_stride;
+    a.need_stats = !lse || (dentropy && !entropy);
+    const bool long_rows = V >= LONG_ROW;
+    const int D = rows_vectorizable(x) ? (int)x->dtype : 3;
+    Call c(stream);
+    if (c.begin(0)) {
+        a.hdr = c.hdr();
+        RowCheckArgs rc;
+        rc.n = n;
+        rc.V = V;
+        rc.ids = dlogp ? ids : NULL;
+        rc.arr[0] = lse; rc.arr[1] = entropy; rc.arr[2] = dlogp; rc.arr[3] = dentropy;
+        rc.hdr = a.hdr;
+        c.run("k_check_rows", k_check_rows, grid_for(n, 256), 256, rc);
+        /* k_backward does nothing when the check failed: the CPU function writes nothing
+           then, which matters in place */
+        c.run("k_backward", pick_kernel<PickBackward>(D, long_rows), row_grid(n, long_rows), row_block(long_rows), a);
+    }
+    return c.finish();
+}
+
+vppo_status vppo_cuda_perturb_patch_rows(float *rows, int64_t n_rows, int64_t row_len, int64_t row_stride, float prob,
+    const float *fill, uint64_t seed, void *stream)
+{
+    if (!rows) return VPPO_ERR_NULL;
+    if (n_rows < 0 || row_len < 0 || row_stride < row_len) return VPPO_ERR_SIZE;
+    if (n_rows > 0 && row_stride > (MAX_INDEX - row_len) / n_rows) return VPPO_ERR_SIZE;
+    if (!(prob >= 0.0f && prob <= 1.0f)) return VPPO_ERR_PARAM;
+    if (n_rows == 0 && (!fill || row_len == 0)) return VPPO_OK;
+    Call c(stream);
+    if (c.begin(0)) {
+        if (fill && row_len > 0) c.run("k_check_fill", k_check_fill, grid_for(row_len, 256), 256, fill, row_len, c.hdr());
+        if (n_rows > 0)
+            c.run("k_patch_rows", k_patch_rows, grid_for(n_rows, 1), 256, rows, n_rows, row_len, row_stride,
+                  (double)prob, fill, (u64)seed, c.hdr());
+    }
+    return c.finish();
+}
+
+vppo_status vppo_cuda_topk_mask(const vppo_seqs *s, const float *score, double ratio, uint8_t *select,
+    vppo_topk_info *info, void *stream)
+{
+    vppo_status st = check_seqs_host(s);
+    if (st != VPPO_OK) return st;
+    if (!score || !select) return VPPO_ERR_NULL;
+    if (!(ratio >= 0.0 && ratio <= 1.0)) return VPPO_ERR_PARAM;
+    Call c(stream);
+    if (c.begin(s->n_seqs)) {
+        const unsigned grid = seq_grid(s->n_seqs);
+        SeqA a = seq_a_base(s, c);
+        add_check(a, score, KIND_NOT_NAN);
+        c.run("k_seq_a", k_seq_a, grid, SEQ_BLOCK, a);
+        SeqB b = seq_b_base(s, c);
+        b.do_topk = 1;
+        b.ratio = ratio;
+        b.score = score;
+        b.select = select;
+        c.run("k_seq_b", k_seq_b, grid, SEQ_BLOCK, b);
+        c.run("k_final", k_final, 1, SEQ_BLOCK, s->n_seqs, (const SeqRec *)c.recs(), c.res(), 1, 0, (const Hdr *)c.hdr());
+    }
+    st = c.finish();
+    if (st == VPPO_OK && info) fill_topk_info(c.head.res, info);
+    return st;
+}
+
+vppo_status vppo_cuda_soft_mask(const vppo_seqs *s, const float *score, double ratio, float *weight, void *stream)
+{
+    vppo_status st = check_seqs_host(s);
+    if (st != VPPO_OK) return st;
+    if (!score || !weight) return VPPO_ERR_NULL;
+    if (!(ratio >= 0.0 && ratio <= 1.0)) return VPPO_ERR_PARAM;
+    Call c(stream);
+    if (c.begin(s->n_seqs)) {
+        const unsigned grid = seq_grid(s->n_seqs);
+        SeqA a = seq_a_base(s, c);
+        add_check(a, score, KIND_FINITE);
+        c.run("k_seq_a", k_seq_a, grid, SEQ_BLOCK, a);
+        SoftArgs sa;
+        sa.s = a.s;
+        sa.hdr = c.hdr();
+        sa.rec = c.recs();
+        sa.score = score;
+        sa.ratio = ratio;
+        sa.weight = weight;
+        c.run("k_soft", k_soft, grid, SEQ_BLOCK, sa);
+    }
+    return c.finish();
+}
+
+vppo_status vppo_cuda_policy_loss(const vppo_loss_config *cfg, const vppo_seqs *s, const float *logp,
+    const float *logp_old, const float *logp_ref, const float *adv, const uint8_t *select, const float *weight,
+    float *dlogp, vppo_loss_out *out, void *stream)
+{
+    vppo_status st;
+    if ((st = check_loss_config(cfg)) != VPPO_OK) return st;
+    if ((st = check_seqs_host(s)) != VPPO_OK) return st;
+    if (!logp || !logp_old || !out || !adv) return VPPO_ERR_NULL;
+    if (cfg->kl_kind != VPPO_KL_NONE && !logp_ref) return VPPO_ERR_NULL;
+    Call c(stream);
+    if (c.begin(s->n_seqs)) {
+        const unsigned grid = seq_grid(s->n_seqs);
+        SeqA a = seq_a_base(s, c);
+        add_check(a, logp, KIND_FINITE);
+        add_check(a, logp_old, KIND_FINITE);
+        if (cfg->kl_kind != VPPO_KL_NONE) add_check(a, logp_ref, KIND_FINITE);
+        add_check(a, adv, KIND_FINITE);
+        if (weight) add_check(a, weight, KIND_FINITE);
+        if (cfg->ratio_level != VPPO_RATIO_TOKEN) { a.d_new = logp; a.d_old = logp_old; }
+        c.run("k_seq_a", k_seq_a, grid, SEQ_BLOCK, a);
+        BatchArgs ba;
+        memset(&ba, 0, sizeof ba);
+        ba.B = s->n_seqs;
+        ba.hdr = c.hdr();
+        ba.rec = c.recs();
+        ba.res = c.res();
+        ba.do_divisor = 1;
+        ba.loss = *cfg;
+        c.run("k_batch", k_batch, 1, BATCH_BLOCK, ba);
+        SeqB b = seq_b_base(s, c);
+        b.do_loss = 1;
+        b.cfg = *cfg;
+        b.logp = logp;
+        b.logp_old = logp_old;
+        b.logp_ref = logp_ref;
+        b.adv = adv;
+        b.sel_in = select;
+        b.weight = weight;
+        b.dlogp = dlogp;
+        c.run("k_seq_b", k_seq_b, grid, SEQ_BLOCK, b);
+        c.run("k_final", k_final, 1, SEQ_BLOCK, s->n_seqs, (const SeqRec *)c.recs(), c.res(), 0, 1, (const Hdr *)c.hdr());
+    }
+    st = c.finish();
+    if (st == VPPO_OK || st == VPPO_ERR_NONFINITE) {
+        /* an overflowing gradient is reported after everything was computed, as on the CPU */
+        if (st == VPPO_OK || c.head.hdr.check == CHK_OVERFLOW) fill_loss_out(c.head.res, cfg, out);
+    }
+    return st;
+}
+
+vppo_status vppo_cuda_prepare(const vppo_config *cfg, const vppo_seqs *s, const float *logp_old,
+    const float *logp_aug, const float *dep_in, const float *adv_seq, const vppo_tas_stats *global,
+    vppo_prepared *p, void *stream)
+{
+    DepSource source;
+    vppo_status st = check_prepare_host(cfg, s, logp_old, logp_aug, dep_in, adv_seq, global, p, &source);
+    if (st != VPPO_OK) return st;
+    Call c(stream);
+    if (c.begin(s->n_seqs))
+        run_pipeline(c, cfg, s, logp_old, logp_aug, dep_in, adv_seq, global, p, source, NULL, NULL, NULL, NULL);
+    st = c.finish();
+    if (st == VPPO_OK) {
+        p->stats.min = c.head.res.st_min;
+        p->stats.max = c.head.res.st_max;
+        p->stats.n = c.head.res.st_n;
+        fill_topk_info(c.head.res, &p->topk);
+    }
+    return st;
+}
+
+vppo_status vppo_cuda_step(const vppo_config *cfg, const vppo_seqs *s, const float *logp, const float *logp_old,
+    const float *logp_aug, const float *logp_ref, const float *adv_seq, vppo_prepared *p, float *dlogp,
+    vppo_loss_out *out, void *stream)
+{
+    DepSource source;
+    vppo_status st;
+    if (!cfg) return VPPO_ERR_NULL;
+    if ((st = check_prepare_host(cfg, s, logp_old, logp_aug, NULL, adv_seq, NULL, p, &source)) != VPPO_OK) return st;
+    if ((st = check_loss_config(&cfg->loss)) != VPPO_OK) return st;
+    if (!logp || !logp_old || !out) return VPPO_ERR_NULL;
+    if (cfg->loss.kl_kind != VPPO_KL_NONE && !logp_ref) return VPPO_ERR_NULL;
+    Call c(stream);
+    if (c.begin(s->n_seqs))
+        run_pipeline(c, cfg, s, logp_old, logp_aug, NULL, adv_seq, NULL, p, source, &cfg->loss, logp, logp_ref, dlogp);
+    st = c.finish();
+    if (st == VPPO_OK || (st == VPPO_ERR_NONFINITE && c.head.hdr.check == CHK_OVERFLOW)) {
+        p->stats.min = c.head.res.st_min;
+        p->stats.max = c.head.res.st_max;
+        p->stats.n = c.head.res.st_n;
+        fill_topk_info(c.head.res, &p->topk);
+        fill_loss_out(c.head.res, &cfg->loss, out);
+    }
+    return st;
+}
+
+}  // extern "C"
