@@ -176,6 +176,10 @@ include examples/examples.mk
 # CUDA: make cuda, make test-cuda (needs a GPU), make test-cuda-emu (tests/cuda.mk).
 include tests/cuda.mk
 
+# CUDA benchmarks: make bench-cuda, bench-cuda-quick, bench-cuda-torch (need a GPU),
+# bench-cuda-emu (CPU emulator) (bench/cuda.mk).
+include bench/cuda.mk
+
 # Reliability: fuzzers, valgrind, 32-bit, large indices (tests/reliability.mk).
 include tests/reliability.mk
 
