@@ -1,8 +1,12 @@
 # vppo.h - build, test, demo, install.
 #
-#   make demo      the main demonstration (examples/quickstart.c)
+#   make demo      the main demonstration: VPPO vs GRPO/DAPO on a toy vision-language task
+#                  (examples/toy_vppo.c; writes docs/img/toy_*.svg); make demo-quickstart: one step
 #   make test      the whole suite: gcc and clang (when present) with -Werror, as C++,
-#                  and the compile tests of the header in every mode
+#                  the compile tests of the header in every mode, the CUDA suite on the CPU
+#                  emulator, and the examples at tiny sizes
+#   make examples  the integration examples (examples/examples.mk); python-check, mpi-demo
+#   make cuda      libvppo_cuda with nvcc (tests/cuda.mk); bash bench/run_gpu.sh on a GPU
 #   make bench     benchmarks (bench/bench.mk; bench-peers: against PyTorch CPU)
 #   make install   PREFIX=/usr/local: the header and a pkg-config file
 #
@@ -29,7 +33,7 @@ TEST_SRC := tests/test_main.c tests/test_util.c tests/test_basics.c tests/test_p
 TEST_DEP := $(TEST_SRC) tests/test.h tests/tests.def vppo.h
 
 .PHONY: all test test-gcc test-clang test-cxx test-compile test-sanitize test-omp test-nosimd test-openblas test-aarch64 \
-        demo install uninstall clean
+        demo demo-quickstart test-toy install uninstall clean
 
 all: $(BUILD)/quickstart $(BUILD)/test_gcc
 
@@ -147,7 +151,8 @@ ifneq ($(CLANGXX),)
 endif
 	@echo "compile tests: ok"
 
-test: test-compile test-gcc test-clang test-cxx test-omp test-nosimd test-openblas
+test: test-compile test-gcc test-clang test-cxx test-omp test-nosimd test-openblas test-cuda-emu \
+      test-toy examples-check
 	@echo "== make test: every build passed"
 
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer, any error fatal.
@@ -164,8 +169,25 @@ test-sanitize: $(BUILD)/test_san
 $(BUILD)/quickstart: examples/quickstart.c vppo.h | $(BUILD)
 	$(CC) $(CSTD) $(WARN) $(OPT) -o $@ examples/quickstart.c $(LDLIBS)
 
-demo: $(BUILD)/quickstart
+# The main demonstration: VPPO vs GRPO/DAPO at toy scale (examples/toy_vppo.c), 5 seeds x
+# 200 steps, writes docs/img/toy_curves.svg and docs/img/toy_heatmap.svg.
+TOY_OMP := $(if $(HAVE_OPENMP),-fopenmp)
+$(BUILD)/toy_vppo: examples/toy_vppo.c vppo.h | $(BUILD)
+	gcc $(CSTD) $(WARN) $(OPT) $(TOY_OMP) -o $@ examples/toy_vppo.c $(LDLIBS)
+
+demo: $(BUILD)/toy_vppo
+	./$(BUILD)/toy_vppo
+
+# One VPPO step on a synthetic batch, explained (examples/quickstart.c).
+demo-quickstart: $(BUILD)/quickstart
 	./$(BUILD)/quickstart
+
+# The toy at tiny size (1 seed, 4 steps, a bitwise rerun check) and as C++: part of make test.
+test-toy: $(BUILD)/toy_vppo $(BUILD)/quickstart
+	@echo "== examples/toy_vppo.c --quick"
+	./$(BUILD)/toy_vppo --quick > $(BUILD)/toy_quick.log || { cat $(BUILD)/toy_quick.log; exit 1; }
+	g++ -x c++ $(CXXSTD) $(WARN) $(OPT) -fsyntax-only examples/toy_vppo.c
+	./$(BUILD)/quickstart > /dev/null
 
 # Benchmarks: make bench, make bench-quick, make bench-peers (see bench/bench.mk).
 include bench/bench.mk
