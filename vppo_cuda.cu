@@ -518,13 +518,14 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_
         bool bad;
         const Acc st = row_stats<D, G>(a.x, r, a.V, lane, bad, part, bpart);
         if (lane != 0) continue;
+        const int32_t id = a.logp ? a.ids[r] : 0;
+        const bool bad_id = id < 0 || id >= a.V;   /* reported before any row error, as on the CPU */
+        if (bad_id) flag(a.hdr, CHK_INDEX);
         if (bad || !(st.s > 0.0)) { flag_row(a.hdr, r, !bad); continue; }
         const double logsum = log(st.s);
         if (a.lse) a.lse[r] = (float)((double)st.m * a.x.inv_t + logsum);
         if (a.entropy) a.entropy[r] = (float)max_d(0.0, logsum - LN2 * st.c / st.s);
-        if (a.logp) {
-            const int32_t id = a.ids[r];
-            if (id < 0 || id >= a.V) { flag(a.hdr, CHK_INDEX); continue; }
+        if (a.logp && !bad_id) {
             const double z = (double)load1<D>(row_ptr(a.x, r), a.x.dtype, id);
             /* formed around the max, so that huge logits keep logp's precision */
             a.logp[r] = (float)(((z - (double)st.m) * a.x.inv_t) - logsum);
@@ -1257,7 +1258,6 @@ struct Call {
     bool begin(int64_t n_recs)
     {
         const size_t bytes = RECS_AT + (size_t)n_recs * sizeof(SeqRec);
-        error_message[0] = 0;
         if (!cuda(cudaMallocAsync((void **)&scratch, bytes, stream), "cudaMallocAsync")) { scratch = NULL; return false; }
         copy_bytes = RESULTS_AT + sizeof(Results);
         return cuda(cudaMemsetAsync(scratch, 0, copy_bytes, stream), "cudaMemsetAsync") &&

@@ -35,8 +35,8 @@
    MEMORY
      The fixed signatures leave no room for a workspace, so each call takes a small
      scratch block from the device's stream-ordered memory pool (cudaMallocAsync) and
-     returns it before it returns: 64 bytes plus, for the per-sequence functions, about
-     80 bytes per sequence. Nothing else is allocated and nothing is kept between calls;
+     returns it before it returns: 256 bytes plus, for the per-sequence functions, 144
+     bytes per sequence. Nothing else is allocated and nothing is kept between calls;
      there is no global state apart from the per-thread error string.
 
    DETERMINISM

@@ -50,7 +50,7 @@ test-cuda:
 endif
 
 # The emulator build: every kernel runs on CPU fibers (tests/cuda_emu/cuda_runtime.h).
-EMU_FLAGS := -std=c++14 -O1 -g -Wall -Wextra -Werror -fno-strict-aliasing -ffp-contract=off \
+EMU_FLAGS := -std=c++14 -O1 -g -Wall -Wextra -Werror -Wno-unknown-pragmas -fno-strict-aliasing -ffp-contract=off \
              -DVPPO_CUDA_EMULATE -Itests/cuda_emu
 $(BUILD)/test_cuda_emu: $(CUDA_TEST_DEP) vppo_cuda.cu tests/cuda_emu/cuda_runtime.h | $(BUILD)
 	g++ $(EMU_FLAGS) -o $@ -x c++ $(CUDA_TEST_SRC) -x c++ vppo_cuda.cu -lm

@@ -27,6 +27,7 @@ void test_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+void test_set_current(const char *name);   /* the runners name the running test for test_fail */
 
 #define CHECK(cond) do { ++test_checks; if (!(cond)) \
     test_fail(__FILE__, __LINE__, "expected %s", #cond); } while (0)

@@ -7,7 +7,6 @@
    VPPO_TEST_ISA=name runs the suite on that ISA (an error if it cannot run here). */
 #define VPPO_IMPLEMENTATION
 #include "test.h"
-#include <stdarg.h>
 
 #define T(name) void name(void);
 #include "tests.def"
@@ -60,22 +59,8 @@ void vexp_error_bound_every_isa(void)
     CHECK(tested >= 0);
 }
 
-long test_checks = 0;
-int test_failed_now = 0;
-static const char *test_current = "";
-
-void test_fail(const char *file, int line, const char *fmt, ...)
-{
-    va_list ap;
-    if (test_failed_now < 10) {   /* the first few failures of a test are enough */
-        fprintf(stderr, "FAIL %s (%s:%d): ", test_current, file, line);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-    }
-    ++test_failed_now;
-}
+/* test_checks, test_failed_now and test_fail live in test_util.c (shared with the CUDA
+   runner, tests/test_cuda.c); test_set_current names the running test in failures. */
 
 int main(int argc, char **argv)
 {
@@ -101,7 +86,7 @@ int main(int argc, char **argv)
     for (i = 0; i < n_tests; ++i) {
         long before = test_checks;
         if (filter && !strstr(tests[i].name, filter)) continue;
-        test_current = tests[i].name;
+        test_set_current(tests[i].name);
         test_failed_now = 0;
         tests[i].fn();
         if (test_checks == before) {   /* a test that checks nothing cannot fail: a defect */

@@ -2,6 +2,30 @@
    The references are written from SPEC.md for clarity, not speed: plain two-pass
    softmax, direct sums, no online tricks shared with the library. */
 #include "test.h"
+#include <stdarg.h>
+
+/* ------------------------------------------------------------- checking
+   Shared by the runners (test_main.c, test_cuda.c): they call test_set_current before
+   each test and read test_checks / test_failed_now around it. */
+
+long test_checks = 0;
+int test_failed_now = 0;
+static const char *test_current = "";
+
+void test_set_current(const char *name) { test_current = name; }
+
+void test_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    if (test_failed_now < 10) {   /* the first few failures of a test are enough */
+        fprintf(stderr, "FAIL %s (%s:%d): ", test_current, file, line);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+    }
+    ++test_failed_now;
+}
 
 int test_near(double ref, double got, double abs_tol, double rel_tol)
 {

@@ -1,0 +1,2263 @@
+/* tests/test_cuda.c - the test suite of the CUDA translation unit (vppo_cuda.h, SPEC §11).
+
+   Every vppo_cuda_* function runs on device copies of the inputs that the CPU function of
+   vppo.h runs on (the CPU library is compiled into this file: it is the reference), and
+   the results are compared: against the float64 references of test_util.c within SPEC §12,
+   and against the CPU result within twice that bound (both may err by it, in opposite
+   directions); statuses, counts and top-k masks exactly, perturbations bit for bit.
+   Device outputs start as a sentinel, so a write outside [offsets[0], offsets[B]) or past
+   the rows shows.
+
+   This file is C++ (it includes <cuda_runtime.h>), built two ways:
+     emulated   g++ -DVPPO_CUDA_EMULATE -Itests/cuda_emu -x c++ tests/test_cuda.c
+                tests/test_util.c -x c++ vppo_cuda.cu (make test-cuda-emu). After every test no
+                device allocation may be left and every canary must be intact; the failure
+                injection tests exist only here, and sizes are smaller (the emulator runs
+                each GPU thread as a fiber).
+     real GPU   make test-cuda: against /usr/local/cuda, libvppo_cuda.a and -lcudart. With
+                no device it prints "no CUDA device: the CUDA suite did not run" and exits
+                with status 2, never a pass.
+
+   usage: test_cuda [substring]   runs the tests whose name contains substring */
+#define VPPO_IMPLEMENTATION
+#include "test.h"
+#include "../vppo_cuda.h"
+#include <cuda_runtime.h>
+#include <time.h>
+
+#ifdef VPPO_CUDA_EMULATE
+#define EMULATED 1
+#else
+#define EMULATED 0
+#endif
+/* A size for the emulator, and one for a real GPU. */
+#define SIZE_EMU_REAL(emu, real) (EMULATED ? (emu) : (real))
+
+/* The runners share test_fail & co. (test_util.c); this names the running test. */
+
+/* The GPU value is within tol of the float64 reference, and within twice tol of the CPU
+   value on the same inputs. */
+#define CHECK_GPU(ref, cpu, gpu, ...) CHECK_GPU_(ref, cpu, gpu, __VA_ARGS__)
+#define CHECK_GPU_(ref, cpu, gpu, abs_tol, rel_tol) do { \
+    CHECK_NEAR_(ref, gpu, abs_tol, rel_tol); CHECK_NEAR_(cpu, gpu, 2.0 * (abs_tol), 2.0 * (rel_tol)); } while (0)
+/* The CPU function and the CUDA function both return the expected status. */
+#define CHECK_BOTH(expected, cpu_call, gpu_call) do { \
+    CHECK_STATUS(expected, cpu_call); CHECK_STATUS(expected, gpu_call); } while (0)
+/* Twice a tolerance pair, for GPU against CPU where neither is the reference. */
+#define TWICE(...) TWICE_(__VA_ARGS__)
+#define TWICE_(a, r) 2.0 * (a), 2.0 * (r)
+
+/* ---------------------------------------------------------------- device memory */
+
+/* Test infrastructure (not the code under test): a failing CUDA call ends the run. */
+static void cuda_must(cudaError_t e, const char *what, int line)
+{
+    if (e == cudaSuccess) return;
+    fprintf(stderr, "test_cuda.c:%d: %s: %s\n", line, what, cudaGetErrorString(e));
+    exit(1);
+}
+#define CUDA_MUST(call) cuda_must((call), #call, __LINE__)
+
+static void *dev_alloc(size_t bytes, int fill)   /* every byte = fill */
+{
+    void *d = NULL;
+    CUDA_MUST(cudaMalloc(&d, bytes ? bytes : 1));
+    CUDA_MUST(cudaMemset(d, fill, bytes ? bytes : 1));
+    return d;
+}
+
+static void dev_upload_to(void *dev, const void *host, size_t bytes)
+{
+    if (bytes) CUDA_MUST(cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice));
+}
+
+static void dev_download(void *host, const void *dev, size_t bytes)
+{
+    if (bytes) CUDA_MUST(cudaMemcpy(host, dev, bytes, cudaMemcpyDeviceToHost));
+}
+
+/* A host buffer h (what the CPU function reads and writes), its device twin d (what the
+   CUDA function does) and g, the device contents brought back by mirror_pull. All three
+   start with every byte = fill. A null mirror (NULL pointers) is an absent argument. */
+typedef struct mirror { void *h, *g, *d; size_t bytes; int fill; } mirror;
+
+static mirror mirror_new(size_t bytes, int fill)
+{
+    mirror m;
+    m.bytes = bytes;
+    m.fill = fill;
+    m.h = malloc(bytes ? bytes : 1);
+    m.g = malloc(bytes ? bytes : 1);
+    memset(m.h, fill, bytes);
+    memset(m.g, fill, bytes);
+    m.d = dev_alloc(bytes, fill);
+    return m;
+}
+
+static mirror mirror_null(void) { mirror m; m.h = m.g = m.d = NULL; m.bytes = 0; m.fill = 0; return m; }
+static void mirror_push(const mirror *m) { dev_upload_to(m->d, m->h, m->bytes); }
+static void mirror_pull(const mirror *m) { dev_download(m->g, m->d, m->bytes); }
+static void mirror_free(mirror *m)
+{
+    free(m->h);
+    free(m->g);
+    if (m->d) CUDA_MUST(cudaFree(m->d));
+    *m = mirror_null();
+}
+
+#define H_(type, m) ((type *)(m).h)
+#define G_(type, m) ((type *)(m).g)
+#define D_(type, m) ((type *)(m).d)
+#define HF(m) H_(float, m)
+#define GF(m) G_(float, m)
+#define DF(m) D_(float, m)
+
+/* Set element i (of type T) on both sides; returns the old value. */
+#define POKE_(T, name) static T name(mirror *m, int64_t i, T v) { \
+    T old = H_(T, *m)[i]; H_(T, *m)[i] = v; dev_upload_to(D_(T, *m) + i, &v, sizeof v); return old; }
+POKE_(float, poke_f)
+POKE_(int64_t, poke_i64)
+POKE_(int32_t, poke_i32)
+
+/* Bytes of g outside elements [from, to) (of es bytes each) that are not `fill`. */
+static int64_t touched_outside(const mirror *m, size_t es, int64_t from, int64_t to, int fill)
+{
+    size_t i;
+    int64_t bad = 0;
+    for (i = 0; i < m->bytes; ++i) {
+        const int64_t e = (int64_t)(i / es);
+        if (e >= from && e < to) continue;
+        bad += ((const unsigned char *)m->g)[i] != (unsigned char)fill;
+    }
+    return bad;
+}
+
+/* Elements where the host (CPU) and brought-back (GPU) copies differ in any bit. */
+static int64_t differ(const mirror *m, size_t es, int64_t from, int64_t to)
+{
+    int64_t i, n = 0;
+    for (i = from; i < to; ++i)
+        n += memcmp((const char *)m->h + i * es, (const char *)m->g + i * es, es) != 0;
+    return n;
+}
+
+/* ---------------------------------------------------------------- sequences */
+
+/* The same sequences twice: h on host arrays, d on device arrays. Per-token arrays have
+   n = offsets[B] + tail entries; the tail (and everything before offsets[0]) must stay
+   untouched. */
+typedef struct mseqs {
+    vppo_seqs h, d;
+    mirror off, mask;
+    int64_t begin, end, n;
+} mseqs;
+
+static mseqs mseqs_make(int64_t B, const int64_t *offsets, const uint8_t *mask, int64_t tail)
+{
+    mseqs S;
+    S.begin = offsets[0];
+    S.end = offsets[B];
+    S.n = S.end + tail;
+    S.off = mirror_new((size_t)(B + 1) * sizeof(int64_t), 0);
+    memcpy(S.off.h, offsets, S.off.bytes);
+    mirror_push(&S.off);
+    S.mask = mirror_null();
+    if (mask) {
+        S.mask = mirror_new((size_t)S.n, 1);
+        memcpy(S.mask.h, mask, (size_t)S.end);
+        mirror_push(&S.mask);
+    }
+    S.h.n_seqs = S.d.n_seqs = B;
+    S.h.offsets = H_(int64_t, S.off);
+    S.d.offsets = D_(int64_t, S.off);
+    S.h.mask = H_(uint8_t, S.mask);
+    S.d.mask = D_(uint8_t, S.mask);
+    return S;
+}
+
+static void mseqs_free(mseqs *S) { mirror_free(&S->off); mirror_free(&S->mask); }
+
+static int valid_at(const mseqs *S, int64_t t)
+{
+    return t >= S->begin && t < S->end && (!S->h.mask || S->h.mask[t] != 0);
+}
+
+static int64_t n_valid_of(const mseqs *S, int64_t b)
+{
+    int64_t t, n = 0;
+    for (t = S->h.offsets[b]; t < S->h.offsets[b + 1]; ++t) n += valid_at(S, t);
+    return n;
+}
+
+/* B sequences from flat position `begin`: sequence b is empty when b % 5 == 0, one token
+   long when b % 5 == 1, else 2..max_len tokens. holes: a mask with about 15% of the
+   positions out, and random nonzero bytes (nonzero = 1) at the others; else no mask. */
+static mseqs layout_random(rng *r, int64_t B, int64_t begin, int64_t max_len, int holes, int64_t tail)
+{
+    int64_t *off = (int64_t *)malloc((size_t)(B + 1) * sizeof(int64_t)), b, t;
+    uint8_t *mask;
+    mseqs S;
+    off[0] = begin;
+    for (b = 0; b < B; ++b)
+        off[b + 1] = off[b] + (b % 5 == 0 ? 0 : b % 5 == 1 ? 1 : rng_int(r, 2, max_len));
+    mask = (uint8_t *)malloc((size_t)off[B] + 1);
+    for (t = 0; t < off[B]; ++t) mask[t] = rng_uniform(r) < 0.15 ? 0 : (uint8_t)rng_int(r, 1, 255);
+    S = mseqs_make(B, off, holes ? mask : NULL, tail);
+    free(off);
+    free(mask);
+    return S;
+}
+
+/* One sequence per entry of lens, from flat position begin, with mask holes or none. */
+static mseqs layout_lengths(rng *r, const int64_t *lens, int n_lens, int64_t begin, int holes, int64_t tail)
+{
+    int64_t *off = (int64_t *)malloc((size_t)(n_lens + 1) * sizeof(int64_t)), t;
+    uint8_t *mask;
+    int b;
+    mseqs S;
+    off[0] = begin;
+    for (b = 0; b < n_lens; ++b) off[b + 1] = off[b] + lens[b];
+    mask = (uint8_t *)malloc((size_t)off[n_lens] + 1);
+    for (t = 0; t < off[n_lens]; ++t) mask[t] = (uint8_t)(rng_uniform(r) < 0.15 ? 0 : 1);
+    S = mseqs_make(n_lens, off, holes ? mask : NULL, tail);
+    free(off);
+    free(mask);
+    return S;
+}
+
+static mseqs layout_from_batch(test_batch *tb, int64_t tail)
+{
+    mseqs S = mseqs_make(tb->n_seqs, tb->offsets, tb->mask, tail);
+    batch_free(tb);
+    return S;
+}
+
+/* ---------------------------------------------------------------- per-token data */
+
+/* The per-token inputs of one batch; every invalid position (and the tail) holds NaN
+   (0xff bytes; 255 for select), garbage that must be ignored. */
+typedef struct token_data {
+    mirror logp, logp_old, logp_aug, logp_ref, adv, weight, select, score, adv_seq;
+} token_data;
+
+static token_data token_data_make(rng *r, const mseqs *S)
+{
+    const size_t fbytes = (size_t)S->n * sizeof(float);
+    const int64_t B = S->h.n_seqs;
+    token_data D;
+    int64_t b, t;
+    D.logp = mirror_new(fbytes, 0xff);
+    D.logp_old = mirror_new(fbytes, 0xff);
+    D.logp_aug = mirror_new(fbytes, 0xff);
+    D.logp_ref = mirror_new(fbytes, 0xff);
+    D.adv = mirror_new(fbytes, 0xff);
+    D.weight = mirror_new(fbytes, 0xff);
+    D.select = mirror_new((size_t)S->n, 0xff);
+    D.score = mirror_new(fbytes, 0xff);
+    D.adv_seq = mirror_new((size_t)(B + 1) * sizeof(float), 0xff);
+    for (b = 0; b < B; ++b) {
+        const double A = rng_normal(r);
+        /* NaN for a sequence without valid positions: prepare must ignore it */
+        HF(D.adv_seq)[b] = n_valid_of(S, b) > 0 ? (float)A : NAN;
+        for (t = S->h.offsets[b]; t < S->h.offsets[b + 1]; ++t) {
+            float lp;
+            if (!valid_at(S, t)) continue;
+            lp = (float)-rng_range(r, 0.05, 3.0);
+            HF(D.logp)[t] = lp;
+            /* mostly near the rollout policy; some far enough to clip and dual-clip */
+            HF(D.logp_old)[t] = lp + (float)(rng_uniform(r) < 0.1 ? rng_range(r, -1.5, 1.5) : 0.15 * rng_normal(r));
+            HF(D.logp_aug)[t] = rng_uniform(r) < 0.02 ? -INFINITY
+                : HF(D.logp_old)[t] + (float)(rng_uniform(r) < 0.1 ? rng_range(r, -25, 25) : 0.7 * rng_normal(r));
+            HF(D.logp_ref)[t] = lp + (float)(rng_uniform(r) < 0.05 ? rng_range(r, -25, 25) : 0.3 * rng_normal(r));
+            HF(D.adv)[t] = rng_uniform(r) < 0.2 ? (float)rng_normal(r) : (float)A;
+            HF(D.weight)[t] = rng_uniform(r) < 0.1 ? 0.0f : (float)rng_uniform(r);
+            H_(uint8_t, D.select)[t] = (uint8_t)(rng_uniform(r) < 0.3 ? 0 : (rng_uniform(r) < 0.5 ? 1 : 3));
+            HF(D.score)[t] = (float)(2.0 * rng_normal(r));
+        }
+    }
+    mirror_push(&D.logp); mirror_push(&D.logp_old); mirror_push(&D.logp_aug); mirror_push(&D.logp_ref);
+    mirror_push(&D.adv); mirror_push(&D.weight); mirror_push(&D.select); mirror_push(&D.score);
+    mirror_push(&D.adv_seq);
+    return D;
+}
+
+static void token_data_free(token_data *D)
+{
+    mirror_free(&D->logp); mirror_free(&D->logp_old); mirror_free(&D->logp_aug); mirror_free(&D->logp_ref);
+    mirror_free(&D->adv); mirror_free(&D->weight); mirror_free(&D->select); mirror_free(&D->score);
+    mirror_free(&D->adv_seq);
+}
+
+/* ---------------------------------------------------------------- logits matrices */
+
+static size_t dtype_size(vppo_dtype dt) { return dt == VPPO_F32 ? 4 : 2; }
+
+/* n rows of V entries, rows `stride` elements apart, starting `lead` elements into the
+   allocation (lead 1 or 3: rows misaligned for wide loads). Every byte starts as 0xff,
+   NaN in each dtype: padding that must never be read. */
+typedef struct mlogits { vppo_logits h, d; mirror m; int64_t lead; } mlogits;
+
+static mlogits mlogits_new(vppo_dtype dt, int64_t n, int64_t V, int64_t stride, int64_t lead, float T)
+{
+    mlogits L;
+    const size_t es = dtype_size(dt);
+    L.m = mirror_new((size_t)(lead + n * stride + 2) * es, 0xff);
+    L.lead = lead;
+    L.h.dtype = dt; L.h.n_rows = n; L.h.vocab = V; L.h.row_stride = stride; L.h.temperature = T;
+    L.d = L.h;
+    L.h.data = (char *)L.m.h + (size_t)lead * es;
+    L.d.data = (char *)L.m.d + (size_t)lead * es;
+    return L;
+}
+
+/* f16 bits of q, a multiple of 1/64 below 32 in magnitude (11 significant bits: exact). */
+static uint16_t f16_bits(double q)
+{
+    const uint16_t sign = q < 0 ? 0x8000 : 0;
+    double m;
+    int e;
+    if (q == 0) return sign;
+    if (isinf(q)) return (uint16_t)(sign | 0x7c00);
+    m = frexp(fabs(q), &e);   /* |q| = m 2^e, m in [0.5, 1) */
+    return (uint16_t)(sign | ((e - 1 + 15) << 10) | (int)((2 * m - 1) * 1024));
+}
+
+/* Store (about) v at (r, j) of the host copy; returns the value stored, decoded by
+   test_util's converters (the references use it, so they see exactly the stored bits). */
+static double mlogits_set(mlogits *L, int64_t r, int64_t j, double v)
+{
+    const int64_t at = r * L->h.row_stride + j;
+    if (L->h.dtype == VPPO_F32) { ((float *)L->h.data)[at] = (float)v; return (float)v; }
+    if (L->h.dtype == VPPO_BF16) {
+        const uint16_t h = test_f32_to_bf16_trunc((float)v);
+        ((uint16_t *)L->h.data)[at] = h;
+        return test_bf16_value(h);
+    } else {
+        double q = v == -INFINITY ? v : floor(v * 64 + 0.5) / 64;
+        uint16_t h;
+        if (q > 31.984375) q = 31.984375;
+        if (q < -31.984375) q = -31.984375;
+        h = f16_bits(q);
+        ((uint16_t *)L->h.data)[at] = h;
+        return test_f16_value(h);
+    }
+}
+
+/* u = z / T of row r (host copy), decoded by test_util's converters. */
+static void mlogits_u(const mlogits *L, int64_t r, double *u)
+{
+    int64_t j;
+    for (j = 0; j < L->h.vocab; ++j) {
+        const int64_t at = r * L->h.row_stride + j;
+        const double z = L->h.dtype == VPPO_F32 ? (double)((const float *)L->h.data)[at]
+                       : L->h.dtype == VPPO_BF16 ? test_bf16_value(((const uint16_t *)L->h.data)[at])
+                       : test_f16_value(((const uint16_t *)L->h.data)[at]);
+        u[j] = z / (double)L->h.temperature;
+    }
+}
+
+/* Random N(0, 3) logits. Rows r % 3 == 1 and 2 have about 10% -inf entries (never entry
+   0, so no row is all -inf); on row 1 entry V-1 (where ids_make puts row 1's token) is
+   -inf: a sampled token of probability 0. With a second matrix Q (same shape):
+   Q = P + N(0, 0.5) with -inf at the same entries, and on rows r % 3 == 2 (V >= 3) one
+   more -inf in Q only, at entry V-1 where P is finite: KL(P || Q) = +inf there. */
+static void mlogits_fill(mlogits *P, mlogits *Q, rng *r)
+{
+    const int64_t n = P->h.n_rows, V = P->h.vocab;
+    int64_t i, j;
+    for (i = 0; i < n; ++i)
+        for (j = 0; j < V; ++j) {
+            const int neg_inf = i % 3 != 0 && j != 0 && (rng_uniform(r) < 0.1 || (i == 1 && j == V - 1));
+            const double z = neg_inf ? -INFINITY : 3.0 * rng_normal(r);
+            mlogits_set(P, i, j, i % 3 == 2 && V >= 3 && j == V - 1 ? 3.0 * rng_normal(r) : z);
+            if (Q) mlogits_set(Q, i, j, i % 3 == 2 && V >= 3 && j == V - 1 ? -INFINITY : z + 0.5 * rng_normal(r));
+        }
+    mirror_push(&P->m);
+    if (Q) mirror_push(&Q->m);
+}
+
+/* The vocabulary sizes of SPEC §2 tests: around warp and block widths, and a big one. */
+static const int64_t test_vocabs[] = { 1, 2, 7, 31, 32, 33, 100, 2047, 2048, 2049, 5000
+#ifndef VPPO_CUDA_EMULATE
+    , 151936   /* Qwen's vocabulary: only on a real GPU */
+#endif
+};
+#define N_VOCABS ((int)(sizeof test_vocabs / sizeof test_vocabs[0]))
+
+/* Shape k of the sweep (k < 3 N_VOCABS): vocabulary test_vocabs[k / 3], dtype k % 3, row
+   stride V + 0, 1 or 3 and lead 0, 1 or 3 elements, so that every dtype meets every
+   stride and every lead, and every stride every lead. second: the other matrix of a
+   pair, with its own dtype, stride and lead. */
+static mlogits shape_logits(int k, int second, float T)
+{
+    const int64_t pads[3] = { 0, 1, 3 };
+    const int v = k / 3, s = second ? 1 : 0;
+    const int64_t V = test_vocabs[v];
+    const vppo_dtype dt = (vppo_dtype)((k + s * v) % 3);
+    const int64_t rows = V > 100000 ? 4 : V > 2500 ? SIZE_EMU_REAL(2, 8) : SIZE_EMU_REAL(3, 8);
+    return mlogits_new(dt, rows, V, V + pads[(k + v + s) % 3], pads[(k + 2 * v + 2 * s) % 3], T);
+}
+
+/* A check with its own message (for checks inside loops over functions). */
+#define CHECK_MSG(cond, ...) do { ++test_checks; if (!(cond)) test_fail(__FILE__, __LINE__, __VA_ARGS__); } while (0)
+
+/* ================================================================ §11 */
+
+void cuda_error_string_is_empty_before_any_failure(void)
+{
+    /* first in the table: no call has failed with VPPO_ERR_CUDA yet on this thread */
+    const char *e = vppo_cuda_error_string();
+    CHECK(e != NULL);
+    CHECK(e && e[0] == '\0');
+}
+
+/* ================================================================ §2.1 */
+
+static void check_dependency_sampled(const mseqs *S, const token_data *D)
+{
+    mirror dep = mirror_new((size_t)S->n * sizeof(float), 0x7f);
+    int est;
+    int64_t t, nonzero = 0;
+    for (est = VPPO_EST_K3; est <= VPPO_EST_PROB_DROP; ++est) {
+        CHECK_STATUS(VPPO_OK, vppo_dependency_sampled(&S->h, HF(D->logp_old), HF(D->logp_aug), (vppo_estimator)est,
+                                                      HF(dep)));
+        CHECK_STATUS(VPPO_OK, vppo_cuda_dependency_sampled(&S->d, DF(D->logp_old), DF(D->logp_aug),
+                                                           (vppo_estimator)est, DF(dep), NULL));
+        mirror_pull(&dep);
+        for (t = S->begin; t < S->end; ++t) {
+            if (!valid_at(S, t)) { nonzero += GF(dep)[t] != 0.0f; continue; }
+            CHECK_GPU(ref_dependency((vppo_estimator)est, HF(D->logp_old)[t], HF(D->logp_aug)[t]),
+                      HF(dep)[t], GF(dep)[t], TOL_TOKEN);
+        }
+        CHECK_EQ_INT(0, nonzero);   /* invalid positions of the range are written 0 */
+        CHECK_EQ_INT(0, touched_outside(&dep, sizeof(float), S->begin, S->end, 0x7f));
+    }
+    mirror_free(&dep);
+}
+
+void cuda_dependency_sampled_matches_cpu_on_every_layout(void)
+{
+    static const int64_t lens[] = { 0, 1, 4097, 2, 0, 300 };
+    rng r = rng_make(2101);
+    int layout;
+    for (layout = 0; layout < 5; ++layout) {
+        mseqs S;
+        token_data D;
+        test_batch tb;
+        switch (layout) {
+        case 0: tb = batch_make(&r, 9, 40, 0, 1); S = layout_from_batch(&tb, 5); break;   /* padded, holes */
+        case 1: S = layout_random(&r, SIZE_EMU_REAL(23, 300), 0, 90, 1, 6); break;
+        case 2: S = layout_random(&r, SIZE_EMU_REAL(23, 300), 7, 90, 0, 6); break;      /* offsets[0] > 0, no mask */
+        case 3: S = layout_lengths(&r, lens, 6, 3, 1, 4); break;
+        default: { const int64_t off = 5; S = mseqs_make(0, &off, NULL, 4); }           /* no sequence at all */
+        }
+        D = token_data_make(&r, &S);
+        check_dependency_sampled(&S, &D);
+        token_data_free(&D);
+        mseqs_free(&S);
+    }
+}
+
+/* ================================================================ §2.2 */
+
+/* Float64 log-softmax of every row of L (n x V, row-major), and the lse of each. */
+static void ref_rows(const mlogits *L, double *lp, double *lse)
+{
+    const int64_t V = L->h.vocab;
+    double *u = doubles_new(V, 0);
+    int64_t i;
+    for (i = 0; i < L->h.n_rows; ++i) {
+        double l;
+        mlogits_u(L, i, u);
+        l = ref_log_softmax(u, V, lp + i * V);
+        if (lse) lse[i] = l;
+    }
+    free(u);
+}
+
+static void check_dependency_logits(const mlogits *P, const mlogits *Q)
+{
+    const int64_t n = P->h.n_rows, V = P->h.vocab;
+    double *lp = doubles_new(n * V, 0), *lq = doubles_new(n * V, 0);
+    mirror dep = mirror_new((size_t)(n + 2) * sizeof(float), 0x7f);
+    int div;
+    int64_t i;
+    ref_rows(P, lp, NULL);
+    ref_rows(Q, lq, NULL);
+    for (div = VPPO_DIV_KL; div <= VPPO_DIV_JS; ++div) {
+        CHECK_STATUS(VPPO_OK, vppo_dependency_logits(&P->h, &Q->h, (vppo_divergence)div, HF(dep)));
+        CHECK_STATUS(VPPO_OK, vppo_cuda_dependency_logits(&P->d, &Q->d, (vppo_divergence)div, DF(dep), NULL));
+        mirror_pull(&dep);
+        for (i = 0; i < n; ++i) {
+            const double *a = lp + i * V, *b = lq + i * V;
+            const double want = div == VPPO_DIV_KL ? ref_kl(a, b, V)
+                              : div == VPPO_DIV_KL_REVERSE ? ref_kl(b, a, V) : ref_js(a, b, V);
+            CHECK_GPU(want, HF(dep)[i], GF(dep)[i], TOL_DIV);
+            CHECK(GF(dep)[i] >= 0.0f);   /* rounding below 0 is returned as 0 */
+        }
+        CHECK_EQ_INT(0, touched_outside(&dep, sizeof(float), 0, n, 0x7f));
+    }
+    mirror_free(&dep);
+    free(lp);
+    free(lq);
+}
+
+void cuda_dependency_logits_every_vocab_dtype_stride_and_alignment(void)
+{
+    rng r = rng_make(2201);
+    int k;
+    for (k = 0; k < 3 * N_VOCABS; ++k) {
+        /* different temperatures for the two sides */
+        mlogits P = shape_logits(k, 0, k % 2 ? 0.7f : 1.0f), Q = shape_logits(k, 1, 1.3f);
+        mlogits_fill(&P, &Q, &r);
+        check_dependency_logits(&P, &Q);
+        mirror_free(&P.m);
+        mirror_free(&Q.m);
+    }
+}
+
+void cuda_dependency_logits_identical_rows_give_zero(void)
+{
+    rng r = rng_make(2202);
+    int d, div;
+    int64_t i;
+    for (d = VPPO_F32; d <= VPPO_F16; ++d) {
+        mlogits P = mlogits_new((vppo_dtype)d, 4, 3000, 3001, 1, 0.9f), Q = mlogits_new((vppo_dtype)d, 4, 3000, 3001, 1, 0.9f);
+        mirror dep = mirror_new(4 * sizeof(float), 0x7f);
+        mlogits_fill(&P, NULL, &r);
+        memcpy(Q.m.h, P.m.h, P.m.bytes);
+        mirror_push(&Q.m);
+        for (div = VPPO_DIV_KL; div <= VPPO_DIV_JS; ++div) {
+            CHECK_STATUS(VPPO_OK, vppo_cuda_dependency_logits(&P.d, &Q.d, (vppo_divergence)div, DF(dep), NULL));
+            mirror_pull(&dep);
+            for (i = 0; i < 4; ++i) CHECK(GF(dep)[i] == 0.0f);   /* exactly, not about */
+        }
+        mirror_free(&P.m);
+        mirror_free(&Q.m);
+        mirror_free(&dep);
+    }
+}
+
+void cuda_dependency_logits_nearly_identical_rows_are_never_negative(void)
+{
+    /* row i of Q: row i of P plus noise of strength 10^(i-9) (row 0: a copy with entries one
+       ulp up or down), where rounding can push a divergence below 0: it must come back 0 */
+    const int64_t vocabs[2] = { 100, 3000 };
+    rng r = rng_make(2203);
+    int v;
+    int64_t i, j;
+    for (v = 0; v < 2; ++v) {
+        const int64_t V = vocabs[v], n = 8;
+        mlogits P = mlogits_new(VPPO_F32, n, V, V, 0, 1.0f), Q = mlogits_new(VPPO_F32, n, V, V, 0, 1.0f);
+        for (i = 0; i < n; ++i)
+            for (j = 0; j < V; ++j) {
+                const float z = (float)(3.0 * rng_normal(&r));
+                mlogits_set(&P, i, j, z);
+                mlogits_set(&Q, i, j, i == 0 ? nextafterf(z, rng_uniform(&r) < 0.5 ? -INFINITY : INFINITY)
+                                             : z + pow(10.0, (double)i - 9) * rng_normal(&r));
+            }
+        mirror_push(&P.m);
+        mirror_push(&Q.m);
+        check_dependency_logits(&P, &Q);   /* against float64, and >= 0 */
+        check_dependency_logits(&Q, &P);
+        mirror_free(&P.m);
+        mirror_free(&Q.m);
+    }
+}
+
+void cuda_dependency_logits_kl_is_infinite_exactly_when_q_vanishes(void)
+{
+    /* row 0: q_2 = 0 < p_2: KL = +inf; row 1: p_1 = q_1 = 0: finite; row 2: p_1 = 0 < q_1:
+       KL finite, KL_REVERSE = +inf. Small rows and rows wider than a block. */
+    const int64_t vocabs[2] = { 4, 3000 };
+    int v, div;
+    int64_t i, j;
+    for (v = 0; v < 2; ++v) {
+        const int64_t V = vocabs[v];
+        mlogits P = mlogits_new(VPPO_F32, 3, V, V, 0, 1.0f), Q = mlogits_new(VPPO_F32, 3, V, V, 0, 1.0f);
+        mirror dep = mirror_new(3 * sizeof(float), 0x7f);
+        for (i = 0; i < 3; ++i)
+            for (j = 0; j < V; ++j) {
+                mlogits_set(&P, i, j, (double)(j % 7) * 0.5);
+                mlogits_set(&Q, i, j, (double)(j % 5) * 0.5);
+            }
+        mlogits_set(&Q, 0, 2, -INFINITY);
+        mlogits_set(&P, 1, 1, -INFINITY);
+        mlogits_set(&Q, 1, 1, -INFINITY);
+        mlogits_set(&P, 2, 1, -INFINITY);
+        mirror_push(&P.m);
+        mirror_push(&Q.m);
+        for (div = VPPO_DIV_KL; div <= VPPO_DIV_JS; ++div) {
+            CHECK_STATUS(VPPO_OK, vppo_cuda_dependency_logits(&P.d, &Q.d, (vppo_divergence)div, DF(dep), NULL));
+            mirror_pull(&dep);
+            CHECK_EQ_INT(div == VPPO_DIV_KL, isinf(GF(dep)[0]) && GF(dep)[0] > 0);
+            CHECK(isfinite(GF(dep)[1]));
+            CHECK_EQ_INT(div == VPPO_DIV_KL_REVERSE, isinf(GF(dep)[2]) && GF(dep)[2] > 0);
+        }
+        check_dependency_logits(&P, &Q);
+        mirror_free(&P.m);
+        mirror_free(&Q.m);
+        mirror_free(&dep);
+    }
+}
+
+/* ================================================================ §2.3 */
+
+void cuda_logprobs_dtype_conversions_are_exact(void)
+{
+    /* With vocab 1, lse is the logit itself: every finite bf16 and f16 pattern must come
+       out as its exact value (emulated: the subnormals, the largest binade and every 31st
+       other pattern, a row costing 32 fibers there). */
+    int d;
+    for (d = VPPO_BF16; d <= VPPO_F16; ++d) {
+        mlogits L = mlogits_new((vppo_dtype)d, 65536, 1, 1, 0, 1.0f);
+        mirror lse = mirror_new(65536 * 4, 0x7f);
+        int64_t n = 0, h, wrong = 0;
+        for (h = 0; h < 65536; ++h) {
+            const double v = d == VPPO_BF16 ? test_bf16_value((uint16_t)h) : test_f16_value((uint16_t)h);
+            const int e = d == VPPO_BF16 ? (int)(h >> 7) & 0xff : (int)(h >> 10) & 0x1f, e_top = d == VPPO_BF16 ? 0xfe : 0x1e;
+            if (isfinite(v) && (!EMULATED || e == 0 || e == e_top || h % 31 == 0)) ((uint16_t *)L.h.data)[n++] = (uint16_t)h;
+        }
+        L.h.n_rows = L.d.n_rows = n;
+        mirror_push(&L.m);
+        CHECK_STATUS(VPPO_OK, vppo_cuda_logprobs(&L.d, NULL, NULL, DF(lse), NULL, NULL));
+        mirror_pull(&lse);
+        for (h = 0; h < n; ++h) {
+            const uint16_t bits = ((const uint16_t *)L.h.data)[h];
+            wrong += (double)GF(lse)[h] != (d == VPPO_BF16 ? test_bf16_value(bits) : test_f16_value(bits));
+        }
+        CHECK_EQ_INT(0, wrong);
+        CHECK(n > SIZE_EMU_REAL(2000, 60000));
+        mirror_free(&L.m);
+        mirror_free(&lse);
+    }
+}
+
+/* Token ids of L's rows: the first entry on row 0, the last on row 1, random others. */
+static mirror ids_make(rng *r, const mlogits *L)
+{
+    const int64_t n = L->h.n_rows, V = L->h.vocab;
+    mirror ids = mirror_new((size_t)(n + 1) * sizeof(int32_t), 0x7f);
+    int64_t i;
+    for (i = 0; i < n; ++i) H_(int32_t, ids)[i] = i == 0 ? 0 : i == 1 ? (int32_t)(V - 1) : (int32_t)rng_int(r, 0, V - 1);
+    mirror_push(&ids);
+    return ids;
+}
+
+/* vppo_logprobs and the CUDA one with the outputs of `subset` (1 logp, 2 lse, 4 entropy;
+   the others NULL; 8: ids NULL too unless logp needs them); lp, lse: float64 reference. */
+static void check_logprobs(const mlogits *L, const mirror *ids, int subset, const double *lp, const double *lse)
+{
+    const int64_t n = L->h.n_rows, V = L->h.vocab;
+    const size_t bytes = (size_t)(n + 2) * sizeof(float);
+    mirror logp = subset & 1 ? mirror_new(bytes, 0x7f) : mirror_null();
+    mirror l = subset & 2 ? mirror_new(bytes, 0x7f) : mirror_null();
+    mirror ent = subset & 4 ? mirror_new(bytes, 0x7f) : mirror_null();
+    const mirror none = mirror_null(), *id = (subset & 1) || !(subset & 8) ? ids : &none;
+    int64_t i;
+    CHECK_STATUS(VPPO_OK, vppo_logprobs(&L->h, H_(int32_t, *id), HF(logp), HF(l), HF(ent)));
+    CHECK_STATUS(VPPO_OK, vppo_cuda_logprobs(&L->d, D_(int32_t, *id), DF(logp), DF(l), DF(ent), NULL));
+    if (subset & 1) {
+        mirror_pull(&logp);
+        for (i = 0; i < n; ++i)
+            CHECK_GPU(lp[i * V + H_(int32_t, *ids)[i]], HF(logp)[i], GF(logp)[i], TOL_LSE);
+        CHECK_EQ_INT(0, touched_outside(&logp, sizeof(float), 0, n, 0x7f));
+    }
+    if (subset & 2) {
+        mirror_pull(&l);
+        for (i = 0; i < n; ++i) CHECK_GPU(lse[i], HF(l)[i], GF(l)[i], TOL_LSE);
+        CHECK_EQ_INT(0, touched_outside(&l, sizeof(float), 0, n, 0x7f));
+    }
+    if (subset & 4) {
+        mirror_pull(&ent);
+        for (i = 0; i < n; ++i) CHECK_GPU(ref_entropy(lp + i * V, V), HF(ent)[i], GF(ent)[i], TOL_DIV);
+        CHECK_EQ_INT(0, touched_outside(&ent, sizeof(float), 0, n, 0x7f));
+    }
+    mirror_free(&logp);
+    mirror_free(&l);
+    mirror_free(&ent);
+}
+
+void cuda_logprobs_every_vocab_dtype_stride_and_output_subset(void)
+{
+    rng r = rng_make(2301);
+    int k;
+    for (k = 0; k < 3 * N_VOCABS; ++k) {
+        mlogits L = shape_logits(k, 0, k % 2 ? 1.0f : 0.8f);
+        const int64_t n = L.h.n_rows, V = L.h.vocab;
+        double *lp = doubles_new(n * V, 0), *lse = doubles_new(n, 0);
+        mirror ids;
+        mlogits_fill(&L, NULL, &r);
+        ids = ids_make(&r, &L);
+        ref_rows(&L, lp, lse);
+        check_logprobs(&L, &ids, 7, lp, lse);        /* everything */
+        check_logprobs(&L, &ids, k % 16, lp, lse);   /* and one subset, all 16 met across k */
+        mirror_free(&ids);
+        mirror_free(&L.m);
+        free(lp);
+        free(lse);
+    }
+}
+
+/* float64 dL/dz of one row, SPEC §2.3: (1/T) [g (delta(j, id) - p_j) - h p_j (log p_j + H)]
+   with log p_j = u_j - lse; lp: the exact log-softmax, shift: exact lse - the lse used (a
+   given lse is a float and its rounding enters the formula), H: the entropy used; id < 0:
+   no token term. */
+static void ref_backward(const double *lp, int64_t V, double T, int64_t id, double g, double h, double shift,
+                         double H, double *grad)
+{
+    int64_t j;
+    for (j = 0; j < V; ++j) {
+        const double lpj = lp[j] + shift, p = exp(lpj);
+        grad[j] = (g * ((j == id ? 1.0 : 0.0) - p) - (p > 0 ? h * p * (lpj + H) : 0.0)) / T;
+    }
+}
+
+/* The nearest bf16 of f, ties to even, by comparing the two candidates. */
+static uint16_t round_bf16(float f)
+{
+    const uint16_t lo = test_f32_to_bf16_trunc(f), hi = (uint16_t)(lo + 1);
+    const double dl = fabs(test_bf16_value(lo) - f), dh = fabs(test_bf16_value(hi) - f);
+    if (dl != dh) return dl < dh ? lo : hi;
+    return (lo & 1) ? hi : lo;
+}
+
+/* Bytes of an output matrix (n rows of V, rows `stride` elements apart, es bytes each)
+   outside the rows' V entries that are not `fill`. */
+static int64_t touched_gaps(const mirror *m, size_t es, int64_t n, int64_t V, int64_t stride, int fill)
+{
+    size_t i;
+    int64_t bad = 0;
+    for (i = 0; i < m->bytes; ++i) {
+        const int64_t e = (int64_t)(i / es);
+        if (e < n * stride && e % stride < V) continue;
+        bad += ((const unsigned char *)m->g)[i] != (unsigned char)fill;
+    }
+    return bad;
+}
+
+/* The backward of `variant` (1: lse given, 2: entropy given, 4: dlogp, 8: dentropy; ids
+   only with dlogp) into F32 and BF16 rows of stride V + 2, against the float64 formula
+   (lp, lse_exact: reference log-softmax and lse of L's rows; a given lse or entropy is
+   the one used in the formula) and the CPU. */
+static void check_backward(const mlogits *L, rng *r, int variant, const double *lp, const double *lse_exact)
+{
+    const int64_t n = L->h.n_rows, V = L->h.vocab, so = V + 2;
+    const double T = L->h.temperature;
+    mirror ids = ids_make(r, L), g = mirror_new((size_t)n * 4, 0), h = mirror_new((size_t)n * 4, 0);
+    mirror lse = mirror_new((size_t)n * 4, 0), ent = mirror_new((size_t)n * 4, 0);
+    mirror out32 = mirror_new((size_t)(n * so + 2) * 4, 0xff), out16 = mirror_new((size_t)(n * so + 2) * 2, 0xff);
+    const mirror none = mirror_null();
+    const mirror *a_ids = variant & 4 ? &ids : &none, *a_lse = variant & 1 ? &lse : &none;
+    const mirror *a_ent = variant & 2 ? &ent : &none, *a_g = variant & 4 ? &g : &none, *a_h = variant & 8 ? &h : &none;
+    double *want = doubles_new(V, 0);
+    int64_t i, j, zero_wrong = 0, rounding_wrong = 0;
+    int dt;
+    for (i = 0; i < n; ++i) { HF(g)[i] = (float)rng_normal(r); HF(h)[i] = (float)rng_normal(r); }
+    CHECK_STATUS(VPPO_OK, vppo_logprobs(&L->h, NULL, NULL, HF(lse), HF(ent)));   /* as the forward wrote them */
+    mirror_push(&g); mirror_push(&h); mirror_push(&lse); mirror_push(&ent);
+    for (dt = VPPO_F32; dt <= VPPO_BF16; ++dt) {
+        mirror *out = dt == VPPO_F32 ? &out32 : &out16;
+        vppo_grad_out oh, od;
+        oh.data = out->h; oh.dtype = (vppo_dtype)dt; oh.row_stride = so;
+        od = oh;
+        od.data = out->d;
+        CHECK_STATUS(VPPO_OK, vppo_logprobs_backward(&L->h, H_(int32_t, *a_ids), HF(*a_lse), HF(*a_ent), HF(*a_g),
+                                                     HF(*a_h), &oh));
+        CHECK_STATUS(VPPO_OK, vppo_cuda_logprobs_backward(&L->d, D_(int32_t, *a_ids), DF(*a_lse), DF(*a_ent), DF(*a_g),
+                                                          DF(*a_h), &od, NULL));
+        mirror_pull(out);
+        CHECK_EQ_INT(0, touched_gaps(out, dtype_size((vppo_dtype)dt), n, V, so, 0xff));
+    }
+    for (i = 0; i < n; ++i) {
+        const int64_t id = variant & 4 ? H_(int32_t, ids)[i] : -1;
+        const double shift = variant & 1 ? lse_exact[i] - HF(lse)[i] : 0.0;
+        const double H = variant & 2 ? HF(ent)[i] : ref_entropy(lp + i * V, V);
+        ref_backward(lp + i * V, V, T, id, variant & 4 ? HF(g)[i] : 0.0, variant & 8 ? HF(h)[i] : 0.0, shift, H, want);
+        for (j = 0; j < V; ++j) {
+            const float g32 = GF(out32)[i * so + j];
+            const uint16_t g16 = G_(uint16_t, out16)[i * so + j];
+            CHECK_GPU(want[j], HF(out32)[i * so + j], g32, TOL_DLOGITS);
+            /* bf16: the f32 value rounded to nearest even, so within its half-ulp 2^-9 */
+            CHECK_NEAR(want[j], test_bf16_value(g16), 1e-7, 1e-5 + 1.0 / 256);
+            rounding_wrong += g16 != round_bf16(g32);
+            /* an entry of probability 0 gets exactly 0, except the sampled token's */
+            if (lp[i * V + j] == -INFINITY && j != id) zero_wrong += g32 != 0.0f || (g16 & 0x7fff) != 0;
+        }
+    }
+    CHECK_EQ_INT(0, rounding_wrong);
+    CHECK_EQ_INT(0, zero_wrong);
+    free(want);
+    mirror_free(&ids); mirror_free(&g); mirror_free(&h); mirror_free(&lse); mirror_free(&ent);
+    mirror_free(&out32); mirror_free(&out16);
+}
+
+void cuda_logprobs_backward_matches_float64_formula(void)
+{
+    rng r = rng_make(2401);
+    int k;
+    for (k = 0; k < 3 * N_VOCABS; ++k) {
+        mlogits L = shape_logits(k, 0, k % 2 ? 1.0f : 0.7f);
+        double *lp = doubles_new(L.h.n_rows * L.h.vocab, 0), *lse = doubles_new(L.h.n_rows, 0);
+        mlogits_fill(&L, NULL, &r);
+        ref_rows(&L, lp, lse);
+        check_backward(&L, &r, 15, lp, lse);       /* everything given */
+        check_backward(&L, &r, k % 16, lp, lse);   /* and one combination, all 16 met across k */
+        mirror_free(&L.m);
+        free(lp);
+        free(lse);
+    }
+}
+
+void cuda_logprobs_backward_in_place_gives_the_out_of_place_bits(void)
+{
+    rng r = rng_make(2402);
+    const int64_t vocabs[3] = { 33, 700, 2049 };
+    int v, variant;
+    for (v = 0; v < 3; ++v)
+        for (variant = 0; variant < 2; ++variant) {   /* lse and entropy recomputed, or given */
+            const int64_t V = vocabs[v], n = 5, stride = V + 5;
+            mlogits L = mlogits_new(VPPO_F32, n, V, stride, 1, 1.1f);
+            mirror copy, out = mirror_new((size_t)(n * stride) * 4, 0xff), ids, g = mirror_new(n * 4, 0),
+                   h = mirror_new(n * 4, 0), lse = mirror_new(n * 4, 0), ent = mirror_new(n * 4, 0);
+            vppo_logits xin;
+            vppo_grad_out go;
+            int64_t i, j, wrong = 0;
+            mlogits_fill(&L, NULL, &r);
+            ids = ids_make(&r, &L);
+            for (i = 0; i < n; ++i) { HF(g)[i] = (float)rng_normal(&r); HF(h)[i] = (float)rng_normal(&r); }
+            CHECK_STATUS(VPPO_OK, vppo_logprobs(&L.h, NULL, NULL, HF(lse), HF(ent)));
+            mirror_push(&g); mirror_push(&h); mirror_push(&lse); mirror_push(&ent);
+            copy = mirror_new(L.m.bytes, 0);   /* the logits, to be overwritten in place */
+            memcpy(copy.h, L.m.h, L.m.bytes);
+            mirror_push(&copy);
+            go.data = out.d; go.dtype = VPPO_F32; go.row_stride = stride;
+            CHECK_STATUS(VPPO_OK, vppo_cuda_logprobs_backward(&L.d, D_(int32_t, ids), variant ? DF(lse) : NULL,
+                                                              variant ? DF(ent) : NULL, DF(g), DF(h), &go, NULL));
+            xin = L.d;
+            xin.data = (char *)copy.d + 4;   /* lead 1 */
+            go.data = (void *)xin.data;
+            CHECK_STATUS(VPPO_OK, vppo_cuda_logprobs_backward(&xin, D_(int32_t, ids), variant ? DF(lse) : NULL,
+                                                              variant ? DF(ent) : NULL, DF(g), DF(h), &go, NULL));
+            mirror_pull(&out);
+            mirror_pull(&copy);
+            for (i = 0; i < n; ++i)
+                for (j = 0; j < V; ++j)
+                    wrong += memcmp(GF(out) + i * stride + j, GF(copy) + 1 + i * stride + j, 4) != 0;
+            CHECK_EQ_INT(0, wrong);   /* the same bits */
+            for (i = 0; i < n; ++i)   /* and the padding between rows keeps its NaN */
+                for (j = V; j < stride; ++j) wrong += !isnan(GF(copy)[1 + i * stride + j]);
+            CHECK_EQ_INT(0, wrong);
+            mirror_free(&L.m); mirror_free(&copy); mirror_free(&out); mirror_free(&ids);
+            mirror_free(&g); mirror_free(&h); mirror_free(&lse); mirror_free(&ent);
+        }
+}
+
+/* ================================================================ §3 */
+
+void cuda_patch_rows_bit_exact_and_gaps_kept(void)
+{
+    /* shapes: rows x row_len, stride (> row_len: gaps that must keep their bytes) */
+    const int64_t shapes[4][3] = { { SIZE_EMU_REAL(300, 5000), 13, 16 }, { 40, 1000, 1003 }, { 7, 1, 1 }, { 0, 5, 5 } };
+    const float probs[3] = { 0.0f, 0.5f, 1.0f };
+    rng r = rng_make(3101);
+    int s, p, with_fill;
+    for (s = 0; s < 4; ++s)
+        for (p = 0; p < 3; ++p)
+            for (with_fill = 0; with_fill < 2; ++with_fill) {
+                const int64_t n = shapes[s][0], len = shapes[s][1], stride = shapes[s][2];
+                const uint64_t seed = 1000u * (uint64_t)s + 10u * (uint64_t)p + (uint64_t)with_fill;
+                mirror rows = mirror_new((size_t)(n * stride + 3) * 4, 0xab);
+                mirror fill = with_fill ? mirror_new((size_t)len * 4, 0) : mirror_null();
+                float *orig = floats_new(n * stride + 3, 0);
+                int64_t i, j, wrong = 0;
+                for (i = 0; i < n; ++i)
+                    for (j = 0; j < len; ++j) HF(rows)[i * stride + j] = (float)rng_normal(&r);
+                for (j = 0; with_fill && j < len; ++j) HF(fill)[j] = (float)rng_normal(&r);
+                memcpy(orig, rows.h, rows.bytes);
+                mirror_push(&rows);
+                mirror_push(&fill);
+                CHECK_BOTH(VPPO_OK, vppo_perturb_patch_rows(HF(rows), n, len, stride, probs[p], HF(fill), seed),
+                           vppo_cuda_perturb_patch_rows(DF(rows), n, len, stride, probs[p], DF(fill), seed, NULL));
+                mirror_pull(&rows);
+                CHECK_EQ_INT(0, differ(&rows, 1, 0, (int64_t)rows.bytes));   /* bit for bit, gaps included */
+                CHECK_EQ_INT(0, touched_gaps(&rows, 4, n, len, stride, 0xab));
+                for (i = 0; i < n; ++i)   /* prob 0 changes nothing, prob 1 every row */
+                    for (j = 0; j < len; ++j) {
+                        const float want = probs[p] == 0.0f ? orig[i * stride + j] : with_fill ? HF(fill)[j] : 0.0f;
+                        if (probs[p] != 0.5f) wrong += memcmp(&want, GF(rows) + i * stride + j, 4) != 0;
+                    }
+                CHECK_EQ_INT(0, wrong);
+                free(orig);
+                mirror_free(&rows);
+                mirror_free(&fill);
+            }
+}
+
+/* ================================================================ §6 */
+
+/* Scores at the valid positions of S (NaN elsewhere): kind 0 continuous, 1 ties among a
+   few values (-0 and +0 among them), 2 a mix with +-inf. */
+static void fill_scores(rng *r, const mseqs *S, mirror *score, int kind)
+{
+    static const float ties[5] = { -1.0f, 0.0f, -0.0f, 0.5f, 2.0f };
+    static const float infs[5] = { -INFINITY, -1.0f, 0.0f, 1.0f, INFINITY };
+    int64_t t;
+    memset(score->h, 0xff, score->bytes);
+    for (t = S->begin; t < S->end; ++t) {
+        if (!valid_at(S, t)) continue;
+        HF(*score)[t] = kind == 0 ? (float)rng_normal(r) : kind == 1 ? ties[rng_int(r, 0, 4)]
+                      : rng_uniform(r) < 0.6 ? infs[rng_int(r, 0, 4)] : (float)rng_normal(r);
+    }
+    mirror_push(score);
+}
+
+/* Violations of SPEC §6 by a mask: each sequence selects exactly k_b = clamp(ceil(n_b
+   ratio - 1e-9), 0, n_b) valid positions (bytes 0 or 1, 0 at invalid positions), no
+   rejected score exceeds a selected one, and among scores equal to the smallest selected
+   one the selected positions come first (ties broken by lower position). */
+static int64_t topk_violations(const mseqs *S, const float *score, const uint8_t *sel, double ratio)
+{
+    int64_t b, t, bad = 0;
+    for (b = 0; b < S->h.n_seqs; ++b) {
+        const int64_t lo = S->h.offsets[b], hi = S->h.offsets[b + 1];
+        int64_t n = 0, k_got = 0, k;
+        double min_sel = INFINITY, max_rej = -INFINITY, kk;
+        int rejected_tie_seen = 0;
+        for (t = lo; t < hi; ++t) {
+            bad += sel[t] > 1;
+            if (!valid_at(S, t)) { bad += sel[t] != 0; continue; }
+            ++n;
+            if (sel[t]) { ++k_got; if (score[t] < min_sel) min_sel = score[t]; }
+            else if (score[t] > max_rej) max_rej = score[t];
+        }
+        kk = ceil((double)n * ratio - 1e-9);
+        k = kk <= 0 ? 0 : kk >= (double)n ? n : (int64_t)kk;
+        bad += k_got != k;
+        if (k_got == 0) continue;
+        bad += max_rej > min_sel;
+        for (t = lo; t < hi; ++t) {
+            if (!valid_at(S, t) || score[t] != min_sel) continue;
+            if (!sel[t]) rejected_tie_seen = 1;
+            else bad += rejected_tie_seen;
+        }
+    }
+    return bad;
+}
+
+static void check_info(const vppo_topk_info *cpu, const vppo_topk_info *gpu)
+{
+    CHECK_EQ_INT(cpu->n_valid, gpu->n_valid);
+    CHECK_EQ_INT(cpu->n_selected, gpu->n_selected);
+    CHECK_NEAR(cpu->threshold_mean, gpu->threshold_mean, TOL_SCALAR);
+    CHECK_NEAR(cpu->mean_selected, gpu->mean_selected, TOL_SCALAR);
+    CHECK_NEAR(cpu->mean_rejected, gpu->mean_rejected, TOL_SCALAR);
+}
+
+static void check_topk(const mseqs *S, const mirror *score, double ratio)
+{
+    mirror sel = mirror_new((size_t)S->n, 0x5a);
+    vppo_topk_info ic, ig;
+    memset(&ic, 0, sizeof ic);
+    memset(&ig, 0xff, sizeof ig);
+    CHECK_STATUS(VPPO_OK, vppo_topk_mask(&S->h, HF(*score), ratio, H_(uint8_t, sel), &ic));
+    CHECK_STATUS(VPPO_OK, vppo_cuda_topk_mask(&S->d, DF(*score), ratio, D_(uint8_t, sel), &ig, NULL));
+    mirror_pull(&sel);
+    CHECK_EQ_INT(0, differ(&sel, 1, S->begin, S->end));   /* exactly the CPU's mask */
+    CHECK_EQ_INT(0, touched_outside(&sel, 1, S->begin, S->end, 0x5a));
+    CHECK_EQ_INT(0, topk_violations(S, HF(*score), G_(uint8_t, sel), ratio));
+    check_info(&ic, &ig);
+    /* info is optional */
+    memset(sel.g, 0, sel.bytes);
+    CHECK_STATUS(VPPO_OK, vppo_cuda_topk_mask(&S->d, DF(*score), ratio, D_(uint8_t, sel), NULL, NULL));
+    mirror_pull(&sel);
+    CHECK_EQ_INT(0, differ(&sel, 1, S->begin, S->end));
+    mirror_free(&sel);
+}
+
+void cuda_topk_mask_exact_for_every_length_tie_and_ratio(void)
+{
+    static const int64_t lens[] = { 0, 1, 2, 3, 255, 256, 257, 4097 };
+    static const double ratios[] = { 0.0, 0.1, 0.4, 0.5, 1.0 };
+    rng r = rng_make(6101);
+    int layout, kind, k;
+    for (layout = 0; layout < 3; ++layout) {
+        mseqs S = layout == 2 ? layout_random(&r, SIZE_EMU_REAL(60, 500), 3, 80, 1, 4)   /* many sequences */
+                : layout_lengths(&r, lens, 8, layout ? 5 : 0, layout, 9);              /* with holes or none */
+        mirror score = mirror_new((size_t)S.n * 4, 0xff);
+        for (kind = 0; kind < 3; ++kind) {
+            fill_scores(&r, &S, &score, kind);
+            for (k = 0; k < 5; ++k) check_topk(&S, &score, ratios[k]);
+        }
+        mirror_free(&score);
+        mseqs_free(&S);
+    }
+}
+
+void cuda_topk_mask_exact_on_a_40000_token_sequence(void)
+{
+    const int64_t len = 40000;
+    rng r = rng_make(6102);
+    mseqs S = layout_lengths(&r, &len, 1, 2, 1, 3);
+    mirror score = mirror_new((size_t)S.n * 4, 0xff);
+    int kind;
+    for (kind = 0; kind < 3; ++kind) {
+        fill_scores(&r, &S, &score, kind);
+        check_topk(&S, &score, 0.4);
+        if (!EMULATED || kind == 1) { check_topk(&S, &score, 0.1); check_topk(&S, &score, 0.5); }
+    }
+    mirror_free(&score);
+    mseqs_free(&S);
+}
+
+/* SPEC §6 soft mask in float64: per sequence z = (s - mean) / (std + 1e-6) (population std
+   over the valid positions), c with mean(sigmoid(z - c)) = ratio by bisection to 1e-12,
+   w = sigmoid(z - c); ratio 0 gives 0 and 1 gives 1 at valid positions; 0 elsewhere. */
+static double ref_sigmoid(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
+
+static void ref_soft_mask(const mseqs *S, const float *score, double ratio, double *w)
+{
+    int64_t b, t;
+    for (t = 0; t < S->n; ++t) w[t] = 0.0;
+    for (b = 0; b < S->h.n_seqs; ++b) {
+        const int64_t lo = S->h.offsets[b], hi = S->h.offsets[b + 1], n = n_valid_of(S, b);
+        double mean = 0, var = 0, inv, zmin = INFINITY, zmax = -INFINITY, c_lo, c_hi;
+        int it;
+        if (n == 0) continue;
+        for (t = lo; t < hi; ++t) if (valid_at(S, t)) mean += score[t];
+        mean /= (double)n;
+        for (t = lo; t < hi; ++t) if (valid_at(S, t)) var += (score[t] - mean) * (score[t] - mean);
+        inv = 1.0 / (sqrt(var / (double)n) + 1e-6);
+        if (ratio == 0.0 || ratio == 1.0) {
+            for (t = lo; t < hi; ++t) w[t] = valid_at(S, t) ? ratio : 0.0;
+            continue;
+        }
+        for (t = lo; t < hi; ++t)
+            if (valid_at(S, t)) {
+                const double z = (score[t] - mean) * inv;
+                zmin = z < zmin ? z : zmin;
+                zmax = z > zmax ? z : zmax;
+            }
+        c_lo = zmin - log(ratio / (1 - ratio)) - 1;
+        c_hi = zmax - log(ratio / (1 - ratio)) + 1;
+        for (it = 0; it < 200 && c_hi - c_lo > 1e-12; ++it) {
+            const double c = 0.5 * (c_lo + c_hi);
+            double f = 0;
+            for (t = lo; t < hi; ++t) if (valid_at(S, t)) f += ref_sigmoid((score[t] - mean) * inv - c);
+            if (f / (double)n > ratio) c_lo = c; else c_hi = c;
+        }
+        for (t = lo; t < hi; ++t)
+            if (valid_at(S, t)) w[t] = ref_sigmoid((score[t] - mean) * inv - 0.5 * (c_lo + c_hi));
+    }
+}
+
+void cuda_soft_mask_matches_float64_bisection(void)
+{
+    static const int64_t lens[] = { 0, 1, 2, 3, 255, 256, 257, SIZE_EMU_REAL(1000, 4097) };
+    static const double ratios[] = { 0.0, 0.1, 0.4, 0.5, 0.9, 1.0 };
+    rng r = rng_make(6201);
+    int layout, kind, k;
+    for (layout = 0; layout < 2; ++layout) {
+        mseqs S = layout ? layout_random(&r, SIZE_EMU_REAL(40, 300), 2, 60, 1, 3) : layout_lengths(&r, lens, 8, 4, 1, 3);
+        mirror score = mirror_new((size_t)S.n * 4, 0xff), w = mirror_new((size_t)S.n * 4, 0x7f);
+        double *want = doubles_new(S.n, 0);
+        for (kind = 0; kind < 2; ++kind) {
+            fill_scores(&r, &S, &score, kind);
+            for (k = 0; k < 6; ++k) {
+                const double ratio = ratios[k];
+                int64_t b, t, exact_wrong = 0, mean_wrong = 0;
+                CHECK_STATUS(VPPO_OK, vppo_soft_mask(&S.h, HF(score), ratio, HF(w)));
+                CHECK_STATUS(VPPO_OK, vppo_cuda_soft_mask(&S.d, DF(score), ratio, DF(w), NULL));
+                mirror_pull(&w);
+                ref_soft_mask(&S, HF(score), ratio, want);
+                for (t = S.begin; t < S.end; ++t) {
+                    CHECK_GPU(want[t], HF(w)[t], GF(w)[t], TOL_TOKEN);
+                    if (ratio == 0.0 || ratio == 1.0 || !valid_at(&S, t)) exact_wrong += GF(w)[t] != (float)want[t];
+                }
+                CHECK_EQ_INT(0, exact_wrong);   /* 0 and 1 exactly */
+                for (b = 0; b < S.h.n_seqs; ++b) {   /* the mean weight of a sequence is the ratio */
+                    double sum = 0;
+                    const int64_t n = n_valid_of(&S, b);
+                    for (t = S.h.offsets[b]; t < S.h.offsets[b + 1]; ++t) if (valid_at(&S, t)) sum += GF(w)[t];
+                    if (n > 0) mean_wrong += fabs(sum / (double)n - ratio) > 1e-6;
+                }
+                CHECK_EQ_INT(0, mean_wrong);
+                CHECK_EQ_INT(0, touched_outside(&w, 4, S.begin, S.end, 0x7f));
+            }
+        }
+        free(want);
+        mirror_free(&score);
+        mirror_free(&w);
+        mseqs_free(&S);
+    }
+}
+
+/* ================================================================ §7 */
+
+/* loss_out of the GPU against the CPU's and the float64 reference (batch scalars are
+   computed in double on both paths: TOL_SCALAR against each). */
+static void check_loss_out(const vppo_loss_out *cpu, const vppo_loss_out *gpu, const ref_loss_terms *ref)
+{
+    CHECK_NEAR(ref->loss, gpu->loss, TOL_SCALAR);
+    CHECK_NEAR(cpu->loss, gpu->loss, TOL_SCALAR);
+    CHECK_NEAR(ref->pg, gpu->pg_loss, TOL_SCALAR);
+    CHECK_NEAR(cpu->pg_loss, gpu->pg_loss, TOL_SCALAR);
+    CHECK_NEAR(ref->kl, gpu->kl_loss, TOL_SCALAR);
+    CHECK_NEAR(cpu->kl_loss, gpu->kl_loss, TOL_SCALAR);
+    CHECK_NEAR(ref->ent, gpu->entropy_loss, TOL_SCALAR);
+    CHECK_NEAR(cpu->entropy_loss, gpu->entropy_loss, TOL_SCALAR);
+    CHECK_NEAR(ref->clipfrac, gpu->clipfrac, TOL_SCALAR);
+    CHECK_NEAR(cpu->clipfrac, gpu->clipfrac, TOL_SCALAR);
+    CHECK_NEAR(ref->clipfrac_dual, gpu->clipfrac_dual, TOL_SCALAR);
+    CHECK_NEAR(cpu->clipfrac_dual, gpu->clipfrac_dual, TOL_SCALAR);
+    CHECK_NEAR(ref->ppo_kl, gpu->ppo_kl, TOL_SCALAR);
+    CHECK_NEAR(cpu->ppo_kl, gpu->ppo_kl, TOL_SCALAR);
+    CHECK_EQ_INT(ref->n_valid, gpu->n_valid);
+    CHECK_EQ_INT(cpu->n_valid, gpu->n_valid);
+    CHECK_EQ_INT(ref->n_selected, gpu->n_selected);
+    CHECK_EQ_INT(cpu->n_selected, gpu->n_selected);
+}
+
+/* dlogp of the GPU (brought back) against the CPU's: TOL_TOKEN, 0 at invalid positions,
+   nothing written outside the range. */
+static void check_dlogp(const mseqs *S, const mirror *dlogp)
+{
+    int64_t t, nonzero = 0;
+    for (t = S->begin; t < S->end; ++t) {
+        if (valid_at(S, t)) CHECK_NEAR(HF(*dlogp)[t], GF(*dlogp)[t], TOL_TOKEN);
+        else nonzero += GF(*dlogp)[t] != 0.0f;
+    }
+    CHECK_EQ_INT(0, nonzero);
+    CHECK_EQ_INT(0, touched_outside(dlogp, 4, S->begin, S->end, 0x7f));
+}
+
+static double *doubles_of(const float *x, int64_t n)
+{
+    double *d = doubles_new(n, 0);
+    int64_t i;
+    for (i = 0; i < n; ++i) d[i] = x[i];
+    return d;
+}
+
+void cuda_policy_loss_matches_cpu_over_the_config_matrix(void)
+{
+    rng r = rng_make(7101);
+    mseqs S = layout_random(&r, SIZE_EMU_REAL(14, 64), 2, 40, 1, 5);
+    token_data D = token_data_make(&r, &S);
+    mirror dlogp = mirror_new((size_t)S.n * 4, 0x7f);
+    const mirror none = mirror_null();
+    double *lp = doubles_of(HF(D.logp), S.n);
+    int i = 0, pg, level, agg, kl;
+    for (pg = VPPO_PG_CLIP; pg <= VPPO_PG_CISPO; ++pg)
+        for (level = VPPO_RATIO_TOKEN; level <= VPPO_RATIO_SEQ_TOKEN; ++level)
+            for (agg = VPPO_AGG_TOKEN_MEAN; agg <= VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM; ++agg)
+                for (kl = VPPO_KL_NONE; kl <= VPPO_KL_K3; ++kl, ++i) {
+                    vppo_loss_config c = vppo_loss_config_default();
+                    /* options by the bits of the config's number: select, weight, denom, no dual clip, reference without KL */
+                    const mirror *sel = i & 1 ? &D.select : &none, *w = i & 2 ? &D.weight : &none;
+                    const mirror *ref = kl != VPPO_KL_NONE || (i & 16) ? &D.logp_ref : &none;
+                    vppo_loss_out oc, og;
+                    ref_loss_terms R;
+                    c.pg_kind = (vppo_pg_kind)pg;
+                    c.ratio_level = (vppo_ratio_level)level;
+                    c.agg = (vppo_agg)agg;
+                    c.agg_norm = 7.0;
+                    c.kl_kind = (vppo_kl_kind)kl;
+                    c.kl_coef = kl ? 0.1f : 0.0f;
+                    c.clip_dual = (i >> 3) & 1 ? 0.0f : 3.0f;
+                    c.denom = i & 4 ? 123.5 : 0.0;
+                    c.entropy_coef = i % 3 ? 0.06f : 0.0f;
+                    memset(&oc, 0, sizeof oc);
+                    memset(&og, 0xff, sizeof og);
+                    CHECK_STATUS(VPPO_OK, vppo_policy_loss(&c, &S.h, HF(D.logp), HF(D.logp_old), HF(*ref), HF(D.adv),
+                                                           H_(uint8_t, *sel), HF(*w), HF(dlogp), &oc));
+                    CHECK_STATUS(VPPO_OK, vppo_cuda_policy_loss(&c, &S.d, DF(D.logp), DF(D.logp_old), DF(*ref), DF(D.adv),
+                                                                D_(uint8_t, *sel), DF(*w), DF(dlogp), &og, NULL));
+                    mirror_pull(&dlogp);
+                    R = ref_policy_loss(&c, &S.h, lp, lp, HF(D.logp_old), HF(*ref), HF(D.adv), H_(uint8_t, *sel), HF(*w));
+                    check_loss_out(&oc, &og, &R);
+                    check_dlogp(&S, &dlogp);
+                    if (i % 3 == 0) {   /* dlogp is optional */
+                        memset(&og, 0xff, sizeof og);
+                        CHECK_STATUS(VPPO_OK, vppo_cuda_policy_loss(&c, &S.d, DF(D.logp), DF(D.logp_old), DF(*ref),
+                            DF(D.adv), D_(uint8_t, *sel), DF(*w), NULL, &og, NULL));
+                        check_loss_out(&oc, &og, &R);
+                    }
+                }
+    free(lp);
+    mirror_free(&dlogp);
+    token_data_free(&D);
+    mseqs_free(&S);
+}
+
+/* ================================================================ §8 */
+
+/* The vppo_prepared buffers, host side (h: for the CPU) and device side (d). */
+typedef struct mprepared { mirror dep, traj_dep, count, scale, adv, select; vppo_prepared h, d; } mprepared;
+
+static mprepared mprepared_new(const mseqs *S)
+{
+    const int64_t B = S->h.n_seqs;
+    mprepared P;
+    P.dep = mirror_new((size_t)S->n * 4, 0x7f);
+    P.traj_dep = mirror_new((size_t)(B + 2) * 4, 0x7f);
+    P.count = mirror_new((size_t)(B + 2) * 8, 0x7f);
+    P.scale = mirror_new((size_t)(B + 2) * 4, 0x7f);
+    P.adv = mirror_new((size_t)S->n * 4, 0x7f);
+    P.select = mirror_new((size_t)S->n, 0x5a);
+    memset(&P.h, 0, sizeof P.h);
+    P.h.dep = HF(P.dep); P.h.traj_dep = HF(P.traj_dep); P.h.count = H_(int64_t, P.count);
+    P.h.scale = HF(P.scale); P.h.adv = HF(P.adv); P.h.select = H_(uint8_t, P.select);
+    memset(&P.d, 0xff, sizeof P.d);   /* stats and topk: the call must fill them */
+    P.d.dep = DF(P.dep); P.d.traj_dep = DF(P.traj_dep); P.d.count = D_(int64_t, P.count);
+    P.d.scale = DF(P.scale); P.d.adv = DF(P.adv); P.d.select = D_(uint8_t, P.select);
+    return P;
+}
+
+static void mprepared_pull(mprepared *P)
+{
+    mirror_pull(&P->dep); mirror_pull(&P->traj_dep); mirror_pull(&P->count);
+    mirror_pull(&P->scale); mirror_pull(&P->adv); mirror_pull(&P->select);
+}
+
+static void mprepared_free(mprepared *P)
+{
+    mirror_free(&P->dep); mirror_free(&P->traj_dep); mirror_free(&P->count);
+    mirror_free(&P->scale); mirror_free(&P->adv); mirror_free(&P->select);
+}
+
+/* The GPU's prepared buffers (brought back), stage by stage: each stage against the
+   float64 reference or the CPU, given the GPU's own result of the stage before, so that a
+   last-bit difference early on cannot excuse or fake a mismatch later. dep_in: host copy
+   or NULL; global: the stats given, or NULL. */
+static void check_prepared(const vppo_config *cfg, const mseqs *S, const token_data *D, const float *dep_in,
+                           const vppo_tas_stats *global, const mprepared *P)
+{
+    const int64_t B = S->h.n_seqs;
+    const double ratio = cfg->use_tgf ? cfg->topk_ratio : 1.0;
+    const float *gdep = GF(P->dep), *gtraj = GF(P->traj_dep), *gscale = GF(P->scale), *gadv = GF(P->adv);
+    const int64_t *gcount = G_(int64_t, P->count);
+    const uint8_t *gsel = G_(uint8_t, P->select), *want_sel = H_(uint8_t, P->select);
+    uint8_t *recomputed = NULL;
+    float *scale_ref = floats_new(B, 0);
+    vppo_topk_info want_info = P->h.topk;
+    vppo_tas_stats st;
+    int64_t b, t, nonzero = 0, dep_bits_differ = 0, sel_wrong = 0;
+
+    /* dep: a copy of dep_in, or the estimator against float64 and the CPU */
+    for (t = S->begin; t < S->end; ++t) {
+        if (!valid_at(S, t)) { nonzero += gdep[t] != 0.0f || gadv[t] != 0.0f; continue; }
+        if (dep_in) CHECK_SAME_FLOAT(dep_in[t], gdep[t]);
+        else CHECK_GPU(ref_dependency(cfg->estimator, HF(D->logp_old)[t], HF(D->logp_aug)[t]), HF(P->dep)[t], gdep[t],
+                       TOL_TOKEN);
+        dep_bits_differ += memcmp(&gdep[t], &HF(P->dep)[t], 4) != 0;
+    }
+    CHECK_EQ_INT(0, nonzero);   /* dep and adv are 0 at invalid positions */
+    CHECK_EQ_INT(0, touched_outside(&P->dep, 4, S->begin, S->end, 0x7f));
+    CHECK_EQ_INT(0, touched_outside(&P->adv, 4, S->begin, S->end, 0x7f));
+    CHECK_EQ_INT(0, touched_outside(&P->select, 1, S->begin, S->end, 0x5a));
+    CHECK_EQ_INT(0, touched_outside(&P->traj_dep, 4, 0, B, 0x7f));
+    CHECK_EQ_INT(0, touched_outside(&P->count, 8, 0, B, 0x7f));
+    CHECK_EQ_INT(0, touched_outside(&P->scale, 4, 0, B, 0x7f));
+
+    /* traj_dep and count: the float64 mean of the GPU's dep, and the CPU's */
+    for (b = 0; b < B; ++b) {
+        double sum = 0;
+        const int64_t n = n_valid_of(S, b);
+        for (t = S->h.offsets[b]; t < S->h.offsets[b + 1]; ++t) if (valid_at(S, t)) sum += gdep[t];
+        CHECK_EQ_INT(n, gcount[b]);
+        CHECK_EQ_INT(H_(int64_t, P->count)[b], gcount[b]);
+        CHECK_NEAR(n ? sum / (double)n : 0.0, gtraj[b], TOL_TOKEN);
+        CHECK_NEAR(HF(P->traj_dep)[b], gtraj[b], TWICE(TOL_TOKEN));
+    }
+
+    /* stats: the ones given, or min, max and number of the GPU's non-empty trajectories */
+    if (global) st = *global;
+    else CHECK_STATUS(VPPO_OK, vppo_tas_stats_compute(gtraj, gcount, B, &st));
+    CHECK(P->d.stats.min == st.min && P->d.stats.max == st.max);
+    CHECK_EQ_INT(st.n, P->d.stats.n);
+    CHECK_NEAR(P->h.stats.min, P->d.stats.min, TWICE(TOL_TOKEN));
+    CHECK_NEAR(P->h.stats.max, P->d.stats.max, TWICE(TOL_TOKEN));
+
+    /* scale: the CPU's vppo_tas_scales on the GPU's traj_dep, count and stats; 1 without TAS */
+    if (cfg->use_tas) CHECK_STATUS(VPPO_OK, vppo_tas_scales(&cfg->tas, &P->d.stats, gtraj, gcount, B, scale_ref));
+    else for (b = 0; b < B; ++b) scale_ref[b] = 1.0f;
+    for (b = 0; b < B; ++b) {
+        CHECK_NEAR(scale_ref[b], gscale[b], TOL_TOKEN);
+        CHECK_NEAR(HF(P->scale)[b], gscale[b], TWICE(TOL_TOKEN));
+        if (!cfg->use_tas) CHECK(gscale[b] == 1.0f);
+        /* adv = scale_b adv_seq_b at the valid positions */
+        for (t = S->h.offsets[b]; t < S->h.offsets[b + 1]; ++t)
+            if (valid_at(S, t)) {
+                CHECK_NEAR((double)gscale[b] * HF(D->adv_seq)[b], gadv[t], TOL_TOKEN);
+                CHECK_NEAR(HF(P->adv)[t], gadv[t], TWICE(TOL_TOKEN));
+            }
+    }
+
+    /* select, exactly: the CPU's mask when the GPU's dep has the CPU's bits everywhere;
+       otherwise (a last-bit difference in exp) the CPU's top-k on the GPU's dep, since a
+       different bit may legitimately reorder two scores */
+    if (dep_bits_differ) {
+        recomputed = (uint8_t *)malloc((size_t)S->n);
+        CHECK_STATUS(VPPO_OK, vppo_topk_mask(&S->h, gdep, ratio, recomputed, &want_info));
+        want_sel = recomputed;
+    }
+    for (t = S->begin; t < S->end; ++t) sel_wrong += gsel[t] != want_sel[t];
+    CHECK_EQ_INT(0, sel_wrong);
+    CHECK_EQ_INT(0, topk_violations(S, gdep, gsel, ratio));
+    check_info(&want_info, &P->d.topk);
+    free(recomputed);
+    free(scale_ref);
+}
+
+/* The configurations of the pipeline tests. */
+static vppo_config pipeline_config(int which)
+{
+    vppo_config c = vppo_config_default();
+    switch (which) {
+    case 1: c.use_tas = 0; c.use_tgf = 0; break;                          /* plain DAPO */
+    case 2: c.tas.mode = VPPO_TAS_LINEAR; c.tas.beta_min = 0.5f; c.tas.beta_max = 1.5f; c.topk_ratio = 0.25; break;
+    case 3: c.estimator = VPPO_EST_PROB_DROP; c.tas.beta_min = 0.5f; c.topk_ratio = 0.5; break;
+    case 4: c.estimator = VPPO_EST_ABS; c.use_tgf = 0; break;
+    case 5: c.use_tas = 0; c.topk_ratio = 0.1; break;
+    default: break;                                                      /* the released recipe */
+    }
+    return c;
+}
+
+void cuda_prepare_matches_cpu_stage_by_stage(void)
+{
+    rng r = rng_make(8101);
+    mseqs S = layout_random(&r, SIZE_EMU_REAL(18, 96), 4, 50, 1, 5);
+    token_data D = token_data_make(&r, &S);
+    mirror dep_in = mirror_new((size_t)S.n * 4, 0xff);
+    vppo_tas_stats global;
+    int c, source;
+    int64_t t;
+    global.min = 0.25; global.max = 4.0; global.n = 50;
+    for (t = S.begin; t < S.end; ++t) if (valid_at(&S, t)) HF(dep_in)[t] = fabsf(HF(D.score)[t]);
+    mirror_push(&dep_in);
+    for (c = 0; c < 6; ++c)
+        for (source = 0; source < 3; ++source) {   /* sampled dep; dep_in given; global stats given */
+            const vppo_config cfg = pipeline_config(c);
+            const mirror none = mirror_null(), *din = source == 1 ? &dep_in : &none;
+            const vppo_tas_stats *gl = source == 2 ? &global : NULL;
+            mprepared P = mprepared_new(&S);
+            CHECK_STATUS(VPPO_OK, vppo_prepare(&cfg, &S.h, HF(D.logp_old), HF(D.logp_aug), HF(*din), HF(D.adv_seq), gl, &P.h));
+            CHECK_STATUS(VPPO_OK, vppo_cuda_prepare(&cfg, &S.d, DF(D.logp_old), DF(D.logp_aug), DF(*din), DF(D.adv_seq), gl,
+                                                    &P.d, NULL));
+            mprepared_pull(&P);
+            check_prepared(&cfg, &S, &D, HF(*din), gl, &P);
+            mprepared_free(&P);
+        }
+    /* without a dependency source TAS and TGF must be off: then dep is 0 */
+    {
+        const vppo_config cfg = pipeline_config(1);
+        mprepared P = mprepared_new(&S);
+        int64_t nonzero = 0;
+        CHECK_BOTH(VPPO_OK, vppo_prepare(&cfg, &S.h, NULL, NULL, NULL, HF(D.adv_seq), NULL, &P.h),
+                   vppo_cuda_prepare(&cfg, &S.d, NULL, NULL, NULL, DF(D.adv_seq), NULL, &P.d, NULL));
+        mprepared_pull(&P);
+        for (t = S.begin; t < S.end; ++t) nonzero += GF(P.dep)[t] != 0.0f;
+        CHECK_EQ_INT(0, nonzero);
+        mprepared_free(&P);
+    }
+    mirror_free(&dep_in);
+    token_data_free(&D);
+    mseqs_free(&S);
+}
+
+void cuda_step_matches_cpu(void)
+{
+    rng r = rng_make(8201);
+    mseqs S = layout_random(&r, SIZE_EMU_REAL(18, 96), 1, 50, 1, 5);
+    token_data D = token_data_make(&r, &S);
+    mirror dlogp = mirror_new((size_t)S.n * 4, 0x7f), chain = mirror_new((size_t)S.n * 4, 0x7f);
+    double *lp = doubles_of(HF(D.logp), S.n);
+    int c;
+    for (c = 0; c < 8; ++c) {
+        vppo_config cfg = pipeline_config(c % 6);
+        const mirror none = mirror_null(), *ref = c >= 6 ? &D.logp_ref : &none;
+        mprepared P = mprepared_new(&S);
+        vppo_loss_out oc, og, ochain;
+        ref_loss_terms R;
+        if (c == 6) { cfg.loss.kl_kind = VPPO_KL_K3; cfg.loss.kl_coef = 0.05f; cfg.loss.agg = VPPO_AGG_SEQ_MEAN_TOKEN_MEAN; }
+        if (c == 7) { cfg.loss.pg_kind = VPPO_PG_CISPO; cfg.loss.ratio_level = VPPO_RATIO_SEQ; cfg.loss.kl_kind = VPPO_KL_K2;
+                      cfg.loss.kl_coef = 0.1f; }
+        memset(&oc, 0, sizeof oc);
+        memset(&og, 0xff, sizeof og);
+        CHECK_STATUS(VPPO_OK, vppo_step(&cfg, &S.h, HF(D.logp), HF(D.logp_old), HF(D.logp_aug), HF(*ref), HF(D.adv_seq),
+                                        &P.h, HF(dlogp), &oc));
+        CHECK_STATUS(VPPO_OK, vppo_cuda_step(&cfg, &S.d, DF(D.logp), DF(D.logp_old), DF(D.logp_aug), DF(*ref),
+                                             DF(D.adv_seq), &P.d, DF(dlogp), &og, NULL));
+        mprepared_pull(&P);
+        mirror_pull(&dlogp);
+        check_prepared(&cfg, &S, &D, NULL, NULL, &P);
+        /* the loss on the GPU's own adv and select: the CPU's vppo_policy_loss and float64 */
+        CHECK_STATUS(VPPO_OK, vppo_policy_loss(&cfg.loss, &S.h, HF(D.logp), HF(D.logp_old), HF(*ref), GF(P.adv),
+                                               G_(uint8_t, P.select), NULL, HF(chain), &ochain));
+        R = ref_policy_loss(&cfg.loss, &S.h, lp, lp, HF(D.logp_old), HF(*ref), GF(P.adv), G_(uint8_t, P.select), NULL);
+        check_loss_out(&ochain, &og, &R);
+        memcpy(dlogp.h, chain.h, dlogp.bytes);   /* compare dlogp with that CPU gradient */
+        check_dlogp(&S, &dlogp);
+        CHECK_EQ_INT(oc.n_valid, og.n_valid);
+        mprepared_free(&P);
+    }
+    free(lp);
+    mirror_free(&dlogp);
+    mirror_free(&chain);
+    token_data_free(&D);
+    mseqs_free(&S);
+}
+
+/* ================================================================ bad inputs
+   Each case changes one thing of a valid call; the CPU function must return the literal
+   status expected, and the CUDA function the same. Device data (offsets, values, ids) is
+   changed on the device too. */
+
+/* 3 sequences from position 1 (the second empty), mask holes at 2 and 7: valid positions
+   1, 3, 4, 5, 6, 8 of 11 (the tail 9, 10). */
+static mseqs bad_layout(void)
+{
+    static const int64_t off[4] = { 1, 4, 4, 9 };
+    static const uint8_t mask[9] = { 0, 1, 0, 1, 1, 1, 1, 0, 1 };
+    return mseqs_make(3, off, mask, 2);
+}
+
+/* Calls with the mseqs (or vppo_seqs pair) and mirrors of the arguments. */
+#define BOTH_DEP_SAMPLED(e, sh, sd, lp, la, est, out) CHECK_BOTH(e, \
+    vppo_dependency_sampled(sh, HF(lp), HF(la), est, HF(out)), \
+    vppo_cuda_dependency_sampled(sd, DF(lp), DF(la), est, DF(out), NULL))
+
+/* Bad sequence descriptions, shared by every per-token function: call(sh, sd) with
+   NULL, no offsets, a negative count, offsets[0] < 0 and decreasing offsets (on the device). */
+#define BAD_SEQS_CASES(S, call) do { \
+    vppo_seqs sh_ = (S).h, sd_ = (S).d; int64_t old_; \
+    call(VPPO_ERR_NULL, (vppo_seqs *)NULL, (vppo_seqs *)NULL); \
+    sh_.offsets = sd_.offsets = NULL; call(VPPO_ERR_NULL, &sh_, &sd_); \
+    sh_ = (S).h; sd_ = (S).d; sh_.n_seqs = sd_.n_seqs = -1; call(VPPO_ERR_SIZE, &sh_, &sd_); \
+    old_ = poke_i64(&(S).off, 0, -1); call(VPPO_ERR_SIZE, &(S).h, &(S).d); poke_i64(&(S).off, 0, old_); \
+    old_ = poke_i64(&(S).off, 2, 3); call(VPPO_ERR_SIZE, &(S).h, &(S).d); poke_i64(&(S).off, 2, old_); \
+    call(VPPO_OK, &(S).h, &(S).d); } while (0)
+
+void cuda_dependency_sampled_rejects_bad_input(void)
+{
+    rng r = rng_make(9101);
+    mseqs S = bad_layout();
+    token_data D = token_data_make(&r, &S);
+    mirror dep = mirror_new((size_t)S.n * 4, 0), none = mirror_null();
+    float old;
+#define CALL(e, sh, sd) BOTH_DEP_SAMPLED(e, sh, sd, D.logp_old, D.logp_aug, VPPO_EST_K3, dep)
+    BAD_SEQS_CASES(S, CALL);
+#undef CALL
+    BOTH_DEP_SAMPLED(VPPO_ERR_NULL, &S.h, &S.d, none, D.logp_aug, VPPO_EST_K3, dep);
+    BOTH_DEP_SAMPLED(VPPO_ERR_NULL, &S.h, &S.d, D.logp_old, none, VPPO_EST_K3, dep);
+    BOTH_DEP_SAMPLED(VPPO_ERR_NULL, &S.h, &S.d, D.logp_old, D.logp_aug, VPPO_EST_K3, none);
+    /* bad enums: values beyond the enumerators but inside the enum's range of values (in
+       C++, which this file is, any other value is undefined behaviour; hence no bad
+       vppo_pg_kind, vppo_agg or vppo_tas_mode, whose ranges hold no spare value) */
+    BOTH_DEP_SAMPLED(VPPO_ERR_PARAM, &S.h, &S.d, D.logp_old, D.logp_aug, (vppo_estimator)5, dep);
+    BOTH_DEP_SAMPLED(VPPO_ERR_PARAM, &S.h, &S.d, D.logp_old, D.logp_aug, (vppo_estimator)7, dep);
+    /* values: NaN or +inf at a valid position, both -inf (d = NaN); NaN elsewhere is ignored */
+    old = poke_f(&D.logp_old, 3, NAN);
+    BOTH_DEP_SAMPLED(VPPO_ERR_NONFINITE, &S.h, &S.d, D.logp_old, D.logp_aug, VPPO_EST_K3, dep);
+    poke_f(&D.logp_old, 3, old);
+    old = poke_f(&D.logp_aug, 8, INFINITY);
+    BOTH_DEP_SAMPLED(VPPO_ERR_NONFINITE, &S.h, &S.d, D.logp_old, D.logp_aug, VPPO_EST_K1, dep);
+    poke_f(&D.logp_aug, 8, old);
+    poke_f(&D.logp_old, 5, -INFINITY);
+    old = poke_f(&D.logp_aug, 5, -INFINITY);
+    BOTH_DEP_SAMPLED(VPPO_ERR_NONFINITE, &S.h, &S.d, D.logp_old, D.logp_aug, VPPO_EST_K2, dep);
+    poke_f(&D.logp_aug, 5, old);
+    BOTH_DEP_SAMPLED(VPPO_OK, &S.h, &S.d, D.logp_old, D.logp_aug, VPPO_EST_K2, dep);   /* one -inf is fine */
+    poke_f(&D.logp_old, 2, NAN);   /* invalid (masked) */
+    poke_f(&D.logp_aug, 0, NAN);   /* before offsets[0] */
+    poke_f(&D.logp_old, 9, NAN);   /* after offsets[B] */
+    BOTH_DEP_SAMPLED(VPPO_OK, &S.h, &S.d, D.logp_old, D.logp_aug, VPPO_EST_K3, dep);
+    mirror_free(&dep);
+    token_data_free(&D);
+    mseqs_free(&S);
+}
+
+/* A small logits fixture: X (3 x 5, stride 6, lead 1, F32; NaN padding), a good partner G
+   of the same shape, ids, g, h, lse, entropy, an [n] output and a gradient (stride 8). */
+typedef struct logits_fixture { mlogits X, G; mirror ids, g, h, lse, ent, vec, out; } logits_fixture;
+
+static logits_fixture logits_fixture_make(rng *r)
+{
+    logits_fixture F;
+    int64_t i;
+    F.X = mlogits_new(VPPO_F32, 3, 5, 6, 1, 1.0f);
+    F.G = mlogits_new(VPPO_BF16, 3, 5, 5, 0, 0.8f);
+    mlogits_fill(&F.X, &F.G, r);
+    F.ids = ids_make(r, &F.X);
+    F.g = mirror_new(3 * 4, 0); F.h = mirror_new(3 * 4, 0); F.lse = mirror_new(3 * 4, 0); F.ent = mirror_new(3 * 4, 0);
+    for (i = 0; i < 3; ++i) { HF(F.g)[i] = (float)rng_normal(r); HF(F.h)[i] = (float)rng_normal(r); }
+    vppo_logprobs(&F.X.h, NULL, NULL, HF(F.lse), HF(F.ent));
+    mirror_push(&F.g); mirror_push(&F.h); mirror_push(&F.lse); mirror_push(&F.ent);
+    F.vec = mirror_new(3 * 4, 0);
+    F.out = mirror_new(3 * 8 * 4, 0);
+    return F;
+}
+
+static void logits_fixture_free(logits_fixture *F)
+{
+    mirror_free(&F->X.m); mirror_free(&F->G.m); mirror_free(&F->ids); mirror_free(&F->g); mirror_free(&F->h);
+    mirror_free(&F->lse); mirror_free(&F->ent); mirror_free(&F->vec); mirror_free(&F->out);
+}
+
+/* Every logits function on the matrix (xh, xd) (the host and device views of one matrix):
+   logprobs, dependency with it on either side, backward; each returns e on both paths. */
+static void logits_all_expect(vppo_status e, const vppo_logits *xh, const vppo_logits *xd, logits_fixture *F)
+{
+    vppo_grad_out oh, od;
+    oh.data = F->out.h; oh.dtype = VPPO_F32; oh.row_stride = 8;
+    od = oh;
+    od.data = F->out.d;
+    CHECK_BOTH(e, vppo_logprobs(xh, H_(int32_t, F->ids), HF(F->vec), HF(F->lse), NULL),
+               vppo_cuda_logprobs(xd, D_(int32_t, F->ids), DF(F->vec), DF(F->lse), NULL, NULL));
+    CHECK_BOTH(e, vppo_dependency_logits(xh, &F->G.h, VPPO_DIV_KL, HF(F->vec)),
+               vppo_cuda_dependency_logits(xd, &F->G.d, VPPO_DIV_KL, DF(F->vec), NULL));
+    CHECK_BOTH(e, vppo_dependency_logits(&F->G.h, xh, VPPO_DIV_JS, HF(F->vec)),
+               vppo_cuda_dependency_logits(&F->G.d, xd, VPPO_DIV_JS, DF(F->vec), NULL));
+    CHECK_BOTH(e, vppo_logprobs_backward(xh, H_(int32_t, F->ids), NULL, NULL, HF(F->g), HF(F->h), &oh),
+               vppo_cuda_logprobs_backward(xd, D_(int32_t, F->ids), NULL, NULL, DF(F->g), DF(F->h), &od, NULL));
+}
+
+void cuda_logits_functions_reject_bad_matrices(void)
+{
+    rng r = rng_make(9201);
+    logits_fixture F = logits_fixture_make(&r);
+    vppo_logits xh = F.X.h, xd = F.X.d;
+    const float temps[4] = { 0.0f, -1.0f, NAN, INFINITY };
+    float old;
+    int k;
+    int64_t j;
+    logits_all_expect(VPPO_OK, &xh, &xd, &F);   /* NaN in the padding (stride 6 > 5) is never read */
+    logits_all_expect(VPPO_ERR_NULL, NULL, NULL, &F);
+    xh.data = xd.data = NULL; logits_all_expect(VPPO_ERR_NULL, &xh, &xd, &F); xh = F.X.h; xd = F.X.d;
+    xh.dtype = xd.dtype = (vppo_dtype)3; logits_all_expect(VPPO_ERR_PARAM, &xh, &xd, &F); xh = F.X.h; xd = F.X.d;
+    xh.n_rows = xd.n_rows = -1; logits_all_expect(VPPO_ERR_SIZE, &xh, &xd, &F); xh = F.X.h; xd = F.X.d;
+    xh.vocab = xd.vocab = 0; logits_all_expect(VPPO_ERR_SIZE, &xh, &xd, &F); xh = F.X.h; xd = F.X.d;
+    xh.row_stride = xd.row_stride = 4; logits_all_expect(VPPO_ERR_SIZE, &xh, &xd, &F); xh = F.X.h; xd = F.X.d;
+    for (k = 0; k < 4; ++k) {
+        xh.temperature = xd.temperature = temps[k];
+        logits_all_expect(VPPO_ERR_PARAM, &xh, &xd, &F);
+    }
+    xh = F.X.h; xd = F.X.d;
+    /* data: NaN, +inf, a row of only -inf (entries are F32, row r at 1 + 6r) */
+    old = poke_f(&F.X.m, 1 + 6 + 2, NAN); logits_all_expect(VPPO_ERR_NONFINITE, &xh, &xd, &F);
+    poke_f(&F.X.m, 1 + 6 + 2, INFINITY); logits_all_expect(VPPO_ERR_NONFINITE, &xh, &xd, &F);
+    poke_f(&F.X.m, 1 + 6 + 2, old);
+    for (j = 0; j < 5; ++j) poke_f(&F.X.m, 1 + 12 + j, -INFINITY);
+    logits_all_expect(VPPO_ERR_PARAM, &xh, &xd, &F);
+    poke_f(&F.X.m, 1 + 12 + 3, 0.5f);   /* one finite entry left: fine */
+    logits_all_expect(VPPO_OK, &xh, &xd, &F);
+    logits_fixture_free(&F);
+}
+
+void cuda_logits_functions_reject_bad_arguments(void)
+{
+    rng r = rng_make(9202);
+    logits_fixture F = logits_fixture_make(&r);
+    const mlogits *X = &F.X, *G = &F.G;
+    vppo_logits gh = G->h, gd = G->d;
+    vppo_grad_out oh, od;
+    int32_t old;
+    /* dependency_logits */
+    CHECK_BOTH(VPPO_ERR_NULL, vppo_dependency_logits(&X->h, &G->h, VPPO_DIV_KL, NULL),
+               vppo_cuda_dependency_logits(&X->d, &G->d, VPPO_DIV_KL, NULL, NULL));
+    CHECK_BOTH(VPPO_ERR_PARAM, vppo_dependency_logits(&X->h, &G->h, (vppo_divergence)3, HF(F.vec)),
+               vppo_cuda_dependency_logits(&X->d, &G->d, (vppo_divergence)3, DF(F.vec), NULL));
+    gh.n_rows = gd.n_rows = 2;
+    CHECK_BOTH(VPPO_ERR_SIZE, vppo_dependency_logits(&X->h, &gh, VPPO_DIV_KL, HF(F.vec)),
+               vppo_cuda_dependency_logits(&X->d, &gd, VPPO_DIV_KL, DF(F.vec), NULL));
+    gh = G->h; gd = G->d; gh.vocab = gd.vocab = 4;
+    CHECK_BOTH(VPPO_ERR_SIZE, vppo_dependency_logits(&X->h, &gh, VPPO_DIV_JS, HF(F.vec)),
+               vppo_cuda_dependency_logits(&X->d, &gd, VPPO_DIV_JS, DF(F.vec), NULL));
+    /* logprobs: logp needs ids; ids in [0, vocab) (device memory), unread without logp */
+    CHECK_BOTH(VPPO_ERR_NULL, vppo_logprobs(&X->h, NULL, HF(F.vec), NULL, NULL),
+               vppo_cuda_logprobs(&X->d, NULL, DF(F.vec), NULL, NULL, NULL));
+    old = poke_i32(&F.ids, 1, -1);
+    CHECK_BOTH(VPPO_ERR_INDEX, vppo_logprobs(&X->h, H_(int32_t, F.ids), HF(F.vec), NULL, NULL),
+               vppo_cuda_logprobs(&X->d, D_(int32_t, F.ids), DF(F.vec), NULL, NULL, NULL));
+    poke_i32(&F.ids, 2, 5);
+    poke_i32(&F.ids, 1, old);
+    CHECK_BOTH(VPPO_ERR_INDEX, vppo_logprobs(&X->h, H_(int32_t, F.ids), HF(F.vec), NULL, NULL),
+               vppo_cuda_logprobs(&X->d, D_(int32_t, F.ids), DF(F.vec), NULL, NULL, NULL));
+    CHECK_BOTH(VPPO_OK, vppo_logprobs(&X->h, H_(int32_t, F.ids), NULL, HF(F.vec), NULL),
+               vppo_cuda_logprobs(&X->d, D_(int32_t, F.ids), NULL, DF(F.vec), NULL, NULL));
+    /* backward, ids still bad at row 2: used only with dlogp */
+    oh.data = F.out.h; oh.dtype = VPPO_F32; oh.row_stride = 8;
+    od = oh; od.data = F.out.d;
+    CHECK_BOTH(VPPO_ERR_INDEX, vppo_logprobs_backward(&X->h, H_(int32_t, F.ids), NULL, NULL, HF(F.g), NULL, &oh),
+               vppo_cuda_logprobs_backward(&X->d, D_(int32_t, F.ids), NULL, NULL, DF(F.g), NULL, &od, NULL));
+    CHECK_BOTH(VPPO_OK, vppo_logprobs_backward(&X->h, H_(int32_t, F.ids), HF(F.lse), HF(F.ent), NULL, HF(F.h), &oh),
+               vppo_cuda_logprobs_backward(&X->d, D_(int32_t, F.ids), DF(F.lse), DF(F.ent), NULL, DF(F.h), &od, NULL));
+    poke_i32(&F.ids, 2, 0);
+#define BACKWARD(e, ids_, lse_, ent_, g_, h_, out_h, out_d) CHECK_BOTH(e, \
+        vppo_logprobs_backward(&X->h, H_(int32_t, ids_), HF(lse_), HF(ent_), HF(g_), HF(h_), out_h), \
+        vppo_cuda_logprobs_backward(&X->d, D_(int32_t, ids_), DF(lse_), DF(ent_), DF(g_), DF(h_), out_d, NULL))
+    {
+        const mirror none = mirror_null();
+        vppo_grad_out bh = oh, bd = od;
+        float o;
+        BACKWARD(VPPO_OK, F.ids, F.lse, F.ent, F.g, F.h, &oh, &od);
+        BACKWARD(VPPO_ERR_NULL, F.ids, F.lse, F.ent, F.g, F.h, (vppo_grad_out *)NULL, (vppo_grad_out *)NULL);
+        bh.data = bd.data = NULL;
+        BACKWARD(VPPO_ERR_NULL, F.ids, F.lse, F.ent, F.g, F.h, &bh, &bd);
+        BACKWARD(VPPO_ERR_NULL, none, F.lse, F.ent, F.g, F.h, &oh, &od);   /* dlogp without ids */
+        bh = oh; bd = od; bh.dtype = bd.dtype = VPPO_F16;
+        BACKWARD(VPPO_ERR_UNSUPPORTED, F.ids, F.lse, F.ent, F.g, F.h, &bh, &bd);
+        bh.dtype = bd.dtype = (vppo_dtype)3;
+        BACKWARD(VPPO_ERR_PARAM, F.ids, F.lse, F.ent, F.g, F.h, &bh, &bd);
+        bh = oh; bd = od; bh.row_stride = bd.row_stride = 4;
+        BACKWARD(VPPO_ERR_SIZE, F.ids, F.lse, F.ent, F.g, F.h, &bh, &bd);
+        /* overlap that is not exactly in place: one element off, or a BF16 output on it */
+        bh = oh; bd = od;
+        bh.data = (float *)X->h.data + 1; bd.data = (float *)X->d.data + 1; bh.row_stride = bd.row_stride = 6;
+        BACKWARD(VPPO_ERR_PARAM, F.ids, F.lse, F.ent, F.g, F.h, &bh, &bd);
+        bh.data = (void *)X->h.data; bd.data = (void *)X->d.data; bh.dtype = bd.dtype = VPPO_BF16;
+        BACKWARD(VPPO_ERR_PARAM, F.ids, F.lse, F.ent, F.g, F.h, &bh, &bd);
+        bh.dtype = bd.dtype = VPPO_F32; bh.row_stride = bd.row_stride = 7;
+        BACKWARD(VPPO_ERR_PARAM, F.ids, F.lse, F.ent, F.g, F.h, &bh, &bd);
+        /* NaN in any per-row input */
+        o = poke_f(&F.lse, 1, NAN); BACKWARD(VPPO_ERR_NONFINITE, F.ids, F.lse, F.ent, F.g, F.h, &oh, &od); poke_f(&F.lse, 1, o);
+        o = poke_f(&F.ent, 2, NAN); BACKWARD(VPPO_ERR_NONFINITE, F.ids, F.lse, F.ent, F.g, F.h, &oh, &od); poke_f(&F.ent, 2, o);
+        o = poke_f(&F.g, 0, NAN); BACKWARD(VPPO_ERR_NONFINITE, F.ids, F.lse, F.ent, F.g, F.h, &oh, &od); poke_f(&F.g, 0, o);
+        o = poke_f(&F.h, 1, INFINITY); BACKWARD(VPPO_ERR_NONFINITE, F.ids, F.lse, F.ent, F.g, F.h, &oh, &od); poke_f(&F.h, 1, o);
+        BACKWARD(VPPO_OK, none, none, none, none, none, &oh, &od);   /* nothing to propagate: zeros */
+    }
+#undef BACKWARD
+    logits_fixture_free(&F);
+}
+
+void cuda_patch_rows_rejects_bad_input(void)
+{
+    mirror rows = mirror_new(4 * 4 * 4, 0), fill = mirror_new(3 * 4, 0), none = mirror_null();
+#define ROWS(e, rows_, n, len, stride, prob, fill_) CHECK_BOTH(e, \
+        vppo_perturb_patch_rows(HF(rows_), n, len, stride, prob, HF(fill_), 7), \
+        vppo_cuda_perturb_patch_rows(DF(rows_), n, len, stride, prob, DF(fill_), 7, NULL))
+    mirror_push(&fill);
+    ROWS(VPPO_OK, rows, 4, 3, 4, 0.5f, fill);
+    ROWS(VPPO_ERR_NULL, none, 4, 3, 4, 0.5f, fill);
+    ROWS(VPPO_ERR_SIZE, rows, -1, 3, 4, 0.5f, fill);
+    ROWS(VPPO_ERR_SIZE, rows, 4, -1, 4, 0.5f, fill);
+    ROWS(VPPO_ERR_SIZE, rows, 4, 3, 2, 0.5f, fill);
+    ROWS(VPPO_ERR_SIZE, rows, INT64_MAX / 2, 3, 4, 0.5f, fill);   /* would overflow */
+    ROWS(VPPO_ERR_PARAM, rows, 4, 3, 4, -0.5f, fill);
+    ROWS(VPPO_ERR_PARAM, rows, 4, 3, 4, 1.5f, fill);
+    ROWS(VPPO_ERR_PARAM, rows, 4, 3, 4, NAN, fill);
+    poke_f(&fill, 1, NAN);
+    ROWS(VPPO_ERR_NONFINITE, rows, 4, 3, 4, 0.5f, fill);
+    poke_f(&fill, 1, -INFINITY);
+    ROWS(VPPO_ERR_NONFINITE, rows, 4, 3, 4, 0.5f, fill);
+    ROWS(VPPO_OK, rows, 4, 3, 4, 0.5f, none);
+#undef ROWS
+    mirror_free(&rows);
+    mirror_free(&fill);
+}
+
+void cuda_masks_reject_bad_input(void)
+{
+    rng r = rng_make(9401);
+    mseqs S = bad_layout();
+    token_data D = token_data_make(&r, &S);
+    mirror sel = mirror_new((size_t)S.n, 0), w = mirror_new((size_t)S.n * 4, 0), none = mirror_null();
+    const double ratios[3] = { -0.1, 1.1, NAN };
+    int k;
+#define TOPK(e, sh, sd, score, ratio, out) CHECK_BOTH(e, \
+        vppo_topk_mask(sh, HF(score), ratio, H_(uint8_t, out), NULL), \
+        vppo_cuda_topk_mask(sd, DF(score), ratio, D_(uint8_t, out), NULL, NULL))
+#define SOFT(e, sh, sd, score, ratio, out) CHECK_BOTH(e, \
+        vppo_soft_mask(sh, HF(score), ratio, HF(out)), vppo_cuda_soft_mask(sd, DF(score), ratio, DF(out), NULL))
+#define CALL(e, sh, sd) do { TOPK(e, sh, sd, D.score, 0.4, sel); SOFT(e, sh, sd, D.score, 0.4, w); } while (0)
+    BAD_SEQS_CASES(S, CALL);
+    TOPK(VPPO_ERR_NULL, &S.h, &S.d, none, 0.4, sel);
+    TOPK(VPPO_ERR_NULL, &S.h, &S.d, D.score, 0.4, none);
+    SOFT(VPPO_ERR_NULL, &S.h, &S.d, none, 0.4, w);
+    SOFT(VPPO_ERR_NULL, &S.h, &S.d, D.score, 0.4, none);
+    for (k = 0; k < 3; ++k) {
+        TOPK(VPPO_ERR_PARAM, &S.h, &S.d, D.score, ratios[k], sel);
+        SOFT(VPPO_ERR_PARAM, &S.h, &S.d, D.score, ratios[k], w);
+    }
+    /* NaN at a valid position; +-inf are ordered by top-k but refused by the soft mask */
+    {
+        const float old = poke_f(&D.score, 4, NAN);
+        CALL(VPPO_ERR_NONFINITE, &S.h, &S.d);
+        poke_f(&D.score, 4, INFINITY);
+        TOPK(VPPO_OK, &S.h, &S.d, D.score, 0.4, sel);
+        SOFT(VPPO_ERR_NONFINITE, &S.h, &S.d, D.score, 0.4, w);
+        poke_f(&D.score, 4, -INFINITY);
+        TOPK(VPPO_OK, &S.h, &S.d, D.score, 0.4, sel);
+        SOFT(VPPO_ERR_NONFINITE, &S.h, &S.d, D.score, 0.4, w);
+        poke_f(&D.score, 4, old);
+        poke_f(&D.score, 7, INFINITY);   /* invalid position: ignored */
+        CALL(VPPO_OK, &S.h, &S.d);
+    }
+#undef CALL
+#undef SOFT
+#undef TOPK
+    mirror_free(&sel);
+    mirror_free(&w);
+    token_data_free(&D);
+    mseqs_free(&S);
+}
+
+void cuda_policy_loss_rejects_bad_input(void)
+{
+    rng r = rng_make(9501);
+    mseqs S = bad_layout();
+    token_data D = token_data_make(&r, &S);
+    mirror dlogp = mirror_new((size_t)S.n * 4, 0), none = mirror_null();
+    const vppo_loss_config good = vppo_loss_config_default();
+    vppo_loss_config c = good;
+    vppo_loss_out oh, od;
+    int k;
+    float old;
+#define LOSS(e, cfg, sh, sd, lp, lo, ref, adv, sel, w, dl, out_h, out_d) CHECK_BOTH(e, \
+        vppo_policy_loss(cfg, sh, HF(lp), HF(lo), HF(ref), HF(adv), H_(uint8_t, sel), HF(w), HF(dl), out_h), \
+        vppo_cuda_policy_loss(cfg, sd, DF(lp), DF(lo), DF(ref), DF(adv), D_(uint8_t, sel), DF(w), DF(dl), out_d, NULL))
+#define LOSS_ARGS(e, cfg, lp, lo, ref, adv, w) \
+        LOSS(e, cfg, &S.h, &S.d, lp, lo, ref, adv, D.select, w, dlogp, &oh, &od)
+#define CALL(e, sh, sd) LOSS(e, &c, sh, sd, D.logp, D.logp_old, D.logp_ref, D.adv, D.select, D.weight, dlogp, &oh, &od)
+    BAD_SEQS_CASES(S, CALL);
+#undef CALL
+    /* pointers */
+    LOSS_ARGS(VPPO_ERR_NULL, (const vppo_loss_config *)NULL, D.logp, D.logp_old, D.logp_ref, D.adv, D.weight);
+    LOSS_ARGS(VPPO_ERR_NULL, &c, none, D.logp_old, D.logp_ref, D.adv, D.weight);
+    LOSS_ARGS(VPPO_ERR_NULL, &c, D.logp, none, D.logp_ref, D.adv, D.weight);
+    LOSS_ARGS(VPPO_ERR_NULL, &c, D.logp, D.logp_old, D.logp_ref, none, D.weight);
+    LOSS(VPPO_ERR_NULL, &c, &S.h, &S.d, D.logp, D.logp_old, D.logp_ref, D.adv, D.select, D.weight, dlogp,
+         (vppo_loss_out *)NULL, (vppo_loss_out *)NULL);
+    c.kl_kind = VPPO_KL_K3; c.kl_coef = 0.1f;   /* a KL needs the reference */
+    LOSS_ARGS(VPPO_ERR_NULL, &c, D.logp, D.logp_old, none, D.adv, D.weight);
+    LOSS_ARGS(VPPO_OK, &c, D.logp, D.logp_old, D.logp_ref, D.adv, D.weight);
+    /* parameters */
+    for (k = 0; k < 12; ++k) {
+        c = good;
+        switch (k) {   /* bad enums only inside their range of values (see dependency_sampled) */
+        case 0: c.clip_low = -0.1f; break;
+        case 1: c.clip_low = 1.5f; break;
+        case 2: c.clip_high = NAN; break;
+        case 3: c.clip_dual = 0.5f; break;
+        case 4: c.clip_high = -0.1f; break;
+        case 5: c.ratio_level = (vppo_ratio_level)3; break;
+        case 6: c.agg = VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM; c.agg_norm = NAN; break;
+        case 7: c.agg = VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM; c.agg_norm = 0.0; break;
+        case 8: c.kl_kind = (vppo_kl_kind)5; break;
+        case 9: c.kl_coef = -1.0f; break;
+        case 10: c.entropy_coef = INFINITY; break;
+        default: c.denom = -1.0; break;
+        }
+        LOSS_ARGS(VPPO_ERR_PARAM, &c, D.logp, D.logp_old, D.logp_ref, D.adv, D.weight);
+    }
+    c = good;
+    /* values: NaN at a valid position of each input, ignored elsewhere */
+    old = poke_f(&D.logp, 3, NAN); LOSS_ARGS(VPPO_ERR_NONFINITE, &c, D.logp, D.logp_old, D.logp_ref, D.adv, D.weight);
+    poke_f(&D.logp, 3, old);
+    old = poke_f(&D.logp_old, 8, -INFINITY); LOSS_ARGS(VPPO_ERR_NONFINITE, &c, D.logp, D.logp_old, D.logp_ref, D.adv, D.weight);
+    poke_f(&D.logp_old, 8, old);
+    old = poke_f(&D.adv, 1, NAN); LOSS_ARGS(VPPO_ERR_NONFINITE, &c, D.logp, D.logp_old, D.logp_ref, D.adv, D.weight);
+    poke_f(&D.adv, 1, old);
+    old = poke_f(&D.weight, 6, NAN); LOSS_ARGS(VPPO_ERR_NONFINITE, &c, D.logp, D.logp_old, D.logp_ref, D.adv, D.weight);
+    poke_f(&D.weight, 6, old);
+    old = poke_f(&D.logp_ref, 4, NAN);
+    LOSS_ARGS(VPPO_OK, &c, D.logp, D.logp_old, D.logp_ref, D.adv, D.weight);   /* no KL: the reference is not read */
+    c.kl_kind = VPPO_KL_K1;
+    LOSS_ARGS(VPPO_ERR_NONFINITE, &c, D.logp, D.logp_old, D.logp_ref, D.adv, D.weight);
+    poke_f(&D.logp_ref, 4, old);
+    c = good;
+    poke_f(&D.logp, 7, NAN); poke_f(&D.adv, 2, NAN); poke_f(&D.weight, 0, NAN); poke_f(&D.logp_old, 10, NAN);
+    LOSS_ARGS(VPPO_OK, &c, D.logp, D.logp_old, D.logp_ref, D.adv, D.weight);
+    /* a gradient beyond the float range (denom 1e-39) is found as dlogp is written */
+    c.denom = 1e-39;
+    LOSS_ARGS(VPPO_ERR_NONFINITE, &c, D.logp, D.logp_old, D.logp_ref, D.adv, D.weight);
+    LOSS(VPPO_OK, &c, &S.h, &S.d, D.logp, D.logp_old, D.logp_ref, D.adv, D.select, D.weight, none, &oh, &od);
+#undef LOSS_ARGS
+#undef LOSS
+    mirror_free(&dlogp);
+    token_data_free(&D);
+    mseqs_free(&S);
+}
+
+void cuda_prepare_and_step_reject_bad_input(void)
+{
+    rng r = rng_make(9601);
+    mseqs S = bad_layout();
+    token_data D = token_data_make(&r, &S);
+    mprepared P = mprepared_new(&S);
+    mirror dep_in = mirror_new((size_t)S.n * 4, 0xff), dlogp = mirror_new((size_t)S.n * 4, 0), none = mirror_null();
+    const vppo_config good = vppo_config_default();
+    vppo_config c = good;
+    vppo_tas_stats gl;
+    vppo_loss_out oh, od;
+    int64_t t;
+    int k;
+    float old;
+    for (t = S.begin; t < S.end; ++t) if (valid_at(&S, t)) HF(dep_in)[t] = 0.5f * (float)t;
+    mirror_push(&dep_in);
+#define PREP(e, cfg, sh, sd, lo, la, din, adv, global, ph, pd) CHECK_BOTH(e, \
+        vppo_prepare(cfg, sh, HF(lo), HF(la), HF(din), HF(adv), global, ph), \
+        vppo_cuda_prepare(cfg, sd, DF(lo), DF(la), DF(din), DF(adv), global, pd, NULL))
+#define STEP(e, cfg, sh, sd, lp, lo, la, ref, adv, ph, pd, out_h, out_d) CHECK_BOTH(e, \
+        vppo_step(cfg, sh, HF(lp), HF(lo), HF(la), HF(ref), HF(adv), ph, HF(dlogp), out_h), \
+        vppo_cuda_step(cfg, sd, DF(lp), DF(lo), DF(la), DF(ref), DF(adv), pd, DF(dlogp), out_d, NULL))
+    /* both functions, same inputs: prepare (dep sampled, no global stats) and step */
+#define BOTH_FNS(e, cfg, lo, la, adv) do { \
+        PREP(e, cfg, &S.h, &S.d, lo, la, none, adv, NULL, &P.h, &P.d); \
+        STEP(e, cfg, &S.h, &S.d, D.logp, lo, la, D.logp_ref, adv, &P.h, &P.d, &oh, &od); } while (0)
+#define CALL(e, sh, sd) do { \
+        PREP(e, &c, sh, sd, D.logp_old, D.logp_aug, none, D.adv_seq, NULL, &P.h, &P.d); \
+        STEP(e, &c, sh, sd, D.logp, D.logp_old, D.logp_aug, D.logp_ref, D.adv_seq, &P.h, &P.d, &oh, &od); } while (0)
+    BAD_SEQS_CASES(S, CALL);
+#undef CALL
+    /* pointers */
+    BOTH_FNS(VPPO_ERR_NULL, (const vppo_config *)NULL, D.logp_old, D.logp_aug, D.adv_seq);
+    BOTH_FNS(VPPO_ERR_NULL, &c, D.logp_old, D.logp_aug, none);
+    BOTH_FNS(VPPO_ERR_NULL, &c, none, D.logp_aug, D.adv_seq);      /* TAS and TGF need a dependency */
+    PREP(VPPO_ERR_NULL, &c, &S.h, &S.d, D.logp_old, D.logp_aug, none, D.adv_seq, NULL,
+         (vppo_prepared *)NULL, (vppo_prepared *)NULL);
+    for (k = 0; k < 6; ++k) {   /* every buffer of vppo_prepared is required */
+        vppo_prepared ph = P.h, pd = P.d;
+        void **bh[6] = { (void **)&ph.dep, (void **)&ph.traj_dep, (void **)&ph.count, (void **)&ph.scale,
+                         (void **)&ph.adv, (void **)&ph.select };
+        void **bd[6] = { (void **)&pd.dep, (void **)&pd.traj_dep, (void **)&pd.count, (void **)&pd.scale,
+                         (void **)&pd.adv, (void **)&pd.select };
+        *bh[k] = NULL;
+        *bd[k] = NULL;
+        PREP(VPPO_ERR_NULL, &c, &S.h, &S.d, D.logp_old, D.logp_aug, none, D.adv_seq, NULL, &ph, &pd);
+        STEP(VPPO_ERR_NULL, &c, &S.h, &S.d, D.logp, D.logp_old, D.logp_aug, D.logp_ref, D.adv_seq, &ph, &pd, &oh, &od);
+    }
+    STEP(VPPO_ERR_NULL, &c, &S.h, &S.d, none, D.logp_old, D.logp_aug, D.logp_ref, D.adv_seq, &P.h, &P.d, &oh, &od);
+    STEP(VPPO_ERR_NULL, &c, &S.h, &S.d, D.logp, D.logp_old, D.logp_aug, D.logp_ref, D.adv_seq, &P.h, &P.d,
+         (vppo_loss_out *)NULL, (vppo_loss_out *)NULL);
+    c.loss.kl_kind = VPPO_KL_K2; c.loss.kl_coef = 0.1f;
+    STEP(VPPO_ERR_NULL, &c, &S.h, &S.d, D.logp, D.logp_old, D.logp_aug, none, D.adv_seq, &P.h, &P.d, &oh, &od);
+    c = good;
+    c.use_tas = c.use_tgf = 0;   /* plain DAPO: prepare needs no dependency source, step only logp_old (the ratio) */
+    PREP(VPPO_OK, &c, &S.h, &S.d, none, none, none, D.adv_seq, NULL, &P.h, &P.d);
+    STEP(VPPO_OK, &c, &S.h, &S.d, D.logp, D.logp_old, none, D.logp_ref, D.adv_seq, &P.h, &P.d, &oh, &od);
+    STEP(VPPO_ERR_NULL, &c, &S.h, &S.d, D.logp, none, none, D.logp_ref, D.adv_seq, &P.h, &P.d, &oh, &od);
+    /* parameters */
+    for (k = 0; k < 7; ++k) {
+        c = good;
+        switch (k) {
+        case 0: c.estimator = (vppo_estimator)7; break;
+        case 1: c.tas.beta_min = -0.1f; break;
+        case 2: c.tas.beta_min = 1.5f; break;   /* MEAN_PRESERVING needs beta_min <= 1 */
+        case 3: c.tas.mode = VPPO_TAS_LINEAR; c.tas.beta_max = 0.5f; break;
+        case 4: c.topk_ratio = 1.5; break;
+        case 5: c.topk_ratio = NAN; break;
+        default: c.loss.clip_low = 2.0f; break;
+        }
+        if (k < 6) PREP(VPPO_ERR_PARAM, &c, &S.h, &S.d, D.logp_old, D.logp_aug, none, D.adv_seq, NULL, &P.h, &P.d);
+        STEP(VPPO_ERR_PARAM, &c, &S.h, &S.d, D.logp, D.logp_old, D.logp_aug, D.logp_ref, D.adv_seq, &P.h, &P.d, &oh, &od);
+    }
+    c = good;
+    gl.min = 2.0; gl.max = 1.0; gl.n = 3;
+    PREP(VPPO_ERR_PARAM, &c, &S.h, &S.d, D.logp_old, D.logp_aug, none, D.adv_seq, &gl, &P.h, &P.d);
+    gl.min = 0.0; gl.n = -1;
+    PREP(VPPO_ERR_SIZE, &c, &S.h, &S.d, D.logp_old, D.logp_aug, none, D.adv_seq, &gl, &P.h, &P.d);
+    gl.n = 3;
+    PREP(VPPO_OK, &c, &S.h, &S.d, D.logp_old, D.logp_aug, none, D.adv_seq, &gl, &P.h, &P.d);
+    /* values */
+    old = poke_f(&dep_in, 5, NAN);
+    PREP(VPPO_ERR_NONFINITE, &c, &S.h, &S.d, D.logp_old, D.logp_aug, dep_in, D.adv_seq, NULL, &P.h, &P.d);
+    poke_f(&dep_in, 5, old);
+    poke_f(&dep_in, 7, NAN);   /* invalid position */
+    PREP(VPPO_OK, &c, &S.h, &S.d, D.logp_old, D.logp_aug, dep_in, D.adv_seq, NULL, &P.h, &P.d);
+    old = poke_f(&D.logp_old, 6, NAN); BOTH_FNS(VPPO_ERR_NONFINITE, &c, D.logp_old, D.logp_aug, D.adv_seq);
+    poke_f(&D.logp_old, 6, old);
+    old = poke_f(&D.logp_aug, 1, INFINITY); BOTH_FNS(VPPO_ERR_NONFINITE, &c, D.logp_old, D.logp_aug, D.adv_seq);
+    poke_f(&D.logp_aug, 1, old);
+    old = poke_f(&D.adv_seq, 2, NAN); BOTH_FNS(VPPO_ERR_NONFINITE, &c, D.logp_old, D.logp_aug, D.adv_seq);
+    poke_f(&D.adv_seq, 2, 3.3e38f);   /* times the largest possible scale 1.1: beyond the float range */
+    BOTH_FNS(VPPO_ERR_NONFINITE, &c, D.logp_old, D.logp_aug, D.adv_seq);
+    poke_f(&D.adv_seq, 2, old);
+    poke_f(&D.adv_seq, 1, NAN);   /* the empty sequence's advantage is not read */
+    BOTH_FNS(VPPO_OK, &c, D.logp_old, D.logp_aug, D.adv_seq);
+    old = poke_f(&D.logp, 8, NAN);
+    STEP(VPPO_ERR_NONFINITE, &c, &S.h, &S.d, D.logp, D.logp_old, D.logp_aug, D.logp_ref, D.adv_seq, &P.h, &P.d, &oh, &od);
+    poke_f(&D.logp, 8, old);
+    poke_f(&D.logp_ref, 3, NAN);
+    STEP(VPPO_OK, &c, &S.h, &S.d, D.logp, D.logp_old, D.logp_aug, D.logp_ref, D.adv_seq, &P.h, &P.d, &oh, &od);
+    c.loss.kl_kind = VPPO_KL_ABS; c.loss.kl_coef = 0.1f;
+    STEP(VPPO_ERR_NONFINITE, &c, &S.h, &S.d, D.logp, D.logp_old, D.logp_aug, D.logp_ref, D.adv_seq, &P.h, &P.d, &oh, &od);
+#undef BOTH_FNS
+#undef STEP
+#undef PREP
+    mprepared_free(&P);
+    mirror_free(&dep_in);
+    mirror_free(&dlogp);
+    token_data_free(&D);
+    mseqs_free(&S);
+}
+
+/* ================================================================ every function at once
+   A fixed set of inputs for every CUDA function, used to run each function again (same
+   bits), on a created stream (same bits), and (emulated) under injected failures. */
+
+enum { F_DEP_SAMPLED, F_DEP_LOGITS, F_LOGPROBS, F_BACKWARD, F_PATCH_ROWS, F_TOPK, F_SOFT, F_LOSS, F_PREPARE, F_STEP,
+       N_FUNCS };
+static const char *const func_names[N_FUNCS] = {
+    "dependency_sampled", "dependency_logits", "logprobs", "logprobs_backward", "perturb_patch_rows",
+    "topk_mask", "soft_mask", "policy_loss", "prepare", "step"
+};
+
+typedef struct world {
+    mseqs S;
+    token_data D;
+    mlogits P, Q;
+    mirror ids, g, h, dep_s, dep_l, logp, lse, ent, grad, rows, fill, sel, weight, dlogp, dlogp_step;
+    mprepared prep, prep_step;
+    vppo_config cfg;
+    vppo_topk_info info;
+    vppo_loss_out loss, loss_step;
+} world;
+
+static world world_make(uint64_t seed)
+{
+    rng r = rng_make(seed);
+    world W;
+    const int64_t rows = SIZE_EMU_REAL(6, 64), V = SIZE_EMU_REAL(3000, 32000), n_patch = 300, len = 17;
+    int64_t i;
+    W.S = layout_random(&r, SIZE_EMU_REAL(40, 400), 3, 120, 1, 4);
+    W.D = token_data_make(&r, &W.S);
+    W.P = mlogits_new(VPPO_BF16, rows, V, V + 3, 1, 1.0f);
+    W.Q = mlogits_new(VPPO_F32, rows, V, V, 0, 0.9f);
+    mlogits_fill(&W.P, &W.Q, &r);
+    W.ids = ids_make(&r, &W.P);
+    W.g = mirror_new((size_t)rows * 4, 0);
+    W.h = mirror_new((size_t)rows * 4, 0);
+    for (i = 0; i < rows; ++i) { HF(W.g)[i] = (float)rng_normal(&r); HF(W.h)[i] = (float)rng_normal(&r); }
+    mirror_push(&W.g);
+    mirror_push(&W.h);
+    W.dep_s = mirror_new((size_t)W.S.n * 4, 0x7f);
+    W.dep_l = mirror_new((size_t)rows * 4, 0x7f);
+    W.logp = mirror_new((size_t)rows * 4, 0x7f);
+    W.lse = mirror_new((size_t)rows * 4, 0x7f);
+    W.ent = mirror_new((size_t)rows * 4, 0x7f);
+    W.grad = mirror_new((size_t)(rows * (V + 2)) * 4, 0x7f);
+    W.rows = mirror_new((size_t)(n_patch * (len + 1)) * 4, 0x7f);
+    for (i = 0; i < n_patch * (len + 1); ++i) HF(W.rows)[i] = (float)rng_normal(&r);
+    mirror_push(&W.rows);
+    W.fill = mirror_new((size_t)len * 4, 0);
+    for (i = 0; i < len; ++i) HF(W.fill)[i] = (float)i;
+    mirror_push(&W.fill);
+    W.sel = mirror_new((size_t)W.S.n, 0x5a);
+    W.weight = mirror_new((size_t)W.S.n * 4, 0x7f);
+    W.dlogp = mirror_new((size_t)W.S.n * 4, 0x7f);
+    W.dlogp_step = mirror_new((size_t)W.S.n * 4, 0x7f);
+    W.prep = mprepared_new(&W.S);
+    W.prep_step = mprepared_new(&W.S);
+    W.cfg = vppo_config_default();
+    W.cfg.loss.kl_kind = VPPO_KL_K3;
+    W.cfg.loss.kl_coef = 0.05f;
+    memset(&W.info, 0, sizeof W.info);
+    memset(&W.loss, 0, sizeof W.loss);
+    memset(&W.loss_step, 0, sizeof W.loss_step);
+    return W;
+}
+
+static void world_free(world *W)
+{
+    mirror *m[15] = { &W->ids, &W->g, &W->h, &W->dep_s, &W->dep_l, &W->logp, &W->lse, &W->ent, &W->grad,
+                      &W->rows, &W->fill, &W->sel, &W->weight, &W->dlogp, &W->dlogp_step };
+    int i;
+    for (i = 0; i < 15; ++i) mirror_free(m[i]);
+    mirror_free(&W->P.m);
+    mirror_free(&W->Q.m);
+    mprepared_free(&W->prep);
+    mprepared_free(&W->prep_step);
+    token_data_free(&W->D);
+    mseqs_free(&W->S);
+}
+
+/* The CUDA function f on the world's device data, on stream st. (patch_rows works in
+   place; applied again with the same seed it gives the same rows.) */
+static vppo_status world_call(world *W, int f, cudaStream_t st)
+{
+    void *s = (void *)st;
+    vppo_grad_out go;
+    go.data = W->grad.d; go.dtype = VPPO_F32; go.row_stride = W->P.h.vocab + 2;
+    switch (f) {
+    case F_DEP_SAMPLED:
+        return vppo_cuda_dependency_sampled(&W->S.d, DF(W->D.logp_old), DF(W->D.logp_aug), VPPO_EST_K3, DF(W->dep_s), s);
+    case F_DEP_LOGITS: return vppo_cuda_dependency_logits(&W->P.d, &W->Q.d, VPPO_DIV_JS, DF(W->dep_l), s);
+    case F_LOGPROBS:
+        return vppo_cuda_logprobs(&W->P.d, D_(int32_t, W->ids), DF(W->logp), DF(W->lse), DF(W->ent), s);
+    case F_BACKWARD:
+        return vppo_cuda_logprobs_backward(&W->P.d, D_(int32_t, W->ids), NULL, NULL, DF(W->g), DF(W->h), &go, s);
+    case F_PATCH_ROWS: return vppo_cuda_perturb_patch_rows(DF(W->rows), 300, 17, 18, 0.5f, DF(W->fill), 99, s);
+    case F_TOPK: return vppo_cuda_topk_mask(&W->S.d, DF(W->D.score), 0.4, D_(uint8_t, W->sel), &W->info, s);
+    case F_SOFT: return vppo_cuda_soft_mask(&W->S.d, DF(W->D.score), 0.4, DF(W->weight), s);
+    case F_LOSS:
+        return vppo_cuda_policy_loss(&W->cfg.loss, &W->S.d, DF(W->D.logp), DF(W->D.logp_old), DF(W->D.logp_ref),
+                                     DF(W->D.adv), D_(uint8_t, W->D.select), DF(W->D.weight), DF(W->dlogp), &W->loss, s);
+    case F_PREPARE:
+        return vppo_cuda_prepare(&W->cfg, &W->S.d, DF(W->D.logp_old), DF(W->D.logp_aug), NULL, DF(W->D.adv_seq), NULL,
+                                 &W->prep.d, s);
+    default:
+        return vppo_cuda_step(&W->cfg, &W->S.d, DF(W->D.logp), DF(W->D.logp_old), DF(W->D.logp_aug), DF(W->D.logp_ref),
+                              DF(W->D.adv_seq), &W->prep_step.d, DF(W->dlogp_step), &W->loss_step, s);
+    }
+}
+
+/* The outputs of f: its device buffers (out, returns how many) and the host structs it
+   fills (host[0..1], NULL when none). */
+static int world_outputs(world *W, int f, mirror **out, const void **host, size_t *host_bytes)
+{
+    int n = 0;
+    host[0] = host[1] = NULL;
+    host_bytes[0] = host_bytes[1] = 0;
+    switch (f) {
+    case F_DEP_SAMPLED: out[n++] = &W->dep_s; break;
+    case F_DEP_LOGITS: out[n++] = &W->dep_l; break;
+    case F_LOGPROBS: out[n++] = &W->logp; out[n++] = &W->lse; out[n++] = &W->ent; break;
+    case F_BACKWARD: out[n++] = &W->grad; break;
+    case F_PATCH_ROWS: out[n++] = &W->rows; break;
+    case F_TOPK: out[n++] = &W->sel; host[0] = &W->info; host_bytes[0] = sizeof W->info; break;
+    case F_SOFT: out[n++] = &W->weight; break;
+    case F_LOSS: out[n++] = &W->dlogp; host[0] = &W->loss; host_bytes[0] = sizeof W->loss; break;
+    default: {
+        mprepared *P = f == F_PREPARE ? &W->prep : &W->prep_step;
+        out[n++] = &P->dep; out[n++] = &P->traj_dep; out[n++] = &P->count;
+        out[n++] = &P->scale; out[n++] = &P->adv; out[n++] = &P->select;
+        host[0] = &P->d.stats; host_bytes[0] = sizeof P->d.stats;
+        host[1] = &P->d.topk; host_bytes[1] = sizeof P->d.topk;
+        if (f == F_STEP) { out[n++] = &W->dlogp_step; host[1] = &W->loss_step; host_bytes[1] = sizeof W->loss_step; }
+    }
+    }
+    return n;
+}
+
+/* All output bytes of f after its last call, in one malloc'd block. */
+static unsigned char *world_snapshot(world *W, int f, size_t *bytes)
+{
+    mirror *out[8];
+    const void *host[2];
+    size_t host_bytes[2], total, at = 0;
+    const int n = world_outputs(W, f, out, host, host_bytes);
+    unsigned char *snap;
+    int i;
+    total = host_bytes[0] + host_bytes[1];
+    for (i = 0; i < n; ++i) total += out[i]->bytes;
+    snap = (unsigned char *)malloc(total + 1);
+    for (i = 0; i < n; ++i) {
+        mirror_pull(out[i]);
+        memcpy(snap + at, out[i]->g, out[i]->bytes);
+        at += out[i]->bytes;
+    }
+    for (i = 0; i < 2; ++i) {
+        if (host_bytes[i]) memcpy(snap + at, host[i], host_bytes[i]);
+        at += host_bytes[i];
+    }
+    *bytes = total;
+    return snap;
+}
+
+void cuda_every_function_repeats_bit_for_bit(void)
+{
+    world W = world_make(10101);
+    int f;
+    for (f = 0; f < N_FUNCS; ++f) {
+        unsigned char *a, *b;
+        size_t na, nb;
+        CHECK_MSG(world_call(&W, f, NULL) == VPPO_OK, "%s: first call failed", func_names[f]);
+        a = world_snapshot(&W, f, &na);
+        CHECK_MSG(world_call(&W, f, NULL) == VPPO_OK, "%s: second call failed", func_names[f]);
+        b = world_snapshot(&W, f, &nb);
+        CHECK_MSG(na == nb && memcmp(a, b, na) == 0, "%s: a second run gave different bits", func_names[f]);
+        free(a);
+        free(b);
+    }
+    world_free(&W);
+}
+
+void cuda_every_function_runs_on_a_created_stream(void)
+{
+    world W = world_make(10102);
+    cudaStream_t st;
+    int f, k;
+    CUDA_MUST(cudaStreamCreate(&st));
+    for (f = 0; f < N_FUNCS; ++f) {
+        unsigned char *a, *b;
+        size_t na, nb, host_bytes[2];
+        mirror *out[8];
+        const void *host[2];
+        const int n = world_outputs(&W, f, out, host, host_bytes);
+        CHECK_MSG(world_call(&W, f, NULL) == VPPO_OK, "%s: call on the default stream failed", func_names[f]);
+        a = world_snapshot(&W, f, &na);
+        /* queue a reset of the outputs to their sentinel on the stream: the call has to run
+           after it to give the same bytes */
+        for (k = 0; k < n && f != F_PATCH_ROWS; ++k) CUDA_MUST(cudaMemsetAsync(out[k]->d, out[k]->fill, out[k]->bytes, st));
+        CHECK_MSG(world_call(&W, f, st) == VPPO_OK, "%s: call on a created stream failed", func_names[f]);
+        b = world_snapshot(&W, f, &nb);
+        CHECK_MSG(na == nb && memcmp(a, b, na) == 0, "%s: on a created stream the outputs differ from the default "
+                  "stream's", func_names[f]);
+        free(a);
+        free(b);
+    }
+    CUDA_MUST(cudaStreamDestroy(st));
+    world_free(&W);
+}
+
+#ifdef VPPO_CUDA_EMULATE
+/* ================================================================ failure injection
+   (emulator only). For every function and every scratch allocation, kernel launch and
+   memcpy it makes (the n-th of them, n = 0, 1, ... until the call no longer reaches one):
+   the call returns VPPO_ERR_CUDA, vppo_cuda_error_string() names CUDA's error, no device
+   allocation is left behind, the runtime's error state is clear, and the next call works. */
+
+static void inject(int kind, long n)
+{
+    vppo_emu_fail_alloc_after(kind == 0 ? n : -1);
+    vppo_emu_fail_launch_after(kind == 1 ? n : -1);
+    vppo_emu_fail_memcpy_after(kind == 2 ? n : -1);
+}
+
+void cuda_injected_failures_give_vppo_err_cuda_and_leave_nothing_behind(void)
+{
+    static const char *const kinds[3] = { "allocation", "launch", "memcpy" };
+    const cudaError_t codes[3] = { cudaErrorMemoryAllocation, cudaErrorLaunchFailure, cudaErrorUnknown };
+    world W = world_make(10103);
+    const long emu_errors = vppo_emu_error_count();
+    int f, kind;
+    for (f = 0; f < N_FUNCS; ++f)
+        for (kind = 0; kind < 3; ++kind) {
+            long n, failures = 0;
+            vppo_status st = VPPO_ERR_CUDA;
+            for (n = 0; n < 100 && st != VPPO_OK; ++n) {
+                const long live = vppo_emu_live_allocations();
+                const char *msg;
+                inject(kind, n);
+                st = world_call(&W, f, NULL);
+                inject(-1, -1);
+                if (st == VPPO_OK) break;
+                ++failures;
+                msg = vppo_cuda_error_string();
+                CHECK_MSG(st == VPPO_ERR_CUDA, "%s, %s %ld failing: %s instead of VPPO_ERR_CUDA", func_names[f],
+                          kinds[kind], n, vppo_status_string(st));
+                CHECK_MSG(msg && strstr(msg, cudaGetErrorString(codes[kind])), "%s, %s %ld failing: message \"%s\" "
+                          "does not name \"%s\"", func_names[f], kinds[kind], n, msg ? msg : "(null)",
+                          cudaGetErrorString(codes[kind]));
+                CHECK_MSG(vppo_emu_live_allocations() == live, "%s, %s %ld failing: %ld allocations left behind",
+                          func_names[f], kinds[kind], n, vppo_emu_live_allocations() - live);
+                CHECK_MSG(vppo_emu_check_canaries() == 0, "%s, %s %ld failing: canaries damaged", func_names[f],
+                          kinds[kind], n);
+                CHECK_MSG(cudaPeekAtLastError() == cudaSuccess, "%s, %s %ld failing: CUDA error state left set (%s)",
+                          func_names[f], kinds[kind], n, cudaGetErrorString(cudaPeekAtLastError()));
+                CHECK_MSG(world_call(&W, f, NULL) == VPPO_OK, "%s, %s %ld failing: the next call failed",
+                          func_names[f], kinds[kind], n);
+            }
+            /* every call takes scratch, launches and copies its status back */
+            CHECK_MSG(failures > 0, "%s: no %s to fail", func_names[f], kinds[kind]);
+            CHECK_MSG(st == VPPO_OK, "%s: still failing after %ld injected %s failures", func_names[f], n, kinds[kind]);
+        }
+    CHECK_EQ_INT(emu_errors, vppo_emu_error_count());   /* injected failures are not emulator errors */
+    world_free(&W);
+}
+#endif
+
+/* ================================================================ runner */
+
+typedef struct test_entry { const char *name; void (*fn)(void); } test_entry;
+static const test_entry tests[] = {
+#define T(name) { #name, name },
+    T(cuda_error_string_is_empty_before_any_failure)   /* first: nothing has failed yet */
+    /* §2 */
+    T(cuda_dependency_sampled_matches_cpu_on_every_layout)
+    T(cuda_dependency_logits_every_vocab_dtype_stride_and_alignment)
+    T(cuda_dependency_logits_identical_rows_give_zero)
+    T(cuda_dependency_logits_nearly_identical_rows_are_never_negative)
+    T(cuda_dependency_logits_kl_is_infinite_exactly_when_q_vanishes)
+    T(cuda_logprobs_dtype_conversions_are_exact)
+    T(cuda_logprobs_every_vocab_dtype_stride_and_output_subset)
+    T(cuda_logprobs_backward_matches_float64_formula)
+    T(cuda_logprobs_backward_in_place_gives_the_out_of_place_bits)
+    /* §3 */
+    T(cuda_patch_rows_bit_exact_and_gaps_kept)
+    /* §6 */
+    T(cuda_topk_mask_exact_for_every_length_tie_and_ratio)
+    T(cuda_topk_mask_exact_on_a_40000_token_sequence)
+    T(cuda_soft_mask_matches_float64_bisection)
+    /* §7, §8 */
+    T(cuda_policy_loss_matches_cpu_over_the_config_matrix)
+    T(cuda_prepare_matches_cpu_stage_by_stage)
+    T(cuda_step_matches_cpu)
+    /* argument checks */
+    T(cuda_dependency_sampled_rejects_bad_input)
+    T(cuda_logits_functions_reject_bad_matrices)
+    T(cuda_logits_functions_reject_bad_arguments)
+    T(cuda_patch_rows_rejects_bad_input)
+    T(cuda_masks_reject_bad_input)
+    T(cuda_policy_loss_rejects_bad_input)
+    T(cuda_prepare_and_step_reject_bad_input)
+    /* every function: again, on a stream, failing */
+    T(cuda_every_function_repeats_bit_for_bit)
+    T(cuda_every_function_runs_on_a_created_stream)
+#ifdef VPPO_CUDA_EMULATE
+    T(cuda_injected_failures_give_vppo_err_cuda_and_leave_nothing_behind)
+#endif
+#undef T
+};
+
+int main(int argc, char **argv)
+{
+    const char *filter = argc > 1 ? argv[1] : NULL;
+    const size_t n_tests = sizeof tests / sizeof tests[0];
+    size_t i;
+    int passed = 0, failed = 0, n_dev = 0;
+    if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev < 1) {
+        printf("no CUDA device: the CUDA suite did not run\n");
+        return 2;
+    }
+#ifdef VPPO_CUDA_EMULATE
+    printf("vppo_cuda.h %d.%d.%d tests, on the CPU emulator of tests/cuda_emu\n", VPPO_VERSION_MAJOR,
+           VPPO_VERSION_MINOR, VPPO_VERSION_PATCH);
+#else
+    {
+        cudaDeviceProp prop;
+        CUDA_MUST(cudaGetDeviceProperties(&prop, 0));
+        printf("vppo_cuda.h %d.%d.%d tests, on %s\n", VPPO_VERSION_MAJOR, VPPO_VERSION_MINOR, VPPO_VERSION_PATCH,
+               prop.name);
+    }
+#endif
+    for (i = 0; i < n_tests; ++i) {
+        const long before = test_checks;
+#ifdef VPPO_CUDA_EMULATE
+        const long live = vppo_emu_live_allocations();
+#endif
+        const clock_t t0 = clock();
+        cudaError_t e;
+        if (filter && !strstr(tests[i].name, filter)) continue;
+        test_set_current(tests[i].name);
+        test_failed_now = 0;
+        tests[i].fn();
+        if (test_checks == before) {   /* a test that checks nothing cannot fail: a defect */
+            fprintf(stderr, "FAIL %s: made no checks\n", tests[i].name);
+            test_failed_now = 1;
+        }
+#ifdef VPPO_CUDA_EMULATE
+        CHECK_MSG(vppo_emu_live_allocations() == live, "%ld device allocations left behind",
+                  vppo_emu_live_allocations() - live);
+        CHECK_MSG(vppo_emu_check_canaries() == 0, "canaries of live device allocations damaged");
+#endif
+        e = cudaDeviceSynchronize();
+        if (e == cudaSuccess) e = cudaGetLastError();
+        CHECK_MSG(e == cudaSuccess, "CUDA error state after the test: %s", cudaGetErrorString(e));
+        if (test_failed_now) {
+            ++failed;
+            printf("  FAIL  %s (%d failed checks)\n", tests[i].name, test_failed_now);
+        } else {
+            ++passed;
+            printf("  ok    %s (%ld checks, %.1f s)\n", tests[i].name, test_checks - before,
+                   (double)(clock() - t0) / CLOCKS_PER_SEC);
+        }
+        fflush(stdout);
+    }
+    printf("%ld checks\n", test_checks);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
