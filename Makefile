@@ -152,7 +152,7 @@ endif
 	@echo "compile tests: ok"
 
 test: test-compile test-gcc test-clang test-cxx test-omp test-nosimd test-openblas test-cuda-emu \
-      test-toy examples-check
+      test-cuda-emu-selftest test-toy examples-check
 	@echo "== make test: every build passed"
 
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer, any error fatal.

@@ -6,6 +6,8 @@
 #                       exits 2 with "no CUDA device" when there is none: never a pass
 #   make test-cuda-emu  the same suite on the CPU, through the CUDA emulator of tests/cuda_emu
 #                       (vppo_cuda.cu compiled as C++); part of make test
+#   make test-cuda-emu-selftest   the emulator's own tests, plain and under ASan+UBSan (make test)
+#   make test-cuda-emu-sanitize   the emulated CUDA suite under ASan+UBSan (.ci/run)
 #
 # The CPU library never needs any of this.
 
@@ -14,7 +16,7 @@ CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
 CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 NVCCFLAGS := -std=c++14 -O3 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-fPIC -Werror all-warnings
 
-.PHONY: cuda test-cuda test-cuda-emu
+.PHONY: cuda test-cuda test-cuda-emu test-cuda-emu-selftest test-cuda-emu-sanitize
 
 $(BUILD)/vppo_cuda.o: vppo_cuda.cu vppo_cuda.h vppo.h | $(BUILD)
 	$(NVCC) $(NVCCFLAGS) -c vppo_cuda.cu -o $@
@@ -52,10 +54,36 @@ endif
 # The emulator build: every kernel runs on CPU fibers (tests/cuda_emu/cuda_runtime.h).
 EMU_FLAGS := -std=c++14 -O1 -g -Wall -Wextra -Werror -Wno-unknown-pragmas -fno-strict-aliasing -ffp-contract=off \
              -DVPPO_CUDA_EMULATE -Itests/cuda_emu
-$(BUILD)/test_cuda_emu: $(CUDA_TEST_DEP) vppo_cuda.cu tests/cuda_emu/cuda_runtime.h | $(BUILD)
+EMU_HEADERS := $(wildcard tests/cuda_emu/*.h)
+$(BUILD)/test_cuda_emu: $(CUDA_TEST_DEP) vppo_cuda.cu $(EMU_HEADERS) | $(BUILD)
 	g++ $(EMU_FLAGS) -o $@ -x c++ $(CUDA_TEST_SRC) -x c++ vppo_cuda.cu -lm
 
 test-cuda-emu: $(BUILD)/test_cuda_emu
 	@echo "== CUDA suite on the CPU emulator (tests/cuda_emu)"
 	./$(BUILD)/test_cuda_emu > $(BUILD)/test_cuda_emu.log 2>&1 || { cat $(BUILD)/test_cuda_emu.log; exit 1; }
 	@grep -v '^  ok' $(BUILD)/test_cuda_emu.log
+
+# The emulated suite under AddressSanitizer + UBSan (SAN comes from the top-level Makefile).
+$(BUILD)/test_cuda_emu_san: $(CUDA_TEST_DEP) vppo_cuda.cu $(EMU_HEADERS) | $(BUILD)
+	g++ $(EMU_FLAGS) $(SAN) -o $@ -x c++ $(CUDA_TEST_SRC) -x c++ vppo_cuda.cu -lm
+
+test-cuda-emu-sanitize: $(BUILD)/test_cuda_emu_san
+	@echo "== CUDA suite on the emulator under ASan + UBSan"
+	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/test_cuda_emu_san > $(BUILD)/test_cuda_emu_san.log 2>&1 || \
+	    { cat $(BUILD)/test_cuda_emu_san.log; exit 1; }
+	@tail -1 $(BUILD)/test_cuda_emu_san.log
+
+# The emulator's own tests (two translation units sharing one emulator), plain and sanitized.
+EMU_ST_SRC   := tests/cuda_emu/selftest.cpp tests/cuda_emu/selftest_tu2.cpp
+EMU_ST_FLAGS := -std=c++14 -O1 -g -Wall -Wextra -pedantic -Werror -fno-strict-aliasing -ffp-contract=off \
+                -Itests/cuda_emu -DVPPO_EMU_SELFTEST_TU2
+$(BUILD)/emu_selftest: $(EMU_ST_SRC) $(EMU_HEADERS) | $(BUILD)
+	g++ $(EMU_ST_FLAGS) $(EMU_ST_SRC) -o $@
+$(BUILD)/emu_selftest_asan: $(EMU_ST_SRC) $(EMU_HEADERS) | $(BUILD)
+	g++ $(EMU_ST_FLAGS) -fsanitize=address,undefined -fno-sanitize-recover=all $(EMU_ST_SRC) -o $@
+
+test-cuda-emu-selftest: $(BUILD)/emu_selftest $(BUILD)/emu_selftest_asan
+	@echo "== CUDA emulator selftest (plain, ASan+UBSan)"
+	./$(BUILD)/emu_selftest > $(BUILD)/emu_selftest.log 2>&1 || { cat $(BUILD)/emu_selftest.log; exit 1; }
+	./$(BUILD)/emu_selftest_asan > $(BUILD)/emu_selftest_asan.log 2>&1 || { cat $(BUILD)/emu_selftest_asan.log; exit 1; }
+	@tail -1 $(BUILD)/emu_selftest.log
