@@ -1447,6 +1447,48 @@ SeqB seq_b_base(const vppo_seqs *s, const Call &c)
     return b;
 }
 
+/* The loss's per-token checks (logp, logp_old, and logp_ref when there is a KL term) and,
+   for sequence-level ratios, the mean log-ratio of each sequence. */
+void add_loss_inputs(SeqA &a, const vppo_loss_config *cfg, const float *logp, const float *logp_old,
+                     const float *logp_ref)
+{
+    add_check(a, logp, KIND_FINITE);
+    add_check(a, logp_old, KIND_FINITE);
+    if (cfg->kl_kind != VPPO_KL_NONE) add_check(a, logp_ref, KIND_FINITE);
+    if (cfg->ratio_level != VPPO_RATIO_TOKEN) { a.d_new = logp; a.d_old = logp_old; }
+}
+
+BatchArgs batch_base(int64_t B, const Call &c)
+{
+    BatchArgs ba;
+    memset(&ba, 0, sizeof ba);
+    ba.B = B;
+    ba.hdr = c.hdr();
+    ba.rec = c.recs();
+    ba.res = c.res();
+    return ba;
+}
+
+void set_loss(SeqB &b, const vppo_loss_config *cfg, const float *logp, const float *logp_old, const float *logp_ref,
+              const float *adv, const uint8_t *select, const float *weight, float *dlogp)
+{
+    b.do_loss = 1;
+    b.cfg = *cfg;
+    b.logp = logp;
+    b.logp_old = logp_old;
+    b.logp_ref = logp_ref;
+    b.adv = adv;
+    b.sel_in = select;
+    b.weight = weight;
+    b.dlogp = dlogp;
+}
+
+void run_final(Call &c, int64_t B, int topk, int loss)
+{
+    c.run("k_final", k_final, 1, SEQ_BLOCK, B, (const SeqRec *)c.recs(), c.res(), topk, loss, (const Hdr *)c.hdr());
+}
+
+
 unsigned seq_grid(int64_t B) { return grid_for(B, 1); }
 
 void fill_topk_info(const Results &r, vppo_topk_info *info)
@@ -1456,6 +1498,14 @@ void fill_topk_info(const Results &r, vppo_topk_info *info)
     info->threshold_mean = r.n_thr > 0 ? r.sum_thr / (double)r.n_thr : 0.0;
     info->mean_selected = r.n_sel_fin > 0 ? r.sum_sel / (double)r.n_sel_fin : 0.0;
     info->mean_rejected = r.n_rej_fin > 0 ? r.sum_rej / (double)r.n_rej_fin : 0.0;
+}
+
+void fill_prepared(const Results &r, vppo_prepared *p)
+{
+    p->stats.min = r.st_min;
+    p->stats.max = r.st_max;
+    p->stats.n = r.st_n;
+    fill_topk_info(r, &p->topk);
 }
 
 void fill_loss_out(const Results &r, const vppo_loss_config *cfg, vppo_loss_out *out)
@@ -1510,20 +1560,10 @@ void run_pipeline(Call &c, const vppo_config *cfg, const vppo_seqs *s, const flo
     a.logp = logp_old;
     a.logp_aug = logp_aug;
     a.dep_in = dep_in;
-    if (loss) {   /* the loss's per-token checks, and its sequence-level log-ratio */
-        add_check(a, logp, KIND_FINITE);
-        add_check(a, logp_old, KIND_FINITE);
-        if (loss->kl_kind != VPPO_KL_NONE) add_check(a, logp_ref, KIND_FINITE);
-        if (loss->ratio_level != VPPO_RATIO_TOKEN) { a.d_new = logp; a.d_old = logp_old; }
-    }
+    if (loss) add_loss_inputs(a, loss, logp, logp_old, logp_ref);
     c.run("k_seq_a", k_seq_a, grid, SEQ_BLOCK, a);
 
-    BatchArgs ba;
-    memset(&ba, 0, sizeof ba);
-    ba.B = s->n_seqs;
-    ba.hdr = c.hdr();
-    ba.rec = c.recs();
-    ba.res = c.res();
+    BatchArgs ba = batch_base(s->n_seqs, c);
     ba.adv_check = 1;
     ba.adv_seq = adv_seq;
     ba.do_tas = 1;
@@ -1544,19 +1584,9 @@ void run_pipeline(Call &c, const vppo_config *cfg, const vppo_seqs *s, const flo
     b.ratio = cfg->use_tgf ? cfg->topk_ratio : 1.0;
     b.score = p->dep;
     b.select = p->select;
-    if (loss) {
-        b.do_loss = 1;
-        b.cfg = *loss;
-        b.logp = logp;
-        b.logp_old = logp_old;
-        b.logp_ref = logp_ref;
-        b.adv = p->adv;
-        b.sel_in = p->select;
-        b.dlogp = dlogp;
-    }
+    if (loss) set_loss(b, loss, logp, logp_old, logp_ref, p->adv, p->select, NULL, dlogp);
     c.run("k_seq_b", k_seq_b, grid, SEQ_BLOCK, b);
-    c.run("k_final", k_final, 1, SEQ_BLOCK, s->n_seqs, (const SeqRec *)c.recs(), c.res(), 1, loss ? 1 : 0,
-          (const Hdr *)c.hdr());
+    run_final(c, s->n_seqs, 1, loss ? 1 : 0);
 }
 
 }  // namespace
@@ -1732,7 +1762,7 @@ vppo_status vppo_cuda_topk_mask(const vppo_seqs *s, const float *score, double r
         b.score = score;
         b.select = select;
         c.run("k_seq_b", k_seq_b, grid, SEQ_BLOCK, b);
-        c.run("k_final", k_final, 1, SEQ_BLOCK, s->n_seqs, (const SeqRec *)c.recs(), c.res(), 1, 0, (const Hdr *)c.hdr());
+        run_final(c, s->n_seqs, 1, 0);
     }
     st = c.finish();
     if (st == VPPO_OK && info) fill_topk_info(c.head.res, info);
@@ -1776,34 +1806,18 @@ vppo_status vppo_cuda_policy_loss(const vppo_loss_config *cfg, const vppo_seqs *
     if (c.begin(s->n_seqs)) {
         const unsigned grid = seq_grid(s->n_seqs);
         SeqA a = seq_a_base(s, c);
-        add_check(a, logp, KIND_FINITE);
-        add_check(a, logp_old, KIND_FINITE);
-        if (cfg->kl_kind != VPPO_KL_NONE) add_check(a, logp_ref, KIND_FINITE);
+        add_loss_inputs(a, cfg, logp, logp_old, logp_ref);
         add_check(a, adv, KIND_FINITE);
         if (weight) add_check(a, weight, KIND_FINITE);
-        if (cfg->ratio_level != VPPO_RATIO_TOKEN) { a.d_new = logp; a.d_old = logp_old; }
         c.run("k_seq_a", k_seq_a, grid, SEQ_BLOCK, a);
-        BatchArgs ba;
-        memset(&ba, 0, sizeof ba);
-        ba.B = s->n_seqs;
-        ba.hdr = c.hdr();
-        ba.rec = c.recs();
-        ba.res = c.res();
+        BatchArgs ba = batch_base(s->n_seqs, c);
         ba.do_divisor = 1;
         ba.loss = *cfg;
         c.run("k_batch", k_batch, 1, BATCH_BLOCK, ba);
         SeqB b = seq_b_base(s, c);
-        b.do_loss = 1;
-        b.cfg = *cfg;
-        b.logp = logp;
-        b.logp_old = logp_old;
-        b.logp_ref = logp_ref;
-        b.adv = adv;
-        b.sel_in = select;
-        b.weight = weight;
-        b.dlogp = dlogp;
+        set_loss(b, cfg, logp, logp_old, logp_ref, adv, select, weight, dlogp);
         c.run("k_seq_b", k_seq_b, grid, SEQ_BLOCK, b);
-        c.run("k_final", k_final, 1, SEQ_BLOCK, s->n_seqs, (const SeqRec *)c.recs(), c.res(), 0, 1, (const Hdr *)c.hdr());
+        run_final(c, s->n_seqs, 0, 1);
     }
     st = c.finish();
     if (st == VPPO_OK || st == VPPO_ERR_NONFINITE) {
@@ -1825,10 +1839,7 @@ vppo_status vppo_cuda_prepare(const vppo_config *cfg, const vppo_seqs *s, const 
         run_pipeline(c, cfg, s, logp_old, logp_aug, dep_in, adv_seq, global, p, source, NULL, NULL, NULL, NULL);
     st = c.finish();
     if (st == VPPO_OK) {
-        p->stats.min = c.head.res.st_min;
-        p->stats.max = c.head.res.st_max;
-        p->stats.n = c.head.res.st_n;
-        fill_topk_info(c.head.res, &p->topk);
+        fill_prepared(c.head.res, p);
     }
     return st;
 }
@@ -1849,10 +1860,7 @@ vppo_status vppo_cuda_step(const vppo_config *cfg, const vppo_seqs *s, const flo
         run_pipeline(c, cfg, s, logp_old, logp_aug, NULL, adv_seq, NULL, p, source, &cfg->loss, logp, logp_ref, dlogp);
     st = c.finish();
     if (st == VPPO_OK || (st == VPPO_ERR_NONFINITE && c.head.hdr.check == CHK_OVERFLOW)) {
-        p->stats.min = c.head.res.st_min;
-        p->stats.max = c.head.res.st_max;
-        p->stats.n = c.head.res.st_n;
-        fill_topk_info(c.head.res, &p->topk);
+        fill_prepared(c.head.res, p);
         fill_loss_out(c.head.res, &cfg->loss, out);
     }
     return st;
