@@ -7,6 +7,9 @@
 #                  emulator, and the examples at tiny sizes
 #   make examples  the integration examples (examples/examples.mk); python-check, mpi-demo
 #   make cuda      libvppo_cuda with nvcc (tests/cuda.mk); bash bench/run_gpu.sh on a GPU
+#   make crosscheck  vppo.h against verl's core_algos, a torch transcription of the VPPO release's
+#                  update_policy and torch.nn.functional (optional: Python with numpy, torch, verl);
+#                  make golden rewrites tests/data/*.txt (checked by make test) from them
 #   make bench     benchmarks (bench/bench.mk; bench-peers: against PyTorch CPU)
 #   make install   PREFIX=/usr/local: the header and a pkg-config file
 #
@@ -204,6 +207,9 @@ include bench/cuda.mk
 
 # Reliability: fuzzers, valgrind, 32-bit, large indices (tests/reliability.mk).
 include tests/reliability.mk
+
+# Cross-check against verl, the VPPO release and torch (optional): make crosscheck, make golden.
+include tests/crosscheck/crosscheck.mk
 
 # ------------------------------------------------------------------ install
 
