@@ -763,10 +763,12 @@ VPPODEF size_t vppo_blur_workspace(int32_t width, int32_t height, int32_t channe
 {
     size_t taps, pixels;
     if (width <= 0 || height <= 0 || channels < 1) return 0;   /* nothing to blur */
+    /* the size in double first: with a 32-bit size_t, width * height alone can wrap */
+    if (64.0 + 8.0 * ((double)(width > height ? width : height) + 1.0) +
+        4.0 * (double)width * (double)height * (double)channels > (double)PTRDIFF_MAX)
+        return (size_t)-1;   /* cannot be allocated */
     taps = (size_t)(width > height ? width : height) + 1;
     pixels = (size_t)width * (size_t)height;
-    if (pixels != 0 && (size_t)channels > ((size_t)-1 / sizeof(float) - 1024 - taps) / pixels)
-        return (size_t)-1;   /* cannot be allocated */
     return 64 + taps * sizeof(double) + pixels * (size_t)channels * sizeof(float);
 }
 
@@ -1004,8 +1006,11 @@ static void vppo__softmax_push(vppo__softmax *a, double u)
     a->centered += e * d;
 }
 
-/* lse and entropy of row r in one pass; VPPO_ERR_PARAM for a row of only -inf. */
-static vppo_status vppo__row_lse_entropy(const vppo_logits *x, int64_t r, double *lse, double *entropy)
+/* lse = *max + *logsum and entropy of row r in one pass; VPPO_ERR_PARAM for a row of only
+   -inf. The two parts of lse are kept apart: against huge logits (|u| above ~1e11) their
+   sum in double loses log(sum), and u - lse must be formed as (u - max) - logsum. */
+static vppo_status vppo__row_lse_entropy(const vppo_logits *x, int64_t r, double *max, double *logsum,
+                                         double *entropy)
 {
     double u[VPPO__CHUNK], cmax;
     vppo__softmax a;
@@ -1020,7 +1025,8 @@ static vppo_status vppo__row_lse_entropy(const vppo_logits *x, int64_t r, double
         for (i = 0; i < n; ++i) vppo__softmax_push(&a, u[i]);
     }
     if (a.sum == 0.0) return VPPO_ERR_PARAM;
-    *lse = a.max + log(a.sum);
+    *max = a.max;
+    *logsum = log(a.sum);
     /* H = lse - E[u] = log(sum) - E[u - max] */
     if (entropy) *entropy = vppo__max(0.0, log(a.sum) - a.centered / a.sum);
     return VPPO_OK;
@@ -1066,23 +1072,25 @@ static vppo_status vppo__row_kl(const vppo_logits *P, int64_t rp, const vppo_log
 static vppo_status vppo__row_js(const vppo_logits *P, int64_t rp, const vppo_logits *Q, int64_t rq, double *js)
 {
     const double ln2 = 0.69314718055994530942;
-    double u[VPPO__CHUNK], v[VPPO__CHUNK], lse_p, lse_q, sum = 0.0;
+    double u[VPPO__CHUNK], v[VPPO__CHUNK], max_p, max_q, logsum_p, logsum_q, sum = 0.0;
     int64_t j0, i, n;
     vppo_status st;
-    if ((st = vppo__row_lse_entropy(P, rp, &lse_p, NULL)) != VPPO_OK) return st;
-    if ((st = vppo__row_lse_entropy(Q, rq, &lse_q, NULL)) != VPPO_OK) return st;
+    if ((st = vppo__row_lse_entropy(P, rp, &max_p, &logsum_p, NULL)) != VPPO_OK) return st;
+    if ((st = vppo__row_lse_entropy(Q, rq, &max_q, &logsum_q, NULL)) != VPPO_OK) return st;
     for (j0 = 0; j0 < P->vocab; j0 += n) {
         n = vppo__min64(VPPO__CHUNK, P->vocab - j0);
         vppo__load_u(P, rp, j0, n, u);
         vppo__load_u(Q, rq, j0, n, v);
         for (i = 0; i < n; ++i) {
-            double lp = u[i] - lse_p, lq = v[i] - lse_q, hi, lo, lm;
+            double lp = (u[i] - max_p) - logsum_p, lq = (v[i] - max_q) - logsum_q, hi, lo, c;
             if (u[i] == -VPPO__INF && v[i] == -VPPO__INF) continue;
             hi = vppo__max(lp, lq);
             lo = lp < lq ? lp : lq;
-            lm = hi + log1p(exp(lo - hi)) - ln2;            /* log m */
-            if (u[i] != -VPPO__INF) sum += exp(lp) * (lp - lm);
-            if (v[i] != -VPPO__INF) sum += exp(lq) * (lq - lm);
+            /* log m = hi + log1p(exp(lo - hi)) - ln2, so lp - log m = (lp - hi) + c:
+               exactly 0 for identical rows */
+            c = ln2 - log1p(exp(lo - hi));
+            if (u[i] != -VPPO__INF) sum += exp(lp) * ((lp - hi) + c);
+            if (v[i] != -VPPO__INF) sum += exp(lq) * ((lq - hi) + c);
         }
     }
     *js = vppo__max(0.0, 0.5 * sum);
@@ -2371,6 +2379,15 @@ VPPODEF vppo_status vppo_dependency_logits(const vppo_logits *orig, const vppo_l
     return vppo__run_rows(vppo__dependency_row, &job, orig->n_rows, 2 * orig->vocab);
 }
 
+/* z[r][j], the raw logit (no temperature), in double. */
+static double vppo__load_z(const vppo_logits *x, int64_t r, int64_t j)
+{
+    const int64_t at = r * x->row_stride + j;
+    if (x->dtype == VPPO_F32) return ((const float *)x->data)[at];
+    if (x->dtype == VPPO_BF16) return vppo__bf16_to_f32(((const uint16_t *)x->data)[at]);
+    return vppo__f16_to_f32(((const uint16_t *)x->data)[at]);
+}
+
 /* u[ids[r]] of row r, in double. */
 static double vppo__load_one(const vppo_logits *x, int64_t r, int64_t j)
 {
@@ -2397,12 +2414,17 @@ static vppo_status vppo__row_stats(const vppo__rows_job *j, int64_t r, int64_t i
         double zmax, logsum;
         if ((st = vppo__vrow_stats(j->k, j->x, r, &zmax, &logsum, entropy)) != VPPO_OK) return st;
         *lse = zmax * invt + logsum;
-        /* formed around the max, so that huge logits keep logp's precision */
-        if (id >= 0) *logp = (vppo__load_one(j->x, r, id) - zmax * invt) - logsum;
+        /* formed around the max, on the raw logits, so that huge u (tiny temperatures)
+           keep logp's precision: z/T and zmax * (1/T) round differently */
+        if (id >= 0) *logp = (vppo__load_z(j->x, r, id) - zmax) * invt - logsum;
         return VPPO_OK;
     }
-    if ((st = vppo__row_lse_entropy(j->x, r, lse, entropy)) != VPPO_OK) return st;
-    if (id >= 0) *logp = vppo__load_one(j->x, r, id) - *lse;
+    {
+        double max, logsum;
+        if ((st = vppo__row_lse_entropy(j->x, r, &max, &logsum, entropy)) != VPPO_OK) return st;
+        *lse = max + logsum;
+        if (id >= 0) *logp = (vppo__load_one(j->x, r, id) - max) - logsum;
+    }
     return VPPO_OK;
 }
 
@@ -2480,21 +2502,30 @@ static vppo_status vppo__backward_row(const vppo__rows_job *j, int64_t r)
     const double g = j->dlogp ? (double)j->dlogp[r] : 0.0, h = j->dentropy ? (double)j->dentropy[r] : 0.0;
     const double t = (double)x->temperature;
     double row_lse = j->lse ? (double)j->lse[r] : 0.0, row_h = j->entropy ? (double)j->entropy[r] : 0.0;
-    double u_id = 0.0, lt;
+    double z_id = 0.0, lt, zraw = 0.0, umax = 0.0, logsum = 0.0;
     float buf[VPPO__BLOCK], grad[VPPO__BLOCK], bmax, c[6];
     int64_t j0, i, n;
-    int any_finite = 0;
+    int any_finite = 0, split = 0;
     vppo_status st;
     if (!j->lse || (j->dentropy && !j->entropy)) {   /* pass 1: what was not given */
-        double l, e, unused;
-        if ((st = vppo__row_stats(j, r, -1, &l, &e, &unused)) != VPPO_OK) return st;
-        if (!j->lse) row_lse = l;
+        double e;
+        /* lse recomputed is kept in two parts, the row's max (of the raw logits on the
+           vector path, of u on the scalar one) and logsum, so that u - lse keeps its
+           precision next to huge u (tiny temperatures) */
+        if (j->k) {
+            if ((st = vppo__vrow_stats(j->k, x, r, &zraw, &logsum, &e)) != VPPO_OK) return st;
+            umax = zraw / t;
+        } else if ((st = vppo__row_lse_entropy(x, r, &umax, &logsum, &e)) != VPPO_OK) {
+            return st;
+        }
+        if (!j->lse) { row_lse = umax + logsum; split = 1; }
         if (!j->entropy) row_h = e;
     }
-    if (id >= 0) u_id = vppo__load_one(x, r, id);     /* read before any write (in place) */
+    if (id >= 0) z_id = vppo__load_z(x, r, id);       /* read before any write (in place) */
     lt = row_lse * t;
     if (!j->k || !vppo__finite((float)lt)) {
         /* the scalar reference: read a chunk, write its gradient */
+        const double sub = split ? umax : 0.0, base = split ? logsum : row_lse;
         double u[VPPO__CHUNK];
         for (j0 = 0; j0 < V; j0 += n) {
             n = vppo__min64(VPPO__CHUNK, V - j0);
@@ -2502,16 +2533,16 @@ static vppo_status vppo__backward_row(const vppo__rows_job *j, int64_t r)
             for (i = 0; i < n; ++i) {
                 if (!(u[i] < VPPO__INF)) return VPPO_ERR_NONFINITE;
                 if (u[i] > -VPPO__INF) any_finite = 1;
-                grad[i] = (float)vppo__grad_entry(u[i], row_lse, row_h, g, h, j0 + i == id, t);
+                grad[i] = (float)vppo__grad_entry(u[i] - sub, base, row_h, g, h, j0 + i == id, t);
             }
             vppo__store_grad_row(j->grad, r, j0, n, grad, NULL);
         }
         return any_finite ? VPPO_OK : VPPO_ERR_PARAM;
     }
     /* the vector path: u - lse = (z - hi - lo) / T with hi + lo = lse T, so that z - hi is
-       exact where p is not negligible */
-    c[0] = (float)lt;
-    c[1] = (float)(lt - (double)c[0]);
+       exact where p is not negligible (recomputed: hi is the raw max itself) */
+    c[0] = split ? (float)zraw : (float)lt;
+    c[1] = split ? (float)(logsum * t) : (float)(lt - (double)c[0]);
     c[2] = (float)(1.0 / t);
     c[3] = (float)g;
     c[4] = (float)h;
@@ -2525,7 +2556,9 @@ static vppo_status vppo__backward_row(const vppo__rows_job *j, int64_t r)
         if (bad) return VPPO_ERR_NONFINITE;
         if (bmax > -HUGE_VALF) any_finite = 1;
         j->k->bwd(u, vppo__padded(n), c, grad);   /* reads the whole block before it is stored */
-        if (id >= j0 && id < j0 + n) grad[id - j0] = (float)vppo__grad_entry(u_id, row_lse, row_h, g, h, 1, t);
+        if (id >= j0 && id < j0 + n)
+            grad[id - j0] = (float)(split ? vppo__grad_entry((z_id - zraw) / t, logsum, row_h, g, h, 1, t)
+                                          : vppo__grad_entry(z_id / t, row_lse, row_h, g, h, 1, t));
         vppo__store_grad_row(j->grad, r, j0, n, grad, j->k);
     }
     return any_finite ? VPPO_OK : VPPO_ERR_PARAM;
@@ -2614,6 +2647,7 @@ VPPODEF vppo_status vppo_group_advantages(const vppo_seqs *groups, const float *
     vppo_adv_kind kind, float eps, float *adv)
 {
     int64_t k, t;
+    int pass;
     vppo_status st = vppo__check_seqs(groups);
     if (st != VPPO_OK) return st;
     if (!rewards || !adv) return VPPO_ERR_NULL;
@@ -2621,30 +2655,34 @@ VPPODEF vppo_status vppo_group_advantages(const vppo_seqs *groups, const float *
     if (!vppo__finite(eps) || eps < 0.0f) return VPPO_ERR_PARAM;
     if ((st = vppo__check_groups(groups, rewards, 1)) != VPPO_OK) return st;
 
-    for (k = 0; k < groups->n_seqs; ++k) {
-        const int64_t n = vppo__count_valid(groups, k);
-        const vppo__moments m = vppo__group_moments(groups, rewards, k, n);
-        int64_t best = -1;
-        double second = -VPPO__INF;
-        if (kind == VPPO_ADV_GRPO_PASSK) {      /* best: first index of the maximum */
-            for (t = groups->offsets[k]; t < groups->offsets[k + 1]; ++t)
-                if (vppo__valid(groups, t) && (best < 0 || rewards[t] > rewards[best])) best = t;
-            for (t = groups->offsets[k]; t < groups->offsets[k + 1]; ++t)
-                if (vppo__valid(groups, t) && t != best && rewards[t] > second) second = rewards[t];
-        }
-        for (t = groups->offsets[k]; t < groups->offsets[k + 1]; ++t) {
-            const double r = rewards[t];
-            double a = 0.0;
-            if (!vppo__valid(groups, t) || m.constant) { adv[t] = 0.0f; continue; }
-            switch (kind) {
-            case VPPO_ADV_GRPO:        a = (r - m.mean) / (m.std + (double)eps); break;
-            case VPPO_ADV_GRPO_NO_STD: a = r - m.mean; break;
-            case VPPO_ADV_RLOO:        a = r - (m.sum - r) / (double)(n - 1); break;
-            case VPPO_ADV_GRPO_PASSK:  a = t == best ? (r - second) / (m.std + (double)eps) : 0.0; break;
+    /* pass 0 only checks that every advantage is a float (r - mean of rewards near
+       +-FLT_MAX is not), so that nothing is written on that error; pass 1 writes */
+    for (pass = 0; pass < 2; ++pass)
+        for (k = 0; k < groups->n_seqs; ++k) {
+            const int64_t n = vppo__count_valid(groups, k);
+            const vppo__moments m = vppo__group_moments(groups, rewards, k, n);
+            int64_t best = -1;
+            double second = -VPPO__INF;
+            if (kind == VPPO_ADV_GRPO_PASSK) {      /* best: first index of the maximum */
+                for (t = groups->offsets[k]; t < groups->offsets[k + 1]; ++t)
+                    if (vppo__valid(groups, t) && (best < 0 || rewards[t] > rewards[best])) best = t;
+                for (t = groups->offsets[k]; t < groups->offsets[k + 1]; ++t)
+                    if (vppo__valid(groups, t) && t != best && rewards[t] > second) second = rewards[t];
             }
-            adv[t] = (float)a;
+            for (t = groups->offsets[k]; t < groups->offsets[k + 1]; ++t) {
+                const double r = rewards[t];
+                double a = 0.0;
+                if (!vppo__valid(groups, t) || m.constant) { if (pass) adv[t] = 0.0f; continue; }
+                switch (kind) {
+                case VPPO_ADV_GRPO:        a = (r - m.mean) / (m.std + (double)eps); break;
+                case VPPO_ADV_GRPO_NO_STD: a = r - m.mean; break;
+                case VPPO_ADV_RLOO:        a = r - (m.sum - r) / (double)(n - 1); break;
+                case VPPO_ADV_GRPO_PASSK:  a = t == best ? (r - second) / (m.std + (double)eps) : 0.0; break;
+                }
+                if (!pass && fabs(a) > FLT_MAX) return VPPO_ERR_NONFINITE;
+                if (pass) adv[t] = (float)a;
+            }
         }
-    }
     return VPPO_OK;
 }
 
@@ -3062,7 +3100,7 @@ static void vppo__token_terms(const vppo_loss_config *cfg, double rho, double lo
    (advantages around 1e29 and beyond), which *overflow records. */
 static void vppo__store_grad(float *dlogp, int64_t t, double g, int *overflow)
 {
-    if (fabs(g) > FLT_MAX) *overflow = 1;
+    if (!(fabs(g) <= FLT_MAX)) *overflow = 1;   /* NaN too: 0 * (1 / a denormal divisor) */
     dlogp[t] = (float)g;
 }
 
@@ -3138,6 +3176,7 @@ static vppo_status vppo__policy_loss_run(const vppo_loss_config *cfg, const vppo
     out->ppo_kl = n_total ? ppo_kl / (double)n_total : 0.0;
     out->n_valid = n_total;
     out->n_selected = n_selected;
+    if (!vppo__finite(out->loss)) overflow = 1;   /* a divisor (denom, agg_norm) near 0 */
     return overflow ? VPPO_ERR_NONFINITE : VPPO_OK;
 }
 
@@ -3282,7 +3321,7 @@ typedef struct vppo__linplan {
 
 static int64_t vppo__lin_cols(int64_t d, int64_t vocab)
 {
-    int64_t c = VPPO__LIN_BYTES / (4 * d);
+    int64_t c = VPPO__LIN_BYTES / 4 / d;   /* = bytes / (4 d), without overflowing 4 d */
     if (c < 64) c = 64;
     if (c > 4096) c = 4096;
     return c < vocab ? c : vocab;
@@ -3306,6 +3345,8 @@ static vppo_status vppo__lin_check(const float *hidden, const float *weight, int
     if (n < 0 || d < 1 || vocab < 1) return VPPO_ERR_SIZE;
     if ((n > 0 && d > VPPO__MAX_INDEX / n) || vocab > VPPO__MAX_INDEX / d) return VPPO_ERR_SIZE;
     if (!(temperature > 0.0f) || !vppo__finite(temperature)) return VPPO_ERR_PARAM;
+    /* the block kernels take 1/T as a float: below 1/FLT_MAX (~2.9e-39) it would be inf */
+    if (!(1.0 / (double)temperature <= FLT_MAX)) return VPPO_ERR_PARAM;
     need = vppo_linear_workspace(n, d, vocab);
     if (need == 0) return VPPO_ERR_SIZE;
     if (work_bytes < need) return VPPO_ERR_WORKSPACE;
@@ -3574,21 +3615,33 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
                 const int64_t r = r0 + i, id = dlogp ? (int64_t)ids[r] : -1;
                 const double g = dlogp ? (double)dlogp[r] : 0.0, h = dentropy ? (double)dentropy[r] : 0.0;
                 const double lt = pl.row[r].lse * t;
+                /* u - lse = (z - shift) / T - base; lse recomputed is kept as (raw max, logsum),
+                   as in vppo__backward_row */
+                const double shift = lse ? 0.0 : pl.row[r].acc.m, base = lse ? pl.row[r].lse : log(pl.row[r].acc.sum);
                 const float *z = pl.tile_a + i * cw;
                 float *gout = pl.tile_b + i * cw, buf[VPPO__BLOCK], grad[VPPO__BLOCK], c[6], unused;
                 int64_t j0, b;
-                c[0] = (float)lt; c[1] = (float)(lt - (double)c[0]); c[2] = (float)(1.0 / t);
+                c[0] = lse ? (float)lt : (float)shift;
+                c[1] = lse ? (float)(lt - (double)c[0]) : (float)(base * t);
+                c[2] = (float)(1.0 / t);
                 c[3] = (float)g; c[4] = (float)h; c[5] = (float)pl.row[r].entropy;
-                for (j0 = 0; j0 < cw; j0 += b) {
-                    const float *u;
-                    b = vppo__min64(VPPO__BLOCK, cw - j0);
-                    u = vppo__block(k, (const char *)(z + j0), VPPO_F32, b, buf, &unused, &bad);
-                    k->bwd(u, vppo__padded(b), c, grad);
-                    memcpy(gout + j0, grad, (size_t)b * sizeof(float));
+                if (vppo__finite(c[0]) && vppo__finite(c[1])) {
+                    for (j0 = 0; j0 < cw; j0 += b) {
+                        const float *u;
+                        b = vppo__min64(VPPO__BLOCK, cw - j0);
+                        u = vppo__block(k, (const char *)(z + j0), VPPO_F32, b, buf, &unused, &bad);
+                        k->bwd(u, vppo__padded(b), c, grad);
+                        memcpy(gout + j0, grad, (size_t)b * sizeof(float));
+                    }
+                } else {   /* lse T beyond the float range (a huge temperature): the double formula */
+                    for (j0 = 0; j0 < cw; ++j0) {
+                        if (!(z[j0] < HUGE_VALF)) bad = 1;
+                        gout[j0] = (float)vppo__grad_entry(((double)z[j0] - shift) / t, base, pl.row[r].entropy, g, h, 0, t);
+                    }
                 }
                 if (id >= c0 && id < c0 + cw)
-                    gout[id - c0] = (float)vppo__grad_entry((double)z[id - c0] / t, pl.row[r].lse,
-                                                            pl.row[r].entropy, g, h, 1, t);
+                    gout[id - c0] = (float)vppo__grad_entry(((double)z[id - c0] - shift) / t, base, pl.row[r].entropy,
+                                                            g, h, 1, t);
             }
             if (bad) return VPPO_ERR_NONFINITE;
             vppo__gemm_nn_acc(pl.tile_b, rh, cw, weight + c0 * d, d, dhidden + r0 * d);
