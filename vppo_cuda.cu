@@ -543,11 +543,14 @@ struct BackwardArgs {
 };
 
 /* The exact entry (the id entry, and every entry when lse T is not a finite float), in
-   double as vppo.h computes it: (1/T)[g (onehot - p) - h p (logp + H)]. */
-__device__ __forceinline__ float grad_exact(float z, double t, double lse, double H, double g, double h, bool onehot)
+   double as vppo.h computes it: (1/T)[g (onehot - p) - h p (logp + H)], with
+   logp = (z - shift)/T - base (shift, base = the raw max and log sum when lse was
+   recomputed, 0 and lse when it was given). */
+__device__ __forceinline__ float grad_exact(float z, double t, double shift, double base, double H, double g, double h,
+                                            bool onehot)
 {
     if (z == -INFINITY) return onehot ? (float)(g / t) : 0.0f;
-    const double lp = (double)z / t - lse, p = exp(lp);
+    const double lp = ((double)z - shift) / t - base, p = exp(lp);
     return (float)((g * ((onehot ? 1.0 : 0.0) - p) - h * p * (lp + H)) / t);
 }
 
@@ -586,6 +589,10 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_
     const float it = (float)(1.0 / t);
     for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
         double lse = a.lse ? (double)a.lse[r] : 0.0, H = a.entropy ? (double)a.entropy[r] : 0.0;
+        /* lse recomputed is kept in two parts, the raw max and log sum, so that u - lse keeps
+           its precision next to huge u (tiny temperatures), as on the CPU */
+        double shift = 0.0, logsum = 0.0;
+        bool split = false;
         if (a.need_stats) {   /* what was not given, in a first pass */
             bool bad;
             const Acc st = row_stats<D, G>(a.x, r, a.V, lane, bad, part, bpart);
@@ -593,18 +600,20 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_
                 if (lane == 0) flag_row(a.hdr, r, !bad);
                 continue;
             }
-            const double logsum = log(st.s);
-            if (!a.lse) lse = (double)st.m * a.x.inv_t + logsum;
+            logsum = log(st.s);
+            if (!a.lse) { split = true; shift = st.m; }
             if (!a.entropy) H = max_d(0.0, logsum - LN2 * st.c / st.s);
         }
+        const double base = split ? logsum : lse;
         const double g = a.dlogp ? (double)a.dlogp[r] : 0.0, h = a.dentropy ? (double)a.dentropy[r] : 0.0;
         const int64_t id = a.dlogp ? (int64_t)a.ids[r] : -1;
         const char *in = row_ptr(a.x, r);
         char *out = a.out + r * a.out_stride * a.out_es;
-        /* u - lse = (z - hi - lo) / T with hi + lo = lse T: z - hi is exact where p matters */
+        /* u - lse = (z - hi - lo) / T with hi + lo = lse T (recomputed: hi is the raw max
+           itself, lo = log sum T): z - hi is exact where p matters */
         const double lt = lse * t;
-        const float hi = (float)lt, lo = (float)(lt - (double)hi);
-        const bool exact = !finite_f(hi);
+        const float hi = split ? (float)shift : (float)lt, lo = split ? (float)(logsum * t) : (float)(lt - (double)hi);
+        const bool exact = !finite_f(hi) || !finite_f(lo);
         const float gf = (float)g, hf = (float)h, Hf = (float)H;
         int64_t head = 0;
         if (D < 3) {
@@ -616,7 +625,7 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_
         auto grad = [&](int64_t j, float z) -> float {
             bad |= !(z < INFINITY);
             any |= z > -INFINITY;
-            if (exact || j == id) return grad_exact(z, t, lse, H, g, h, j == id);
+            if (exact || j == id) return grad_exact(z, t, shift, base, H, g, h, j == id);
             if (z == -INFINITY) return 0.0f;
             const float lp = ((z - hi) - lo) * it, p = expf(lp);
             return (-gf * p - hf * p * (lp + Hf)) * it;
@@ -1080,7 +1089,7 @@ __global__ void __launch_bounds__(SEQ_BLOCK) k_seq_b(SeqB a)
                 ppo_kl += -delta;
                 if (a.dlogp && !spread) {
                     const double g = coef * (tk.dpg + (double)cfg.kl_coef * tk.dkl - (double)cfg.entropy_coef);
-                    overflow |= fabs(g) > FLT_MAX;
+                    overflow |= !(fabs(g) <= FLT_MAX);   /* NaN too: a divisor near 0 */
                     a.dlogp[t] = (float)g;
                 }
             }
@@ -1100,7 +1109,7 @@ __global__ void __launch_bounds__(SEQ_BLOCK) k_seq_b(SeqB a)
                         double dkl = 0.0;
                         if (kl_on) kl_term(cfg.kl_kind, (double)a.logp[t] - (double)a.logp_ref[t], dkl);
                         const double g = coef * (dpg / (double)n + (double)cfg.kl_coef * dkl - (double)cfg.entropy_coef);
-                        overflow |= fabs(g) > FLT_MAX;
+                        overflow |= !(fabs(g) <= FLT_MAX);   /* NaN too: a divisor near 0 */
                         a.dlogp[t] = (float)g;
                     }
             }
@@ -1318,6 +1327,9 @@ vppo_status check_logits(const vppo_logits *x)
     if (x->n_rows < 0 || x->vocab < 1 || x->row_stride < x->vocab) return VPPO_ERR_SIZE;
     if (x->n_rows > 0 && x->row_stride > (MAX_INDEX - x->vocab) / x->n_rows) return VPPO_ERR_SIZE;
     if (!(x->temperature > 0.0f) || !finite_h(x->temperature)) return VPPO_ERR_PARAM;
+    /* the kernels take log2(e)/T as a float: a denormal temperature would make it inf (the
+       CPU computes such rows in double; documented in vppo_cuda.h) */
+    if (!(LOG2E / (double)x->temperature <= FLT_MAX)) return VPPO_ERR_PARAM;
     return VPPO_OK;
 }
 
@@ -1823,6 +1835,7 @@ vppo_status vppo_cuda_policy_loss(const vppo_loss_config *cfg, const vppo_seqs *
     if (st == VPPO_OK || st == VPPO_ERR_NONFINITE) {
         /* an overflowing gradient is reported after everything was computed, as on the CPU */
         if (st == VPPO_OK || c.head.hdr.check == CHK_OVERFLOW) fill_loss_out(c.head.res, cfg, out);
+        if (st == VPPO_OK && !finite_h(out->loss)) st = VPPO_ERR_NONFINITE;   /* a divisor near 0 */
     }
     return st;
 }
@@ -1862,6 +1875,7 @@ vppo_status vppo_cuda_step(const vppo_config *cfg, const vppo_seqs *s, const flo
     if (st == VPPO_OK || (st == VPPO_ERR_NONFINITE && c.head.hdr.check == CHK_OVERFLOW)) {
         fill_prepared(c.head.res, p);
         fill_loss_out(c.head.res, &cfg->loss, out);
+        if (st == VPPO_OK && !finite_h(out->loss)) st = VPPO_ERR_NONFINITE;   /* a divisor near 0 */
     }
     return st;
 }

@@ -18,7 +18,10 @@
 
    SEMANTICS
      The same as the CPU functions: the same argument checks and status codes, results
-     within SPEC §12 of the CPU path, top-k masks exact, perturbations bit for bit.
+     within SPEC §12 of the CPU path, top-k masks exact, perturbations bit for bit. One
+     difference: a logits temperature below about 4.2e-39 (a denormal, whose log2(e)/T
+     is beyond the float range) is VPPO_ERR_PARAM here, where the CPU computes such rows
+     in double.
      Every call is synchronous with respect to its stream: it enqueues its kernels,
      waits for the stream, and returns the status (data errors such as a NaN can only
      be known once the kernels ran). Work queued earlier on the stream finishes first.

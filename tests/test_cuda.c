@@ -2057,6 +2057,92 @@ static unsigned char *world_snapshot(world *W, int f, size_t *bytes)
     return snap;
 }
 
+/* The edge cases the CPU fuzzers found (tests/fuzz/regressions.c), on the GPU: huge logits
+   keep log sum; a tiny temperature (u ~ 6e32) gives logp 0 and exactly-zero gradients with
+   lse recomputed; a divisor near 0 makes the loss VPPO_ERR_NONFINITE. A temperature whose
+   reciprocal is beyond the float range (a denormal) is VPPO_ERR_PARAM on the GPU, the one
+   documented difference from the CPU's logits functions. */
+void cuda_fuzz_found_edge_cases_match_the_cpu(void)
+{
+    static const float p[3] = { 1e33f, 0.0f, 0.0f }, q[3] = { 0.0f, 1e33f, 1e33f };
+    static const float z[3] = { 0.00095564907f, 0.0005f, -1.0f };
+    const int32_t id_q = 1, id_z = 0;
+    const float g_one = 1.0f, g_zero = 0.0f;
+    float *dp = (float *)dev_alloc(sizeof p, 0), *dq = (float *)dev_alloc(sizeof q, 0), *dz = (float *)dev_alloc(sizeof z, 0);
+    float *dout = (float *)dev_alloc(4 * sizeof(float), 0), *dgrad = (float *)dev_alloc(3 * sizeof(float), 0);
+    int32_t *did = (int32_t *)dev_alloc(2 * sizeof(int32_t), 0);
+    float *dg = (float *)dev_alloc(2 * sizeof(float), 0);
+    float host[4], grad[3];
+    vppo_logits P = { dp, VPPO_F32, 1, 3, 3, 1.0f }, Q = { dq, VPPO_F32, 1, 3, 3, 1.0f };
+    vppo_logits X = { dz, VPPO_F32, 1, 3, 3, 1.49899072e-36f };
+    vppo_grad_out go;
+    int k;
+    dev_upload_to(dp, p, sizeof p);
+    dev_upload_to(dq, q, sizeof q);
+    dev_upload_to(dz, z, sizeof z);
+    dev_upload_to(did, &id_q, sizeof id_q);
+    dev_upload_to(did + 1, &id_z, sizeof id_z);
+    dev_upload_to(dg, &g_zero, sizeof g_zero);
+    dev_upload_to(dg + 1, &g_one, sizeof g_one);
+    /* disjoint supports: JS = ln 2; under Q, logp(entry 1) = -ln 2 and H = ln 2 */
+    CHECK_STATUS(VPPO_OK, vppo_cuda_dependency_logits(&P, &Q, VPPO_DIV_JS, dout, NULL));
+    CHECK_STATUS(VPPO_OK, vppo_cuda_logprobs(&Q, did, dout + 1, NULL, dout + 2, NULL));
+    dev_download(host, dout, 3 * sizeof(float));
+    CHECK_NEAR(log(2.0), host[0], TOL_DIV);
+    CHECK_NEAR(-log(2.0), host[1], TOL_LSE);
+    CHECK_NEAR(log(2.0), host[2], TOL_DIV);
+    /* tiny temperature: p = (1, 0, 0) to every precision */
+    CHECK_STATUS(VPPO_OK, vppo_cuda_logprobs(&X, did + 1, dout, NULL, NULL, NULL));
+    dev_download(host, dout, sizeof(float));
+    CHECK(host[0] <= 0.0f && host[0] >= -1e-6f);
+    go.data = dgrad; go.dtype = VPPO_F32; go.row_stride = 3;
+    for (k = 0; k < 2; ++k) {
+        CHECK_STATUS(VPPO_OK, vppo_cuda_logprobs_backward(&X, did + 1, NULL, NULL, dg + k, NULL, &go, NULL));
+        dev_download(grad, dgrad, sizeof grad);
+        CHECK(grad[0] == 0.0f && grad[1] == 0.0f && grad[2] == 0.0f);
+    }
+    /* a denormal temperature: the CPU computes in double, the GPU refuses it */
+    X.temperature = 1e-40f;
+    CHECK_STATUS(VPPO_OK, vppo_logprobs(&X, NULL, NULL, host, NULL));
+    CHECK_STATUS(VPPO_ERR_PARAM, vppo_cuda_logprobs(&X, NULL, NULL, dout, NULL, NULL));
+    CHECK_STATUS(VPPO_ERR_PARAM, vppo_cuda_dependency_logits(&X, &X, VPPO_DIV_KL, dout, NULL));
+    {
+        /* every loss term 0, divided by 5e-312: 0 * inf */
+        const int64_t offsets[2] = { 0, 2 };
+        static const float logp[2] = { -1.0f, -2.0f }, adv[2] = { 0.0f, 0.0f };
+        int64_t *doff = (int64_t *)dev_alloc(sizeof offsets, 0);
+        float *dlp = (float *)dev_alloc(sizeof logp, 0), *dadv = (float *)dev_alloc(sizeof adv, 0);
+        vppo_seqs hs = { 1, offsets, NULL }, ds = { 1, doff, NULL };
+        vppo_loss_config c = vppo_loss_config_default();
+        vppo_loss_out out;
+        float dl[2];
+        dev_upload_to(doff, offsets, sizeof offsets);
+        dev_upload_to(dlp, logp, sizeof logp);
+        dev_upload_to(dadv, adv, sizeof adv);
+        c.entropy_coef = 0.0f;
+        c.denom = 5e-312;
+        CHECK_BOTH(VPPO_ERR_NONFINITE, vppo_policy_loss(&c, &hs, logp, logp, NULL, adv, NULL, NULL, dl, &out),
+                   vppo_cuda_policy_loss(&c, &ds, dlp, dlp, NULL, dadv, NULL, NULL, dout, &out, NULL));
+        CHECK_BOTH(VPPO_ERR_NONFINITE, vppo_policy_loss(&c, &hs, logp, logp, NULL, adv, NULL, NULL, NULL, &out),
+                   vppo_cuda_policy_loss(&c, &ds, dlp, dlp, NULL, dadv, NULL, NULL, NULL, &out, NULL));
+        c.denom = 0.0;
+        c.agg = VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM;
+        c.agg_norm = 5e-312;
+        CHECK_BOTH(VPPO_ERR_NONFINITE, vppo_policy_loss(&c, &hs, logp, logp, NULL, adv, NULL, NULL, dl, &out),
+                   vppo_cuda_policy_loss(&c, &ds, dlp, dlp, NULL, dadv, NULL, NULL, dout, &out, NULL));
+        c.agg_norm = 1e-300;   /* small but harmless */
+        CHECK_BOTH(VPPO_OK, vppo_policy_loss(&c, &hs, logp, logp, NULL, adv, NULL, NULL, dl, &out),
+                   vppo_cuda_policy_loss(&c, &ds, dlp, dlp, NULL, dadv, NULL, NULL, dout, &out, NULL));
+        dev_download(host, dout, 2 * sizeof(float));
+        CHECK(out.loss == 0.0 && host[0] == 0.0f && host[1] == 0.0f);
+        CUDA_MUST(cudaFree(doff));
+        CUDA_MUST(cudaFree(dlp));
+        CUDA_MUST(cudaFree(dadv));
+    }
+    CUDA_MUST(cudaFree(dp)); CUDA_MUST(cudaFree(dq)); CUDA_MUST(cudaFree(dz));
+    CUDA_MUST(cudaFree(dout)); CUDA_MUST(cudaFree(dgrad)); CUDA_MUST(cudaFree(did)); CUDA_MUST(cudaFree(dg));
+}
+
 void cuda_every_function_repeats_bit_for_bit(void)
 {
     world W = world_make(10101);
@@ -2195,6 +2281,7 @@ static const test_entry tests[] = {
     T(cuda_policy_loss_rejects_bad_input)
     T(cuda_prepare_and_step_reject_bad_input)
     /* every function: again, on a stream, failing */
+    T(cuda_fuzz_found_edge_cases_match_the_cpu)
     T(cuda_every_function_repeats_bit_for_bit)
     T(cuda_every_function_runs_on_a_created_stream)
 #ifdef VPPO_CUDA_EMULATE
