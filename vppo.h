@@ -70,7 +70,8 @@ ERRORS
    infinity where none is allowed) are validated before anything is written as well,
    with two exceptions found while writing: the logits kernels (§2.2, §2.3) meet bad
    logits in their single pass, and vppo_policy_loss reports a gradient beyond the
-   float range (absurd advantages) as it stores it. There an error leaves the outputs
+   float range (absurd advantages), or a loss beyond the double range (a denom or
+   agg_norm near 0), as it stores them. There an error leaves the outputs
    unspecified (for the in-place backward: the logits), and never touches memory
    outside the buffers. Inputs are never modified except by the documented in-place
    calls (perturbations, in-place backward). Required pointers must be non-NULL even
@@ -98,7 +99,10 @@ DETERMINISM
    For a fixed ISA, every result is bitwise identical across runs and thread counts
    (tested with 1, 2 and 3 threads). Different ISAs differ in the last bits of the
    logits kernels only (float lanes, FMA or not): each is within SPEC §12 of the float64
-   reference, and so within twice those bounds of each other. Everything that is not a
+   reference, and so within twice those bounds of each other; measured
+   (tests/test_determinism.c, f32/bf16/f16, vocab 17-4099): SSE2, AVX2 and AVX-512 are
+   within one float ulp of the scalar path, under 4% of that allowance (x87 arithmetic,
+   gcc -m32 without -mfpmath=sse, is not covered). Everything that is not a
    logits kernel (§3-§8) is the same code on every ISA. With VPPO_USE_CBLAS the GEMM is
    the BLAS's own, whose bits may depend on its thread count.
 
@@ -325,7 +329,8 @@ typedef enum vppo_adv_kind {
    filtered out) from their group's statistics, and they get advantage 0. mu and sigma
    are the mean and unbiased (n-1) standard deviation of the included rewards. A group
    with exactly one included response is VPPO_ERR_SIZE (no baseline exists); one with
-   none is all 0; a group of equal rewards is all 0 (even with eps = 0).
+   none is all 0; a group of equal rewards is all 0 (even with eps = 0). An advantage
+   beyond the float range is VPPO_ERR_NONFINITE, found before anything is written.
    rewards [N] finite; eps finite and >= 0 (official 1e-6); adv [N] written. */
 VPPODEF vppo_status vppo_group_advantages(const vppo_seqs *groups, const float *rewards,
     vppo_adv_kind kind, float eps, float *adv);
@@ -428,7 +433,10 @@ typedef struct vppo_loss_config {
     float entropy_coef;                     /* official entropy penalty, 0.06 */
     double denom;                           /* > 0: divide by this instead of the local count */
 } vppo_loss_config;
-/* {0.2, 0.28, 3.0, PG_CLIP, RATIO_TOKEN, AGG_TOKEN_MEAN, 1.0, KL_NONE, 0, 0.06, 0} */
+/* {0.2, 0.28, 3.0, PG_CLIP, RATIO_TOKEN, AGG_TOKEN_MEAN, 1.0, KL_NONE, 0, 0.06, 0}.
+   Domain (else VPPO_ERR_PARAM): clip_low in [0, 1], clip_high >= 0, clip_dual 0 or > 1,
+   enums in range, agg_norm > 0 with SEQ_MEAN_TOKEN_SUM_NORM, kl_coef >= 0, denom >= 0,
+   all finite. */
 VPPODEF vppo_loss_config vppo_loss_config_default(void);
 
 typedef struct vppo_loss_out {
@@ -518,7 +526,8 @@ VPPODEF vppo_status vppo_step(const vppo_config *cfg, const vppo_seqs *s, const 
    The GEMMs are cblas_sgemm when built with VPPO_USE_CBLAS (link a CBLAS, e.g. OpenBLAS),
    a portable blocked loop otherwise. Results equal materialising the logits and calling
    vppo_logprobs / vppo_dependency_logits / vppo_logprobs_backward, within SPEC §12 (the
-   logits themselves are f32 GEMM results either way). */
+   logits themselves are f32 GEMM results either way). temperature >= 1/FLT_MAX (about
+   2.9e-39; the block kernels take 1/T as a float), else VPPO_ERR_PARAM. */
 VPPODEF size_t vppo_linear_workspace(int64_t n, int64_t d, int64_t vocab);
 VPPODEF vppo_status vppo_linear_logprobs(const float *hidden /* [n,d] */, const float *weight /* [V,d] */,
     int64_t n, int64_t d, int64_t vocab, float temperature, const int32_t *ids /* [n] or NULL */,
