@@ -1601,6 +1601,25 @@ void run_pipeline(Call &c, const vppo_config *cfg, const vppo_seqs *s, const flo
     run_final(c, s->n_seqs, 1, loss ? 1 : 0);
 }
 
+/* The host checks of the two masks, and their first kernel: offsets, n_b, and the score
+   checked (top-k: not NaN; soft mask: finite). */
+vppo_status check_mask_host(const vppo_seqs *s, const float *score, const void *out, double ratio)
+{
+    vppo_status st = check_seqs_host(s);
+    if (st != VPPO_OK) return st;
+    if (!score || !out) return VPPO_ERR_NULL;
+    if (!(ratio >= 0.0 && ratio <= 1.0)) return VPPO_ERR_PARAM;
+    return VPPO_OK;
+}
+
+SeqA run_score_pass(Call &c, const vppo_seqs *s, const float *score, int kind)
+{
+    SeqA a = seq_a_base(s, c);
+    add_check(a, score, kind);
+    c.run("k_seq_a", k_seq_a, seq_grid(s->n_seqs), SEQ_BLOCK, a);
+    return a;
+}
+
 }  // namespace
 
 /* ======================================================================= the API */
@@ -1758,22 +1777,17 @@ vppo_status vppo_cuda_perturb_patch_rows(float *rows, int64_t n_rows, int64_t ro
 vppo_status vppo_cuda_topk_mask(const vppo_seqs *s, const float *score, double ratio, uint8_t *select,
     vppo_topk_info *info, void *stream)
 {
-    vppo_status st = check_seqs_host(s);
+    vppo_status st = check_mask_host(s, score, select, ratio);
     if (st != VPPO_OK) return st;
-    if (!score || !select) return VPPO_ERR_NULL;
-    if (!(ratio >= 0.0 && ratio <= 1.0)) return VPPO_ERR_PARAM;
     Call c(stream);
     if (c.begin(s->n_seqs)) {
-        const unsigned grid = seq_grid(s->n_seqs);
-        SeqA a = seq_a_base(s, c);
-        add_check(a, score, KIND_NOT_NAN);
-        c.run("k_seq_a", k_seq_a, grid, SEQ_BLOCK, a);
+        run_score_pass(c, s, score, KIND_NOT_NAN);
         SeqB b = seq_b_base(s, c);
         b.do_topk = 1;
         b.ratio = ratio;
         b.score = score;
         b.select = select;
-        c.run("k_seq_b", k_seq_b, grid, SEQ_BLOCK, b);
+        c.run("k_seq_b", k_seq_b, seq_grid(s->n_seqs), SEQ_BLOCK, b);
         run_final(c, s->n_seqs, 1, 0);
     }
     st = c.finish();
@@ -1783,16 +1797,11 @@ vppo_status vppo_cuda_topk_mask(const vppo_seqs *s, const float *score, double r
 
 vppo_status vppo_cuda_soft_mask(const vppo_seqs *s, const float *score, double ratio, float *weight, void *stream)
 {
-    vppo_status st = check_seqs_host(s);
+    vppo_status st = check_mask_host(s, score, weight, ratio);
     if (st != VPPO_OK) return st;
-    if (!score || !weight) return VPPO_ERR_NULL;
-    if (!(ratio >= 0.0 && ratio <= 1.0)) return VPPO_ERR_PARAM;
     Call c(stream);
     if (c.begin(s->n_seqs)) {
-        const unsigned grid = seq_grid(s->n_seqs);
-        SeqA a = seq_a_base(s, c);
-        add_check(a, score, KIND_FINITE);
-        c.run("k_seq_a", k_seq_a, grid, SEQ_BLOCK, a);
+        const SeqA a = run_score_pass(c, s, score, KIND_FINITE);
         SoftArgs sa;
         sa.s = a.s;
         sa.hdr = c.hdr();
@@ -1800,7 +1809,7 @@ vppo_status vppo_cuda_soft_mask(const vppo_seqs *s, const float *score, double r
         sa.score = score;
         sa.ratio = ratio;
         sa.weight = weight;
-        c.run("k_soft", k_soft, grid, SEQ_BLOCK, sa);
+        c.run("k_soft", k_soft, seq_grid(s->n_seqs), SEQ_BLOCK, sa);
     }
     return c.finish();
 }
