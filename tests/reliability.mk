@@ -2,7 +2,8 @@
 #
 #   make fuzz            every libFuzzer harness (tests/fuzz/) for FUZZ_SECONDS each (default 60),
 #                        from the committed seed corpus; new inputs go to build/rel/fuzz/corpus_<name>
-#   make fuzz-quick      each harness over its committed corpus plus FUZZ_QUICK_SECONDS (10): for CI
+#   make fuzz-quick      each harness over its committed corpus plus FUZZ_QUICK_RUNS (5000) inputs from
+#                        a fixed seed (at most FUZZ_QUICK_SECONDS): repeatable, for CI
 #   make fuzz-corpus     (maintenance) merge what make fuzz found into tests/fuzz/corpus/<name>
 #   make test-valgrind   the suite built -O1 -g without sanitizers, under valgrind --leak-check=full
 #   make test-m32        the suite built with gcc -m32 (needs gcc-multilib), on every ISA
@@ -19,6 +20,7 @@ REL := $(BUILD)/rel
 FUZZERS := fuzz_perception fuzz_tgf fuzz_loss fuzz_perturb fuzz_linear
 FUZZ_SECONDS ?= 60
 FUZZ_QUICK_SECONDS ?= 10
+FUZZ_QUICK_RUNS ?= 5000
 FUZZ_FLAGS := $(CSTD) $(WARN) -O1 -g -ffp-contract=off -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_DEP := tests/fuzz/fuzz.h tests/test.h tests/test_util.c vppo.h
@@ -43,13 +45,14 @@ fuzz-build:
 
 # Runs every harness for $(1) seconds (from the committed corpus, adding to build/rel/fuzz)
 # and prints its executions; stops at the first crash (its input is in build/rel/fuzz/).
+# $(2): extra libFuzzer flags (fuzz-quick: a fixed seed and run count, so that CI is repeatable).
 define run_fuzzers
 	@if [ "$(HAVE_LIBFUZZER)" != yes ]; then exit 0; fi; \
 	mkdir -p $(REL)/fuzz; \
 	for f in $(FUZZERS); do \
 	    mkdir -p $(REL)/fuzz/corpus_$$f; \
 	    echo "== $$f, $(1) s"; \
-	    ./$(REL)/$$f -max_total_time=$(1) -print_final_stats=1 -artifact_prefix=$(REL)/fuzz/ \
+	    ./$(REL)/$$f -max_total_time=$(1) $(2) -print_final_stats=1 -artifact_prefix=$(REL)/fuzz/ \
 	        $(REL)/fuzz/corpus_$$f tests/fuzz/corpus/$$f > $(REL)/fuzz/$$f.log 2>&1; rc=$$?; \
 	    awk '/^stat::number_of_executed_units/ { e = $$2 } /^stat::new_units_added/ { n = $$2 } \
 	         END { printf "   %s executions, %s new inputs\n", e, n }' $(REL)/fuzz/$$f.log; \
@@ -61,7 +64,7 @@ fuzz: fuzz-build
 	$(call run_fuzzers,$(FUZZ_SECONDS))
 
 fuzz-quick: fuzz-build
-	$(call run_fuzzers,$(FUZZ_QUICK_SECONDS))
+	$(call run_fuzzers,$(FUZZ_QUICK_SECONDS),-seed=1 -runs=$(FUZZ_QUICK_RUNS))
 
 # Rewrites the committed corpus from itself and what make fuzz found: at most
 # FUZZ_CORPUS_MAX inputs per harness, picked greedily for coverage, plus every
