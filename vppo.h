@@ -527,7 +527,8 @@ VPPODEF vppo_status vppo_step(const vppo_config *cfg, const vppo_seqs *s, const 
    a portable blocked loop otherwise. Results equal materialising the logits and calling
    vppo_logprobs / vppo_dependency_logits / vppo_logprobs_backward, within SPEC §12 (the
    logits themselves are f32 GEMM results either way). temperature >= 1/FLT_MAX (about
-   2.9e-39; the block kernels take 1/T as a float), else VPPO_ERR_PARAM. */
+   2.9e-39; the block kernels take 1/T as a float), else VPPO_ERR_PARAM. A dhidden beyond
+   the float range (gradients times weights near FLT_MAX) is VPPO_ERR_NONFINITE. */
 VPPODEF size_t vppo_linear_workspace(int64_t n, int64_t d, int64_t vocab);
 VPPODEF vppo_status vppo_linear_logprobs(const float *hidden /* [n,d] */, const float *weight /* [V,d] */,
     int64_t n, int64_t d, int64_t vocab, float temperature, const int32_t *ids /* [n] or NULL */,
@@ -3657,7 +3658,9 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
             if (dweight) vppo__gemm_tn_acc(pl.tile_b, rh, cw, hidden + r0 * d, d, dweight + c0 * d);
         }
     }
-    return VPPO_OK;
+    /* dhidden beyond the float range (huge gradients times huge weights) is an error, as a
+       loss gradient beyond it is (found by fuzz_linear) */
+    return vppo__check_finite_array(dhidden, n * d);
 }
 
 /* ====================================================== ISA selection (§10) == */

@@ -252,7 +252,15 @@ static void run_backward(fz *f)
     st = vppo_linear_logprobs_backward(L.hidden, L.weight, L.n, L.d, L.V, L.T, ids, lse, ent, dlogp, dent,
                                        null_sel == 0 ? NULL : dhidden, dweight, work, work_bytes);
     dump_lin("backward", &L, lse, ent, dlogp, dent);
-    FZ_EXPECT2(why, L.in_range ? 0 : FZ_BIT(VPPO_ERR_NONFINITE) | FZ_BIT(VPPO_ERR_PARAM), st);
+    {
+        /* dhidden beyond the float range is VPPO_ERR_NONFINITE: possible only with large
+           weights or upstream gradients */
+        int small = 1;
+        for (j = 0; j < L.V * L.d; ++j) small &= fabs(L.weight[j]) <= 1e4;
+        for (r = 0; r < L.n; ++r) small &= (!dlogp || fabs(dlogp[r]) <= 1e4) && (!dent || fabs(dent[r]) <= 1e4);
+        FZ_EXPECT2(why, (L.in_range ? 0 : FZ_BIT(VPPO_ERR_NONFINITE) | FZ_BIT(VPPO_ERR_PARAM)) |
+                            (small ? 0 : FZ_BIT(VPPO_ERR_NONFINITE)), st);
+    }
     if (st != VPPO_OK || stats_mode == 2) return;
     if (stats_mode == 0 && L.in_range && L.T >= 1e-20f) {   /* lse recomputed: finite in, finite out */
         int moderate = 1;

@@ -183,3 +183,26 @@ void fuzz_found_linear_backward_at_a_huge_temperature(void)
     CHECK_STATUS(VPPO_OK, vppo_isa_select(before));
     free(work);
 }
+
+/* fuzz_linear (found by make fuzz-quick in CI): with weights near FLT_MAX the fused
+   backward's dhidden = sum_j gz_j w_j left the float range and came back as -inf with
+   VPPO_OK. Now VPPO_ERR_NONFINITE, as a loss gradient beyond the float range is. */
+void fuzz_found_linear_backward_dhidden_beyond_float_range_is_an_error(void)
+{
+    /* z = h w = (3e38, -3e38): p = (1, 0); id 1, g = 10: gz = (-10, 10),
+       dhidden = -10 * 3e38 + 10 * (-3e38) = -6e39 */
+    static const float h[1] = { 1.0f }, w[2] = { 3e38f, -3e38f };
+    const int32_t id = 1;
+    const float g = 10.0f, small = 1e-30f;
+    const size_t need = vppo_linear_workspace(1, 1, 2);
+    void *work = malloc(need);
+    float dh[1];
+    CHECK(work != NULL);
+    CHECK_STATUS(VPPO_ERR_NONFINITE, vppo_linear_logprobs_backward(h, w, 1, 1, 2, 1.0f, &id, NULL, NULL, &g, NULL,
+                                                                   dh, NULL, work, need));
+    /* the same with a tiny upstream gradient stays in range: dhidden = -6e8 */
+    CHECK_STATUS(VPPO_OK, vppo_linear_logprobs_backward(h, w, 1, 1, 2, 1.0f, &id, NULL, NULL, &small, NULL,
+                                                        dh, NULL, work, need));
+    CHECK_NEAR(-6e8, dh[0], 1e-7, 1e-5);
+    free(work);
+}
