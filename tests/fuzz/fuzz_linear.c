@@ -255,9 +255,11 @@ static void run_backward(fz *f)
     {
         /* dhidden beyond the float range is VPPO_ERR_NONFINITE: possible only with large
            weights or upstream gradients */
-        int small = 1;
-        for (j = 0; j < L.V * L.d; ++j) small &= fabs(L.weight[j]) <= 1e4;
-        for (r = 0; r < L.n; ++r) small &= (!dlogp || fabs(dlogp[r]) <= 1e4) && (!dent || fabs(dent[r]) <= 1e4);
+        int small = stats_mode == 0 && L.in_range && L.T >= 1e-20f;   /* lse recomputed, 1/T and weights bound it */
+        if (small && !L.bad && L.weight) {   /* sizes valid: the products below are defined */
+            for (j = 0; j < L.V * L.d; ++j) small &= fabs(L.weight[j]) <= 1e4;
+            for (r = 0; r < L.n; ++r) small &= (!dlogp || fabs(dlogp[r]) <= 1e4) && (!dent || fabs(dent[r]) <= 1e4);
+        }
         FZ_EXPECT2(why, (L.in_range ? 0 : FZ_BIT(VPPO_ERR_NONFINITE) | FZ_BIT(VPPO_ERR_PARAM)) |
                             (small ? 0 : FZ_BIT(VPPO_ERR_NONFINITE)), st);
     }
