@@ -815,12 +815,15 @@ struct BatchArgs {
 __global__ void __launch_bounds__(BATCH_BLOCK) k_batch(BatchArgs a)
 {
     vppo_tas_stats global;
+    vppo_status gst = VPPO_OK;
     if (a.global) {   /* checked before stopped(): the CPU checks it before the per-token data */
         global = *a.global;
-        const vppo_status gst = vppo__check_tas_stats(&global);
+        gst = vppo__check_tas_stats(&global);
         if (gst != VPPO_OK && threadIdx.x == 0) flag(a.hdr, gst == VPPO_ERR_SIZE ? CHK_STATS_SIZE : CHK_STATS_PARAM);
     }
-    if (stopped(a.hdr)) return;
+    /* uniform over the block: every thread judged the same global, and no thread of this
+       kernel has flagged anything else yet */
+    if (gst != VPPO_OK || stopped(a.hdr)) return;
     const int tid = threadIdx.x;
     long long n_total = 0, n_nonempty = 0;
     for (int64_t b = tid; b < a.B; b += BATCH_BLOCK) {
@@ -1469,13 +1472,8 @@ void set_loss(SeqB &b, const vppo_loss_config *cfg, const float *logp, const flo
 {
     b.do_loss = 1;
     b.cfg = *cfg;
-    b.logp = logp;
-    b.logp_old = logp_old;
-    b.logp_ref = logp_ref;
-    b.adv = adv;
-    b.sel_in = select;
-    b.weight = weight;
-    b.dlogp = dlogp;
+    b.logp = logp; b.logp_old = logp_old; b.logp_ref = logp_ref;
+    b.adv = adv; b.sel_in = select; b.weight = weight; b.dlogp = dlogp;
 }
 
 void run_final(Call &c, int64_t B, int topk, int loss)

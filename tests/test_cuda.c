@@ -1974,6 +1974,10 @@ void cuda_prepare_and_step_reject_bad_input(void)
     PREP(VPPO_ERR_PARAM, &c, &S.h, &S.d, D.logp_old, D.logp_aug, none, D.adv_seq, &gl, &P.h, &P.d);
     gl.min = 0.0; gl.n = -1;
     PREP(VPPO_ERR_SIZE, &c, &S.h, &S.d, D.logp_old, D.logp_aug, none, D.adv_seq, &gl, &P.h, &P.d);
+    /* before the per-token data (the asynchronous form checks global on the device) */
+    old = poke_f(&D.logp_old, 3, NAN);
+    PREP(VPPO_ERR_SIZE, &c, &S.h, &S.d, D.logp_old, D.logp_aug, none, D.adv_seq, &gl, &P.h, &P.d);
+    poke_f(&D.logp_old, 3, old);
     gl.n = 3;
     PREP(VPPO_OK, &c, &S.h, &S.d, D.logp_old, D.logp_aug, none, D.adv_seq, &gl, &P.h, &P.d);
     /* values */

@@ -2565,16 +2565,27 @@ inline cudaError_t cudaMemPoolTrimTo(cudaMemPool_t pool, size_t)
 
 /* ---------------------------------------------------------------- runtime API: streams, events */
 
+namespace vppo_emu {
+namespace detail {
+/* A new stream or event object (zeroed, live), registered. */
+template <class Obj>
+Obj *new_handle(unsigned magic, unsigned flags, std::set<const void *> &registry)
+{
+    Obj *o = new Obj();
+    o->magic = magic;
+    o->flags = flags;
+    o->live = true;
+    registry.insert(o);
+    return o;
+}
+} /* namespace detail */
+} /* namespace vppo_emu */
+
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags)
 {
     using namespace vppo_emu::detail;
     if (!s || flags > 1u) return api_error(cudaErrorInvalidValue);
-    StreamObj *o = new StreamObj();
-    o->magic = kStreamMagic;
-    o->flags = flags;
-    o->live = true;
-    st().streams.insert(o);
-    *s = reinterpret_cast<cudaStream_t>(o);
+    *s = reinterpret_cast<cudaStream_t>(new_handle<StreamObj>(kStreamMagic, flags, st().streams));
     return cudaSuccess;
 }
 inline cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags(s, 0); }
@@ -2605,15 +2616,7 @@ inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned int flags)
 {
     using namespace vppo_emu::detail;
     if (!e || flags > 7u) return api_error(cudaErrorInvalidValue);
-    EventObj *o = new EventObj();
-    o->magic = kEventMagic;
-    o->flags = flags;
-    o->live = true;
-    o->recorded = false;
-    o->stream = nullptr;
-    o->seq = 0;
-    st().events.insert(o);
-    *e = reinterpret_cast<cudaEvent_t>(o);
+    *e = reinterpret_cast<cudaEvent_t>(new_handle<EventObj>(kEventMagic, flags, st().events));
     return cudaSuccess;
 }
 inline cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e, cudaEventDefault); }
