@@ -9,11 +9,15 @@
      3. per-sequence kernels: validation + dependency + means (k_seq_a), batch scalars
         (k_batch: TAS statistics and scales, loss divisor), advantage + top-k + loss per
         sequence (k_seq_b), soft mask, and the fixed-order final sums (k_final)
-     4. host side: argument checks (the CPU functions' rules), scratch, launches, statuses
+     4. host side: argument checks (vppo.h's own), the Call (workspace, launches, the
+        end of a call), then each entry point written once on a Call; the API wraps it
+        twice: _async (the caller's launch struct) and synchronous (a pool block)
 
    Every status that depends on device data is found by the kernels and recorded in a
-   small header in the call's scratch block with atomicMin on integers, so that the first
-   error in the CPU function's order wins: the header is copied back once per call. No
+   small header in the call's workspace with atomicMin on integers, so that the first
+   error in the CPU function's order wins; the last kernel of every call (k_publish) turns
+   it into the vppo_status of the status word and writes the scalar results, so that an
+   asynchronous call never needs the host (the synchronous form copies them back). No
    float atomics anywhere; reductions go through fixed shuffle trees and fixed per-thread
    strides, so results are bitwise repeatable.
 

@@ -20,7 +20,10 @@
      sequence of _async calls can be captured into a CUDA graph (cudaStreamBeginCapture
      ... cudaStreamEndCapture) and replayed; a replay computes what the direct calls
      compute, bit for bit. What the call needs besides its arguments is in one plain
-     struct, filled by the caller (no handle, no create/destroy, no state kept):
+     struct, filled by the caller (no handle, no create/destroy, no state kept), and the
+     other arguments are those of the synchronous sibling, with device pointers where
+     that one takes host results: one name per operation, two visibly different entry
+     points, so a host struct is never mistaken for a device one:
 
        vppo_cuda_launch L;
        L.stream = stream;                 (cudaStream_t; NULL: the legacy default stream)
@@ -35,9 +38,10 @@
      The workspace holds nothing between calls.
 
      Returned at once, with nothing enqueued: every error that the host can see from the
-     arguments (NULL pointers, sizes held in host structs, enums, config domains, a NULL
-     or small workspace: VPPO_ERR_WORKSPACE, launch or launch->status NULL: VPPO_ERR_NULL),
-     and VPPO_ERR_CUDA when enqueueing fails (vppo_cuda_error_string() says why; the
+     arguments (NULL pointers, sizes held in host structs, enums, config domains), then
+     from the launch struct (launch or launch->status NULL: VPPO_ERR_NULL; workspace NULL,
+     misaligned or smaller than vppo_cuda_workspace_size: VPPO_ERR_WORKSPACE; a batch
+     whose workspace size does not fit in a size_t: VPPO_ERR_SIZE), and VPPO_ERR_CUDA when enqueueing fails (vppo_cuda_error_string() says why; the
      status word is then not written).
      Written to *launch->status when the kernels have run: VPPO_OK or the data error that
      only the device can see (bad offsets, NaN/inf values, token ids outside the
@@ -60,8 +64,8 @@
      vppo_config, vppo_loss_config, vppo_prepared, vppo_tas_stats), and the results
      that the CPU call returns in a struct (vppo_loss_out, vppo_topk_info, and the
      stats/topk fields of vppo_prepared), which are written after the stream has been
-     synchronised. It takes a scratch block of vppo_cuda_workspace_size(n_seqs) + 256
-     bytes from the device's stream-ordered memory pool (cudaMallocAsync) and returns it
+     synchronised. It takes a scratch block of vppo_cuda_workspace_size(n_seqs) plus at
+     most 256 bytes from the device's stream-ordered memory pool (cudaMallocAsync) and returns it
      before it returns; it must not be called while its stream is being captured.
 
    BOTH MODES
