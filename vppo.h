@@ -859,14 +859,23 @@ VPPODEF vppo_status vppo_perturb_gaussian_blur(vppo_image *img, float radius, vo
     return VPPO_OK;
 }
 
-VPPODEF vppo_status vppo_perturb_patch_rows(float *rows, int64_t n_rows, int64_t row_len,
-    int64_t row_stride, float prob, const float *fill, uint64_t seed)
+/* The checks of vppo_perturb_patch_rows that read no array (shared with vppo_cuda.cu). */
+static vppo_status vppo__check_patch_rows_args(const float *rows, int64_t n_rows, int64_t row_len,
+    int64_t row_stride, float prob)
 {
-    int64_t i, j;
     if (!rows) return VPPO_ERR_NULL;
     if (n_rows < 0 || row_len < 0 || row_stride < row_len) return VPPO_ERR_SIZE;
     if (n_rows > 0 && row_stride > (VPPO__MAX_INDEX - row_len) / n_rows) return VPPO_ERR_SIZE;
     if (vppo__bad_prob(prob)) return VPPO_ERR_PARAM;
+    return VPPO_OK;
+}
+
+VPPODEF vppo_status vppo_perturb_patch_rows(float *rows, int64_t n_rows, int64_t row_len,
+    int64_t row_stride, float prob, const float *fill, uint64_t seed)
+{
+    int64_t i, j;
+    const vppo_status st = vppo__check_patch_rows_args(rows, n_rows, row_len, row_stride, prob);
+    if (st != VPPO_OK) return st;
     if (fill)
         for (j = 0; j < row_len; ++j)
             if (!vppo__finite(fill[j])) return VPPO_ERR_NONFINITE;
@@ -2386,16 +2395,25 @@ static vppo_status vppo__dependency_row(const vppo__rows_job *j, int64_t r)
     return status;
 }
 
-VPPODEF vppo_status vppo_dependency_logits(const vppo_logits *orig, const vppo_logits *aug,
-    vppo_divergence div, float *dep)
+/* The checks of vppo_dependency_logits that read no array (shared with vppo_cuda.cu). */
+static vppo_status vppo__check_dependency_logits_args(const vppo_logits *orig, const vppo_logits *aug,
+    vppo_divergence div, const float *dep)
 {
-    vppo__rows_job job;
     vppo_status st;
     if ((st = vppo__check_logits(orig)) != VPPO_OK) return st;
     if ((st = vppo__check_logits(aug)) != VPPO_OK) return st;
     if (!dep) return VPPO_ERR_NULL;
     if (orig->n_rows != aug->n_rows || orig->vocab != aug->vocab) return VPPO_ERR_SIZE;
     if ((int)div < (int)VPPO_DIV_KL || (int)div > (int)VPPO_DIV_JS) return VPPO_ERR_PARAM;
+    return VPPO_OK;
+}
+
+VPPODEF vppo_status vppo_dependency_logits(const vppo_logits *orig, const vppo_logits *aug,
+    vppo_divergence div, float *dep)
+{
+    vppo__rows_job job;
+    vppo_status st = vppo__check_dependency_logits_args(orig, aug, div, dep);
+    if (st != VPPO_OK) return st;
     memset(&job, 0, sizeof job);
     job.k = vppo__vector_temperature(aug->temperature) ? vppo__kernels_for_rows(orig) : NULL;
     job.x = orig;

@@ -1571,12 +1571,9 @@ vppo_status dependency_sampled(Call &c, const vppo_seqs *s, const float *logp, c
 vppo_status dependency_logits(Call &c, const vppo_logits *orig, const vppo_logits *aug, vppo_divergence div,
     float *dep)
 {
-    vppo_status st;
-    if ((st = check_logits(orig)) != VPPO_OK) return st;
-    if ((st = check_logits(aug)) != VPPO_OK) return st;
-    if (!dep) return VPPO_ERR_NULL;
-    if (orig->n_rows != aug->n_rows || orig->vocab != aug->vocab) return VPPO_ERR_SIZE;
-    if ((int)div < (int)VPPO_DIV_KL || (int)div > (int)VPPO_DIV_JS) return VPPO_ERR_PARAM;
+    vppo_status st = vppo__check_dependency_logits_args(orig, aug, div, dep);
+    if (st == VPPO_OK && (st = check_logits(orig)) == VPPO_OK) st = check_logits(aug);
+    if (st != VPPO_OK) return st;
     if ((st = c.begin(0)) != VPPO_OK) return st;
     const vppo_logits *P = div == VPPO_DIV_KL_REVERSE ? aug : orig, *Q = div == VPPO_DIV_KL_REVERSE ? orig : aug;
     DepArgs a;
@@ -1657,11 +1654,8 @@ vppo_status logprobs_backward(Call &c, const vppo_logits *x, const int32_t *ids,
 vppo_status perturb_patch_rows(Call &c, float *rows, int64_t n_rows, int64_t row_len, int64_t row_stride,
     float prob, const float *fill, uint64_t seed)
 {
-    if (!rows) return VPPO_ERR_NULL;
-    if (n_rows < 0 || row_len < 0 || row_stride < row_len) return VPPO_ERR_SIZE;
-    if (n_rows > 0 && row_stride > (MAX_INDEX - row_len) / n_rows) return VPPO_ERR_SIZE;
-    if (vppo__bad_prob(prob)) return VPPO_ERR_PARAM;
-    vppo_status st = c.begin(0);
+    vppo_status st = vppo__check_patch_rows_args(rows, n_rows, row_len, row_stride, prob);
+    if (st == VPPO_OK) st = c.begin(0);
     if (st != VPPO_OK) return st;
     if (fill && row_len > 0) c.run("k_check_fill", k_check_fill, grid_for(row_len, 256), 256, fill, row_len, c.hdr());
     if (n_rows > 0)

@@ -705,17 +705,23 @@ inline Launch *&tl_launch()
 
 /* ---------------------------------------------------------------- reporting */
 
+/* "vppo-emu: <kind>: <message>" on stderr, after stdout has been flushed. */
+inline void print_message(const char *kind, const char *fmt, va_list ap)
+{
+    std::fflush(stdout);
+    std::fprintf(stderr, "vppo-emu: %s: ", kind);
+    std::vfprintf(stderr, fmt, ap);
+    std::fputc('\n', stderr);
+}
+
 __attribute__((format(printf, 1, 2))) inline void report(const char *fmt, ...)
 {
     State &s = st();
     s.error_count++;
-    std::fflush(stdout);
-    std::fputs("vppo-emu: error: ", stderr);
     va_list ap;
     va_start(ap, fmt);
-    std::vfprintf(stderr, fmt, ap);
+    print_message("error", fmt, ap);
     va_end(ap);
-    std::fputc('\n', stderr);
     if (s.abort_on_error) {
         std::fputs("vppo-emu: aborting (VPPO_EMU_ABORT=0 or vppo_emu_set_abort(0) counts errors and goes on)\n", stderr);
         std::fflush(stderr);
@@ -727,13 +733,10 @@ __attribute__((format(printf, 1, 2))) inline void report(const char *fmt, ...)
 /* Misuse of the emulator itself (device function on the host, ...): always fatal. */
 __attribute__((format(printf, 1, 2), noreturn)) inline void fatal(const char *fmt, ...)
 {
-    std::fflush(stdout);
-    std::fputs("vppo-emu: fatal: ", stderr);
     va_list ap;
     va_start(ap, fmt);
-    std::vfprintf(stderr, fmt, ap);
+    print_message("fatal", fmt, ap);
     va_end(ap);
-    std::fputc('\n', stderr);
     std::fflush(stderr);
     std::abort();
 }
