@@ -1,4 +1,4 @@
-/* bench_cuda.cu - GPU benchmarks of vppo_cuda (vppo_cuda.h, SPEC §11), in the manner of
+/* bench_cuda.cu - GPU benchmarks of vppo_cuda (vppo_cuda.h, docs/spec.md §11), in the manner of
  * bench/bench.c: medians of several repetitions, every ratio measured side by side in
  * the same run, every result checked against the CPU library before its time is shown.
  *
@@ -34,7 +34,7 @@
  *
  * Checks: after timing, the outputs of the last call are compared with the CPU library
  * (vppo.h compiled into this file, scalar reference path) on a few rows, or on every
- * token for the step, within twice the SPEC §12 bounds (both sides are within them of
+ * token for the step, within twice the docs/spec.md §12 bounds (both sides are within them of
  * a float64 reference); a row that fails says WRONG and the program exits 1 at the end.
  * A failed vppo or CUDA call exits 1 at once with its message. Exit status: 0 when every
  * check passed, 1 on a failure, 2 on bad arguments or when there is no CUDA device.
@@ -667,7 +667,7 @@ static void run_kl(void *v)
 }
 
 /* KL of the check rows on the CPU (vppo_dependency_logits) vs L->dep on the GPU.
-   SPEC §12: |err| <= 1e-5 + 1e-4 |ref| for each side, so twice that between them. */
+   docs/spec.md §12: |err| <= 1e-5 + 1e-4 |ref| for each side, so twice that between them. */
 static cmp_result check_kl(ldata *L, vppo_dtype dt)
 {
     size_t es = dt == VPPO_F32 ? 4 : 2;
@@ -726,7 +726,7 @@ static void run_logprobs(void *v)
     L->have_lse[k] = 1;
 }
 
-/* CPU vppo_logprobs on the check rows vs the GPU: SPEC §12, twice the bounds (logp and
+/* CPU vppo_logprobs on the check rows vs the GPU: docs/spec.md §12, twice the bounds (logp and
    lse: 1e-5 (1 + |ref|); entropy: 1e-5 + 1e-4 |ref|). */
 static cmp_result check_logprobs(ldata *L, vppo_dtype dt)
 {
@@ -800,7 +800,7 @@ static void restore_scratch(void *v)   /* the in-place call's input: orig f32 ag
 }
 
 /* CPU vppo_logprobs_backward (F32 out, given the GPU's lse and entropy of those rows)
-   vs the gradient in L->scratch (F32, or BF16 when dt is bf16). SPEC §12 dlogits:
+   vs the gradient in L->scratch (F32, or BF16 when dt is bf16). docs/spec.md §12 dlogits:
    1e-7 + 1e-5 |ref| per side; a bf16 output adds its rounding, at most 2^-9 |value|
    (2^-8 |ref| allowed). */
 static cmp_result check_backward(ldata *L, vppo_dtype dt)
@@ -923,7 +923,7 @@ static void step_run(void *v)
     }
 }
 
-/* The prepare half against the CPU: dep within twice SPEC §12 (per-token math:
+/* The prepare half against the CPU: dep within twice docs/spec.md §12 (per-token math:
    1e-6 (1 + |ref|)); select must equal the CPU's vppo_topk_mask of the GPU's own dep
    (masks are exact given the same scores); adv within twice §12; topk counts exact. */
 static void check_prepare(sdata *S, cmp_result *c)

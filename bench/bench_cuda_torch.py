@@ -25,7 +25,7 @@ code for the same quantities on the same tensors:
 V = 151936 (Qwen2.5-VL), n = 4096 rows, f32 and bf16 (halved, with a note, when the GPU
 runs out of memory). Times: torch.cuda.Event around each call on the current stream,
 median of the repetitions after one warm-up call. Both results are compared with a
-float64 evaluation on the same inputs (SPEC §12 bounds for ours: a row outside them says
+float64 evaluation on the same inputs (docs/spec.md §12 bounds for ours: a row outside them says
 WRONG and the script exits 1) and with each other (max abs and max rel diff).
 
 Needs torch with CUDA; without them it prints a message and exits 0.
@@ -148,7 +148,7 @@ def load_lib(path):
 
 
 def default_config(lib):
-    """vppo_config_default() from the library, else the SPEC §8 table by hand."""
+    """vppo_config_default() from the library, else the docs/spec.md §8 table by hand."""
     if hasattr(lib, "vppo_config_default"):
         return lib.vppo_config_default(), "vppo_config_default() of the library"
     c = VppoConfig()

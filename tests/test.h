@@ -52,7 +52,7 @@ int test_near(double ref, double got, double abs_tol, double rel_tol);
     if (memcmp(&e_, &g_, sizeof e_) != 0) test_fail(__FILE__, __LINE__, \
         "%s: expected %.9g, got %.9g (bits differ)", #got, (double)e_, (double)g_); } while (0)
 
-/* SPEC §12 tolerances, as (absolute, relative) pairs for CHECK_NEAR. */
+/* docs/spec.md §12 tolerances, as (absolute, relative) pairs for CHECK_NEAR. */
 #define TOL_LSE           1e-5, 1e-5     /* |err| <= 1e-5 (1 + |ref|) */
 #define TOL_DIV           1e-5, 1e-4     /* entropy, KL, JS */
 #define TOL_DLOGITS       1e-7, 1e-5
@@ -98,7 +98,7 @@ double ref_js(const double *logp, const double *logq, int64_t V);
 /* The released code's low_var_kl and the other §2.1 estimators, one token. */
 double ref_dependency(vppo_estimator est, double logp, double logp_aug);
 
-/* The policy loss written from SPEC §7 for clarity, in double, over logp with the
+/* The policy loss written from docs/spec.md §7 for clarity, in double, over logp with the
    stop-gradient parts (CISPO's rhat, SEQ_TOKEN's sequence ratio) taken from `frozen`
    (pass logp itself for the value). dloss/dlogp of the library is compared with
    finite differences of this function in its first argument. */

@@ -1,4 +1,4 @@
-/* tests/test_basics.c - SPEC §1 conventions and §10 ISA selection. */
+/* tests/test_basics.c - docs/spec.md §1 conventions and §10 ISA selection. */
 #include "test.h"
 
 void status_strings_describe_every_code(void)

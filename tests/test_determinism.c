@@ -4,7 +4,7 @@
      * under OpenMP, for a fixed ISA, the same bits with 1, 2 and 3 threads, for the logits
        kernels and the fused linear head at sizes where they do split their rows;
      * everything that is not a logits kernel (§3-§8) gives the same bits on every ISA;
-     * different ISAs differ in the logits kernels by at most twice the SPEC §12 bounds
+     * different ISAs differ in the logits kernels by at most twice the docs/spec.md §12 bounds
        (each is within them of the float64 reference); the measured spread is printed. */
 #include "test.h"
 #ifdef _OPENMP
@@ -288,7 +288,7 @@ static void spread_add(spread *s, double got, double ref, double abs_tol, double
 }
 
 /* Every ISA against the scalar reference on the logits kernels and the linear head: the
-   header says each is within SPEC §12 of float64, so within twice those bounds of each
+   header says each is within docs/spec.md §12 of float64, so within twice those bounds of each
    other. The largest spread, as a share of that allowance, is printed per quantity. */
 void determinism_isa_spread_within_twice_spec(void)
 {
@@ -344,7 +344,7 @@ void determinism_isa_spread_within_twice_spec(void)
             free(ref.v); free(got.v);
             det_lin_free(&L);
         }
-        printf("        %s vs scalar, largest |difference| / (2 x SPEC 12 bound), and |difference|:\n",
+        printf("        %s vs scalar, largest |difference| / (2 x spec §12 bound), and |difference|:\n",
                vppo_isa_name((vppo_isa)isa));
         for (q = 0; q < 8; ++q) {
             printf("          %-10s %.3f  %.3g\n", names[q], sp[q].ratio, sp[q].diff);

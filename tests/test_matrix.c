@@ -6,7 +6,7 @@
    table differ, so the documentation cannot drift.
 
    Every row starts from one fixture of valid arguments for every function and breaks one
-   thing. The expected statuses are worked out from SPEC.md §1 (NULL: a required pointer;
+   thing. The expected statuses are worked out from docs/spec.md §1 (NULL: a required pointer;
    SIZE: counts, offsets, strides, groups; PARAM: a parameter outside its domain; INDEX: a
    token id outside [0, vocab); NONFINITE: NaN, or an infinity where none is allowed;
    WORKSPACE; UNSUPPORTED) and the domains stated in the header, never from a run. Where
@@ -836,7 +836,7 @@ static text matrix_markdown(const matrix_walk *w)
     text_add(&t, "The suite checks every row against the library (`bad_input_matrix_table`) and fails when this\n");
     text_add(&t, "file differs from the table (`bad_input_matrix_doc_is_current`).\n\n");
     text_add(&t, "Each row starts from valid arguments for every function and breaks one thing. The expected\n");
-    text_add(&t, "statuses follow SPEC.md section 1 and the domains stated in the header (NULL: a required pointer;\n");
+    text_add(&t, "statuses follow docs/spec.md section 1 and the domains stated in the header (NULL: a required pointer;\n");
     text_add(&t, "SIZE: counts, offsets, strides, groups; PARAM: a parameter outside its domain, NaN included;\n");
     text_add(&t, "INDEX: a token id outside [0, vocab); NONFINITE: NaN, or an infinity where none is allowed, in\n");
     text_add(&t, "the data or in a result; WORKSPACE; UNSUPPORTED). On any error nothing outside the output\n");

@@ -1,4 +1,4 @@
-/* tests/test_perception.c - SPEC §2: dependency from sampled log-probs, and the logits
+/* tests/test_perception.c - docs/spec.md §2: dependency from sampled log-probs, and the logits
    kernels (log-probs, entropy, KL/JS, backward) against float64 references. */
 #include "test.h"
 

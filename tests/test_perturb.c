@@ -1,5 +1,5 @@
-/* tests/test_perturb.c - SPEC §3: perturbations, pixel by pixel against the definition.
-   The hash is re-implemented here from the SPEC's formula, so a slip in either copy
+/* tests/test_perturb.c - docs/spec.md §3: perturbations, pixel by pixel against the definition.
+   The hash is re-implemented here from the specification's formula, so a slip in either copy
    shows. */
 #include "test.h"
 
@@ -234,7 +234,7 @@ static void check_blur(int W, int H, int C, int pad, float radius, uint64_t seed
         off_by_more += d > 1;
         off_by_one += d == 1;
     }
-    CHECK_EQ_INT(0, off_by_more);            /* SPEC §12: blur within +-1 per byte */
+    CHECK_EQ_INT(0, off_by_more);            /* docs/spec.md §12: blur within +-1 per byte */
     CHECK(off_by_one * 100 <= (int64_t)W * H * C);   /* and rarely even that */
     CHECK_EQ_INT(0, alpha_changed);
     CHECK(padding_untouched(&t));

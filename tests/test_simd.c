@@ -1,5 +1,5 @@
 /* tests/test_simd.c - the vector paths (§10): every ISA this machine runs against the
-   scalar reference on the same inputs, with SPEC §12 tolerances; ISA selection against
+   scalar reference on the same inputs, with docs/spec.md §12 tolerances; ISA selection against
    /proc/cpuinfo; bitwise determinism across thread counts and runs. */
 #include "test.h"
 #include <math.h>

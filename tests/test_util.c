@@ -1,5 +1,5 @@
 /* tests/test_util.c - random inputs, conversions and the float64 references.
-   The references are written from SPEC.md for clarity, not speed: plain two-pass
+   The references are written from docs/spec.md for clarity, not speed: plain two-pass
    softmax, direct sums, no online tricks shared with the library. */
 #include "test.h"
 #include <stdarg.h>

@@ -35,7 +35,7 @@ What the released code does, step by step, for one rank's mini-batch:
      f. loss *= n_micro * world_size / total; loss.backward() (gradients accumulate over the
         micro-batches; DDP then averages them over the ranks).
 
-Where the released code differs from SPEC.md (and how crosscheck.py accounts for it):
+Where the released code differs from docs/spec.md (and how crosscheck.py accounts for it):
 
   * masked_mean divides by (count + 1e-8), and the "seq" mode by (n_b + 1e-8). SPEC divides
     by the count. Every function below takes `eps` (the released value is MASKED_MEAN_EPS);

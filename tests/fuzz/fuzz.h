@@ -498,7 +498,7 @@ FZ_FN double fz_row_logsoftmax(const fz_mat *m, int64_t r, double *u, double *lo
     return ref_log_softmax(u, m->x.vocab, logp);
 }
 
-/* Is the row ordinary enough that SPEC §12 accuracy must hold (times a margin)? Finite
+/* Is the row ordinary enough that docs/spec.md §12 accuracy must hold (times a margin)? Finite
    entries of moderate size, a moderate temperature. Outside it only sanity is checked. */
 FZ_FN int fz_row_tame(const fz_mat *m, int64_t r)
 {

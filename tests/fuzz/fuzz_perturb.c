@@ -4,7 +4,7 @@
    functions, with any geometry, stride, parameter and seed. */
 #include "fuzz.h"
 
-/* splitmix64 and the uniform of SPEC §3, written here from the specification. */
+/* splitmix64 and the uniform of docs/spec.md §3, written here from the specification. */
 static uint64_t splitmix(uint64_t x)
 {
     uint64_t z = x + 0x9E3779B97F4A7C15ULL;
@@ -225,7 +225,7 @@ static void run_helpers(fz *f)
     const char *s;
     vppo_status st;
     double u;
-    /* hash and uniform: the formulas of SPEC §3 */
+    /* hash and uniform: the formulas of docs/spec.md §3 */
     FZ_ASSERT(vppo_hash64(x) == splitmix(x));
     u = vppo_uniform(seed, i);
     FZ_ASSERT(u == uniform(seed, i) && u >= 0.0 && u < 1.0);

@@ -3,7 +3,7 @@
    mask, ratio and score bit pattern. */
 #include "fuzz.h"
 
-/* k_b = clamp(ceil(n_b * ratio - 1e-9), 0, n_b), SPEC §6. */
+/* k_b = clamp(ceil(n_b * ratio - 1e-9), 0, n_b), docs/spec.md §6. */
 static int64_t topk_count(int64_t n, double ratio)
 {
     const double k = ceil((double)n * ratio - 1e-9);
