@@ -16,7 +16,7 @@
  *              F32 out to a separate buffer, and in place)
  *   topk       vppo_topk_mask vs per-sequence qsort
  *   step       vppo_step (and its two halves) vs memcpy of its inputs
- *   linear     the fused linear head (SPEC 9) vs materialised logits + the logits kernel
+ *   linear     the fused linear head (spec §9) vs materialised logits + the logits kernel
  *              (compile out with -DBENCH_NO_LINEAR)
  *
  * Every time is the median of the repetitions after one warm-up call. The logits
@@ -660,7 +660,7 @@ static void table_units(void)
            "loop over the same bytes and buffers, same thread count (1.0 = at memory speed).\n"
            "3-pass/k: time of the three-pass f32 C reference (1 thread) / kernel time.\n"
            "max|err|: largest |kernel - reference| over the outputs (the reference: f32 element\n"
-           "math, double sums; a sanity check, not the SPEC 12 accuracy bound).\n\n");
+           "math, double sums; a sanity check, not the spec §12 accuracy bound).\n\n");
 }
 
 /* Times the three-pass reference of `kind` (1 thread) and leaves its outputs in L->ref*
@@ -1414,9 +1414,9 @@ static void bench_linear(void)
     vocabs[0] = g_quick ? 500 : 32000;
     vocabs[1] = g_quick ? 1000 : 151936;
 
-    printf("## Fused linear head (SPEC 9) vs materialised logits, n = %lld, d = %lld, %d thread%s\n\n",
+    printf("## Fused linear head (spec §9) vs materialised logits, n = %lld, d = %lld, %d thread%s\n\n",
            (long long)n, (long long)d, g_max_threads, g_max_threads == 1 ? "" : "s");
-    printf("materialised: the GEMMs with %s, and the logits kernels of SPEC 2 on\n"
+    printf("materialised: the GEMMs with %s, and the logits kernels of spec §2 on\n"
            "the n x V logits: vppo_logprobs; vppo_dependency_logits (KL); for the backward: the\n"
            "logits, vppo_logprobs_backward in place, dhidden = dlogits . W, dweight += dlogits^T . H.\n"
            "Every backward is given lse, entropy, dlogp and dentropy. Median of %d repetitions at\n"

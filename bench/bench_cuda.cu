@@ -713,7 +713,7 @@ static void bench_dep(ldata *L)
            "%% copy: GB/s / the device copy's GB/s. x naive: naive time / vppo time (the naive\n"
            "kernel reads every row three times; its GB/s counts the bytes that must be touched).\n"
            "max|err|: largest |GPU - CPU vppo_dependency_logits| on %d rows; check: within\n"
-           "2e-5 + 2e-4 |ref| (twice the SPEC 12 bound).\n\n", L->n_check);
+           "2e-5 + 2e-4 |ref| (twice the spec §12 bound).\n\n", L->n_check);
 }
 
 /* vppo_cuda_logprobs of dtype dt into L->logp, L->lse[dt], L->ent[dt]. */
@@ -780,7 +780,7 @@ static void bench_logprobs(ldata *L)
     }
     printf("\nbytes: n V x (4 f32 | 2 bf16) read + 4 n (ids) read + 12 n (logp, lse, entropy)\n"
            "written. max|err|: largest |GPU - CPU vppo_logprobs| over logp, lse and entropy on %d\n"
-           "rows; check: twice the SPEC 12 bounds.\n\n", L->n_check);
+           "rows; check: twice the spec §12 bounds.\n\n", L->n_check);
 }
 
 static void run_backward(void *v)

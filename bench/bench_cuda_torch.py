@@ -158,7 +158,7 @@ def default_config(lib):
     L.clip_low, L.clip_high, L.clip_dual = 0.2, 0.28, 3.0
     L.pg_kind = L.ratio_level = L.agg = L.kl_kind = 0                      # CLIP, TOKEN, TOKEN_MEAN, none
     L.agg_norm, L.kl_coef, L.entropy_coef, L.denom = 1.0, 0.0, 0.06, 0.0
-    return c, "the SPEC 8 defaults (the library exports no vppo_config_default)"
+    return c, "the spec §8 defaults (the library exports no vppo_config_default)"
 
 
 class Vppo:
@@ -304,7 +304,7 @@ def bench_logits(torch, F, vp, args, n, V, rep):
                          "vppo_cuda_dependency_logits")
             tt = median_ms(torch, t_kl, reps, warm)
             tv = median_ms(torch, v_kl, reps, warm)
-            ok, ev = within(torch, dep, ref["kl"], 1e-5, 1e-4)       # SPEC 12: KL
+            ok, ev = within(torch, dep, ref["kl"], 1e-5, 1e-4)       # spec §12: KL
             _, et = within(torch, out["kl"], ref["kl"], 0, 0)
             d, rd = diffs(dep, out["kl"])
             rep.row("KL dependency", dtype, n, V, tt, tv, et, ev, d, rd, ok)
@@ -334,7 +334,7 @@ def bench_logits(torch, F, vp, args, n, V, rep):
                 t_lp()
                 tt = float("nan")
             tv = median_ms(torch, v_lp, reps, warm)
-            ok1, e1 = within(torch, logp, ref["logp"], 1e-5, 1e-5)   # SPEC 12: logp, lse
+            ok1, e1 = within(torch, logp, ref["logp"], 1e-5, 1e-5)   # spec §12: logp, lse
             ok2, e2 = within(torch, lse, ref["lse"], 1e-5, 1e-5)
             ok3, e3 = within(torch, ent, ref["ent"], 1e-5, 1e-4)     # entropy
             _, et1 = within(torch, out["logp"], ref["logp"], 0, 0)
@@ -370,7 +370,7 @@ def bench_logits(torch, F, vp, args, n, V, rep):
             del loss, ls
             tv = median_ms(torch, v_bw, reps, warm)
             # float64 gradient: g (delta_id - p) - h p (log p + H), row chunk by row chunk.
-            # SPEC 12: 1e-7 + 1e-5 |ref| per element; a bf16 output adds its rounding
+            # spec §12: 1e-7 + 1e-5 |ref| per element; a bf16 output adds its rounding
             # (at most 2^-9 |value|; 2^-8 |ref| allowed).
             rel = 1e-5 if dtype == "f32" else 1e-5 + 2.0 ** -8
             ok, ev, et, d, rd = True, 0.0, 0.0, 0.0, 0.0
@@ -539,7 +539,7 @@ def main():
     print("\ntorch/vppo: torch eager time / vppo time (the speed-up). max|err|: largest |value - float64|"
           "\nover the row's outputs (logp, lse, entropy / KL / the gradient), each side against a float64"
           "\nevaluation of the same rounded inputs. max|diff|, max rel diff: vppo vs torch. check: vppo"
-          "\nwithin the SPEC 12 bounds of the float64 values (bf16 gradients: plus 2^-8 |ref| for the"
+          "\nwithin the spec §12 bounds of the float64 values (bf16 gradients: plus 2^-8 |ref| for the"
           "\nrounding). Backward rows time only the backward; vppo is given lse and entropy.")
     for note in rep.notes:
         print("note: " + note)

@@ -472,7 +472,7 @@ static int check_invariants(const batch *bt, const step_buffers *sb, const vppo_
             }
         }
         if (n != sb->count[b]) ++bad;
-        k = (int64_t)ceil((double)n * cfg->topk_ratio - 1e-9);     /* SPEC 6: k_b */
+        k = (int64_t)ceil((double)n * cfg->topk_ratio - 1e-9);     /* spec §6: k_b */
         if (selected != k) {
             fprintf(stderr, "check: response %lld selects %lld tokens, expected ceil(%g * %lld) = %lld\n",
                     (long long)b, (long long)selected, cfg->topk_ratio, (long long)n, (long long)k);

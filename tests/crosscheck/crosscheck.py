@@ -664,7 +664,7 @@ def release_compare(rec, c, ranks, out, total, multi, where, vppo, np):
                 spec_sel, k_spec = sub_mask.copy(), sub_mask.sum(1)
             if c.get("top_p_entropy") is not None:
                 spec_sel |= spec_topk(r["entropy"], sub_mask, c["top_p_entropy"])[0]
-            rec.exact("release", "select vs SPEC rule (own dep)", spec_sel[rows], sel[rows], where=where)
+            rec.exact("release", "select vs the spec rule (own dep)", spec_sel[rows], sel[rows], where=where)
             # against the release
             ref_sel = o["select"].numpy()[rows]
             k_ref = o["k"].numpy()[rows]
