@@ -82,9 +82,63 @@ float *floats_new(int64_t n, float fill);      /* malloc'd, every entry = fill *
 double *doubles_new(int64_t n, double fill);
 
 uint16_t test_f32_to_bf16_trunc(float f);      /* exact for values with 8 mantissa bits */
+uint16_t test_f32_to_bf16_round(float f);      /* nearest, ties to even */
+uint16_t test_f32_to_f16_trunc(float x);       /* toward zero; beyond the range +-inf */
 uint16_t test_f32_to_f16_exact(double v);      /* v must be exactly representable in f16 */
 double test_bf16_value(uint16_t h);
 double test_f16_value(uint16_t h);
+
+/* ------------------------------------------------------------- vector ISAs */
+
+/* How many vector ISAs (not scalar) vppo_isa_select accepts in this build on this CPU; the
+   active ISA is restored. */
+int test_vector_isas_selectable(void);
+/* Checks what the build promises about `tested`, the number of vector ISAs a test ran:
+   at least one on x86-64 (SSE2) and aarch64 (NEON), none in a build without vector paths;
+   on 32-bit x86 it depends on the CPU and nothing is checked. */
+void test_check_vector_isas_tested(int tested);
+
+/* ------------------------------------------------------------- the bad-input fixture */
+
+/* Valid arguments for every public function that returns a vppo_status, shared by the
+   bad-input tests (test_errors.c, test_matrix.c): each of their rows starts from a fresh
+   fixture and breaks one thing. test_fixture_init fills it; every call on it succeeds. */
+typedef struct test_fixture {
+    /* two sequences (or groups) of 4 positions, every position valid */
+    int64_t off[3];
+    uint8_t mask[8];
+    vppo_seqs s;
+    float logp[8], aug[8], score[8], out[8], traj[2], mean[2], rows[8], fillv[2];
+    int32_t ids[8];
+    uint8_t sel[8];
+    int64_t count[2], offsets_out[4];
+    /* 8 rows of 5 logits and a gradient of the same shape */
+    float z[40], z2[40], dz[40];
+    vppo_logits x, y;
+    vppo_grad_out g;
+    float lse[8], ent[8], dl[8], de[8];
+    /* TAS, loss, pipeline */
+    vppo_tas_config tas;
+    vppo_tas_stats st, global;
+    vppo_loss_config loss;
+    vppo_loss_out lo;
+    vppo_topk_info info;
+    vppo_config cfg;
+    float dep[8], traj_dep[2], scale[2], adv[8], adv_seq[2];
+    uint8_t psel[8];
+    int64_t pcount[2];
+    vppo_prepared p;
+    /* a 4 x 4 RGB image */
+    uint8_t px[4 * 4 * 3];
+    vppo_image img;
+    unsigned char work[4096];
+    size_t blur_need;
+    /* linear head: n = 2, d = 3, vocab = 5 */
+    float hidden[6], hidden_aug[6], weight[15], dhidden[6], dweight[15], lin_out[2];
+    int32_t lin_ids[2];
+    size_t lin_need;
+} test_fixture;
+void test_fixture_init(test_fixture *f);
 
 /* ------------------------------------------------------------- float64 references */
 

@@ -13,20 +13,6 @@
 
 /* ------------------------------------------------------------ inputs */
 
-/* The f16 of a float (finite, inside the f16 range), rounded toward zero. */
-static uint16_t f16_trunc(float x)
-{
-    uint32_t bits, sign, e, m;
-    memcpy(&bits, &x, sizeof bits);
-    sign = (bits >> 16) & 0x8000u;
-    e = (bits >> 23) & 0xffu;
-    m = bits & 0x7fffffu;
-    if (e >= 127 + 16) return (uint16_t)(sign | 0x7bffu);                       /* clamp to 65504 */
-    if (e >= 127 - 14) return (uint16_t)(sign | ((e - 112u) << 10) | (m >> 13)); /* normal */
-    if (e >= 127 - 24) return (uint16_t)(sign | ((m | 0x800000u) >> (126u - e))); /* subnormal */
-    return (uint16_t)sign;
-}
-
 /* n x V logits of one dtype, row stride V + 5, from a seed: N(0, scale) with some -inf. */
 typedef struct det_mat { void *mem; vppo_logits x; } det_mat;
 
@@ -44,7 +30,7 @@ static det_mat det_logits(vppo_dtype dt, int64_t n, int64_t V, float T, double s
             const float z = j != i % V && rng_uniform(&r) < p_masked ? -HUGE_VALF : (float)(rng_normal(&r) * scale);
             if (dt == VPPO_F32) ((float *)m.mem)[at] = z;
             else if (dt == VPPO_BF16) ((uint16_t *)m.mem)[at] = test_f32_to_bf16_trunc(z);
-            else ((uint16_t *)m.mem)[at] = z == -HUGE_VALF ? (uint16_t)0xfc00u : f16_trunc(z);
+            else ((uint16_t *)m.mem)[at] = test_f32_to_f16_trunc(z);
         }
     return m;
 }

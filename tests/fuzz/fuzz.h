@@ -368,22 +368,6 @@ FZ_FN double fz_decode(vppo_dtype dt, const void *data, int64_t i)
     return test_f16_value(((const uint16_t *)data)[i]);
 }
 
-/* float -> f16 bits, rounding toward zero; overflow to inf, NaN kept. Only used to make
-   inputs, so any mapping that reaches every kind of value will do. */
-FZ_FN uint16_t fz_to_f16(float x)
-{
-    uint32_t bits, sign, e, m;
-    memcpy(&bits, &x, sizeof bits);
-    sign = (bits >> 16) & 0x8000u;
-    e = (bits >> 23) & 0xffu;
-    m = bits & 0x7fffffu;
-    if (e == 0xff) return (uint16_t)(sign | 0x7c00u | (m ? 0x200u : 0u));
-    if ((int)e - 127 > 15) return (uint16_t)(sign | 0x7c00u);
-    if ((int)e - 127 >= -14) return (uint16_t)(sign | ((e - 112u) << 10) | (m >> 13));
-    if ((int)e - 127 >= -24) return (uint16_t)(sign | ((m | 0x800000u) >> (126u - e)));
-    return (uint16_t)sign;
-}
-
 typedef struct fz_mat {
     vppo_logits x;
     size_t bytes;            /* of the allocation */
@@ -448,7 +432,7 @@ FZ_FN void fz_fill_logits(fz *f, fz_mat *m)
             const int64_t at = r * S + j;
             if (dt == VPPO_F32) ((float *)m->x.data)[at] = z;
             else if (dt == VPPO_BF16) ((uint16_t *)m->x.data)[at] = test_f32_to_bf16_trunc(z);
-            else ((uint16_t *)m->x.data)[at] = fz_to_f16(z);
+            else ((uint16_t *)m->x.data)[at] = test_f32_to_f16_trunc(z);
         }
     if (!geometry_ok || m->alloc_elems == 0) return;
     n_over = fz_u8(f) % 6;                               /* a few entries from the input */
