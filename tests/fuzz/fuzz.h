@@ -232,11 +232,32 @@ FZ_FN float *fz_floats(fz *f, int64_t n)
     return x;
 }
 
-/* An output buffer of n floats holding a recognisable pattern. */
-FZ_FN float *fz_out_floats(fz *f, int64_t n)
+/* An output buffer of n bytes holding a recognisable pattern; with `before`, also a copy
+   of it there (an error must leave the buffer as it was). */
+FZ_FN void *fz_out_bytes(fz *f, size_t n, void **before)
 {
-    float *x = (float *)fz_alloc(f, (size_t)n * sizeof(float));
-    if (n) memset(x, 0xA5, (size_t)n * sizeof(float));
+    void *x = fz_alloc(f, n);
+    if (n) memset(x, 0xA5, n);
+    if (before) *before = fz_copy(f, x, n);
+    return x;
+}
+
+FZ_FN float *fz_out_floats(fz *f, int64_t n) { return (float *)fz_out_bytes(f, (size_t)n * sizeof(float), NULL); }
+
+/* Output floats or mask bytes, and their copy in *before. */
+FZ_FN float *fz_out_floats_kept(fz *f, int64_t n, float **before)
+{
+    void *copy;
+    float *x = (float *)fz_out_bytes(f, (size_t)n * sizeof(float), &copy);
+    *before = (float *)copy;
+    return x;
+}
+
+FZ_FN uint8_t *fz_out_mask_kept(fz *f, int64_t n, uint8_t **before)
+{
+    void *copy;
+    uint8_t *x = (uint8_t *)fz_out_bytes(f, (size_t)n, &copy);
+    *before = (uint8_t *)copy;
     return x;
 }
 
@@ -347,6 +368,37 @@ FZ_FN void fz_check_per_token(const fz_seqs *q, const void *out, const void *bef
         if (t < fz_begin(q) || t >= fz_end(q)) FZ_ASSERT(memcmp(o + t * es, w + t * es, es) == 0);
         else if (!fz_valid(q, t)) FZ_ASSERT(memcmp(o + t * es, zero, es) == 0);
     }
+}
+
+/* After a per-token call: the status is one that `why` (or `may`) allows; after an error
+   the output is as it was (validated before anything is written), after VPPO_OK
+   fz_check_per_token holds. Returns whether the call succeeded. */
+FZ_FN int fz_per_token_outcome(const fz_seqs *q, fz_reasons why, fz_reasons may, vppo_status st,
+                               const void *out, const void *before, size_t es)
+{
+    FZ_EXPECT2(why, may, st);
+    if (st != VPPO_OK) {
+        FZ_ASSERT(memcmp(out, before, (size_t)q->n_alloc * es) == 0);
+        return 0;
+    }
+    fz_check_per_token(q, out, before, es);
+    return 1;
+}
+
+/* The start that the per-token harnesses share: a layout of at most max_seqs sequences
+   of max_len positions, then one input of floats over it (in this order: the bytes of the
+   input are consumed as the corpus was made). *why starts as the reasons the layout
+   deserves, plus VPPO_ERR_NULL when null_sel < n_null (the harness then passes NULL for
+   the pointer null_sel picks). */
+FZ_FN float *fz_seq_input(fz *f, fz_seqs *q, int64_t max_seqs, int64_t max_len, unsigned null_sel,
+                          unsigned n_null, fz_reasons *why)
+{
+    float *x;
+    fz_make_seqs(f, q, max_seqs, max_len);
+    x = fz_floats(f, q->n_alloc);
+    *why = q->bad;
+    if (null_sel < n_null) *why |= FZ_BIT(VPPO_ERR_NULL);
+    return x;
 }
 
 /* ------------------------------------------------------------ logits matrices */
@@ -505,6 +557,20 @@ FZ_FN int fz_close(double ref, double got, double abs_tol, double rel_tol)
 FZ_FN void fz_pick_isa(fz *f)
 {
     if (vppo_isa_select((vppo_isa)fz_int(f, 0, 4)) != VPPO_OK) FZ_ASSERT(vppo_isa_select(VPPO_ISA_SCALAR) == VPPO_OK);
+}
+
+/* A harness's entry point in one call: LLVMFuzzerTestOneInput returns
+   fz_dispatch(data, size, pick_isa, runs, n). The input picks the ISA first (when
+   pick_isa), then one of the n runs, which gets the rest of it. */
+typedef void (*fz_run)(fz *f);
+FZ_FN int fz_dispatch(const uint8_t *data, size_t size, int pick_isa, const fz_run *runs, unsigned n)
+{
+    fz f;
+    fz_init(&f, data, size);
+    if (pick_isa) fz_pick_isa(&f);
+    runs[fz_u8(&f) % n](&f);
+    fz_free_all(&f);
+    return 0;
 }
 
 #endif

@@ -261,13 +261,6 @@ static void run_helpers(fz *f)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fz f;
-    fz_init(&f, data, size);
-    switch (fz_u8(&f) % 4) {
-    case 0: case 1: run_image(&f); break;
-    case 2: run_patch_rows(&f); break;
-    default: run_helpers(&f); break;
-    }
-    fz_free_all(&f);
-    return 0;
+    static const fz_run runs[] = { run_image, run_image, run_patch_rows, run_helpers };
+    return fz_dispatch(data, size, 0, runs, 4);
 }
