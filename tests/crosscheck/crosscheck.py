@@ -968,29 +968,28 @@ def write_golden(out_dir, seed, np, torch):
     import verl
     os.makedirs(out_dir, exist_ok=True)
     fmt = "format: tests/data/README.md. Regenerate with `make golden` (tests/crosscheck/crosscheck.py)."
+    headers = {
+        "verl": "vppo.h golden vectors from verl %s (verl.trainer.ppo.core_algos), torch %s, float64.\n"
+                "Group advantages (GRPO, Dr.GRPO, RLOO, pass@k) and policy losses (vanilla clip with dual clip\n"
+                "in the four aggregation modes, GSPO token ratio, CISPO, k1/abs/k2/k3 KL) with autograd dlogp.\n"
+                "Masked-mean metrics are corrected for verl's + 1e-8; seq-mean-token-mean keeps it (<= 1e-8 rel).\n"
+                % (getattr(verl, "__version__", "?"), torch.__version__),
+        "release": "vppo.h golden vectors from tests/crosscheck/vppo_release.py, a torch %s transcription of\n"
+                   "the VPPO release's update_policy (huaixuheqing/VPPO-RL dp_actor.py), float64, masked means\n"
+                   "without the release's + 1e-8 (docs/spec.md's mean). Only batches whose top-k mask is the same on the\n"
+                   "float64 and the float32-rounded dependency are stored.\n" % torch.__version__,
+        "torch": "vppo.h golden vectors from torch %s: F.log_softmax, torch.logsumexp, Categorical.entropy,\n"
+                 "F.kl_div (KL, reverse KL, JS; p_i = 0 terms as 0) and autograd of sum(g logp + h H), float64\n"
+                 "on the exact values of f32 / bf16 / f16 logits (the 16-bit ones stored as their bit patterns).\n"
+                 % torch.__version__,
+    }
     total = 0
-    g = Golden("verl")
-    verl_part(None, np.random.default_rng(seed + 1), 2, golden=g, lib=False)
-    total += g.write(os.path.join(out_dir, "golden_verl.txt"),
-                     "vppo.h golden vectors from verl %s (verl.trainer.ppo.core_algos), torch %s, float64.\n"
-                     "Group advantages (GRPO, Dr.GRPO, RLOO, pass@k) and policy losses (vanilla clip with dual clip\n"
-                     "in the four aggregation modes, GSPO token ratio, CISPO, k1/abs/k2/k3 KL) with autograd dlogp.\n"
-                     "Masked-mean metrics are corrected for verl's + 1e-8; seq-mean-token-mean keeps it (<= 1e-8 rel).\n"
-                     % (getattr(verl, "__version__", "?"), torch.__version__) + fmt)
-    g = Golden("release")
-    release_part(None, np.random.default_rng(seed + 2), 1, golden=g, lib=False)
-    total += g.write(os.path.join(out_dir, "golden_release.txt"),
-                     "vppo.h golden vectors from tests/crosscheck/vppo_release.py, a torch %s transcription of\n"
-                     "the VPPO release's update_policy (huaixuheqing/VPPO-RL dp_actor.py), float64, masked means\n"
-                     "without the release's + 1e-8 (the specification's mean). Only batches whose top-k mask is the same on the\n"
-                     "float64 and the float32-rounded dependency are stored.\n" % torch.__version__ + fmt)
-    g = Golden("torch")
-    torch_part(None, np.random.default_rng(seed + 3), 12, golden=g, lib=False)
-    total += g.write(os.path.join(out_dir, "golden_torch.txt"),
-                     "vppo.h golden vectors from torch %s: F.log_softmax, torch.logsumexp, Categorical.entropy,\n"
-                     "F.kl_div (KL, reverse KL, JS; p_i = 0 terms as 0) and autograd of sum(g logp + h H), float64\n"
-                     "on the exact values of f32 / bf16 / f16 logits (the 16-bit ones stored as their bit patterns).\n"
-                     % torch.__version__ + fmt)
+    # (name, part, batches); the seed offsets 1, 2, 3 and the files are those of the stored vectors
+    for k, (name, part, batches) in enumerate((("verl", verl_part, 2), ("release", release_part, 1),
+                                               ("torch", torch_part, 12)), 1):
+        g = Golden(name)
+        part(None, np.random.default_rng(seed + k), batches, golden=g, lib=False)
+        total += g.write(os.path.join(out_dir, "golden_%s.txt" % name), headers[name] + fmt)
     print("golden: wrote %s/golden_{verl,release,torch}.txt, %d bytes in all" % (out_dir, total))
     return 0 if total < 1000000 else 1
 
