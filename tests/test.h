@@ -71,6 +71,10 @@ int64_t rng_int(rng *r, int64_t lo, int64_t hi);   /* [lo, hi] */
 
 /* ------------------------------------------------------------- helpers */
 
+/* vppo_hash64 and vppo_uniform written from docs/spec.md §3, apart from the library's. */
+uint64_t test_splitmix64(uint64_t x);
+double test_uniform(uint64_t seed, uint64_t i);
+
 /* Random padded batch: n_seqs sequences of length len, sequence b with a random number
    of valid positions in [min_valid, len] at the front and random holes if holes != 0;
    offsets (n_seqs+1) and mask (n_seqs*len) allocated with malloc. */

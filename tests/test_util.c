@@ -90,6 +90,27 @@ double *doubles_new(int64_t n, double fill)
     return x;
 }
 
+/* ------------------------------------------------------------- the hash of §3 */
+
+/* splitmix64 as docs/spec.md §3 states it: add the golden-ratio constant, then three rounds
+   of z ^= z >> shift, z *= multiplier (the last multiplier 1), mod 2^64. Written apart from
+   the library's so that a slip in either shows. */
+uint64_t test_splitmix64(uint64_t x)
+{
+    static const struct { int shift; uint64_t mul; } round[3] = {
+        { 30, 0xBF58476D1CE4E5B9ull }, { 27, 0x94D049BB133111EBull }, { 31, 1 } };
+    uint64_t z = x + 0x9E3779B97F4A7C15ull;
+    int k;
+    for (k = 0; k < 3; ++k) z = (z ^ (z >> round[k].shift)) * round[k].mul;
+    return z;
+}
+
+/* The top 24 bits of splitmix64(seed ^ splitmix64(i)), as a fraction of 2^24. */
+double test_uniform(uint64_t seed, uint64_t i)
+{
+    return ldexp((double)(test_splitmix64(seed ^ test_splitmix64(i)) >> 40), -24);
+}
+
 /* ------------------------------------------------------------- conversions */
 
 uint16_t test_f32_to_bf16_trunc(float f)
