@@ -55,17 +55,21 @@ $(BUILD)/test_clang: $(TEST_DEP) | $(BUILD)
 $(BUILD)/test_cxx: $(TEST_DEP) | $(BUILD)
 	g++ -x c++ $(CXXSTD) $(WARN) $(OPT) -o $@ $(TEST_SRC) $(LDLIBS)
 
+# $(call every_isa,BINARY,LABEL,LOG): the suite BINARY once per ISA it can run here
+# (--list-isas), each run logged to LOG_<isa>.log; shows failures and the summary only.
+every_isa = for isa in $$(./$(1) --list-isas); do \
+	    echo "== suite, $(2), VPPO_TEST_ISA=$$isa"; \
+	    VPPO_TEST_ISA=$$isa ./$(1) > $(3)_$$isa.log 2>&1; rc=$$?; \
+	    grep -v '^  ok' $(3)_$$isa.log | grep -v '^        '; \
+	    [ $$rc -eq 0 ] || exit 1; \
+	done
+
 # The gcc build runs the whole suite once per ISA this machine can run (the default one
 # first, with every line shown; the others show failures and the summary).
 test-gcc: $(BUILD)/test_gcc
 	@echo "== suite, gcc -std=c99, default ISA"
 	./$(BUILD)/test_gcc
-	@for isa in $$(./$(BUILD)/test_gcc --list-isas); do \
-	    echo "== suite, gcc -std=c99, VPPO_TEST_ISA=$$isa"; \
-	    VPPO_TEST_ISA=$$isa ./$(BUILD)/test_gcc > $(BUILD)/test_$$isa.log 2>&1; rc=$$?; \
-	    grep -v '^  ok' $(BUILD)/test_$$isa.log | grep -v '^        vexp'; \
-	    [ $$rc -eq 0 ] || exit 1; \
-	done
+	@$(call every_isa,$(BUILD)/test_gcc,gcc -std=c99,$(BUILD)/test)
 
 # OpenMP (the thread-count determinism test runs 1, 2 and 3 threads) and a scalar-only build.
 $(BUILD)/test_omp: $(TEST_DEP) | $(BUILD)
