@@ -55,11 +55,12 @@ $(BUILD)/test_clang: $(TEST_DEP) | $(BUILD)
 $(BUILD)/test_cxx: $(TEST_DEP) | $(BUILD)
 	g++ -x c++ $(CXXSTD) $(WARN) $(OPT) -o $@ $(TEST_SRC) $(LDLIBS)
 
-# $(call every_isa,BINARY,LABEL,LOG): the suite BINARY once per ISA it can run here
-# (--list-isas), each run logged to LOG_<isa>.log; shows failures and the summary only.
-every_isa = for isa in $$(./$(1) --list-isas); do \
+# $(call every_isa,BINARY,LABEL,LOG[,RUN]): the suite BINARY once per ISA it can run here
+# (--list-isas), started through RUN if given (a loader, an emulator), each run logged to
+# LOG_<isa>.log; shows failures and the summary only.
+every_isa = for isa in $$($(4) ./$(1) --list-isas); do \
 	    echo "== suite, $(2), VPPO_TEST_ISA=$$isa"; \
-	    VPPO_TEST_ISA=$$isa ./$(1) > $(3)_$$isa.log 2>&1; rc=$$?; \
+	    VPPO_TEST_ISA=$$isa $(4) ./$(1) > $(3)_$$isa.log 2>&1; rc=$$?; \
 	    grep -v '^  ok' $(3)_$$isa.log | grep -v '^        '; \
 	    [ $$rc -eq 0 ] || exit 1; \
 	done
