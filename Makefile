@@ -36,7 +36,7 @@ TEST_SRC := tests/test_main.c tests/test_util.c tests/test_basics.c tests/test_p
             tests/test_big.c tests/fuzz/regressions.c tests/test_golden.c
 TEST_DEP := $(TEST_SRC) tests/test.h tests/tests.def vppo.h
 
-.PHONY: all test check-refs test-gcc test-clang test-cxx test-compile test-sanitize test-omp test-nosimd test-openblas test-aarch64 \
+.PHONY: all test test-gcc test-clang test-cxx test-compile test-sanitize test-omp test-nosimd test-openblas test-aarch64 \
         demo demo-quickstart test-toy install uninstall clean
 
 all: $(BUILD)/quickstart $(BUILD)/test_gcc
@@ -164,6 +164,7 @@ endif
 # checker must also reject sections 99 and 2.99, which have none (written as octal escapes
 # here so that this file holds no unresolved reference itself).
 REF_PATHS := vppo.h vppo_cuda.h vppo_cuda.cu README.md Makefile tests bench examples docs
+.PHONY: check-refs
 check-refs: | $(BUILD)
 	@sh tests/check_refs.sh docs/spec.md $(REF_PATHS)
 	@printf 'see \302\24799 and \302\2472.99\n' > $(BUILD)/check_refs_bad.txt
