@@ -27,6 +27,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define VPPO_IMPLEMENTATION
 #include "../vppo.h"
+#include "bench_common.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -72,15 +73,7 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void *xmalloc(size_t bytes)
-{
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "bench: out of memory (%.1f MiB)\n", (double)bytes / 1048576.0);
-        exit(1);
-    }
-    return p;
-}
+static void *xmalloc(size_t bytes) { return bench_alloc("bench", bytes); }
 
 static int cmp_double(const void *a, const void *b)
 {

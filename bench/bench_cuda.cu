@@ -49,6 +49,7 @@
 #define VPPO_IMPLEMENTATION
 #include "../vppo.h"
 #include "../vppo_cuda.h"
+#include "bench_common.h"
 
 #include <cuda_runtime.h>
 
@@ -121,15 +122,7 @@ static void *dev_alloc(size_t bytes)
     return p;
 }
 
-static void *host_alloc(size_t bytes)
-{
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "bench_cuda: out of host memory (%.1f MiB)\n", (double)bytes / 1048576.0);
-        exit(1);
-    }
-    return p;
-}
+static void *host_alloc(size_t bytes) { return bench_alloc("bench_cuda", bytes); }
 
 static void to_host(void *dst, const void *src, size_t bytes)
 {
