@@ -641,6 +641,17 @@ typedef struct kctx {
 
 static const void *orig_of(const ldata *L, vppo_dtype dt) { return dt == VPPO_F32 ? (const void *)L->o32 : (const void *)L->o16; }
 static const void *aug_of(const ldata *L, vppo_dtype dt) { return dt == VPPO_F32 ? (const void *)L->a32 : (const void *)L->a16; }
+static int slot_of(vppo_dtype dt) { return dt == VPPO_F32 ? 0 : 1; }   /* index of lse[], ent[], have_lse[] */
+
+/* A call context on L's original logits of dtype dt. */
+static kctx kctx_make(ldata *L, vppo_dtype dt)
+{
+    kctx c;
+    memset(&c, 0, sizeof c);
+    c.L = L; c.dt = dt;
+    c.x = mk_logits(orig_of(L, dt), dt, L->n, L->V);
+    return c;
+}
 
 static void run_kl(void *v)
 {
@@ -688,9 +699,7 @@ static void bench_dep(ldata *L)
         kctx c;
         double t_ours, t_naive;
         cmp_result c_ours, c_naive;
-        memset(&c, 0, sizeof c);
-        c.L = L; c.dt = dt;
-        c.x = mk_logits(orig_of(L, dt), dt, L->n, L->V);
+        c = kctx_make(L, dt);
         c.y = mk_logits(aug_of(L, dt), dt, L->n, L->V);
         c.which = 0;
         t_ours = time_ms(run_kl, NULL, &c);
@@ -714,9 +723,8 @@ static void run_logprobs(void *v)
 {
     kctx *c = (kctx *)v;
     ldata *L = c->L;
-    int k = c->dt == VPPO_F32 ? 0 : 1;
-    VPPO_CHECK(vppo_cuda_logprobs(&c->x, L->ids, L->logp, L->lse[k], L->ent[k], g_stream));
-    L->have_lse[k] = 1;
+    VPPO_CHECK(vppo_cuda_logprobs(&c->x, L->ids, L->logp, L->lse[slot_of(c->dt)], L->ent[slot_of(c->dt)], g_stream));
+    L->have_lse[slot_of(c->dt)] = 1;
 }
 
 /* CPU vppo_logprobs on the check rows vs the GPU: docs/spec.md §12, twice the bounds (logp and
@@ -724,7 +732,7 @@ static void run_logprobs(void *v)
 static cmp_result check_logprobs(ldata *L, vppo_dtype dt)
 {
     size_t es = dt == VPPO_F32 ? 4 : 2;
-    int k = dt == VPPO_F32 ? 0 : 1, i;
+    int k = slot_of(dt), i;
     void *ho = pull_rows(L, orig_of(L, dt), es);
     vppo_logits x = mk_logits(ho, dt, L->n_check, L->V);
     int32_t ids[4];
@@ -746,10 +754,8 @@ static cmp_result check_logprobs(ldata *L, vppo_dtype dt)
 static void ensure_lse(ldata *L, vppo_dtype dt)   /* lse and entropy for the backward */
 {
     kctx c;
-    if (L->have_lse[dt == VPPO_F32 ? 0 : 1]) return;
-    memset(&c, 0, sizeof c);
-    c.L = L; c.dt = dt;
-    c.x = mk_logits(orig_of(L, dt), dt, L->n, L->V);
+    if (L->have_lse[slot_of(dt)]) return;
+    c = kctx_make(L, dt);
     run_logprobs(&c);
 }
 
@@ -764,9 +770,7 @@ static void bench_logprobs(ldata *L)
         kctx c;
         double t;
         cmp_result cr;
-        memset(&c, 0, sizeof c);
-        c.L = L; c.dt = dt;
-        c.x = mk_logits(orig_of(L, dt), dt, L->n, L->V);
+        c = kctx_make(L, dt);
         t = time_ms(run_logprobs, NULL, &c);
         cr = check_logprobs(L, dt);
         table_row("vppo_cuda_logprobs", dt, L, t, bytes, 0.0, &cr);
@@ -778,11 +782,10 @@ static void bench_logprobs(ldata *L)
 
 static void run_backward(void *v)
 {
-    kctx *c = (kctx *)v;
-    ldata *L = c->L;
-    int k = c->dt == VPPO_F32 ? 0 : 1;
-    VPPO_CHECK(vppo_cuda_logprobs_backward(&c->x, L->ids, L->lse[k], L->ent[k], L->dlogp, L->dent, &c->g,
-                                           g_stream));
+    const kctx *c = (const kctx *)v;
+    const int k = slot_of(c->dt);
+    VPPO_CHECK(vppo_cuda_logprobs_backward(&c->x, c->L->ids, c->L->lse[k], c->L->ent[k], c->L->dlogp, c->L->dent,
+                                           &c->g, g_stream));
 }
 
 static void restore_scratch(void *v)   /* the in-place call's input: orig f32 again */
@@ -799,7 +802,7 @@ static void restore_scratch(void *v)   /* the in-place call's input: orig f32 ag
 static cmp_result check_backward(ldata *L, vppo_dtype dt)
 {
     size_t es = dt == VPPO_F32 ? 4 : 2, V = (size_t)L->V;
-    int k = dt == VPPO_F32 ? 0 : 1, i;
+    int k = slot_of(dt), i;
     void *ho = pull_rows(L, orig_of(L, dt), es);
     void *hg = pull_rows(L, L->scratch, es);   /* the GPU's gradient rows */
     float *ref = (float *)host_alloc(V * (size_t)L->n_check * 4), *got = (float *)host_alloc(V * 4);
@@ -848,8 +851,7 @@ static void bench_backward(ldata *L)
         double t;
         cmp_result cr;
         ensure_lse(L, dt);
-        memset(&c, 0, sizeof c);
-        c.L = L; c.dt = dt;
+        c = kctx_make(L, dt);
         if (dt == VPPO_F32) {   /* in place: the gradient overwrites the logits */
             c.x = mk_logits(L->scratch, VPPO_F32, L->n, L->V);
             c.g.data = L->scratch; c.g.dtype = VPPO_F32; c.g.row_stride = L->V;
