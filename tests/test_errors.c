@@ -27,8 +27,22 @@
 /* ROW(expected, break-one-thing statement, call): a fresh fixture per row. */
 #define ROW(expected, breakage, call) do { test_fixture f; test_fixture_init(&f); breakage; CHECK_STATUS(expected, call); } while (0)
 
+/* Sets buffer k (0..5: dep, traj_dep, count, scale, adv, select) of p to NULL. */
+static void prepared_buffer_null(vppo_prepared *p, int k)
+{
+    switch (k) {
+    case 0: p->dep = NULL; break;
+    case 1: p->traj_dep = NULL; break;
+    case 2: p->count = NULL; break;
+    case 3: p->scale = NULL; break;
+    case 4: p->adv = NULL; break;
+    default: p->select = NULL; break;
+    }
+}
+
 void bad_input_matrix_null_pointers(void)
 {
+    int k;
     /* the fixture is valid for every call */
     ROW(VPPO_OK, (void)0, CALL_DEP_SAMPLED);  ROW(VPPO_OK, (void)0, CALL_DEP_LOGITS);
     ROW(VPPO_OK, (void)0, CALL_LOGPROBS);     ROW(VPPO_OK, (void)0, CALL_BACKWARD);
@@ -79,12 +93,8 @@ void bad_input_matrix_null_pointers(void)
     ROW(VPPO_ERR_NULL, (void)0, vppo_prepare(NULL, &f.s, f.logp, f.aug, NULL, f.adv_seq, NULL, &f.p));
     ROW(VPPO_ERR_NULL, (void)0, vppo_prepare(&f.cfg, &f.s, f.logp, f.aug, NULL, NULL, NULL, &f.p));
     ROW(VPPO_ERR_NULL, (void)0, vppo_prepare(&f.cfg, &f.s, f.logp, f.aug, NULL, f.adv_seq, NULL, NULL));
-    ROW(VPPO_ERR_NULL, f.p.dep = NULL, CALL_PREPARE);
-    ROW(VPPO_ERR_NULL, f.p.traj_dep = NULL, CALL_PREPARE);
-    ROW(VPPO_ERR_NULL, f.p.count = NULL, CALL_PREPARE);
-    ROW(VPPO_ERR_NULL, f.p.scale = NULL, CALL_PREPARE);
-    ROW(VPPO_ERR_NULL, f.p.adv = NULL, CALL_PREPARE);
-    ROW(VPPO_ERR_NULL, f.p.select = NULL, CALL_STEP);
+    for (k = 0; k < 6; ++k)   /* every buffer of vppo_prepared is required (select: through vppo_step) */
+        ROW(VPPO_ERR_NULL, prepared_buffer_null(&f.p, k), k < 5 ? CALL_PREPARE : CALL_STEP);
     ROW(VPPO_ERR_NULL, (void)0, vppo_prepare(&f.cfg, &f.s, NULL, f.aug, NULL, f.adv_seq, NULL, &f.p));   /* TAS/TGF need the dependency */
     ROW(VPPO_ERR_NULL, (void)0, vppo_step(&f.cfg, &f.s, NULL, f.aug, f.logp, NULL, f.adv_seq, &f.p, f.out, &f.lo));
     ROW(VPPO_ERR_NULL, (void)0, vppo_step(&f.cfg, &f.s, f.logp, NULL, f.logp, NULL, f.adv_seq, &f.p, f.out, &f.lo));
