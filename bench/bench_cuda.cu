@@ -687,30 +687,40 @@ static cmp_result check_kl(ldata *L, vppo_dtype dt)
     return c;
 }
 
+/* One logits table: its title, then `cell` for f32 and for bf16 logits. */
+typedef void (*logits_cell)(ldata *L, vppo_dtype dt);
+
+static void logits_table(ldata *L, const char *title, logits_cell cell)
+{
+    table_head(title);
+    cell(L, VPPO_F32);
+    cell(L, VPPO_BF16);
+}
+
+static void dep_cell(ldata *L, vppo_dtype dt)
+{
+    size_t es = dt == VPPO_BF16 ? 2 : 4;
+    /* bytes: both matrices read once, one float written per row */
+    double bytes = 2.0 * (double)L->n * (double)L->V * (double)es + 4.0 * (double)L->n;
+    kctx c;
+    double t_ours, t_naive;
+    cmp_result c_ours, c_naive;
+    c = kctx_make(L, dt);
+    c.y = mk_logits(aug_of(L, dt), dt, L->n, L->V);
+    c.which = 0;
+    t_ours = time_ms(run_kl, NULL, &c);
+    c_ours = check_kl(L, dt);
+    c.which = 1;
+    t_naive = time_ms(run_kl, NULL, &c);
+    c_naive = check_kl(L, dt);
+    table_row("vppo_cuda_dependency_logits", dt, L, t_ours, bytes, t_naive / t_ours, &c_ours);
+    table_row("  naive 3-pass KL kernel", dt, L, t_naive, bytes, 1.0, &c_naive);
+    if (dt == VPPO_BF16) g_dep_bf16_gbs = bytes / (t_ours * 1e-3) * 1e-9;
+}
+
 static void bench_dep(ldata *L)
 {
-    int d;
-    table_head("vppo_cuda_dependency_logits (KL(P||Q) per row) vs a naive three-pass kernel");
-    for (d = 0; d < 2; ++d) {
-        vppo_dtype dt = d ? VPPO_BF16 : VPPO_F32;
-        size_t es = d ? 2 : 4;
-        /* bytes: both matrices read once, one float written per row */
-        double bytes = 2.0 * (double)L->n * (double)L->V * (double)es + 4.0 * (double)L->n;
-        kctx c;
-        double t_ours, t_naive;
-        cmp_result c_ours, c_naive;
-        c = kctx_make(L, dt);
-        c.y = mk_logits(aug_of(L, dt), dt, L->n, L->V);
-        c.which = 0;
-        t_ours = time_ms(run_kl, NULL, &c);
-        c_ours = check_kl(L, dt);
-        c.which = 1;
-        t_naive = time_ms(run_kl, NULL, &c);
-        c_naive = check_kl(L, dt);
-        table_row("vppo_cuda_dependency_logits", dt, L, t_ours, bytes, t_naive / t_ours, &c_ours);
-        table_row("  naive 3-pass KL kernel", dt, L, t_naive, bytes, 1.0, &c_naive);
-        if (dt == VPPO_BF16) g_dep_bf16_gbs = bytes / (t_ours * 1e-3) * 1e-9;
-    }
+    logits_table(L, "vppo_cuda_dependency_logits (KL(P||Q) per row) vs a naive three-pass kernel", dep_cell);
     printf("\nbytes: 2 n V x (4 f32 | 2 bf16) read + 4 n written. GB/s = bytes / time.\n"
            "%% copy: GB/s / the device copy's GB/s. x naive: naive time / vppo time (the naive\n"
            "kernel reads every row three times; its GB/s counts the bytes that must be touched).\n"
@@ -759,22 +769,22 @@ static void ensure_lse(ldata *L, vppo_dtype dt)   /* lse and entropy for the bac
     run_logprobs(&c);
 }
 
+static void logprobs_cell(ldata *L, vppo_dtype dt)
+{
+    /* bytes: the matrix read once, ids read (4 n), logp, lse, entropy written (12 n) */
+    double bytes = (double)L->n * (double)L->V * (dt == VPPO_BF16 ? 2.0 : 4.0) + 16.0 * (double)L->n;
+    kctx c;
+    double t;
+    cmp_result cr;
+    c = kctx_make(L, dt);
+    t = time_ms(run_logprobs, NULL, &c);
+    cr = check_logprobs(L, dt);
+    table_row("vppo_cuda_logprobs", dt, L, t, bytes, 0.0, &cr);
+}
+
 static void bench_logprobs(ldata *L)
 {
-    int d;
-    table_head("vppo_cuda_logprobs (ids -> logp, lse, entropy)");
-    for (d = 0; d < 2; ++d) {
-        vppo_dtype dt = d ? VPPO_BF16 : VPPO_F32;
-        /* bytes: the matrix read once, ids read (4 n), logp, lse, entropy written (12 n) */
-        double bytes = (double)L->n * (double)L->V * (d ? 2.0 : 4.0) + 16.0 * (double)L->n;
-        kctx c;
-        double t;
-        cmp_result cr;
-        c = kctx_make(L, dt);
-        t = time_ms(run_logprobs, NULL, &c);
-        cr = check_logprobs(L, dt);
-        table_row("vppo_cuda_logprobs", dt, L, t, bytes, 0.0, &cr);
-    }
+    logits_table(L, "vppo_cuda_logprobs (ids -> logp, lse, entropy)", logprobs_cell);
     printf("\nbytes: n V x (4 f32 | 2 bf16) read + 4 n (ids) read + 12 n (logp, lse, entropy)\n"
            "written. max|err|: largest |GPU - CPU vppo_logprobs| over logp, lse and entropy on %d\n"
            "rows; check: twice the spec §12 bounds.\n\n", L->n_check);
@@ -838,32 +848,32 @@ static cmp_result check_backward(ldata *L, vppo_dtype dt)
     return c;
 }
 
+static void backward_cell(ldata *L, vppo_dtype dt)
+{
+    /* bytes: the logits read once and the gradient written once (same dtype), and 20 n
+       for ids, lse, entropy, dlogp, dentropy */
+    double bytes = 2.0 * (double)L->n * (double)L->V * (dt == VPPO_BF16 ? 2.0 : 4.0) + 20.0 * (double)L->n;
+    kctx c;
+    double t;
+    cmp_result cr;
+    ensure_lse(L, dt);
+    c = kctx_make(L, dt);
+    if (dt == VPPO_F32) {   /* in place: the gradient overwrites the logits */
+        c.x = mk_logits(L->scratch, VPPO_F32, L->n, L->V);
+        c.g.data = L->scratch; c.g.dtype = VPPO_F32; c.g.row_stride = L->V;
+        t = time_ms(run_backward, restore_scratch, &c);
+    } else {                /* bf16 logits -> bf16 gradient (in the scratch buffer) */
+        c.x = mk_logits(L->o16, VPPO_BF16, L->n, L->V);
+        c.g.data = L->scratch; c.g.dtype = VPPO_BF16; c.g.row_stride = L->V;
+        t = time_ms(run_backward, NULL, &c);
+    }
+    cr = check_backward(L, dt);
+    table_row(dt == VPPO_BF16 ? "vppo_cuda_lp_backward -> bf16" : "vppo_cuda_lp_backward in place", dt, L, t, bytes, 0.0, &cr);
+}
+
 static void bench_backward(ldata *L)
 {
-    int d;
-    table_head("vppo_cuda_logprobs_backward (lse, entropy, dlogp, dentropy given)");
-    for (d = 0; d < 2; ++d) {
-        vppo_dtype dt = d ? VPPO_BF16 : VPPO_F32;
-        /* bytes: the logits read once and the gradient written once (same dtype), and 20 n
-           for ids, lse, entropy, dlogp, dentropy */
-        double bytes = 2.0 * (double)L->n * (double)L->V * (d ? 2.0 : 4.0) + 20.0 * (double)L->n;
-        kctx c;
-        double t;
-        cmp_result cr;
-        ensure_lse(L, dt);
-        c = kctx_make(L, dt);
-        if (dt == VPPO_F32) {   /* in place: the gradient overwrites the logits */
-            c.x = mk_logits(L->scratch, VPPO_F32, L->n, L->V);
-            c.g.data = L->scratch; c.g.dtype = VPPO_F32; c.g.row_stride = L->V;
-            t = time_ms(run_backward, restore_scratch, &c);
-        } else {                /* bf16 logits -> bf16 gradient (in the scratch buffer) */
-            c.x = mk_logits(L->o16, VPPO_BF16, L->n, L->V);
-            c.g.data = L->scratch; c.g.dtype = VPPO_BF16; c.g.row_stride = L->V;
-            t = time_ms(run_backward, NULL, &c);
-        }
-        cr = check_backward(L, dt);
-        table_row(d ? "vppo_cuda_lp_backward -> bf16" : "vppo_cuda_lp_backward in place", dt, L, t, bytes, 0.0, &cr);
-    }
+    logits_table(L, "vppo_cuda_logprobs_backward (lse, entropy, dlogp, dentropy given)", backward_cell);
     printf("\nbytes: n V x (4 f32 | 2 bf16) read + the same written + 20 n (ids, lse, entropy,\n"
            "dlogp, dentropy). f32: in place (restored before each call, untimed); bf16: bf16\n"
            "logits to a bf16 gradient. max|err|: largest |GPU - CPU vppo_logprobs_backward| per\n"
