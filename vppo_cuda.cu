@@ -1,4 +1,4 @@
-/* vppo_cuda.cu - the CUDA translation unit of vppo.h (SPEC §11). MIT licence, see vppo.h.
+/* vppo_cuda.cu - the CUDA translation unit of vppo.h (docs/spec.md §11). MIT licence, see vppo.h.
 
    Build: make cuda (nvcc -> build/libvppo_cuda.a). The API and its semantics are documented
    in vppo_cuda.h; this file is organised as the data flows:
@@ -1366,7 +1366,7 @@ vppo_status check_logits(const vppo_logits *x)
     return st;
 }
 
-bool bad_estimator(vppo_estimator e) { return (int)e < (int)VPPO_EST_K3 || (int)e > (int)VPPO_EST_PROB_DROP; }
+bool bad_estimator(vppo_estimator e) { return !vppo__enum_in((int)e, VPPO_EST_K3, VPPO_EST_PROB_DROP); }
 
 Mat make_mat(const vppo_logits *x)
 {

@@ -1,4 +1,4 @@
-/* vppo_cuda.h - the CUDA translation unit of vppo.h (SPEC §11). MIT licence, see vppo.h.
+/* vppo_cuda.h - the CUDA translation unit of vppo.h (docs/spec.md §11). MIT licence, see vppo.h.
 
    The functions below are the vppo.h functions of the same name (§2, §6, §7, §8 and
    vppo_perturb_patch_rows) on device pointers, with one more argument: the CUDA stream
@@ -7,7 +7,7 @@
    This header is plain C and includes no CUDA header; link libvppo_cuda.a (make cuda)
    and the CUDA runtime (-lcudart).
 
-   TWO MODES (SPEC §11)
+   TWO MODES (docs/spec.md §11)
      vppo_cuda_<name>(..., void *stream)                          synchronous
      vppo_cuda_<name>_async(..., const vppo_cuda_launch *launch)  asynchronous
    The asynchronous functions are the base; each synchronous one is a thin layer that
@@ -75,7 +75,7 @@
 
    SEMANTICS
      The same as the CPU functions: the same argument checks and status codes, results
-     within SPEC §12 of the CPU path, top-k masks exact, perturbations bit for bit. The
+     within docs/spec.md §12 of the CPU path, top-k masks exact, perturbations bit for bit. The
      host checks and the per-token loss and KL terms are vppo.h's own functions, compiled
      into this unit (host and device). One difference: a logits temperature below about
      4.2e-39 (a denormal, whose log2(e)/T is beyond the float range) is VPPO_ERR_PARAM

@@ -1,8 +1,8 @@
-/* tests/test_cuda.c - the test suite of the CUDA translation unit (vppo_cuda.h, SPEC §11).
+/* tests/test_cuda.c - the test suite of the CUDA translation unit (vppo_cuda.h, docs/spec.md §11).
 
    Every vppo_cuda_* function runs on device copies of the inputs that the CPU function of
    vppo.h runs on (the CPU library is compiled into this file: it is the reference), and
-   the results are compared: against the float64 references of test_util.c within SPEC §12,
+   the results are compared: against the float64 references of test_util.c within docs/spec.md §12,
    and against the CPU result within twice that bound (both may err by it, in opposite
    directions); statuses, counts and top-k masks exactly, perturbations bit for bit.
    Device outputs start as a sentinel, so a write outside [offsets[0], offsets[B]) or past
@@ -310,18 +310,6 @@ static mlogits mlogits_new(vppo_dtype dt, int64_t n, int64_t V, int64_t stride, 
     return L;
 }
 
-/* f16 bits of q, a multiple of 1/64 below 32 in magnitude (11 significant bits: exact). */
-static uint16_t f16_bits(double q)
-{
-    const uint16_t sign = q < 0 ? 0x8000 : 0;
-    double m;
-    int e;
-    if (q == 0) return sign;
-    if (isinf(q)) return (uint16_t)(sign | 0x7c00);
-    m = frexp(fabs(q), &e);   /* |q| = m 2^e, m in [0.5, 1) */
-    return (uint16_t)(sign | ((e - 1 + 15) << 10) | (int)((2 * m - 1) * 1024));
-}
-
 /* Store (about) v at (r, j) of the host copy; returns the value stored, decoded by
    test_util's converters (the references use it, so they see exactly the stored bits). */
 static double mlogits_set(mlogits *L, int64_t r, int64_t j, double v)
@@ -337,7 +325,7 @@ static double mlogits_set(mlogits *L, int64_t r, int64_t j, double v)
         uint16_t h;
         if (q > 31.984375) q = 31.984375;
         if (q < -31.984375) q = -31.984375;
-        h = f16_bits(q);
+        h = test_f32_to_f16_trunc((float)q);   /* exact: q has at most 11 significant bits */
         ((uint16_t *)L->h.data)[at] = h;
         return test_f16_value(h);
     }
@@ -376,7 +364,7 @@ static void mlogits_fill(mlogits *P, mlogits *Q, rng *r)
     if (Q) mirror_push(&Q->m);
 }
 
-/* The vocabulary sizes of SPEC §2 tests: around warp and block widths, and a big one. */
+/* The vocabulary sizes of docs/spec.md §2 tests: around warp and block widths, and a big one. */
 static const int64_t test_vocabs[] = { 1, 2, 7, 31, 32, 33, 100, 2047, 2048, 2049, 5000
 #ifndef VPPO_CUDA_EMULATE
     , 151936   /* Qwen's vocabulary: only on a real GPU */
@@ -699,7 +687,7 @@ void cuda_logprobs_every_vocab_dtype_stride_and_output_subset(void)
     }
 }
 
-/* float64 dL/dz of one row, SPEC §2.3: (1/T) [g (delta(j, id) - p_j) - h p_j (log p_j + H)]
+/* float64 dL/dz of one row, docs/spec.md §2.3: (1/T) [g (delta(j, id) - p_j) - h p_j (log p_j + H)]
    with log p_j = u_j - lse; lp: the exact log-softmax, shift: exact lse - the lse used (a
    given lse is a float and its rounding enters the formula), H: the entropy used; id < 0:
    no token term. */
@@ -711,15 +699,6 @@ static void ref_backward(const double *lp, int64_t V, double T, int64_t id, doub
         const double lpj = lp[j] + shift, p = exp(lpj);
         grad[j] = (g * ((j == id ? 1.0 : 0.0) - p) - (p > 0 ? h * p * (lpj + H) : 0.0)) / T;
     }
-}
-
-/* The nearest bf16 of f, ties to even, by comparing the two candidates. */
-static uint16_t round_bf16(float f)
-{
-    const uint16_t lo = test_f32_to_bf16_trunc(f), hi = (uint16_t)(lo + 1);
-    const double dl = fabs(test_bf16_value(lo) - f), dh = fabs(test_bf16_value(hi) - f);
-    if (dl != dh) return dl < dh ? lo : hi;
-    return (lo & 1) ? hi : lo;
 }
 
 /* Bytes of an output matrix (n rows of V, rows `stride` elements apart, es bytes each)
@@ -780,7 +759,7 @@ static void check_backward(const mlogits *L, rng *r, int variant, const double *
             CHECK_GPU(want[j], HF(out32)[i * so + j], g32, TOL_DLOGITS);
             /* bf16: the f32 value rounded to nearest even, so within its half-ulp 2^-9 */
             CHECK_NEAR(want[j], test_bf16_value(g16), 1e-7, 1e-5 + 1.0 / 256);
-            rounding_wrong += g16 != round_bf16(g32);
+            rounding_wrong += g16 != test_f32_to_bf16_round(g32);
             /* an entry of probability 0 gets exactly 0, except the sampled token's */
             if (lp[i * V + j] == -INFINITY && j != id) zero_wrong += g32 != 0.0f || (g16 & 0x7fff) != 0;
         }
@@ -912,7 +891,7 @@ static void fill_scores(rng *r, const mseqs *S, mirror *score, int kind)
     mirror_push(score);
 }
 
-/* Violations of SPEC §6 by a mask: each sequence selects exactly k_b = clamp(ceil(n_b
+/* Violations of docs/spec.md §6 by a mask: each sequence selects exactly k_b = clamp(ceil(n_b
    ratio - 1e-9), 0, n_b) valid positions (bytes 0 or 1, 0 at invalid positions), no
    rejected score exceeds a selected one, and among scores equal to the smallest selected
    one the selected positions come first (ties broken by lower position). */
@@ -1010,7 +989,7 @@ void cuda_topk_mask_exact_on_a_40000_token_sequence(void)
     mseqs_free(&S);
 }
 
-/* SPEC §6 soft mask in float64: per sequence z = (s - mean) / (std + 1e-6) (population std
+/* docs/spec.md §6 soft mask in float64: per sequence z = (s - mean) / (std + 1e-6) (population std
    over the valid positions), c with mean(sigmoid(z - c)) = ratio by bisection to 1e-12,
    w = sigmoid(z - c); ratio 0 gives 0 and 1 gives 1 at valid positions; 0 elsewhere. */
 static double ref_sigmoid(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
