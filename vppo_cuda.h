@@ -41,8 +41,9 @@
      arguments (NULL pointers, sizes held in host structs, enums, config domains), then
      from the launch struct (launch or launch->status NULL: VPPO_ERR_NULL; workspace NULL,
      misaligned or smaller than vppo_cuda_workspace_size: VPPO_ERR_WORKSPACE; a batch
-     whose workspace size does not fit in a size_t: VPPO_ERR_SIZE), and VPPO_ERR_CUDA when enqueueing fails (vppo_cuda_error_string() says why; the
-     status word is then not written).
+     whose workspace size does not fit in a size_t: VPPO_ERR_SIZE), and VPPO_ERR_CUDA
+     when enqueueing fails (vppo_cuda_error_string() says why; the status word is then
+     not written).
      Written to *launch->status when the kernels have run: VPPO_OK or the data error that
      only the device can see (bad offsets, NaN/inf values, token ids outside the
      vocabulary, ...), with the CPU function's code and, when several are present, the

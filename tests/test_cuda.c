@@ -1,12 +1,16 @@
-/* tests/test_cuda.c - the test suite of the CUDA translation unit (vppo_cuda.h, docs/spec.md §11).
+/* tests/test_cuda.c - the test suite of the CUDA unit (vppo_cuda.h, docs/spec.md §11).
 
    Every vppo_cuda_* function runs on device copies of the inputs that the CPU function of
    vppo.h runs on (the CPU library is compiled into this file: it is the reference), and
-   the results are compared: against the float64 references of test_util.c within docs/spec.md §12,
-   and against the CPU result within twice that bound (both may err by it, in opposite
-   directions); statuses, counts and top-k masks exactly, perturbations bit for bit.
+   the results are compared: against the float64 references of test_util.c within
+   docs/spec.md §12, and against the CPU result within twice that bound (both may err by
+   it, in opposite directions); statuses, counts and top-k masks exactly, perturbations bit for bit.
    Device outputs start as a sentinel, so a write outside [offsets[0], offsets[B]) or past
    the rows shows.
+   The asynchronous forms (_async): every bad-input case runs both forms, which must agree
+   (an error returned at once launches nothing); every function gives the synchronous bits
+   without synchronising, allocating or copying (counted by the emulator), the same bits
+   when captured into a CUDA graph and replayed, and its data errors in its status word.
 
    This file is C++ (it includes <cuda_runtime.h>), built two ways:
      emulated   g++ -DVPPO_CUDA_EMULATE -Itests/cuda_emu -x c++ tests/test_cuda.c
