@@ -1406,22 +1406,18 @@ inline unsigned char canary_byte(size_t k) { return (unsigned char)(0xC3u ^ (uns
 
 inline size_t rear_len(size_t size) { return (size + 63) / 64 * 64 - size + 64; }
 
-inline void poison_region(const void *p, size_t n)
+/* Under AddressSanitizer: [p, p + n) made unaddressable (poisoned) or addressable again. */
+inline void set_poisoned(const void *p, size_t n, bool poisoned)
 {
 #ifdef VPPO_EMU_ASAN
-    __asan_poison_memory_region(p, n);
+    if (poisoned) __asan_poison_memory_region(p, n);
+    else __asan_unpoison_memory_region(p, n);
 #else
-    (void)p; (void)n;
+    (void)p; (void)n; (void)poisoned;
 #endif
 }
-inline void unpoison_region(const void *p, size_t n)
-{
-#ifdef VPPO_EMU_ASAN
-    __asan_unpoison_memory_region(p, n);
-#else
-    (void)p; (void)n;
-#endif
-}
+inline void poison_region(const void *p, size_t n) { set_poisoned(p, n, true); }
+inline void unpoison_region(const void *p, size_t n) { set_poisoned(p, n, false); }
 
 inline void write_canaries(const Alloc &a)
 {
