@@ -62,3 +62,43 @@ bench-peers: $(BUILD)/libvppo_bench.so
 	 else \
 	     echo "bench-peers: python3 not found; skipped (needs python3 with numpy and torch)"; \
 	 fi
+
+# ------------------------------------------------------------------ bitcheck
+#   make bitcheck               bench/bitcheck.c built against the header of BITCHECK_BASE
+#                               (default main) and against ./vppo.h; the per-(function, ISA)
+#                               hashes of every vector-kernel output must be identical
+#   make bitcheck-aarch64       the same for NEON, cross-built and run under qemu-aarch64
+BITCHECK_BASE ?= main
+.PHONY: bitcheck bitcheck-aarch64
+
+$(BUILD)/bitcheck_base.h: bitcheck-force | $(BUILD)
+	@git show $(BITCHECK_BASE):vppo.h > $@.tmp && { cmp -s $@.tmp $@ || mv $@.tmp $@; }; rm -f $@.tmp
+bitcheck-force:
+
+$(BUILD)/bitcheck_new: bench/bitcheck.c vppo.h | $(BUILD)
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) $(OPT) -o $@ bench/bitcheck.c $(LDLIBS)
+
+$(BUILD)/bitcheck_base: bench/bitcheck.c $(BUILD)/bitcheck_base.h | $(BUILD)
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) $(OPT) -DBITCHECK_HEADER='"$(CURDIR)/$(BUILD)/bitcheck_base.h"' \
+	    -o $@ bench/bitcheck.c $(LDLIBS)
+
+bitcheck: $(BUILD)/bitcheck_base $(BUILD)/bitcheck_new
+	./$(BUILD)/bitcheck_base > $(BUILD)/bitcheck_base.txt
+	./$(BUILD)/bitcheck_new > $(BUILD)/bitcheck_new.txt
+	@cat $(BUILD)/bitcheck_new.txt
+	@diff $(BUILD)/bitcheck_base.txt $(BUILD)/bitcheck_new.txt && \
+	    echo "bitcheck: identical to $(BITCHECK_BASE) ($$(grep -c . $(BUILD)/bitcheck_new.txt) lines)"
+
+bitcheck-aarch64: $(BUILD)/bitcheck_base.h | $(BUILD)
+ifneq ($(and $(A64CC),$(QEMU_A64)),)
+	$(A64CC) $(CSTD) $(BENCH_WARN) $(OPT) -DBITCHECK_HEADER='"$(CURDIR)/$(BUILD)/bitcheck_base.h"' \
+	    -o $(BUILD)/bitcheck_base_a64 bench/bitcheck.c $(LDLIBS)
+	$(A64CC) $(CSTD) $(BENCH_WARN) $(OPT) -o $(BUILD)/bitcheck_new_a64 bench/bitcheck.c $(LDLIBS)
+	$(QEMU_A64) -L /usr/aarch64-linux-gnu ./$(BUILD)/bitcheck_base_a64 > $(BUILD)/bitcheck_base_a64.txt
+	$(QEMU_A64) -L /usr/aarch64-linux-gnu ./$(BUILD)/bitcheck_new_a64 > $(BUILD)/bitcheck_new_a64.txt
+	@cat $(BUILD)/bitcheck_new_a64.txt
+	@diff $(BUILD)/bitcheck_base_a64.txt $(BUILD)/bitcheck_new_a64.txt && \
+	    echo "bitcheck-aarch64: identical to $(BITCHECK_BASE)"
+else
+	@echo "== aarch64-linux-gnu-gcc or qemu-aarch64 missing: bitcheck-aarch64 not run"
+endif
