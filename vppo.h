@@ -1266,17 +1266,20 @@ static vppo_status vppo__vrow_stats(const vppo__kernels *k, const vppo_logits *x
 }
 
 /* The same for a pair of rows (P, Q), with diff = sum eu (du - dv) for KL(P || Q). */
-typedef struct vppo__pair { double mu, mv, su, sv, diff; int infinite; } vppo__pair;
+typedef struct vppo__pair { double mu, mv, su, sv, diff, js; int infinite; } vppo__pair;
 
 static void vppo__pair_init(vppo__pair *a)
 {
     a->mu = a->mv = -VPPO__INF;
-    a->su = a->sv = a->diff = 0.0;
+    a->su = a->sv = a->diff = a->js = 0.0;
     a->infinite = 0;
 }
 
+/* Adds entries [0, n) of a pair of rows (1/T = tu, tv): with js NULL to the normalisers
+   and the KL sum, else (a second pass, js from vppo__js_args_of) the JS terms to a->js.
+   Nonzero if an entry is NaN or +inf. */
 static int vppo__pair_push(const vppo__kernels *k, vppo__pair *a, const char *up, vppo_dtype udt,
-    const char *vp, vppo_dtype vdt, int64_t n, double tu, double tv)
+    const char *vp, vppo_dtype vdt, int64_t n, double tu, double tv, const vppo__js_args *js)
 {
     const size_t eu = vppo__dtype_size(udt), ev = vppo__dtype_size(vdt);
     float bu[VPPO__BLOCK], bv[VPPO__BLOCK], bmu, bmv;
@@ -1292,6 +1295,7 @@ static int vppo__pair_push(const vppo__kernels *k, vppo__pair *a, const char *up
         u = vppo__block(k, up + (size_t)j0 * eu, udt, b, bu, &bmu, &bad);
         v = vppo__block(k, vp + (size_t)j0 * ev, vdt, b, bv, &bmv, &bad);
         if (bad) return 1;
+        if (js) { a->js += k->js(u, v, vppo__padded(b), js); continue; }
         if (bmu > a->mu || bmv > a->mv) {
             /* A max rose: what was summed had du (dv) larger by delta_u (delta_v) than it
                has now, so su scales by exp(-delta_u), sv by exp(-delta_v), and
@@ -1331,7 +1335,7 @@ static vppo_status vppo__vrow_pair(const vppo__kernels *k, const vppo_logits *P,
 {
     vppo__pair_init(a);
     if (vppo__pair_push(k, a, vppo__row_ptr(P, r), P->dtype, vppo__row_ptr(Q, r), Q->dtype, P->vocab,
-                        1.0 / (double)P->temperature, 1.0 / (double)Q->temperature))
+                        1.0 / (double)P->temperature, 1.0 / (double)Q->temperature, NULL))
         return VPPO_ERR_NONFINITE;
     return vppo__pair_end(a, kl);
 }
@@ -1345,38 +1349,19 @@ static vppo__js_args vppo__js_args_of(const vppo__pair *a, double tu, double tv)
     return c;
 }
 
-/* The JS terms of entries [0, n) of a pair, added to *acc. */
-static int vppo__js_push(const vppo__kernels *k, const vppo__js_args *c,
-    const char *up, vppo_dtype udt, const char *vp, vppo_dtype vdt, int64_t n, double *acc)
-{
-    const size_t eu = vppo__dtype_size(udt), ev = vppo__dtype_size(vdt);
-    float bu[VPPO__BLOCK], bv[VPPO__BLOCK], unused;
-    int64_t j0, b;
-    int bad = 0;
-    for (j0 = 0; j0 < n; j0 += b) {
-        const float *u, *v;
-        b = vppo__min64(VPPO__BLOCK, n - j0);
-        u = vppo__block(k, up + (size_t)j0 * eu, udt, b, bu, &unused, &bad);
-        v = vppo__block(k, vp + (size_t)j0 * ev, vdt, b, bv, &unused, &bad);
-        if (bad) return 1;
-        *acc += k->js(u, v, vppo__padded(b), c);
-    }
-    return 0;
-}
-
 /* JS: the pair pass for both normalisers, then a second pass for the terms. */
 static vppo_status vppo__vrow_js(const vppo__kernels *k, const vppo_logits *P, const vppo_logits *Q,
     int64_t r, double *js)
 {
-    double acc = 0.0;
+    const double tu = 1.0 / (double)P->temperature, tv = 1.0 / (double)Q->temperature;
     vppo__pair a;
     vppo__js_args c;
     vppo_status status = vppo__vrow_pair(k, P, Q, r, &a, NULL);
     if (status != VPPO_OK) return status;
-    c = vppo__js_args_of(&a, 1.0 / (double)P->temperature, 1.0 / (double)Q->temperature);
-    if (vppo__js_push(k, &c, vppo__row_ptr(P, r), P->dtype, vppo__row_ptr(Q, r), Q->dtype, P->vocab, &acc))
+    c = vppo__js_args_of(&a, tu, tv);
+    if (vppo__pair_push(k, &a, vppo__row_ptr(P, r), P->dtype, vppo__row_ptr(Q, r), Q->dtype, P->vocab, tu, tv, &c))
         return VPPO_ERR_NONFINITE;
-    *js = vppo__max(0.0, 0.5 * acc);
+    *js = vppo__max(0.0, 0.5 * a.js);
     return VPPO_OK;
 }
 
@@ -1411,6 +1396,17 @@ typedef struct vppo__rows_job {
 } vppo__rows_job;
 
 typedef vppo_status (*vppo__row_fn)(const vppo__rows_job *job, int64_t r);
+
+/* A job over the rows of x with the kernels k (NULL: scalar) and ids; the rest zero. */
+static vppo__rows_job vppo__job(const vppo__kernels *k, const vppo_logits *x, const int32_t *ids)
+{
+    vppo__rows_job job;
+    memset(&job, 0, sizeof job);
+    job.k = k;
+    job.x = x;
+    job.ids = ids;
+    return job;
+}
 
 /* Below this many logits per call, threads cost more than they bring. */
 #define VPPO__OMP_MIN_WORK 65536
@@ -1470,9 +1466,7 @@ VPPODEF vppo_status vppo_dependency_logits(const vppo_logits *orig, const vppo_l
     if (!dep) return VPPO_ERR_NULL;
     if (orig->n_rows != aug->n_rows || orig->vocab != aug->vocab) return VPPO_ERR_SIZE;
     if ((int)div < (int)VPPO_DIV_KL || (int)div > (int)VPPO_DIV_JS) return VPPO_ERR_PARAM;
-    memset(&job, 0, sizeof job);
-    job.k = vppo__vector_temperature(aug->temperature) ? vppo__kernels_for_rows(orig) : NULL;
-    job.x = orig;
+    job = vppo__job(vppo__vector_temperature(aug->temperature) ? vppo__kernels_for_rows(orig) : NULL, orig, NULL);
     job.y = aug;
     job.div = div;
     job.out_a = dep;
@@ -1547,10 +1541,7 @@ VPPODEF vppo_status vppo_logprobs(const vppo_logits *x, const int32_t *ids,
     if ((st = vppo__check_logits(x)) != VPPO_OK) return st;
     if (logp && !ids) return VPPO_ERR_NULL;
     if (logp && (st = vppo__check_ids(ids, x->n_rows, x->vocab)) != VPPO_OK) return st;
-    memset(&job, 0, sizeof job);
-    job.k = vppo__kernels_for_rows(x);
-    job.x = x;
-    job.ids = ids;
+    job = vppo__job(vppo__kernels_for_rows(x), x, ids);
     job.out_a = logp;
     job.out_b = lse;
     job.out_c = entropy;
@@ -1686,10 +1677,7 @@ VPPODEF vppo_status vppo_logprobs_backward(const vppo_logits *x, const int32_t *
     if ((st = vppo__check_finite_array(entropy, x->n_rows)) != VPPO_OK) return st;
     if ((st = vppo__check_finite_array(dlogp, x->n_rows)) != VPPO_OK) return st;
     if ((st = vppo__check_finite_array(dentropy, x->n_rows)) != VPPO_OK) return st;
-    memset(&job, 0, sizeof job);
-    job.k = vppo__kernels_for_rows(x);
-    job.x = x;
-    job.ids = ids;
+    job = vppo__job(vppo__kernels_for_rows(x), x, ids);
     job.lse = lse;
     job.entropy = entropy;
     job.dlogp = dlogp;
@@ -2502,52 +2490,30 @@ static void vppo__gemm_nt(const float *a, int64_t m, const float *b, int64_t nb,
     }
 }
 
-/* c[i][k] += sum_j g[i][j] b[j][k]: (m x nb)(nb x d), g with stride nb. */
-static void vppo__gemm_nn_acc(const float *g, int64_t m, int64_t nb, const float *b, int64_t d, float *c)
+/* c[r][k] += sum_s G[r][s] x[s][k] for r < R, s < S, k < d: (R x S)(S x d), where G is g
+   (trans = 0) or its transpose (trans = 1), g stored with row stride ld. */
+static void vppo__gemm_acc(const float *g, int64_t ld, int trans, int64_t R, int64_t S, const float *x, int64_t d,
+    float *c)
 {
-    int64_t i;
+    const int64_t rs = trans ? 1 : ld, ss = trans ? ld : 1;
+    int64_t r;
 #ifdef VPPO_USE_CBLAS
-    if (m <= 0x7fffffff && nb <= 0x7fffffff && d <= 0x7fffffff) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)d, (int)nb, 1.0f, g, (int)nb,
-                    b, (int)d, 1.0f, c, (int)d);
+    if (R <= 0x7fffffff && S <= 0x7fffffff && d <= 0x7fffffff) {
+        cblas_sgemm(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, CblasNoTrans, (int)R, (int)d, (int)S, 1.0f,
+                    g, (int)ld, x, (int)d, 1.0f, c, (int)d);
         return;
     }
 #endif
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (m * nb * d > 1 << 20)
+#pragma omp parallel for schedule(static) if (R * S * d > 1 << 20)
 #endif
-    for (i = 0; i < m; ++i) {
-        int64_t j, k;
-        float *ci = c + i * d;
-        for (j = 0; j < nb; ++j) {
-            const float gij = g[i * nb + j], *bj = b + j * d;
-            if (gij == 0.0f) continue;
-            for (k = 0; k < d; ++k) ci[k] += gij * bj[k];
-        }
-    }
-}
-
-/* c[j][k] += sum_i g[i][j] a[i][k]: (nb x m)(m x d), g with stride nb. */
-static void vppo__gemm_tn_acc(const float *g, int64_t m, int64_t nb, const float *a, int64_t d, float *c)
-{
-    int64_t j;
-#ifdef VPPO_USE_CBLAS
-    if (m <= 0x7fffffff && nb <= 0x7fffffff && d <= 0x7fffffff) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nb, (int)d, (int)m, 1.0f, g, (int)nb,
-                    a, (int)d, 1.0f, c, (int)d);
-        return;
-    }
-#endif
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (m * nb * d > 1 << 20)
-#endif
-    for (j = 0; j < nb; ++j) {
-        int64_t i, k;
-        float *cj = c + j * d;
-        for (i = 0; i < m; ++i) {
-            const float gij = g[i * nb + j], *ai = a + i * d;
-            if (gij == 0.0f) continue;
-            for (k = 0; k < d; ++k) cj[k] += gij * ai[k];
+    for (r = 0; r < R; ++r) {
+        int64_t s, k;
+        float *cr = c + r * d;
+        for (s = 0; s < S; ++s) {
+            const float gv = g[r * rs + s * ss], *xs = x + s * d;
+            if (gv == 0.0f) continue;
+            for (k = 0; k < d; ++k) cr[k] += gv * xs[k];
         }
     }
 }
@@ -2623,7 +2589,7 @@ VPPODEF vppo_status vppo_linear_dependency(const float *hidden, const float *hid
     if (!hidden_aug || !dep) return VPPO_ERR_NULL;
     if ((int)div < (int)VPPO_DIV_KL || (int)div > (int)VPPO_DIV_JS) return VPPO_ERR_PARAM;
     if (vppo__check_finite_array(hidden_aug, n * d) != VPPO_OK) return VPPO_ERR_NONFINITE;
-    for (i = 0; i < n; ++i) { vppo__pair_init(&pl.row[i].pair); pl.row[i].lse = 0.0; }
+    for (i = 0; i < n; ++i) vppo__pair_init(&pl.row[i].pair);
     /* pass 0: both normalisers (and KL); pass 1, JS only: the terms */
     for (pass = 0; pass < (div == VPPO_DIV_JS ? 2 : 1); ++pass) {
         for (c0 = 0; c0 < vocab; c0 += pl.cols) {
@@ -2639,10 +2605,10 @@ VPPODEF vppo_status vppo_linear_dependency(const float *hidden, const float *hid
                     const char *zo = (const char *)(pl.tile_a + i * cw), *za = (const char *)(pl.tile_b + i * cw);
                     vppo__linrow *row = &pl.row[r0 + i];
                     const char *u = div == VPPO_DIV_KL_REVERSE ? za : zo, *v = div == VPPO_DIV_KL_REVERSE ? zo : za;
-                    if (pass == 0) bad |= vppo__pair_push(k, &row->pair, u, VPPO_F32, v, VPPO_F32, cw, invt, invt);
+                    if (pass == 0) bad |= vppo__pair_push(k, &row->pair, u, VPPO_F32, v, VPPO_F32, cw, invt, invt, NULL);
                     else {
                         const vppo__js_args c = vppo__js_args_of(&row->pair, invt, invt);
-                        bad |= vppo__js_push(k, &c, u, VPPO_F32, v, VPPO_F32, cw, &row->lse);
+                        bad |= vppo__pair_push(k, &row->pair, u, VPPO_F32, v, VPPO_F32, cw, invt, invt, &c);
                     }
                 }
                 if (bad) return VPPO_ERR_NONFINITE;
@@ -2655,7 +2621,7 @@ VPPODEF vppo_status vppo_linear_dependency(const float *hidden, const float *hid
         }
     }
     if (div == VPPO_DIV_JS)
-        for (i = 0; i < n; ++i) dep[i] = (float)vppo__max(0.0, 0.5 * pl.row[i].lse);
+        for (i = 0; i < n; ++i) dep[i] = (float)vppo__max(0.0, 0.5 * pl.row[i].pair.js);
     return VPPO_OK;
 }
 
@@ -2724,8 +2690,8 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
                                                             g, h, 1, t);
             }
             if (bad) return VPPO_ERR_NONFINITE;
-            vppo__gemm_nn_acc(pl.tile_b, rh, cw, weight + c0 * d, d, dhidden + r0 * d);
-            if (dweight) vppo__gemm_tn_acc(pl.tile_b, rh, cw, hidden + r0 * d, d, dweight + c0 * d);
+            vppo__gemm_acc(pl.tile_b, cw, 0, rh, cw, weight + c0 * d, d, dhidden + r0 * d);          /* dlogits W */
+            if (dweight) vppo__gemm_acc(pl.tile_b, cw, 1, cw, rh, hidden + r0 * d, d, dweight + c0 * d);   /* dlogitsT H */
         }
     }
     /* dhidden beyond the float range (huge gradients times huge weights) is an error, as a
