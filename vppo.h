@@ -988,32 +988,46 @@ static vppo_status vppo__chunk_max(const double *u, int64_t n, double *max)
     return VPPO_OK;
 }
 
-/* Online softmax state of one row: sum = sum_i exp(u_i - max) and
-   centered = sum_i exp(u_i - max) (u_i - max), over the entries seen so far. */
-typedef struct vppo__softmax { double max, sum, centered; } vppo__softmax;
+/* Online softmax state of one row, on both paths: m is the reference max (of u on the
+   scalar path, of the raw logits z on the vector path), sum = sum exp(d) and
+   cen = sum exp(d) d over the entries seen so far, with d = (x - m) invt (invt = 1 on the
+   scalar path, 1/T on the vector one). */
+typedef struct vppo__acc { double m, sum, cen; } vppo__acc;
 
-static void vppo__softmax_init(vppo__softmax *a) { a->max = -VPPO__INF; a->sum = 0.0; a->centered = 0.0; }
+static void vppo__acc_init(vppo__acc *a) { a->m = -VPPO__INF; a->sum = 0.0; a->cen = 0.0; }
 
-/* Raise the reference point to new_max (>= a->max), rescaling what was summed. */
-static void vppo__softmax_rebase(vppo__softmax *a, double new_max)
+/* Raise the reference to new_max (if above a->m), rescaling what was summed. */
+static void vppo__acc_rebase(vppo__acc *a, double new_max, double invt)
 {
-    if (!(new_max > a->max)) return;
+    if (!(new_max > a->m)) return;
     if (a->sum > 0.0) {
-        double shift = a->max - new_max, scale = exp(shift);
-        a->centered = scale * (a->centered + shift * a->sum);
+        const double delta = (new_max - a->m) * invt, scale = exp(-delta);
+        a->cen = scale * (a->cen - delta * a->sum);
         a->sum *= scale;
     }
-    a->max = new_max;
+    a->m = new_max;
 }
 
-static void vppo__softmax_push(vppo__softmax *a, double u)
+/* One entry u of the scalar path (invt = 1); -inf has probability 0 and adds nothing. */
+static void vppo__acc_add(vppo__acc *a, double u)
 {
     double d, e;
-    if (u == -VPPO__INF) return;           /* probability 0: contributes nothing */
-    d = u - a->max;
+    if (u == -VPPO__INF) return;
+    d = u - a->m;
     e = exp(d);
     a->sum += e;
-    a->centered += e * d;
+    a->cen += e * d;
+}
+
+/* *zmax = m, *logsum = log sum and the entropy; VPPO_ERR_PARAM for a row of only -inf. */
+static vppo_status vppo__acc_end(const vppo__acc *a, double *zmax, double *logsum, double *entropy)
+{
+    if (!(a->sum > 0.0)) return VPPO_ERR_PARAM;
+    *zmax = a->m;
+    *logsum = log(a->sum);
+    /* H = lse - E[u] = log(sum) - E[u - max] */
+    if (entropy) *entropy = vppo__max(0.0, *logsum - a->cen / a->sum);
+    return VPPO_OK;
 }
 
 /* lse = *max + *logsum and entropy of row r in one pass; VPPO_ERR_PARAM for a row of only
@@ -1023,23 +1037,18 @@ static vppo_status vppo__row_lse_entropy(const vppo_logits *x, int64_t r, double
                                          double *entropy)
 {
     double u[VPPO__CHUNK], cmax;
-    vppo__softmax a;
+    vppo__acc a;
     int64_t j0, i, n;
     vppo_status st;
-    vppo__softmax_init(&a);
+    vppo__acc_init(&a);
     for (j0 = 0; j0 < x->vocab; j0 += n) {
         n = vppo__min64(VPPO__CHUNK, x->vocab - j0);
         vppo__load_u(x, r, j0, n, u);
         if ((st = vppo__chunk_max(u, n, &cmax)) != VPPO_OK) return st;
-        vppo__softmax_rebase(&a, cmax);
-        for (i = 0; i < n; ++i) vppo__softmax_push(&a, u[i]);
+        vppo__acc_rebase(&a, cmax, 1.0);
+        for (i = 0; i < n; ++i) vppo__acc_add(&a, u[i]);
     }
-    if (a.sum == 0.0) return VPPO_ERR_PARAM;
-    *max = a.max;
-    *logsum = log(a.sum);
-    /* H = lse - E[u] = log(sum) - E[u - max] */
-    if (entropy) *entropy = vppo__max(0.0, log(a.sum) - a.centered / a.sum);
-    return VPPO_OK;
+    return vppo__acc_end(&a, max, logsum, entropy);
 }
 
 /* KL(P || Q) of row rp of P and row rq of Q in one pass over both:
@@ -1048,32 +1057,32 @@ static vppo_status vppo__row_lse_entropy(const vppo_logits *x, int64_t r, double
 static vppo_status vppo__row_kl(const vppo_logits *P, int64_t rp, const vppo_logits *Q, int64_t rq, double *kl)
 {
     double u[VPPO__CHUNK], v[VPPO__CHUNK], umax, vmax, diff = 0.0;   /* diff = sum exp(u-max)(u-v) */
-    vppo__softmax a, b;
+    vppo__acc a, b;
     int64_t j0, i, n;
     int infinite = 0;
     vppo_status st;
-    vppo__softmax_init(&a);
-    vppo__softmax_init(&b);
+    vppo__acc_init(&a);
+    vppo__acc_init(&b);
     for (j0 = 0; j0 < P->vocab; j0 += n) {
         n = vppo__min64(VPPO__CHUNK, P->vocab - j0);
         vppo__load_u(P, rp, j0, n, u);
         vppo__load_u(Q, rq, j0, n, v);
         if ((st = vppo__chunk_max(u, n, &umax)) != VPPO_OK) return st;
         if ((st = vppo__chunk_max(v, n, &vmax)) != VPPO_OK) return st;
-        if (umax > a.max && a.sum > 0.0) diff *= exp(a.max - umax);
-        vppo__softmax_rebase(&a, umax);
-        vppo__softmax_rebase(&b, vmax);
+        if (umax > a.m && a.sum > 0.0) diff *= exp(a.m - umax);
+        vppo__acc_rebase(&a, umax, 1.0);
+        vppo__acc_rebase(&b, vmax, 1.0);
         for (i = 0; i < n; ++i) {
-            vppo__softmax_push(&b, v[i]);
+            vppo__acc_add(&b, v[i]);
             if (u[i] == -VPPO__INF) continue;              /* p_i = 0 */
-            vppo__softmax_push(&a, u[i]);
+            vppo__acc_add(&a, u[i]);
             if (v[i] == -VPPO__INF) infinite = 1;          /* p_i > 0, q_i = 0 */
-            else diff += exp(u[i] - a.max) * (u[i] - v[i]);
+            else diff += exp(u[i] - a.m) * (u[i] - v[i]);
         }
     }
     if (a.sum == 0.0 || b.sum == 0.0) return VPPO_ERR_PARAM;
     if (infinite) { *kl = VPPO__INF; return VPPO_OK; }
-    *kl = vppo__max(0.0, diff / a.sum - (a.max - b.max) - log(a.sum) + log(b.sum));
+    *kl = vppo__max(0.0, diff / a.sum - (a.m - b.m) - log(a.sum) + log(b.sum));
     return VPPO_OK;
 }
 
@@ -1208,12 +1217,6 @@ static const float *vppo__block(const vppo__kernels *k, const char *src, vppo_dt
     return direct ? (const float *)src : buf;
 }
 
-/* Online softmax state of one row in the vector path: the raw max m of the logits seen,
-   sum = sum exp(d), cen = sum exp(d) d, with d = (z - m)/T. */
-typedef struct vppo__acc { double m, sum, cen; } vppo__acc;
-
-static void vppo__acc_init(vppo__acc *a) { a->m = -VPPO__INF; a->sum = 0.0; a->cen = 0.0; }
-
 /* Adds entries [0, n) at src (dtype dt); nonzero if one is NaN or +inf. */
 static int vppo__acc_push(const vppo__kernels *k, vppo__acc *a, const char *src, vppo_dtype dt, int64_t n,
     double invt)
@@ -1230,28 +1233,12 @@ static int vppo__acc_push(const vppo__kernels *k, vppo__acc *a, const char *src,
         u = vppo__block(k, src + (size_t)j0 * es, dt, b, buf, &bmax, &bad);
         if (bad) return 1;
         if (bmax == -HUGE_VALF) continue;                      /* nothing but p = 0 */
-        if (bmax > a->m) {                                     /* rebase what was summed */
-            if (a->sum > 0.0) {
-                const double delta = ((double)bmax - a->m) * invt, scale = exp(-delta);
-                a->cen = scale * (a->cen - delta * a->sum);
-                a->sum *= scale;
-            }
-            a->m = bmax;
-        }
+        vppo__acc_rebase(a, (double)bmax, invt);
         k->sumexp(u, vppo__padded(b), (float)a->m, s, blk);
         a->sum += blk[0];
         a->cen += blk[1];
     }
     return 0;
-}
-
-static vppo_status vppo__acc_end(const vppo__acc *a, double *zmax, double *logsum, double *entropy)
-{
-    if (!(a->sum > 0.0)) return VPPO_ERR_PARAM;                /* a row of only -inf */
-    *zmax = a->m;
-    *logsum = log(a->sum);
-    if (entropy) *entropy = vppo__max(0.0, *logsum - a->cen / a->sum);
-    return VPPO_OK;
 }
 
 /* One pass over row r: its max z (raw), log sum exp((z - max)/T) and entropy. */
