@@ -116,8 +116,10 @@ SIMD
    targets get the scalar path. vppo_isa_select() forces a path (VPPO_TEST_ISA=name runs
    the test suite on one). bf16 and f16 are converted in registers (F16C on AVX2 and
    AVX-512; bit arithmetic on SSE2). The scalar path is also used for a temperature
-   below about 3e-39 or above about 8.5e37 (where 1/T is not a normal float). How the vector kernels work,
-   and the error bound of their exp, are described above vppo__kernels below.
+   below about 3e-39 or above about 8.5e37 (where 1/T is not a normal float). How the vector
+   path works is described above vppo__kernels; the kernels, written once over a table
+   that maps each vector operation to each ISA's intrinsic, and the error bound of their
+   exp are in the last section of the implementation (see its file map).
 
 CUDA
    vppo_cuda.h / vppo_cuda.cu (§11) are a separate, optional translation unit.
@@ -570,6 +572,39 @@ VPPODEF const char *vppo_isa_name(vppo_isa isa);
 
 #if defined(VPPO_IMPLEMENTATION) && !defined(VPPO_IMPLEMENTATION_INCLUDED)
 #define VPPO_IMPLEMENTATION_INCLUDED
+
+/* File map of the implementation, in the order of the declarations above (data flow);
+   search for the quoted heading.
+
+    1. "private helpers"        limits (VPPO__MAX_INDEX), sequence and value checks
+    2. "status"                 vppo_status_string, vppo_offsets_uniform
+    3. "image perturbation"     §3: hash, uniform, the four perturbations, patch rows
+    4. "token perception"       §2
+       4a.                      the sampled estimators (vppo_dependency_sampled)
+       4b. "logits rows"        float formats, the scalar reference: u in double, the
+                                online-softmax accumulator vppo__acc, lse/entropy, KL, JS
+       4c. "vector path: ..."   blocks, the leaf-kernel contract vppo__kernels and its
+                                argument structs (vppo__kl_args, _js_args, _bwd_args)
+       4d. "row drivers ..."    a row through the kernels: vppo__acc_push, the pair walk
+                                (KL, then JS), the backward's arguments
+       4e. "rows, threads ..."  OpenMP over rows; vppo_dependency_logits, vppo_logprobs,
+                                vppo_logprobs_backward
+    5. "group advantages"       §4
+    6. "Trajectory-level Advantage Shaping (TAS)"   §5
+    7. "Token-level Gradient Filtering (TGF)"       §6
+    8. "the policy objective"   §7
+    9. "the pipeline"           §8: vppo_prepare, vppo_step
+   10. "fused linear head"      §9: tiles, the GEMMs (vppo__gemm_nt, vppo__gemm_acc), the
+                                three vppo_linear_* functions
+   11. "kernels and ISA dispatch"  §10: everything that depends on the instruction set:
+       a. the vector exp/log recipe and constants
+       b. "the mapping layer"   one row per vector operation, one column per ISA
+       c. "the leaf kernels"    VPPO__KERNELS: each kernel once, instantiated for SSE2,
+                                AVX2, AVX-512 (x86, run-time) and NEON (compile-time)
+       d. "portable C kernels"  the same contract in C (the linear head's scalar path)
+       e. "detection, ..."      CPUID/XGETBV, vppo__kernels_for, vppo_isa_active/
+                                select/name
+*/
 
 #include <float.h>
 #include <math.h>
