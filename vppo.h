@@ -1177,6 +1177,8 @@ static vppo_status vppo__row_js(const vppo_logits *P, int64_t rp, const vppo_log
 /* The arguments of the pair and backward kernels. m: a reference max of the raw logits,
    s: 1/T, l: the log of the normaliser relative to m, so that log p = (z - m) s - l. */
 typedef struct vppo__kl_args { float mu, su, mv, sv; } vppo__kl_args;
+/* What the KL kernel returns of a block: su = sum eu, sv = sum ev, diff = sum eu (du - dv). */
+typedef struct vppo__kl_sums { double su, sv, diff; } vppo__kl_sums;
 typedef struct vppo__js_args { float mu, su, lu, mv, sv, lv; } vppo__js_args;
 /* lse T = hi + lo (hi exact where it matters), s = 1/T, g = dlogp, h = dentropy, H = entropy */
 typedef struct vppo__bwd_args { float hi, lo, s, g, h, H; } vppo__bwd_args;
@@ -1189,9 +1191,9 @@ typedef struct vppo__kernels {
     int (*scan)(const void *src, vppo_dtype dt, int64_t n, float *dst, float *max);
     /* out[0] = sum e, out[1] = sum e d; d = max((u - m) s, DFLOOR), e = vexp(d). */
     void (*sumexp)(const float *u, int64_t n, float m, float s, double out[2]);
-    /* du = max((u - mu) su, DFLOOR), dv likewise: out = {sum eu, sum ev, sum eu (du - dv)};
-       returns nonzero if some u > -inf meets v = -inf (KL is +inf). */
-    int (*kl)(const float *u, const float *v, int64_t n, const vppo__kl_args *c, double out[3]);
+    /* du = max((u - mu) su, DFLOOR), dv likewise, eu = vexp(du), ev = vexp(dv): the sums of
+       vppo__kl_sums; returns nonzero if some u > -inf meets v = -inf (KL is +inf). */
+    int (*kl)(const float *u, const float *v, int64_t n, const vppo__kl_args *c, vppo__kl_sums *out);
     /* lp = du - lu, lq = dv - lv, lm = log((p + q)/2)
        = max(lp, lq) + log(1 + exp(-|lp - lq|)) - log 2:
        returns sum p (lp - lm) + q (lq - lm). */
@@ -1226,10 +1228,10 @@ static void vppo__to_bf16_tail(const float *g, int64_t i, int64_t n, uint16_t *d
     for (; i < n; ++i) dst[i] = vppo__f32_to_bf16(g[i]);
 }
 
-/* From the kernels and ISA dispatch section (at the end): the kernels for rows of x, or
-   NULL for the scalar reference; the kernels of the fused linear head (never NULL). */
-static int vppo__vector_temperature(float temperature);
-static const vppo__kernels *vppo__kernels_for_rows(const vppo_logits *x);
+/* From the kernels and ISA dispatch section (at the end): the active ISA's kernels for
+   rows at this temperature, or NULL for the scalar reference; the kernels of the fused
+   linear head (never NULL). */
+static const vppo__kernels *vppo__kernels_for_temperature(float temperature);
 static const vppo__kernels *vppo__lin_kernels(float temperature);
 
 /* --- row drivers of the vector path ------------------------------------------ */
@@ -1305,7 +1307,7 @@ static int vppo__pair_push(const vppo__kernels *k, vppo__pair *a, const char *up
 {
     const size_t eu = vppo__dtype_size(udt), ev = vppo__dtype_size(vdt);
     float bu[VPPO__BLOCK], bv[VPPO__BLOCK], bmu, bmv;
-    double blk[3];
+    vppo__kl_sums blk;
     vppo__kl_args c;
     int64_t j0, b;
     int bad = 0;
@@ -1334,10 +1336,10 @@ static int vppo__pair_push(const vppo__kernels *k, vppo__pair *a, const char *up
         }
         c.mu = a->mu > -VPPO__INF ? (float)a->mu : 0.0f;   /* any finite reference while all are -inf */
         c.mv = a->mv > -VPPO__INF ? (float)a->mv : 0.0f;
-        a->infinite |= k->kl(u, v, vppo__padded(b), &c, blk);
-        a->su += blk[0];
-        a->sv += blk[1];
-        a->diff += blk[2];
+        a->infinite |= k->kl(u, v, vppo__padded(b), &c, &blk);
+        a->su += blk.su;
+        a->sv += blk.sv;
+        a->diff += blk.diff;
     }
     return 0;
 }
@@ -1488,7 +1490,7 @@ VPPODEF vppo_status vppo_dependency_logits(const vppo_logits *orig, const vppo_l
     if (!dep) return VPPO_ERR_NULL;
     if (orig->n_rows != aug->n_rows || orig->vocab != aug->vocab) return VPPO_ERR_SIZE;
     if ((int)div < (int)VPPO_DIV_KL || (int)div > (int)VPPO_DIV_JS) return VPPO_ERR_PARAM;
-    job = vppo__job(vppo__vector_temperature(aug->temperature) ? vppo__kernels_for_rows(orig) : NULL, orig, NULL);
+    job = vppo__job(vppo__kernels_for_temperature(aug->temperature) ? vppo__kernels_for_temperature(orig->temperature) : NULL, orig, NULL);
     job.y = aug;
     job.div = div;
     job.out_a = dep;
@@ -1563,7 +1565,7 @@ VPPODEF vppo_status vppo_logprobs(const vppo_logits *x, const int32_t *ids,
     if ((st = vppo__check_logits(x)) != VPPO_OK) return st;
     if (logp && !ids) return VPPO_ERR_NULL;
     if (logp && (st = vppo__check_ids(ids, x->n_rows, x->vocab)) != VPPO_OK) return st;
-    job = vppo__job(vppo__kernels_for_rows(x), x, ids);
+    job = vppo__job(vppo__kernels_for_temperature(x->temperature), x, ids);
     job.out_a = logp;
     job.out_b = lse;
     job.out_c = entropy;
@@ -1699,7 +1701,7 @@ VPPODEF vppo_status vppo_logprobs_backward(const vppo_logits *x, const int32_t *
     if ((st = vppo__check_finite_array(entropy, x->n_rows)) != VPPO_OK) return st;
     if ((st = vppo__check_finite_array(dlogp, x->n_rows)) != VPPO_OK) return st;
     if ((st = vppo__check_finite_array(dentropy, x->n_rows)) != VPPO_OK) return st;
-    job = vppo__job(vppo__kernels_for_rows(x), x, ids);
+    job = vppo__job(vppo__kernels_for_temperature(x->temperature), x, ids);
     job.lse = lse;
     job.entropy = entropy;
     job.dlogp = dlogp;
@@ -2830,9 +2832,8 @@ static double vppo__hsum_lanes(const float *lane, int w)
 #define VPPO__SHL(I)      VPPO__PICK(I, _mm_slli_epi32,      _mm256_slli_epi32,    _mm512_slli_epi32,     vshlq_n_u32)
 #define VPPO__SHR(I)      VPPO__PICK(I, _mm_srli_epi32,      _mm256_srli_epi32,    _mm512_srli_epi32,     vshrq_n_u32)
 #define VPPO__ITOF(I)     VPPO__PICK(I, _mm_cvtepi32_ps,     _mm256_cvtepi32_ps,   _mm512_cvtepi32_ps,    VPPO__NEON_ITOF)
-/* 16-bit data: W halves widened to 32-bit lanes; W f16 to float; the high halves of W
-   32-bit lanes stored as W halves */
-#define VPPO__LOAD16(I)   VPPO__PICK(I, VPPO__SSE2_LOAD16,   VPPO__AVX2_LOAD16,    VPPO__AVX512_LOAD16,   VPPO__NEON_LOAD16)
+/* 16-bit data: W bf16 or W f16 to float; the high halves of W 32-bit lanes stored as W halves */
+#define VPPO__LOADBF16(I) VPPO__PICK(I, VPPO__SSE2_LOADBF16, VPPO__AVX2_LOADBF16,  VPPO__AVX512_LOADBF16, VPPO__NEON_LOADBF16)
 #define VPPO__LOADF16(I)  VPPO__PICK(I, VPPO__SSE2_LOADF16,  VPPO__AVX2_LOADF16,   VPPO__AVX512_LOADF16,  VPPO__NEON_LOADF16)
 #define VPPO__STHIGH16(I) VPPO__PICK(I, VPPO__SSE2_STHIGH16, VPPO__AVX2_STHIGH16,  VPPO__AVX512_STHIGH16, VPPO__NEON_STHIGH16)
 
@@ -2841,8 +2842,8 @@ static double vppo__hsum_lanes(const float *lane, int w)
 #define VPPO__SSE2_FNMA(a, b, c) _mm_sub_ps(c, _mm_mul_ps(a, b))
 #define VPPO__SSE2_NFMS(a, b, c) _mm_sub_ps(_mm_setzero_ps(), _mm_add_ps(c, _mm_mul_ps(a, b)))
 #define VPPO__SSE2_SELECT(m, a, b) _mm_or_ps(_mm_andnot_ps(m, b), _mm_and_ps(m, a))
-#define VPPO__SSE2_LOAD16(p) _mm_unpacklo_epi16(_mm_loadl_epi64((const __m128i *)(p)), _mm_setzero_si128())
-#define VPPO__SSE2_LOADF16(p) vppo__sse2_f16(VPPO__SSE2_LOAD16(p))
+#define VPPO__SSE2_LOADBF16(p) _mm_castsi128_ps(_mm_unpacklo_epi16(_mm_setzero_si128(), _mm_loadl_epi64((const __m128i *)(p))))
+#define VPPO__SSE2_LOADF16(p) vppo__sse2_f16(_mm_unpacklo_epi16(_mm_loadl_epi64((const __m128i *)(p)), _mm_setzero_si128()))
 #define VPPO__SSE2_STHIGH16(p, x) \
     _mm_storel_epi64((__m128i *)(p), _mm_packs_epi32(_mm_srai_epi32(x, 16), _mm_srai_epi32(x, 16)))
 #define VPPO__AVX2_GE(a, b) _mm256_cmp_ps(a, b, _CMP_GE_OQ)
@@ -2850,7 +2851,8 @@ static double vppo__hsum_lanes(const float *lane, int w)
 #define VPPO__AVX2_EQ(a, b) _mm256_cmp_ps(a, b, _CMP_EQ_OQ)
 #define VPPO__AVX2_NLT(a, b) _mm256_cmp_ps(a, b, _CMP_NLT_UQ)
 #define VPPO__AVX2_SELECT(m, a, b) _mm256_blendv_ps(b, a, m)
-#define VPPO__AVX2_LOAD16(p) _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p)))
+#define VPPO__AVX2_LOADBF16(p) \
+    _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
 #define VPPO__AVX2_LOADF16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 #define VPPO__AVX2_STHIGH16(p, x) _mm_storeu_si128((__m128i *)(p), \
     _mm_packs_epi32(_mm256_castsi256_si128(_mm256_srai_epi32(x, 16)), _mm256_extracti128_si256(_mm256_srai_epi32(x, 16), 1)))
@@ -2861,7 +2863,8 @@ static double vppo__hsum_lanes(const float *lane, int w)
 #define VPPO__AVX512_MAND(a, b) ((__mmask16)((a) & (b)))
 #define VPPO__AVX512_MOR(a, b) ((__mmask16)((a) | (b)))
 #define VPPO__AVX512_SELECT(m, a, b) _mm512_mask_blend_ps(m, b, a)
-#define VPPO__AVX512_LOAD16(p) _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p)))
+#define VPPO__AVX512_LOADBF16(p) \
+    _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))
 #define VPPO__AVX512_LOADF16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
 #define VPPO__AVX512_STHIGH16(p, x) _mm256_storeu_si256((__m256i *)(p), _mm512_cvtepi32_epi16(_mm512_srli_epi32(x, 16)))
 #define VPPO__NEON_FMA(a, b, c) vfmaq_f32(c, a, b)
@@ -2870,7 +2873,7 @@ static double vppo__hsum_lanes(const float *lane, int w)
 #define VPPO__NEON_NLT(a, b) vmvnq_u32(vcltq_f32(a, b))
 #define VPPO__NEON_KEEP(m, a) vreinterpretq_f32_u32(vandq_u32(m, vreinterpretq_u32_f32(a)))
 #define VPPO__NEON_ITOF(x) vcvtq_f32_s32(vreinterpretq_s32_u32(x))
-#define VPPO__NEON_LOAD16(p) vmovl_u16(vld1_u16(p))
+#define VPPO__NEON_LOADBF16(p) vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16))
 #define VPPO__NEON_LOADF16(p) vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)))
 #define VPPO__NEON_STHIGH16(p, x) vst1_u16(p, vshrn_n_u32(x, 16))
 
@@ -2935,7 +2938,7 @@ ATTR static double vppo__##I##_hsum(VPPO__V(I) *a) \
 ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_load(const void *src, vppo_dtype dt, int64_t i) \
 { \
     if (dt == VPPO_F32) return VPPO__LOADU(I)((const float *)src + i); \
-    if (dt == VPPO_BF16) return VPPO__FLOAT(I)(VPPO__SHL(I)(VPPO__LOAD16(I)((const uint16_t *)src + i), 16)); \
+    if (dt == VPPO_BF16) return VPPO__LOADBF16(I)((const uint16_t *)src + i); \
     return VPPO__LOADF16(I)((const uint16_t *)src + i); \
 } \
 \
@@ -2987,7 +2990,8 @@ ATTR static void vppo__##I##_sumexp(const float *u, int64_t n, float m, float s,
     out[1] = vppo__##I##_hsum(cen); \
 } \
 \
-ATTR static int vppo__##I##_kl(const float *u, const float *v, int64_t n, const vppo__kl_args *c, double out[3]) \
+ATTR static int vppo__##I##_kl(const float *u, const float *v, int64_t n, const vppo__kl_args *c, \
+    vppo__kl_sums *out) \
 { \
     const VPPO__V(I) mu = VPPO__SET1(I)(c->mu), su = VPPO__SET1(I)(c->su); \
     const VPPO__V(I) mv = VPPO__SET1(I)(c->mv), sv = VPPO__SET1(I)(c->sv); \
@@ -3008,9 +3012,9 @@ ATTR static int vppo__##I##_kl(const float *u, const float *v, int64_t n, const 
             df[k] = VPPO__FMA(I)(eu, VPPO__SUB(I)(du, dv), df[k]); \
             inf = VPPO__MOR(I)(inf, VPPO__MAND(I)(VPPO__GT(I)(zu, ninf), VPPO__EQ(I)(zv, ninf))); \
         } \
-    out[0] = vppo__##I##_hsum(pu); \
-    out[1] = vppo__##I##_hsum(qv); \
-    out[2] = vppo__##I##_hsum(df); \
+    out->su = vppo__##I##_hsum(pu); \
+    out->sv = vppo__##I##_hsum(qv); \
+    out->diff = vppo__##I##_hsum(df); \
     return VPPO__MANY(I)(inf) != 0; \
 } \
 \
@@ -3137,7 +3141,7 @@ static void vppo__c_sumexp(const float *u, int64_t n, float m, float s, double o
     out[1] = cen;
 }
 
-static int vppo__c_kl(const float *u, const float *v, int64_t n, const vppo__kl_args *c, double out[3])
+static int vppo__c_kl(const float *u, const float *v, int64_t n, const vppo__kl_args *c, vppo__kl_sums *out)
 {
     double pu = 0.0, qv = 0.0, df = 0.0;
     int64_t i;
@@ -3150,7 +3154,7 @@ static int vppo__c_kl(const float *u, const float *v, int64_t n, const vppo__kl_
         if (v[i] == -HUGE_VALF) inf = 1;
         else df += exp(du) * (du - dv);
     }
-    out[0] = pu; out[1] = qv; out[2] = df;
+    out->su = pu; out->sv = qv; out->diff = df;
     return inf;
 }
 
@@ -3250,25 +3254,20 @@ static vppo_isa vppo__isa_best(void)
     return VPPO_ISA_SCALAR;
 }
 
-/* The kernels for rows of x, or NULL for the scalar reference: the scalar path is also
+/* The active ISA's kernels, or NULL for the scalar reference: the scalar path is also
    taken when 1/temperature is not a normal float (temperature below ~3e-39 or above
    ~8.5e37), where the float block arithmetic would lose its accuracy. */
-static int vppo__vector_temperature(float temperature)
+static const vppo__kernels *vppo__kernels_for_temperature(float temperature)
 {
     const double s = 1.0 / (double)temperature;
-    return s >= FLT_MIN && s <= FLT_MAX;
-}
-
-static const vppo__kernels *vppo__kernels_for_rows(const vppo_logits *x)
-{
-    return vppo__vector_temperature(x->temperature) ? vppo__kernels_for(vppo_isa_active()) : NULL;
+    return s >= FLT_MIN && s <= FLT_MAX ? vppo__kernels_for(vppo_isa_active()) : NULL;
 }
 
 /* The linear head always runs the block kernels: the portable C ones when the active
    ISA (or the temperature) calls for the scalar path. */
 static const vppo__kernels *vppo__lin_kernels(float temperature)
 {
-    const vppo__kernels *k = vppo__vector_temperature(temperature) ? vppo__kernels_for(vppo_isa_active()) : NULL;
+    const vppo__kernels *k = vppo__kernels_for_temperature(temperature);
     return k ? k : &vppo__kernels_c;
 }
 

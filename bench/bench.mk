@@ -102,3 +102,21 @@ ifneq ($(and $(A64CC),$(QEMU_A64)),)
 else
 	@echo "== aarch64-linux-gnu-gcc or qemu-aarch64 missing: bitcheck-aarch64 not run"
 endif
+
+# ------------------------------------------------------------------ bench-ab
+#   make bench-ab               bench/abcompare.c: the logits kernels of BITCHECK_BASE's vppo.h
+#                               (default main) and of ./vppo.h linked into one program and
+#                               called alternately; new/base of the fastest call per row and
+#                               the geometric mean per ISA. BENCH_AB_CALLS: calls per side.
+BENCH_AB_CALLS ?= 30
+.PHONY: bench-ab
+
+$(BUILD)/abcompare: bench/abcompare.c vppo.h $(BUILD)/bitcheck_base.h | $(BUILD)
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) -DAB_SIDE=base -DAB_HEADER='"$(CURDIR)/$(BUILD)/bitcheck_base.h"' \
+	    -c bench/abcompare.c -o $(BUILD)/abcompare_base.o
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) -DAB_SIDE=new -c bench/abcompare.c -o $(BUILD)/abcompare_new.o
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) $(OPT) -D_POSIX_C_SOURCE=199309L -DAB_MAIN -c bench/abcompare.c -o $(BUILD)/abcompare_main.o
+	$(BENCH_CC) -o $@ $(BUILD)/abcompare_main.o $(BUILD)/abcompare_base.o $(BUILD)/abcompare_new.o $(LDLIBS)
+
+bench-ab: $(BUILD)/abcompare
+	./$(BUILD)/abcompare $(BENCH_AB_CALLS)
