@@ -55,17 +55,22 @@ $(BUILD)/test_clang: $(TEST_DEP) | $(BUILD)
 $(BUILD)/test_cxx: $(TEST_DEP) | $(BUILD)
 	g++ -x c++ $(CXXSTD) $(WARN) $(OPT) -o $@ $(TEST_SRC) $(LDLIBS)
 
+# $(call every_isa,BINARY,LABEL,LOG[,RUN]): the suite BINARY once per ISA it can run here
+# (--list-isas), started through RUN if given (a loader, an emulator), each run logged to
+# LOG_<isa>.log; shows failures and the summary only.
+every_isa = for isa in $$($(4) ./$(1) --list-isas); do \
+	    echo "== suite, $(2), VPPO_TEST_ISA=$$isa"; \
+	    VPPO_TEST_ISA=$$isa $(4) ./$(1) > $(3)_$$isa.log 2>&1; rc=$$?; \
+	    grep -v '^  ok' $(3)_$$isa.log | grep -v '^        '; \
+	    [ $$rc -eq 0 ] || exit 1; \
+	done
+
 # The gcc build runs the whole suite once per ISA this machine can run (the default one
 # first, with every line shown; the others show failures and the summary).
 test-gcc: $(BUILD)/test_gcc
 	@echo "== suite, gcc -std=c99, default ISA"
 	./$(BUILD)/test_gcc
-	@for isa in $$(./$(BUILD)/test_gcc --list-isas); do \
-	    echo "== suite, gcc -std=c99, VPPO_TEST_ISA=$$isa"; \
-	    VPPO_TEST_ISA=$$isa ./$(BUILD)/test_gcc > $(BUILD)/test_$$isa.log 2>&1; rc=$$?; \
-	    grep -v '^  ok' $(BUILD)/test_$$isa.log | grep -v '^        vexp'; \
-	    [ $$rc -eq 0 ] || exit 1; \
-	done
+	@$(call every_isa,$(BUILD)/test_gcc,gcc -std=c99,$(BUILD)/test)
 
 # OpenMP (the thread-count determinism test runs 1, 2 and 3 threads) and a scalar-only build.
 $(BUILD)/test_omp: $(TEST_DEP) | $(BUILD)
@@ -155,7 +160,20 @@ ifneq ($(CLANGXX),)
 endif
 	@echo "compile tests: ok"
 
-test: test-compile test-gcc test-clang test-cxx test-omp test-nosimd test-openblas test-cuda-emu \
+# Every section reference (§N, §N.M) in the tree must name a heading of docs/spec.md. The
+# checker must also reject sections 99 and 2.99, which have none (written as octal escapes
+# here so that this file holds no unresolved reference itself).
+REF_PATHS := vppo.h vppo_cuda.h vppo_cuda.cu README.md Makefile tests bench examples docs
+.PHONY: check-refs
+check-refs: | $(BUILD)
+	@sh tests/check_refs.sh docs/spec.md $(REF_PATHS)
+	@printf 'see \302\24799 and \302\2472.99\n' > $(BUILD)/check_refs_bad.txt
+	@! sh tests/check_refs.sh docs/spec.md $(BUILD)/check_refs_bad.txt > $(BUILD)/check_refs_bad.log \
+	    || { echo "check-refs: the checker accepted unknown sections"; exit 1; }
+	@test "$$(grep -c 'has no heading' $(BUILD)/check_refs_bad.log)" = 2 \
+	    || { cat $(BUILD)/check_refs_bad.log; echo "check-refs: the checker did not name both unknown sections"; exit 1; }
+
+test: check-refs test-compile test-gcc test-clang test-cxx test-omp test-nosimd test-openblas test-cuda-emu \
       test-cuda-emu-selftest test-toy examples-check
 	@echo "== make test: every build passed"
 

@@ -637,6 +637,10 @@ extern "C" {
 #define VPPO__CHUNK 256
 
 static int vppo__finite(double x) { return x - x == 0.0; }   /* false for NaN and +-inf */
+/* Whether an enum argument lies in [lo, hi]. A function rather than `(int)e < lo` in place:
+   where enums are short and unsigned (arm-none-eabi), that comparison is always false for
+   lo = 0 and -Wtype-limits says so; through a parameter the check is the same everywhere. */
+static int vppo__enum_in(int v, int lo, int hi) { return v >= lo && v <= hi; }
 static double vppo__clamp(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
 static double vppo__max(double a, double b) { return a > b ? a : b; }
 static int64_t vppo__min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -912,7 +916,7 @@ static vppo_status vppo__check_sampled(const vppo_seqs *s, const float *logp, co
 {
     int64_t t;
     vppo_status st;
-    if ((int)est < (int)VPPO_EST_K3 || (int)est > (int)VPPO_EST_PROB_DROP) return VPPO_ERR_PARAM;
+    if (!vppo__enum_in((int)est, VPPO_EST_K3, VPPO_EST_PROB_DROP)) return VPPO_ERR_PARAM;
     if ((st = vppo__check_values(s, logp, 1)) != VPPO_OK) return st;
     if ((st = vppo__check_values(s, logp_aug, 1)) != VPPO_OK) return st;
     for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t) {
@@ -986,7 +990,7 @@ static size_t vppo__dtype_size(vppo_dtype dt) { return dt == VPPO_F32 ? 4 : 2; }
 static vppo_status vppo__check_logits(const vppo_logits *x)
 {
     if (!x || !x->data) return VPPO_ERR_NULL;
-    if ((int)x->dtype < (int)VPPO_F32 || (int)x->dtype > (int)VPPO_F16) return VPPO_ERR_PARAM;
+    if (!vppo__enum_in((int)x->dtype, VPPO_F32, VPPO_F16)) return VPPO_ERR_PARAM;
     if (x->n_rows < 0 || x->vocab < 1 || x->row_stride < x->vocab) return VPPO_ERR_SIZE;
     if (x->n_rows > 0 && x->row_stride > (VPPO__MAX_INDEX - x->vocab) / x->n_rows) return VPPO_ERR_SIZE;
     if (!(x->temperature > 0.0f) || !vppo__finite(x->temperature)) return VPPO_ERR_PARAM;
@@ -1489,7 +1493,7 @@ VPPODEF vppo_status vppo_dependency_logits(const vppo_logits *orig, const vppo_l
     if ((st = vppo__check_logits(aug)) != VPPO_OK) return st;
     if (!dep) return VPPO_ERR_NULL;
     if (orig->n_rows != aug->n_rows || orig->vocab != aug->vocab) return VPPO_ERR_SIZE;
-    if ((int)div < (int)VPPO_DIV_KL || (int)div > (int)VPPO_DIV_JS) return VPPO_ERR_PARAM;
+    if (!vppo__enum_in((int)div, VPPO_DIV_KL, VPPO_DIV_JS)) return VPPO_ERR_PARAM;
     job = vppo__job(vppo__kernels_for_temperature(aug->temperature) ? vppo__kernels_for_temperature(orig->temperature) : NULL, orig, NULL);
     job.y = aug;
     job.div = div;
@@ -1757,7 +1761,7 @@ VPPODEF vppo_status vppo_group_advantages(const vppo_seqs *groups, const float *
     vppo_status st = vppo__check_seqs(groups);
     if (st != VPPO_OK) return st;
     if (!rewards || !adv) return VPPO_ERR_NULL;
-    if ((int)kind < (int)VPPO_ADV_GRPO || (int)kind > (int)VPPO_ADV_GRPO_PASSK) return VPPO_ERR_PARAM;
+    if (!vppo__enum_in((int)kind, VPPO_ADV_GRPO, VPPO_ADV_GRPO_PASSK)) return VPPO_ERR_PARAM;
     if (!vppo__finite(eps) || eps < 0.0f) return VPPO_ERR_PARAM;
     if ((st = vppo__check_groups(groups, rewards, 1)) != VPPO_OK) return st;
 
@@ -2119,14 +2123,14 @@ static vppo_status vppo__check_loss_config(const vppo_loss_config *c)
     if (!(c->clip_low >= 0.0f && c->clip_low <= 1.0f)) return VPPO_ERR_PARAM;
     if (!(c->clip_high >= 0.0f) || !vppo__finite(c->clip_high)) return VPPO_ERR_PARAM;
     if (!(c->clip_dual == 0.0f || (c->clip_dual > 1.0f && vppo__finite(c->clip_dual)))) return VPPO_ERR_PARAM;
-    if ((int)c->pg_kind < (int)VPPO_PG_CLIP || (int)c->pg_kind > (int)VPPO_PG_CISPO) return VPPO_ERR_PARAM;
-    if ((int)c->ratio_level < (int)VPPO_RATIO_TOKEN || (int)c->ratio_level > (int)VPPO_RATIO_SEQ_TOKEN)
+    if (!vppo__enum_in((int)c->pg_kind, VPPO_PG_CLIP, VPPO_PG_CISPO)) return VPPO_ERR_PARAM;
+    if (!vppo__enum_in((int)c->ratio_level, VPPO_RATIO_TOKEN, VPPO_RATIO_SEQ_TOKEN))
         return VPPO_ERR_PARAM;
-    if ((int)c->agg < (int)VPPO_AGG_TOKEN_MEAN || (int)c->agg > (int)VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM)
+    if (!vppo__enum_in((int)c->agg, VPPO_AGG_TOKEN_MEAN, VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM))
         return VPPO_ERR_PARAM;
     if (c->agg == VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM && !(c->agg_norm > 0.0 && vppo__finite(c->agg_norm)))
         return VPPO_ERR_PARAM;
-    if ((int)c->kl_kind < (int)VPPO_KL_NONE || (int)c->kl_kind > (int)VPPO_KL_K3) return VPPO_ERR_PARAM;
+    if (!vppo__enum_in((int)c->kl_kind, VPPO_KL_NONE, VPPO_KL_K3)) return VPPO_ERR_PARAM;
     if (!(c->kl_coef >= 0.0f) || !vppo__finite(c->kl_coef)) return VPPO_ERR_PARAM;
     if (!vppo__finite(c->entropy_coef)) return VPPO_ERR_PARAM;
     if (!(c->denom >= 0.0) || !vppo__finite(c->denom)) return VPPO_ERR_PARAM;
@@ -2329,7 +2333,7 @@ static vppo_status vppo__check_prepare(const vppo_config *cfg, const vppo_seqs *
     else if (!cfg->use_tas && !cfg->use_tgf) *source = VPPO__DEP_ZERO;
     else return VPPO_ERR_NULL;
     if (*source == VPPO__DEP_SAMPLED &&
-        ((int)cfg->estimator < (int)VPPO_EST_K3 || (int)cfg->estimator > (int)VPPO_EST_PROB_DROP))
+        (!vppo__enum_in((int)cfg->estimator, VPPO_EST_K3, VPPO_EST_PROB_DROP)))
         return VPPO_ERR_PARAM;
     if (cfg->use_tas && (st = vppo__check_tas_config(&cfg->tas)) != VPPO_OK) return st;
     if (cfg->use_tgf && !(cfg->topk_ratio >= 0.0 && cfg->topk_ratio <= 1.0)) return VPPO_ERR_PARAM;
@@ -2611,7 +2615,7 @@ VPPODEF vppo_status vppo_linear_dependency(const float *hidden, const float *hid
     vppo_status st = vppo__lin_check(hidden, weight, n, d, vocab, temperature, work, work_bytes, &pl);
     if (st != VPPO_OK) return st;
     if (!hidden_aug || !dep) return VPPO_ERR_NULL;
-    if ((int)div < (int)VPPO_DIV_KL || (int)div > (int)VPPO_DIV_JS) return VPPO_ERR_PARAM;
+    if (!vppo__enum_in((int)div, VPPO_DIV_KL, VPPO_DIV_JS)) return VPPO_ERR_PARAM;
     if (vppo__check_finite_array(hidden_aug, n * d) != VPPO_OK) return VPPO_ERR_NONFINITE;
     for (i = 0; i < n; ++i) vppo__pair_init(&pl.row[i].pair);
     /* pass 0: both normalisers (and KL); pass 1, JS only: the terms */
@@ -3279,7 +3283,7 @@ VPPODEF vppo_isa vppo_isa_active(void)
 
 VPPODEF vppo_status vppo_isa_select(vppo_isa isa)
 {
-    if ((int)isa < (int)VPPO_ISA_SCALAR || (int)isa > (int)VPPO_ISA_NEON) return VPPO_ERR_PARAM;
+    if (!vppo__enum_in((int)isa, VPPO_ISA_SCALAR, VPPO_ISA_NEON)) return VPPO_ERR_PARAM;
     if (isa != VPPO_ISA_SCALAR && (!vppo__kernels_for(isa) || !vppo__isa_supported(isa)))
         return VPPO_ERR_UNSUPPORTED;
     vppo__isa_current = (int)isa;

@@ -16,7 +16,7 @@
  *              F32 out to a separate buffer, and in place)
  *   topk       vppo_topk_mask vs per-sequence qsort
  *   step       vppo_step (and its two halves) vs memcpy of its inputs
- *   linear     the fused linear head (SPEC 9) vs materialised logits + the logits kernel
+ *   linear     the fused linear head (spec §9) vs materialised logits + the logits kernel
  *              (compile out with -DBENCH_NO_LINEAR)
  *
  * Every time is the median of the repetitions after one warm-up call. The logits
@@ -27,6 +27,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define VPPO_IMPLEMENTATION
 #include "../vppo.h"
+#include "bench_common.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -37,6 +38,9 @@
 
 #ifdef _OPENMP
 #include <omp.h>
+#define PARALLEL_FOR _Pragma("omp parallel for schedule(static)")   /* rows split over threads */
+#else
+#define PARALLEL_FOR
 #endif
 #ifdef VPPO_USE_CBLAS
 #include <cblas.h>
@@ -69,15 +73,7 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void *xmalloc(size_t bytes)
-{
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "bench: out of memory (%.1f MiB)\n", (double)bytes / 1048576.0);
-        exit(1);
-    }
-    return p;
-}
+static void *xmalloc(size_t bytes) { return bench_alloc("bench", bytes); }
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -405,70 +401,68 @@ static double ref_row_sumexp(const void *row, int bf16, int64_t V, float invT, f
     return s;
 }
 
-/* dep[r] = KL(P || Q) */
-static void ref_kl(const vppo_logits *x, const vppo_logits *y, float *dep)
+/* Row r of x after passes 1 and 2: where it is, and its lse. */
+typedef struct ref_row { const void *p; int bf16; int64_t V; float invT, lse; } ref_row;
+
+static ref_row ref_row_open(const vppo_logits *x, int64_t r)
 {
-    int64_t r, i, V = x->vocab;
-    int bx = x->dtype == VPPO_BF16, by = y->dtype == VPPO_BF16;
-    float ix = 1.0f / x->temperature, iy = 1.0f / y->temperature;
-    for (r = 0; r < x->n_rows; ++r) {
-        const void *a = row_ptr(x, r), *b = row_ptr(y, r);
-        float ma = ref_row_max(a, bx, V, ix), mb = ref_row_max(b, by, V, iy);
-        float la = ma + (float)log(ref_row_sumexp(a, bx, V, ix, ma));
-        float lb = mb + (float)log(ref_row_sumexp(b, by, V, iy, mb));
-        double kl = 0.0;
-        for (i = 0; i < V; ++i) {
-            float lp = elem(a, bx, i) * ix - la, lq = elem(b, by, i) * iy - lb;
-            float p = expf(lp);
-            if (p > 0.0f) kl += p * (lp - lq);
-        }
-        dep[r] = kl > 0.0 ? (float)kl : 0.0f;
-    }
+    ref_row a;
+    float m;
+    a.p = row_ptr(x, r); a.bf16 = x->dtype == VPPO_BF16; a.V = x->vocab; a.invT = 1.0f / x->temperature;
+    m = ref_row_max(a.p, a.bf16, a.V, a.invT);
+    a.lse = m + (float)log(ref_row_sumexp(a.p, a.bf16, a.V, a.invT, m));
+    return a;
 }
 
-/* dep[r] = JS(P, Q) */
-static void ref_js(const vppo_logits *x, const vppo_logits *y, float *dep)
+static float ref_logp(const ref_row *a, int64_t i) { return elem(a->p, a->bf16, i) * a->invT - a->lse; }
+
+/* The term of entry i in KL(P || Q) and in JS(P, Q), from its two log-probabilities. */
+static double kl_term(float lp, float lq)
 {
-    int64_t r, i, V = x->vocab;
-    int bx = x->dtype == VPPO_BF16, by = y->dtype == VPPO_BF16;
-    float ix = 1.0f / x->temperature, iy = 1.0f / y->temperature;
+    float p = expf(lp);
+    return p > 0.0f ? p * (lp - lq) : 0.0;
+}
+
+static double js_term(float lp, float lq)
+{
+    float p = expf(lp), q = expf(lq), m = 0.5f * (p + q), lm;
+    double t = 0.0;
+    if (!(m > 0.0f)) return 0.0;
+    lm = logf(m);
+    if (p > 0.0f) t += 0.5f * p * (lp - lm);
+    if (q > 0.0f) t += 0.5f * q * (lq - lm);
+    return t;
+}
+
+/* dep[r] = KL(P || Q), or JS(P, Q) when js (pass 3: the sum of the terms) */
+static void ref_divergence(const vppo_logits *x, const vppo_logits *y, int js, float *dep)
+{
+    int64_t r, i;
     for (r = 0; r < x->n_rows; ++r) {
-        const void *a = row_ptr(x, r), *b = row_ptr(y, r);
-        float ma = ref_row_max(a, bx, V, ix), mb = ref_row_max(b, by, V, iy);
-        float la = ma + (float)log(ref_row_sumexp(a, bx, V, ix, ma));
-        float lb = mb + (float)log(ref_row_sumexp(b, by, V, iy, mb));
-        double js = 0.0;
-        for (i = 0; i < V; ++i) {
-            float lp = elem(a, bx, i) * ix - la, lq = elem(b, by, i) * iy - lb;
-            float p = expf(lp), q = expf(lq), m = 0.5f * (p + q);
-            if (m > 0.0f) {
-                float lm = logf(m);
-                if (p > 0.0f) js += 0.5f * p * (lp - lm);
-                if (q > 0.0f) js += 0.5f * q * (lq - lm);
-            }
+        const ref_row a = ref_row_open(x, r), b = ref_row_open(y, r);
+        double sum = 0.0;
+        for (i = 0; i < a.V; ++i) {
+            float lp = ref_logp(&a, i), lq = ref_logp(&b, i);
+            sum += js ? js_term(lp, lq) : kl_term(lp, lq);
         }
-        dep[r] = js > 0.0 ? (float)js : 0.0f;
+        dep[r] = sum > 0.0 ? (float)sum : 0.0f;
     }
 }
 
 /* lse, entropy, logp */
 static void ref_logprobs(const vppo_logits *x, const int32_t *ids, float *logp, float *lse, float *ent)
 {
-    int64_t r, i, V = x->vocab;
-    int bx = x->dtype == VPPO_BF16;
-    float ix = 1.0f / x->temperature;
+    int64_t r, i;
     for (r = 0; r < x->n_rows; ++r) {
-        const void *a = row_ptr(x, r);
-        float m = ref_row_max(a, bx, V, ix);
-        float l = m + (float)log(ref_row_sumexp(a, bx, V, ix, m));
+        const ref_row a = ref_row_open(x, r);
         double h = 0.0;
-        for (i = 0; i < V; ++i) {
-            float lp = elem(a, bx, i) * ix - l, p = expf(lp);
+        for (i = 0; i < a.V; ++i) {
+            float lp = ref_logp(&a, i), p = expf(lp);
             if (p > 0.0f) h -= p * lp;
         }
-        lse[r] = l;
+        lse[r] = a.lse;
         ent[r] = (float)h;
-        logp[r] = elem(a, bx, ids[r]) * ix - l;
+        logp[r] = ref_logp(&a, ids[r]);
     }
 }
 
@@ -554,8 +548,8 @@ static void ref_run(void *v)
 {
     ref_ctx *c = (ref_ctx *)v;
     switch (c->kind) {
-    case K_KL: ref_kl(c->x, c->y, c->o1); break;
-    case K_JS: ref_js(c->x, c->y, c->o1); break;
+    case K_KL: ref_divergence(c->x, c->y, 0, c->o1); break;
+    case K_JS: ref_divergence(c->x, c->y, 1, c->o1); break;
     case K_LP_FULL: case K_LP_LSE: ref_logprobs(c->x, c->ids, c->o1, c->o2, c->o3); break;
     default: ref_backward(c->x, c->ids, c->dlogp, c->dent, c->grad); break;
     }
@@ -660,7 +654,7 @@ static void table_units(void)
            "loop over the same bytes and buffers, same thread count (1.0 = at memory speed).\n"
            "3-pass/k: time of the three-pass f32 C reference (1 thread) / kernel time.\n"
            "max|err|: largest |kernel - reference| over the outputs (the reference: f32 element\n"
-           "math, double sums; a sanity check, not the SPEC 12 accuracy bound).\n\n");
+           "math, double sums; a sanity check, not the spec §12 accuracy bound).\n\n");
 }
 
 /* Times the three-pass reference of `kind` (1 thread) and leaves its outputs in L->ref*
@@ -779,69 +773,70 @@ static void logits_data(void)
     g_ld_ready = 1;
 }
 
-static void bench_dep(void)
+/* One logits table: for both vocabularies and both dtypes, `cell` times its kernels on the
+   original logits x (and the perturbed y); grads: the gradient buffers are needed. */
+typedef void (*logits_cell)(ldata *L, vppo_dtype dt, const vppo_logits *x, const vppo_logits *y);
+
+static void logits_table(const char *title, logits_cell cell, int grads)
 {
     int v, d;
     logits_data();
-    table_head("vppo_dependency_logits (KL(P||Q) per row; JS: f32, default ISA, 1 thread)");
+    table_head(title);
     for (v = 0; v < 2; ++v) {
         ldata *L = &g_ld[v];
+        if (grads) ldata_grad_buffers(L);
         for (d = 0; d < 2; ++d) {
             vppo_dtype dt = d ? VPPO_BF16 : VPPO_F32;
             vppo_logits x = mk_logits(d ? (const void *)L->o16 : (const void *)L->o32, dt, L->n, L->V);
             vppo_logits y = mk_logits(d ? (const void *)L->a16 : (const void *)L->a32, dt, L->n, L->V);
-            double t_ref = run_ref(K_KL, L, &x, &y);
-            run_rows(K_KL, L, dt, t_ref, 1, 1);
-            if (dt == VPPO_F32) {
-                t_ref = run_ref(K_JS, L, &x, &y);
-                run_rows(K_JS, L, dt, t_ref, 0, 0);
-            }
+            cell(L, dt, &x, &y);
         }
     }
     table_units();
 }
 
-static void bench_logprobs(void)
+static void dep_cell(ldata *L, vppo_dtype dt, const vppo_logits *x, const vppo_logits *y)
 {
-    int v, d;
-    logits_data();
-    table_head("vppo_logprobs");
-    for (v = 0; v < 2; ++v) {
-        ldata *L = &g_ld[v];
-        for (d = 0; d < 2; ++d) {
-            vppo_dtype dt = d ? VPPO_BF16 : VPPO_F32;
-            vppo_logits x = mk_logits(d ? (const void *)L->o16 : (const void *)L->o32, dt, L->n, L->V);
-            double t_ref = run_ref(K_LP_FULL, L, &x, NULL);
-            run_rows(K_LP_FULL, L, dt, t_ref, 1, 1);
-            run_rows(K_LP_LSE, L, dt, t_ref, 1, 1);
-        }
+    double t_ref = run_ref(K_KL, L, x, y);
+    run_rows(K_KL, L, dt, t_ref, 1, 1);
+    if (dt == VPPO_F32) {
+        t_ref = run_ref(K_JS, L, x, y);
+        run_rows(K_JS, L, dt, t_ref, 0, 0);
     }
-    table_units();
 }
+
+static void logprobs_cell(ldata *L, vppo_dtype dt, const vppo_logits *x, const vppo_logits *y)
+{
+    double t_ref = run_ref(K_LP_FULL, L, x, NULL);
+    (void)y;
+    run_rows(K_LP_FULL, L, dt, t_ref, 1, 1);
+    run_rows(K_LP_LSE, L, dt, t_ref, 1, 1);
+}
+
+static void backward_cell(ldata *L, vppo_dtype dt, const vppo_logits *x, const vppo_logits *y)
+{
+    double t_ref;
+    vppo_status st = vppo_logprobs(x, NULL, NULL, L->lse, L->ent);
+    (void)y;
+    if (st != VPPO_OK) {
+        printf("| vppo_logprobs failed: %s |\n", vppo_status_string(st));
+        return;
+    }
+    t_ref = run_ref(K_BW_SEP, L, x, NULL);
+    run_rows(K_BW_SEP, L, dt, t_ref, 1, 1);
+    if (dt == VPPO_F32) run_rows(K_BW_INPLACE, L, dt, t_ref, 1, 1);
+}
+
+static void bench_dep(void)
+{
+    logits_table("vppo_dependency_logits (KL(P||Q) per row; JS: f32, default ISA, 1 thread)", dep_cell, 0);
+}
+
+static void bench_logprobs(void) { logits_table("vppo_logprobs", logprobs_cell, 0); }
 
 static void bench_backward(void)
 {
-    int v, d;
-    logits_data();
-    table_head("vppo_logprobs_backward (lse, entropy, dlogp, dentropy given; F32 gradient)");
-    for (v = 0; v < 2; ++v) {
-        ldata *L = &g_ld[v];
-        ldata_grad_buffers(L);
-        for (d = 0; d < 2; ++d) {
-            vppo_dtype dt = d ? VPPO_BF16 : VPPO_F32;
-            vppo_logits x = mk_logits(d ? (const void *)L->o16 : (const void *)L->o32, dt, L->n, L->V);
-            double t_ref;
-            vppo_status st = vppo_logprobs(&x, NULL, NULL, L->lse, L->ent);
-            if (st != VPPO_OK) {
-                printf("| vppo_logprobs failed: %s |\n", vppo_status_string(st));
-                continue;
-            }
-            t_ref = run_ref(K_BW_SEP, L, &x, NULL);
-            run_rows(K_BW_SEP, L, dt, t_ref, 1, 1);
-            if (dt == VPPO_F32) run_rows(K_BW_INPLACE, L, dt, t_ref, 1, 1);
-        }
-    }
-    table_units();
+    logits_table("vppo_logprobs_backward (lse, entropy, dlogp, dentropy given; F32 gradient)", backward_cell, 1);
     printf("The reference recomputes lse and the entropy (its pass 2 sums e and e*u); the kernel\n"
            "is given both. In place needs F32 logits, so it has f32 rows only; its bytes count the\n"
            "logits read and the gradient written over them.\n\n");
@@ -1140,23 +1135,39 @@ static void gemm_axpy4(int avx2, float *y, const float *x0, const float *x1, con
 }
 #endif /* !VPPO_USE_CBLAS */
 
+#ifdef VPPO_USE_CBLAS
+static const char *gemm_name(void) { return "cblas_sgemm"; }
+
+/* NT: C [n, V] = H [n, d] . W [V, d]^T. */
+static int gemm_nt(const float *H, const float *W, float *C, int64_t n, int64_t d, int64_t V)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)V, (int)d, 1.0f, H, (int)d,
+                W, (int)d, 0.0f, C, (int)V);
+    return 0;
+}
+
+/* NN: C [n, d] = G [n, V] . W [V, d]. */
+static void gemm_nn(const float *G, const float *W, float *C, int64_t n, int64_t d, int64_t V)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)V, 1.0f, G, (int)V,
+                W, (int)d, 0.0f, C, (int)d);
+}
+
+/* TN: D [V, d] += G [n, V]^T . H [n, d]. */
+static void gemm_tn_acc(const float *G, const float *H, float *D, int64_t n, int64_t d, int64_t V)
+{
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)V, (int)d, (int)n, 1.0f, G, (int)V,
+                H, (int)d, 1.0f, D, (int)d);
+}
+#else
 static const char *gemm_name(void)
 {
-#ifdef VPPO_USE_CBLAS
-    return "cblas_sgemm";
-#else
     return gemm_use_avx2() ? "the bench's blocked GEMM (avx2)" : "the bench's blocked GEMM (plain C)";
-#endif
 }
 
 /* NT: C [n, V] = H [n, d] . W [V, d]^T. Nonzero on allocation failure. */
 static int gemm_nt(const float *H, const float *W, float *C, int64_t n, int64_t d, int64_t V)
 {
-#ifdef VPPO_USE_CBLAS
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)V, (int)d, 1.0f, H, (int)d,
-                W, (int)d, 0.0f, C, (int)V);
-    return 0;
-#else
     int64_t nb = (V + GEMM_JB - 1) / GEMM_JB;
     int fail = 0, avx2 = gemm_use_avx2();
 #ifdef _OPENMP
@@ -1186,22 +1197,15 @@ static int gemm_nt(const float *H, const float *W, float *C, int64_t n, int64_t 
     }
     (void)avx2;
     return fail;
-#endif
 }
 
 /* NN: C [n, d] = G [n, V] . W [V, d]. */
 static void gemm_nn(const float *G, const float *W, float *C, int64_t n, int64_t d, int64_t V)
 {
-#ifdef VPPO_USE_CBLAS
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)V, 1.0f, G, (int)V,
-                W, (int)d, 0.0f, C, (int)d);
-#else
     int64_t i;
     int avx2 = gemm_use_avx2();
     memset(C, 0, (size_t)n * (size_t)d * sizeof(float));
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
-#endif
+    PARALLEL_FOR
     for (i = 0; i < n; i += 8) {   /* 8 rows of C (16 KiB at d = 512) against a block of W */
         int64_t ie = i + 8 < n ? i + 8 : n, jb, r, j;
         for (jb = 0; jb < V; jb += GEMM_JB) {
@@ -1217,21 +1221,14 @@ static void gemm_nn(const float *G, const float *W, float *C, int64_t n, int64_t
             }
         }
     }
-#endif
 }
 
 /* TN: D [V, d] += G [n, V]^T . H [n, d]. */
 static void gemm_tn_acc(const float *G, const float *H, float *D, int64_t n, int64_t d, int64_t V)
 {
-#ifdef VPPO_USE_CBLAS
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)V, (int)d, (int)n, 1.0f, G, (int)V,
-                H, (int)d, 1.0f, D, (int)d);
-#else
     int64_t jb;
     int avx2 = gemm_use_avx2();
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
-#endif
+    PARALLEL_FOR
     for (jb = 0; jb < V; jb += GEMM_JB) {   /* a block of D rows (128 KiB at d = 512) */
         int64_t je = jb + GEMM_JB < V ? jb + GEMM_JB : V, i, j;
         for (i = 0; i + 4 <= n; i += 4)
@@ -1243,8 +1240,8 @@ static void gemm_tn_acc(const float *G, const float *H, float *D, int64_t n, int
                 gemm_axpy4(avx2, D + j * d, H + i * d, H + i * d, H + i * d, H + i * d,
                            G[i * V + j], 0.0f, 0.0f, 0.0f, d);
     }
-#endif
 }
+#endif /* VPPO_USE_CBLAS */
 
 enum { LIN_LP_FUSED, LIN_LP_MAT, LIN_DEP_FUSED, LIN_DEP_MAT, LIN_BW_FUSED, LIN_BW_MAT };
 
@@ -1414,9 +1411,9 @@ static void bench_linear(void)
     vocabs[0] = g_quick ? 500 : 32000;
     vocabs[1] = g_quick ? 1000 : 151936;
 
-    printf("## Fused linear head (SPEC 9) vs materialised logits, n = %lld, d = %lld, %d thread%s\n\n",
+    printf("## Fused linear head (spec §9) vs materialised logits, n = %lld, d = %lld, %d thread%s\n\n",
            (long long)n, (long long)d, g_max_threads, g_max_threads == 1 ? "" : "s");
-    printf("materialised: the GEMMs with %s, and the logits kernels of SPEC 2 on\n"
+    printf("materialised: the GEMMs with %s, and the logits kernels of spec §2 on\n"
            "the n x V logits: vppo_logprobs; vppo_dependency_logits (KL); for the backward: the\n"
            "logits, vppo_logprobs_backward in place, dhidden = dlogits . W, dweight += dlogits^T . H.\n"
            "Every backward is given lse, entropy, dlogp and dentropy. Median of %d repetitions at\n"

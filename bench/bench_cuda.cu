@@ -1,4 +1,4 @@
-/* bench_cuda.cu - GPU benchmarks of vppo_cuda (vppo_cuda.h, SPEC §11), in the manner of
+/* bench_cuda.cu - GPU benchmarks of vppo_cuda (vppo_cuda.h, docs/spec.md §11), in the manner of
  * bench/bench.c: medians of several repetitions, every ratio measured side by side in
  * the same run, every result checked against the CPU library before its time is shown.
  *
@@ -34,7 +34,7 @@
  *
  * Checks: after timing, the outputs of the last call are compared with the CPU library
  * (vppo.h compiled into this file, scalar reference path) on a few rows, or on every
- * token for the step, within twice the SPEC §12 bounds (both sides are within them of
+ * token for the step, within twice the docs/spec.md §12 bounds (both sides are within them of
  * a float64 reference); a row that fails says WRONG and the program exits 1 at the end.
  * A failed vppo or CUDA call exits 1 at once with its message. Exit status: 0 when every
  * check passed, 1 on a failure, 2 on bad arguments or when there is no CUDA device.
@@ -49,6 +49,7 @@
 #define VPPO_IMPLEMENTATION
 #include "../vppo.h"
 #include "../vppo_cuda.h"
+#include "bench_common.h"
 
 #include <cuda_runtime.h>
 
@@ -121,15 +122,7 @@ static void *dev_alloc(size_t bytes)
     return p;
 }
 
-static void *host_alloc(size_t bytes)
-{
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "bench_cuda: out of host memory (%.1f MiB)\n", (double)bytes / 1048576.0);
-        exit(1);
-    }
-    return p;
-}
+static void *host_alloc(size_t bytes) { return bench_alloc("bench_cuda", bytes); }
 
 static void to_host(void *dst, const void *src, size_t bytes)
 {
@@ -648,6 +641,17 @@ typedef struct kctx {
 
 static const void *orig_of(const ldata *L, vppo_dtype dt) { return dt == VPPO_F32 ? (const void *)L->o32 : (const void *)L->o16; }
 static const void *aug_of(const ldata *L, vppo_dtype dt) { return dt == VPPO_F32 ? (const void *)L->a32 : (const void *)L->a16; }
+static int slot_of(vppo_dtype dt) { return dt == VPPO_F32 ? 0 : 1; }   /* index of lse[], ent[], have_lse[] */
+
+/* A call context on L's original logits of dtype dt. */
+static kctx kctx_make(ldata *L, vppo_dtype dt)
+{
+    kctx c;
+    memset(&c, 0, sizeof c);
+    c.L = L; c.dt = dt;
+    c.x = mk_logits(orig_of(L, dt), dt, L->n, L->V);
+    return c;
+}
 
 static void run_kl(void *v)
 {
@@ -667,7 +671,7 @@ static void run_kl(void *v)
 }
 
 /* KL of the check rows on the CPU (vppo_dependency_logits) vs L->dep on the GPU.
-   SPEC §12: |err| <= 1e-5 + 1e-4 |ref| for each side, so twice that between them. */
+   docs/spec.md §12: |err| <= 1e-5 + 1e-4 |ref| for each side, so twice that between them. */
 static cmp_result check_kl(ldata *L, vppo_dtype dt)
 {
     size_t es = dt == VPPO_F32 ? 4 : 2;
@@ -683,37 +687,45 @@ static cmp_result check_kl(ldata *L, vppo_dtype dt)
     return c;
 }
 
+/* One logits table: its title, then `cell` for f32 and for bf16 logits. */
+typedef void (*logits_cell)(ldata *L, vppo_dtype dt);
+
+static void logits_table(ldata *L, const char *title, logits_cell cell)
+{
+    table_head(title);
+    cell(L, VPPO_F32);
+    cell(L, VPPO_BF16);
+}
+
+static void dep_cell(ldata *L, vppo_dtype dt)
+{
+    size_t es = dt == VPPO_BF16 ? 2 : 4;
+    /* bytes: both matrices read once, one float written per row */
+    double bytes = 2.0 * (double)L->n * (double)L->V * (double)es + 4.0 * (double)L->n;
+    kctx c;
+    double t_ours, t_naive;
+    cmp_result c_ours, c_naive;
+    c = kctx_make(L, dt);
+    c.y = mk_logits(aug_of(L, dt), dt, L->n, L->V);
+    c.which = 0;
+    t_ours = time_ms(run_kl, NULL, &c);
+    c_ours = check_kl(L, dt);
+    c.which = 1;
+    t_naive = time_ms(run_kl, NULL, &c);
+    c_naive = check_kl(L, dt);
+    table_row("vppo_cuda_dependency_logits", dt, L, t_ours, bytes, t_naive / t_ours, &c_ours);
+    table_row("  naive 3-pass KL kernel", dt, L, t_naive, bytes, 1.0, &c_naive);
+    if (dt == VPPO_BF16) g_dep_bf16_gbs = bytes / (t_ours * 1e-3) * 1e-9;
+}
+
 static void bench_dep(ldata *L)
 {
-    int d;
-    table_head("vppo_cuda_dependency_logits (KL(P||Q) per row) vs a naive three-pass kernel");
-    for (d = 0; d < 2; ++d) {
-        vppo_dtype dt = d ? VPPO_BF16 : VPPO_F32;
-        size_t es = d ? 2 : 4;
-        /* bytes: both matrices read once, one float written per row */
-        double bytes = 2.0 * (double)L->n * (double)L->V * (double)es + 4.0 * (double)L->n;
-        kctx c;
-        double t_ours, t_naive;
-        cmp_result c_ours, c_naive;
-        memset(&c, 0, sizeof c);
-        c.L = L; c.dt = dt;
-        c.x = mk_logits(orig_of(L, dt), dt, L->n, L->V);
-        c.y = mk_logits(aug_of(L, dt), dt, L->n, L->V);
-        c.which = 0;
-        t_ours = time_ms(run_kl, NULL, &c);
-        c_ours = check_kl(L, dt);
-        c.which = 1;
-        t_naive = time_ms(run_kl, NULL, &c);
-        c_naive = check_kl(L, dt);
-        table_row("vppo_cuda_dependency_logits", dt, L, t_ours, bytes, t_naive / t_ours, &c_ours);
-        table_row("  naive 3-pass KL kernel", dt, L, t_naive, bytes, 1.0, &c_naive);
-        if (dt == VPPO_BF16) g_dep_bf16_gbs = bytes / (t_ours * 1e-3) * 1e-9;
-    }
+    logits_table(L, "vppo_cuda_dependency_logits (KL(P||Q) per row) vs a naive three-pass kernel", dep_cell);
     printf("\nbytes: 2 n V x (4 f32 | 2 bf16) read + 4 n written. GB/s = bytes / time.\n"
            "%% copy: GB/s / the device copy's GB/s. x naive: naive time / vppo time (the naive\n"
            "kernel reads every row three times; its GB/s counts the bytes that must be touched).\n"
            "max|err|: largest |GPU - CPU vppo_dependency_logits| on %d rows; check: within\n"
-           "2e-5 + 2e-4 |ref| (twice the SPEC 12 bound).\n\n", L->n_check);
+           "2e-5 + 2e-4 |ref| (twice the spec §12 bound).\n\n", L->n_check);
 }
 
 /* vppo_cuda_logprobs of dtype dt into L->logp, L->lse[dt], L->ent[dt]. */
@@ -721,17 +733,16 @@ static void run_logprobs(void *v)
 {
     kctx *c = (kctx *)v;
     ldata *L = c->L;
-    int k = c->dt == VPPO_F32 ? 0 : 1;
-    VPPO_CHECK(vppo_cuda_logprobs(&c->x, L->ids, L->logp, L->lse[k], L->ent[k], g_stream));
-    L->have_lse[k] = 1;
+    VPPO_CHECK(vppo_cuda_logprobs(&c->x, L->ids, L->logp, L->lse[slot_of(c->dt)], L->ent[slot_of(c->dt)], g_stream));
+    L->have_lse[slot_of(c->dt)] = 1;
 }
 
-/* CPU vppo_logprobs on the check rows vs the GPU: SPEC §12, twice the bounds (logp and
+/* CPU vppo_logprobs on the check rows vs the GPU: docs/spec.md §12, twice the bounds (logp and
    lse: 1e-5 (1 + |ref|); entropy: 1e-5 + 1e-4 |ref|). */
 static cmp_result check_logprobs(ldata *L, vppo_dtype dt)
 {
     size_t es = dt == VPPO_F32 ? 4 : 2;
-    int k = dt == VPPO_F32 ? 0 : 1, i;
+    int k = slot_of(dt), i;
     void *ho = pull_rows(L, orig_of(L, dt), es);
     vppo_logits x = mk_logits(ho, dt, L->n_check, L->V);
     int32_t ids[4];
@@ -753,43 +764,38 @@ static cmp_result check_logprobs(ldata *L, vppo_dtype dt)
 static void ensure_lse(ldata *L, vppo_dtype dt)   /* lse and entropy for the backward */
 {
     kctx c;
-    if (L->have_lse[dt == VPPO_F32 ? 0 : 1]) return;
-    memset(&c, 0, sizeof c);
-    c.L = L; c.dt = dt;
-    c.x = mk_logits(orig_of(L, dt), dt, L->n, L->V);
+    if (L->have_lse[slot_of(dt)]) return;
+    c = kctx_make(L, dt);
     run_logprobs(&c);
+}
+
+static void logprobs_cell(ldata *L, vppo_dtype dt)
+{
+    /* bytes: the matrix read once, ids read (4 n), logp, lse, entropy written (12 n) */
+    double bytes = (double)L->n * (double)L->V * (dt == VPPO_BF16 ? 2.0 : 4.0) + 16.0 * (double)L->n;
+    kctx c;
+    double t;
+    cmp_result cr;
+    c = kctx_make(L, dt);
+    t = time_ms(run_logprobs, NULL, &c);
+    cr = check_logprobs(L, dt);
+    table_row("vppo_cuda_logprobs", dt, L, t, bytes, 0.0, &cr);
 }
 
 static void bench_logprobs(ldata *L)
 {
-    int d;
-    table_head("vppo_cuda_logprobs (ids -> logp, lse, entropy)");
-    for (d = 0; d < 2; ++d) {
-        vppo_dtype dt = d ? VPPO_BF16 : VPPO_F32;
-        /* bytes: the matrix read once, ids read (4 n), logp, lse, entropy written (12 n) */
-        double bytes = (double)L->n * (double)L->V * (d ? 2.0 : 4.0) + 16.0 * (double)L->n;
-        kctx c;
-        double t;
-        cmp_result cr;
-        memset(&c, 0, sizeof c);
-        c.L = L; c.dt = dt;
-        c.x = mk_logits(orig_of(L, dt), dt, L->n, L->V);
-        t = time_ms(run_logprobs, NULL, &c);
-        cr = check_logprobs(L, dt);
-        table_row("vppo_cuda_logprobs", dt, L, t, bytes, 0.0, &cr);
-    }
+    logits_table(L, "vppo_cuda_logprobs (ids -> logp, lse, entropy)", logprobs_cell);
     printf("\nbytes: n V x (4 f32 | 2 bf16) read + 4 n (ids) read + 12 n (logp, lse, entropy)\n"
            "written. max|err|: largest |GPU - CPU vppo_logprobs| over logp, lse and entropy on %d\n"
-           "rows; check: twice the SPEC 12 bounds.\n\n", L->n_check);
+           "rows; check: twice the spec §12 bounds.\n\n", L->n_check);
 }
 
 static void run_backward(void *v)
 {
-    kctx *c = (kctx *)v;
-    ldata *L = c->L;
-    int k = c->dt == VPPO_F32 ? 0 : 1;
-    VPPO_CHECK(vppo_cuda_logprobs_backward(&c->x, L->ids, L->lse[k], L->ent[k], L->dlogp, L->dent, &c->g,
-                                           g_stream));
+    const kctx *c = (const kctx *)v;
+    const int k = slot_of(c->dt);
+    VPPO_CHECK(vppo_cuda_logprobs_backward(&c->x, c->L->ids, c->L->lse[k], c->L->ent[k], c->L->dlogp, c->L->dent,
+                                           &c->g, g_stream));
 }
 
 static void restore_scratch(void *v)   /* the in-place call's input: orig f32 again */
@@ -800,13 +806,13 @@ static void restore_scratch(void *v)   /* the in-place call's input: orig f32 ag
 }
 
 /* CPU vppo_logprobs_backward (F32 out, given the GPU's lse and entropy of those rows)
-   vs the gradient in L->scratch (F32, or BF16 when dt is bf16). SPEC §12 dlogits:
+   vs the gradient in L->scratch (F32, or BF16 when dt is bf16). docs/spec.md §12 dlogits:
    1e-7 + 1e-5 |ref| per side; a bf16 output adds its rounding, at most 2^-9 |value|
    (2^-8 |ref| allowed). */
 static cmp_result check_backward(ldata *L, vppo_dtype dt)
 {
     size_t es = dt == VPPO_F32 ? 4 : 2, V = (size_t)L->V;
-    int k = dt == VPPO_F32 ? 0 : 1, i;
+    int k = slot_of(dt), i;
     void *ho = pull_rows(L, orig_of(L, dt), es);
     void *hg = pull_rows(L, L->scratch, es);   /* the GPU's gradient rows */
     float *ref = (float *)host_alloc(V * (size_t)L->n_check * 4), *got = (float *)host_alloc(V * 4);
@@ -842,33 +848,32 @@ static cmp_result check_backward(ldata *L, vppo_dtype dt)
     return c;
 }
 
+static void backward_cell(ldata *L, vppo_dtype dt)
+{
+    /* bytes: the logits read once and the gradient written once (same dtype), and 20 n
+       for ids, lse, entropy, dlogp, dentropy */
+    double bytes = 2.0 * (double)L->n * (double)L->V * (dt == VPPO_BF16 ? 2.0 : 4.0) + 20.0 * (double)L->n;
+    kctx c;
+    double t;
+    cmp_result cr;
+    ensure_lse(L, dt);
+    c = kctx_make(L, dt);
+    if (dt == VPPO_F32) {   /* in place: the gradient overwrites the logits */
+        c.x = mk_logits(L->scratch, VPPO_F32, L->n, L->V);
+        c.g.data = L->scratch; c.g.dtype = VPPO_F32; c.g.row_stride = L->V;
+        t = time_ms(run_backward, restore_scratch, &c);
+    } else {                /* bf16 logits -> bf16 gradient (in the scratch buffer) */
+        c.x = mk_logits(L->o16, VPPO_BF16, L->n, L->V);
+        c.g.data = L->scratch; c.g.dtype = VPPO_BF16; c.g.row_stride = L->V;
+        t = time_ms(run_backward, NULL, &c);
+    }
+    cr = check_backward(L, dt);
+    table_row(dt == VPPO_BF16 ? "vppo_cuda_lp_backward -> bf16" : "vppo_cuda_lp_backward in place", dt, L, t, bytes, 0.0, &cr);
+}
+
 static void bench_backward(ldata *L)
 {
-    int d;
-    table_head("vppo_cuda_logprobs_backward (lse, entropy, dlogp, dentropy given)");
-    for (d = 0; d < 2; ++d) {
-        vppo_dtype dt = d ? VPPO_BF16 : VPPO_F32;
-        /* bytes: the logits read once and the gradient written once (same dtype), and 20 n
-           for ids, lse, entropy, dlogp, dentropy */
-        double bytes = 2.0 * (double)L->n * (double)L->V * (d ? 2.0 : 4.0) + 20.0 * (double)L->n;
-        kctx c;
-        double t;
-        cmp_result cr;
-        ensure_lse(L, dt);
-        memset(&c, 0, sizeof c);
-        c.L = L; c.dt = dt;
-        if (dt == VPPO_F32) {   /* in place: the gradient overwrites the logits */
-            c.x = mk_logits(L->scratch, VPPO_F32, L->n, L->V);
-            c.g.data = L->scratch; c.g.dtype = VPPO_F32; c.g.row_stride = L->V;
-            t = time_ms(run_backward, restore_scratch, &c);
-        } else {                /* bf16 logits -> bf16 gradient (in the scratch buffer) */
-            c.x = mk_logits(L->o16, VPPO_BF16, L->n, L->V);
-            c.g.data = L->scratch; c.g.dtype = VPPO_BF16; c.g.row_stride = L->V;
-            t = time_ms(run_backward, NULL, &c);
-        }
-        cr = check_backward(L, dt);
-        table_row(d ? "vppo_cuda_lp_backward -> bf16" : "vppo_cuda_lp_backward in place", dt, L, t, bytes, 0.0, &cr);
-    }
+    logits_table(L, "vppo_cuda_logprobs_backward (lse, entropy, dlogp, dentropy given)", backward_cell);
     printf("\nbytes: n V x (4 f32 | 2 bf16) read + the same written + 20 n (ids, lse, entropy,\n"
            "dlogp, dentropy). f32: in place (restored before each call, untimed); bf16: bf16\n"
            "logits to a bf16 gradient. max|err|: largest |GPU - CPU vppo_logprobs_backward| per\n"
@@ -923,7 +928,7 @@ static void step_run(void *v)
     }
 }
 
-/* The prepare half against the CPU: dep within twice SPEC §12 (per-token math:
+/* The prepare half against the CPU: dep within twice docs/spec.md §12 (per-token math:
    1e-6 (1 + |ref|)); select must equal the CPU's vppo_topk_mask of the GPU's own dep
    (masks are exact given the same scores); adv within twice §12; topk counts exact. */
 static void check_prepare(sdata *S, cmp_result *c)

@@ -25,7 +25,7 @@ code for the same quantities on the same tensors:
 V = 151936 (Qwen2.5-VL), n = 4096 rows, f32 and bf16 (halved, with a note, when the GPU
 runs out of memory). Times: torch.cuda.Event around each call on the current stream,
 median of the repetitions after one warm-up call. Both results are compared with a
-float64 evaluation on the same inputs (SPEC §12 bounds for ours: a row outside them says
+float64 evaluation on the same inputs (docs/spec.md §12 bounds for ours: a row outside them says
 WRONG and the script exits 1) and with each other (max abs and max rel diff).
 
 Needs torch with CUDA; without them it prints a message and exits 0.
@@ -37,96 +37,13 @@ import os
 import sys
 
 # ----------------------------------------------------------------- ctypes side
-# The layouts of vppo.h's structs (LP64: x86-64 and aarch64 Linux). Enums are C ints.
-# The expected sizes below were computed by hand from the C rules and confirmed with
-# gcc's sizeof on vppo.h; load_lib asserts ctypes agrees.
-
-
-class VppoLogits(ctypes.Structure):
-    # { const void *data; vppo_dtype dtype; int64_t n_rows, vocab, row_stride; float temperature; }
-    _fields_ = [("data", ctypes.c_void_p), ("dtype", ctypes.c_int),
-                ("n_rows", ctypes.c_int64), ("vocab", ctypes.c_int64),
-                ("row_stride", ctypes.c_int64), ("temperature", ctypes.c_float)]
-
-
-class VppoGradOut(ctypes.Structure):
-    # { void *data; vppo_dtype dtype; int64_t row_stride; }
-    _fields_ = [("data", ctypes.c_void_p), ("dtype", ctypes.c_int),
-                ("row_stride", ctypes.c_int64)]
-
-
-class VppoSeqs(ctypes.Structure):
-    # { int64_t n_seqs; const int64_t *offsets; const uint8_t *mask; }
-    _fields_ = [("n_seqs", ctypes.c_int64), ("offsets", ctypes.c_void_p), ("mask", ctypes.c_void_p)]
-
-
-class VppoTasConfig(ctypes.Structure):
-    # { vppo_tas_mode mode; float beta_min, beta_max; }
-    _fields_ = [("mode", ctypes.c_int), ("beta_min", ctypes.c_float), ("beta_max", ctypes.c_float)]
-
-
-class VppoLossConfig(ctypes.Structure):
-    # { float clip_low, clip_high, clip_dual; vppo_pg_kind pg_kind; vppo_ratio_level ratio_level;
-    #   vppo_agg agg; double agg_norm; vppo_kl_kind kl_kind; float kl_coef; float entropy_coef;
-    #   double denom; }
-    _fields_ = [("clip_low", ctypes.c_float), ("clip_high", ctypes.c_float), ("clip_dual", ctypes.c_float),
-                ("pg_kind", ctypes.c_int), ("ratio_level", ctypes.c_int), ("agg", ctypes.c_int),
-                ("agg_norm", ctypes.c_double), ("kl_kind", ctypes.c_int), ("kl_coef", ctypes.c_float),
-                ("entropy_coef", ctypes.c_float), ("denom", ctypes.c_double)]
-
-
-class VppoConfig(ctypes.Structure):
-    # { vppo_estimator estimator; int use_tas; vppo_tas_config tas; int use_tgf; double topk_ratio;
-    #   vppo_loss_config loss; }
-    _fields_ = [("estimator", ctypes.c_int), ("use_tas", ctypes.c_int), ("tas", VppoTasConfig),
-                ("use_tgf", ctypes.c_int), ("topk_ratio", ctypes.c_double), ("loss", VppoLossConfig)]
-
-
-class VppoTasStats(ctypes.Structure):
-    _fields_ = [("min", ctypes.c_double), ("max", ctypes.c_double), ("n", ctypes.c_int64)]
-
-
-class VppoTopkInfo(ctypes.Structure):
-    _fields_ = [("n_valid", ctypes.c_int64), ("n_selected", ctypes.c_int64),
-                ("threshold_mean", ctypes.c_double), ("mean_selected", ctypes.c_double),
-                ("mean_rejected", ctypes.c_double)]
-
-
-class VppoPrepared(ctypes.Structure):
-    # { float *dep, *traj_dep; int64_t *count; float *scale, *adv; uint8_t *select;
-    #   vppo_tas_stats stats; vppo_topk_info topk; }
-    _fields_ = [("dep", ctypes.c_void_p), ("traj_dep", ctypes.c_void_p), ("count", ctypes.c_void_p),
-                ("scale", ctypes.c_void_p), ("adv", ctypes.c_void_p), ("select", ctypes.c_void_p),
-                ("stats", VppoTasStats), ("topk", VppoTopkInfo)]
-
-
-class VppoLossOut(ctypes.Structure):
-    _fields_ = [("loss", ctypes.c_double), ("pg_loss", ctypes.c_double), ("kl_loss", ctypes.c_double),
-                ("entropy_loss", ctypes.c_double), ("clipfrac", ctypes.c_double),
-                ("clipfrac_dual", ctypes.c_double), ("ppo_kl", ctypes.c_double),
-                ("n_valid", ctypes.c_int64), ("n_selected", ctypes.c_int64)]
-
-
-EXPECTED_SIZES = [(VppoLogits, 48), (VppoGradOut, 24), (VppoSeqs, 24), (VppoTasConfig, 12),
-                  (VppoLossConfig, 56), (VppoConfig, 88), (VppoTasStats, 24), (VppoTopkInfo, 40),
-                  (VppoPrepared, 112), (VppoLossOut, 72)]
-
-VPPO_F32, VPPO_BF16 = 0, 1
-VPPO_DIV_KL = 0
-STATUS_NAMES = {0: "VPPO_OK", -1: "VPPO_ERR_NULL", -2: "VPPO_ERR_SIZE", -3: "VPPO_ERR_PARAM",
-                -4: "VPPO_ERR_INDEX", -5: "VPPO_ERR_NONFINITE", -6: "VPPO_ERR_WORKSPACE",
-                -7: "VPPO_ERR_UNSUPPORTED", -8: "VPPO_ERR_CUDA", -9: "VPPO_ERR_ALLOC"}
-
-
-def check_sizes():
-    bad = ["%s: ctypes %d, C %d" % (cls.__name__, ctypes.sizeof(cls), size)
-           for cls, size in EXPECTED_SIZES if ctypes.sizeof(cls) != size]
-    if bad:
-        raise SystemExit("bench_cuda_torch.py: ctypes layouts differ from vppo.h: " + "; ".join(bad))
+# The struct layouts live in bench/vppo_ctypes.py (shared with bench/peers.py).
+from vppo_ctypes import (VppoLogits, VppoGradOut, VppoSeqs, VppoConfig, VppoPrepared, VppoLossOut,  # noqa: E402
+                         VPPO_F32, VPPO_BF16, VPPO_DIV_KL, STATUS_NAMES, check_sizes)
 
 
 def load_lib(path):
-    check_sizes()
+    check_sizes("bench_cuda_torch.py")
     lib = ctypes.CDLL(os.path.abspath(path))
     P, I = ctypes.c_void_p, ctypes.c_int
     sig = {
@@ -148,7 +65,7 @@ def load_lib(path):
 
 
 def default_config(lib):
-    """vppo_config_default() from the library, else the SPEC §8 table by hand."""
+    """vppo_config_default() from the library, else the docs/spec.md §8 table by hand."""
     if hasattr(lib, "vppo_config_default"):
         return lib.vppo_config_default(), "vppo_config_default() of the library"
     c = VppoConfig()
@@ -158,7 +75,7 @@ def default_config(lib):
     L.clip_low, L.clip_high, L.clip_dual = 0.2, 0.28, 3.0
     L.pg_kind = L.ratio_level = L.agg = L.kl_kind = 0                      # CLIP, TOKEN, TOKEN_MEAN, none
     L.agg_norm, L.kl_coef, L.entropy_coef, L.denom = 1.0, 0.0, 0.06, 0.0
-    return c, "the SPEC 8 defaults (the library exports no vppo_config_default)"
+    return c, "the spec §8 defaults (the library exports no vppo_config_default)"
 
 
 class Vppo:
@@ -304,7 +221,7 @@ def bench_logits(torch, F, vp, args, n, V, rep):
                          "vppo_cuda_dependency_logits")
             tt = median_ms(torch, t_kl, reps, warm)
             tv = median_ms(torch, v_kl, reps, warm)
-            ok, ev = within(torch, dep, ref["kl"], 1e-5, 1e-4)       # SPEC 12: KL
+            ok, ev = within(torch, dep, ref["kl"], 1e-5, 1e-4)       # spec §12: KL
             _, et = within(torch, out["kl"], ref["kl"], 0, 0)
             d, rd = diffs(dep, out["kl"])
             rep.row("KL dependency", dtype, n, V, tt, tv, et, ev, d, rd, ok)
@@ -334,7 +251,7 @@ def bench_logits(torch, F, vp, args, n, V, rep):
                 t_lp()
                 tt = float("nan")
             tv = median_ms(torch, v_lp, reps, warm)
-            ok1, e1 = within(torch, logp, ref["logp"], 1e-5, 1e-5)   # SPEC 12: logp, lse
+            ok1, e1 = within(torch, logp, ref["logp"], 1e-5, 1e-5)   # spec §12: logp, lse
             ok2, e2 = within(torch, lse, ref["lse"], 1e-5, 1e-5)
             ok3, e3 = within(torch, ent, ref["ent"], 1e-5, 1e-4)     # entropy
             _, et1 = within(torch, out["logp"], ref["logp"], 0, 0)
@@ -370,7 +287,7 @@ def bench_logits(torch, F, vp, args, n, V, rep):
             del loss, ls
             tv = median_ms(torch, v_bw, reps, warm)
             # float64 gradient: g (delta_id - p) - h p (log p + H), row chunk by row chunk.
-            # SPEC 12: 1e-7 + 1e-5 |ref| per element; a bf16 output adds its rounding
+            # spec §12: 1e-7 + 1e-5 |ref| per element; a bf16 output adds its rounding
             # (at most 2^-9 |value|; 2^-8 |ref| allowed).
             rel = 1e-5 if dtype == "f32" else 1e-5 + 2.0 ** -8
             ok, ev, et, d, rd = True, 0.0, 0.0, 0.0, 0.0
@@ -539,7 +456,7 @@ def main():
     print("\ntorch/vppo: torch eager time / vppo time (the speed-up). max|err|: largest |value - float64|"
           "\nover the row's outputs (logp, lse, entropy / KL / the gradient), each side against a float64"
           "\nevaluation of the same rounded inputs. max|diff|, max rel diff: vppo vs torch. check: vppo"
-          "\nwithin the SPEC 12 bounds of the float64 values (bf16 gradients: plus 2^-8 |ref| for the"
+          "\nwithin the spec §12 bounds of the float64 values (bf16 gradients: plus 2^-8 |ref| for the"
           "\nrounding). Backward rows time only the backward; vppo is given lse and entropy.")
     for note in rep.notes:
         print("note: " + note)

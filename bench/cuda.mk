@@ -22,7 +22,7 @@ BENCH_CUDA_PYTHON  ?= python3
 
 .PHONY: bench-cuda bench-cuda-quick bench-cuda-torch bench-cuda-emu
 
-$(BUILD)/bench_cuda: bench/bench_cuda.cu vppo.h vppo_cuda.h $(BUILD)/libvppo_cuda.a | $(BUILD)
+$(BUILD)/bench_cuda: bench/bench_cuda.cu bench/bench_common.h vppo.h vppo_cuda.h $(BUILD)/libvppo_cuda.a | $(BUILD)
 	$(NVCC) $(BENCH_CUDA_FLAGS) -o $@ bench/bench_cuda.cu $(BUILD)/libvppo_cuda.a -lm
 
 bench-cuda: $(BUILD)/bench_cuda
@@ -35,7 +35,7 @@ bench-cuda-torch: $(BUILD)/libvppo_cuda.so
 	$(BENCH_CUDA_PYTHON) bench/bench_cuda_torch.py --lib $(BUILD)/libvppo_cuda.so $(BENCH_CUDA_TORCH_ARGS)
 
 # The emulator runs every GPU thread as a fiber on the CPU: tiny sizes only (--quick).
-$(BUILD)/bench_cuda_emu: bench/bench_cuda.cu vppo_cuda.cu vppo.h vppo_cuda.h tests/cuda_emu/cuda_runtime.h | $(BUILD)
+$(BUILD)/bench_cuda_emu: bench/bench_cuda.cu bench/bench_common.h vppo_cuda.cu vppo.h vppo_cuda.h tests/cuda_emu/cuda_runtime.h | $(BUILD)
 	g++ -std=c++14 -O1 -DVPPO_CUDA_EMULATE -fno-strict-aliasing -ffp-contract=off -Itests/cuda_emu \
 	    -x c++ bench/bench_cuda.cu -x c++ vppo_cuda.cu -lm -o $@
 

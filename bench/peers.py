@@ -46,22 +46,8 @@ def missing_deps():
 
 # ----------------------------------------------------------------- ctypes side
 
-class VppoLogits(ctypes.Structure):
-    # typedef struct vppo_logits { const void *data; vppo_dtype dtype;
-    #     int64_t n_rows, vocab, row_stride; float temperature; } vppo_logits;
-    _fields_ = [("data", ctypes.c_void_p), ("dtype", ctypes.c_int),
-                ("n_rows", ctypes.c_int64), ("vocab", ctypes.c_int64),
-                ("row_stride", ctypes.c_int64), ("temperature", ctypes.c_float)]
-
-
-class VppoGradOut(ctypes.Structure):
-    # typedef struct vppo_grad_out { void *data; vppo_dtype dtype; int64_t row_stride; }
-    _fields_ = [("data", ctypes.c_void_p), ("dtype", ctypes.c_int),
-                ("row_stride", ctypes.c_int64)]
-
-
-VPPO_F32, VPPO_BF16 = 0, 1
-VPPO_DIV_KL = 0
+# The struct layouts live in bench/vppo_ctypes.py (shared with bench/bench_cuda_torch.py).
+from vppo_ctypes import VppoLogits, VppoGradOut, VPPO_F32, VPPO_BF16, VPPO_DIV_KL  # noqa: E402
 
 
 def load_lib(path):

@@ -472,7 +472,7 @@ static int check_invariants(const batch *bt, const step_buffers *sb, const vppo_
             }
         }
         if (n != sb->count[b]) ++bad;
-        k = (int64_t)ceil((double)n * cfg->topk_ratio - 1e-9);     /* SPEC 6: k_b */
+        k = (int64_t)ceil((double)n * cfg->topk_ratio - 1e-9);     /* spec §6: k_b */
         if (selected != k) {
             fprintf(stderr, "check: response %lld selects %lld tokens, expected ceil(%g * %lld) = %lld\n",
                     (long long)b, (long long)selected, cfg->topk_ratio, (long long)n, (long long)k);
@@ -822,8 +822,10 @@ int main(int argc, char **argv)
 {
     const char *mode, *dir;
     gen_params gp;
-    int check = 0, i, is_make, is_logits;
+    int check = 0, i, k, is_make, is_logits;
     float temperature = 1.0f;
+    /* the count options of make-inputs, with their largest value */
+    struct { const char *name; int64_t max; int64_t *to; } counts[4];
 
     if (argc < 3) { usage(); return 2; }
     mode = argv[1];
@@ -836,23 +838,19 @@ int main(int argc, char **argv)
         return 2;
     }
     gp.prompts = 2; gp.rollouts = 4; gp.len = 48; gp.vocab = 512; gp.seed = 1;
+    counts[0].name = "--prompts";  counts[0].max = 1 << 20; counts[0].to = &gp.prompts;
+    counts[1].name = "--rollouts"; counts[1].max = 1 << 16; counts[1].to = &gp.rollouts;
+    counts[2].name = "--len";      counts[2].max = 1 << 24; counts[2].to = &gp.len;
+    counts[3].name = "--vocab";    counts[3].max = 1 << 24; counts[3].to = &gp.vocab;
     for (i = 3; i < argc; ++i) {
         const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         char *end;
         if (!is_make && strcmp(opt, "--check") == 0) { check = 1; continue; }
+        for (k = 0; k < 4 && strcmp(opt, counts[k].name) != 0; ++k) {}
         if (!val) {
             /* every other option takes a value */
-        } else if (is_make && strcmp(opt, "--prompts") == 0) {
-            if (parse_count(opt, val, 1 << 20, &gp.prompts)) return 2;
-            ++i; continue;
-        } else if (is_make && strcmp(opt, "--rollouts") == 0) {
-            if (parse_count(opt, val, 1 << 16, &gp.rollouts)) return 2;
-            ++i; continue;
-        } else if (is_make && strcmp(opt, "--len") == 0) {
-            if (parse_count(opt, val, 1 << 24, &gp.len)) return 2;
-            ++i; continue;
-        } else if (is_make && strcmp(opt, "--vocab") == 0) {
-            if (parse_count(opt, val, 1 << 24, &gp.vocab)) return 2;
+        } else if (is_make && k < 4) {
+            if (parse_count(opt, val, counts[k].max, counts[k].to)) return 2;
             ++i; continue;
         } else if (is_make && strcmp(opt, "--seed") == 0) {
             errno = 0;

@@ -24,7 +24,7 @@
      ones (the mean scale is 1 on each rank rather than over the batch; the released
      code does the same per micro-batch). To get the whole batch's mu, all-reduce the
      sum of x_b as well (a second reduction: x needs the global min/max first) and use
-     mu = sum / n. That is the formula of SPEC §5 with the global mu, computed here (the
+     mu = sum / n. That is the formula of docs/spec.md §5 with the global mu, computed here (the
      library has no mu input); it equals the whole-batch scales up to the association
      of the double sum of x across ranks - at most one float ulp of alpha, and with 2
      ranks in practice bit for bit. This program counts and prints the differing bits.
@@ -138,7 +138,7 @@ static void allreduce_stats(const vppo_tas_stats *local, vppo_tas_stats *global)
     MPI_Allreduce(&local->n, &global->n, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
 }
 
-/* MEAN_PRESERVING with the mean of x over all ranks (SPEC §5 with a global mu): a second
+/* MEAN_PRESERVING with the mean of x over all ranks (docs/spec.md §5 with a global mu): a second
    all-reduce for the sum of x_b, which needs the global min and max first. */
 static void scales_global_mu(const vppo_tas_config *cfg, const vppo_tas_stats *g, const float *traj_dep,
                              const int64_t *count, int64_t n_seqs, float *scale)

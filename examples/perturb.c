@@ -4,7 +4,7 @@
    rollout policy a second time on a perturbed image I'. The paper's default is random
    patch blackening (14x14 patches, probability 0.5); its ablations use Gaussian noise
    (std 189), a constant fill (128) and a Gaussian blur (radius 6). This program applies
-   each of them (vppo_perturb_*, SPEC §3) to one image and writes the results, plus one
+   each of them (vppo_perturb_*, docs/spec.md §3) to one image and writes the results, plus one
    strip image: original | blackening | noise | fill | blur | patch rows.
 
        perturb [INPUT] [--out DIR] [--strip FILE] [--size N] [--seed S] [--ppm]
@@ -30,7 +30,7 @@
    byte for byte; the program checks that and exits 1 if not. (Qwen2.5-VL itself orders
    its rows by 2x2 merge windows and repeats each patch over 2 frames: the same
    distribution of masks, but another index order, so another pattern for one seed.)
-   It also checks that blackening zeroes exactly the patches SPEC §3 says and leaves the
+   It also checks that blackening zeroes exactly the patches docs/spec.md §3 says and leaves the
    others untouched, and that fill sets every byte.
 
    make gallery-perturb writes docs/img/perturb_strip.png with this program. */
@@ -354,7 +354,7 @@ static void unpatchify(const float *rows, rgb *im)
 
 /* ------------------------------------------------------------------ checks */
 
-/* SPEC §3: patch i = py * ceil(W/patch) + px is all 0 iff vppo_uniform(seed, i) < prob,
+/* docs/spec.md §3: patch i = py * ceil(W/patch) + px is all 0 iff vppo_uniform(seed, i) < prob,
    every other byte unchanged. Returns the number of blackened patches, or -1. */
 static int64_t check_blackening(const rgb *orig, const rgb *black, int32_t patch, float prob, uint64_t seed)
 {
@@ -505,7 +505,7 @@ int main(int argc, char **argv)
             printf("  check: blackening zeroes exactly the patches i with vppo_uniform(seed, i) < 0.5 "
                    "(%lld of %lld), nothing else\n", (long long)n_black, (long long)n_patches);
         else
-            fprintf(stderr, "%s: check FAILED: blackening does not follow SPEC 3\n", program);
+            fprintf(stderr, "%s: check FAILED: blackening does not follow spec §3\n", program);
         printf("  check: patch_rows on normalised 14x14 rows, put back = blackening: %s\n",
                rows_equal ? "identical, byte for byte" : "DIFFERENT");
         if (fill_bad) fprintf(stderr, "%s: check FAILED: %lu bytes of the fill are not 128\n", program,

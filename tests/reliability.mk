@@ -6,7 +6,9 @@
 #                        a fixed seed (at most FUZZ_QUICK_SECONDS): repeatable, for CI
 #   make fuzz-corpus     (maintenance) merge what make fuzz found into tests/fuzz/corpus/<name>
 #   make test-valgrind   the suite built -O1 -g without sanitizers, under valgrind --leak-check=full
-#   make test-m32        the suite built with gcc -m32 (needs gcc-multilib), on every ISA
+#   make test-m32        the suite built for 32-bit x86 (gcc -m32 or the i686 cross gcc), on every ISA
+#   make test-armhf      the suite on 32-bit ARM Linux (cross gcc + qemu-arm)
+#   make test-cortex-m   the header compiled and linked for bare-metal Cortex-M4F and M0 (-Werror)
 #   make test-O0         the suite at -O0 and
 #   make test-O3         at -O3, with gcc and clang
 #   make test-big        tests/test_big.c as its own program: a row of 2^31 + 64 logits and a
@@ -25,7 +27,7 @@ FUZZ_FLAGS := $(CSTD) $(WARN) -O1 -g -ffp-contract=off -fsanitize=fuzzer,address
               -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_DEP := tests/fuzz/fuzz.h tests/test.h tests/test_util.c vppo.h
 
-.PHONY: fuzz fuzz-quick fuzz-corpus fuzz-build test-valgrind test-m32 test-O0 test-O3 test-big docs-matrix
+.PHONY: fuzz fuzz-quick fuzz-corpus fuzz-build test-valgrind test-m32 test-armhf test-cortex-m test-O0 test-O3 test-big docs-matrix
 
 $(REL):
 	@mkdir -p $(REL)
@@ -108,21 +110,63 @@ endif
 # float and double in 80-bit registers (FLT_EVAL_METHOD 2), which changes last bits that
 # the suite compares exactly; vppo.h's determinism statement assumes IEEE float and double
 # evaluation (see the report of the reliability work for the x87 run).
+# The 32-bit compiler: gcc -m32 where gcc-multilib is installed, else Debian's i686 cross gcc
+# (gcc-i686-linux-gnu; gcc-multilib and the ARM cross compilers exclude each other on Debian 12),
+# whose programs run natively through the cross libc's loader.
 HAVE_M32 = $(shell echo 'int main(void){return 0;}' | gcc -m32 -x c - -o /dev/null 2>/dev/null && echo yes)
-M32 := -m32 -msse2 -mfpmath=sse
+I686_CC := $(shell command -v i686-linux-gnu-gcc 2>/dev/null)
+I686_LD := /usr/i686-linux-gnu/lib/ld-linux.so.2
+M32_CC = $(if $(HAVE_M32),gcc -m32,$(I686_CC))
+M32_RUN = $(if $(HAVE_M32),,$(I686_LD) --library-path /usr/i686-linux-gnu/lib)
+M32 := -msse2 -mfpmath=sse
 $(REL)/test_m32: $(TEST_DEP) | $(REL)
-	gcc $(M32) $(CSTD) $(WARN) $(OPT) -o $@ $(TEST_SRC) $(LDLIBS)
+	$(M32_CC) $(M32) $(CSTD) $(WARN) $(OPT) -o $@ $(TEST_SRC) $(LDLIBS)
 
 test-m32:
-	@if [ "$(HAVE_M32)" != yes ]; then \
-	    echo "== gcc -m32 cannot link here (apt install gcc-multilib): the 32-bit build is not run"; exit 0; fi; \
+	@if [ -z "$(strip $(M32_CC))" ]; then \
+	    echo "== no 32-bit x86 compiler (apt install gcc-multilib or gcc-i686-linux-gnu): the 32-bit build is not run"; exit 0; fi; \
 	$(MAKE) --no-print-directory $(REL)/test_m32 && \
-	for isa in $$(./$(REL)/test_m32 --list-isas); do \
-	    echo "== suite, gcc -m32, VPPO_TEST_ISA=$$isa"; \
-	    VPPO_TEST_ISA=$$isa ./$(REL)/test_m32 > $(REL)/test_m32_$$isa.log 2>&1; rc=$$?; \
+	for isa in $$($(M32_RUN) ./$(REL)/test_m32 --list-isas); do \
+	    echo "== suite, $(M32_CC) (32-bit x86), VPPO_TEST_ISA=$$isa"; \
+	    VPPO_TEST_ISA=$$isa $(M32_RUN) ./$(REL)/test_m32 > $(REL)/test_m32_$$isa.log 2>&1; rc=$$?; \
 	    grep -v '^  ok' $(REL)/test_m32_$$isa.log | grep -v '^        '; \
 	    [ $$rc -eq 0 ] || exit 1; \
 	done
+
+# 32-bit ARM Linux (armhf: hard float, VFPv3-D16, no NEON in the default target, so the scalar
+# path): the whole suite with Debian's cross gcc, run under qemu-arm (about 2 minutes).
+ARMHF_CC := $(shell command -v arm-linux-gnueabihf-gcc 2>/dev/null)
+QEMU_ARM := $(shell command -v qemu-arm 2>/dev/null)
+test-armhf: | $(REL)
+ifneq ($(and $(ARMHF_CC),$(QEMU_ARM)),)
+	@echo "== suite, arm-linux-gnueabihf-gcc under qemu-arm (32-bit ARM Linux)"
+	$(ARMHF_CC) $(CSTD) $(WARN) $(OPT) -o $(REL)/test_armhf $(TEST_SRC) $(LDLIBS)
+	$(QEMU_ARM) -L /usr/arm-linux-gnueabihf ./$(REL)/test_armhf > $(REL)/test_armhf.log 2>&1 || \
+	    { cat $(REL)/test_armhf.log; exit 1; }
+	@grep -v '^  ok' $(REL)/test_armhf.log
+else
+	@echo "== arm-linux-gnueabihf-gcc or qemu-arm missing (apt install gcc-arm-linux-gnueabihf qemu-user): not run"
+endif
+
+# Bare-metal Cortex-M with newlib: the header compiles with -Werror (enums are short there) and
+# links with --specs=nosys.specs, for an M4F (hard float) and an M0 (no FPU); the text size is
+# printed for the whole library and for a program that keeps only what one vppo_step needs.
+CM_CC := $(shell command -v arm-none-eabi-gcc 2>/dev/null)
+CM_CPUS := m4f:-mcpu=cortex-m4/-mthumb/-mfloat-abi=hard/-mfpu=fpv4-sp-d16 m0:-mcpu=cortex-m0/-mthumb
+test-cortex-m: | $(REL)
+ifneq ($(CM_CC),)
+	@for c in $(CM_CPUS); do name=$${c%%:*}; flags=$$(echo $${c#*:} | tr / ' '); \
+	    $(CM_CC) $$flags $(CSTD) $(WARN) -O2 --specs=nosys.specs tests/compile/cortex_m.c \
+	        -o $(REL)/cortex_$$name.elf -lm || exit 1; \
+	    $(CM_CC) $$flags $(CSTD) $(WARN) -Os -ffunction-sections -fdata-sections -Wl,--gc-sections \
+	        --specs=nosys.specs tests/compile/cortex_m.c -o $(REL)/cortex_$$name-step.elf -lm || exit 1; \
+	    whole=$$(arm-none-eabi-size $(REL)/cortex_$$name.elf | awk 'NR==2{print $$1}'); \
+	    step=$$(arm-none-eabi-size $(REL)/cortex_$$name-step.elf | awk 'NR==2{print $$1}'); \
+	    echo "== Cortex-$$name (arm-none-eabi-gcc -Werror, newlib nosys): text $$whole bytes (-O2, all of vppo.h with what it takes of newlib), $$step bytes (-Os, gc-sections: one vppo_step)"; \
+	done
+else
+	@echo "== arm-none-eabi-gcc missing (apt install gcc-arm-none-eabi libnewlib-arm-none-eabi): not run"
+endif
 
 # The suite at both ends of the optimiser, with both compilers.
 $(REL)/test_gcc_O0: $(TEST_DEP) | $(REL)

@@ -52,7 +52,7 @@ int test_near(double ref, double got, double abs_tol, double rel_tol);
     if (memcmp(&e_, &g_, sizeof e_) != 0) test_fail(__FILE__, __LINE__, \
         "%s: expected %.9g, got %.9g (bits differ)", #got, (double)e_, (double)g_); } while (0)
 
-/* SPEC §12 tolerances, as (absolute, relative) pairs for CHECK_NEAR. */
+/* docs/spec.md §12 tolerances, as (absolute, relative) pairs for CHECK_NEAR. */
 #define TOL_LSE           1e-5, 1e-5     /* |err| <= 1e-5 (1 + |ref|) */
 #define TOL_DIV           1e-5, 1e-4     /* entropy, KL, JS */
 #define TOL_DLOGITS       1e-7, 1e-5
@@ -71,6 +71,10 @@ int64_t rng_int(rng *r, int64_t lo, int64_t hi);   /* [lo, hi] */
 
 /* ------------------------------------------------------------- helpers */
 
+/* vppo_hash64 and vppo_uniform written from docs/spec.md §3, apart from the library's. */
+uint64_t test_splitmix64(uint64_t x);
+double test_uniform(uint64_t seed, uint64_t i);
+
 /* Random padded batch: n_seqs sequences of length len, sequence b with a random number
    of valid positions in [min_valid, len] at the front and random holes if holes != 0;
    offsets (n_seqs+1) and mask (n_seqs*len) allocated with malloc. */
@@ -82,9 +86,63 @@ float *floats_new(int64_t n, float fill);      /* malloc'd, every entry = fill *
 double *doubles_new(int64_t n, double fill);
 
 uint16_t test_f32_to_bf16_trunc(float f);      /* exact for values with 8 mantissa bits */
+uint16_t test_f32_to_bf16_round(float f);      /* nearest, ties to even */
+uint16_t test_f32_to_f16_trunc(float x);       /* toward zero; beyond the range +-inf */
 uint16_t test_f32_to_f16_exact(double v);      /* v must be exactly representable in f16 */
 double test_bf16_value(uint16_t h);
 double test_f16_value(uint16_t h);
+
+/* ------------------------------------------------------------- vector ISAs */
+
+/* How many vector ISAs (not scalar) vppo_isa_select accepts in this build on this CPU; the
+   active ISA is restored. */
+int test_vector_isas_selectable(void);
+/* Checks what the build promises about `tested`, the number of vector ISAs a test ran:
+   at least one on x86-64 (SSE2) and aarch64 (NEON), none in a build without vector paths;
+   on 32-bit x86 it depends on the CPU and nothing is checked. */
+void test_check_vector_isas_tested(int tested);
+
+/* ------------------------------------------------------------- the bad-input fixture */
+
+/* Valid arguments for every public function that returns a vppo_status, shared by the
+   bad-input tests (test_errors.c, test_matrix.c): each of their rows starts from a fresh
+   fixture and breaks one thing. test_fixture_init fills it; every call on it succeeds. */
+typedef struct test_fixture {
+    /* two sequences (or groups) of 4 positions, every position valid */
+    int64_t off[3];
+    uint8_t mask[8];
+    vppo_seqs s;
+    float logp[8], aug[8], score[8], out[8], traj[2], mean[2], rows[8], fillv[2];
+    int32_t ids[8];
+    uint8_t sel[8];
+    int64_t count[2], offsets_out[4];
+    /* 8 rows of 5 logits and a gradient of the same shape */
+    float z[40], z2[40], dz[40];
+    vppo_logits x, y;
+    vppo_grad_out g;
+    float lse[8], ent[8], dl[8], de[8];
+    /* TAS, loss, pipeline */
+    vppo_tas_config tas;
+    vppo_tas_stats st, global;
+    vppo_loss_config loss;
+    vppo_loss_out lo;
+    vppo_topk_info info;
+    vppo_config cfg;
+    float dep[8], traj_dep[2], scale[2], adv[8], adv_seq[2];
+    uint8_t psel[8];
+    int64_t pcount[2];
+    vppo_prepared p;
+    /* a 4 x 4 RGB image */
+    uint8_t px[4 * 4 * 3];
+    vppo_image img;
+    unsigned char work[4096];
+    size_t blur_need;
+    /* linear head: n = 2, d = 3, vocab = 5 */
+    float hidden[6], hidden_aug[6], weight[15], dhidden[6], dweight[15], lin_out[2];
+    int32_t lin_ids[2];
+    size_t lin_need;
+} test_fixture;
+void test_fixture_init(test_fixture *f);
 
 /* ------------------------------------------------------------- float64 references */
 
@@ -98,7 +156,7 @@ double ref_js(const double *logp, const double *logq, int64_t V);
 /* The released code's low_var_kl and the other §2.1 estimators, one token. */
 double ref_dependency(vppo_estimator est, double logp, double logp_aug);
 
-/* The policy loss written from SPEC §7 for clarity, in double, over logp with the
+/* The policy loss written from docs/spec.md §7 for clarity, in double, over logp with the
    stop-gradient parts (CISPO's rhat, SEQ_TOKEN's sequence ratio) taken from `frozen`
    (pass logp itself for the value). dloss/dlogp of the library is compared with
    finite differences of this function in its first argument. */

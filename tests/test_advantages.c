@@ -1,4 +1,4 @@
-/* tests/test_advantages.c - SPEC §4: group advantages and the dynamic-sampling filter. */
+/* tests/test_advantages.c - docs/spec.md §4: group advantages and the dynamic-sampling filter. */
 #include "test.h"
 
 /* GRPO written from its definition: mean, unbiased std, per group. */

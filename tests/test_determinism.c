@@ -4,7 +4,7 @@
      * under OpenMP, for a fixed ISA, the same bits with 1, 2 and 3 threads, for the logits
        kernels and the fused linear head at sizes where they do split their rows;
      * everything that is not a logits kernel (§3-§8) gives the same bits on every ISA;
-     * different ISAs differ in the logits kernels by at most twice the SPEC §12 bounds
+     * different ISAs differ in the logits kernels by at most twice the docs/spec.md §12 bounds
        (each is within them of the float64 reference); the measured spread is printed. */
 #include "test.h"
 #ifdef _OPENMP
@@ -12,20 +12,6 @@
 #endif
 
 /* ------------------------------------------------------------ inputs */
-
-/* The f16 of a float (finite, inside the f16 range), rounded toward zero. */
-static uint16_t f16_trunc(float x)
-{
-    uint32_t bits, sign, e, m;
-    memcpy(&bits, &x, sizeof bits);
-    sign = (bits >> 16) & 0x8000u;
-    e = (bits >> 23) & 0xffu;
-    m = bits & 0x7fffffu;
-    if (e >= 127 + 16) return (uint16_t)(sign | 0x7bffu);                       /* clamp to 65504 */
-    if (e >= 127 - 14) return (uint16_t)(sign | ((e - 112u) << 10) | (m >> 13)); /* normal */
-    if (e >= 127 - 24) return (uint16_t)(sign | ((m | 0x800000u) >> (126u - e))); /* subnormal */
-    return (uint16_t)sign;
-}
 
 /* n x V logits of one dtype, row stride V + 5, from a seed: N(0, scale) with some -inf. */
 typedef struct det_mat { void *mem; vppo_logits x; } det_mat;
@@ -44,7 +30,7 @@ static det_mat det_logits(vppo_dtype dt, int64_t n, int64_t V, float T, double s
             const float z = j != i % V && rng_uniform(&r) < p_masked ? -HUGE_VALF : (float)(rng_normal(&r) * scale);
             if (dt == VPPO_F32) ((float *)m.mem)[at] = z;
             else if (dt == VPPO_BF16) ((uint16_t *)m.mem)[at] = test_f32_to_bf16_trunc(z);
-            else ((uint16_t *)m.mem)[at] = z == -HUGE_VALF ? (uint16_t)0xfc00u : f16_trunc(z);
+            else ((uint16_t *)m.mem)[at] = test_f32_to_f16_trunc(z);
         }
     return m;
 }
@@ -288,7 +274,7 @@ static void spread_add(spread *s, double got, double ref, double abs_tol, double
 }
 
 /* Every ISA against the scalar reference on the logits kernels and the linear head: the
-   header says each is within SPEC §12 of float64, so within twice those bounds of each
+   header says each is within docs/spec.md §12 of float64, so within twice those bounds of each
    other. The largest spread, as a share of that allowance, is printed per quantity. */
 void determinism_isa_spread_within_twice_spec(void)
 {
@@ -344,7 +330,7 @@ void determinism_isa_spread_within_twice_spec(void)
             free(ref.v); free(got.v);
             det_lin_free(&L);
         }
-        printf("        %s vs scalar, largest |difference| / (2 x SPEC 12 bound), and |difference|:\n",
+        printf("        %s vs scalar, largest |difference| / (2 x spec §12 bound), and |difference|:\n",
                vppo_isa_name((vppo_isa)isa));
         for (q = 0; q < 8; ++q) {
             printf("          %-10s %.3f  %.3g\n", names[q], sp[q].ratio, sp[q].diff);

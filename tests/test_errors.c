@@ -1,78 +1,23 @@
 /* tests/test_errors.c - the bad-input matrix: every public function that can fail, each
-   kind of bad input, the exact status. Each row starts from a fixture of valid arguments
-   and breaks one thing. */
+   kind of bad input, the exact status. Each row starts from the shared fixture of valid
+   arguments (test_fixture, tests/test_util.c) and breaks one thing. */
 #include "test.h"
 
-/* Valid arguments for every function: two sequences of 4 tokens, logits 8 x 5. */
-typedef struct fixture {
-    int64_t off[3];
-    uint8_t mask[8];
-    vppo_seqs s;
-    float a[8], b[8], c[8], out[8], seq_out[2], rows[8], z[40], dz[40];
-    int32_t ids[8];
-    uint8_t sel[8];
-    int64_t count[2];
-    vppo_logits x;
-    vppo_grad_out g;
-    vppo_tas_config tas;
-    vppo_tas_stats st;
-    vppo_loss_config loss;
-    vppo_loss_out lo;
-    vppo_topk_info info;
-    vppo_config cfg;
-    float dep[8], traj[2], scale[2], adv[8], adv_seq[2];
-    uint8_t psel[8];
-    int64_t pcount[2];
-    vppo_prepared p;
-    uint8_t px[4 * 4 * 3];
-    vppo_image img;
-    unsigned char work[4096];
-} fixture;
-
-static void fixture_init(fixture *f)
-{
-    int i;
-    memset(f, 0, sizeof *f);
-    vppo_offsets_uniform(f->off, 2, 4);
-    for (i = 0; i < 8; ++i) {
-        f->mask[i] = 1;
-        f->a[i] = -1.0f - 0.1f * i;    /* log-probs */
-        f->b[i] = -1.2f - 0.05f * i;
-        f->c[i] = 0.5f - 0.1f * i;     /* advantages, scores */
-        f->ids[i] = i % 5;
-        f->rows[i] = 1.0f;
-    }
-    for (i = 0; i < 40; ++i) f->z[i] = (float)(i % 7) * 0.3f;
-    f->s.n_seqs = 2; f->s.offsets = f->off; f->s.mask = f->mask;
-    f->x.data = f->z; f->x.dtype = VPPO_F32; f->x.n_rows = 8; f->x.vocab = 5; f->x.row_stride = 5; f->x.temperature = 1.0f;
-    f->g.data = f->dz; f->g.dtype = VPPO_F32; f->g.row_stride = 5;
-    f->tas = vppo_tas_config_default();
-    f->st.min = 0.0; f->st.max = 1.0; f->st.n = 2;
-    f->loss = vppo_loss_config_default();
-    f->cfg = vppo_config_default();
-    f->p.dep = f->dep; f->p.traj_dep = f->traj; f->p.count = f->pcount; f->p.scale = f->scale;
-    f->p.adv = f->adv; f->p.select = f->psel;
-    f->adv_seq[0] = 1.0f; f->adv_seq[1] = -1.0f;
-    f->count[0] = 4; f->count[1] = 4;
-    f->seq_out[0] = 0.2f; f->seq_out[1] = 0.7f;
-    f->img.pixels = f->px; f->img.width = 4; f->img.height = 4; f->img.channels = 3; f->img.row_stride = 12;
-}
-
 /* Every function called on the fixture: the fixture itself must be valid. */
-#define CALL_DEP_SAMPLED   vppo_dependency_sampled(&f.s, f.a, f.b, VPPO_EST_K3, f.out)
+#define CALL_DEP_SAMPLED   vppo_dependency_sampled(&f.s, f.logp, f.aug, VPPO_EST_K3, f.out)
 #define CALL_DEP_LOGITS    vppo_dependency_logits(&f.x, &f.x, VPPO_DIV_KL, f.out)
-#define CALL_LOGPROBS      vppo_logprobs(&f.x, f.ids, f.out, f.b, NULL)
-#define CALL_BACKWARD      vppo_logprobs_backward(&f.x, f.ids, NULL, NULL, f.a, f.b, &f.g)
-#define CALL_GROUP_ADV     vppo_group_advantages(&f.s, f.c, VPPO_ADV_GRPO, 1e-6f, f.out)
-#define CALL_GROUP_FILTER  vppo_group_filter(&f.s, f.c, 0.01, 0.99, f.sel)
-#define CALL_SEQ_MEAN      vppo_seq_mean(&f.s, f.c, f.seq_out, f.count)
-#define CALL_TAS_STATS     vppo_tas_stats_compute(f.seq_out, f.count, 2, &f.st)
-#define CALL_TAS_SCALES    vppo_tas_scales(&f.tas, &f.st, f.seq_out, f.count, 2, f.scale)
-#define CALL_TOPK          vppo_topk_mask(&f.s, f.c, 0.4, f.sel, &f.info)
-#define CALL_SOFT          vppo_soft_mask(&f.s, f.c, 0.4, f.out)
-#define CALL_LOSS          vppo_policy_loss(&f.loss, &f.s, f.a, f.b, NULL, f.c, NULL, NULL, f.out, &f.lo)
-#define CALL_PREPARE       vppo_prepare(&f.cfg, &f.s, f.a, f.b, NULL, f.adv_seq, NULL, &f.p)
-#define CALL_STEP          vppo_step(&f.cfg, &f.s, f.a, f.b, f.a, NULL, f.adv_seq, &f.p, f.out, &f.lo)
+#define CALL_LOGPROBS      vppo_logprobs(&f.x, f.ids, f.out, f.aug, NULL)
+#define CALL_BACKWARD      vppo_logprobs_backward(&f.x, f.ids, NULL, NULL, f.logp, f.aug, &f.g)
+#define CALL_GROUP_ADV     vppo_group_advantages(&f.s, f.score, VPPO_ADV_GRPO, 1e-6f, f.out)
+#define CALL_GROUP_FILTER  vppo_group_filter(&f.s, f.score, 0.01, 0.99, f.sel)
+#define CALL_SEQ_MEAN      vppo_seq_mean(&f.s, f.score, f.mean, f.count)
+#define CALL_TAS_STATS     vppo_tas_stats_compute(f.traj, f.count, 2, &f.st)
+#define CALL_TAS_SCALES    vppo_tas_scales(&f.tas, &f.st, f.traj, f.count, 2, f.scale)
+#define CALL_TOPK          vppo_topk_mask(&f.s, f.score, 0.4, f.sel, &f.info)
+#define CALL_SOFT          vppo_soft_mask(&f.s, f.score, 0.4, f.out)
+#define CALL_LOSS          vppo_policy_loss(&f.loss, &f.s, f.logp, f.aug, NULL, f.score, NULL, NULL, f.out, &f.lo)
+#define CALL_PREPARE       vppo_prepare(&f.cfg, &f.s, f.logp, f.aug, NULL, f.adv_seq, NULL, &f.p)
+#define CALL_STEP          vppo_step(&f.cfg, &f.s, f.logp, f.aug, f.logp, NULL, f.adv_seq, &f.p, f.out, &f.lo)
 #define CALL_BLACKEN       vppo_perturb_patch_blackening(&f.img, 2, 0.5f, 1)
 #define CALL_NOISE         vppo_perturb_gaussian_noise(&f.img, 0.0f, 10.0f, 1)
 #define CALL_FILL          vppo_perturb_fill(&f.img, 128)
@@ -80,10 +25,24 @@ static void fixture_init(fixture *f)
 #define CALL_ROWS          vppo_perturb_patch_rows(f.rows, 4, 2, 2, 0.5f, NULL, 1)
 
 /* ROW(expected, break-one-thing statement, call): a fresh fixture per row. */
-#define ROW(expected, breakage, call) do { fixture f; fixture_init(&f); breakage; CHECK_STATUS(expected, call); } while (0)
+#define ROW(expected, breakage, call) do { test_fixture f; test_fixture_init(&f); breakage; CHECK_STATUS(expected, call); } while (0)
+
+/* Sets buffer k (0..5: dep, traj_dep, count, scale, adv, select) of p to NULL. */
+static void prepared_buffer_null(vppo_prepared *p, int k)
+{
+    switch (k) {
+    case 0: p->dep = NULL; break;
+    case 1: p->traj_dep = NULL; break;
+    case 2: p->count = NULL; break;
+    case 3: p->scale = NULL; break;
+    case 4: p->adv = NULL; break;
+    default: p->select = NULL; break;
+    }
+}
 
 void bad_input_matrix_null_pointers(void)
 {
+    int k;
     /* the fixture is valid for every call */
     ROW(VPPO_OK, (void)0, CALL_DEP_SAMPLED);  ROW(VPPO_OK, (void)0, CALL_DEP_LOGITS);
     ROW(VPPO_OK, (void)0, CALL_LOGPROBS);     ROW(VPPO_OK, (void)0, CALL_BACKWARD);
@@ -97,53 +56,49 @@ void bad_input_matrix_null_pointers(void)
     ROW(VPPO_OK, (void)0, CALL_ROWS);
     /* NULL where a pointer is required */
     ROW(VPPO_ERR_NULL, f.s.offsets = NULL, CALL_DEP_SAMPLED);
-    ROW(VPPO_ERR_NULL, (void)0, vppo_dependency_sampled(NULL, f.a, f.b, VPPO_EST_K3, f.out));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_dependency_sampled(&f.s, NULL, f.b, VPPO_EST_K3, f.out));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_dependency_sampled(&f.s, f.a, NULL, VPPO_EST_K3, f.out));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_dependency_sampled(&f.s, f.a, f.b, VPPO_EST_K3, NULL));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_dependency_sampled(NULL, f.logp, f.aug, VPPO_EST_K3, f.out));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_dependency_sampled(&f.s, NULL, f.aug, VPPO_EST_K3, f.out));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_dependency_sampled(&f.s, f.logp, NULL, VPPO_EST_K3, f.out));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_dependency_sampled(&f.s, f.logp, f.aug, VPPO_EST_K3, NULL));
     ROW(VPPO_ERR_NULL, (void)0, vppo_dependency_logits(NULL, &f.x, VPPO_DIV_KL, f.out));
     ROW(VPPO_ERR_NULL, (void)0, vppo_dependency_logits(&f.x, NULL, VPPO_DIV_KL, f.out));
     ROW(VPPO_ERR_NULL, f.x.data = NULL, CALL_DEP_LOGITS);
     ROW(VPPO_ERR_NULL, (void)0, vppo_logprobs(NULL, f.ids, f.out, NULL, NULL));
     ROW(VPPO_ERR_NULL, (void)0, vppo_logprobs(&f.x, NULL, f.out, NULL, NULL));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_logprobs_backward(NULL, f.ids, NULL, NULL, f.a, NULL, &f.g));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_logprobs_backward(&f.x, NULL, NULL, NULL, f.a, NULL, &f.g));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_logprobs_backward(&f.x, f.ids, NULL, NULL, f.a, NULL, NULL));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_logprobs_backward(NULL, f.ids, NULL, NULL, f.logp, NULL, &f.g));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_logprobs_backward(&f.x, NULL, NULL, NULL, f.logp, NULL, &f.g));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_logprobs_backward(&f.x, f.ids, NULL, NULL, f.logp, NULL, NULL));
     ROW(VPPO_ERR_NULL, f.g.data = NULL, CALL_BACKWARD);
-    ROW(VPPO_ERR_NULL, (void)0, vppo_group_advantages(NULL, f.c, VPPO_ADV_GRPO, 1e-6f, f.out));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_group_advantages(NULL, f.score, VPPO_ADV_GRPO, 1e-6f, f.out));
     ROW(VPPO_ERR_NULL, (void)0, vppo_group_advantages(&f.s, NULL, VPPO_ADV_GRPO, 1e-6f, f.out));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_group_advantages(&f.s, f.c, VPPO_ADV_GRPO, 1e-6f, NULL));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_group_advantages(&f.s, f.score, VPPO_ADV_GRPO, 1e-6f, NULL));
     ROW(VPPO_ERR_NULL, (void)0, vppo_group_filter(&f.s, NULL, 0.01, 0.99, f.sel));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_group_filter(&f.s, f.c, 0.01, 0.99, NULL));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_seq_mean(&f.s, NULL, f.seq_out, NULL));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_seq_mean(&f.s, f.c, NULL, NULL));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_group_filter(&f.s, f.score, 0.01, 0.99, NULL));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_seq_mean(&f.s, NULL, f.mean, NULL));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_seq_mean(&f.s, f.score, NULL, NULL));
     ROW(VPPO_ERR_NULL, (void)0, vppo_tas_stats_compute(NULL, NULL, 2, &f.st));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_tas_stats_compute(f.seq_out, NULL, 2, NULL));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_tas_scales(NULL, &f.st, f.seq_out, NULL, 2, f.scale));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_tas_scales(&f.tas, NULL, f.seq_out, NULL, 2, f.scale));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_tas_stats_compute(f.traj, NULL, 2, NULL));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_tas_scales(NULL, &f.st, f.traj, NULL, 2, f.scale));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_tas_scales(&f.tas, NULL, f.traj, NULL, 2, f.scale));
     ROW(VPPO_ERR_NULL, (void)0, vppo_tas_scales(&f.tas, &f.st, NULL, NULL, 2, f.scale));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_tas_scales(&f.tas, &f.st, f.seq_out, NULL, 2, NULL));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_tas_scales(&f.tas, &f.st, f.traj, NULL, 2, NULL));
     ROW(VPPO_ERR_NULL, (void)0, vppo_topk_mask(&f.s, NULL, 0.4, f.sel, NULL));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_topk_mask(&f.s, f.c, 0.4, NULL, NULL));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_topk_mask(&f.s, f.score, 0.4, NULL, NULL));
     ROW(VPPO_ERR_NULL, (void)0, vppo_soft_mask(&f.s, NULL, 0.4, f.out));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_soft_mask(&f.s, f.c, 0.4, NULL));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_policy_loss(NULL, &f.s, f.a, f.b, NULL, f.c, NULL, NULL, f.out, &f.lo));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_policy_loss(&f.loss, NULL, f.a, f.b, NULL, f.c, NULL, NULL, f.out, &f.lo));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_policy_loss(&f.loss, &f.s, f.a, f.b, NULL, f.c, NULL, NULL, f.out, NULL));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_soft_mask(&f.s, f.score, 0.4, NULL));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_policy_loss(NULL, &f.s, f.logp, f.aug, NULL, f.score, NULL, NULL, f.out, &f.lo));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_policy_loss(&f.loss, NULL, f.logp, f.aug, NULL, f.score, NULL, NULL, f.out, &f.lo));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_policy_loss(&f.loss, &f.s, f.logp, f.aug, NULL, f.score, NULL, NULL, f.out, NULL));
     ROW(VPPO_ERR_NULL, f.loss.kl_kind = VPPO_KL_K1, CALL_LOSS);   /* KL needs logp_ref */
-    ROW(VPPO_ERR_NULL, (void)0, vppo_prepare(NULL, &f.s, f.a, f.b, NULL, f.adv_seq, NULL, &f.p));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_prepare(&f.cfg, &f.s, f.a, f.b, NULL, NULL, NULL, &f.p));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_prepare(&f.cfg, &f.s, f.a, f.b, NULL, f.adv_seq, NULL, NULL));
-    ROW(VPPO_ERR_NULL, f.p.dep = NULL, CALL_PREPARE);
-    ROW(VPPO_ERR_NULL, f.p.traj_dep = NULL, CALL_PREPARE);
-    ROW(VPPO_ERR_NULL, f.p.count = NULL, CALL_PREPARE);
-    ROW(VPPO_ERR_NULL, f.p.scale = NULL, CALL_PREPARE);
-    ROW(VPPO_ERR_NULL, f.p.adv = NULL, CALL_PREPARE);
-    ROW(VPPO_ERR_NULL, f.p.select = NULL, CALL_STEP);
-    ROW(VPPO_ERR_NULL, (void)0, vppo_prepare(&f.cfg, &f.s, NULL, f.b, NULL, f.adv_seq, NULL, &f.p));   /* TAS/TGF need the dependency */
-    ROW(VPPO_ERR_NULL, (void)0, vppo_step(&f.cfg, &f.s, NULL, f.b, f.a, NULL, f.adv_seq, &f.p, f.out, &f.lo));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_step(&f.cfg, &f.s, f.a, NULL, f.a, NULL, f.adv_seq, &f.p, f.out, &f.lo));
-    ROW(VPPO_ERR_NULL, (void)0, vppo_step(&f.cfg, &f.s, f.a, f.b, f.a, NULL, f.adv_seq, &f.p, f.out, NULL));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_prepare(NULL, &f.s, f.logp, f.aug, NULL, f.adv_seq, NULL, &f.p));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_prepare(&f.cfg, &f.s, f.logp, f.aug, NULL, NULL, NULL, &f.p));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_prepare(&f.cfg, &f.s, f.logp, f.aug, NULL, f.adv_seq, NULL, NULL));
+    for (k = 0; k < 6; ++k)   /* every buffer of vppo_prepared is required (select: through vppo_step) */
+        ROW(VPPO_ERR_NULL, prepared_buffer_null(&f.p, k), k < 5 ? CALL_PREPARE : CALL_STEP);
+    ROW(VPPO_ERR_NULL, (void)0, vppo_prepare(&f.cfg, &f.s, NULL, f.aug, NULL, f.adv_seq, NULL, &f.p));   /* TAS/TGF need the dependency */
+    ROW(VPPO_ERR_NULL, (void)0, vppo_step(&f.cfg, &f.s, NULL, f.aug, f.logp, NULL, f.adv_seq, &f.p, f.out, &f.lo));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_step(&f.cfg, &f.s, f.logp, NULL, f.logp, NULL, f.adv_seq, &f.p, f.out, &f.lo));
+    ROW(VPPO_ERR_NULL, (void)0, vppo_step(&f.cfg, &f.s, f.logp, f.aug, f.logp, NULL, f.adv_seq, &f.p, f.out, NULL));
     ROW(VPPO_ERR_NULL, (void)0, vppo_perturb_patch_blackening(NULL, 2, 0.5f, 1));
     ROW(VPPO_ERR_NULL, f.img.pixels = NULL, CALL_NOISE);
     ROW(VPPO_ERR_NULL, (void)0, vppo_perturb_gaussian_blur(&f.img, 1.0f, NULL, 4096));
@@ -151,13 +106,13 @@ void bad_input_matrix_null_pointers(void)
     ROW(VPPO_ERR_NULL, (void)0, vppo_offsets_uniform(NULL, 2, 4));
     /* optional pointers really are optional */
     ROW(VPPO_OK, f.s.mask = NULL, CALL_SOFT);
-    ROW(VPPO_OK, (void)0, vppo_seq_mean(&f.s, f.c, f.seq_out, NULL));
-    ROW(VPPO_OK, (void)0, vppo_tas_stats_compute(f.seq_out, NULL, 2, &f.st));
-    ROW(VPPO_OK, (void)0, vppo_topk_mask(&f.s, f.c, 0.4, f.sel, NULL));
+    ROW(VPPO_OK, (void)0, vppo_seq_mean(&f.s, f.score, f.mean, NULL));
+    ROW(VPPO_OK, (void)0, vppo_tas_stats_compute(f.traj, NULL, 2, &f.st));
+    ROW(VPPO_OK, (void)0, vppo_topk_mask(&f.s, f.score, 0.4, f.sel, NULL));
     ROW(VPPO_OK, (void)0, vppo_logprobs(&f.x, NULL, NULL, NULL, NULL));
     ROW(VPPO_OK, (void)0, vppo_logprobs_backward(&f.x, NULL, NULL, NULL, NULL, NULL, &f.g));
-    ROW(VPPO_OK, (void)0, vppo_policy_loss(&f.loss, &f.s, f.a, f.b, NULL, f.c, NULL, NULL, NULL, &f.lo));
-    ROW(VPPO_OK, (f.cfg.use_tas = 0, f.cfg.use_tgf = 0), vppo_step(&f.cfg, &f.s, f.a, f.b, NULL, NULL, f.adv_seq, &f.p, NULL, &f.lo));
+    ROW(VPPO_OK, (void)0, vppo_policy_loss(&f.loss, &f.s, f.logp, f.aug, NULL, f.score, NULL, NULL, NULL, &f.lo));
+    ROW(VPPO_OK, (f.cfg.use_tas = 0, f.cfg.use_tgf = 0), vppo_step(&f.cfg, &f.s, f.logp, f.aug, NULL, NULL, f.adv_seq, &f.p, NULL, &f.lo));
 }
 
 void bad_input_matrix_sizes(void)
@@ -177,7 +132,7 @@ void bad_input_matrix_sizes(void)
     ROW(VPPO_ERR_SIZE, f.x.n_rows = -3, CALL_BACKWARD);
     ROW(VPPO_ERR_SIZE, f.x.n_rows = INT64_MAX / 4, CALL_LOGPROBS);    /* n_rows * stride overflows */
     ROW(VPPO_ERR_SIZE, f.g.row_stride = 4, CALL_BACKWARD);
-    ROW(VPPO_ERR_SIZE, (void)0, vppo_tas_stats_compute(f.seq_out, NULL, -1, &f.st));
+    ROW(VPPO_ERR_SIZE, (void)0, vppo_tas_stats_compute(f.traj, NULL, -1, &f.st));
     ROW(VPPO_ERR_SIZE, f.count[1] = -4, CALL_TAS_STATS);
     ROW(VPPO_ERR_SIZE, f.count[1] = -4, CALL_TAS_SCALES);
     ROW(VPPO_ERR_SIZE, f.st.n = -1, CALL_TAS_SCALES);
@@ -196,23 +151,23 @@ void bad_input_matrix_sizes(void)
 
 void bad_input_matrix_parameters(void)
 {
-    ROW(VPPO_ERR_PARAM, (void)0, vppo_dependency_sampled(&f.s, f.a, f.b, (vppo_estimator)5, f.out));
+    ROW(VPPO_ERR_PARAM, (void)0, vppo_dependency_sampled(&f.s, f.logp, f.aug, (vppo_estimator)5, f.out));
     ROW(VPPO_ERR_PARAM, (void)0, vppo_dependency_logits(&f.x, &f.x, (vppo_divergence)-1, f.out));
     ROW(VPPO_ERR_PARAM, f.x.temperature = 0.0f, CALL_DEP_LOGITS);
     ROW(VPPO_ERR_PARAM, f.x.temperature = -0.5f, CALL_LOGPROBS);
     ROW(VPPO_ERR_PARAM, f.x.dtype = (vppo_dtype)3, CALL_BACKWARD);
     ROW(VPPO_ERR_PARAM, f.g.data = f.z + 1, CALL_BACKWARD);           /* partial overlap */
     ROW(VPPO_ERR_UNSUPPORTED, f.g.dtype = VPPO_F16, CALL_BACKWARD);
-    ROW(VPPO_ERR_PARAM, (void)0, vppo_group_advantages(&f.s, f.c, (vppo_adv_kind)4, 1e-6f, f.out));
-    ROW(VPPO_ERR_PARAM, (void)0, vppo_group_advantages(&f.s, f.c, VPPO_ADV_GRPO, -1e-6f, f.out));
-    ROW(VPPO_ERR_PARAM, (void)0, vppo_group_advantages(&f.s, f.c, VPPO_ADV_GRPO, NAN, f.out));
-    ROW(VPPO_ERR_PARAM, (void)0, vppo_group_filter(&f.s, f.c, 0.99, 0.01, f.sel));
+    ROW(VPPO_ERR_PARAM, (void)0, vppo_group_advantages(&f.s, f.score, (vppo_adv_kind)4, 1e-6f, f.out));
+    ROW(VPPO_ERR_PARAM, (void)0, vppo_group_advantages(&f.s, f.score, VPPO_ADV_GRPO, -1e-6f, f.out));
+    ROW(VPPO_ERR_PARAM, (void)0, vppo_group_advantages(&f.s, f.score, VPPO_ADV_GRPO, NAN, f.out));
+    ROW(VPPO_ERR_PARAM, (void)0, vppo_group_filter(&f.s, f.score, 0.99, 0.01, f.sel));
     ROW(VPPO_ERR_PARAM, f.tas.beta_min = 2.0f, CALL_TAS_SCALES);
     ROW(VPPO_ERR_PARAM, f.tas.mode = (vppo_tas_mode)2, CALL_TAS_SCALES);
     ROW(VPPO_ERR_PARAM, f.st.max = -1.0, CALL_TAS_SCALES);
-    ROW(VPPO_ERR_PARAM, (void)0, vppo_topk_mask(&f.s, f.c, 1.5, f.sel, NULL));
-    ROW(VPPO_ERR_PARAM, (void)0, vppo_topk_mask(&f.s, f.c, -0.5, f.sel, NULL));
-    ROW(VPPO_ERR_PARAM, (void)0, vppo_soft_mask(&f.s, f.c, 2.0, f.out));
+    ROW(VPPO_ERR_PARAM, (void)0, vppo_topk_mask(&f.s, f.score, 1.5, f.sel, NULL));
+    ROW(VPPO_ERR_PARAM, (void)0, vppo_topk_mask(&f.s, f.score, -0.5, f.sel, NULL));
+    ROW(VPPO_ERR_PARAM, (void)0, vppo_soft_mask(&f.s, f.score, 2.0, f.out));
     ROW(VPPO_ERR_PARAM, f.loss.clip_dual = 0.9f, CALL_LOSS);
     ROW(VPPO_ERR_PARAM, f.loss.clip_low = 1.2f, CALL_LOSS);
     ROW(VPPO_ERR_PARAM, f.loss.agg = (vppo_agg)9, CALL_LOSS);
@@ -233,65 +188,65 @@ void bad_input_matrix_parameters(void)
 
 void bad_input_matrix_nonfinite(void)
 {
-    ROW(VPPO_ERR_NONFINITE, f.a[6] = NAN, CALL_DEP_SAMPLED);
-    ROW(VPPO_ERR_NONFINITE, f.b[2] = INFINITY, CALL_DEP_SAMPLED);
-    ROW(VPPO_ERR_NONFINITE, (f.a[3] = -INFINITY, f.b[3] = -INFINITY), CALL_DEP_SAMPLED);
-    ROW(VPPO_OK, (f.a[3] = NAN, f.mask[3] = 0), CALL_DEP_SAMPLED);    /* garbage at invalid positions */
+    ROW(VPPO_ERR_NONFINITE, f.logp[6] = NAN, CALL_DEP_SAMPLED);
+    ROW(VPPO_ERR_NONFINITE, f.aug[2] = INFINITY, CALL_DEP_SAMPLED);
+    ROW(VPPO_ERR_NONFINITE, (f.logp[3] = -INFINITY, f.aug[3] = -INFINITY), CALL_DEP_SAMPLED);
+    ROW(VPPO_OK, (f.logp[3] = NAN, f.mask[3] = 0), CALL_DEP_SAMPLED);    /* garbage at invalid positions */
     ROW(VPPO_ERR_NONFINITE, f.z[13] = NAN, CALL_DEP_LOGITS);
     ROW(VPPO_ERR_NONFINITE, f.z[39] = INFINITY, CALL_LOGPROBS);
     ROW(VPPO_ERR_NONFINITE, f.z[0] = NAN, CALL_BACKWARD);
     ROW(VPPO_ERR_PARAM, (f.z[5] = f.z[6] = f.z[7] = f.z[8] = f.z[9] = -INFINITY), CALL_LOGPROBS);   /* all -inf row */
-    ROW(VPPO_ERR_NONFINITE, f.a[1] = NAN, CALL_BACKWARD);            /* dlogp */
-    ROW(VPPO_ERR_NONFINITE, f.c[0] = NAN, CALL_GROUP_ADV);
-    ROW(VPPO_ERR_NONFINITE, f.c[7] = INFINITY, CALL_GROUP_FILTER);
-    ROW(VPPO_ERR_NONFINITE, f.c[4] = -INFINITY, CALL_SEQ_MEAN);
-    ROW(VPPO_ERR_NONFINITE, f.seq_out[1] = NAN, CALL_TAS_STATS);
-    ROW(VPPO_ERR_NONFINITE, f.seq_out[0] = INFINITY, CALL_TAS_SCALES);
-    ROW(VPPO_ERR_NONFINITE, f.c[2] = NAN, CALL_TOPK);
-    ROW(VPPO_OK, (f.c[2] = INFINITY, f.c[3] = -INFINITY), CALL_TOPK);   /* infinities are ordered */
-    ROW(VPPO_ERR_NONFINITE, f.c[2] = INFINITY, CALL_SOFT);
-    ROW(VPPO_ERR_NONFINITE, f.a[5] = NAN, CALL_LOSS);
-    ROW(VPPO_ERR_NONFINITE, f.a[5] = -INFINITY, CALL_LOSS);          /* logp must be finite here */
-    ROW(VPPO_ERR_NONFINITE, f.b[0] = INFINITY, CALL_LOSS);
-    ROW(VPPO_ERR_NONFINITE, f.c[1] = NAN, CALL_LOSS);
-    ROW(VPPO_ERR_NONFINITE, f.b[4] = NAN, CALL_PREPARE);
+    ROW(VPPO_ERR_NONFINITE, f.logp[1] = NAN, CALL_BACKWARD);            /* dlogp */
+    ROW(VPPO_ERR_NONFINITE, f.score[0] = NAN, CALL_GROUP_ADV);
+    ROW(VPPO_ERR_NONFINITE, f.score[7] = INFINITY, CALL_GROUP_FILTER);
+    ROW(VPPO_ERR_NONFINITE, f.score[4] = -INFINITY, CALL_SEQ_MEAN);
+    ROW(VPPO_ERR_NONFINITE, f.traj[1] = NAN, CALL_TAS_STATS);
+    ROW(VPPO_ERR_NONFINITE, f.traj[0] = INFINITY, CALL_TAS_SCALES);
+    ROW(VPPO_ERR_NONFINITE, f.score[2] = NAN, CALL_TOPK);
+    ROW(VPPO_OK, (f.score[2] = INFINITY, f.score[3] = -INFINITY), CALL_TOPK);   /* infinities are ordered */
+    ROW(VPPO_ERR_NONFINITE, f.score[2] = INFINITY, CALL_SOFT);
+    ROW(VPPO_ERR_NONFINITE, f.logp[5] = NAN, CALL_LOSS);
+    ROW(VPPO_ERR_NONFINITE, f.logp[5] = -INFINITY, CALL_LOSS);          /* logp must be finite here */
+    ROW(VPPO_ERR_NONFINITE, f.aug[0] = INFINITY, CALL_LOSS);
+    ROW(VPPO_ERR_NONFINITE, f.score[1] = NAN, CALL_LOSS);
+    ROW(VPPO_ERR_NONFINITE, f.aug[4] = NAN, CALL_PREPARE);
     ROW(VPPO_ERR_NONFINITE, f.adv_seq[1] = NAN, CALL_PREPARE);
     ROW(VPPO_OK, (f.adv_seq[1] = NAN, f.off[2] = 4), CALL_PREPARE);   /* unused: empty sequence */
-    ROW(VPPO_ERR_NONFINITE, f.a[7] = NAN, CALL_STEP);
-    ROW(VPPO_ERR_NONFINITE, (f.a[2] = -INFINITY, f.b[2] = -INFINITY), CALL_PREPARE);   /* d = NaN */
-    ROW(VPPO_ERR_NONFINITE, f.b[2] = INFINITY, CALL_STEP);
+    ROW(VPPO_ERR_NONFINITE, f.logp[7] = NAN, CALL_STEP);
+    ROW(VPPO_ERR_NONFINITE, (f.logp[2] = -INFINITY, f.aug[2] = -INFINITY), CALL_PREPARE);   /* d = NaN */
+    ROW(VPPO_ERR_NONFINITE, f.aug[2] = INFINITY, CALL_STEP);
     /* finite inputs whose results leave the float range */
-    ROW(VPPO_ERR_NONFINITE, f.a[4] = 100.0f, vppo_dependency_sampled(&f.s, f.a, f.b, VPPO_EST_PROB_DROP, f.out));
-    ROW(VPPO_OK, f.a[4] = 100.0f, CALL_DEP_SAMPLED);                  /* K3 clamps it */
-    ROW(VPPO_ERR_NONFINITE, (f.cfg.estimator = VPPO_EST_PROB_DROP, f.a[4] = 100.0f), CALL_PREPARE);
+    ROW(VPPO_ERR_NONFINITE, f.logp[4] = 100.0f, vppo_dependency_sampled(&f.s, f.logp, f.aug, VPPO_EST_PROB_DROP, f.out));
+    ROW(VPPO_OK, f.logp[4] = 100.0f, CALL_DEP_SAMPLED);                  /* K3 clamps it */
+    ROW(VPPO_ERR_NONFINITE, (f.cfg.estimator = VPPO_EST_PROB_DROP, f.logp[4] = 100.0f), CALL_PREPARE);
     ROW(VPPO_ERR_NONFINITE, f.adv_seq[0] = 3.2e38f, CALL_STEP);       /* 1.1 x 3.2e38 > FLT_MAX */
     ROW(VPPO_OK, (f.adv_seq[0] = 3.2e38f, f.cfg.use_tas = 0), CALL_PREPARE);   /* scale 1 */
     /* A = -2e38, r = e^3, no dual clip: dl/dlogp = 2e38 e^3 / 8 tokens > FLT_MAX */
-    ROW(VPPO_ERR_NONFINITE, (f.c[0] = -2e38f, f.a[0] = 0.0f, f.b[0] = -3.0f, f.loss.clip_dual = 0.0f), CALL_LOSS);
-    ROW(VPPO_OK, (f.c[0] = -2e38f, f.a[0] = 0.0f, f.b[0] = -3.0f), CALL_LOSS);   /* the dual clip caps it: no gradient */
-    ROW(VPPO_ERR_NONFINITE, f.c[1] = NAN, vppo_perturb_patch_rows(f.rows, 4, 2, 2, 0.5f, f.c, 1));   /* fill */
+    ROW(VPPO_ERR_NONFINITE, (f.score[0] = -2e38f, f.logp[0] = 0.0f, f.aug[0] = -3.0f, f.loss.clip_dual = 0.0f), CALL_LOSS);
+    ROW(VPPO_OK, (f.score[0] = -2e38f, f.logp[0] = 0.0f, f.aug[0] = -3.0f), CALL_LOSS);   /* the dual clip caps it: no gradient */
+    ROW(VPPO_ERR_NONFINITE, f.score[1] = NAN, vppo_perturb_patch_rows(f.rows, 4, 2, 2, 0.5f, f.score, 1));   /* fill */
 }
 
 /* Errors found while validating leave every output as it was. */
 void errors_leave_outputs_untouched(void)
 {
-    fixture f;
+    test_fixture f;
     float out_before[8];
     uint8_t sel_before[8];
-    fixture_init(&f);
+    test_fixture_init(&f);
     memset(f.out, 0x33, sizeof f.out); memcpy(out_before, f.out, sizeof f.out);
     memset(f.sel, 0x33, sizeof f.sel); memcpy(sel_before, f.sel, sizeof f.sel);
-    f.a[7] = NAN;   /* the last valid position */
+    f.logp[7] = NAN;   /* the last valid position */
     CHECK_STATUS(VPPO_ERR_NONFINITE, CALL_DEP_SAMPLED);
     CHECK_STATUS(VPPO_ERR_NONFINITE, CALL_LOSS);
-    f.a[7] = -1.0f; f.c[7] = NAN;
+    f.logp[7] = -1.0f; f.score[7] = NAN;
     CHECK_STATUS(VPPO_ERR_NONFINITE, CALL_GROUP_ADV);
     CHECK_STATUS(VPPO_ERR_NONFINITE, CALL_SOFT);
     CHECK_STATUS(VPPO_ERR_NONFINITE, CALL_TOPK);
     CHECK_STATUS(VPPO_ERR_NONFINITE, CALL_GROUP_FILTER);
     CHECK(memcmp(out_before, f.out, sizeof f.out) == 0);
     CHECK(memcmp(sel_before, f.sel, sizeof f.sel) == 0);
-    f.c[7] = 0.0f; f.ids[7] = 99;
+    f.score[7] = 0.0f; f.ids[7] = 99;
     CHECK_STATUS(VPPO_ERR_INDEX, CALL_LOGPROBS);
     CHECK(memcmp(out_before, f.out, sizeof f.out) == 0);
 }

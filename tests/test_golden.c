@@ -4,7 +4,7 @@
    transcription of the VPPO release's update_policy, and torch.nn.functional computed for
    them (written by `make golden`, tests/crosscheck/crosscheck.py; format and provenance in
    tests/data/README.md). Each test below reads one file, replays every case through the
-   library and compares: masks exactly, values within the SPEC section 12 bounds. A missing
+   library and compares: masks exactly, values within the docs/spec.md §12 bounds. A missing
    or malformed file is a failure, never a skip. The suite runs from the repository root;
    VPPO_GOLDEN_DIR overrides the directory. */
 #include "test.h"
@@ -216,7 +216,7 @@ static double gv_scalar(const gv_case *c, const char *key, gv_type type)
     return it ? it->v[0] : 0.0;
 }
 
-/* vppo_loss_config from the 11 values of a `cfg` item (SPEC section 7 field order). */
+/* vppo_loss_config from the 11 values of a `cfg` item (docs/spec.md §7 field order). */
 static vppo_loss_config gv_loss_config(const gv_item *it)
 {
     vppo_loss_config lc = vppo_loss_config_default();

@@ -1,4 +1,4 @@
-/* tests/test_loss.c - SPEC §7: the policy objective against the float64 reference, and
+/* tests/test_loss.c - docs/spec.md §7: the policy objective against the float64 reference, and
    its gradient against finite differences of that reference, for every option. */
 #include "test.h"
 

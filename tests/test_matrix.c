@@ -6,94 +6,13 @@
    table differ, so the documentation cannot drift.
 
    Every row starts from one fixture of valid arguments for every function and breaks one
-   thing. The expected statuses are worked out from SPEC.md §1 (NULL: a required pointer;
+   thing. The expected statuses are worked out from docs/spec.md §1 (NULL: a required pointer;
    SIZE: counts, offsets, strides, groups; PARAM: a parameter outside its domain; INDEX: a
    token id outside [0, vocab); NONFINITE: NaN, or an infinity where none is allowed;
    WORKSPACE; UNSUPPORTED) and the domains stated in the header, never from a run. Where
    the documentation is silent the row says what it assumes. */
 #include "test.h"
 #include <stdarg.h>
-
-/* ------------------------------------------------------------ the fixture */
-
-typedef struct fixture {
-    /* two sequences (or groups) of 4 positions, every position valid */
-    int64_t off[3];
-    uint8_t mask[8];
-    vppo_seqs s;
-    float logp[8], aug[8], score[8], out[8], traj[2], mean[2], rows[8], fillv[2];
-    int32_t ids[8];
-    uint8_t sel[8];
-    int64_t count[2], offsets_out[4];
-    /* 8 rows of 5 logits and a gradient of the same shape */
-    float z[40], z2[40], dz[40];
-    vppo_logits x, y;
-    vppo_grad_out g;
-    float lse[8], ent[8], dl[8], de[8];
-    /* TAS, loss, pipeline */
-    vppo_tas_config tas;
-    vppo_tas_stats st, global;
-    vppo_loss_config loss;
-    vppo_loss_out lo;
-    vppo_topk_info info;
-    vppo_config cfg;
-    float dep[8], traj_dep[2], scale[2], adv[8], adv_seq[2];
-    uint8_t psel[8];
-    int64_t pcount[2];
-    vppo_prepared p;
-    /* a 4 x 4 RGB image */
-    uint8_t px[4 * 4 * 3];
-    vppo_image img;
-    unsigned char work[4096];
-    size_t blur_need;
-    /* linear head: n = 2, d = 3, vocab = 5 */
-    float hidden[6], hidden_aug[6], weight[15], dhidden[6], dweight[15], lin_out[2];
-    int32_t lin_ids[2];
-    size_t lin_need;
-} fixture;
-
-static void fixture_init(fixture *f)
-{
-    int i;
-    memset(f, 0, sizeof *f);
-    vppo_offsets_uniform(f->off, 2, 4);
-    for (i = 0; i < 8; ++i) {
-        f->mask[i] = 1;
-        f->logp[i] = -1.0f - 0.1f * (float)i;      /* log-probabilities */
-        f->aug[i] = -1.3f - 0.05f * (float)i;
-        f->score[i] = 0.5f - 0.13f * (float)i;     /* rewards, scores, advantages: distinct */
-        f->ids[i] = i % 5;
-        f->sel[i] = (uint8_t)(i % 3 != 1);        /* a TGF selection for the loss */
-        f->rows[i] = 1.0f;
-        f->dl[i] = 0.5f;
-        f->de[i] = -0.25f;
-    }
-    for (i = 0; i < 40; ++i) { f->z[i] = (float)(i % 7) * 0.3f; f->z2[i] = (float)(i % 5) * 0.2f; }
-    f->s.n_seqs = 2; f->s.offsets = f->off; f->s.mask = f->mask;
-    f->x.data = f->z; f->x.dtype = VPPO_F32; f->x.n_rows = 8; f->x.vocab = 5; f->x.row_stride = 5; f->x.temperature = 1.0f;
-    f->y = f->x;
-    f->y.data = f->z2;
-    f->g.data = f->dz; f->g.dtype = VPPO_F32; f->g.row_stride = 5;
-    vppo_logprobs(&f->x, NULL, NULL, f->lse, f->ent);   /* the caller's lse and entropy, valid */
-    f->tas = vppo_tas_config_default();
-    f->st.min = 0.2; f->st.max = 0.7; f->st.n = 2;
-    f->global = f->st;
-    f->traj[0] = 0.2f; f->traj[1] = 0.7f;
-    f->count[0] = 4; f->count[1] = 4;
-    f->loss = vppo_loss_config_default();
-    f->cfg = vppo_config_default();
-    f->p.dep = f->dep; f->p.traj_dep = f->traj_dep; f->p.count = f->pcount; f->p.scale = f->scale;
-    f->p.adv = f->adv; f->p.select = f->psel;
-    f->adv_seq[0] = 1.0f; f->adv_seq[1] = -1.0f;
-    f->fillv[0] = 0.5f; f->fillv[1] = -0.5f;
-    for (i = 0; i < 48; ++i) f->px[i] = (uint8_t)(i * 5);
-    f->img.pixels = f->px; f->img.width = 4; f->img.height = 4; f->img.channels = 3; f->img.row_stride = 12;
-    f->blur_need = vppo_blur_workspace(4, 4, 3);
-    for (i = 0; i < 6; ++i) { f->hidden[i] = 0.1f * (float)(i + 1); f->hidden_aug[i] = 0.1f * (float)(6 - i); }
-    for (i = 0; i < 15; ++i) f->weight[i] = 0.05f * (float)(i % 4) - 0.07f;
-    f->lin_ids[0] = 1; f->lin_ids[1] = 4;
-    f->lin_need = vppo_linear_workspace(2, 3, 5);
-}
 
 /* ------------------------------------------------------------ the calls, on the fixture */
 
@@ -170,7 +89,7 @@ static void matrix_visit(matrix_walk *w, const char *fn, int kind, const char *w
 
 /* ROW(function, kind, what is broken, expected, breakage, call): a fresh fixture, one
    thing broken, the call made only when checking. */
-#define ROW(FN, KIND, WHAT, EXPECTED, BREAK, CALL) do { fixture_init(&f); BREAK; \
+#define ROW(FN, KIND, WHAT, EXPECTED, BREAK, CALL) do { test_fixture_init(&f); BREAK; \
     matrix_visit(w, FN, KIND, WHAT, EXPECTED, w->check ? (CALL) : (EXPECTED), __LINE__); } while (0)
 #define NOTHING (void)0
 
@@ -185,7 +104,7 @@ static void matrix_visit(matrix_walk *w, const char *fn, int kind, const char *w
 
 static void matrix_table(matrix_walk *w)
 {
-    static fixture f;   /* static: one fixture re-initialised per row */
+    static test_fixture f;   /* static: one fixture re-initialised per row */
     static const int64_t decreasing[3] = { 0, 5, 4 }, negative_first[3] = { -2, 0, 4 };
     static const int64_t past_any_buffer[3] = { 0, 4, (int64_t)(PTRDIFF_MAX / 4) + 1 };
     const vppo_isa isa_before = vppo_isa_active();
@@ -836,7 +755,7 @@ static text matrix_markdown(const matrix_walk *w)
     text_add(&t, "The suite checks every row against the library (`bad_input_matrix_table`) and fails when this\n");
     text_add(&t, "file differs from the table (`bad_input_matrix_doc_is_current`).\n\n");
     text_add(&t, "Each row starts from valid arguments for every function and breaks one thing. The expected\n");
-    text_add(&t, "statuses follow SPEC.md section 1 and the domains stated in the header (NULL: a required pointer;\n");
+    text_add(&t, "statuses follow docs/spec.md section 1 and the domains stated in the header (NULL: a required pointer;\n");
     text_add(&t, "SIZE: counts, offsets, strides, groups; PARAM: a parameter outside its domain, NaN included;\n");
     text_add(&t, "INDEX: a token id outside [0, vocab); NONFINITE: NaN, or an infinity where none is allowed, in\n");
     text_add(&t, "the data or in a result; WORKSPACE; UNSUPPORTED). On any error nothing outside the output\n");
@@ -886,7 +805,7 @@ static text matrix_markdown(const matrix_walk *w)
 /* ------------------------------------------------------------ the tests */
 
 static matrix_walk matrix_state;
-static fixture matrix_fixture_probe;
+static test_fixture matrix_fixture_probe;
 
 /* Every row of the table against the library. */
 void bad_input_matrix_table(void)
@@ -896,7 +815,7 @@ void bad_input_matrix_table(void)
     w->check = 1;
     matrix_table(w);
     CHECK(w->n <= MATRIX_MAX);
-    fixture_init(&matrix_fixture_probe);
+    test_fixture_init(&matrix_fixture_probe);
     CHECK(matrix_fixture_probe.lin_need > 0 && matrix_fixture_probe.lin_need + 8 <= sizeof matrix_fixture_probe.work);
     CHECK(matrix_fixture_probe.blur_need > 0 && matrix_fixture_probe.blur_need + 3 <= sizeof matrix_fixture_probe.work);
     CHECK(w->n >= 300);
@@ -939,8 +858,9 @@ void bad_input_matrix_doc_is_current(void)
     if (size >= 0) have = (char *)malloc((size_t)size + 1);
     CHECK(have != NULL && fread(have, 1, (size_t)size, file) == (size_t)size);
     fclose(file);
-    if (have && (size_t)size == doc.n && memcmp(have, doc.s, doc.n) == 0) CHECK(1);
-    else test_fail(__FILE__, __LINE__, "%s differs from the table in tests/test_matrix.c: run make docs-matrix", read_from);
+    ++test_checks;   /* one check, with a message that says how to fix it */
+    if (!(have && (size_t)size == doc.n && memcmp(have, doc.s, doc.n) == 0))
+        test_fail(__FILE__, __LINE__, "%s differs from the table in tests/test_matrix.c: run make docs-matrix", read_from);
     free(have);
     free(doc.s);
 }

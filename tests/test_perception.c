@@ -1,4 +1,4 @@
-/* tests/test_perception.c - SPEC §2: dependency from sampled log-probs, and the logits
+/* tests/test_perception.c - docs/spec.md §2: dependency from sampled log-probs, and the logits
    kernels (log-probs, entropy, KL/JS, backward) against float64 references. */
 #include "test.h"
 
@@ -578,16 +578,6 @@ void logprobs_backward_in_place(void)
     free(copy); free(out); free(L.buf);
 }
 
-/* Round a float to the nearest bf16, ties to even, by comparing the two candidates. */
-static uint16_t test_round_bf16(float f)
-{
-    uint16_t lo = test_f32_to_bf16_trunc(f), hi = (uint16_t)(lo + 1);
-    double dl = fabs(test_bf16_value(lo) - f), dh = fabs(test_bf16_value(hi) - f);
-    if (dl < dh) return lo;
-    if (dh < dl) return hi;
-    return (lo & 1) ? hi : lo;
-}
-
 void logprobs_backward_bf16_output(void)
 {
     rng r = rng_make(404);
@@ -603,7 +593,7 @@ void logprobs_backward_bf16_output(void)
     CHECK_STATUS(VPPO_OK, vppo_logprobs_backward(&L.x, ids, NULL, NULL, g, h, &go));
     go.data = b16; go.dtype = VPPO_BF16;
     CHECK_STATUS(VPPO_OK, vppo_logprobs_backward(&L.x, ids, NULL, NULL, g, h, &go));
-    for (j = 0; j < n * V; ++j) wrong += b16[j] != test_round_bf16(f[j]);
+    for (j = 0; j < n * V; ++j) wrong += b16[j] != test_f32_to_bf16_round(f[j]);
     CHECK_EQ_INT(0, wrong);
     go.dtype = VPPO_F16;
     CHECK_STATUS(VPPO_ERR_UNSUPPORTED, vppo_logprobs_backward(&L.x, ids, NULL, NULL, g, h, &go));

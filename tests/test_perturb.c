@@ -1,20 +1,7 @@
-/* tests/test_perturb.c - SPEC §3: perturbations, pixel by pixel against the definition.
-   The hash is re-implemented here from the SPEC's formula, so a slip in either copy
-   shows. */
+/* tests/test_perturb.c - docs/spec.md §3: perturbations, pixel by pixel against the definition.
+   The hash is re-implemented from the specification's formula (test_splitmix64 in
+   tests/test_util.c), so a slip in either copy shows. */
 #include "test.h"
-
-static uint64_t spec_splitmix(uint64_t x)
-{
-    uint64_t z = x + 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double spec_uniform(uint64_t seed, uint64_t i)
-{
-    return ldexp((double)(spec_splitmix(seed ^ spec_splitmix(i)) >> 40), -24);
-}
 
 /* A W x H x C image with `pad` extra bytes per row, random content, and a copy. */
 typedef struct test_image { vppo_image img; uint8_t *orig; size_t bytes; } test_image;
@@ -57,7 +44,7 @@ void hash64_is_splitmix64(void)
     for (i = 0; i < 1000; ++i) {
         uint64_t x = rng_next(&r);
         ++test_checks;
-        if (vppo_hash64(x) != spec_splitmix(x)) { test_fail(__FILE__, __LINE__, "hash64 differs at %d", i); break; }
+        if (vppo_hash64(x) != test_splitmix64(x)) { test_fail(__FILE__, __LINE__, "hash64 differs at %d", i); break; }
     }
 }
 
@@ -69,7 +56,7 @@ void uniform_is_top_24_bits_of_the_hash(void)
     for (i = 0; i < 100000; ++i) {
         uint64_t seed = rng_next(&r), idx = (uint64_t)i;
         double u = vppo_uniform(seed, idx);
-        if (u != spec_uniform(seed, idx)) ++bad;
+        if (u != test_uniform(seed, idx)) ++bad;
         if (u < lo) lo = u;
         if (u > hi) hi = u;
         if (u * 16777216.0 != floor(u * 16777216.0)) ++bad;   /* a multiple of 2^-24 */
@@ -87,7 +74,7 @@ static void check_blackening(int W, int H, int C, int pad, int patch, float prob
     for (y = 0; y < H; ++y)
         for (x = 0; x < W; ++x) {
             uint64_t i = (uint64_t)((y / patch) * cols + x / patch);
-            int blackened = spec_uniform(seed, i) < (double)prob;
+            int blackened = test_uniform(seed, i) < (double)prob;
             black += blackened;
             for (c = 0; c < C; ++c) {
                 uint8_t got = t.img.pixels[y * t.img.row_stride + x * C + c];
@@ -144,7 +131,7 @@ static void check_noise(int W, int H, int C, int pad, float mean, float std, uin
                 uint8_t want = t.orig[at];
                 if (!(C == 4 && c == 3)) {
                     uint64_t j = (uint64_t)((y * W + x) * C + c);
-                    double u1 = spec_uniform(seed, 2 * j), u2 = spec_uniform(seed, 2 * j + 1);
+                    double u1 = test_uniform(seed, 2 * j), u2 = test_uniform(seed, 2 * j + 1);
                     double n = sqrt(-2.0 * log(1.0 - u1)) * cos(2.0 * 3.14159265358979323846 * u2);
                     double shifted = (double)t.orig[at] + (double)mean;
                     double noise = (double)std * n;
@@ -234,7 +221,7 @@ static void check_blur(int W, int H, int C, int pad, float radius, uint64_t seed
         off_by_more += d > 1;
         off_by_one += d == 1;
     }
-    CHECK_EQ_INT(0, off_by_more);            /* SPEC §12: blur within +-1 per byte */
+    CHECK_EQ_INT(0, off_by_more);            /* docs/spec.md §12: blur within +-1 per byte */
     CHECK(off_by_one * 100 <= (int64_t)W * H * C);   /* and rarely even that */
     CHECK_EQ_INT(0, alpha_changed);
     CHECK(padding_untouched(&t));
@@ -286,7 +273,7 @@ void patch_rows_replace_rows_by_the_hash(void)
         for (i = 0; i < n_rows * stride; ++i) orig[i] = rows[i] = (float)rng_normal(&r);
         CHECK_STATUS(VPPO_OK, vppo_perturb_patch_rows(rows, n_rows, len, stride, 0.5f, f, 99));
         for (i = 0; i < n_rows; ++i) {
-            int rep = spec_uniform(99, (uint64_t)i) < 0.5;
+            int rep = test_uniform(99, (uint64_t)i) < 0.5;
             replaced += rep;
             for (j = 0; j < stride; ++j) {
                 float want = (j < len && rep) ? (f ? f[j] : 0.0f) : orig[i * stride + j];

@@ -1,4 +1,4 @@
-/* tests/test_pipeline.c - SPEC §8: vppo_prepare and vppo_step, checked stage by stage,
+/* tests/test_pipeline.c - docs/spec.md §8: vppo_prepare and vppo_step, checked stage by stage,
    against a literal transcription of the released VPPO training code's update step,
    and against plain DAPO. */
 #include "test.h"
@@ -324,7 +324,7 @@ void step_without_tas_and_tgf_is_exactly_dapo(void)
     CHECK(out.loss == direct.loss && out.pg_loss == direct.pg_loss && out.entropy_loss == direct.entropy_loss);
     CHECK(out.clipfrac == direct.clipfrac && out.clipfrac_dual == direct.clipfrac_dual && out.ppo_kl == direct.ppo_kl);
     CHECK(out.n_valid == direct.n_valid && out.n_selected == direct.n_valid);
-    /* and DAPO as written from SPEC §7 (clip-higher, dual clip, token-mean, entropy penalty) */
+    /* and DAPO as written from docs/spec.md §7 (clip-higher, dual clip, token-mean, entropy penalty) */
     for (t = 0; t < 16 * 48; ++t) x[t] = c.mask[t] ? c.logp[t] : 0.0;
     want = ref_policy_loss(&cfg.loss, &c.s, x, x, c.old, NULL, adv_tok, NULL, NULL);
     CHECK_NEAR(want.loss, out.loss, TOL_SCALAR);

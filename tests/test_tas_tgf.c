@@ -1,4 +1,4 @@
-/* tests/test_tas_tgf.c - SPEC §5 (TAS) and §6 (TGF): masks against a brute-force sort
+/* tests/test_tas_tgf.c - docs/spec.md §5 (TAS) and §6 (TGF): masks against a brute-force sort
    with the tie rule, exactly. */
 #include "test.h"
 

@@ -1,5 +1,5 @@
 /* tests/test_util.c - random inputs, conversions and the float64 references.
-   The references are written from SPEC.md for clarity, not speed: plain two-pass
+   The references are written from docs/spec.md for clarity, not speed: plain two-pass
    softmax, direct sums, no online tricks shared with the library. */
 #include "test.h"
 #include <stdarg.h>
@@ -90,6 +90,27 @@ double *doubles_new(int64_t n, double fill)
     return x;
 }
 
+/* ------------------------------------------------------------- the hash of §3 */
+
+/* splitmix64 as docs/spec.md §3 states it: add the golden-ratio constant, then three rounds
+   of z ^= z >> shift, z *= multiplier (the last multiplier 1), mod 2^64. Written apart from
+   the library's so that a slip in either shows. */
+uint64_t test_splitmix64(uint64_t x)
+{
+    static const struct { int shift; uint64_t mul; } round[3] = {
+        { 30, 0xBF58476D1CE4E5B9ull }, { 27, 0x94D049BB133111EBull }, { 31, 1 } };
+    uint64_t z = x + 0x9E3779B97F4A7C15ull;
+    int k;
+    for (k = 0; k < 3; ++k) z = (z ^ (z >> round[k].shift)) * round[k].mul;
+    return z;
+}
+
+/* The top 24 bits of splitmix64(seed ^ splitmix64(i)), as a fraction of 2^24. */
+double test_uniform(uint64_t seed, uint64_t i)
+{
+    return ldexp((double)(test_splitmix64(seed ^ test_splitmix64(i)) >> 40), -24);
+}
+
 /* ------------------------------------------------------------- conversions */
 
 uint16_t test_f32_to_bf16_trunc(float f)
@@ -97,6 +118,32 @@ uint16_t test_f32_to_bf16_trunc(float f)
     uint32_t bits;
     memcpy(&bits, &f, 4);
     return (uint16_t)(bits >> 16);
+}
+
+/* Nearest bf16, ties to even, found by comparing the two candidates around f (finite f). */
+uint16_t test_f32_to_bf16_round(float f)
+{
+    uint16_t lo = test_f32_to_bf16_trunc(f), hi = (uint16_t)(lo + 1);
+    double dl = fabs(test_bf16_value(lo) - f), dh = fabs(test_bf16_value(hi) - f);
+    if (dl < dh) return lo;
+    if (dh < dl) return hi;
+    return (lo & 1) ? hi : lo;
+}
+
+/* f16 bits of a float, rounding toward zero (subnormals included); beyond the f16 range
+   +-inf, infinities kept, NaN kept (quiet). For making inputs: every kind of value. */
+uint16_t test_f32_to_f16_trunc(float x)
+{
+    uint32_t bits, sign, e, m;
+    memcpy(&bits, &x, sizeof bits);
+    sign = (bits >> 16) & 0x8000u;
+    e = (bits >> 23) & 0xffu;
+    m = bits & 0x7fffffu;
+    if (e == 0xff) return (uint16_t)(sign | 0x7c00u | (m ? 0x200u : 0u));
+    if ((int)e - 127 > 15) return (uint16_t)(sign | 0x7c00u);
+    if ((int)e - 127 >= -14) return (uint16_t)(sign | ((e - 112u) << 10) | (m >> 13));
+    if ((int)e - 127 >= -24) return (uint16_t)(sign | ((m | 0x800000u) >> (126u - e)));
+    return (uint16_t)sign;
 }
 
 double test_bf16_value(uint16_t h)   /* sign, 8-bit exponent, 7-bit mantissa */
@@ -123,6 +170,73 @@ uint16_t test_f32_to_f16_exact(double v)   /* search: slow, obviously right */
     for (h = 0; h < 0x10000; ++h)
         if (test_f16_value((uint16_t)h) == v && !(v == 0 && (signbit(v) != 0) != ((h >> 15) != 0))) return (uint16_t)h;
     return 0x7e00;   /* NaN: not representable */
+}
+
+/* ------------------------------------------------------------- vector ISAs */
+
+int test_vector_isas_selectable(void)
+{
+    const vppo_isa before = vppo_isa_active();
+    int isa, n = 0;
+    for (isa = VPPO_ISA_SSE2; isa <= VPPO_ISA_NEON; ++isa) n += vppo_isa_select((vppo_isa)isa) == VPPO_OK;
+    if (vppo_isa_select(before) != VPPO_OK) test_fail(__FILE__, __LINE__, "cannot restore ISA %s", vppo_isa_name(before));
+    return n;
+}
+
+void test_check_vector_isas_tested(int tested)
+{
+#if !defined(VPPO_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__aarch64__))
+    CHECK(tested >= 1);                  /* x86-64 always has SSE2, aarch64 NEON */
+#elif defined(VPPO_NO_SIMD) || !(defined(__GNUC__) || defined(__clang__)) || !defined(__i386__)
+    CHECK_EQ_INT(0, tested);             /* no vector path is compiled */
+#else
+    (void)tested;                        /* 32-bit x86: SSE2 depends on the CPU */
+#endif
+}
+
+/* ------------------------------------------------------------- the bad-input fixture */
+
+void test_fixture_init(test_fixture *f)
+{
+    int i;
+    memset(f, 0, sizeof *f);
+    vppo_offsets_uniform(f->off, 2, 4);
+    for (i = 0; i < 8; ++i) {
+        f->mask[i] = 1;
+        f->logp[i] = -1.0f - 0.1f * (float)i;      /* log-probabilities */
+        f->aug[i] = -1.3f - 0.05f * (float)i;
+        f->score[i] = 0.5f - 0.13f * (float)i;     /* rewards, scores, advantages: distinct */
+        f->ids[i] = i % 5;
+        f->sel[i] = (uint8_t)(i % 3 != 1);        /* a TGF selection for the loss */
+        f->rows[i] = 1.0f;
+        f->dl[i] = 0.5f;
+        f->de[i] = -0.25f;
+    }
+    for (i = 0; i < 40; ++i) { f->z[i] = (float)(i % 7) * 0.3f; f->z2[i] = (float)(i % 5) * 0.2f; }
+    f->s.n_seqs = 2; f->s.offsets = f->off; f->s.mask = f->mask;
+    f->x.data = f->z; f->x.dtype = VPPO_F32; f->x.n_rows = 8; f->x.vocab = 5; f->x.row_stride = 5; f->x.temperature = 1.0f;
+    f->y = f->x;
+    f->y.data = f->z2;
+    f->g.data = f->dz; f->g.dtype = VPPO_F32; f->g.row_stride = 5;
+    vppo_logprobs(&f->x, NULL, NULL, f->lse, f->ent);   /* the caller's lse and entropy, valid */
+    f->tas = vppo_tas_config_default();
+    f->st.min = 0.2; f->st.max = 0.7; f->st.n = 2;
+    f->global = f->st;
+    f->traj[0] = 0.2f; f->traj[1] = 0.7f;
+    f->count[0] = 4; f->count[1] = 4;
+    f->loss = vppo_loss_config_default();
+    f->cfg = vppo_config_default();
+    f->p.dep = f->dep; f->p.traj_dep = f->traj_dep; f->p.count = f->pcount; f->p.scale = f->scale;
+    f->p.adv = f->adv; f->p.select = f->psel;
+    f->adv_seq[0] = 1.0f; f->adv_seq[1] = -1.0f;
+    f->fillv[0] = 0.5f; f->fillv[1] = -0.5f;
+    for (i = 0; i < 48; ++i) f->px[i] = (uint8_t)(i * 5);
+    f->img.pixels = f->px; f->img.width = 4; f->img.height = 4; f->img.channels = 3; f->img.row_stride = 12;
+    f->blur_need = vppo_blur_workspace(4, 4, 3);
+    for (i = 0; i < 6; ++i) { f->hidden[i] = 0.1f * (float)(i + 1); f->hidden_aug[i] = 0.1f * (float)(6 - i); }
+    for (i = 0; i < 15; ++i) f->weight[i] = 0.05f * (float)(i % 4) - 0.07f;
+    f->lin_ids[0] = 1; f->lin_ids[1] = 4;
+    f->lin_need = vppo_linear_workspace(2, 3, 5);
 }
 
 /* ------------------------------------------------------------- references */

@@ -30,19 +30,19 @@ Masks must match exactly except on the documented cases (see vppo_release.py): a
 ceil of k (the release keeps exactly one more token: the next one in rank), and float32
 near-ties (two dependencies within 4 float32 ulps, ordered differently by the float64
 reference and by vppo.h's stored float32 values). vppo.h's own mask is in addition checked
-exactly against SPEC's rule applied to its own float32 dependency. Values must be within the
-SPEC section 12 bounds. Documented reference differences, each accounted for:
+exactly against the specification's rule applied to its own float32 dependency. Values must be within the
+docs/spec.md section 12 bounds. Documented reference differences, each accounted for:
   * masked_mean's "+ 1e-8" (release and verl): the release transcription runs with eps = 0
     and, separately, the released eps is shown to move nothing by more than 1e-8 relative;
     verl's masked-mean metrics are multiplied back by (n + 1e-8)/n; verl's
     seq-mean-token-mean keeps its 1e-8 per sequence, allowed as 1e-8 (1 + |ref|) on top.
   * verl's sequence modes divide by the number of non-empty responses by default: the
-    global_batch_size argument is passed as SPEC's S (B, or denom).
+    global_batch_size argument is passed as the specification's S (B, or denom).
   * verl's GSPO clamps the log-ratio at 10 from above only, its CISPO clipfrac counts
     ratio != clipped ratio, verl's ppo_kl clamps Delta to [-20, 20]: batches for those keep
     |log-ratio| < 10, and the CISPO clipfrac is not compared.
   * torch's kl_div gives NaN for terms where both p_i and q_i are 0 (-inf logits on both
-    sides): those terms are 0 by SPEC section 1, and are set to 0 in the reference.
+    sides): those terms are 0 by docs/spec.md section 1, and are set to 0 in the reference.
 It prints a table of the largest difference seen for every quantity and exits 1 on any
 mismatch. With --write-golden DIR it writes a fixed set of these cases (inputs and the
 references' expected outputs; the library is not used) as golden vectors for
@@ -56,7 +56,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 
-TOL = {   # SPEC section 12: (absolute, relative)
+TOL = {   # docs/spec.md section 12: (absolute, relative)
     "lse": (1e-5, 1e-5), "logp_k": (1e-5, 1e-5), "div": (1e-5, 1e-4), "dlogits": (1e-7, 1e-5),
     "token": (1e-6, 1e-6), "scalar": (1e-6, 1e-6),
     "eps": (1e-7, 1e-7),   # the effect of the released masked_mean + 1e-8: far below "token"/"scalar"
@@ -163,7 +163,7 @@ class Recorder:
         if not self.rows:
             print("crosscheck: nothing compared (every part skipped): not a pass, not a failure")
             return 0
-        print("crosscheck: every compared value within SPEC section 12, every mask as documented" +
+        print("crosscheck: every compared value within docs/spec.md section 12, every mask as documented" +
               ("" if not self.skipped else " (parts skipped: %s)" % ", ".join(p for p, _ in self.skipped)))
         return 0
 
@@ -255,7 +255,7 @@ def with_garbage(rng, x, mask):
 
 
 def spec_topk(score32, mask, ratio):
-    """SPEC section 6 on the given float32 scores: per row k = clamp(ceil(n ratio - 1e-9), 0, n),
+    """docs/spec.md section 6 on the given float32 scores: per row k = clamp(ceil(n ratio - 1e-9), 0, n),
     the k largest valid scores, ties to the lower position."""
     import numpy as np
     sel = np.zeros(mask.shape, np.uint8)
@@ -502,7 +502,7 @@ def release_inputs(rng, c):
     for _ in range(c["ranks"]):
         B, L = c["B"], c["L"]
         mask = padded_batch(rng, B, L, empty=0.1, holes=0.25)
-        if c.get("ceil_lengths"):   # lengths where float32 ceil(n * 0.6) exceeds SPEC's k
+        if c.get("ceil_lengths"):   # lengths where float32 ceil(n * 0.6) exceeds the specification's k
             for b, n in enumerate([25, 45, 50, 85, 90, 95, 100]):
                 mask[b] = 0
                 mask[b, :n] = 1
@@ -581,7 +581,7 @@ def release_part(rec, rng, n_batches, golden=None, lib=True):
             out = run_release(c, ranks, eps=0.0)
             out_eps = run_release(c, ranks, eps=EPS_RELEASE)
             where = "%s batch %d" % (c["name"], it)
-            # the released + 1e-8 moves nothing by more than 1e-7 (1 + |value|), a tenth of SPEC's bound
+            # the released + 1e-8 moves nothing by more than 1e-7 (1 + |value|), a tenth of the specification's bound
             for o, oe in zip(out, out_eps):
                 if rec is None:
                     break
@@ -654,7 +654,7 @@ def release_compare(rec, c, ranks, out, total, multi, where, vppo, np):
                                               None)
                 assert st == 0, st
                 sel = sel | e.reshape(B, L)
-            # vppo.h's own mask against SPEC's rule on its own float32 dependency
+            # vppo.h's own mask against the specification's rule on its own float32 dependency
             p_dep = p["dep"].reshape(B, L)
             sub_mask = np.zeros_like(mask)
             sub_mask[rows] = mask[rows]
@@ -664,7 +664,7 @@ def release_compare(rec, c, ranks, out, total, multi, where, vppo, np):
                 spec_sel, k_spec = sub_mask.copy(), sub_mask.sum(1)
             if c.get("top_p_entropy") is not None:
                 spec_sel |= spec_topk(r["entropy"], sub_mask, c["top_p_entropy"])[0]
-            rec.exact("release", "select vs SPEC rule (own dep)", spec_sel[rows], sel[rows], where=where)
+            rec.exact("release", "select vs the spec rule (own dep)", spec_sel[rows], sel[rows], where=where)
             # against the release
             ref_sel = o["select"].numpy()[rows]
             k_ref = o["k"].numpy()[rows]
@@ -737,7 +737,7 @@ def o_threshold(o, dep64, mask, top_p):
 
 def golden_release_case(golden, c, ranks, out, total, idx):
     """A release case as stored: the ranks concatenated (rank r = responses [ranks[r], ranks[r+1])),
-    the expected values with eps = 0 (SPEC's mean)."""
+    the expected values with eps = 0 (the specification's mean)."""
     import numpy as np
     mask = np.concatenate([r["mask"] for r in ranks])
     B, L = mask.shape
@@ -783,14 +783,14 @@ def golden_release_case(golden, c, ranks, out, total, idx):
 def torch_refs(z, za, ids, T, Ta, g, h):
     """float64 torch references for one pair of logit matrices (numpy float64 inputs), row by
     row on the support of each row (its finite logits): -inf logits have probability 0 and
-    gradient 0 by SPEC section 1, and torch's Categorical.entropy / kl_div would turn the
+    gradient 0 by docs/spec.md section 1, and torch's Categorical.entropy / kl_div would turn the
     0 * -inf of those entries into NaN in the backward pass or the sum."""
     import numpy as np
     import torch
     import torch.nn.functional as F
     from torch.distributions import Categorical
 
-    def kl(lp, lq):   # KL(P || Q) with F.kl_div; terms with p_i = 0 are 0 (SPEC section 1)
+    def kl(lp, lq):   # KL(P || Q) with F.kl_div; terms with p_i = 0 are 0 (docs/spec.md section 1)
         terms = F.kl_div(lq, lp, log_target=True, reduction="none")
         return torch.where(torch.isneginf(lp), torch.zeros_like(terms), terms).sum(-1)
 
@@ -968,29 +968,28 @@ def write_golden(out_dir, seed, np, torch):
     import verl
     os.makedirs(out_dir, exist_ok=True)
     fmt = "format: tests/data/README.md. Regenerate with `make golden` (tests/crosscheck/crosscheck.py)."
+    headers = {
+        "verl": "vppo.h golden vectors from verl %s (verl.trainer.ppo.core_algos), torch %s, float64.\n"
+                "Group advantages (GRPO, Dr.GRPO, RLOO, pass@k) and policy losses (vanilla clip with dual clip\n"
+                "in the four aggregation modes, GSPO token ratio, CISPO, k1/abs/k2/k3 KL) with autograd dlogp.\n"
+                "Masked-mean metrics are corrected for verl's + 1e-8; seq-mean-token-mean keeps it (<= 1e-8 rel).\n"
+                % (getattr(verl, "__version__", "?"), torch.__version__),
+        "release": "vppo.h golden vectors from tests/crosscheck/vppo_release.py, a torch %s transcription of\n"
+                   "the VPPO release's update_policy (huaixuheqing/VPPO-RL dp_actor.py), float64, masked means\n"
+                   "without the release's + 1e-8 (docs/spec.md's mean). Only batches whose top-k mask is the same on the\n"
+                   "float64 and the float32-rounded dependency are stored.\n" % torch.__version__,
+        "torch": "vppo.h golden vectors from torch %s: F.log_softmax, torch.logsumexp, Categorical.entropy,\n"
+                 "F.kl_div (KL, reverse KL, JS; p_i = 0 terms as 0) and autograd of sum(g logp + h H), float64\n"
+                 "on the exact values of f32 / bf16 / f16 logits (the 16-bit ones stored as their bit patterns).\n"
+                 % torch.__version__,
+    }
     total = 0
-    g = Golden("verl")
-    verl_part(None, np.random.default_rng(seed + 1), 2, golden=g, lib=False)
-    total += g.write(os.path.join(out_dir, "golden_verl.txt"),
-                     "vppo.h golden vectors from verl %s (verl.trainer.ppo.core_algos), torch %s, float64.\n"
-                     "Group advantages (GRPO, Dr.GRPO, RLOO, pass@k) and policy losses (vanilla clip with dual clip\n"
-                     "in the four aggregation modes, GSPO token ratio, CISPO, k1/abs/k2/k3 KL) with autograd dlogp.\n"
-                     "Masked-mean metrics are corrected for verl's + 1e-8; seq-mean-token-mean keeps it (<= 1e-8 rel).\n"
-                     % (getattr(verl, "__version__", "?"), torch.__version__) + fmt)
-    g = Golden("release")
-    release_part(None, np.random.default_rng(seed + 2), 1, golden=g, lib=False)
-    total += g.write(os.path.join(out_dir, "golden_release.txt"),
-                     "vppo.h golden vectors from tests/crosscheck/vppo_release.py, a torch %s transcription of\n"
-                     "the VPPO release's update_policy (huaixuheqing/VPPO-RL dp_actor.py), float64, masked means\n"
-                     "without the release's + 1e-8 (SPEC's mean). Only batches whose top-k mask is the same on the\n"
-                     "float64 and the float32-rounded dependency are stored.\n" % torch.__version__ + fmt)
-    g = Golden("torch")
-    torch_part(None, np.random.default_rng(seed + 3), 12, golden=g, lib=False)
-    total += g.write(os.path.join(out_dir, "golden_torch.txt"),
-                     "vppo.h golden vectors from torch %s: F.log_softmax, torch.logsumexp, Categorical.entropy,\n"
-                     "F.kl_div (KL, reverse KL, JS; p_i = 0 terms as 0) and autograd of sum(g logp + h H), float64\n"
-                     "on the exact values of f32 / bf16 / f16 logits (the 16-bit ones stored as their bit patterns).\n"
-                     % torch.__version__ + fmt)
+    # (name, part, batches); the seed offsets 1, 2, 3 and the files are those of the stored vectors
+    for k, (name, part, batches) in enumerate((("verl", verl_part, 2), ("release", release_part, 1),
+                                               ("torch", torch_part, 12)), 1):
+        g = Golden(name)
+        part(None, np.random.default_rng(seed + k), batches, golden=g, lib=False)
+        total += g.write(os.path.join(out_dir, "golden_%s.txt" % name), headers[name] + fmt)
     print("golden: wrote %s/golden_{verl,release,torch}.txt, %d bytes in all" % (out_dir, total))
     return 0 if total < 1000000 else 1
 

@@ -35,24 +35,24 @@ What the released code does, step by step, for one rank's mini-batch:
      f. loss *= n_micro * world_size / total; loss.backward() (gradients accumulate over the
         micro-batches; DDP then averages them over the ranks).
 
-Where the released code differs from SPEC.md (and how crosscheck.py accounts for it):
+Where the released code differs from docs/spec.md (and how crosscheck.py accounts for it):
 
-  * masked_mean divides by (count + 1e-8), and the "seq" mode by (n_b + 1e-8). SPEC divides
+  * masked_mean divides by (count + 1e-8), and the "seq" mode by (n_b + 1e-8). The spec divides
     by the count. Every function below takes `eps` (the released value is MASKED_MEAN_EPS);
-    crosscheck.py compares vppo.h with eps = 0 at the SPEC section 12 bounds, and separately
+    crosscheck.py compares vppo.h with eps = 0 at the docs/spec.md §12 bounds, and separately
     checks that the released eps moves no result by more than 1e-8 relative.
-  * k_b is ceil of a float32 product (SPEC: ceil(n_b ratio - 1e-9) in double). For ratios
+  * k_b is ceil of a float32 product (the spec: ceil(n_b ratio - 1e-9) in double). For ratios
     0.4, 0.2, 0.5, 0.8, 0.1 the two agree for every n_b <= 8192; for 0.3 and 0.6 they do not
-    (e.g. n_b = 50 at 0.3: float32 gives 16, SPEC 15). transcription_k() returns the released
-    k; crosscheck.py checks those cases as "one more token than SPEC, the next in rank".
+    (e.g. n_b = 50 at 0.3: float32 gives 16, the spec 15). transcription_k() returns the released
+    k; crosscheck.py checks those cases as "one more token than the spec, the next in rank".
   * torch.sort is not stable: the order of equal dependencies is unspecified in the release.
-    Here the sort is stable (ties to the lower position), which is SPEC's rule, so masks can
+    Here the sort is stable (ties to the lower position), which is the spec's rule, so masks can
     only differ on float32 near-ties (this file computes in float64, vppo.h sorts the stored
     float32 dependency).
   * The released "gspo" (sequence-level ratio) broadcasts a [B] tensor against [B, L] and
     is only well-formed when B == L: not transcribed (vppo.h's VPPO_RATIO_SEQ is checked by
     its own tests only). "gspo_token" and "cispo" are transcribed.
-  * The entropy penalty is a token mean in every averaging mode (SPEC: the configured agg);
+  * The entropy penalty is a token mean in every averaging mode (the spec: the configured agg);
     crosscheck.py uses it with the token mode only.
   * The TAS range is per device (the all-reduce is commented out), which is what vppo.h
     does when each rank calls vppo_prepare without `global`; vppo.h's global-stats path
@@ -74,7 +74,7 @@ MASKED_MEAN_EPS = 1e-8      # verl/utils/torch_functional.py masked_mean of the 
 
 
 def _count(m, dim, eps):
-    """The released denominator sum(mask) + eps; with eps = 0, SPEC's count where an empty
+    """The released denominator sum(mask) + eps; with eps = 0, the spec's count where an empty
     sum is 0 (a count of 0 is replaced by 1: its numerator is 0)."""
     n = m.sum() if dim is None else m.sum(dim=dim)
     return n + eps if eps > 0 else n.clamp(min=1.0)

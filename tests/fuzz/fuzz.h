@@ -232,11 +232,32 @@ FZ_FN float *fz_floats(fz *f, int64_t n)
     return x;
 }
 
-/* An output buffer of n floats holding a recognisable pattern. */
-FZ_FN float *fz_out_floats(fz *f, int64_t n)
+/* An output buffer of n bytes holding a recognisable pattern; with `before`, also a copy
+   of it there (an error must leave the buffer as it was). */
+FZ_FN void *fz_out_bytes(fz *f, size_t n, void **before)
 {
-    float *x = (float *)fz_alloc(f, (size_t)n * sizeof(float));
-    if (n) memset(x, 0xA5, (size_t)n * sizeof(float));
+    void *x = fz_alloc(f, n);
+    if (n) memset(x, 0xA5, n);
+    if (before) *before = fz_copy(f, x, n);
+    return x;
+}
+
+FZ_FN float *fz_out_floats(fz *f, int64_t n) { return (float *)fz_out_bytes(f, (size_t)n * sizeof(float), NULL); }
+
+/* Output floats or mask bytes, and their copy in *before. */
+FZ_FN float *fz_out_floats_kept(fz *f, int64_t n, float **before)
+{
+    void *copy;
+    float *x = (float *)fz_out_bytes(f, (size_t)n * sizeof(float), &copy);
+    *before = (float *)copy;
+    return x;
+}
+
+FZ_FN uint8_t *fz_out_mask_kept(fz *f, int64_t n, uint8_t **before)
+{
+    void *copy;
+    uint8_t *x = (uint8_t *)fz_out_bytes(f, (size_t)n, &copy);
+    *before = (uint8_t *)copy;
     return x;
 }
 
@@ -349,6 +370,37 @@ FZ_FN void fz_check_per_token(const fz_seqs *q, const void *out, const void *bef
     }
 }
 
+/* After a per-token call: the status is one that `why` (or `may`) allows; after an error
+   the output is as it was (validated before anything is written), after VPPO_OK
+   fz_check_per_token holds. Returns whether the call succeeded. */
+FZ_FN int fz_per_token_outcome(const fz_seqs *q, fz_reasons why, fz_reasons may, vppo_status st,
+                               const void *out, const void *before, size_t es)
+{
+    FZ_EXPECT2(why, may, st);
+    if (st != VPPO_OK) {
+        FZ_ASSERT(memcmp(out, before, (size_t)q->n_alloc * es) == 0);
+        return 0;
+    }
+    fz_check_per_token(q, out, before, es);
+    return 1;
+}
+
+/* The start that the per-token harnesses share: a layout of at most max_seqs sequences
+   of max_len positions, then one input of floats over it (in this order: the bytes of the
+   input are consumed as the corpus was made). *why starts as the reasons the layout
+   deserves, plus VPPO_ERR_NULL when null_sel < n_null (the harness then passes NULL for
+   the pointer null_sel picks). */
+FZ_FN float *fz_seq_input(fz *f, fz_seqs *q, int64_t max_seqs, int64_t max_len, unsigned null_sel,
+                          unsigned n_null, fz_reasons *why)
+{
+    float *x;
+    fz_make_seqs(f, q, max_seqs, max_len);
+    x = fz_floats(f, q->n_alloc);
+    *why = q->bad;
+    if (null_sel < n_null) *why |= FZ_BIT(VPPO_ERR_NULL);
+    return x;
+}
+
 /* ------------------------------------------------------------ logits matrices */
 
 /* FZ_DEBUG=1 in the environment: harnesses describe what they are about to assert. */
@@ -366,22 +418,6 @@ FZ_FN double fz_decode(vppo_dtype dt, const void *data, int64_t i)
     if (dt == VPPO_F32) return ((const float *)data)[i];
     if (dt == VPPO_BF16) return test_bf16_value(((const uint16_t *)data)[i]);
     return test_f16_value(((const uint16_t *)data)[i]);
-}
-
-/* float -> f16 bits, rounding toward zero; overflow to inf, NaN kept. Only used to make
-   inputs, so any mapping that reaches every kind of value will do. */
-FZ_FN uint16_t fz_to_f16(float x)
-{
-    uint32_t bits, sign, e, m;
-    memcpy(&bits, &x, sizeof bits);
-    sign = (bits >> 16) & 0x8000u;
-    e = (bits >> 23) & 0xffu;
-    m = bits & 0x7fffffu;
-    if (e == 0xff) return (uint16_t)(sign | 0x7c00u | (m ? 0x200u : 0u));
-    if ((int)e - 127 > 15) return (uint16_t)(sign | 0x7c00u);
-    if ((int)e - 127 >= -14) return (uint16_t)(sign | ((e - 112u) << 10) | (m >> 13));
-    if ((int)e - 127 >= -24) return (uint16_t)(sign | ((m | 0x800000u) >> (126u - e)));
-    return (uint16_t)sign;
 }
 
 typedef struct fz_mat {
@@ -448,7 +484,7 @@ FZ_FN void fz_fill_logits(fz *f, fz_mat *m)
             const int64_t at = r * S + j;
             if (dt == VPPO_F32) ((float *)m->x.data)[at] = z;
             else if (dt == VPPO_BF16) ((uint16_t *)m->x.data)[at] = test_f32_to_bf16_trunc(z);
-            else ((uint16_t *)m->x.data)[at] = fz_to_f16(z);
+            else ((uint16_t *)m->x.data)[at] = test_f32_to_f16_trunc(z);
         }
     if (!geometry_ok || m->alloc_elems == 0) return;
     n_over = fz_u8(f) % 6;                               /* a few entries from the input */
@@ -498,7 +534,7 @@ FZ_FN double fz_row_logsoftmax(const fz_mat *m, int64_t r, double *u, double *lo
     return ref_log_softmax(u, m->x.vocab, logp);
 }
 
-/* Is the row ordinary enough that SPEC §12 accuracy must hold (times a margin)? Finite
+/* Is the row ordinary enough that docs/spec.md §12 accuracy must hold (times a margin)? Finite
    entries of moderate size, a moderate temperature. Outside it only sanity is checked. */
 FZ_FN int fz_row_tame(const fz_mat *m, int64_t r)
 {
@@ -521,6 +557,20 @@ FZ_FN int fz_close(double ref, double got, double abs_tol, double rel_tol)
 FZ_FN void fz_pick_isa(fz *f)
 {
     if (vppo_isa_select((vppo_isa)fz_int(f, 0, 4)) != VPPO_OK) FZ_ASSERT(vppo_isa_select(VPPO_ISA_SCALAR) == VPPO_OK);
+}
+
+/* A harness's entry point in one call: LLVMFuzzerTestOneInput returns
+   fz_dispatch(data, size, pick_isa, runs, n). The input picks the ISA first (when
+   pick_isa), then one of the n runs, which gets the rest of it. */
+typedef void (*fz_run)(fz *f);
+FZ_FN int fz_dispatch(const uint8_t *data, size_t size, int pick_isa, const fz_run *runs, unsigned n)
+{
+    fz f;
+    fz_init(&f, data, size);
+    if (pick_isa) fz_pick_isa(&f);
+    runs[fz_u8(&f) % n](&f);
+    fz_free_all(&f);
+    return 0;
 }
 
 #endif

@@ -326,14 +326,6 @@ static void run_backward(fz *f)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fz f;
-    fz_init(&f, data, size);
-    fz_pick_isa(&f);
-    switch (fz_u8(&f) % 3) {
-    case 0: run_logprobs(&f); break;
-    case 1: run_dependency(&f); break;
-    default: run_backward(&f); break;
-    }
-    fz_free_all(&f);
-    return 0;
+    static const fz_run runs[] = { run_logprobs, run_dependency, run_backward };
+    return fz_dispatch(data, size, 1, runs, 3);
 }

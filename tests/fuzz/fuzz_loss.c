@@ -113,12 +113,8 @@ static void run_group_advantages(fz *f)
     fz_reasons why, may = 0;
     vppo_status st;
     int64_t g, t;
-    fz_make_seqs(f, &q, 6, 12);
-    rewards = fz_floats(f, q.n_alloc);
-    adv = fz_out_floats(f, q.n_alloc);
-    before = (float *)fz_copy(f, adv, (size_t)q.n_alloc * sizeof(float));
-    why = q.bad;
-    if (null_sel < 4) why |= FZ_BIT(VPPO_ERR_NULL);
+    rewards = fz_seq_input(f, &q, 6, 12, null_sel, 4, &why);
+    adv = fz_out_floats_kept(f, q.n_alloc, &before);
     if ((int)kind < 0 || (int)kind > 3) why |= FZ_BIT(VPPO_ERR_PARAM);
     if (!fz_finite(eps) || eps < 0.0f) why |= FZ_BIT(VPPO_ERR_PARAM);
     if (!q.bad) {
@@ -138,12 +134,7 @@ static void run_group_advantages(fz *f)
     if (null_sel == 1) q.s.offsets = NULL;
     st = vppo_group_advantages(null_sel == 0 ? NULL : &q.s, null_sel == 2 ? NULL : rewards, kind, eps,
                                null_sel == 3 ? NULL : adv);
-    FZ_EXPECT2(why, may, st);
-    if (st != VPPO_OK) {
-        FZ_ASSERT(memcmp(adv, before, (size_t)q.n_alloc * sizeof(float)) == 0);
-        return;
-    }
-    fz_check_per_token(&q, adv, before, sizeof(float));
+    if (!fz_per_token_outcome(&q, why, may, st, adv, before, sizeof(float))) return;
     for (g = 0; g < q.s.n_seqs; ++g) {
         double sum = 0.0, abs_sum = 0.0, lo = HUGE_VAL, hi = -HUGE_VAL, mean, n = 0.0;
         int64_t nonzero = 0, best = -1;
@@ -184,24 +175,14 @@ static void run_group_filter(fz *f)
     fz_reasons why;
     vppo_status st;
     int64_t g, t;
-    fz_make_seqs(f, &q, 6, 12);
-    scores = fz_floats(f, q.n_alloc);
-    keep = (uint8_t *)fz_alloc(f, (size_t)q.n_alloc);
-    memset(keep, 0xA5, (size_t)q.n_alloc);
-    before = (uint8_t *)fz_copy(f, keep, (size_t)q.n_alloc);
-    why = q.bad;
-    if (null_sel < 4) why |= FZ_BIT(VPPO_ERR_NULL);
+    scores = fz_seq_input(f, &q, 6, 12, null_sel, 4, &why);
+    keep = fz_out_mask_kept(f, q.n_alloc, &before);
     if (lo != lo || hi != hi || lo > hi) why |= FZ_BIT(VPPO_ERR_PARAM);
     if (!q.bad) why |= fz_values_reason(&q, scores, 0);
     if (null_sel == 1) q.s.offsets = NULL;
     st = vppo_group_filter(null_sel == 0 ? NULL : &q.s, null_sel == 2 ? NULL : scores, lo, hi,
                            null_sel == 3 ? NULL : keep);
-    FZ_EXPECT(why, st);
-    if (st != VPPO_OK) {
-        FZ_ASSERT(memcmp(keep, before, (size_t)q.n_alloc) == 0);
-        return;
-    }
-    fz_check_per_token(&q, keep, before, 1);
+    if (!fz_per_token_outcome(&q, why, 0, st, keep, before, 1)) return;
     for (g = 0; g < q.s.n_seqs; ++g) {
         double sum = 0.0, n = 0.0;
         int kept;
@@ -226,8 +207,7 @@ static void run_tas(fz *f)
         fz_make_seqs(f, &q, 6, 40);
         B = q.bad ? 1 : q.s.n_seqs;
         x = fz_floats(f, q.n_alloc);
-        mean = fz_out_floats(f, B + 1);
-        before = (float *)fz_copy(f, mean, (size_t)(B + 1) * sizeof(float));
+        mean = fz_out_floats_kept(f, B + 1, &before);
         if (fz_u8(f) & 1) count = (int64_t *)fz_alloc(f, (size_t)(B + 1) * sizeof(int64_t));
         if (count) count[B] = 77;
         why = q.bad;
@@ -418,8 +398,7 @@ static void run_policy_loss(fz *f)
     }
     if (fz_u8(f) % 3 == 0) weight = fz_floats(f, q.n_alloc);
     if (fz_u8(f) % 4) {
-        dlogp = fz_out_floats(f, q.n_alloc);
-        before = (float *)fz_copy(f, dlogp, (size_t)q.n_alloc * sizeof(float));
+        dlogp = fz_out_floats_kept(f, q.n_alloc, &before);
     }
     if (null_sel == 6 && cfg.kl_kind != VPPO_KL_NONE) logp_ref = NULL;
     why = q.bad | loss_config_reason(&cfg);
@@ -614,8 +593,7 @@ static void run_prepare_or_step(fz *f, int step)
         logp = fz_floats(f, q.n_alloc);
         if (cfg.loss.kl_kind != VPPO_KL_NONE || fz_u8(f) % 3 == 0) logp_ref = fz_floats(f, q.n_alloc);
         if (fz_u8(f) % 4) {
-            dlogp = fz_out_floats(f, q.n_alloc);
-            dbefore = (float *)fz_copy(f, dlogp, (size_t)q.n_alloc * sizeof(float));
+            dlogp = fz_out_floats_kept(f, q.n_alloc, &dbefore);
         }
     }
     why = prepare_reasons(&cfg, &q, logp_old, logp_aug, dep_in, adv_seq, global, &may);
@@ -663,19 +641,13 @@ static void run_prepare_or_step(fz *f, int step)
                          pb.p.select, NULL, dlogp, dbefore, &out, st);
 }
 
+static void run_prepare(fz *f) { run_prepare_or_step(f, 0); }
+static void run_step(fz *f) { run_prepare_or_step(f, 1); }
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fz f;
-    fz_init(&f, data, size);
-    switch (fz_u8(&f) % 7) {
-    case 0: run_group_advantages(&f); break;
-    case 1: run_group_filter(&f); break;
-    case 2: run_tas(&f); break;
-    case 3: run_policy_loss(&f); break;
-    case 4: run_prepare_or_step(&f, 0); break;
-    default: run_prepare_or_step(&f, 1); break;
-    }
-    fz_free_all(&f);
-    return 0;
+    static const fz_run runs[] = { run_group_advantages, run_group_filter, run_tas, run_policy_loss,
+                                   run_prepare, run_step, run_step };
+    return fz_dispatch(data, size, 0, runs, 7);
 }

@@ -15,14 +15,10 @@ static void run_sampled(fz *f)
     fz_reasons why;
     vppo_status st;
     int64_t t;
-    fz_make_seqs(f, &q, 6, 80);
-    logp = fz_floats(f, q.n_alloc);
+    logp = fz_seq_input(f, &q, 6, 80, null_sel, 5, &why);
     aug = fz_floats(f, q.n_alloc);
-    dep = fz_out_floats(f, q.n_alloc);
-    before = (float *)fz_copy(f, dep, (size_t)q.n_alloc * sizeof(float));
-    why = q.bad;
+    dep = fz_out_floats_kept(f, q.n_alloc, &before);
     if ((int)est < 0 || (int)est > 4) why |= FZ_BIT(VPPO_ERR_PARAM);
-    if (null_sel < 5) why |= FZ_BIT(VPPO_ERR_NULL);
     if (!q.bad) {
         why |= fz_values_reason(&q, logp, 1) | fz_values_reason(&q, aug, 1);
         for (t = fz_begin(&q); t < fz_end(&q); ++t) {
@@ -35,12 +31,7 @@ static void run_sampled(fz *f)
     if (null_sel == 4) q.s.offsets = NULL;
     st = vppo_dependency_sampled(null_sel == 0 ? NULL : &q.s, null_sel == 1 ? NULL : logp,
                                  null_sel == 2 ? NULL : aug, est, null_sel == 3 ? NULL : dep);
-    FZ_EXPECT(why, st);
-    if (st != VPPO_OK) {   /* validated before anything is written */
-        FZ_ASSERT(memcmp(dep, before, (size_t)q.n_alloc * sizeof(float)) == 0);
-        return;
-    }
-    fz_check_per_token(&q, dep, before, sizeof(float));
+    if (!fz_per_token_outcome(&q, why, 0, st, dep, before, sizeof(float))) return;
     for (t = fz_begin(&q); t < fz_end(&q); ++t) {
         double ref;
         if (!fz_valid(&q, t)) continue;
@@ -80,8 +71,7 @@ static void run_dependency_logits(fz *f)
     fz_fill_logits(f, &P);
     fz_fill_logits(f, &Q);
     n_out = P.x.n_rows >= 0 && P.x.n_rows <= 64 ? P.x.n_rows : 1;
-    dep = fz_out_floats(f, n_out);
-    before = (float *)fz_copy(f, dep, (size_t)n_out * sizeof(float));
+    dep = fz_out_floats_kept(f, n_out, &before);
     why = P.bad | Q.bad;
     if (P.x.n_rows != Q.x.n_rows || P.x.vocab != Q.x.vocab) why |= FZ_BIT(VPPO_ERR_SIZE);
     if ((int)div < 0 || (int)div > 2) why |= FZ_BIT(VPPO_ERR_PARAM);
@@ -355,15 +345,6 @@ static void run_backward(fz *f)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fz f;
-    fz_init(&f, data, size);
-    fz_pick_isa(&f);
-    switch (fz_u8(&f) % 4) {
-    case 0: run_sampled(&f); break;
-    case 1: run_dependency_logits(&f); break;
-    case 2: run_logprobs(&f); break;
-    default: run_backward(&f); break;
-    }
-    fz_free_all(&f);
-    return 0;
+    static const fz_run runs[] = { run_sampled, run_dependency_logits, run_logprobs, run_backward };
+    return fz_dispatch(data, size, 1, runs, 4);
 }

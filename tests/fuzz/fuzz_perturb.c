@@ -4,16 +4,6 @@
    functions, with any geometry, stride, parameter and seed. */
 #include "fuzz.h"
 
-/* splitmix64 and the uniform of SPEC §3, written here from the specification. */
-static uint64_t splitmix(uint64_t x)
-{
-    uint64_t z = x + 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-static double uniform(uint64_t seed, uint64_t i) { return (double)(splitmix(seed ^ splitmix(i)) >> 40) / 16777216.0; }
-
 typedef struct fz_image {
     vppo_image img;
     uint8_t *pix;        /* the buffer (img.pixels may be set to NULL for a call) */
@@ -101,7 +91,7 @@ static void run_image(fz *f)
             const int64_t cols = ((int64_t)m.img.width + patch - 1) / patch;
             for (y = 0; y < m.img.height; ++y)
                 for (x = 0; x < m.img.width; ++x) {
-                    const int black = uniform(seed, (uint64_t)((y / patch) * cols + x / patch)) < (double)prob;
+                    const int black = test_uniform(seed, (uint64_t)((y / patch) * cols + x / patch)) < (double)prob;
                     for (c = 0; c < m.img.channels; ++c) FZ_ASSERT(now(&m, x, y, c) == (black ? 0 : was(&m, x, y, c)));
                 }
         }
@@ -117,8 +107,8 @@ static void run_image(fz *f)
                     const uint64_t j = (uint64_t)(y * m.img.width + x) * (uint64_t)m.img.channels + (uint64_t)c;
                     double u1, u2, radius, angle, normal, shifted, noise, value;
                     if (m.img.channels == 4 && c == 3) { FZ_ASSERT(now(&m, x, y, c) == was(&m, x, y, c)); continue; }
-                    u1 = uniform(seed, 2 * j);
-                    u2 = uniform(seed, 2 * j + 1);
+                    u1 = test_uniform(seed, 2 * j);
+                    u2 = test_uniform(seed, 2 * j + 1);
                     radius = sqrt(-2.0 * log(1.0 - u1));
                     angle = 6.283185307179586 * u2;
                     normal = radius * cos(angle);
@@ -206,7 +196,7 @@ static void run_patch_rows(fz *f)
         return;
     }
     for (i = 0; i < n_rows; ++i) {
-        const int replaced = uniform(seed, (uint64_t)i) < (double)prob;
+        const int replaced = test_uniform(seed, (uint64_t)i) < (double)prob;
         for (j = 0; j < (i == n_rows - 1 ? row_len : stride); ++j) {
             const int64_t at = i * stride + j;
             const float want = j >= row_len || !replaced ? before[at] : fill ? fill[j] : 0.0f;
@@ -225,10 +215,10 @@ static void run_helpers(fz *f)
     const char *s;
     vppo_status st;
     double u;
-    /* hash and uniform: the formulas of SPEC §3 */
-    FZ_ASSERT(vppo_hash64(x) == splitmix(x));
+    /* hash and uniform: the formulas of docs/spec.md §3 */
+    FZ_ASSERT(vppo_hash64(x) == test_splitmix64(x));
     u = vppo_uniform(seed, i);
-    FZ_ASSERT(u == uniform(seed, i) && u >= 0.0 && u < 1.0);
+    FZ_ASSERT(u == test_uniform(seed, i) && u >= 0.0 && u < 1.0);
     /* every status has a description; the known ones a real one */
     s = vppo_status_string((vppo_status)code);
     FZ_ASSERT(s != NULL && s[0] != '\0');
@@ -261,13 +251,6 @@ static void run_helpers(fz *f)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fz f;
-    fz_init(&f, data, size);
-    switch (fz_u8(&f) % 4) {
-    case 0: case 1: run_image(&f); break;
-    case 2: run_patch_rows(&f); break;
-    default: run_helpers(&f); break;
-    }
-    fz_free_all(&f);
-    return 0;
+    static const fz_run runs[] = { run_image, run_image, run_patch_rows, run_helpers };
+    return fz_dispatch(data, size, 0, runs, 4);
 }

@@ -3,7 +3,7 @@
    mask, ratio and score bit pattern. */
 #include "fuzz.h"
 
-/* k_b = clamp(ceil(n_b * ratio - 1e-9), 0, n_b), SPEC §6. */
+/* k_b = clamp(ceil(n_b * ratio - 1e-9), 0, n_b), docs/spec.md §6. */
 static int64_t topk_count(int64_t n, double ratio)
 {
     const double k = ceil((double)n * ratio - 1e-9);
@@ -22,13 +22,8 @@ static void run_topk(fz *f)
     vppo_status st;
     int64_t b, t, total_valid = 0, total_selected = 0, n_thr = 0, n_sel = 0, n_rej = 0;
     double sum_thr = 0.0, sum_sel = 0.0, sum_rej = 0.0;
-    fz_make_seqs(f, &q, 8, 300);
-    score = fz_floats(f, q.n_alloc);
-    select = (uint8_t *)fz_alloc(f, (size_t)q.n_alloc);
-    memset(select, 0xA5, (size_t)q.n_alloc);
-    before = (uint8_t *)fz_copy(f, select, (size_t)q.n_alloc);
-    why = q.bad;
-    if (null_sel < 4) why |= FZ_BIT(VPPO_ERR_NULL);
+    score = fz_seq_input(f, &q, 8, 300, null_sel, 4, &why);
+    select = fz_out_mask_kept(f, q.n_alloc, &before);
     if (!(ratio >= 0.0 && ratio <= 1.0)) why |= FZ_BIT(VPPO_ERR_PARAM);
     if (!q.bad)
         for (t = fz_begin(&q); t < fz_end(&q); ++t)
@@ -36,12 +31,7 @@ static void run_topk(fz *f)
     if (null_sel == 1) q.s.offsets = NULL;
     st = vppo_topk_mask(null_sel == 0 ? NULL : &q.s, null_sel == 2 ? NULL : score, ratio,
                         null_sel == 3 ? NULL : select, want_info ? &info : NULL);
-    FZ_EXPECT(why, st);
-    if (st != VPPO_OK) {
-        FZ_ASSERT(memcmp(select, before, (size_t)q.n_alloc) == 0);
-        return;
-    }
-    fz_check_per_token(&q, select, before, 1);
+    if (!fz_per_token_outcome(&q, why, 0, st, select, before, 1)) return;
     for (b = 0; b < q.s.n_seqs; ++b) {
         const int64_t n = fz_count(&q, b), k = topk_count(n, ratio);
         int64_t taken = 0, last_sel_at_min = -1, first_rej_at_max = -1;
@@ -84,23 +74,14 @@ static void run_soft(fz *f)
     fz_reasons why;
     vppo_status st;
     int64_t b, t, u;
-    fz_make_seqs(f, &q, 6, 200);
-    score = fz_floats(f, q.n_alloc);
-    weight = fz_out_floats(f, q.n_alloc);
-    before = (float *)fz_copy(f, weight, (size_t)q.n_alloc * sizeof(float));
-    why = q.bad;
-    if (null_sel < 4) why |= FZ_BIT(VPPO_ERR_NULL);
+    score = fz_seq_input(f, &q, 6, 200, null_sel, 4, &why);
+    weight = fz_out_floats_kept(f, q.n_alloc, &before);
     if (!(ratio >= 0.0 && ratio <= 1.0)) why |= FZ_BIT(VPPO_ERR_PARAM);
     if (!q.bad) why |= fz_values_reason(&q, score, 0);
     if (null_sel == 1) q.s.offsets = NULL;
     st = vppo_soft_mask(null_sel == 0 ? NULL : &q.s, null_sel == 2 ? NULL : score, ratio,
                         null_sel == 3 ? NULL : weight);
-    FZ_EXPECT(why, st);
-    if (st != VPPO_OK) {
-        FZ_ASSERT(memcmp(weight, before, (size_t)q.n_alloc * sizeof(float)) == 0);
-        return;
-    }
-    fz_check_per_token(&q, weight, before, sizeof(float));
+    if (!fz_per_token_outcome(&q, why, 0, st, weight, before, sizeof(float))) return;
     for (b = 0; b < q.s.n_seqs; ++b) {
         const int64_t n = fz_count(&q, b);
         double sum = 0.0;
@@ -125,10 +106,6 @@ static void run_soft(fz *f)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fz f;
-    fz_init(&f, data, size);
-    if (fz_u8(&f) & 1) run_topk(&f);
-    else run_soft(&f);
-    fz_free_all(&f);
-    return 0;
+    static const fz_run runs[] = { run_soft, run_topk };   /* odd byte: top-k */
+    return fz_dispatch(data, size, 0, runs, 2);
 }
