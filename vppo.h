@@ -19,7 +19,7 @@ WHAT VPPO IS
    The rest is the DAPO objective: clip 0.2/0.28, dual clip 3, token-mean, plus the
    released code's entropy penalty 0.06. The authors' released training code differs
    from the paper's equations in places; both are here, and the defaults reproduce the
-   released code. The contract this file implements is SPEC.md (sections cited as §).
+   released code. The contract this file implements is docs/spec.md (sections cited as §).
 
 ONE TRAINING STEP
    Per-token arrays are flat: sequence b (one response) owns positions
@@ -98,7 +98,7 @@ DETERMINISM
    modes) for the same bits from every compiler.
    For a fixed ISA, every result is bitwise identical across runs and thread counts
    (tested with 1, 2 and 3 threads). Different ISAs differ in the last bits of the
-   logits kernels only (float lanes, FMA or not): each is within SPEC §12 of the float64
+   logits kernels only (float lanes, FMA or not): each is within §12 of the float64
    reference, and so within twice those bounds of each other; measured
    (tests/test_determinism.c, f32/bf16/f16, vocab 17-4099): SSE2, AVX2 and AVX-512 are
    within one float ulp of the scalar path, under 4% of that allowance (x87 arithmetic,
@@ -527,7 +527,7 @@ VPPODEF vppo_status vppo_step(const vppo_config *cfg, const vppo_seqs *s, const 
    vppo_linear_workspace(n, d, vocab) bytes (any alignment); VPPO_ERR_WORKSPACE otherwise.
    The GEMMs are cblas_sgemm when built with VPPO_USE_CBLAS (link a CBLAS, e.g. OpenBLAS),
    a portable blocked loop otherwise. Results equal materialising the logits and calling
-   vppo_logprobs / vppo_dependency_logits / vppo_logprobs_backward, within SPEC §12 (the
+   vppo_logprobs / vppo_dependency_logits / vppo_logprobs_backward, within §12 (the
    logits themselves are f32 GEMM results either way). temperature >= 1/FLT_MAX (about
    2.9e-39; the block kernels take 1/T as a float), else VPPO_ERR_PARAM. A dhidden beyond
    the float range (gradients times weights near FLT_MAX) is VPPO_ERR_NONFINITE. */
