@@ -10,7 +10,8 @@
 #   make crosscheck  vppo.h against verl's core_algos, a torch transcription of the VPPO release's
 #                  update_policy and torch.nn.functional (optional: Python with numpy, torch, verl);
 #                  make golden rewrites tests/data/*.txt (checked by make test) from them
-#   make bench     benchmarks (bench/bench.mk; bench-peers: against PyTorch CPU)
+#   make bench     benchmarks (bench/bench.mk; bench-peers: against PyTorch CPU; bitcheck, bench-ab:
+#                  the kernels' output bits and speed against main's vppo.h)
 #   make install   PREFIX=/usr/local: the header and a pkg-config file
 #
 # No -ffast-math / -Ofast anywhere: NaN handling and exact masks depend on IEEE rules.
@@ -65,6 +66,10 @@ every_isa = for isa in $$($(4) ./$(1) --list-isas); do \
 	    [ $$rc -eq 0 ] || exit 1; \
 	done
 
+# $(call run_logged,RUN,BINARY): the suite BINARY started through RUN (an emulator), its output
+# in BINARY.log; on failure all of it is shown, else the failures and the summary only.
+run_logged = $(1) ./$(2) > $(2).log 2>&1 || { cat $(2).log; exit 1; }; grep -v '^  ok' $(2).log
+
 # The gcc build runs the whole suite once per ISA this machine can run (the default one
 # first, with every line shown; the others show failures and the summary).
 test-gcc: $(BUILD)/test_gcc
@@ -118,9 +123,7 @@ ifneq ($(and $(A64CC),$(QEMU_A64)),)
 	$(A64CC) $(CSTD) $(WARN) $(OPT) -fno-tree-vectorize -c tests/test_pipeline.c -o $(BUILD)/a64_pipeline.o
 	$(A64CC) $(CSTD) $(WARN) $(OPT) -o $(BUILD)/test_aarch64 $(filter-out tests/test_pipeline.c,$(TEST_SRC)) \
 	    $(BUILD)/a64_pipeline.o $(LDLIBS)
-	$(QEMU_A64) -L /usr/aarch64-linux-gnu ./$(BUILD)/test_aarch64 > $(BUILD)/test_aarch64.log 2>&1 || \
-	    { cat $(BUILD)/test_aarch64.log; exit 1; }
-	@grep -v '^  ok' $(BUILD)/test_aarch64.log
+	@$(call run_logged,$(QEMU_A64) -L /usr/aarch64-linux-gnu,$(BUILD)/test_aarch64)
 else
 	@echo "== aarch64-linux-gnu-gcc or qemu-aarch64 missing (apt install gcc-aarch64-linux-gnu qemu-user): not run"
 endif

@@ -19,7 +19,7 @@ WHAT VPPO IS
    The rest is the DAPO objective: clip 0.2/0.28, dual clip 3, token-mean, plus the
    released code's entropy penalty 0.06. The authors' released training code differs
    from the paper's equations in places; both are here, and the defaults reproduce the
-   released code. The contract this file implements is SPEC.md (sections cited as §).
+   released code. The contract this file implements is docs/spec.md (sections cited as §).
 
 ONE TRAINING STEP
    Per-token arrays are flat: sequence b (one response) owns positions
@@ -98,7 +98,7 @@ DETERMINISM
    modes) for the same bits from every compiler.
    For a fixed ISA, every result is bitwise identical across runs and thread counts
    (tested with 1, 2 and 3 threads). Different ISAs differ in the last bits of the
-   logits kernels only (float lanes, FMA or not): each is within SPEC §12 of the float64
+   logits kernels only (float lanes, FMA or not): each is within §12 of the float64
    reference, and so within twice those bounds of each other; measured
    (tests/test_determinism.c, f32/bf16/f16, vocab 17-4099): SSE2, AVX2 and AVX-512 are
    within one float ulp of the scalar path, under 4% of that allowance (x87 arithmetic,
@@ -116,8 +116,10 @@ SIMD
    targets get the scalar path. vppo_isa_select() forces a path (VPPO_TEST_ISA=name runs
    the test suite on one). bf16 and f16 are converted in registers (F16C on AVX2 and
    AVX-512; bit arithmetic on SSE2). The scalar path is also used for a temperature
-   below about 3e-39 or above about 8.5e37 (where 1/T is not a normal float). How the vector kernels work,
-   and the error bound of their exp, are described above vppo__kernels below.
+   below about 3e-39 or above about 8.5e37 (where 1/T is not a normal float). How the vector
+   path works is described above vppo__kernels; the kernels, written once over a table
+   that maps each vector operation to each ISA's intrinsic, and the error bound of their
+   exp are in the last section of the implementation (see its file map).
 
 CUDA
    vppo_cuda.h / vppo_cuda.cu (§11) are a separate, optional translation unit.
@@ -525,7 +527,7 @@ VPPODEF vppo_status vppo_step(const vppo_config *cfg, const vppo_seqs *s, const 
    vppo_linear_workspace(n, d, vocab) bytes (any alignment); VPPO_ERR_WORKSPACE otherwise.
    The GEMMs are cblas_sgemm when built with VPPO_USE_CBLAS (link a CBLAS, e.g. OpenBLAS),
    a portable blocked loop otherwise. Results equal materialising the logits and calling
-   vppo_logprobs / vppo_dependency_logits / vppo_logprobs_backward, within SPEC §12 (the
+   vppo_logprobs / vppo_dependency_logits / vppo_logprobs_backward, within §12 (the
    logits themselves are f32 GEMM results either way). temperature >= 1/FLT_MAX (about
    2.9e-39; the block kernels take 1/T as a float), else VPPO_ERR_PARAM. A dhidden beyond
    the float range (gradients times weights near FLT_MAX) is VPPO_ERR_NONFINITE. */
@@ -570,6 +572,39 @@ VPPODEF const char *vppo_isa_name(vppo_isa isa);
 
 #if defined(VPPO_IMPLEMENTATION) && !defined(VPPO_IMPLEMENTATION_INCLUDED)
 #define VPPO_IMPLEMENTATION_INCLUDED
+
+/* File map of the implementation, in the order of the declarations above (data flow);
+   search for the quoted heading.
+
+    1. "private helpers"        limits (VPPO__MAX_INDEX), sequence and value checks
+    2. "status"                 vppo_status_string, vppo_offsets_uniform
+    3. "image perturbation"     §3: hash, uniform, the four perturbations, patch rows
+    4. "token perception"       §2
+       4a.                      the sampled estimators (vppo_dependency_sampled)
+       4b. "logits rows"        float formats, the scalar reference: u in double, the
+                                online-softmax accumulator vppo__acc, lse/entropy, KL, JS
+       4c. "vector path: ..."   blocks, the leaf-kernel contract vppo__kernels and its
+                                argument structs (vppo__kl_args, _js_args, _bwd_args)
+       4d. "row drivers ..."    a row through the kernels: vppo__acc_push, the pair walk
+                                (KL, then JS), the backward's arguments
+       4e. "rows, threads ..."  OpenMP over rows; vppo_dependency_logits, vppo_logprobs,
+                                vppo_logprobs_backward
+    5. "group advantages"       §4
+    6. "Trajectory-level Advantage Shaping (TAS)"   §5
+    7. "Token-level Gradient Filtering (TGF)"       §6
+    8. "the policy objective"   §7
+    9. "the pipeline"           §8: vppo_prepare, vppo_step
+   10. "fused linear head"      §9: tiles, the GEMMs (vppo__gemm_nt, vppo__gemm_acc), the
+                                three vppo_linear_* functions
+   11. "kernels and ISA dispatch"  §10: everything that depends on the instruction set:
+       a. the vector exp/log recipe and constants
+       b. "the mapping layer"   one row per vector operation, one column per ISA
+       c. "the leaf kernels"    VPPO__KERNELS: each kernel once, instantiated for SSE2,
+                                AVX2, AVX-512 (x86, run-time) and NEON (compile-time)
+       d. "portable C kernels"  the same contract in C (the linear head's scalar path)
+       e. "detection, ..."      CPUID/XGETBV, vppo__kernels_for, vppo_isa_active/
+                                select/name
+*/
 
 #include <float.h>
 #include <math.h>
@@ -1017,32 +1052,46 @@ static vppo_status vppo__chunk_max(const double *u, int64_t n, double *max)
     return VPPO_OK;
 }
 
-/* Online softmax state of one row: sum = sum_i exp(u_i - max) and
-   centered = sum_i exp(u_i - max) (u_i - max), over the entries seen so far. */
-typedef struct vppo__softmax { double max, sum, centered; } vppo__softmax;
+/* Online softmax state of one row, on both paths: m is the reference max (of u on the
+   scalar path, of the raw logits z on the vector path), sum = sum exp(d) and
+   cen = sum exp(d) d over the entries seen so far, with d = (x - m) invt (invt = 1 on the
+   scalar path, 1/T on the vector one). */
+typedef struct vppo__acc { double m, sum, cen; } vppo__acc;
 
-static void vppo__softmax_init(vppo__softmax *a) { a->max = -VPPO__INF; a->sum = 0.0; a->centered = 0.0; }
+static void vppo__acc_init(vppo__acc *a) { a->m = -VPPO__INF; a->sum = 0.0; a->cen = 0.0; }
 
-/* Raise the reference point to new_max (>= a->max), rescaling what was summed. */
-static void vppo__softmax_rebase(vppo__softmax *a, double new_max)
+/* Raise the reference to new_max (if above a->m), rescaling what was summed. */
+static void vppo__acc_rebase(vppo__acc *a, double new_max, double invt)
 {
-    if (!(new_max > a->max)) return;
+    if (!(new_max > a->m)) return;
     if (a->sum > 0.0) {
-        double shift = a->max - new_max, scale = exp(shift);
-        a->centered = scale * (a->centered + shift * a->sum);
+        const double delta = (new_max - a->m) * invt, scale = exp(-delta);
+        a->cen = scale * (a->cen - delta * a->sum);
         a->sum *= scale;
     }
-    a->max = new_max;
+    a->m = new_max;
 }
 
-static void vppo__softmax_push(vppo__softmax *a, double u)
+/* One entry u of the scalar path (invt = 1); -inf has probability 0 and adds nothing. */
+static void vppo__acc_add(vppo__acc *a, double u)
 {
     double d, e;
-    if (u == -VPPO__INF) return;           /* probability 0: contributes nothing */
-    d = u - a->max;
+    if (u == -VPPO__INF) return;
+    d = u - a->m;
     e = exp(d);
     a->sum += e;
-    a->centered += e * d;
+    a->cen += e * d;
+}
+
+/* *zmax = m, *logsum = log sum and the entropy; VPPO_ERR_PARAM for a row of only -inf. */
+static vppo_status vppo__acc_end(const vppo__acc *a, double *zmax, double *logsum, double *entropy)
+{
+    if (!(a->sum > 0.0)) return VPPO_ERR_PARAM;
+    *zmax = a->m;
+    *logsum = log(a->sum);
+    /* H = lse - E[u] = log(sum) - E[u - max] */
+    if (entropy) *entropy = vppo__max(0.0, *logsum - a->cen / a->sum);
+    return VPPO_OK;
 }
 
 /* lse = *max + *logsum and entropy of row r in one pass; VPPO_ERR_PARAM for a row of only
@@ -1052,23 +1101,18 @@ static vppo_status vppo__row_lse_entropy(const vppo_logits *x, int64_t r, double
                                          double *entropy)
 {
     double u[VPPO__CHUNK], cmax;
-    vppo__softmax a;
+    vppo__acc a;
     int64_t j0, i, n;
     vppo_status st;
-    vppo__softmax_init(&a);
+    vppo__acc_init(&a);
     for (j0 = 0; j0 < x->vocab; j0 += n) {
         n = vppo__min64(VPPO__CHUNK, x->vocab - j0);
         vppo__load_u(x, r, j0, n, u);
         if ((st = vppo__chunk_max(u, n, &cmax)) != VPPO_OK) return st;
-        vppo__softmax_rebase(&a, cmax);
-        for (i = 0; i < n; ++i) vppo__softmax_push(&a, u[i]);
+        vppo__acc_rebase(&a, cmax, 1.0);
+        for (i = 0; i < n; ++i) vppo__acc_add(&a, u[i]);
     }
-    if (a.sum == 0.0) return VPPO_ERR_PARAM;
-    *max = a.max;
-    *logsum = log(a.sum);
-    /* H = lse - E[u] = log(sum) - E[u - max] */
-    if (entropy) *entropy = vppo__max(0.0, log(a.sum) - a.centered / a.sum);
-    return VPPO_OK;
+    return vppo__acc_end(&a, max, logsum, entropy);
 }
 
 /* KL(P || Q) of row rp of P and row rq of Q in one pass over both:
@@ -1077,32 +1121,32 @@ static vppo_status vppo__row_lse_entropy(const vppo_logits *x, int64_t r, double
 static vppo_status vppo__row_kl(const vppo_logits *P, int64_t rp, const vppo_logits *Q, int64_t rq, double *kl)
 {
     double u[VPPO__CHUNK], v[VPPO__CHUNK], umax, vmax, diff = 0.0;   /* diff = sum exp(u-max)(u-v) */
-    vppo__softmax a, b;
+    vppo__acc a, b;
     int64_t j0, i, n;
     int infinite = 0;
     vppo_status st;
-    vppo__softmax_init(&a);
-    vppo__softmax_init(&b);
+    vppo__acc_init(&a);
+    vppo__acc_init(&b);
     for (j0 = 0; j0 < P->vocab; j0 += n) {
         n = vppo__min64(VPPO__CHUNK, P->vocab - j0);
         vppo__load_u(P, rp, j0, n, u);
         vppo__load_u(Q, rq, j0, n, v);
         if ((st = vppo__chunk_max(u, n, &umax)) != VPPO_OK) return st;
         if ((st = vppo__chunk_max(v, n, &vmax)) != VPPO_OK) return st;
-        if (umax > a.max && a.sum > 0.0) diff *= exp(a.max - umax);
-        vppo__softmax_rebase(&a, umax);
-        vppo__softmax_rebase(&b, vmax);
+        if (umax > a.m && a.sum > 0.0) diff *= exp(a.m - umax);
+        vppo__acc_rebase(&a, umax, 1.0);
+        vppo__acc_rebase(&b, vmax, 1.0);
         for (i = 0; i < n; ++i) {
-            vppo__softmax_push(&b, v[i]);
+            vppo__acc_add(&b, v[i]);
             if (u[i] == -VPPO__INF) continue;              /* p_i = 0 */
-            vppo__softmax_push(&a, u[i]);
+            vppo__acc_add(&a, u[i]);
             if (v[i] == -VPPO__INF) infinite = 1;          /* p_i > 0, q_i = 0 */
-            else diff += exp(u[i] - a.max) * (u[i] - v[i]);
+            else diff += exp(u[i] - a.m) * (u[i] - v[i]);
         }
     }
     if (a.sum == 0.0 || b.sum == 0.0) return VPPO_ERR_PARAM;
     if (infinite) { *kl = VPPO__INF; return VPPO_OK; }
-    *kl = vppo__max(0.0, diff / a.sum - (a.max - b.max) - log(a.sum) + log(b.sum));
+    *kl = vppo__max(0.0, diff / a.sum - (a.m - b.m) - log(a.sum) + log(b.sum));
     return VPPO_OK;
 }
 
@@ -1136,7 +1180,7 @@ static vppo_status vppo__row_js(const vppo_logits *P, int64_t rp, const vppo_log
     return VPPO_OK;
 }
 
-/* ================================================= vector kernels (§10) == */
+/* --- vector path: blocks and the leaf-kernel contract ----------------------- */
 /*
    How the vector paths work. A logits row is processed in blocks of VPPO__BLOCK
    entries. "scan" converts a block to float in a stack buffer (from f32, bf16 or f16,
@@ -1153,34 +1197,20 @@ static vppo_status vppo__row_js(const vppo_logits *P, int64_t rp, const vppo_log
    rounded to float; d is floored at VPPO__DFLOOR, so that -inf entries give exp(d) = 0
    and e * d = 0, never NaN. Everything that meets the row's max in an offset (lse,
    logp) is formed in double by the driver.
-
-   vexp(x): n = round(x / ln2) by adding 1.5 * 2^23, Cody-Waite reduction x = n ln2 + r,
-   |r| <= ln2/2, a degree-6 polynomial in Estrin form (short dependency chains keep the
-   out-of-order core busy), 2^n put in the exponent field. For x in
-   [VPPO__EXP_FLUSH, 88] its relative error is below 2e-7, under 2 ulp (the suite checks it
-   on a 1/1024 grid for every ISA the machine runs; measured: 9.8e-8 SSE2, 7.2e-8 AVX2); below VPPO__EXP_FLUSH it returns exactly 0 (the true value is below
-   2.7e-38, and no denormal is ever produced), -inf gives 0, and no NaN can come out.
-   vlog(x) (JS only, for log(1 + y), y in [0, 1]): exponent split, mantissa in
-   [sqrt(1/2), sqrt(2)), log(1+f) = 2 atanh(f/(2+f)) to the 9th power, error a few ulp.
 */
+
 #define VPPO__BLOCK 512
-#define VPPO__INLINE static __inline__ __attribute__((always_inline))   /* gcc, clang */
 #define VPPO__PAD 16
 #define VPPO__DFLOOR (-1e30f)
-#define VPPO__EXP_FLUSH (-86.5f)
-#define VPPO__LN2_HI 0.693359375f           /* 355/512: n * LN2_HI is exact for |n| < 2^15 */
-#define VPPO__LN2_LO (-2.12194440e-4f)      /* ln 2 - LN2_HI */
-#define VPPO__LOG2E 1.44269504f
-#define VPPO__EXP_MAGIC 12582912.0f          /* 1.5 * 2^23: adding it rounds to an integer */
-/* e^r on |r| <= ln2/2: a degree-6 polynomial fitted for relative error (iteratively
-   reweighted least squares, our own fit; 1.7e-8 with these float coefficients). */
-#define VPPO__EXP_C0 1.0f
-#define VPPO__EXP_C1 1.0f
-#define VPPO__EXP_C2 0.49999991f
-#define VPPO__EXP_C3 0.16666420f
-#define VPPO__EXP_C4 0.041668225f
-#define VPPO__EXP_C5 0.0083747972f
-#define VPPO__EXP_C6 0.0013836717f
+
+/* The arguments of the pair and backward kernels. m: a reference max of the raw logits,
+   s: 1/T, l: the log of the normaliser relative to m, so that log p = (z - m) s - l. */
+typedef struct vppo__kl_args { float mu, su, mv, sv; } vppo__kl_args;
+/* What the KL kernel returns of a block: su = sum eu, sv = sum ev, diff = sum eu (du - dv). */
+typedef struct vppo__kl_sums { double su, sv, diff; } vppo__kl_sums;
+typedef struct vppo__js_args { float mu, su, lu, mv, sv, lv; } vppo__js_args;
+/* lse T = hi + lo (hi exact where it matters), s = 1/T, g = dlogp, h = dentropy, H = entropy */
+typedef struct vppo__bwd_args { float hi, lo, s, g, h, H; } vppo__bwd_args;
 
 /* Leaf kernels of one ISA. n is a multiple of VPPO__PAD for all but scan and to_bf16. */
 typedef struct vppo__kernels {
@@ -1190,16 +1220,16 @@ typedef struct vppo__kernels {
     int (*scan)(const void *src, vppo_dtype dt, int64_t n, float *dst, float *max);
     /* out[0] = sum e, out[1] = sum e d; d = max((u - m) s, DFLOOR), e = vexp(d). */
     void (*sumexp)(const float *u, int64_t n, float m, float s, double out[2]);
-    /* c = {mu, su, mv, sv}: out = {sum eu, sum ev, sum eu (du - dv)}; returns nonzero
-       if some u > -inf meets v = -inf (KL is +inf). */
-    int (*kl)(const float *u, const float *v, int64_t n, const float c[4], double out[3]);
-    /* c = {mu, su, lu, mv, sv, lv}, lp = du - lu, lq = dv - lv, lm = log((p + q)/2)
+    /* du = max((u - mu) su, DFLOOR), dv likewise, eu = vexp(du), ev = vexp(dv): the sums of
+       vppo__kl_sums; returns nonzero if some u > -inf meets v = -inf (KL is +inf). */
+    int (*kl)(const float *u, const float *v, int64_t n, const vppo__kl_args *c, vppo__kl_sums *out);
+    /* lp = du - lu, lq = dv - lv, lm = log((p + q)/2)
        = max(lp, lq) + log(1 + exp(-|lp - lq|)) - log 2:
        returns sum p (lp - lm) + q (lq - lm). */
-    double (*js)(const float *u, const float *v, int64_t n, const float c[6]);
-    /* c = {hi, lo, s, g, h, H}, lp = max((u - hi - lo) s, DFLOOR), p = vexp(lp):
+    double (*js)(const float *u, const float *v, int64_t n, const vppo__js_args *c);
+    /* lp = max((u - hi - lo) s, DFLOOR), p = vexp(lp):
        grad = -(g p + h p (lp + H)) s (the one-hot term is added by the driver). */
-    void (*bwd)(const float *u, int64_t n, const float c[6], float *grad);
+    void (*bwd)(const float *u, int64_t n, const vppo__bwd_args *c, float *grad);
     /* dst[0..n) = bf16(g[0..n)), round to nearest even. */
     void (*to_bf16)(const float *g, int64_t n, uint16_t *dst);
 } vppo__kernels;
@@ -1222,937 +1252,16 @@ static int vppo__scan_finish(const void *src, vppo_dtype dt, int64_t i, int64_t 
     return bad;
 }
 
-#if defined(VPPO__X86) || defined(VPPO__NEON)
-static float vppo__hmax_lanes(const float *lane, int w)
-{
-    float m = lane[0];
-    int i;
-    for (i = 1; i < w; ++i) if (lane[i] > m) m = lane[i];
-    return m;
-}
-
-static double vppo__hsum_lanes(const float *lane, int w)
-{
-    double s = 0.0;
-    int i;
-    for (i = 0; i < w; ++i) s += (double)lane[i];
-    return s;
-}
-
-/* Scalar bf16 rounding of a tail. */
-#endif /* VPPO__X86 || VPPO__NEON */
-
 static void vppo__to_bf16_tail(const float *g, int64_t i, int64_t n, uint16_t *dst)
 {
     for (; i < n; ++i) dst[i] = vppo__f32_to_bf16(g[i]);
 }
 
-/* --- portable C kernels ------------------------------------------------------ */
-/* The same leaf-kernel contract in plain C with double arithmetic per entry: what the
-   fused linear head (§9) uses when the active ISA is scalar. */
-static int vppo__c_scan(const void *src, vppo_dtype dt, int64_t n, float *dst, float *max)
-{
-    if (!dst) {                                   /* f32, scanned where it lies */
-        const float *z = (const float *)src;
-        float m = -HUGE_VALF;
-        int64_t i;
-        int bad = 0;
-        for (i = 0; i < n; ++i) {
-            if (!(z[i] < HUGE_VALF)) bad = 1;
-            else if (z[i] > m) m = z[i];
-        }
-        *max = m;
-        return bad;
-    }
-    return vppo__scan_finish(src, dt, 0, n, dst, -HUGE_VALF, 0, max);
-}
-
-static void vppo__c_sumexp(const float *u, int64_t n, float m, float s, double out[2])
-{
-    double sum = 0.0, cen = 0.0;
-    int64_t i;
-    for (i = 0; i < n; ++i) {
-        double d, e;
-        if (u[i] == -HUGE_VALF) continue;
-        d = ((double)u[i] - m) * s;
-        e = exp(d);
-        sum += e;
-        cen += e * d;
-    }
-    out[0] = sum;
-    out[1] = cen;
-}
-
-static int vppo__c_kl(const float *u, const float *v, int64_t n, const float c[4], double out[3])
-{
-    double pu = 0.0, qv = 0.0, df = 0.0;
-    int64_t i;
-    int inf = 0;
-    for (i = 0; i < n; ++i) {
-        const double du = ((double)u[i] - c[0]) * c[1], dv = ((double)v[i] - c[2]) * c[3];
-        if (v[i] > -HUGE_VALF) qv += exp(dv);
-        if (u[i] == -HUGE_VALF) continue;
-        pu += exp(du);
-        if (v[i] == -HUGE_VALF) inf = 1;
-        else df += exp(du) * (du - dv);
-    }
-    out[0] = pu; out[1] = qv; out[2] = df;
-    return inf;
-}
-
-static double vppo__c_js(const float *u, const float *v, int64_t n, const float c[6])
-{
-    const double ln2 = 0.69314718055994530942;
-    double acc = 0.0;
-    int64_t i;
-    for (i = 0; i < n; ++i) {
-        const double lp = u[i] == -HUGE_VALF ? -VPPO__INF : ((double)u[i] - c[0]) * c[1] - c[2];
-        const double lq = v[i] == -HUGE_VALF ? -VPPO__INF : ((double)v[i] - c[3]) * c[4] - c[5];
-        double hi, lm;
-        if (lp == -VPPO__INF && lq == -VPPO__INF) continue;
-        hi = vppo__max(lp, lq);
-        lm = hi + log1p(exp((lp < lq ? lp : lq) - hi)) - ln2;
-        if (lp > -VPPO__INF) acc += exp(lp) * (lp - lm);
-        if (lq > -VPPO__INF) acc += exp(lq) * (lq - lm);
-    }
-    return acc;
-}
-
-static void vppo__c_bwd(const float *u, int64_t n, const float c[6], float *grad)
-{
-    int64_t i;
-    for (i = 0; i < n; ++i) {
-        double lp, p;
-        if (u[i] == -HUGE_VALF) { grad[i] = 0.0f; continue; }
-        lp = ((double)u[i] - c[0] - c[1]) * c[2];
-        p = exp(lp);
-        grad[i] = (float)(-(c[3] * p + c[4] * p * (lp + c[5])) * c[2]);
-    }
-}
-
-static void vppo__c_to_bf16(const float *g, int64_t n, uint16_t *dst) { vppo__to_bf16_tail(g, 0, n, dst); }
-
-static const vppo__kernels vppo__kernels_c = {
-    vppo__c_scan, vppo__c_sumexp, vppo__c_kl, vppo__c_js, vppo__c_bwd, vppo__c_to_bf16
-};
-
-/* --- SSE2 (x86; the baseline of x86-64) ------------------------------------ */
-#ifdef VPPO__X86
-#define VPPO__SSE2 __attribute__((target("sse2")))
-#define VPPO__W4 4      /* 4-lane vectors per 16 entries */
-
-VPPO__SSE2 VPPO__INLINE __m128 vppo__sse2_exp(__m128 x)
-{
-    const __m128 keep = _mm_cmpge_ps(x, _mm_set1_ps(VPPO__EXP_FLUSH));
-    const __m128 magic = _mm_set1_ps(VPPO__EXP_MAGIC);
-    __m128 t, n, r, r2, p;
-    x = _mm_min_ps(_mm_max_ps(x, _mm_set1_ps(VPPO__EXP_FLUSH)), _mm_set1_ps(88.0f));
-    t = _mm_add_ps(_mm_mul_ps(x, _mm_set1_ps(VPPO__LOG2E)), magic);      /* n in the low bits */
-    n = _mm_sub_ps(t, magic);
-    r = _mm_sub_ps(x, _mm_mul_ps(n, _mm_set1_ps(VPPO__LN2_HI)));
-    r = _mm_sub_ps(r, _mm_mul_ps(n, _mm_set1_ps(VPPO__LN2_LO)));
-    r2 = _mm_mul_ps(r, r);
-    p = _mm_add_ps(_mm_mul_ps(_mm_add_ps(_mm_mul_ps(_mm_add_ps(_mm_mul_ps(_mm_set1_ps(VPPO__EXP_C6), r2),
-                                                               _mm_add_ps(_mm_mul_ps(_mm_set1_ps(VPPO__EXP_C5), r), _mm_set1_ps(VPPO__EXP_C4))),
-                                                    r2),
-                                         _mm_add_ps(_mm_mul_ps(_mm_set1_ps(VPPO__EXP_C3), r), _mm_set1_ps(VPPO__EXP_C2))),
-                              r2),
-                   _mm_add_ps(_mm_mul_ps(_mm_set1_ps(VPPO__EXP_C1), r), _mm_set1_ps(VPPO__EXP_C0)));
-    t = _mm_castsi128_ps(_mm_slli_epi32(_mm_add_epi32(_mm_castps_si128(t), _mm_set1_epi32(127)), 23));
-    return _mm_and_ps(_mm_mul_ps(p, t), keep);
-}
-
-VPPO__SSE2 VPPO__INLINE __m128 vppo__sse2_log(__m128 x)     /* x normal and > 0 */
-{
-    const __m128i bits = _mm_castps_si128(x);
-    __m128 m = _mm_castsi128_ps(_mm_or_si128(_mm_and_si128(bits, _mm_set1_epi32(0x007fffff)),
-                                             _mm_set1_epi32(0x3f800000)));
-    __m128 e = _mm_cvtepi32_ps(_mm_sub_epi32(_mm_srli_epi32(bits, 23), _mm_set1_epi32(127)));
-    const __m128 big = _mm_cmpgt_ps(m, _mm_set1_ps(1.41421356f));
-    __m128 f, s, s2, p;
-    m = _mm_or_ps(_mm_andnot_ps(big, m), _mm_and_ps(big, _mm_mul_ps(m, _mm_set1_ps(0.5f))));
-    e = _mm_add_ps(e, _mm_and_ps(big, _mm_set1_ps(1.0f)));
-    f = _mm_sub_ps(m, _mm_set1_ps(1.0f));
-    s = _mm_div_ps(f, _mm_add_ps(f, _mm_set1_ps(2.0f)));
-    s2 = _mm_mul_ps(s, s);
-    p = _mm_set1_ps(1.0f / 9.0f);
-    p = _mm_add_ps(_mm_mul_ps(p, s2), _mm_set1_ps(1.0f / 7.0f));
-    p = _mm_add_ps(_mm_mul_ps(p, s2), _mm_set1_ps(1.0f / 5.0f));
-    p = _mm_add_ps(_mm_mul_ps(p, s2), _mm_set1_ps(1.0f / 3.0f));
-    p = _mm_add_ps(_mm_mul_ps(p, s2), _mm_set1_ps(1.0f));
-    p = _mm_mul_ps(_mm_add_ps(s, s), p);
-    return _mm_add_ps(_mm_mul_ps(e, _mm_set1_ps(VPPO__LN2_HI)), _mm_add_ps(_mm_mul_ps(e, _mm_set1_ps(VPPO__LN2_LO)), p));
-}
-
-VPPO__SSE2 static double vppo__sse2_hsum(__m128 a)
-{
-    float lane[4];
-    _mm_storeu_ps(lane, a);
-    return vppo__hsum_lanes(lane, 4);
-}
-
-/* f16 -> f32 without F16C: the 15 magnitude bits moved to a float's place and scaled by
-   2^112 (exact for normals and subnormals), then inf/NaN and the sign put back. */
-VPPO__SSE2 VPPO__INLINE __m128 vppo__sse2_f16(__m128i h32)
-{
-    const __m128i mag = _mm_slli_epi32(_mm_and_si128(h32, _mm_set1_epi32(0x7fff)), 13);
-    const __m128i sign = _mm_slli_epi32(_mm_and_si128(h32, _mm_set1_epi32(0x8000)), 16);
-    const __m128i special = _mm_cmpeq_epi32(_mm_and_si128(h32, _mm_set1_epi32(0x7c00)), _mm_set1_epi32(0x7c00));
-    const __m128i scaled = _mm_castps_si128(_mm_mul_ps(_mm_castsi128_ps(mag), _mm_castsi128_ps(_mm_set1_epi32(0x77800000))));
-    const __m128i infnan = _mm_or_si128(mag, _mm_set1_epi32(0x7f800000));
-    return _mm_castsi128_ps(_mm_or_si128(sign, _mm_or_si128(_mm_andnot_si128(special, scaled), _mm_and_si128(special, infnan))));
-}
-
-VPPO__SSE2 VPPO__INLINE __m128 vppo__sse2_load(const void *src, vppo_dtype dt, int64_t i)
-{
-    __m128i h;
-    if (dt == VPPO_F32) return _mm_loadu_ps((const float *)src + i);
-    h = _mm_loadl_epi64((const __m128i *)((const uint16_t *)src + i));
-    if (dt == VPPO_BF16) return _mm_castsi128_ps(_mm_unpacklo_epi16(_mm_setzero_si128(), h));
-    return vppo__sse2_f16(_mm_unpacklo_epi16(h, _mm_setzero_si128()));
-}
-
-VPPO__SSE2 static int vppo__sse2_scan(const void *src, vppo_dtype dt, int64_t n, float *dst, float *max)
-{
-    const __m128 inf = _mm_set1_ps(HUGE_VALF);
-    __m128 mx = _mm_set1_ps(-HUGE_VALF), bad = _mm_setzero_ps();
-    float lane[4];
-    int64_t i;
-#define VPPO__SCAN_LOOP(DT, STORE) \
-    for (i = 0; i + 4 <= n; i += 4) { \
-        const __m128 x = vppo__sse2_load(src, DT, i); \
-        mx = _mm_max_ps(mx, x); \
-        bad = _mm_or_ps(bad, _mm_cmpnlt_ps(x, inf)); \
-        if (STORE) _mm_storeu_ps(dst + i, x); \
-    }
-    if (!dst) VPPO__SCAN_LOOP(VPPO_F32, 0)
-    else if (dt == VPPO_F32) VPPO__SCAN_LOOP(VPPO_F32, 1)
-    else if (dt == VPPO_BF16) VPPO__SCAN_LOOP(VPPO_BF16, 1)
-    else VPPO__SCAN_LOOP(VPPO_F16, 1)
-#undef VPPO__SCAN_LOOP
-    _mm_storeu_ps(lane, mx);
-    return vppo__scan_finish(src, dt, i, n, dst, vppo__hmax_lanes(lane, 4), _mm_movemask_ps(bad) != 0, max);
-}
-
-VPPO__SSE2 static void vppo__sse2_sumexp(const float *u, int64_t n, float m, float s, double out[2])
-{
-    const __m128 vm = _mm_set1_ps(m), vs = _mm_set1_ps(s), fl = _mm_set1_ps(VPPO__DFLOOR);
-    __m128 sum[VPPO__W4], cen[VPPO__W4];
-    int64_t i;
-    int k;
-    for (k = 0; k < VPPO__W4; ++k) sum[k] = cen[k] = _mm_setzero_ps();
-    for (i = 0; i < n; i += VPPO__PAD)
-        for (k = 0; k < VPPO__W4; ++k) {
-            const __m128 d = _mm_max_ps(_mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(u + i + 4 * k), vm), vs), fl);
-            const __m128 e = vppo__sse2_exp(d);
-            sum[k] = _mm_add_ps(sum[k], e);
-            cen[k] = _mm_add_ps(cen[k], _mm_mul_ps(e, d));
-        }
-    out[0] = vppo__sse2_hsum(_mm_add_ps(_mm_add_ps(sum[0], sum[1]), _mm_add_ps(sum[2], sum[3])));
-    out[1] = vppo__sse2_hsum(_mm_add_ps(_mm_add_ps(cen[0], cen[1]), _mm_add_ps(cen[2], cen[3])));
-}
-
-VPPO__SSE2 static int vppo__sse2_kl(const float *u, const float *v, int64_t n, const float c[4], double out[3])
-{
-    const __m128 mu = _mm_set1_ps(c[0]), su = _mm_set1_ps(c[1]);
-    const __m128 mv = _mm_set1_ps(c[2]), sv = _mm_set1_ps(c[3]);
-    const __m128 fl = _mm_set1_ps(VPPO__DFLOOR), ninf = _mm_set1_ps(-HUGE_VALF);
-    __m128 pu[VPPO__W4], qv[VPPO__W4], df[VPPO__W4], inf = _mm_setzero_ps();
-    int64_t i;
-    int k;
-    for (k = 0; k < VPPO__W4; ++k) pu[k] = qv[k] = df[k] = _mm_setzero_ps();
-    for (i = 0; i < n; i += VPPO__PAD)
-        for (k = 0; k < VPPO__W4; ++k) {
-            const __m128 zu = _mm_loadu_ps(u + i + 4 * k), zv = _mm_loadu_ps(v + i + 4 * k);
-            const __m128 du = _mm_max_ps(_mm_mul_ps(_mm_sub_ps(zu, mu), su), fl);
-            const __m128 dv = _mm_max_ps(_mm_mul_ps(_mm_sub_ps(zv, mv), sv), fl);
-            const __m128 eu = vppo__sse2_exp(du);
-            pu[k] = _mm_add_ps(pu[k], eu);
-            qv[k] = _mm_add_ps(qv[k], vppo__sse2_exp(dv));
-            df[k] = _mm_add_ps(df[k], _mm_mul_ps(eu, _mm_sub_ps(du, dv)));
-            inf = _mm_or_ps(inf, _mm_and_ps(_mm_cmpgt_ps(zu, ninf), _mm_cmpeq_ps(zv, ninf)));
-        }
-    out[0] = vppo__sse2_hsum(_mm_add_ps(_mm_add_ps(pu[0], pu[1]), _mm_add_ps(pu[2], pu[3])));
-    out[1] = vppo__sse2_hsum(_mm_add_ps(_mm_add_ps(qv[0], qv[1]), _mm_add_ps(qv[2], qv[3])));
-    out[2] = vppo__sse2_hsum(_mm_add_ps(_mm_add_ps(df[0], df[1]), _mm_add_ps(df[2], df[3])));
-    return _mm_movemask_ps(inf) != 0;
-}
-
-VPPO__SSE2 static double vppo__sse2_js(const float *u, const float *v, int64_t n, const float c[6])
-{
-    const __m128 mu = _mm_set1_ps(c[0]), su = _mm_set1_ps(c[1]), lu = _mm_set1_ps(c[2]);
-    const __m128 mv = _mm_set1_ps(c[3]), sv = _mm_set1_ps(c[4]), lv = _mm_set1_ps(c[5]);
-    const __m128 fl = _mm_set1_ps(VPPO__DFLOOR), one = _mm_set1_ps(1.0f);
-    const __m128 ln2 = vppo__sse2_log(_mm_set1_ps(2.0f));       /* so that lp = lq gives lm = lp exactly */
-    __m128 acc[VPPO__W4];
-    int64_t i;
-    int k;
-    for (k = 0; k < VPPO__W4; ++k) acc[k] = _mm_setzero_ps();
-    for (i = 0; i < n; i += VPPO__PAD)
-        for (k = 0; k < VPPO__W4; ++k) {
-            const __m128 lp = _mm_sub_ps(_mm_max_ps(_mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(u + i + 4 * k), mu), su), fl), lu);
-            const __m128 lq = _mm_sub_ps(_mm_max_ps(_mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(v + i + 4 * k), mv), sv), fl), lv);
-            const __m128 p = vppo__sse2_exp(lp), q = vppo__sse2_exp(lq);
-            const __m128 hi = _mm_max_ps(lp, lq), lo = _mm_min_ps(lp, lq);
-            const __m128 lm = _mm_add_ps(hi, _mm_sub_ps(vppo__sse2_log(_mm_add_ps(one, vppo__sse2_exp(_mm_sub_ps(lo, hi)))), ln2));
-            acc[k] = _mm_add_ps(acc[k], _mm_mul_ps(p, _mm_sub_ps(lp, lm)));
-            acc[k] = _mm_add_ps(acc[k], _mm_mul_ps(q, _mm_sub_ps(lq, lm)));
-        }
-    return vppo__sse2_hsum(_mm_add_ps(_mm_add_ps(acc[0], acc[1]), _mm_add_ps(acc[2], acc[3])));
-}
-
-VPPO__SSE2 static void vppo__sse2_bwd(const float *u, int64_t n, const float c[6], float *grad)
-{
-    const __m128 hi = _mm_set1_ps(c[0]), lo = _mm_set1_ps(c[1]), s = _mm_set1_ps(c[2]);
-    const __m128 g = _mm_set1_ps(c[3]), h = _mm_set1_ps(c[4]), H = _mm_set1_ps(c[5]);
-    const __m128 fl = _mm_set1_ps(VPPO__DFLOOR);
-    int64_t i;
-    for (i = 0; i < n; i += 4) {
-        const __m128 lp = _mm_max_ps(_mm_mul_ps(_mm_sub_ps(_mm_sub_ps(_mm_loadu_ps(u + i), hi), lo), s), fl);
-        const __m128 p = vppo__sse2_exp(lp);
-        const __m128 t = _mm_mul_ps(p, _mm_add_ps(lp, H));
-        const __m128 a = _mm_add_ps(_mm_mul_ps(g, p), _mm_mul_ps(h, t));
-        _mm_storeu_ps(grad + i, _mm_mul_ps(_mm_sub_ps(_mm_setzero_ps(), a), s));
-    }
-}
-
-VPPO__SSE2 static void vppo__sse2_to_bf16(const float *g, int64_t n, uint16_t *dst)
-{
-    int64_t i;
-    for (i = 0; i + 8 <= n; i += 8) {
-        __m128i a = _mm_castps_si128(_mm_loadu_ps(g + i)), b = _mm_castps_si128(_mm_loadu_ps(g + i + 4));
-        a = _mm_add_epi32(a, _mm_add_epi32(_mm_set1_epi32(0x7fff), _mm_and_si128(_mm_srli_epi32(a, 16), _mm_set1_epi32(1))));
-        b = _mm_add_epi32(b, _mm_add_epi32(_mm_set1_epi32(0x7fff), _mm_and_si128(_mm_srli_epi32(b, 16), _mm_set1_epi32(1))));
-        _mm_storeu_si128((__m128i *)(dst + i), _mm_packs_epi32(_mm_srai_epi32(a, 16), _mm_srai_epi32(b, 16)));
-    }
-    vppo__to_bf16_tail(g, i, n, dst);
-}
-
-static const vppo__kernels vppo__kernels_sse2 = {
-    vppo__sse2_scan, vppo__sse2_sumexp, vppo__sse2_kl, vppo__sse2_js, vppo__sse2_bwd, vppo__sse2_to_bf16
-};
-#endif /* VPPO__X86: SSE2 */
-
-/* --- AVX2 + FMA + F16C (x86, runtime-detected) ----------------------------- */
-#ifdef VPPO__X86
-#define VPPO__AVX2 __attribute__((target("avx2,fma,f16c")))
-#define VPPO__W8 2      /* 8-lane vectors per 16 entries */
-
-VPPO__AVX2 VPPO__INLINE __m256 vppo__avx2_exp(__m256 x)
-{
-    const __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(VPPO__EXP_FLUSH), _CMP_GE_OQ);
-    const __m256 magic = _mm256_set1_ps(VPPO__EXP_MAGIC);
-    __m256 t, n, r, r2, p;
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(VPPO__EXP_FLUSH)), _mm256_set1_ps(88.0f));
-    t = _mm256_fmadd_ps(x, _mm256_set1_ps(VPPO__LOG2E), magic);       /* n in the low bits */
-    n = _mm256_sub_ps(t, magic);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(VPPO__LN2_HI), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(VPPO__LN2_LO), r);
-    r2 = _mm256_mul_ps(r, r);
-    p = _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(VPPO__EXP_C6), r2,
-                                                        _mm256_fmadd_ps(_mm256_set1_ps(VPPO__EXP_C5), r, _mm256_set1_ps(VPPO__EXP_C4))),
-                                        r2, _mm256_fmadd_ps(_mm256_set1_ps(VPPO__EXP_C3), r, _mm256_set1_ps(VPPO__EXP_C2))),
-                        r2, _mm256_fmadd_ps(_mm256_set1_ps(VPPO__EXP_C1), r, _mm256_set1_ps(VPPO__EXP_C0)));
-    t = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(127)), 23));
-    return _mm256_and_ps(_mm256_mul_ps(p, t), keep);
-}
-
-VPPO__AVX2 VPPO__INLINE __m256 vppo__avx2_log(__m256 x)     /* x normal and > 0 */
-{
-    const __m256i bits = _mm256_castps_si256(x);
-    __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)),
-                                                   _mm256_set1_epi32(0x3f800000)));
-    __m256 e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(127)));
-    const __m256 big = _mm256_cmp_ps(m, _mm256_set1_ps(1.41421356f), _CMP_GT_OQ);
-    __m256 f, s, s2, p;
-    m = _mm256_blendv_ps(m, _mm256_mul_ps(m, _mm256_set1_ps(0.5f)), big);
-    e = _mm256_add_ps(e, _mm256_and_ps(big, _mm256_set1_ps(1.0f)));
-    f = _mm256_sub_ps(m, _mm256_set1_ps(1.0f));
-    s = _mm256_div_ps(f, _mm256_add_ps(f, _mm256_set1_ps(2.0f)));
-    s2 = _mm256_mul_ps(s, s);
-    p = _mm256_set1_ps(1.0f / 9.0f);
-    p = _mm256_fmadd_ps(p, s2, _mm256_set1_ps(1.0f / 7.0f));
-    p = _mm256_fmadd_ps(p, s2, _mm256_set1_ps(1.0f / 5.0f));
-    p = _mm256_fmadd_ps(p, s2, _mm256_set1_ps(1.0f / 3.0f));
-    p = _mm256_fmadd_ps(p, s2, _mm256_set1_ps(1.0f));
-    p = _mm256_mul_ps(_mm256_add_ps(s, s), p);
-    return _mm256_fmadd_ps(e, _mm256_set1_ps(VPPO__LN2_HI), _mm256_fmadd_ps(e, _mm256_set1_ps(VPPO__LN2_LO), p));
-}
-
-VPPO__AVX2 static double vppo__avx2_hsum(__m256 a)
-{
-    float lane[8];
-    _mm256_storeu_ps(lane, a);
-    return vppo__hsum_lanes(lane, 8);
-}
-
-VPPO__AVX2 VPPO__INLINE __m256 vppo__avx2_load(const void *src, vppo_dtype dt, int64_t i)
-{
-    __m128i h;
-    if (dt == VPPO_F32) return _mm256_loadu_ps((const float *)src + i);
-    h = _mm_loadu_si128((const __m128i *)((const uint16_t *)src + i));
-    if (dt == VPPO_BF16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-    return _mm256_cvtph_ps(h);
-}
-
-VPPO__AVX2 static int vppo__avx2_scan(const void *src, vppo_dtype dt, int64_t n, float *dst, float *max)
-{
-    const __m256 inf = _mm256_set1_ps(HUGE_VALF);
-    __m256 mx = _mm256_set1_ps(-HUGE_VALF), bad = _mm256_setzero_ps();
-    float lane[8];
-    int64_t i;
-#define VPPO__SCAN_LOOP(DT, STORE) \
-    for (i = 0; i + 8 <= n; i += 8) { \
-        const __m256 x = vppo__avx2_load(src, DT, i); \
-        mx = _mm256_max_ps(mx, x); \
-        bad = _mm256_or_ps(bad, _mm256_cmp_ps(x, inf, _CMP_NLT_UQ)); \
-        if (STORE) _mm256_storeu_ps(dst + i, x); \
-    }
-    if (!dst) VPPO__SCAN_LOOP(VPPO_F32, 0)
-    else if (dt == VPPO_F32) VPPO__SCAN_LOOP(VPPO_F32, 1)
-    else if (dt == VPPO_BF16) VPPO__SCAN_LOOP(VPPO_BF16, 1)
-    else VPPO__SCAN_LOOP(VPPO_F16, 1)
-#undef VPPO__SCAN_LOOP
-    _mm256_storeu_ps(lane, mx);
-    return vppo__scan_finish(src, dt, i, n, dst, vppo__hmax_lanes(lane, 8), _mm256_movemask_ps(bad) != 0, max);
-}
-
-VPPO__AVX2 static void vppo__avx2_sumexp(const float *u, int64_t n, float m, float s, double out[2])
-{
-    const __m256 vm = _mm256_set1_ps(m), vs = _mm256_set1_ps(s), fl = _mm256_set1_ps(VPPO__DFLOOR);
-    __m256 sum[VPPO__W8], cen[VPPO__W8];
-    int64_t i;
-    int k;
-    for (k = 0; k < VPPO__W8; ++k) sum[k] = cen[k] = _mm256_setzero_ps();
-    for (i = 0; i < n; i += VPPO__PAD)
-        for (k = 0; k < VPPO__W8; ++k) {
-            const __m256 d = _mm256_max_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(u + i + 8 * k), vm), vs), fl);
-            const __m256 e = vppo__avx2_exp(d);
-            sum[k] = _mm256_add_ps(sum[k], e);
-            cen[k] = _mm256_fmadd_ps(e, d, cen[k]);
-        }
-    out[0] = vppo__avx2_hsum(_mm256_add_ps(sum[0], sum[1]));
-    out[1] = vppo__avx2_hsum(_mm256_add_ps(cen[0], cen[1]));
-}
-
-VPPO__AVX2 static int vppo__avx2_kl(const float *u, const float *v, int64_t n, const float c[4], double out[3])
-{
-    const __m256 mu = _mm256_set1_ps(c[0]), su = _mm256_set1_ps(c[1]);
-    const __m256 mv = _mm256_set1_ps(c[2]), sv = _mm256_set1_ps(c[3]);
-    const __m256 fl = _mm256_set1_ps(VPPO__DFLOOR), ninf = _mm256_set1_ps(-HUGE_VALF);
-    __m256 pu[VPPO__W8], qv[VPPO__W8], df[VPPO__W8], inf = _mm256_setzero_ps();
-    int64_t i;
-    int k;
-    for (k = 0; k < VPPO__W8; ++k) pu[k] = qv[k] = df[k] = _mm256_setzero_ps();
-    for (i = 0; i < n; i += VPPO__PAD)
-        for (k = 0; k < VPPO__W8; ++k) {
-            const __m256 zu = _mm256_loadu_ps(u + i + 8 * k), zv = _mm256_loadu_ps(v + i + 8 * k);
-            const __m256 du = _mm256_max_ps(_mm256_mul_ps(_mm256_sub_ps(zu, mu), su), fl);
-            const __m256 dv = _mm256_max_ps(_mm256_mul_ps(_mm256_sub_ps(zv, mv), sv), fl);
-            const __m256 eu = vppo__avx2_exp(du);
-            pu[k] = _mm256_add_ps(pu[k], eu);
-            qv[k] = _mm256_add_ps(qv[k], vppo__avx2_exp(dv));
-            df[k] = _mm256_fmadd_ps(eu, _mm256_sub_ps(du, dv), df[k]);
-            inf = _mm256_or_ps(inf, _mm256_and_ps(_mm256_cmp_ps(zu, ninf, _CMP_GT_OQ),
-                                                  _mm256_cmp_ps(zv, ninf, _CMP_EQ_OQ)));
-        }
-    out[0] = vppo__avx2_hsum(_mm256_add_ps(pu[0], pu[1]));
-    out[1] = vppo__avx2_hsum(_mm256_add_ps(qv[0], qv[1]));
-    out[2] = vppo__avx2_hsum(_mm256_add_ps(df[0], df[1]));
-    return _mm256_movemask_ps(inf) != 0;
-}
-
-VPPO__AVX2 static double vppo__avx2_js(const float *u, const float *v, int64_t n, const float c[6])
-{
-    const __m256 mu = _mm256_set1_ps(c[0]), su = _mm256_set1_ps(c[1]), lu = _mm256_set1_ps(c[2]);
-    const __m256 mv = _mm256_set1_ps(c[3]), sv = _mm256_set1_ps(c[4]), lv = _mm256_set1_ps(c[5]);
-    const __m256 fl = _mm256_set1_ps(VPPO__DFLOOR), one = _mm256_set1_ps(1.0f);
-    const __m256 ln2 = vppo__avx2_log(_mm256_set1_ps(2.0f));   /* so that lp = lq gives lm = lp exactly */
-    __m256 acc[VPPO__W8];
-    int64_t i;
-    int k;
-    for (k = 0; k < VPPO__W8; ++k) acc[k] = _mm256_setzero_ps();
-    for (i = 0; i < n; i += VPPO__PAD)
-        for (k = 0; k < VPPO__W8; ++k) {
-            const __m256 lp = _mm256_sub_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(u + i + 8 * k), mu), su), fl), lu);
-            const __m256 lq = _mm256_sub_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(v + i + 8 * k), mv), sv), fl), lv);
-            const __m256 p = vppo__avx2_exp(lp), q = vppo__avx2_exp(lq);
-            const __m256 hi = _mm256_max_ps(lp, lq), lo = _mm256_min_ps(lp, lq);
-            const __m256 lm = _mm256_add_ps(hi, _mm256_sub_ps(vppo__avx2_log(_mm256_add_ps(one, vppo__avx2_exp(_mm256_sub_ps(lo, hi)))), ln2));
-            acc[k] = _mm256_fmadd_ps(p, _mm256_sub_ps(lp, lm), acc[k]);
-            acc[k] = _mm256_fmadd_ps(q, _mm256_sub_ps(lq, lm), acc[k]);
-        }
-    return vppo__avx2_hsum(_mm256_add_ps(acc[0], acc[1]));
-}
-
-VPPO__AVX2 static void vppo__avx2_bwd(const float *u, int64_t n, const float c[6], float *grad)
-{
-    const __m256 hi = _mm256_set1_ps(c[0]), lo = _mm256_set1_ps(c[1]), s = _mm256_set1_ps(c[2]);
-    const __m256 g = _mm256_set1_ps(c[3]), h = _mm256_set1_ps(c[4]), H = _mm256_set1_ps(c[5]);
-    const __m256 fl = _mm256_set1_ps(VPPO__DFLOOR);
-    int64_t i;
-    for (i = 0; i < n; i += 8) {
-        const __m256 lp = _mm256_max_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(u + i), hi), lo), s), fl);
-        const __m256 p = vppo__avx2_exp(lp);
-        const __m256 t = _mm256_mul_ps(p, _mm256_add_ps(lp, H));
-        _mm256_storeu_ps(grad + i, _mm256_mul_ps(_mm256_fnmsub_ps(h, t, _mm256_mul_ps(g, p)), s));
-    }
-}
-
-VPPO__AVX2 static void vppo__avx2_to_bf16(const float *g, int64_t n, uint16_t *dst)
-{
-    int64_t i;
-    for (i = 0; i + 8 <= n; i += 8) {
-        __m256i b = _mm256_castps_si256(_mm256_loadu_ps(g + i));
-        b = _mm256_add_epi32(b, _mm256_add_epi32(_mm256_set1_epi32(0x7fff),
-                                                 _mm256_and_si256(_mm256_srli_epi32(b, 16), _mm256_set1_epi32(1))));
-        b = _mm256_srai_epi32(b, 16);      /* keeps the low 16 bits exactly through packs */
-        _mm_storeu_si128((__m128i *)(dst + i), _mm_packs_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1)));
-    }
-    vppo__to_bf16_tail(g, i, n, dst);
-}
-
-static const vppo__kernels vppo__kernels_avx2 = {
-    vppo__avx2_scan, vppo__avx2_sumexp, vppo__avx2_kl, vppo__avx2_js, vppo__avx2_bwd, vppo__avx2_to_bf16
-};
-#endif /* VPPO__X86: AVX2 */
-
-/* --- AVX-512F (x86, runtime-detected) -------------------------------------- */
-#ifdef VPPO__X86
-#define VPPO__AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
-/* g++ 12 flags the deliberate self-initialisation inside _mm512_undefined_*() of its own
-   intrinsic headers once they are inlined here; nothing of ours is uninitialised. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-
-VPPO__AVX512 VPPO__INLINE __m512 vppo__avx512_exp(__m512 x)
-{
-    const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(VPPO__EXP_FLUSH), _CMP_GE_OQ);
-    const __m512 magic = _mm512_set1_ps(VPPO__EXP_MAGIC);
-    __m512 t, n, r, r2, p;
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(VPPO__EXP_FLUSH)), _mm512_set1_ps(88.0f));
-    t = _mm512_fmadd_ps(x, _mm512_set1_ps(VPPO__LOG2E), magic);       /* n in the low bits */
-    n = _mm512_sub_ps(t, magic);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(VPPO__LN2_HI), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(VPPO__LN2_LO), r);
-    r2 = _mm512_mul_ps(r, r);
-    p = _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(VPPO__EXP_C6), r2,
-                                                        _mm512_fmadd_ps(_mm512_set1_ps(VPPO__EXP_C5), r, _mm512_set1_ps(VPPO__EXP_C4))),
-                                        r2, _mm512_fmadd_ps(_mm512_set1_ps(VPPO__EXP_C3), r, _mm512_set1_ps(VPPO__EXP_C2))),
-                        r2, _mm512_fmadd_ps(_mm512_set1_ps(VPPO__EXP_C1), r, _mm512_set1_ps(VPPO__EXP_C0)));
-    t = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127)), 23));
-    return _mm512_maskz_mov_ps(keep, _mm512_mul_ps(p, t));
-}
-
-VPPO__AVX512 VPPO__INLINE __m512 vppo__avx512_log(__m512 x)     /* x normal and > 0 */
-{
-    const __m512i bits = _mm512_castps_si512(x);
-    __m512 m = _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32(0x007fffff)),
-                                                   _mm512_set1_epi32(0x3f800000)));
-    __m512 e = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(127)));
-    const __mmask16 big = _mm512_cmp_ps_mask(m, _mm512_set1_ps(1.41421356f), _CMP_GT_OQ);
-    __m512 f, s, s2, p;
-    m = _mm512_mask_mul_ps(m, big, m, _mm512_set1_ps(0.5f));
-    e = _mm512_mask_add_ps(e, big, e, _mm512_set1_ps(1.0f));
-    f = _mm512_sub_ps(m, _mm512_set1_ps(1.0f));
-    s = _mm512_div_ps(f, _mm512_add_ps(f, _mm512_set1_ps(2.0f)));
-    s2 = _mm512_mul_ps(s, s);
-    p = _mm512_set1_ps(1.0f / 9.0f);
-    p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f / 7.0f));
-    p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f / 5.0f));
-    p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f / 3.0f));
-    p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f));
-    p = _mm512_mul_ps(_mm512_add_ps(s, s), p);
-    return _mm512_fmadd_ps(e, _mm512_set1_ps(VPPO__LN2_HI), _mm512_fmadd_ps(e, _mm512_set1_ps(VPPO__LN2_LO), p));
-}
-
-VPPO__AVX512 static double vppo__avx512_hsum(__m512 a)
-{
-    float lane[16];
-    _mm512_storeu_ps(lane, a);
-    return vppo__hsum_lanes(lane, 16);
-}
-
-VPPO__AVX512 VPPO__INLINE __m512 vppo__avx512_load(const void *src, vppo_dtype dt, int64_t i)
-{
-    __m256i h;
-    if (dt == VPPO_F32) return _mm512_loadu_ps((const float *)src + i);
-    h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)src + i));
-    if (dt == VPPO_BF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    return _mm512_cvtph_ps(h);
-}
-
-VPPO__AVX512 static int vppo__avx512_scan(const void *src, vppo_dtype dt, int64_t n, float *dst, float *max)
-{
-    const __m512 inf = _mm512_set1_ps(HUGE_VALF);
-    __m512 mx = _mm512_set1_ps(-HUGE_VALF);
-    __mmask16 bad = 0;
-    float lane[16];
-    int64_t i;
-#define VPPO__SCAN_LOOP(DT, STORE) \
-    for (i = 0; i + 16 <= n; i += 16) { \
-        const __m512 x = vppo__avx512_load(src, DT, i); \
-        mx = _mm512_max_ps(mx, x); \
-        bad = (__mmask16)(bad | _mm512_cmp_ps_mask(x, inf, _CMP_NLT_UQ)); \
-        if (STORE) _mm512_storeu_ps(dst + i, x); \
-    }
-    if (!dst) VPPO__SCAN_LOOP(VPPO_F32, 0)
-    else if (dt == VPPO_F32) VPPO__SCAN_LOOP(VPPO_F32, 1)
-    else if (dt == VPPO_BF16) VPPO__SCAN_LOOP(VPPO_BF16, 1)
-    else VPPO__SCAN_LOOP(VPPO_F16, 1)
-#undef VPPO__SCAN_LOOP
-    _mm512_storeu_ps(lane, mx);
-    return vppo__scan_finish(src, dt, i, n, dst, vppo__hmax_lanes(lane, 16), bad != 0, max);
-}
-
-VPPO__AVX512 static void vppo__avx512_sumexp(const float *u, int64_t n, float m, float s, double out[2])
-{
-    const __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(s), fl = _mm512_set1_ps(VPPO__DFLOOR);
-    __m512 sum = _mm512_setzero_ps(), cen = _mm512_setzero_ps();
-    int64_t i;
-    for (i = 0; i < n; i += VPPO__PAD) {
-        const __m512 d = _mm512_max_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(u + i), vm), vs), fl);
-        const __m512 e = vppo__avx512_exp(d);
-        sum = _mm512_add_ps(sum, e);
-        cen = _mm512_fmadd_ps(e, d, cen);
-    }
-    out[0] = vppo__avx512_hsum(sum);
-    out[1] = vppo__avx512_hsum(cen);
-}
-
-VPPO__AVX512 static int vppo__avx512_kl(const float *u, const float *v, int64_t n, const float c[4], double out[3])
-{
-    const __m512 mu = _mm512_set1_ps(c[0]), su = _mm512_set1_ps(c[1]);
-    const __m512 mv = _mm512_set1_ps(c[2]), sv = _mm512_set1_ps(c[3]);
-    const __m512 fl = _mm512_set1_ps(VPPO__DFLOOR), ninf = _mm512_set1_ps(-HUGE_VALF);
-    __m512 pu = _mm512_setzero_ps(), qv = _mm512_setzero_ps(), df = _mm512_setzero_ps();
-    __mmask16 inf = 0;
-    int64_t i;
-    for (i = 0; i < n; i += VPPO__PAD) {
-        const __m512 zu = _mm512_loadu_ps(u + i), zv = _mm512_loadu_ps(v + i);
-        const __m512 du = _mm512_max_ps(_mm512_mul_ps(_mm512_sub_ps(zu, mu), su), fl);
-        const __m512 dv = _mm512_max_ps(_mm512_mul_ps(_mm512_sub_ps(zv, mv), sv), fl);
-        const __m512 eu = vppo__avx512_exp(du);
-        pu = _mm512_add_ps(pu, eu);
-        qv = _mm512_add_ps(qv, vppo__avx512_exp(dv));
-        df = _mm512_fmadd_ps(eu, _mm512_sub_ps(du, dv), df);
-        inf = (__mmask16)(inf | (_mm512_cmp_ps_mask(zu, ninf, _CMP_GT_OQ) & _mm512_cmp_ps_mask(zv, ninf, _CMP_EQ_OQ)));
-    }
-    out[0] = vppo__avx512_hsum(pu);
-    out[1] = vppo__avx512_hsum(qv);
-    out[2] = vppo__avx512_hsum(df);
-    return inf != 0;
-}
-
-VPPO__AVX512 static double vppo__avx512_js(const float *u, const float *v, int64_t n, const float c[6])
-{
-    const __m512 mu = _mm512_set1_ps(c[0]), su = _mm512_set1_ps(c[1]), lu = _mm512_set1_ps(c[2]);
-    const __m512 mv = _mm512_set1_ps(c[3]), sv = _mm512_set1_ps(c[4]), lv = _mm512_set1_ps(c[5]);
-    const __m512 fl = _mm512_set1_ps(VPPO__DFLOOR), one = _mm512_set1_ps(1.0f);
-    const __m512 ln2 = vppo__avx512_log(_mm512_set1_ps(2.0f));  /* so that lp = lq gives lm = lp exactly */
-    __m512 acc = _mm512_setzero_ps();
-    int64_t i;
-    for (i = 0; i < n; i += VPPO__PAD) {
-        const __m512 lp = _mm512_sub_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(u + i), mu), su), fl), lu);
-        const __m512 lq = _mm512_sub_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(v + i), mv), sv), fl), lv);
-        const __m512 p = vppo__avx512_exp(lp), q = vppo__avx512_exp(lq);
-        const __m512 hi = _mm512_max_ps(lp, lq), lo = _mm512_min_ps(lp, lq);
-        const __m512 lm = _mm512_add_ps(hi, _mm512_sub_ps(vppo__avx512_log(_mm512_add_ps(one, vppo__avx512_exp(_mm512_sub_ps(lo, hi)))), ln2));
-        acc = _mm512_fmadd_ps(p, _mm512_sub_ps(lp, lm), acc);
-        acc = _mm512_fmadd_ps(q, _mm512_sub_ps(lq, lm), acc);
-    }
-    return vppo__avx512_hsum(acc);
-}
-
-VPPO__AVX512 static void vppo__avx512_bwd(const float *u, int64_t n, const float c[6], float *grad)
-{
-    const __m512 hi = _mm512_set1_ps(c[0]), lo = _mm512_set1_ps(c[1]), s = _mm512_set1_ps(c[2]);
-    const __m512 g = _mm512_set1_ps(c[3]), h = _mm512_set1_ps(c[4]), H = _mm512_set1_ps(c[5]);
-    const __m512 fl = _mm512_set1_ps(VPPO__DFLOOR);
-    int64_t i;
-    for (i = 0; i < n; i += 16) {
-        const __m512 lp = _mm512_max_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_sub_ps(_mm512_loadu_ps(u + i), hi), lo), s), fl);
-        const __m512 p = vppo__avx512_exp(lp);
-        const __m512 t = _mm512_mul_ps(p, _mm512_add_ps(lp, H));
-        _mm512_storeu_ps(grad + i, _mm512_mul_ps(_mm512_fnmsub_ps(h, t, _mm512_mul_ps(g, p)), s));
-    }
-}
-
-VPPO__AVX512 static void vppo__avx512_to_bf16(const float *g, int64_t n, uint16_t *dst)
-{
-    int64_t i;
-    for (i = 0; i + 16 <= n; i += 16) {
-        __m512i b = _mm512_castps_si512(_mm512_loadu_ps(g + i));
-        b = _mm512_add_epi32(b, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
-                                                 _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1))));
-        _mm256_storeu_si256((__m256i *)(dst + i), _mm512_cvtepi32_epi16(_mm512_srli_epi32(b, 16)));
-    }
-    vppo__to_bf16_tail(g, i, n, dst);
-}
-
-static const vppo__kernels vppo__kernels_avx512 = {
-    vppo__avx512_scan, vppo__avx512_sumexp, vppo__avx512_kl, vppo__avx512_js, vppo__avx512_bwd, vppo__avx512_to_bf16
-};
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#endif /* VPPO__X86: AVX-512 */
-
-/* --- NEON (aarch64, compile-time) ------------------------------------------ */
-#ifdef VPPO__NEON
-VPPO__INLINE float32x4_t vppo__neon_exp(float32x4_t x)
-{
-    const uint32x4_t keep = vcgeq_f32(x, vdupq_n_f32(VPPO__EXP_FLUSH));
-    const float32x4_t magic = vdupq_n_f32(VPPO__EXP_MAGIC);
-    float32x4_t t, n, r, r2, p;
-    x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(VPPO__EXP_FLUSH)), vdupq_n_f32(88.0f));
-    t = vfmaq_f32(magic, x, vdupq_n_f32(VPPO__LOG2E));                 /* n in the low bits */
-    n = vsubq_f32(t, magic);
-    r = vfmsq_f32(x, n, vdupq_n_f32(VPPO__LN2_HI));
-    r = vfmsq_f32(r, n, vdupq_n_f32(VPPO__LN2_LO));
-    r2 = vmulq_f32(r, r);
-    p = vfmaq_f32(vfmaq_f32(vdupq_n_f32(VPPO__EXP_C0), vdupq_n_f32(VPPO__EXP_C1), r),
-                  r2, vfmaq_f32(vfmaq_f32(vdupq_n_f32(VPPO__EXP_C2), vdupq_n_f32(VPPO__EXP_C3), r),
-                                r2, vfmaq_f32(vfmaq_f32(vdupq_n_f32(VPPO__EXP_C4), vdupq_n_f32(VPPO__EXP_C5), r),
-                                              vdupq_n_f32(VPPO__EXP_C6), r2)));
-    t = vreinterpretq_f32_u32(vshlq_n_u32(vaddq_u32(vreinterpretq_u32_f32(t), vdupq_n_u32(127u)), 23));
-    return vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(vmulq_f32(p, t)), keep));
-}
-
-VPPO__INLINE float32x4_t vppo__neon_log(float32x4_t x)     /* x normal and > 0 */
-{
-    const uint32x4_t bits = vreinterpretq_u32_f32(x);
-    float32x4_t m = vreinterpretq_f32_u32(vorrq_u32(vandq_u32(bits, vdupq_n_u32(0x007fffffu)), vdupq_n_u32(0x3f800000u)));
-    float32x4_t e = vcvtq_f32_s32(vsubq_s32(vreinterpretq_s32_u32(vshrq_n_u32(bits, 23)), vdupq_n_s32(127)));
-    const uint32x4_t big = vcgtq_f32(m, vdupq_n_f32(1.41421356f));
-    float32x4_t f, s, s2, p;
-    m = vbslq_f32(big, vmulq_f32(m, vdupq_n_f32(0.5f)), m);
-    e = vaddq_f32(e, vreinterpretq_f32_u32(vandq_u32(big, vreinterpretq_u32_f32(vdupq_n_f32(1.0f)))));
-    f = vsubq_f32(m, vdupq_n_f32(1.0f));
-    s = vdivq_f32(f, vaddq_f32(f, vdupq_n_f32(2.0f)));
-    s2 = vmulq_f32(s, s);
-    p = vdupq_n_f32(1.0f / 9.0f);
-    p = vfmaq_f32(vdupq_n_f32(1.0f / 7.0f), p, s2);
-    p = vfmaq_f32(vdupq_n_f32(1.0f / 5.0f), p, s2);
-    p = vfmaq_f32(vdupq_n_f32(1.0f / 3.0f), p, s2);
-    p = vfmaq_f32(vdupq_n_f32(1.0f), p, s2);
-    p = vmulq_f32(vaddq_f32(s, s), p);
-    return vfmaq_f32(vfmaq_f32(p, e, vdupq_n_f32(VPPO__LN2_LO)), e, vdupq_n_f32(VPPO__LN2_HI));
-}
-
-static double vppo__neon_hsum(float32x4_t a)
-{
-    float lane[4];
-    vst1q_f32(lane, a);
-    return vppo__hsum_lanes(lane, 4);
-}
-
-VPPO__INLINE float32x4_t vppo__neon_load(const void *src, vppo_dtype dt, int64_t i)
-{
-    uint16x4_t h;
-    if (dt == VPPO_F32) return vld1q_f32((const float *)src + i);
-    h = vld1_u16((const uint16_t *)src + i);
-    if (dt == VPPO_BF16) return vreinterpretq_f32_u32(vshll_n_u16(h, 16));
-    return vcvt_f32_f16(vreinterpret_f16_u16(h));
-}
-
-static int vppo__neon_scan(const void *src, vppo_dtype dt, int64_t n, float *dst, float *max)
-{
-    const float32x4_t inf = vdupq_n_f32(HUGE_VALF);
-    float32x4_t mx = vdupq_n_f32(-HUGE_VALF);
-    uint32x4_t bad = vdupq_n_u32(0);
-    float lane[4];
-    int64_t i;
-#define VPPO__SCAN_LOOP(DT, STORE) \
-    for (i = 0; i + 4 <= n; i += 4) { \
-        const float32x4_t x = vppo__neon_load(src, DT, i); \
-        mx = vmaxq_f32(mx, x); \
-        bad = vorrq_u32(bad, vmvnq_u32(vcltq_f32(x, inf))); \
-        if (STORE) vst1q_f32(dst + i, x); \
-    }
-    if (!dst) VPPO__SCAN_LOOP(VPPO_F32, 0)
-    else if (dt == VPPO_F32) VPPO__SCAN_LOOP(VPPO_F32, 1)
-    else if (dt == VPPO_BF16) VPPO__SCAN_LOOP(VPPO_BF16, 1)
-    else VPPO__SCAN_LOOP(VPPO_F16, 1)
-#undef VPPO__SCAN_LOOP
-    vst1q_f32(lane, mx);
-    return vppo__scan_finish(src, dt, i, n, dst, vppo__hmax_lanes(lane, 4), vmaxvq_u32(bad) != 0, max);
-}
-
-static void vppo__neon_sumexp(const float *u, int64_t n, float m, float s, double out[2])
-{
-    const float32x4_t vm = vdupq_n_f32(m), vs = vdupq_n_f32(s), fl = vdupq_n_f32(VPPO__DFLOOR);
-    float32x4_t sum[4], cen[4];
-    int64_t i;
-    int k;
-    for (k = 0; k < 4; ++k) sum[k] = cen[k] = vdupq_n_f32(0.0f);
-    for (i = 0; i < n; i += VPPO__PAD)
-        for (k = 0; k < 4; ++k) {
-            const float32x4_t d = vmaxq_f32(vmulq_f32(vsubq_f32(vld1q_f32(u + i + 4 * k), vm), vs), fl);
-            const float32x4_t e = vppo__neon_exp(d);
-            sum[k] = vaddq_f32(sum[k], e);
-            cen[k] = vfmaq_f32(cen[k], e, d);
-        }
-    out[0] = vppo__neon_hsum(vaddq_f32(vaddq_f32(sum[0], sum[1]), vaddq_f32(sum[2], sum[3])));
-    out[1] = vppo__neon_hsum(vaddq_f32(vaddq_f32(cen[0], cen[1]), vaddq_f32(cen[2], cen[3])));
-}
-
-static int vppo__neon_kl(const float *u, const float *v, int64_t n, const float c[4], double out[3])
-{
-    const float32x4_t mu = vdupq_n_f32(c[0]), su = vdupq_n_f32(c[1]);
-    const float32x4_t mv = vdupq_n_f32(c[2]), sv = vdupq_n_f32(c[3]);
-    const float32x4_t fl = vdupq_n_f32(VPPO__DFLOOR), ninf = vdupq_n_f32(-HUGE_VALF);
-    float32x4_t pu[4], qv[4], df[4];
-    uint32x4_t inf = vdupq_n_u32(0);
-    int64_t i;
-    int k;
-    for (k = 0; k < 4; ++k) pu[k] = qv[k] = df[k] = vdupq_n_f32(0.0f);
-    for (i = 0; i < n; i += VPPO__PAD)
-        for (k = 0; k < 4; ++k) {
-            const float32x4_t zu = vld1q_f32(u + i + 4 * k), zv = vld1q_f32(v + i + 4 * k);
-            const float32x4_t du = vmaxq_f32(vmulq_f32(vsubq_f32(zu, mu), su), fl);
-            const float32x4_t dv = vmaxq_f32(vmulq_f32(vsubq_f32(zv, mv), sv), fl);
-            const float32x4_t eu = vppo__neon_exp(du);
-            pu[k] = vaddq_f32(pu[k], eu);
-            qv[k] = vaddq_f32(qv[k], vppo__neon_exp(dv));
-            df[k] = vfmaq_f32(df[k], eu, vsubq_f32(du, dv));
-            inf = vorrq_u32(inf, vandq_u32(vcgtq_f32(zu, ninf), vceqq_f32(zv, ninf)));
-        }
-    out[0] = vppo__neon_hsum(vaddq_f32(vaddq_f32(pu[0], pu[1]), vaddq_f32(pu[2], pu[3])));
-    out[1] = vppo__neon_hsum(vaddq_f32(vaddq_f32(qv[0], qv[1]), vaddq_f32(qv[2], qv[3])));
-    out[2] = vppo__neon_hsum(vaddq_f32(vaddq_f32(df[0], df[1]), vaddq_f32(df[2], df[3])));
-    return vmaxvq_u32(inf) != 0;
-}
-
-static double vppo__neon_js(const float *u, const float *v, int64_t n, const float c[6])
-{
-    const float32x4_t mu = vdupq_n_f32(c[0]), su = vdupq_n_f32(c[1]), lu = vdupq_n_f32(c[2]);
-    const float32x4_t mv = vdupq_n_f32(c[3]), sv = vdupq_n_f32(c[4]), lv = vdupq_n_f32(c[5]);
-    const float32x4_t fl = vdupq_n_f32(VPPO__DFLOOR), one = vdupq_n_f32(1.0f);
-    const float32x4_t ln2 = vppo__neon_log(vdupq_n_f32(2.0f));  /* so that lp = lq gives lm = lp exactly */
-    float32x4_t acc[4];
-    int64_t i;
-    int k;
-    for (k = 0; k < 4; ++k) acc[k] = vdupq_n_f32(0.0f);
-    for (i = 0; i < n; i += VPPO__PAD)
-        for (k = 0; k < 4; ++k) {
-            const float32x4_t lp = vsubq_f32(vmaxq_f32(vmulq_f32(vsubq_f32(vld1q_f32(u + i + 4 * k), mu), su), fl), lu);
-            const float32x4_t lq = vsubq_f32(vmaxq_f32(vmulq_f32(vsubq_f32(vld1q_f32(v + i + 4 * k), mv), sv), fl), lv);
-            const float32x4_t p = vppo__neon_exp(lp), q = vppo__neon_exp(lq);
-            const float32x4_t hi = vmaxq_f32(lp, lq), lo = vminq_f32(lp, lq);
-            const float32x4_t lm = vaddq_f32(hi, vsubq_f32(vppo__neon_log(vaddq_f32(one, vppo__neon_exp(vsubq_f32(lo, hi)))), ln2));
-            acc[k] = vfmaq_f32(acc[k], p, vsubq_f32(lp, lm));
-            acc[k] = vfmaq_f32(acc[k], q, vsubq_f32(lq, lm));
-        }
-    return vppo__neon_hsum(vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3])));
-}
-
-static void vppo__neon_bwd(const float *u, int64_t n, const float c[6], float *grad)
-{
-    const float32x4_t hi = vdupq_n_f32(c[0]), lo = vdupq_n_f32(c[1]), s = vdupq_n_f32(c[2]);
-    const float32x4_t g = vdupq_n_f32(c[3]), h = vdupq_n_f32(c[4]), H = vdupq_n_f32(c[5]);
-    const float32x4_t fl = vdupq_n_f32(VPPO__DFLOOR);
-    int64_t i;
-    for (i = 0; i < n; i += 4) {
-        const float32x4_t lp = vmaxq_f32(vmulq_f32(vsubq_f32(vsubq_f32(vld1q_f32(u + i), hi), lo), s), fl);
-        const float32x4_t p = vppo__neon_exp(lp);
-        const float32x4_t t = vmulq_f32(p, vaddq_f32(lp, H));
-        vst1q_f32(grad + i, vmulq_f32(vnegq_f32(vfmaq_f32(vmulq_f32(g, p), h, t)), s));
-    }
-}
-
-static void vppo__neon_to_bf16(const float *g, int64_t n, uint16_t *dst)
-{
-    int64_t i;
-    for (i = 0; i + 4 <= n; i += 4) {
-        uint32x4_t b = vreinterpretq_u32_f32(vld1q_f32(g + i));
-        b = vaddq_u32(b, vaddq_u32(vdupq_n_u32(0x7fffu), vandq_u32(vshrq_n_u32(b, 16), vdupq_n_u32(1u))));
-        vst1_u16(dst + i, vshrn_n_u32(b, 16));
-    }
-    vppo__to_bf16_tail(g, i, n, dst);
-}
-
-static const vppo__kernels vppo__kernels_neon = {
-    vppo__neon_scan, vppo__neon_sumexp, vppo__neon_kl, vppo__neon_js, vppo__neon_bwd, vppo__neon_to_bf16
-};
-#endif /* VPPO__NEON */
-
-/* --- ISA detection and the active kernels ----------------------------------- */
-
-#ifdef VPPO__X86
-static unsigned vppo__xgetbv0(void)
-{
-    unsigned lo, hi;
-    __asm__ __volatile__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    (void)hi;
-    return lo;
-}
-#endif
-
-/* Does this build and this CPU (and its OS, for the AVX register state) run isa? */
-static int vppo__isa_supported(vppo_isa isa)
-{
-#ifdef VPPO__X86
-    unsigned a, b, c = 0, d = 0, b7 = 0, xcr0 = 0, top = __get_cpuid_max(0, 0);
-    int avx2;
-    if (top >= 1) __cpuid(1, a, b, c, d);
-    if (top >= 7) { unsigned c7, d7; __cpuid_count(7, 0, a, b7, c7, d7); (void)c7; (void)d7; }
-    if (c & (1u << 27)) xcr0 = vppo__xgetbv0();                 /* OSXSAVE */
-    avx2 = (c & (1u << 28)) && (c & (1u << 12)) && (c & (1u << 29)) &&   /* AVX, FMA, F16C */
-           (b7 & (1u << 5)) && (xcr0 & 6u) == 6u;                     /* AVX2; XMM+YMM state */
-    if (isa == VPPO_ISA_SSE2) return (d >> 26) & 1u;
-    if (isa == VPPO_ISA_AVX2) return avx2;
-    if (isa == VPPO_ISA_AVX512) return avx2 && (b7 & (1u << 16)) && (xcr0 & 0xe6u) == 0xe6u;   /* F; opmask+ZMM */
-#endif
-#ifdef VPPO__NEON
-    if (isa == VPPO_ISA_NEON) return 1;
-#endif
-    return isa == VPPO_ISA_SCALAR;
-}
-
-static const vppo__kernels *vppo__kernels_for(vppo_isa isa)
-{
-    switch (isa) {
-#ifdef VPPO__X86
-    case VPPO_ISA_SSE2:   return &vppo__kernels_sse2;
-    case VPPO_ISA_AVX2:   return &vppo__kernels_avx2;
-    case VPPO_ISA_AVX512: return &vppo__kernels_avx512;
-#endif
-#ifdef VPPO__NEON
-    case VPPO_ISA_NEON:   return &vppo__kernels_neon;
-#endif
-    default:              return NULL;
-    }
-}
-
-/* The one piece of global mutable state: -1 until the first use picks the best path. */
-static int vppo__isa_current = -1;
-
-static vppo_isa vppo__isa_best(void)
-{
-    static const vppo_isa order[] = { VPPO_ISA_AVX512, VPPO_ISA_AVX2, VPPO_ISA_NEON, VPPO_ISA_SSE2 };
-    size_t i;
-    for (i = 0; i < sizeof order / sizeof order[0]; ++i)
-        if (vppo__kernels_for(order[i]) && vppo__isa_supported(order[i])) return order[i];
-    return VPPO_ISA_SCALAR;
-}
-
-/* The kernels for rows of x, or NULL for the scalar reference: the scalar path is also
-   taken when 1/temperature is not a normal float (temperature below ~3e-39 or above
-   ~8.5e37), where the float block arithmetic would lose its accuracy. */
-static int vppo__vector_temperature(float temperature)
-{
-    const double s = 1.0 / (double)temperature;
-    return s >= FLT_MIN && s <= FLT_MAX;
-}
-
-static const vppo__kernels *vppo__kernels_for_rows(const vppo_logits *x)
-{
-    return vppo__vector_temperature(x->temperature) ? vppo__kernels_for(vppo_isa_active()) : NULL;
-}
+/* From the kernels and ISA dispatch section (at the end): the active ISA's kernels for
+   rows at this temperature, or NULL for the scalar reference; the kernels of the fused
+   linear head (never NULL). */
+static const vppo__kernels *vppo__kernels_for_temperature(float temperature);
+static const vppo__kernels *vppo__lin_kernels(float temperature);
 
 /* --- row drivers of the vector path ------------------------------------------ */
 
@@ -2174,12 +1283,6 @@ static const float *vppo__block(const vppo__kernels *k, const char *src, vppo_dt
     return direct ? (const float *)src : buf;
 }
 
-/* Online softmax state of one row in the vector path: the raw max m of the logits seen,
-   sum = sum exp(d), cen = sum exp(d) d, with d = (z - m)/T. */
-typedef struct vppo__acc { double m, sum, cen; } vppo__acc;
-
-static void vppo__acc_init(vppo__acc *a) { a->m = -VPPO__INF; a->sum = 0.0; a->cen = 0.0; }
-
 /* Adds entries [0, n) at src (dtype dt); nonzero if one is NaN or +inf. */
 static int vppo__acc_push(const vppo__kernels *k, vppo__acc *a, const char *src, vppo_dtype dt, int64_t n,
     double invt)
@@ -2196,28 +1299,12 @@ static int vppo__acc_push(const vppo__kernels *k, vppo__acc *a, const char *src,
         u = vppo__block(k, src + (size_t)j0 * es, dt, b, buf, &bmax, &bad);
         if (bad) return 1;
         if (bmax == -HUGE_VALF) continue;                      /* nothing but p = 0 */
-        if (bmax > a->m) {                                     /* rebase what was summed */
-            if (a->sum > 0.0) {
-                const double delta = ((double)bmax - a->m) * invt, scale = exp(-delta);
-                a->cen = scale * (a->cen - delta * a->sum);
-                a->sum *= scale;
-            }
-            a->m = bmax;
-        }
+        vppo__acc_rebase(a, (double)bmax, invt);
         k->sumexp(u, vppo__padded(b), (float)a->m, s, blk);
         a->sum += blk[0];
         a->cen += blk[1];
     }
     return 0;
-}
-
-static vppo_status vppo__acc_end(const vppo__acc *a, double *zmax, double *logsum, double *entropy)
-{
-    if (!(a->sum > 0.0)) return VPPO_ERR_PARAM;                /* a row of only -inf */
-    *zmax = a->m;
-    *logsum = log(a->sum);
-    if (entropy) *entropy = vppo__max(0.0, *logsum - a->cen / a->sum);
-    return VPPO_OK;
 }
 
 /* One pass over row r: its max z (raw), log sum exp((z - max)/T) and entropy. */
@@ -2232,31 +1319,36 @@ static vppo_status vppo__vrow_stats(const vppo__kernels *k, const vppo_logits *x
 }
 
 /* The same for a pair of rows (P, Q), with diff = sum eu (du - dv) for KL(P || Q). */
-typedef struct vppo__pair { double mu, mv, su, sv, diff; int infinite; } vppo__pair;
+typedef struct vppo__pair { double mu, mv, su, sv, diff, js; int infinite; } vppo__pair;
 
 static void vppo__pair_init(vppo__pair *a)
 {
     a->mu = a->mv = -VPPO__INF;
-    a->su = a->sv = a->diff = 0.0;
+    a->su = a->sv = a->diff = a->js = 0.0;
     a->infinite = 0;
 }
 
+/* Adds entries [0, n) of a pair of rows (1/T = tu, tv): with js NULL to the normalisers
+   and the KL sum, else (a second pass, js from vppo__js_args_of) the JS terms to a->js.
+   Nonzero if an entry is NaN or +inf. */
 static int vppo__pair_push(const vppo__kernels *k, vppo__pair *a, const char *up, vppo_dtype udt,
-    const char *vp, vppo_dtype vdt, int64_t n, double tu, double tv)
+    const char *vp, vppo_dtype vdt, int64_t n, double tu, double tv, const vppo__js_args *js)
 {
     const size_t eu = vppo__dtype_size(udt), ev = vppo__dtype_size(vdt);
-    float bu[VPPO__BLOCK], bv[VPPO__BLOCK], c[4], bmu, bmv;
-    double blk[3];
+    float bu[VPPO__BLOCK], bv[VPPO__BLOCK], bmu, bmv;
+    vppo__kl_sums blk;
+    vppo__kl_args c;
     int64_t j0, b;
     int bad = 0;
-    c[1] = (float)tu;
-    c[3] = (float)tv;
+    c.su = (float)tu;
+    c.sv = (float)tv;
     for (j0 = 0; j0 < n; j0 += b) {
         const float *u, *v;
         b = vppo__min64(VPPO__BLOCK, n - j0);
         u = vppo__block(k, up + (size_t)j0 * eu, udt, b, bu, &bmu, &bad);
         v = vppo__block(k, vp + (size_t)j0 * ev, vdt, b, bv, &bmv, &bad);
         if (bad) return 1;
+        if (js) { a->js += k->js(u, v, vppo__padded(b), js); continue; }
         if (bmu > a->mu || bmv > a->mv) {
             /* A max rose: what was summed had du (dv) larger by delta_u (delta_v) than it
                has now, so su scales by exp(-delta_u), sv by exp(-delta_v), and
@@ -2271,56 +1363,43 @@ static int vppo__pair_push(const vppo__kernels *k, vppo__pair *a, const char *up
             if (bmu > a->mu) a->mu = bmu;
             if (bmv > a->mv) a->mv = bmv;
         }
-        c[0] = a->mu > -VPPO__INF ? (float)a->mu : 0.0f;   /* any finite reference while all are -inf */
-        c[2] = a->mv > -VPPO__INF ? (float)a->mv : 0.0f;
-        a->infinite |= k->kl(u, v, vppo__padded(b), c, blk);
-        a->su += blk[0];
-        a->sv += blk[1];
-        a->diff += blk[2];
+        c.mu = a->mu > -VPPO__INF ? (float)a->mu : 0.0f;   /* any finite reference while all are -inf */
+        c.mv = a->mv > -VPPO__INF ? (float)a->mv : 0.0f;
+        a->infinite |= k->kl(u, v, vppo__padded(b), &c, &blk);
+        a->su += blk.su;
+        a->sv += blk.sv;
+        a->diff += blk.diff;
     }
     return 0;
 }
 
-/* st = {max z of P, log sum of P, max of Q, log sum of Q}; KL(P || Q) if kl is not NULL. */
-static vppo_status vppo__pair_end(const vppo__pair *a, double st[4], double *kl)
+/* VPPO_OK once both rows had an entry above -inf; KL(P || Q) then if kl is not NULL. */
+static vppo_status vppo__pair_end(const vppo__pair *a, double *kl)
 {
     if (!(a->su > 0.0) || !(a->sv > 0.0)) return VPPO_ERR_PARAM;
-    st[0] = a->mu; st[1] = log(a->su); st[2] = a->mv; st[3] = log(a->sv);
     /* KL = sum p (du - dv) - log su + log sv: the maxima cancel */
-    if (kl) *kl = a->infinite ? VPPO__INF : vppo__max(0.0, a->diff / a->su - st[1] + st[3]);
+    if (kl) *kl = a->infinite ? VPPO__INF : vppo__max(0.0, a->diff / a->su - log(a->su) + log(a->sv));
     return VPPO_OK;
 }
 
+/* One pass over the rows r of P and Q into *a; KL(P || Q) if kl is not NULL. */
 static vppo_status vppo__vrow_pair(const vppo__kernels *k, const vppo_logits *P, const vppo_logits *Q,
-    int64_t r, double st[4], double *kl)
+    int64_t r, vppo__pair *a, double *kl)
 {
-    vppo__pair a;
-    vppo__pair_init(&a);
-    if (vppo__pair_push(k, &a, vppo__row_ptr(P, r), P->dtype, vppo__row_ptr(Q, r), Q->dtype, P->vocab,
-                        1.0 / (double)P->temperature, 1.0 / (double)Q->temperature))
+    vppo__pair_init(a);
+    if (vppo__pair_push(k, a, vppo__row_ptr(P, r), P->dtype, vppo__row_ptr(Q, r), Q->dtype, P->vocab,
+                        1.0 / (double)P->temperature, 1.0 / (double)Q->temperature, NULL))
         return VPPO_ERR_NONFINITE;
-    return vppo__pair_end(&a, st, kl);
+    return vppo__pair_end(a, kl);
 }
 
-/* The JS terms of entries [0, n) of a pair, given the pair's st and 1/T of each side. */
-static int vppo__js_push(const vppo__kernels *k, const double st[4], double tu, double tv,
-    const char *up, vppo_dtype udt, const char *vp, vppo_dtype vdt, int64_t n, double *acc)
+/* The JS kernel's arguments from a finished pair pass and 1/T of each side. */
+static vppo__js_args vppo__js_args_of(const vppo__pair *a, double tu, double tv)
 {
-    const size_t eu = vppo__dtype_size(udt), ev = vppo__dtype_size(vdt);
-    float bu[VPPO__BLOCK], bv[VPPO__BLOCK], c[6], unused;
-    int64_t j0, b;
-    int bad = 0;
-    c[0] = (float)st[0]; c[1] = (float)tu; c[2] = (float)st[1];
-    c[3] = (float)st[2]; c[4] = (float)tv; c[5] = (float)st[3];
-    for (j0 = 0; j0 < n; j0 += b) {
-        const float *u, *v;
-        b = vppo__min64(VPPO__BLOCK, n - j0);
-        u = vppo__block(k, up + (size_t)j0 * eu, udt, b, bu, &unused, &bad);
-        v = vppo__block(k, vp + (size_t)j0 * ev, vdt, b, bv, &unused, &bad);
-        if (bad) return 1;
-        *acc += k->js(u, v, vppo__padded(b), c);
-    }
-    return 0;
+    vppo__js_args c;
+    c.mu = (float)a->mu; c.su = (float)tu; c.lu = (float)log(a->su);
+    c.mv = (float)a->mv; c.sv = (float)tv; c.lv = (float)log(a->sv);
+    return c;
 }
 
 /* JS: the pair pass for both normalisers, then a second pass for the terms. */
@@ -2328,13 +1407,32 @@ static vppo_status vppo__vrow_js(const vppo__kernels *k, const vppo_logits *P, c
     int64_t r, double *js)
 {
     const double tu = 1.0 / (double)P->temperature, tv = 1.0 / (double)Q->temperature;
-    double st[4], acc = 0.0;
-    vppo_status status = vppo__vrow_pair(k, P, Q, r, st, NULL);
+    vppo__pair a;
+    vppo__js_args c;
+    vppo_status status = vppo__vrow_pair(k, P, Q, r, &a, NULL);
     if (status != VPPO_OK) return status;
-    if (vppo__js_push(k, st, tu, tv, vppo__row_ptr(P, r), P->dtype, vppo__row_ptr(Q, r), Q->dtype, P->vocab, &acc))
+    c = vppo__js_args_of(&a, tu, tv);
+    if (vppo__pair_push(k, &a, vppo__row_ptr(P, r), P->dtype, vppo__row_ptr(Q, r), Q->dtype, P->vocab, tu, tv, &c))
         return VPPO_ERR_NONFINITE;
-    *js = vppo__max(0.0, 0.5 * acc);
+    *js = vppo__max(0.0, 0.5 * a.js);
     return VPPO_OK;
+}
+
+/* The backward kernel's arguments of a row: u - lse = (z - hi - lo) / T with hi + lo =
+   lse T, so that z - hi is exact where p is not negligible. lse recomputed (split) is
+   (zmax, logsum) and hi the raw max itself; lse given: hi = lse T rounded, lo the rest. */
+static vppo__bwd_args vppo__bwd_args_of(int split, double zmax, double logsum, double lse, double t,
+    double g, double h, double entropy)
+{
+    const double lt = lse * t;
+    vppo__bwd_args c;
+    c.hi = split ? (float)zmax : (float)lt;
+    c.lo = split ? (float)(logsum * t) : (float)(lt - (double)c.hi);
+    c.s = (float)(1.0 / t);
+    c.g = (float)g;
+    c.h = (float)h;
+    c.H = (float)entropy;
+    return c;
 }
 
 /* --- rows, threads and the public logits functions --------------------------- */
@@ -2351,6 +1449,17 @@ typedef struct vppo__rows_job {
 } vppo__rows_job;
 
 typedef vppo_status (*vppo__row_fn)(const vppo__rows_job *job, int64_t r);
+
+/* A job over the rows of x with the kernels k (NULL: scalar) and ids; the rest zero. */
+static vppo__rows_job vppo__job(const vppo__kernels *k, const vppo_logits *x, const int32_t *ids)
+{
+    vppo__rows_job job;
+    memset(&job, 0, sizeof job);
+    job.k = k;
+    job.x = x;
+    job.ids = ids;
+    return job;
+}
 
 /* Below this many logits per call, threads cost more than they bring. */
 #define VPPO__OMP_MIN_WORK 65536
@@ -2389,12 +1498,13 @@ static vppo_status vppo__dependency_row(const vppo__rows_job *j, int64_t r)
 {
     const vppo_logits *P = j->div == VPPO_DIV_KL_REVERSE ? j->y : j->x;
     const vppo_logits *Q = j->div == VPPO_DIV_KL_REVERSE ? j->x : j->y;
-    double d = 0.0, st[4];
+    double d = 0.0;
+    vppo__pair a;
     vppo_status status;
     if (j->div == VPPO_DIV_JS)
         status = j->k ? vppo__vrow_js(j->k, P, Q, r, &d) : vppo__row_js(P, r, Q, r, &d);
     else
-        status = j->k ? vppo__vrow_pair(j->k, P, Q, r, st, &d) : vppo__row_kl(P, r, Q, r, &d);
+        status = j->k ? vppo__vrow_pair(j->k, P, Q, r, &a, &d) : vppo__row_kl(P, r, Q, r, &d);
     if (status == VPPO_OK) j->out_a[r] = (float)d;
     return status;
 }
@@ -2418,9 +1528,7 @@ VPPODEF vppo_status vppo_dependency_logits(const vppo_logits *orig, const vppo_l
     vppo__rows_job job;
     vppo_status st = vppo__check_dependency_logits_args(orig, aug, div, dep);
     if (st != VPPO_OK) return st;
-    memset(&job, 0, sizeof job);
-    job.k = vppo__vector_temperature(aug->temperature) ? vppo__kernels_for_rows(orig) : NULL;
-    job.x = orig;
+    job = vppo__job(vppo__kernels_for_temperature(aug->temperature) ? vppo__kernels_for_temperature(orig->temperature) : NULL, orig, NULL);
     job.y = aug;
     job.div = div;
     job.out_a = dep;
@@ -2495,10 +1603,7 @@ VPPODEF vppo_status vppo_logprobs(const vppo_logits *x, const int32_t *ids,
     if ((st = vppo__check_logits(x)) != VPPO_OK) return st;
     if (logp && !ids) return VPPO_ERR_NULL;
     if (logp && (st = vppo__check_ids(ids, x->n_rows, x->vocab)) != VPPO_OK) return st;
-    memset(&job, 0, sizeof job);
-    job.k = vppo__kernels_for_rows(x);
-    job.x = x;
-    job.ids = ids;
+    job = vppo__job(vppo__kernels_for_temperature(x->temperature), x, ids);
     job.out_a = logp;
     job.out_b = lse;
     job.out_c = entropy;
@@ -2551,7 +1656,8 @@ static vppo_status vppo__backward_row(const vppo__rows_job *j, int64_t r)
     const double t = (double)x->temperature;
     double row_lse = j->lse ? (double)j->lse[r] : 0.0, row_h = j->entropy ? (double)j->entropy[r] : 0.0;
     double z_id = 0.0, lt, zraw = 0.0, umax = 0.0, logsum = 0.0;
-    float buf[VPPO__BLOCK], grad[VPPO__BLOCK], bmax, c[6];
+    float buf[VPPO__BLOCK], grad[VPPO__BLOCK], bmax;
+    vppo__bwd_args c;
     int64_t j0, i, n;
     int any_finite = 0, split = 0;
     vppo_status st;
@@ -2587,14 +1693,7 @@ static vppo_status vppo__backward_row(const vppo__rows_job *j, int64_t r)
         }
         return any_finite ? VPPO_OK : VPPO_ERR_PARAM;
     }
-    /* the vector path: u - lse = (z - hi - lo) / T with hi + lo = lse T, so that z - hi is
-       exact where p is not negligible (recomputed: hi is the raw max itself) */
-    c[0] = split ? (float)zraw : (float)lt;
-    c[1] = split ? (float)(logsum * t) : (float)(lt - (double)c[0]);
-    c[2] = (float)(1.0 / t);
-    c[3] = (float)g;
-    c[4] = (float)h;
-    c[5] = (float)row_h;
+    c = vppo__bwd_args_of(split, zraw, logsum, row_lse, t, g, h, row_h);     /* the vector path */
     for (j0 = 0; j0 < V; j0 += n) {
         const float *u;
         int bad = 0;
@@ -2603,7 +1702,7 @@ static vppo_status vppo__backward_row(const vppo__rows_job *j, int64_t r)
                         buf, &bmax, &bad);
         if (bad) return VPPO_ERR_NONFINITE;
         if (bmax > -HUGE_VALF) any_finite = 1;
-        j->k->bwd(u, vppo__padded(n), c, grad);   /* reads the whole block before it is stored */
+        j->k->bwd(u, vppo__padded(n), &c, grad);   /* reads the whole block before it is stored */
         if (id >= j0 && id < j0 + n)
             grad[id - j0] = (float)(split ? vppo__grad_entry((z_id - zraw) / t, logsum, row_h, g, h, 1, t)
                                           : vppo__grad_entry(z_id / t, row_lse, row_h, g, h, 1, t));
@@ -2650,10 +1749,7 @@ VPPODEF vppo_status vppo_logprobs_backward(const vppo_logits *x, const int32_t *
     if ((st = vppo__check_finite_array(entropy, x->n_rows)) != VPPO_OK) return st;
     if ((st = vppo__check_finite_array(dlogp, x->n_rows)) != VPPO_OK) return st;
     if ((st = vppo__check_finite_array(dentropy, x->n_rows)) != VPPO_OK) return st;
-    memset(&job, 0, sizeof job);
-    job.k = vppo__kernels_for_rows(x);
-    job.x = x;
-    job.ids = ids;
+    job = vppo__job(vppo__kernels_for_temperature(x->temperature), x, ids);
     job.lse = lse;
     job.entropy = entropy;
     job.dlogp = dlogp;
@@ -3534,62 +2630,32 @@ static void vppo__gemm_nt(const float *a, int64_t m, const float *b, int64_t nb,
     }
 }
 
-/* c[i][k] += sum_j g[i][j] b[j][k]: (m x nb)(nb x d), g with stride nb. */
-static void vppo__gemm_nn_acc(const float *g, int64_t m, int64_t nb, const float *b, int64_t d, float *c)
+/* c[r][k] += sum_s G[r][s] x[s][k] for r < R, s < S, k < d: (R x S)(S x d), where G is g
+   (trans = 0) or its transpose (trans = 1), g stored with row stride ld. */
+static void vppo__gemm_acc(const float *g, int64_t ld, int trans, int64_t R, int64_t S, const float *x, int64_t d,
+    float *c)
 {
-    int64_t i;
+    const int64_t rs = trans ? 1 : ld, ss = trans ? ld : 1;
+    int64_t r;
 #ifdef VPPO_USE_CBLAS
-    if (m <= 0x7fffffff && nb <= 0x7fffffff && d <= 0x7fffffff) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)d, (int)nb, 1.0f, g, (int)nb,
-                    b, (int)d, 1.0f, c, (int)d);
+    if (R <= 0x7fffffff && S <= 0x7fffffff && d <= 0x7fffffff) {
+        cblas_sgemm(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, CblasNoTrans, (int)R, (int)d, (int)S, 1.0f,
+                    g, (int)ld, x, (int)d, 1.0f, c, (int)d);
         return;
     }
 #endif
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (m * nb * d > 1 << 20)
+#pragma omp parallel for schedule(static) if (R * S * d > 1 << 20)
 #endif
-    for (i = 0; i < m; ++i) {
-        int64_t j, k;
-        float *ci = c + i * d;
-        for (j = 0; j < nb; ++j) {
-            const float gij = g[i * nb + j], *bj = b + j * d;
-            if (gij == 0.0f) continue;
-            for (k = 0; k < d; ++k) ci[k] += gij * bj[k];
+    for (r = 0; r < R; ++r) {
+        int64_t s, k;
+        float *cr = c + r * d;
+        for (s = 0; s < S; ++s) {
+            const float gv = g[r * rs + s * ss], *xs = x + s * d;
+            if (gv == 0.0f) continue;
+            for (k = 0; k < d; ++k) cr[k] += gv * xs[k];
         }
     }
-}
-
-/* c[j][k] += sum_i g[i][j] a[i][k]: (nb x m)(m x d), g with stride nb. */
-static void vppo__gemm_tn_acc(const float *g, int64_t m, int64_t nb, const float *a, int64_t d, float *c)
-{
-    int64_t j;
-#ifdef VPPO_USE_CBLAS
-    if (m <= 0x7fffffff && nb <= 0x7fffffff && d <= 0x7fffffff) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nb, (int)d, (int)m, 1.0f, g, (int)nb,
-                    a, (int)d, 1.0f, c, (int)d);
-        return;
-    }
-#endif
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (m * nb * d > 1 << 20)
-#endif
-    for (j = 0; j < nb; ++j) {
-        int64_t i, k;
-        float *cj = c + j * d;
-        for (i = 0; i < m; ++i) {
-            const float gij = g[i * nb + j], *ai = a + i * d;
-            if (gij == 0.0f) continue;
-            for (k = 0; k < d; ++k) cj[k] += gij * ai[k];
-        }
-    }
-}
-
-/* The linear head always runs the block kernels: the portable C ones when the active
-   ISA (or the temperature) calls for the scalar path. */
-static const vppo__kernels *vppo__lin_kernels(float temperature)
-{
-    const vppo__kernels *k = vppo__vector_temperature(temperature) ? vppo__kernels_for(vppo_isa_active()) : NULL;
-    return k ? k : &vppo__kernels_c;
 }
 
 /* Pass over all chunks accumulating lse/entropy (and z of ids) in plan->row. */
@@ -3663,7 +2729,7 @@ VPPODEF vppo_status vppo_linear_dependency(const float *hidden, const float *hid
     if (!hidden_aug || !dep) return VPPO_ERR_NULL;
     if (!vppo__enum_in((int)div, VPPO_DIV_KL, VPPO_DIV_JS)) return VPPO_ERR_PARAM;
     if (vppo__check_finite_array(hidden_aug, n * d) != VPPO_OK) return VPPO_ERR_NONFINITE;
-    for (i = 0; i < n; ++i) { vppo__pair_init(&pl.row[i].pair); pl.row[i].lse = 0.0; }
+    for (i = 0; i < n; ++i) vppo__pair_init(&pl.row[i].pair);
     /* pass 0: both normalisers (and KL); pass 1, JS only: the terms */
     for (pass = 0; pass < (div == VPPO_DIV_JS ? 2 : 1); ++pass) {
         for (c0 = 0; c0 < vocab; c0 += pl.cols) {
@@ -3679,25 +2745,23 @@ VPPODEF vppo_status vppo_linear_dependency(const float *hidden, const float *hid
                     const char *zo = (const char *)(pl.tile_a + i * cw), *za = (const char *)(pl.tile_b + i * cw);
                     vppo__linrow *row = &pl.row[r0 + i];
                     const char *u = div == VPPO_DIV_KL_REVERSE ? za : zo, *v = div == VPPO_DIV_KL_REVERSE ? zo : za;
-                    if (pass == 0) bad |= vppo__pair_push(k, &row->pair, u, VPPO_F32, v, VPPO_F32, cw, invt, invt);
+                    if (pass == 0) bad |= vppo__pair_push(k, &row->pair, u, VPPO_F32, v, VPPO_F32, cw, invt, invt, NULL);
                     else {
-                        double st4[4];
-                        st4[0] = row->pair.mu; st4[1] = log(row->pair.su);
-                        st4[2] = row->pair.mv; st4[3] = log(row->pair.sv);
-                        bad |= vppo__js_push(k, st4, invt, invt, u, VPPO_F32, v, VPPO_F32, cw, &row->lse);
+                        const vppo__js_args c = vppo__js_args_of(&row->pair, invt, invt);
+                        bad |= vppo__pair_push(k, &row->pair, u, VPPO_F32, v, VPPO_F32, cw, invt, invt, &c);
                     }
                 }
                 if (bad) return VPPO_ERR_NONFINITE;
             }
         }
         for (i = 0; i < n && pass == 0; ++i) {
-            double st4[4], kl = 0.0;
-            if ((st = vppo__pair_end(&pl.row[i].pair, st4, div == VPPO_DIV_JS ? NULL : &kl)) != VPPO_OK) return st;
+            double kl = 0.0;
+            if ((st = vppo__pair_end(&pl.row[i].pair, div == VPPO_DIV_JS ? NULL : &kl)) != VPPO_OK) return st;
             dep[i] = (float)kl;
         }
     }
     if (div == VPPO_DIV_JS)
-        for (i = 0; i < n; ++i) dep[i] = (float)vppo__max(0.0, 0.5 * pl.row[i].lse);
+        for (i = 0; i < n; ++i) dep[i] = (float)vppo__max(0.0, 0.5 * pl.row[i].pair.js);
     return VPPO_OK;
 }
 
@@ -3740,23 +2804,19 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
             for (i = 0; i < rh; ++i) {
                 const int64_t r = r0 + i, id = dlogp ? (int64_t)ids[r] : -1;
                 const double g = dlogp ? (double)dlogp[r] : 0.0, h = dentropy ? (double)dentropy[r] : 0.0;
-                const double lt = pl.row[r].lse * t;
                 /* u - lse = (z - shift) / T - base; lse recomputed is kept as (raw max, logsum),
                    as in vppo__backward_row */
                 const double shift = lse ? 0.0 : pl.row[r].acc.m, base = lse ? pl.row[r].lse : log(pl.row[r].acc.sum);
                 const float *z = pl.tile_a + i * cw;
-                float *gout = pl.tile_b + i * cw, buf[VPPO__BLOCK], grad[VPPO__BLOCK], c[6], unused;
+                const vppo__bwd_args c = vppo__bwd_args_of(!lse, shift, base, pl.row[r].lse, t, g, h, pl.row[r].entropy);
+                float *gout = pl.tile_b + i * cw, buf[VPPO__BLOCK], grad[VPPO__BLOCK], unused;
                 int64_t j0, b;
-                c[0] = lse ? (float)lt : (float)shift;
-                c[1] = lse ? (float)(lt - (double)c[0]) : (float)(base * t);
-                c[2] = (float)(1.0 / t);
-                c[3] = (float)g; c[4] = (float)h; c[5] = (float)pl.row[r].entropy;
-                if (vppo__finite(c[0]) && vppo__finite(c[1])) {
+                if (vppo__finite(c.hi) && vppo__finite(c.lo)) {
                     for (j0 = 0; j0 < cw; j0 += b) {
                         const float *u;
                         b = vppo__min64(VPPO__BLOCK, cw - j0);
                         u = vppo__block(k, (const char *)(z + j0), VPPO_F32, b, buf, &unused, &bad);
-                        k->bwd(u, vppo__padded(b), c, grad);
+                        k->bwd(u, vppo__padded(b), &c, grad);
                         memcpy(gout + j0, grad, (size_t)b * sizeof(float));
                     }
                 } else {   /* lse T beyond the float range (a huge temperature): the double formula */
@@ -3770,8 +2830,8 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
                                                             g, h, 1, t);
             }
             if (bad) return VPPO_ERR_NONFINITE;
-            vppo__gemm_nn_acc(pl.tile_b, rh, cw, weight + c0 * d, d, dhidden + r0 * d);
-            if (dweight) vppo__gemm_tn_acc(pl.tile_b, rh, cw, hidden + r0 * d, d, dweight + c0 * d);
+            vppo__gemm_acc(pl.tile_b, cw, 0, rh, cw, weight + c0 * d, d, dhidden + r0 * d);          /* dlogits W */
+            if (dweight) vppo__gemm_acc(pl.tile_b, cw, 1, cw, rh, hidden + r0 * d, d, dweight + c0 * d);   /* dlogitsT H */
         }
     }
     /* dhidden beyond the float range (huge gradients times huge weights) is an error, as a
@@ -3779,7 +2839,553 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
     return vppo__check_finite_array(dhidden, n * d);
 }
 
-/* ====================================================== ISA selection (§10) == */
+/* ============================================= kernels and ISA dispatch (§10) == */
+/*
+   Everything that depends on the instruction set, in one place:
+     a. the numeric recipe of the vector exp/log (constants below, and the note)
+     b. the mapping layer: one row per vector operation, one column per ISA
+     c. the leaf kernels, written once (VPPO__KERNELS) and instantiated per ISA
+     d. the portable C kernels (the fused linear head's scalar path)
+     e. detection, selection and the dispatch table (vppo__kernels_for, vppo_isa_*)
+   The row drivers that call the kernels are in the logits section (contract there:
+   vppo__kernels). A new ISA is one column of the table, its target attribute and one
+   VPPO__KERNELS line; a change to a kernel is made once for every ISA.
+
+   vexp(x): n = round(x / ln2) by adding 1.5 * 2^23, Cody-Waite reduction x = n ln2 + r,
+   |r| <= ln2/2, a degree-6 polynomial in Estrin form (short dependency chains keep the
+   out-of-order core busy), 2^n put in the exponent field. For x in
+   [VPPO__EXP_FLUSH, 88] its relative error is below 2e-7, under 2 ulp (the suite checks it
+   on a 1/1024 grid for every ISA the machine runs; measured: 9.8e-8 SSE2, 7.2e-8 AVX2); below VPPO__EXP_FLUSH it returns exactly 0 (the true value is below
+   2.7e-38, and no denormal is ever produced), -inf gives 0, and no NaN can come out.
+   vlog(x) (JS only, for log(1 + y), y in [0, 1]): exponent split, mantissa in
+   [sqrt(1/2), sqrt(2)), log(1+f) = 2 atanh(f/(2+f)) to the 9th power, error a few ulp.
+   SSE2 has no FMA: there, fma(a, b, c) is a rounded product plus c, which is why its
+   results differ from the other ISAs' in the last bits.
+*/
+#define VPPO__EXP_FLUSH (-86.5f)
+#define VPPO__LN2_HI 0.693359375f           /* 355/512: n * LN2_HI is exact for |n| < 2^15 */
+#define VPPO__LN2_LO (-2.12194440e-4f)      /* ln 2 - LN2_HI */
+#define VPPO__LOG2E 1.44269504f
+#define VPPO__EXP_MAGIC 12582912.0f          /* 1.5 * 2^23: adding it rounds to an integer */
+/* e^r on |r| <= ln2/2: a degree-6 polynomial fitted for relative error (iteratively
+   reweighted least squares, our own fit; 1.7e-8 with these float coefficients). */
+#define VPPO__EXP_C0 1.0f
+#define VPPO__EXP_C1 1.0f
+#define VPPO__EXP_C2 0.49999991f
+#define VPPO__EXP_C3 0.16666420f
+#define VPPO__EXP_C4 0.041668225f
+#define VPPO__EXP_C5 0.0083747972f
+#define VPPO__EXP_C6 0.0013836717f
+
+#if defined(VPPO__X86) || defined(VPPO__NEON)
+#define VPPO__INLINE static __inline__ __attribute__((always_inline))   /* gcc, clang */
+
+static float vppo__hmax_lanes(const float *lane, int w)
+{
+    float m = lane[0];
+    int i;
+    for (i = 1; i < w; ++i) if (lane[i] > m) m = lane[i];
+    return m;
+}
+
+static double vppo__hsum_lanes(const float *lane, int w)
+{
+    double s = 0.0;
+    int i;
+    for (i = 0; i < w; ++i) s += (double)lane[i];
+    return s;
+}
+
+/* --- b. the mapping layer ----------------------------------------------------- */
+/* VPPO__PICK(I, sse2, avx2, avx512, neon) is the column of ISA I. An operation that is
+   one intrinsic on an ISA names it; one that is not is a VPPO__<ISA>_<OP> macro (or, for
+   the f16 conversion without F16C, a function) below the table. V: float vector, VI: the
+   same bits as 32-bit integers, VM: a comparison result. Every kernel reads and writes
+   whole vectors of VPPO__W(I) lanes. */
+#define VPPO__PICK(I, s, a, z, n) VPPO__PICK_##I(s, a, z, n)
+#define VPPO__PICK_sse2(s, a, z, n) s
+#define VPPO__PICK_avx2(s, a, z, n) a
+#define VPPO__PICK_avx512(s, a, z, n) z
+#define VPPO__PICK_neon(s, a, z, n) n
+/*                                   SSE2                 AVX2 + FMA + F16C     AVX-512F               NEON */
+#define VPPO__V(I)        VPPO__PICK(I, __m128,              __m256,               __m512,                float32x4_t)
+#define VPPO__VI(I)       VPPO__PICK(I, __m128i,             __m256i,              __m512i,               uint32x4_t)
+#define VPPO__VM(I)       VPPO__PICK(I, __m128,              __m256,               __mmask16,             uint32x4_t)
+#define VPPO__W(I)        VPPO__PICK(I, 4,                   8,                    16,                    4)
+#define VPPO__SET1(I)     VPPO__PICK(I, _mm_set1_ps,         _mm256_set1_ps,       _mm512_set1_ps,        vdupq_n_f32)
+#define VPPO__LOADU(I)    VPPO__PICK(I, _mm_loadu_ps,        _mm256_loadu_ps,      _mm512_loadu_ps,       vld1q_f32)
+#define VPPO__STOREU(I)   VPPO__PICK(I, _mm_storeu_ps,       _mm256_storeu_ps,     _mm512_storeu_ps,      vst1q_f32)
+#define VPPO__ADD(I)      VPPO__PICK(I, _mm_add_ps,          _mm256_add_ps,        _mm512_add_ps,         vaddq_f32)
+#define VPPO__SUB(I)      VPPO__PICK(I, _mm_sub_ps,          _mm256_sub_ps,        _mm512_sub_ps,         vsubq_f32)
+#define VPPO__MUL(I)      VPPO__PICK(I, _mm_mul_ps,          _mm256_mul_ps,        _mm512_mul_ps,         vmulq_f32)
+#define VPPO__DIV(I)      VPPO__PICK(I, _mm_div_ps,          _mm256_div_ps,        _mm512_div_ps,         vdivq_f32)
+#define VPPO__MAX(I)      VPPO__PICK(I, _mm_max_ps,          _mm256_max_ps,        _mm512_max_ps,         vmaxq_f32)
+#define VPPO__MIN(I)      VPPO__PICK(I, _mm_min_ps,          _mm256_min_ps,        _mm512_min_ps,         vminq_f32)
+/* a b + c, c - a b, -(a b) - c: fused but on SSE2 */
+#define VPPO__FMA(I)      VPPO__PICK(I, VPPO__SSE2_FMA,      _mm256_fmadd_ps,      _mm512_fmadd_ps,       VPPO__NEON_FMA)
+#define VPPO__FNMA(I)     VPPO__PICK(I, VPPO__SSE2_FNMA,     _mm256_fnmadd_ps,     _mm512_fnmadd_ps,      VPPO__NEON_FNMA)
+#define VPPO__NFMS(I)     VPPO__PICK(I, VPPO__SSE2_NFMS,     _mm256_fnmsub_ps,     _mm512_fnmsub_ps,      VPPO__NEON_NFMS)
+/* comparisons (ordered; NLT is "not less than", true for NaN) and masks */
+#define VPPO__GE(I)       VPPO__PICK(I, _mm_cmpge_ps,        VPPO__AVX2_GE,        VPPO__AVX512_GE,       vcgeq_f32)
+#define VPPO__GT(I)       VPPO__PICK(I, _mm_cmpgt_ps,        VPPO__AVX2_GT,        VPPO__AVX512_GT,       vcgtq_f32)
+#define VPPO__EQ(I)       VPPO__PICK(I, _mm_cmpeq_ps,        VPPO__AVX2_EQ,        VPPO__AVX512_EQ,       vceqq_f32)
+#define VPPO__NLT(I)      VPPO__PICK(I, _mm_cmpnlt_ps,       VPPO__AVX2_NLT,       VPPO__AVX512_NLT,      VPPO__NEON_NLT)
+#define VPPO__MNONE(I)    VPPO__PICK(I, _mm_setzero_ps(),    _mm256_setzero_ps(),  0,                     vdupq_n_u32(0))
+#define VPPO__MAND(I)     VPPO__PICK(I, _mm_and_ps,          _mm256_and_ps,        VPPO__AVX512_MAND,     vandq_u32)
+#define VPPO__MOR(I)      VPPO__PICK(I, _mm_or_ps,           _mm256_or_ps,         VPPO__AVX512_MOR,      vorrq_u32)
+#define VPPO__MANY(I)     VPPO__PICK(I, _mm_movemask_ps,     _mm256_movemask_ps,   (int),                 vmaxvq_u32)
+/* KEEP(m, a) = m ? a : 0; SELECT(m, a, b) = m ? a : b */
+#define VPPO__KEEP(I)     VPPO__PICK(I, _mm_and_ps,          _mm256_and_ps,        _mm512_maskz_mov_ps,   VPPO__NEON_KEEP)
+#define VPPO__SELECT(I)   VPPO__PICK(I, VPPO__SSE2_SELECT,   VPPO__AVX2_SELECT,    VPPO__AVX512_SELECT,   vbslq_f32)
+/* the bits of a float vector as integers, and back; integer arithmetic and shifts */
+#define VPPO__BITS(I)     VPPO__PICK(I, _mm_castps_si128,    _mm256_castps_si256,  _mm512_castps_si512,   vreinterpretq_u32_f32)
+#define VPPO__FLOAT(I)    VPPO__PICK(I, _mm_castsi128_ps,    _mm256_castsi256_ps,  _mm512_castsi512_ps,   vreinterpretq_f32_u32)
+#define VPPO__ISET1(I)    VPPO__PICK(I, _mm_set1_epi32,      _mm256_set1_epi32,    _mm512_set1_epi32,     vdupq_n_u32)
+#define VPPO__IADD(I)     VPPO__PICK(I, _mm_add_epi32,       _mm256_add_epi32,     _mm512_add_epi32,      vaddq_u32)
+#define VPPO__ISUB(I)     VPPO__PICK(I, _mm_sub_epi32,       _mm256_sub_epi32,     _mm512_sub_epi32,      vsubq_u32)
+#define VPPO__IAND(I)     VPPO__PICK(I, _mm_and_si128,       _mm256_and_si256,     _mm512_and_si512,      vandq_u32)
+#define VPPO__IOR(I)      VPPO__PICK(I, _mm_or_si128,        _mm256_or_si256,      _mm512_or_si512,       vorrq_u32)
+#define VPPO__SHL(I)      VPPO__PICK(I, _mm_slli_epi32,      _mm256_slli_epi32,    _mm512_slli_epi32,     vshlq_n_u32)
+#define VPPO__SHR(I)      VPPO__PICK(I, _mm_srli_epi32,      _mm256_srli_epi32,    _mm512_srli_epi32,     vshrq_n_u32)
+#define VPPO__ITOF(I)     VPPO__PICK(I, _mm_cvtepi32_ps,     _mm256_cvtepi32_ps,   _mm512_cvtepi32_ps,    VPPO__NEON_ITOF)
+/* 16-bit data: W bf16 or W f16 to float; the high halves of W 32-bit lanes stored as W halves */
+#define VPPO__LOADBF16(I) VPPO__PICK(I, VPPO__SSE2_LOADBF16, VPPO__AVX2_LOADBF16,  VPPO__AVX512_LOADBF16, VPPO__NEON_LOADBF16)
+#define VPPO__LOADF16(I)  VPPO__PICK(I, VPPO__SSE2_LOADF16,  VPPO__AVX2_LOADF16,   VPPO__AVX512_LOADF16,  VPPO__NEON_LOADF16)
+#define VPPO__STHIGH16(I) VPPO__PICK(I, VPPO__SSE2_STHIGH16, VPPO__AVX2_STHIGH16,  VPPO__AVX512_STHIGH16, VPPO__NEON_STHIGH16)
+
+/* The operations that are not one intrinsic, by ISA. */
+#define VPPO__SSE2_FMA(a, b, c) _mm_add_ps(_mm_mul_ps(a, b), c)
+#define VPPO__SSE2_FNMA(a, b, c) _mm_sub_ps(c, _mm_mul_ps(a, b))
+#define VPPO__SSE2_NFMS(a, b, c) _mm_sub_ps(_mm_setzero_ps(), _mm_add_ps(c, _mm_mul_ps(a, b)))
+#define VPPO__SSE2_SELECT(m, a, b) _mm_or_ps(_mm_andnot_ps(m, b), _mm_and_ps(m, a))
+#define VPPO__SSE2_LOADBF16(p) _mm_castsi128_ps(_mm_unpacklo_epi16(_mm_setzero_si128(), _mm_loadl_epi64((const __m128i *)(p))))
+#define VPPO__SSE2_LOADF16(p) vppo__sse2_f16(_mm_unpacklo_epi16(_mm_loadl_epi64((const __m128i *)(p)), _mm_setzero_si128()))
+#define VPPO__SSE2_STHIGH16(p, x) \
+    _mm_storel_epi64((__m128i *)(p), _mm_packs_epi32(_mm_srai_epi32(x, 16), _mm_srai_epi32(x, 16)))
+#define VPPO__AVX2_GE(a, b) _mm256_cmp_ps(a, b, _CMP_GE_OQ)
+#define VPPO__AVX2_GT(a, b) _mm256_cmp_ps(a, b, _CMP_GT_OQ)
+#define VPPO__AVX2_EQ(a, b) _mm256_cmp_ps(a, b, _CMP_EQ_OQ)
+#define VPPO__AVX2_NLT(a, b) _mm256_cmp_ps(a, b, _CMP_NLT_UQ)
+#define VPPO__AVX2_SELECT(m, a, b) _mm256_blendv_ps(b, a, m)
+#define VPPO__AVX2_LOADBF16(p) \
+    _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
+#define VPPO__AVX2_LOADF16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define VPPO__AVX2_STHIGH16(p, x) _mm_storeu_si128((__m128i *)(p), \
+    _mm_packs_epi32(_mm256_castsi256_si128(_mm256_srai_epi32(x, 16)), _mm256_extracti128_si256(_mm256_srai_epi32(x, 16), 1)))
+#define VPPO__AVX512_GE(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ)
+#define VPPO__AVX512_GT(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ)
+#define VPPO__AVX512_EQ(a, b) _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ)
+#define VPPO__AVX512_NLT(a, b) _mm512_cmp_ps_mask(a, b, _CMP_NLT_UQ)
+#define VPPO__AVX512_MAND(a, b) ((__mmask16)((a) & (b)))
+#define VPPO__AVX512_MOR(a, b) ((__mmask16)((a) | (b)))
+#define VPPO__AVX512_SELECT(m, a, b) _mm512_mask_blend_ps(m, b, a)
+#define VPPO__AVX512_LOADBF16(p) \
+    _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))
+#define VPPO__AVX512_LOADF16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define VPPO__AVX512_STHIGH16(p, x) _mm256_storeu_si256((__m256i *)(p), _mm512_cvtepi32_epi16(_mm512_srli_epi32(x, 16)))
+#define VPPO__NEON_FMA(a, b, c) vfmaq_f32(c, a, b)
+#define VPPO__NEON_FNMA(a, b, c) vfmsq_f32(c, a, b)
+#define VPPO__NEON_NFMS(a, b, c) vnegq_f32(vfmaq_f32(c, a, b))
+#define VPPO__NEON_NLT(a, b) vmvnq_u32(vcltq_f32(a, b))
+#define VPPO__NEON_KEEP(m, a) vreinterpretq_f32_u32(vandq_u32(m, vreinterpretq_u32_f32(a)))
+#define VPPO__NEON_ITOF(x) vcvtq_f32_s32(vreinterpretq_s32_u32(x))
+#define VPPO__NEON_LOADBF16(p) vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16))
+#define VPPO__NEON_LOADF16(p) vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)))
+#define VPPO__NEON_STHIGH16(p, x) vst1_u16(p, vshrn_n_u32(x, 16))
+
+/* --- c. the leaf kernels, once for every ISA ------------------------------------ */
+/* VPPO__KERNELS(I, ATTR) defines vppo__<I>_exp, _log, _load and the six kernels of
+   vppo__kernels for ISA I, each with the target attribute ATTR, and the table
+   vppo__kernels_<I>. Sums run in VPPO__PAD / W accumulators of W lanes, added
+   pairwise ((a0 + a1) + (a2 + a3)) and then lane by lane in double. */
+#define VPPO__KERNELS(I, ATTR) \
+ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_exp(VPPO__V(I) x) \
+{ \
+    const VPPO__VM(I) keep = VPPO__GE(I)(x, VPPO__SET1(I)(VPPO__EXP_FLUSH)); \
+    const VPPO__V(I) magic = VPPO__SET1(I)(VPPO__EXP_MAGIC); \
+    VPPO__V(I) t, n, r, r2, p; \
+    x = VPPO__MIN(I)(VPPO__MAX(I)(x, VPPO__SET1(I)(VPPO__EXP_FLUSH)), VPPO__SET1(I)(88.0f)); \
+    t = VPPO__FMA(I)(x, VPPO__SET1(I)(VPPO__LOG2E), magic);           /* n in the low bits */ \
+    n = VPPO__SUB(I)(t, magic); \
+    r = VPPO__FNMA(I)(n, VPPO__SET1(I)(VPPO__LN2_HI), x); \
+    r = VPPO__FNMA(I)(n, VPPO__SET1(I)(VPPO__LN2_LO), r); \
+    r2 = VPPO__MUL(I)(r, r); \
+    p = VPPO__FMA(I)(VPPO__SET1(I)(VPPO__EXP_C6), r2, \
+                     VPPO__FMA(I)(VPPO__SET1(I)(VPPO__EXP_C5), r, VPPO__SET1(I)(VPPO__EXP_C4))); \
+    p = VPPO__FMA(I)(p, r2, VPPO__FMA(I)(VPPO__SET1(I)(VPPO__EXP_C3), r, VPPO__SET1(I)(VPPO__EXP_C2))); \
+    p = VPPO__FMA(I)(p, r2, VPPO__FMA(I)(VPPO__SET1(I)(VPPO__EXP_C1), r, VPPO__SET1(I)(VPPO__EXP_C0))); \
+    t = VPPO__FLOAT(I)(VPPO__SHL(I)(VPPO__IADD(I)(VPPO__BITS(I)(t), VPPO__ISET1(I)(127)), 23)); \
+    return VPPO__KEEP(I)(keep, VPPO__MUL(I)(p, t)); \
+} \
+\
+ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_log(VPPO__V(I) x)     /* x normal and > 0 */ \
+{ \
+    const VPPO__VI(I) bits = VPPO__BITS(I)(x); \
+    VPPO__V(I) m = VPPO__FLOAT(I)(VPPO__IOR(I)(VPPO__IAND(I)(bits, VPPO__ISET1(I)(0x007fffff)), \
+                                               VPPO__ISET1(I)(0x3f800000))); \
+    VPPO__V(I) e = VPPO__ITOF(I)(VPPO__ISUB(I)(VPPO__SHR(I)(bits, 23), VPPO__ISET1(I)(127))); \
+    const VPPO__VM(I) big = VPPO__GT(I)(m, VPPO__SET1(I)(1.41421356f)); \
+    VPPO__V(I) f, s, s2, p; \
+    m = VPPO__SELECT(I)(big, VPPO__MUL(I)(m, VPPO__SET1(I)(0.5f)), m); \
+    e = VPPO__ADD(I)(e, VPPO__KEEP(I)(big, VPPO__SET1(I)(1.0f))); \
+    f = VPPO__SUB(I)(m, VPPO__SET1(I)(1.0f)); \
+    s = VPPO__DIV(I)(f, VPPO__ADD(I)(f, VPPO__SET1(I)(2.0f))); \
+    s2 = VPPO__MUL(I)(s, s); \
+    p = VPPO__SET1(I)(1.0f / 9.0f); \
+    p = VPPO__FMA(I)(p, s2, VPPO__SET1(I)(1.0f / 7.0f)); \
+    p = VPPO__FMA(I)(p, s2, VPPO__SET1(I)(1.0f / 5.0f)); \
+    p = VPPO__FMA(I)(p, s2, VPPO__SET1(I)(1.0f / 3.0f)); \
+    p = VPPO__FMA(I)(p, s2, VPPO__SET1(I)(1.0f)); \
+    p = VPPO__MUL(I)(VPPO__ADD(I)(s, s), p); \
+    return VPPO__FMA(I)(e, VPPO__SET1(I)(VPPO__LN2_HI), VPPO__FMA(I)(e, VPPO__SET1(I)(VPPO__LN2_LO), p)); \
+} \
+\
+/* The lanes of the PAD / W accumulators a[], added pairwise, then in double. */ \
+ATTR static double vppo__##I##_hsum(VPPO__V(I) *a) \
+{ \
+    float lane[VPPO__W(I)]; \
+    int step, k; \
+    for (step = 1; step < VPPO__PAD / VPPO__W(I); step *= 2) \
+        for (k = 0; k + step < VPPO__PAD / VPPO__W(I); k += 2 * step) a[k] = VPPO__ADD(I)(a[k], a[k + step]); \
+    VPPO__STOREU(I)(lane, a[0]); \
+    return vppo__hsum_lanes(lane, VPPO__W(I)); \
+} \
+\
+ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_load(const void *src, vppo_dtype dt, int64_t i) \
+{ \
+    if (dt == VPPO_F32) return VPPO__LOADU(I)((const float *)src + i); \
+    if (dt == VPPO_BF16) return VPPO__LOADBF16(I)((const uint16_t *)src + i); \
+    return VPPO__LOADF16(I)((const uint16_t *)src + i); \
+} \
+\
+/* Whole vectors of a scan; dt and store are constants at every call, so each call \
+   becomes its own loop. Returns the first entry not scanned. */ \
+ATTR VPPO__INLINE int64_t vppo__##I##_scan_run(const void *src, vppo_dtype dt, int64_t n, float *dst, \
+    int store, VPPO__V(I) *mx, VPPO__VM(I) *bad) \
+{ \
+    const VPPO__V(I) inf = VPPO__SET1(I)(HUGE_VALF); \
+    int64_t i; \
+    for (i = 0; i + VPPO__W(I) <= n; i += VPPO__W(I)) { \
+        const VPPO__V(I) x = vppo__##I##_load(src, dt, i); \
+        *mx = VPPO__MAX(I)(*mx, x); \
+        *bad = VPPO__MOR(I)(*bad, VPPO__NLT(I)(x, inf)); \
+        if (store) VPPO__STOREU(I)(dst + i, x); \
+    } \
+    return i; \
+} \
+\
+ATTR static int vppo__##I##_scan(const void *src, vppo_dtype dt, int64_t n, float *dst, float *max) \
+{ \
+    VPPO__V(I) mx = VPPO__SET1(I)(-HUGE_VALF); \
+    VPPO__VM(I) bad = VPPO__MNONE(I); \
+    float lane[VPPO__W(I)]; \
+    int64_t i; \
+    if (!dst) i = vppo__##I##_scan_run(src, VPPO_F32, n, dst, 0, &mx, &bad); \
+    else if (dt == VPPO_F32) i = vppo__##I##_scan_run(src, VPPO_F32, n, dst, 1, &mx, &bad); \
+    else if (dt == VPPO_BF16) i = vppo__##I##_scan_run(src, VPPO_BF16, n, dst, 1, &mx, &bad); \
+    else i = vppo__##I##_scan_run(src, VPPO_F16, n, dst, 1, &mx, &bad); \
+    VPPO__STOREU(I)(lane, mx); \
+    return vppo__scan_finish(src, dt, i, n, dst, vppo__hmax_lanes(lane, VPPO__W(I)), VPPO__MANY(I)(bad) != 0, max); \
+} \
+\
+ATTR static void vppo__##I##_sumexp(const float *u, int64_t n, float m, float s, double out[2]) \
+{ \
+    const VPPO__V(I) vm = VPPO__SET1(I)(m), vs = VPPO__SET1(I)(s), fl = VPPO__SET1(I)(VPPO__DFLOOR); \
+    VPPO__V(I) sum[VPPO__PAD / VPPO__W(I)], cen[VPPO__PAD / VPPO__W(I)]; \
+    int64_t i; \
+    int k; \
+    for (k = 0; k < VPPO__PAD / VPPO__W(I); ++k) sum[k] = cen[k] = VPPO__SET1(I)(0.0f); \
+    for (i = 0; i < n; i += VPPO__PAD) \
+        for (k = 0; k < VPPO__PAD / VPPO__W(I); ++k) { \
+            const VPPO__V(I) d = VPPO__MAX(I)(VPPO__MUL(I)(VPPO__SUB(I)(VPPO__LOADU(I)(u + i + VPPO__W(I) * k), vm), vs), fl); \
+            const VPPO__V(I) e = vppo__##I##_exp(d); \
+            sum[k] = VPPO__ADD(I)(sum[k], e); \
+            cen[k] = VPPO__FMA(I)(e, d, cen[k]); \
+        } \
+    out[0] = vppo__##I##_hsum(sum); \
+    out[1] = vppo__##I##_hsum(cen); \
+} \
+\
+ATTR static int vppo__##I##_kl(const float *u, const float *v, int64_t n, const vppo__kl_args *c, \
+    vppo__kl_sums *out) \
+{ \
+    const VPPO__V(I) mu = VPPO__SET1(I)(c->mu), su = VPPO__SET1(I)(c->su); \
+    const VPPO__V(I) mv = VPPO__SET1(I)(c->mv), sv = VPPO__SET1(I)(c->sv); \
+    const VPPO__V(I) fl = VPPO__SET1(I)(VPPO__DFLOOR), ninf = VPPO__SET1(I)(-HUGE_VALF); \
+    VPPO__V(I) pu[VPPO__PAD / VPPO__W(I)], qv[VPPO__PAD / VPPO__W(I)], df[VPPO__PAD / VPPO__W(I)]; \
+    VPPO__VM(I) inf = VPPO__MNONE(I); \
+    int64_t i; \
+    int k; \
+    for (k = 0; k < VPPO__PAD / VPPO__W(I); ++k) pu[k] = qv[k] = df[k] = VPPO__SET1(I)(0.0f); \
+    for (i = 0; i < n; i += VPPO__PAD) \
+        for (k = 0; k < VPPO__PAD / VPPO__W(I); ++k) { \
+            const VPPO__V(I) zu = VPPO__LOADU(I)(u + i + VPPO__W(I) * k), zv = VPPO__LOADU(I)(v + i + VPPO__W(I) * k); \
+            const VPPO__V(I) du = VPPO__MAX(I)(VPPO__MUL(I)(VPPO__SUB(I)(zu, mu), su), fl); \
+            const VPPO__V(I) dv = VPPO__MAX(I)(VPPO__MUL(I)(VPPO__SUB(I)(zv, mv), sv), fl); \
+            const VPPO__V(I) eu = vppo__##I##_exp(du); \
+            pu[k] = VPPO__ADD(I)(pu[k], eu); \
+            qv[k] = VPPO__ADD(I)(qv[k], vppo__##I##_exp(dv)); \
+            df[k] = VPPO__FMA(I)(eu, VPPO__SUB(I)(du, dv), df[k]); \
+            inf = VPPO__MOR(I)(inf, VPPO__MAND(I)(VPPO__GT(I)(zu, ninf), VPPO__EQ(I)(zv, ninf))); \
+        } \
+    out->su = vppo__##I##_hsum(pu); \
+    out->sv = vppo__##I##_hsum(qv); \
+    out->diff = vppo__##I##_hsum(df); \
+    return VPPO__MANY(I)(inf) != 0; \
+} \
+\
+ATTR static double vppo__##I##_js(const float *u, const float *v, int64_t n, const vppo__js_args *c) \
+{ \
+    const VPPO__V(I) mu = VPPO__SET1(I)(c->mu), su = VPPO__SET1(I)(c->su), lu = VPPO__SET1(I)(c->lu); \
+    const VPPO__V(I) mv = VPPO__SET1(I)(c->mv), sv = VPPO__SET1(I)(c->sv), lv = VPPO__SET1(I)(c->lv); \
+    const VPPO__V(I) fl = VPPO__SET1(I)(VPPO__DFLOOR), one = VPPO__SET1(I)(1.0f); \
+    const VPPO__V(I) ln2 = vppo__##I##_log(VPPO__SET1(I)(2.0f));   /* so that lp = lq gives lm = lp exactly */ \
+    VPPO__V(I) acc[VPPO__PAD / VPPO__W(I)]; \
+    int64_t i; \
+    int k; \
+    for (k = 0; k < VPPO__PAD / VPPO__W(I); ++k) acc[k] = VPPO__SET1(I)(0.0f); \
+    for (i = 0; i < n; i += VPPO__PAD) \
+        for (k = 0; k < VPPO__PAD / VPPO__W(I); ++k) { \
+            const VPPO__V(I) lp = VPPO__SUB(I)(VPPO__MAX(I)(VPPO__MUL(I)(VPPO__SUB(I)( \
+                VPPO__LOADU(I)(u + i + VPPO__W(I) * k), mu), su), fl), lu); \
+            const VPPO__V(I) lq = VPPO__SUB(I)(VPPO__MAX(I)(VPPO__MUL(I)(VPPO__SUB(I)( \
+                VPPO__LOADU(I)(v + i + VPPO__W(I) * k), mv), sv), fl), lv); \
+            const VPPO__V(I) p = vppo__##I##_exp(lp), q = vppo__##I##_exp(lq); \
+            const VPPO__V(I) hi = VPPO__MAX(I)(lp, lq), lo = VPPO__MIN(I)(lp, lq); \
+            const VPPO__V(I) lm = VPPO__ADD(I)(hi, VPPO__SUB(I)(vppo__##I##_log(VPPO__ADD(I)(one, \
+                vppo__##I##_exp(VPPO__SUB(I)(lo, hi)))), ln2)); \
+            acc[k] = VPPO__FMA(I)(p, VPPO__SUB(I)(lp, lm), acc[k]); \
+            acc[k] = VPPO__FMA(I)(q, VPPO__SUB(I)(lq, lm), acc[k]); \
+        } \
+    return vppo__##I##_hsum(acc); \
+} \
+\
+ATTR static void vppo__##I##_bwd(const float *u, int64_t n, const vppo__bwd_args *c, float *grad) \
+{ \
+    const VPPO__V(I) hi = VPPO__SET1(I)(c->hi), lo = VPPO__SET1(I)(c->lo), s = VPPO__SET1(I)(c->s); \
+    const VPPO__V(I) g = VPPO__SET1(I)(c->g), h = VPPO__SET1(I)(c->h), H = VPPO__SET1(I)(c->H); \
+    const VPPO__V(I) fl = VPPO__SET1(I)(VPPO__DFLOOR); \
+    int64_t i; \
+    for (i = 0; i < n; i += VPPO__W(I)) { \
+        const VPPO__V(I) lp = VPPO__MAX(I)(VPPO__MUL(I)(VPPO__SUB(I)(VPPO__SUB(I)(VPPO__LOADU(I)(u + i), hi), lo), s), fl); \
+        const VPPO__V(I) p = vppo__##I##_exp(lp); \
+        const VPPO__V(I) t = VPPO__MUL(I)(p, VPPO__ADD(I)(lp, H)); \
+        VPPO__STOREU(I)(grad + i, VPPO__MUL(I)(VPPO__NFMS(I)(h, t, VPPO__MUL(I)(g, p)), s)); \
+    } \
+} \
+\
+ATTR static void vppo__##I##_to_bf16(const float *g, int64_t n, uint16_t *dst) \
+{ \
+    int64_t i; \
+    for (i = 0; i + VPPO__W(I) <= n; i += VPPO__W(I)) { \
+        VPPO__VI(I) b = VPPO__BITS(I)(VPPO__LOADU(I)(g + i)); \
+        b = VPPO__IADD(I)(b, VPPO__IADD(I)(VPPO__ISET1(I)(0x7fff), VPPO__IAND(I)(VPPO__SHR(I)(b, 16), VPPO__ISET1(I)(1)))); \
+        VPPO__STHIGH16(I)(dst + i, b); \
+    } \
+    vppo__to_bf16_tail(g, i, n, dst); \
+} \
+\
+static const vppo__kernels vppo__kernels_##I = { \
+    vppo__##I##_scan, vppo__##I##_sumexp, vppo__##I##_kl, vppo__##I##_js, vppo__##I##_bwd, vppo__##I##_to_bf16 \
+};
+
+#ifdef VPPO__X86
+/* f16 -> f32 without F16C: the 15 magnitude bits moved to a float's place and scaled by
+   2^112 (exact for normals and subnormals), then inf/NaN and the sign put back. */
+__attribute__((target("sse2"))) VPPO__INLINE __m128 vppo__sse2_f16(__m128i h32)
+{
+    const __m128i mag = _mm_slli_epi32(_mm_and_si128(h32, _mm_set1_epi32(0x7fff)), 13);
+    const __m128i sign = _mm_slli_epi32(_mm_and_si128(h32, _mm_set1_epi32(0x8000)), 16);
+    const __m128i special = _mm_cmpeq_epi32(_mm_and_si128(h32, _mm_set1_epi32(0x7c00)), _mm_set1_epi32(0x7c00));
+    const __m128i scaled = _mm_castps_si128(_mm_mul_ps(_mm_castsi128_ps(mag), _mm_castsi128_ps(_mm_set1_epi32(0x77800000))));
+    const __m128i infnan = _mm_or_si128(mag, _mm_set1_epi32(0x7f800000));
+    return _mm_castsi128_ps(_mm_or_si128(sign, _mm_or_si128(_mm_andnot_si128(special, scaled), _mm_and_si128(special, infnan))));
+}
+
+VPPO__KERNELS(sse2, __attribute__((target("sse2"))))
+VPPO__KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
+/* g++ 12 flags the deliberate self-initialisation inside _mm512_undefined_*() of its own
+   intrinsic headers once they are inlined here; nothing of ours is uninitialised. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+VPPO__KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* VPPO__X86 */
+#ifdef VPPO__NEON
+VPPO__KERNELS(neon, )
+#endif
+#endif /* VPPO__X86 || VPPO__NEON */
+
+/* --- d. portable C kernels ----------------------------------------------------- */
+/* The same leaf-kernel contract in plain C with double arithmetic per entry: what the
+   fused linear head (§9) uses when the active ISA is scalar. */
+static int vppo__c_scan(const void *src, vppo_dtype dt, int64_t n, float *dst, float *max)
+{
+    if (!dst) {                                   /* f32, scanned where it lies */
+        const float *z = (const float *)src;
+        float m = -HUGE_VALF;
+        int64_t i;
+        int bad = 0;
+        for (i = 0; i < n; ++i) {
+            if (!(z[i] < HUGE_VALF)) bad = 1;
+            else if (z[i] > m) m = z[i];
+        }
+        *max = m;
+        return bad;
+    }
+    return vppo__scan_finish(src, dt, 0, n, dst, -HUGE_VALF, 0, max);
+}
+
+static void vppo__c_sumexp(const float *u, int64_t n, float m, float s, double out[2])
+{
+    double sum = 0.0, cen = 0.0;
+    int64_t i;
+    for (i = 0; i < n; ++i) {
+        double d, e;
+        if (u[i] == -HUGE_VALF) continue;
+        d = ((double)u[i] - m) * s;
+        e = exp(d);
+        sum += e;
+        cen += e * d;
+    }
+    out[0] = sum;
+    out[1] = cen;
+}
+
+static int vppo__c_kl(const float *u, const float *v, int64_t n, const vppo__kl_args *c, vppo__kl_sums *out)
+{
+    double pu = 0.0, qv = 0.0, df = 0.0;
+    int64_t i;
+    int inf = 0;
+    for (i = 0; i < n; ++i) {
+        const double du = ((double)u[i] - c->mu) * c->su, dv = ((double)v[i] - c->mv) * c->sv;
+        if (v[i] > -HUGE_VALF) qv += exp(dv);
+        if (u[i] == -HUGE_VALF) continue;
+        pu += exp(du);
+        if (v[i] == -HUGE_VALF) inf = 1;
+        else df += exp(du) * (du - dv);
+    }
+    out->su = pu; out->sv = qv; out->diff = df;
+    return inf;
+}
+
+static double vppo__c_js(const float *u, const float *v, int64_t n, const vppo__js_args *c)
+{
+    const double ln2 = 0.69314718055994530942;
+    double acc = 0.0;
+    int64_t i;
+    for (i = 0; i < n; ++i) {
+        const double lp = u[i] == -HUGE_VALF ? -VPPO__INF : ((double)u[i] - c->mu) * c->su - c->lu;
+        const double lq = v[i] == -HUGE_VALF ? -VPPO__INF : ((double)v[i] - c->mv) * c->sv - c->lv;
+        double hi, lm;
+        if (lp == -VPPO__INF && lq == -VPPO__INF) continue;
+        hi = vppo__max(lp, lq);
+        lm = hi + log1p(exp((lp < lq ? lp : lq) - hi)) - ln2;
+        if (lp > -VPPO__INF) acc += exp(lp) * (lp - lm);
+        if (lq > -VPPO__INF) acc += exp(lq) * (lq - lm);
+    }
+    return acc;
+}
+
+static void vppo__c_bwd(const float *u, int64_t n, const vppo__bwd_args *c, float *grad)
+{
+    int64_t i;
+    for (i = 0; i < n; ++i) {
+        double lp, p;
+        if (u[i] == -HUGE_VALF) { grad[i] = 0.0f; continue; }
+        lp = ((double)u[i] - c->hi - c->lo) * c->s;
+        p = exp(lp);
+        grad[i] = (float)(-(c->g * p + c->h * p * (lp + c->H)) * c->s);
+    }
+}
+
+static void vppo__c_to_bf16(const float *g, int64_t n, uint16_t *dst) { vppo__to_bf16_tail(g, 0, n, dst); }
+
+static const vppo__kernels vppo__kernels_c = {
+    vppo__c_scan, vppo__c_sumexp, vppo__c_kl, vppo__c_js, vppo__c_bwd, vppo__c_to_bf16
+};
+
+/* --- e. detection, selection and the dispatch table ------------------------------ */
+
+#ifdef VPPO__X86
+static unsigned vppo__xgetbv0(void)
+{
+    unsigned lo, hi;
+    __asm__ __volatile__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    (void)hi;
+    return lo;
+}
+#endif
+
+/* Does this build and this CPU (and its OS, for the AVX register state) run isa? */
+static int vppo__isa_supported(vppo_isa isa)
+{
+#ifdef VPPO__X86
+    unsigned a, b, c = 0, d = 0, b7 = 0, xcr0 = 0, top = __get_cpuid_max(0, 0);
+    int avx2;
+    if (top >= 1) __cpuid(1, a, b, c, d);
+    if (top >= 7) { unsigned c7, d7; __cpuid_count(7, 0, a, b7, c7, d7); (void)c7; (void)d7; }
+    if (c & (1u << 27)) xcr0 = vppo__xgetbv0();                 /* OSXSAVE */
+    avx2 = (c & (1u << 28)) && (c & (1u << 12)) && (c & (1u << 29)) &&   /* AVX, FMA, F16C */
+           (b7 & (1u << 5)) && (xcr0 & 6u) == 6u;                     /* AVX2; XMM+YMM state */
+    if (isa == VPPO_ISA_SSE2) return (d >> 26) & 1u;
+    if (isa == VPPO_ISA_AVX2) return avx2;
+    if (isa == VPPO_ISA_AVX512) return avx2 && (b7 & (1u << 16)) && (xcr0 & 0xe6u) == 0xe6u;   /* F; opmask+ZMM */
+#endif
+#ifdef VPPO__NEON
+    if (isa == VPPO_ISA_NEON) return 1;
+#endif
+    return isa == VPPO_ISA_SCALAR;
+}
+
+static const vppo__kernels *vppo__kernels_for(vppo_isa isa)
+{
+    switch (isa) {
+#ifdef VPPO__X86
+    case VPPO_ISA_SSE2:   return &vppo__kernels_sse2;
+    case VPPO_ISA_AVX2:   return &vppo__kernels_avx2;
+    case VPPO_ISA_AVX512: return &vppo__kernels_avx512;
+#endif
+#ifdef VPPO__NEON
+    case VPPO_ISA_NEON:   return &vppo__kernels_neon;
+#endif
+    default:              return NULL;
+    }
+}
+
+/* The one piece of global mutable state: -1 until the first use picks the best path. */
+static int vppo__isa_current = -1;
+
+static vppo_isa vppo__isa_best(void)
+{
+    static const vppo_isa order[] = { VPPO_ISA_AVX512, VPPO_ISA_AVX2, VPPO_ISA_NEON, VPPO_ISA_SSE2 };
+    size_t i;
+    for (i = 0; i < sizeof order / sizeof order[0]; ++i)
+        if (vppo__kernels_for(order[i]) && vppo__isa_supported(order[i])) return order[i];
+    return VPPO_ISA_SCALAR;
+}
+
+/* The active ISA's kernels, or NULL for the scalar reference: the scalar path is also
+   taken when 1/temperature is not a normal float (temperature below ~3e-39 or above
+   ~8.5e37), where the float block arithmetic would lose its accuracy. */
+static const vppo__kernels *vppo__kernels_for_temperature(float temperature)
+{
+    const double s = 1.0 / (double)temperature;
+    return s >= FLT_MIN && s <= FLT_MAX ? vppo__kernels_for(vppo_isa_active()) : NULL;
+}
+
+/* The linear head always runs the block kernels: the portable C ones when the active
+   ISA (or the temperature) calls for the scalar path. */
+static const vppo__kernels *vppo__lin_kernels(float temperature)
+{
+    const vppo__kernels *k = vppo__kernels_for_temperature(temperature);
+    return k ? k : &vppo__kernels_c;
+}
 
 VPPODEF vppo_isa vppo_isa_active(void)
 {

@@ -62,3 +62,61 @@ bench-peers: $(BUILD)/libvppo_bench.so
 	 else \
 	     echo "bench-peers: python3 not found; skipped (needs python3 with numpy and torch)"; \
 	 fi
+
+# ------------------------------------------------------------------ bitcheck
+#   make bitcheck               bench/bitcheck.c built against the header of BITCHECK_BASE
+#                               (default main) and against ./vppo.h; the per-(function, ISA)
+#                               hashes of every vector-kernel output must be identical
+#   make bitcheck-aarch64       the same for NEON, cross-built and run under qemu-aarch64
+BITCHECK_BASE ?= main
+.PHONY: bitcheck bitcheck-aarch64
+
+$(BUILD)/bitcheck_base.h: bitcheck-force | $(BUILD)
+	@git show $(BITCHECK_BASE):vppo.h > $@.tmp && { cmp -s $@.tmp $@ || mv $@.tmp $@; }; rm -f $@.tmp
+bitcheck-force:
+
+$(BUILD)/bitcheck_new: bench/bitcheck.c vppo.h | $(BUILD)
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) $(OPT) -o $@ bench/bitcheck.c $(LDLIBS)
+
+$(BUILD)/bitcheck_base: bench/bitcheck.c $(BUILD)/bitcheck_base.h | $(BUILD)
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) $(OPT) -DBITCHECK_HEADER='"$(CURDIR)/$(BUILD)/bitcheck_base.h"' \
+	    -o $@ bench/bitcheck.c $(LDLIBS)
+
+bitcheck: $(BUILD)/bitcheck_base $(BUILD)/bitcheck_new
+	./$(BUILD)/bitcheck_base > $(BUILD)/bitcheck_base.txt
+	./$(BUILD)/bitcheck_new > $(BUILD)/bitcheck_new.txt
+	@cat $(BUILD)/bitcheck_new.txt
+	@diff $(BUILD)/bitcheck_base.txt $(BUILD)/bitcheck_new.txt && \
+	    echo "bitcheck: identical to $(BITCHECK_BASE) ($$(grep -c . $(BUILD)/bitcheck_new.txt) lines)"
+
+bitcheck-aarch64: $(BUILD)/bitcheck_base.h | $(BUILD)
+ifneq ($(and $(A64CC),$(QEMU_A64)),)
+	$(A64CC) $(CSTD) $(BENCH_WARN) $(OPT) -DBITCHECK_HEADER='"$(CURDIR)/$(BUILD)/bitcheck_base.h"' \
+	    -o $(BUILD)/bitcheck_base_a64 bench/bitcheck.c $(LDLIBS)
+	$(A64CC) $(CSTD) $(BENCH_WARN) $(OPT) -o $(BUILD)/bitcheck_new_a64 bench/bitcheck.c $(LDLIBS)
+	$(QEMU_A64) -L /usr/aarch64-linux-gnu ./$(BUILD)/bitcheck_base_a64 > $(BUILD)/bitcheck_base_a64.txt
+	$(QEMU_A64) -L /usr/aarch64-linux-gnu ./$(BUILD)/bitcheck_new_a64 > $(BUILD)/bitcheck_new_a64.txt
+	@cat $(BUILD)/bitcheck_new_a64.txt
+	@diff $(BUILD)/bitcheck_base_a64.txt $(BUILD)/bitcheck_new_a64.txt && \
+	    echo "bitcheck-aarch64: identical to $(BITCHECK_BASE)"
+else
+	@echo "== aarch64-linux-gnu-gcc or qemu-aarch64 missing: bitcheck-aarch64 not run"
+endif
+
+# ------------------------------------------------------------------ bench-ab
+#   make bench-ab               bench/abcompare.c: the logits kernels of BITCHECK_BASE's vppo.h
+#                               (default main) and of ./vppo.h linked into one program and
+#                               called alternately; new/base of the fastest call per row and
+#                               the geometric mean per ISA. BENCH_AB_CALLS: calls per side.
+BENCH_AB_CALLS ?= 30
+.PHONY: bench-ab
+
+$(BUILD)/abcompare: bench/abcompare.c vppo.h $(BUILD)/bitcheck_base.h | $(BUILD)
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) -DAB_SIDE=base -DAB_HEADER='"$(CURDIR)/$(BUILD)/bitcheck_base.h"' \
+	    -c bench/abcompare.c -o $(BUILD)/abcompare_base.o
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) -DAB_SIDE=new -c bench/abcompare.c -o $(BUILD)/abcompare_new.o
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) $(OPT) -D_POSIX_C_SOURCE=199309L -DAB_MAIN -c bench/abcompare.c -o $(BUILD)/abcompare_main.o
+	$(BENCH_CC) -o $@ $(BUILD)/abcompare_main.o $(BUILD)/abcompare_base.o $(BUILD)/abcompare_new.o $(LDLIBS)
+
+bench-ab: $(BUILD)/abcompare
+	./$(BUILD)/abcompare $(BENCH_AB_CALLS)

@@ -126,12 +126,7 @@ test-m32:
 	@if [ -z "$(strip $(M32_CC))" ]; then \
 	    echo "== no 32-bit x86 compiler (apt install gcc-multilib or gcc-i686-linux-gnu): the 32-bit build is not run"; exit 0; fi; \
 	$(MAKE) --no-print-directory $(REL)/test_m32 && \
-	for isa in $$($(M32_RUN) ./$(REL)/test_m32 --list-isas); do \
-	    echo "== suite, $(M32_CC) (32-bit x86), VPPO_TEST_ISA=$$isa"; \
-	    VPPO_TEST_ISA=$$isa $(M32_RUN) ./$(REL)/test_m32 > $(REL)/test_m32_$$isa.log 2>&1; rc=$$?; \
-	    grep -v '^  ok' $(REL)/test_m32_$$isa.log | grep -v '^        '; \
-	    [ $$rc -eq 0 ] || exit 1; \
-	done
+	$(call every_isa,$(REL)/test_m32,$(M32_CC) (32-bit x86),$(REL)/test_m32,$(M32_RUN))
 
 # 32-bit ARM Linux (armhf: hard float, VFPv3-D16, no NEON in the default target, so the scalar
 # path): the whole suite with Debian's cross gcc, run under qemu-arm (about 2 minutes).
@@ -141,9 +136,7 @@ test-armhf: | $(REL)
 ifneq ($(and $(ARMHF_CC),$(QEMU_ARM)),)
 	@echo "== suite, arm-linux-gnueabihf-gcc under qemu-arm (32-bit ARM Linux)"
 	$(ARMHF_CC) $(CSTD) $(WARN) $(OPT) -o $(REL)/test_armhf $(TEST_SRC) $(LDLIBS)
-	$(QEMU_ARM) -L /usr/arm-linux-gnueabihf ./$(REL)/test_armhf > $(REL)/test_armhf.log 2>&1 || \
-	    { cat $(REL)/test_armhf.log; exit 1; }
-	@grep -v '^  ok' $(REL)/test_armhf.log
+	@$(call run_logged,$(QEMU_ARM) -L /usr/arm-linux-gnueabihf,$(REL)/test_armhf)
 else
 	@echo "== arm-linux-gnueabihf-gcc or qemu-arm missing (apt install gcc-arm-linux-gnueabihf qemu-user): not run"
 endif
