@@ -32,7 +32,7 @@ static ref_rc ref_rollout(const vppo_rc_config *c, const vppo_seqs *s, const flo
     uint8_t *valid = (uint8_t *)calloc((size_t)n_all + 1, 1);
     double is_lo = c->is_lower > 0 ? c->is_lower : 1 / c->is_upper;
     double rs_lo = c->rs_lower > 0 ? c->rs_lower : 1 / c->rs_upper;
-    double norm = 1, sum, sum2, mean;
+    double norm = 1, sum, mean;
     int64_t b, t, n = 0, nseq = 0, kept = 0;
     ref_rc R;
     memset(&R.out, 0, sizeof R.out);
@@ -100,14 +100,13 @@ static ref_rc ref_rollout(const vppo_rc_config *c, const vppo_seqs *s, const flo
     }
     R.out.n_valid = n; R.out.n_seqs_valid = nseq; R.out.n_kept = kept;
     R.out.is_norm = norm;
-    sum2 = 0; R.out.is_min = n ? INFINITY : 0; R.out.is_max = n ? -INFINITY : 0;
+    R.out.is_min = n ? INFINITY : 0; R.out.is_max = n ? -INFINITY : 0;
     R.out.rs_min = n ? INFINITY : 0; R.out.rs_max = n ? -INFINITY : 0;
     {
         double high = 0, low = 0, rs = 0, kl = 0, k3 = 0, chi = 0;
         for (t = s->offsets[0]; t < n_all; ++t) if (valid[t]) {
             double lc = clamp20(l[t]);
             R.w[t] = R.keep[t] ? raw[t] / norm : 0;
-            sum2 += raw[t] * raw[t];
             if (raw[t] < R.out.is_min) R.out.is_min = raw[t];
             if (raw[t] > R.out.is_max) R.out.is_max = raw[t];
             high += l[t] > log(c->is_upper); low += l[t] < log(is_lo);
