@@ -61,7 +61,7 @@ endif
 shared: $(BUILD)/libvppo.so
 
 $(BUILD)/libvppo.so: examples/python/vppo_shared.c vppo.h | $(BUILD)
-	$(EX_CC) $(EX_CFLAGS) -fPIC -shared -o $@ examples/python/vppo_shared.c $(LDLIBS)
+	$(EX_CC) $(EX_CFLAGS) -fPIC -shared -I. -o $@ examples/python/vppo_shared.c $(LDLIBS)
 
 python-check: $(BUILD)/libvppo.so
 	@if python3 -c 'import numpy' >/dev/null 2>&1; then \
@@ -136,7 +136,7 @@ examples-check: $(EX_BUILD)/engine_step $(EX_BUILD)/perturb
 	 echo "perturb: checks on a 42x42 image, PPM$(if $(EX_HAVE_PNG), and PNG) input round trips: ok"
 ifneq ($(CLANG),)
 	@for f in examples/engine_step.c examples/perturb.c examples/python/vppo_shared.c; do \
-	     clang $(EX_CFLAGS) $(EX_PNG_FLAGS) -fsyntax-only $$f || exit 1; done; \
+	     clang $(EX_CFLAGS) $(EX_PNG_FLAGS) -I. -fsyntax-only $$f || exit 1; done; \
 	 echo "clang -std=c99 -Wall -Wextra -pedantic -Werror: the examples compile without a warning"
 endif
 	@if [ -n "$(EX_HAVE_MPI)" ]; then \
