@@ -287,17 +287,24 @@ def prepare(logp_old, logp_aug, adv_seq, mask=None, offsets=None, cfg=None, dep_
 
 class _Step(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, holder, logp, logp_old, logp_aug, adv_seq, offsets, mask, cfg, logp_ref):
-        dev = _device_of(*(t for t in (logp, logp_old, logp_aug, logp_ref) if t is not None))
+    def forward(ctx, holder, logp, logp_old, logp_aug, adv_seq, offsets, mask, cfg, logp_ref, weight):
+        dev = _device_of(*(t for t in (logp, logp_old, logp_aug, logp_ref, weight) if t is not None))
         s = _Seqs(logp, offsets, mask, dev)
         lp, old = _f32(logp, "logp", dev, s.end), _f32(logp_old, "logp_old", dev, s.end)
         aug, ref = _f32(logp_aug, "logp_aug", dev, s.end), _f32(logp_ref, "logp_ref", dev, s.end)
-        a = _f32(adv_seq, "adv_seq", dev, s.n_seqs)
+        a, w = _f32(adv_seq, "adv_seq", dev, s.n_seqs), _f32(weight, "weight", dev, s.end)
         t, c = _prepared(lp.numel(), s.n_seqs, dev)
         dlogp = torch.zeros(lp.numel(), dtype=torch.float32, device=dev)
         out = _v.LossOut()
-        _call(dev, "vppo_step", ctypes.byref(cfg), s.ref, _ptr(lp, _F), _ptr(old, _F), _ptr(aug, _F), _ptr(ref, _F),
-              _ptr(a, _F), ctypes.byref(c), _ptr(dlogp, _F), ctypes.byref(out))
+        if w is None:
+            _call(dev, "vppo_step", ctypes.byref(cfg), s.ref, _ptr(lp, _F), _ptr(old, _F), _ptr(aug, _F),
+                  _ptr(ref, _F), _ptr(a, _F), ctypes.byref(c), _ptr(dlogp, _F), ctypes.byref(out))
+        else:   # vppo_step is prepare + policy_loss without a weight: the same two calls, with it
+            _call(dev, "vppo_prepare", ctypes.byref(cfg), s.ref, _ptr(old, _F), _ptr(aug, _F), None, _ptr(a, _F),
+                  None, ctypes.byref(c))
+            _call(dev, "vppo_policy_loss", ctypes.byref(cfg.loss), s.ref, _ptr(lp, _F), _ptr(old, _F), _ptr(ref, _F),
+                  _ptr(t["adv"], _F), _ptr(t["select"], ctypes.c_uint8), _ptr(w, _F), _ptr(dlogp, _F),
+                  ctypes.byref(out))
         holder["info"] = _v._struct_dict(out)
         holder["prepared"] = _prepared_result(t, c, logp.shape)
         ctx.save_for_backward(dlogp.reshape(logp.shape))
@@ -306,17 +313,19 @@ class _Step(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         (dlogp,) = ctx.saved_tensors
-        return (None, dlogp * g) + (None,) * 7
+        return (None, dlogp * g) + (None,) * 8
 
 
-def step(logp, logp_old, logp_aug, adv_seq, mask=None, offsets=None, cfg=None, logp_ref=None):
+def step(logp, logp_old, logp_aug, adv_seq, mask=None, offsets=None, cfg=None, logp_ref=None, weight=None):
     """One VPPO step (vppo_step: dependency from logp_old/logp_aug, TAS, TGF, the loss):
     (loss, info). loss is differentiable in logp; adv_seq [B] one advantage per response
     (vppo.group_advantages); info: the vppo_loss_out fields, and info["prepared"] the
-    vppo_prepared tensors (dep, adv, select, traj_dep, scale, count, stats, topk)."""
+    vppo_prepared tensors (dep, adv, select, traj_dep, scale, count, stats, topk).
+    weight: optional token weights of the loss (e.g. rollout_correction's), which
+    vppo_step has no argument for: then vppo_prepare and vppo_policy_loss are called."""
     cfg = _v.config_default() if cfg is None else cfg
     holder = {}
-    loss = _Step.apply(holder, logp, logp_old, logp_aug, adv_seq, offsets, mask, cfg, logp_ref)
+    loss = _Step.apply(holder, logp, logp_old, logp_aug, adv_seq, offsets, mask, cfg, logp_ref, weight)
     info = dict(holder["info"])
     info["prepared"] = holder["prepared"]
     return loss, info
