@@ -50,10 +50,12 @@ class BuildLibraries(build_ext):
     def run(self):
         super().run()
         nvcc = find_nvcc()
+        out = os.path.join(self.build_lib, "vppo", "_libvppo_cuda.so")
         if nvcc is None:
+            if os.path.exists(out):
+                os.remove(out)   # from an earlier build in the same tree
             print("vppo setup.py: nvcc not found (or VPPO_NO_CUDA set): CPU-only build")
             return
-        out = os.path.join(self.build_lib, "vppo", "_libvppo_cuda.so")
         os.makedirs(os.path.dirname(out), exist_ok=True)
         arch = os.environ.get("VPPO_CUDA_ARCH", DEFAULT_ARCH).split()
         cmd = [nvcc, "-std=c++14", "-O3"] + arch + ["-Xcompiler", "-fPIC", "-shared", "-I" + SRC, "-o", out,
