@@ -689,25 +689,38 @@ extern "C" {
 /* Logits rows are processed in chunks of this many entries (a stack buffer). */
 #define VPPO__CHUNK 256
 
-static int vppo__finite(double x) { return x - x == 0.0; }   /* false for NaN and +-inf */
-static double vppo__clamp(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
-static double vppo__max(double a, double b) { return a > b ? a : b; }
+/* VPPO_HD marks the functions that also run on the GPU: vppo_cuda.cu compiles this file
+   into its unit, so that its kernels and the CPU share one copy of these rules. */
+#ifdef __CUDACC__
+#define VPPO_HD __host__ __device__
+#else
+#define VPPO_HD
+#endif
+
+static VPPO_HD int vppo__finite(double x) { return x - x == 0.0; }   /* false for NaN and +-inf */
+static VPPO_HD double vppo__clamp(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
+static VPPO_HD double vppo__max(double a, double b) { return a > b ? a : b; }
 static int64_t vppo__min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* Is flat position t a valid (response) position? */
 static int vppo__valid(const vppo_seqs *s, int64_t t) { return !s->mask || s->mask[t] != 0; }
 
-static vppo_status vppo__check_seqs(const vppo_seqs *s)
+/* The checks of s; with read_offsets = 0 only those that do not read the offsets (the
+   CUDA unit's host side, where the kernels check the offsets). */
+static vppo_status vppo__check_seqs_in(const vppo_seqs *s, int read_offsets)
 {
     int64_t b;
     if (!s || !s->offsets) return VPPO_ERR_NULL;
     if (s->n_seqs < 0 || s->n_seqs >= VPPO__MAX_INDEX) return VPPO_ERR_SIZE;
+    if (!read_offsets) return VPPO_OK;
     if (s->offsets[0] < 0) return VPPO_ERR_SIZE;
     for (b = 0; b < s->n_seqs; ++b)
         if (s->offsets[b + 1] < s->offsets[b]) return VPPO_ERR_SIZE;
     if (s->offsets[s->n_seqs] > VPPO__MAX_INDEX) return VPPO_ERR_SIZE;
     return VPPO_OK;
 }
+
+static vppo_status vppo__check_seqs(const vppo_seqs *s) { return vppo__check_seqs_in(s, 1); }
 
 /* n_b: the number of valid positions of sequence b. */
 static int64_t vppo__count_valid(const vppo_seqs *s, int64_t b)
@@ -977,6 +990,20 @@ static vppo_status vppo__check_sampled(const vppo_seqs *s, const float *logp, co
     return VPPO_OK;
 }
 
+/* The dependency of one valid token (SPEC §2.1). */
+static VPPO_HD double vppo__sampled_dep(vppo_estimator est, float logp, float logp_aug)
+{
+    const double d = vppo__clamp((double)logp_aug - (double)logp, -20.0, 20.0);
+    switch (est) {
+    case VPPO_EST_K3:        return vppo__clamp(expm1(d) - d, 0.0, 10.0);
+    case VPPO_EST_K1:        return -d;
+    case VPPO_EST_K2:        return 0.5 * d * d;
+    case VPPO_EST_ABS:       return fabs(d);
+    case VPPO_EST_PROB_DROP: return exp((double)logp) - exp((double)logp_aug);
+    }
+    return 0.0;
+}
+
 VPPODEF vppo_status vppo_dependency_sampled(const vppo_seqs *s, const float *logp,
     const float *logp_aug, vppo_estimator est, float *dep)
 {
@@ -986,19 +1013,8 @@ VPPODEF vppo_status vppo_dependency_sampled(const vppo_seqs *s, const float *log
     if (!logp || !logp_aug || !dep) return VPPO_ERR_NULL;
     if ((st = vppo__check_sampled(s, logp, logp_aug, est)) != VPPO_OK) return st;
 
-    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t) {
-        double d, v = 0.0;
-        if (!vppo__valid(s, t)) { dep[t] = 0.0f; continue; }
-        d = vppo__clamp((double)logp_aug[t] - (double)logp[t], -20.0, 20.0);
-        switch (est) {
-        case VPPO_EST_K3:        v = vppo__clamp(expm1(d) - d, 0.0, 10.0); break;
-        case VPPO_EST_K1:        v = -d; break;
-        case VPPO_EST_K2:        v = 0.5 * d * d; break;
-        case VPPO_EST_ABS:       v = fabs(d); break;
-        case VPPO_EST_PROB_DROP: v = exp((double)logp[t]) - exp((double)logp_aug[t]); break;
-        }
-        dep[t] = (float)v;
-    }
+    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t)
+        dep[t] = vppo__valid(s, t) ? (float)vppo__sampled_dep(est, logp[t], logp_aug[t]) : 0.0f;
     return VPPO_OK;
 }
 
@@ -2662,11 +2678,10 @@ static vppo_status vppo__backward_row(const vppo__rows_job *j, int64_t r)
     return any_finite ? VPPO_OK : VPPO_ERR_PARAM;
 }
 
-VPPODEF vppo_status vppo_logprobs_backward(const vppo_logits *x, const int32_t *ids,
-    const float *lse, const float *entropy, const float *dlogp, const float *dentropy,
+/* The argument checks of the backward that read no array (shared with vppo_cuda.cu). */
+static vppo_status vppo__check_backward_args(const vppo_logits *x, const int32_t *ids, const float *dlogp,
     const vppo_grad_out *dlogits)
 {
-    vppo__rows_job job;
     int64_t V;
     size_t in_bytes, out_bytes;
     vppo_status st;
@@ -2685,6 +2700,17 @@ VPPODEF vppo_status vppo_logprobs_backward(const vppo_logits *x, const int32_t *
         !(x->data == dlogits->data && x->dtype == VPPO_F32 && dlogits->dtype == VPPO_F32 &&
           x->row_stride == dlogits->row_stride))
         return VPPO_ERR_PARAM;
+    return VPPO_OK;
+}
+
+VPPODEF vppo_status vppo_logprobs_backward(const vppo_logits *x, const int32_t *ids,
+    const float *lse, const float *entropy, const float *dlogp, const float *dentropy,
+    const vppo_grad_out *dlogits)
+{
+    vppo__rows_job job;
+    const int64_t V = x ? x->vocab : 0;
+    vppo_status st;
+    if ((st = vppo__check_backward_args(x, ids, dlogp, dlogits)) != VPPO_OK) return st;
     if (dlogp && (st = vppo__check_ids(ids, x->n_rows, V)) != VPPO_OK) return st;
     if ((st = vppo__check_finite_array(lse, x->n_rows)) != VPPO_OK) return st;
     if ((st = vppo__check_finite_array(entropy, x->n_rows)) != VPPO_OK) return st;
@@ -2882,13 +2908,20 @@ static vppo_status vppo__check_tas_config(const vppo_tas_config *c)
     return VPPO_ERR_PARAM;
 }
 
-static vppo_status vppo__check_tas_stats(const vppo_tas_stats *st)
+static VPPO_HD vppo_status vppo__check_tas_stats(const vppo_tas_stats *st)
 {
     if (!st) return VPPO_ERR_NULL;
     if (st->n < 0) return VPPO_ERR_SIZE;
     if (st->n >= 2 && !(vppo__finite(st->min) && vppo__finite(st->max) && st->min <= st->max))
         return VPPO_ERR_PARAM;
     return VPPO_OK;
+}
+
+/* The TAS scale of a response whose normalised dependency is x (the batch mean is x_mean). */
+static VPPO_HD double vppo__tas_alpha(const vppo_tas_config *cfg, double x, double x_mean)
+{
+    if (cfg->mode == VPPO_TAS_LINEAR) return cfg->beta_min + ((double)cfg->beta_max - (double)cfg->beta_min) * x;
+    return cfg->beta_min + (1.0 - (double)cfg->beta_min) * x / (x_mean + 1e-8);
 }
 
 /* Scales without re-validation (vppo_prepare validates once). */
@@ -2906,16 +2939,9 @@ static void vppo__tas_scales_run(const vppo_tas_config *cfg, const vppo_tas_stat
         }
     if (n_valid == 0) return;
     x_mean = x_sum / (double)n_valid;
-    for (b = 0; b < n_seqs; ++b) {
-        double x, alpha;
-        if (!vppo__tas_valid(count, b)) continue;
-        x = vppo__clamp((traj_dep[b] - st->min) / range, 0.0, 1.0);
-        if (cfg->mode == VPPO_TAS_LINEAR)
-            alpha = cfg->beta_min + ((double)cfg->beta_max - (double)cfg->beta_min) * x;
-        else
-            alpha = cfg->beta_min + (1.0 - (double)cfg->beta_min) * x / (x_mean + 1e-8);
-        scale[b] = (float)alpha;
-    }
+    for (b = 0; b < n_seqs; ++b)
+        if (vppo__tas_valid(count, b))
+            scale[b] = (float)vppo__tas_alpha(cfg, vppo__clamp((traj_dep[b] - st->min) / range, 0.0, 1.0), x_mean);
 }
 
 VPPODEF vppo_status vppo_tas_scales(const vppo_tas_config *cfg, const vppo_tas_stats *st,
@@ -3125,6 +3151,20 @@ static vppo_status vppo__check_loss_config(const vppo_loss_config *c)
     return VPPO_OK;
 }
 
+/* The argument checks of vppo_policy_loss that read no per-token array (read_offsets: as
+   in vppo__check_seqs_in). check_adv = 0 skips adv, which vppo_step computes itself. */
+static vppo_status vppo__check_loss_args(const vppo_loss_config *cfg, const vppo_seqs *s,
+    const float *logp, const float *logp_old, const float *logp_ref, const float *adv,
+    const vppo_loss_out *out, int check_adv, int read_offsets)
+{
+    vppo_status st;
+    if ((st = vppo__check_loss_config(cfg)) != VPPO_OK) return st;
+    if ((st = vppo__check_seqs_in(s, read_offsets)) != VPPO_OK) return st;
+    if (!logp || !logp_old || !out || (check_adv && !adv)) return VPPO_ERR_NULL;
+    if (cfg->kl_kind != VPPO_KL_NONE && !logp_ref) return VPPO_ERR_NULL;
+    return VPPO_OK;
+}
+
 /* Pointer and per-token checks of vppo_policy_loss. check_adv = 0 skips adv and select,
    which vppo_step computes itself. */
 static vppo_status vppo__check_loss_inputs(const vppo_loss_config *cfg, const vppo_seqs *s,
@@ -3132,10 +3172,7 @@ static vppo_status vppo__check_loss_inputs(const vppo_loss_config *cfg, const vp
     const float *weight, const vppo_loss_out *out, int check_adv)
 {
     vppo_status st;
-    if ((st = vppo__check_loss_config(cfg)) != VPPO_OK) return st;
-    if ((st = vppo__check_seqs(s)) != VPPO_OK) return st;
-    if (!logp || !logp_old || !out || (check_adv && !adv)) return VPPO_ERR_NULL;
-    if (cfg->kl_kind != VPPO_KL_NONE && !logp_ref) return VPPO_ERR_NULL;
+    if ((st = vppo__check_loss_args(cfg, s, logp, logp_old, logp_ref, adv, out, check_adv, 1)) != VPPO_OK) return st;
     if ((st = vppo__check_values(s, logp, 0)) != VPPO_OK) return st;
     if ((st = vppo__check_values(s, logp_old, 0)) != VPPO_OK) return st;
     if (cfg->kl_kind != VPPO_KL_NONE && (st = vppo__check_values(s, logp_ref, 0)) != VPPO_OK) return st;
@@ -3145,7 +3182,7 @@ static vppo_status vppo__check_loss_inputs(const vppo_loss_config *cfg, const vp
 }
 
 /* The KL penalty term of one token and its derivative in logp (k = logp - logp_ref). */
-static double vppo__kl_term(vppo_kl_kind kind, double k, double *grad)
+static VPPO_HD double vppo__kl_term(vppo_kl_kind kind, double k, double *grad)
 {
     double x, raw;
     switch (kind) {
@@ -3171,7 +3208,7 @@ typedef struct vppo__token {
     int clipped, clipped_dual, selected;
 } vppo__token;
 
-static void vppo__token_terms(const vppo_loss_config *cfg, double rho, double logp, double adv,
+static VPPO_HD void vppo__token_terms(const vppo_loss_config *cfg, double rho, double logp, double adv,
                               double w, double k_ref, vppo__token *tk)
 {
     const double log_lo = log1p(-(double)cfg->clip_low), log_hi = log1p((double)cfg->clip_high);
@@ -3194,9 +3231,73 @@ static void vppo__token_terms(const vppo_loss_config *cfg, double rho, double lo
     tk->kl = vppo__kl_term(cfg->kl_kind, k_ref, &tk->dkl);
 }
 
+/* Sums over tokens: of one sequence (pg, kl, ent unweighted), or of the batch (pg, kl, ent
+   weighted by each sequence's coefficient; dpg unused). */
+typedef struct vppo__loss_sums {
+    double pg, kl, ent, dpg, ppo_kl;
+    int64_t n_clip, n_clip_dual, n_selected;
+} vppo__loss_sums;
+
+/* Valid token t: its terms into tk, added to *sum; rho is *mean_delta for sequence-level
+   ratios (mean_delta not NULL), else its own log-ratio. */
+static VPPO_HD void vppo__token_add(const vppo_loss_config *cfg, const float *logp, const float *logp_old,
+    const float *logp_ref, const float *adv, const uint8_t *select, const float *weight, int64_t t,
+    const double *mean_delta, vppo__token *tk, vppo__loss_sums *sum)
+{
+    const double delta = (double)logp[t] - (double)logp_old[t];
+    const double w = (select ? (double)(select[t] != 0) : 1.0) * (weight ? (double)weight[t] : 1.0);
+    const double k_ref = cfg->kl_kind != VPPO_KL_NONE ? (double)logp[t] - (double)logp_ref[t] : 0.0;
+    vppo__token_terms(cfg, mean_delta ? *mean_delta : delta, logp[t], adv[t], w, k_ref, tk);
+    sum->pg += tk->pg;
+    sum->kl += tk->kl;
+    sum->ent += -(double)logp[t];
+    sum->dpg += tk->dpg;
+    sum->ppo_kl += -delta;
+    sum->n_clip += tk->clipped;
+    sum->n_clip_dual += tk->clipped_dual;
+    sum->n_selected += tk->selected;
+}
+
+/* The gradient in logp of a token of a sequence with coefficient coef. */
+static VPPO_HD double vppo__token_grad(const vppo_loss_config *cfg, double coef, double dpg, double dkl)
+{
+    return coef * (dpg + (double)cfg->kl_coef * dkl - (double)cfg->entropy_coef);
+}
+
+/* agg(x) = sum_b m_b sum_{t in b} x / divisor, with m_b = 1/n_b for seq-mean-token-mean */
+static VPPO_HD double vppo__loss_divisor(const vppo_loss_config *cfg, int64_t n_total, int64_t n_seqs)
+{
+    double divisor;
+    if (cfg->agg == VPPO_AGG_TOKEN_MEAN) divisor = cfg->denom > 0.0 ? cfg->denom : (double)n_total;
+    else divisor = cfg->denom > 0.0 ? cfg->denom : (double)n_seqs;
+    if (cfg->agg == VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM) divisor *= cfg->agg_norm;
+    return divisor;
+}
+
+static VPPO_HD double vppo__seq_coef(const vppo_loss_config *cfg, int64_t n, double divisor)
+{
+    return (cfg->agg == VPPO_AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / (double)n : 1.0) / divisor;
+}
+
+/* *out from the batch sums; 0 when its loss is finite, else 1 (a divisor near 0). */
+static VPPO_HD int vppo__loss_out_fill(vppo_loss_out *out, const vppo_loss_config *cfg, const vppo__loss_sums *tot,
+                                       int64_t n_total)
+{
+    out->pg_loss = tot->pg;
+    out->kl_loss = tot->kl;
+    out->entropy_loss = tot->ent;
+    out->loss = tot->pg + (double)cfg->kl_coef * tot->kl + (double)cfg->entropy_coef * tot->ent;
+    out->clipfrac = n_total ? (double)tot->n_clip / (double)n_total : 0.0;
+    out->clipfrac_dual = n_total ? (double)tot->n_clip_dual / (double)n_total : 0.0;
+    out->ppo_kl = n_total ? tot->ppo_kl / (double)n_total : 0.0;
+    out->n_valid = n_total;
+    out->n_selected = tot->n_selected;
+    return !vppo__finite(out->loss);
+}
+
 /* dlogp[t] = g; the gradient can leave the float range only for absurd inputs
    (advantages around 1e29 and beyond), which *overflow records. */
-static void vppo__store_grad(float *dlogp, int64_t t, double g, int *overflow)
+static VPPO_HD void vppo__store_grad(float *dlogp, int64_t t, double g, int *overflow)
 {
     if (!(fabs(g) <= FLT_MAX)) *overflow = 1;   /* NaN too: 0 * (1 / a denormal divisor) */
     dlogp[t] = (float)g;
@@ -3208,48 +3309,36 @@ static vppo_status vppo__policy_loss_run(const vppo_loss_config *cfg, const vppo
 {
     const int seq_ratio = cfg->ratio_level != VPPO_RATIO_TOKEN;
     const int spread = cfg->ratio_level == VPPO_RATIO_SEQ && cfg->pg_kind == VPPO_PG_CLIP;
-    int64_t b, t, n_total = 0, n_selected = 0, n_clip = 0, n_clip_dual = 0;
-    double pg = 0.0, kl = 0.0, ent = 0.0, ppo_kl = 0.0, divisor;
+    int64_t b, t, n_total = 0;
+    double divisor;
+    vppo__loss_sums tot;
     int overflow = 0;
 
+    memset(&tot, 0, sizeof tot);
     for (b = 0; b < s->n_seqs; ++b) n_total += vppo__count_valid(s, b);
-    /* agg(x) = sum_b m_b sum_{t in b} x / divisor, with m_b = 1/n_b for seq-mean-token-mean */
-    if (cfg->agg == VPPO_AGG_TOKEN_MEAN) divisor = cfg->denom > 0.0 ? cfg->denom : (double)n_total;
-    else divisor = cfg->denom > 0.0 ? cfg->denom : (double)s->n_seqs;
-    if (cfg->agg == VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM) divisor *= cfg->agg_norm;
+    divisor = vppo__loss_divisor(cfg, n_total, s->n_seqs);
 
     for (b = 0; b < s->n_seqs; ++b) {
         const int64_t n = vppo__count_valid(s, b);
-        double mean_delta = 0.0, seq_pg = 0.0, seq_kl = 0.0, seq_ent = 0.0, seq_dpg = 0.0, coef;
+        double mean_delta = 0.0, coef;
+        vppo__loss_sums seq;
         if (n == 0) {
             if (dlogp) for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) dlogp[t] = 0.0f;
             continue;
         }
-        coef = (cfg->agg == VPPO_AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / (double)n : 1.0) / divisor;
+        memset(&seq, 0, sizeof seq);
+        coef = vppo__seq_coef(cfg, n, divisor);
         if (seq_ratio) {
             for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
                 if (vppo__valid(s, t)) mean_delta += (double)logp[t] - (double)logp_old[t];
             mean_delta /= (double)n;
         }
         for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
-            double delta, w, k_ref;
             vppo__token tk;
             if (!vppo__valid(s, t)) { if (dlogp) dlogp[t] = 0.0f; continue; }
-            delta = (double)logp[t] - (double)logp_old[t];
-            w = (select ? (double)(select[t] != 0) : 1.0) * (weight ? (double)weight[t] : 1.0);
-            k_ref = cfg->kl_kind != VPPO_KL_NONE ? (double)logp[t] - (double)logp_ref[t] : 0.0;
-            vppo__token_terms(cfg, seq_ratio ? mean_delta : delta, logp[t], adv[t], w, k_ref, &tk);
-            seq_pg += tk.pg;
-            seq_kl += tk.kl;
-            seq_ent += -(double)logp[t];
-            seq_dpg += tk.dpg;
-            n_clip += tk.clipped;
-            n_clip_dual += tk.clipped_dual;
-            n_selected += tk.selected;
-            ppo_kl += -delta;
-            if (dlogp && !spread)
-                vppo__store_grad(dlogp, t, coef * (tk.dpg + (double)cfg->kl_coef * tk.dkl - (double)cfg->entropy_coef),
-                                 &overflow);
+            vppo__token_add(cfg, logp, logp_old, logp_ref, adv, select, weight, t, seq_ratio ? &mean_delta : NULL,
+                            &tk, &seq);
+            if (dlogp && !spread) vppo__store_grad(dlogp, t, vppo__token_grad(cfg, coef, tk.dpg, tk.dkl), &overflow);
         }
         if (dlogp && spread) {       /* GSPO: drho/dlogp_u = 1/n_b for every valid u of b */
             for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
@@ -3257,24 +3346,18 @@ static vppo_status vppo__policy_loss_run(const vppo_loss_config *cfg, const vppo
                 if (!vppo__valid(s, t)) { dlogp[t] = 0.0f; continue; }
                 if (cfg->kl_kind != VPPO_KL_NONE)
                     vppo__kl_term(cfg->kl_kind, (double)logp[t] - (double)logp_ref[t], &dkl);
-                vppo__store_grad(dlogp, t, coef * (seq_dpg / (double)n + (double)cfg->kl_coef * dkl -
-                                                   (double)cfg->entropy_coef), &overflow);
+                vppo__store_grad(dlogp, t, vppo__token_grad(cfg, coef, seq.dpg / (double)n, dkl), &overflow);
             }
         }
-        pg += coef * seq_pg;
-        kl += coef * seq_kl;
-        ent += coef * seq_ent;
+        tot.pg += coef * seq.pg;
+        tot.kl += coef * seq.kl;
+        tot.ent += coef * seq.ent;
+        tot.ppo_kl += seq.ppo_kl;
+        tot.n_clip += seq.n_clip;
+        tot.n_clip_dual += seq.n_clip_dual;
+        tot.n_selected += seq.n_selected;
     }
-    out->pg_loss = pg;
-    out->kl_loss = kl;
-    out->entropy_loss = ent;
-    out->loss = pg + (double)cfg->kl_coef * kl + (double)cfg->entropy_coef * ent;
-    out->clipfrac = n_total ? (double)n_clip / (double)n_total : 0.0;
-    out->clipfrac_dual = n_total ? (double)n_clip_dual / (double)n_total : 0.0;
-    out->ppo_kl = n_total ? ppo_kl / (double)n_total : 0.0;
-    out->n_valid = n_total;
-    out->n_selected = n_selected;
-    if (!vppo__finite(out->loss)) overflow = 1;   /* a divisor (denom, agg_norm) near 0 */
+    overflow |= vppo__loss_out_fill(out, cfg, &tot, n_total);   /* a divisor (denom, agg_norm) near 0 */
     return overflow ? VPPO_ERR_NONFINITE : VPPO_OK;
 }
 
@@ -3536,15 +3619,15 @@ VPPODEF vppo_config vppo_config_default(void)
 /* Where prepare takes the dependency from. */
 typedef enum vppo__dep_source { VPPO__DEP_GIVEN, VPPO__DEP_SAMPLED, VPPO__DEP_ZERO } vppo__dep_source;
 
-static vppo_status vppo__check_prepare(const vppo_config *cfg, const vppo_seqs *s,
+/* The checks of vppo_prepare that read no per-token array (read_offsets: as in
+   vppo__check_seqs_in); *source says where the dependency comes from. */
+static vppo_status vppo__check_prepare_args(const vppo_config *cfg, const vppo_seqs *s,
     const float *logp_old, const float *logp_aug, const float *dep_in, const float *adv_seq,
-    const vppo_tas_stats *global, const vppo_prepared *p, vppo__dep_source *source)
+    const vppo_tas_stats *global, const vppo_prepared *p, vppo__dep_source *source, int read_offsets)
 {
-    int64_t b, n_nonempty = 0;
-    double max_scale = 1.0;
     vppo_status st;
     if (!cfg) return VPPO_ERR_NULL;
-    if ((st = vppo__check_seqs(s)) != VPPO_OK) return st;
+    if ((st = vppo__check_seqs_in(s, read_offsets)) != VPPO_OK) return st;
     if (!p || !adv_seq) return VPPO_ERR_NULL;
     if (!p->dep || !p->traj_dep || !p->count || !p->scale || !p->adv || !p->select) return VPPO_ERR_NULL;
     if (dep_in) *source = VPPO__DEP_GIVEN;
@@ -3557,6 +3640,17 @@ static vppo_status vppo__check_prepare(const vppo_config *cfg, const vppo_seqs *
     if (cfg->use_tas && (st = vppo__check_tas_config(&cfg->tas)) != VPPO_OK) return st;
     if (cfg->use_tgf && !(cfg->topk_ratio >= 0.0 && cfg->topk_ratio <= 1.0)) return VPPO_ERR_PARAM;
     if (global && (st = vppo__check_tas_stats(global)) != VPPO_OK) return st;
+    return VPPO_OK;
+}
+
+static vppo_status vppo__check_prepare(const vppo_config *cfg, const vppo_seqs *s,
+    const float *logp_old, const float *logp_aug, const float *dep_in, const float *adv_seq,
+    const vppo_tas_stats *global, const vppo_prepared *p, vppo__dep_source *source)
+{
+    int64_t b, n_nonempty = 0;
+    double max_scale = 1.0;
+    vppo_status st = vppo__check_prepare_args(cfg, s, logp_old, logp_aug, dep_in, adv_seq, global, p, source, 1);
+    if (st != VPPO_OK) return st;
     /* per-token data */
     if (*source == VPPO__DEP_GIVEN && (st = vppo__check_values(s, dep_in, 0)) != VPPO_OK) return st;
     if (*source == VPPO__DEP_SAMPLED && (st = vppo__check_sampled(s, logp_old, logp_aug, cfg->estimator)) != VPPO_OK)
