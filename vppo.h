@@ -3392,8 +3392,9 @@ static int vppo__rc_level_ok(vppo_rc_level v) { return (int)v >= (int)VPPO_RC_TO
 static int vppo__positive(double x) { return x > 0.0 && vppo__finite(x); }
 /* A lower bound: 0 (the reciprocal of upper is meant) or finite in (0, upper]. */
 static int vppo__rc_lower_ok(double lower, double upper) { return lower == 0.0 || (vppo__positive(lower) && lower <= upper); }
-static double vppo__rc_lower(double lower, double upper) { return lower > 0.0 ? lower : 1.0 / upper; }
+static VPPO_HD double vppo__rc_lower(double lower, double upper) { return lower > 0.0 ? lower : 1.0 / upper; }
 
+/* The config's domain (vppo_rollout_correction's first check; vppo_cuda.cu's too). */
 static vppo_status vppo__check_rc_config(const vppo_rc_config *c)
 {
     if (!c) return VPPO_ERR_NULL;
@@ -3413,7 +3414,7 @@ static vppo_status vppo__check_rc_config(const vppo_rc_config *c)
 }
 
 /* The rejection statistic of one token from its log-ratio l (verl's k1, k2, k3). */
-static double vppo__rc_stat(vppo_rc_rs kind, double l)
+static VPPO_HD double vppo__rc_stat(vppo_rc_rs kind, double l)
 {
     const double lc = vppo__clamp(l, -20.0, 20.0);
     switch (kind) {
@@ -3425,36 +3426,34 @@ static double vppo__rc_stat(vppo_rc_rs kind, double l)
     return 0.0;
 }
 
-/* One sequence's sums over its valid tokens. */
+/* One sequence's sums over its valid tokens, which the sequence levels aggregate. The
+   functions below, down to vppo__rc_out_fill, run on the CPU and in vppo_cuda.cu. */
 typedef struct vppo__rc_seq {
     int64_t n;
     double sum_l, sum_stat, max_stat;   /* of l and of the rejection statistic */
     double sum_logp, sum_logp_rollout;
 } vppo__rc_seq;
 
-static void vppo__rc_seq_scan(const vppo_rc_config *c, const vppo_seqs *s, int64_t b, const float *logp,
-                              const float *logp_rollout, vppo__rc_seq *q)
+static VPPO_HD void vppo__rc_seq_init(vppo__rc_seq *q)
 {
-    int64_t t;
     q->n = 0;
     q->sum_l = q->sum_stat = q->sum_logp = q->sum_logp_rollout = 0.0;
     q->max_stat = -VPPO__INF;
-    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
-        double l, stat;
-        if (!vppo__valid(s, t)) continue;
-        l = (double)logp[t] - (double)logp_rollout[t];
-        stat = vppo__rc_stat(c->rs_kind, l);
-        q->n += 1;
-        q->sum_l += l;
-        q->sum_stat += stat;
-        if (stat > q->max_stat) q->max_stat = stat;
-        q->sum_logp += logp[t];
-        q->sum_logp_rollout += logp_rollout[t];
-    }
+}
+
+static VPPO_HD void vppo__rc_seq_add(const vppo_rc_config *c, vppo__rc_seq *q, float logp, float logp_rollout)
+{
+    const double l = (double)logp - (double)logp_rollout, stat = vppo__rc_stat(c->rs_kind, l);
+    q->n += 1;
+    q->sum_l += l;
+    q->sum_stat += stat;
+    if (stat > q->max_stat) q->max_stat = stat;
+    q->sum_logp += logp;
+    q->sum_logp_rollout += logp_rollout;
 }
 
 /* The level's aggregate for a token: its own x, or its sequence's sum, mean or max. */
-static double vppo__rc_aggregate(vppo_rc_level level, double x, double sum, double max, int64_t n)
+static VPPO_HD double vppo__rc_aggregate(vppo_rc_level level, double x, double sum, double max, int64_t n)
 {
     switch (level) {
     case VPPO_RC_TOKEN:    return x;
@@ -3466,7 +3465,7 @@ static double vppo__rc_aggregate(vppo_rc_level level, double x, double sum, doub
 }
 
 /* The importance weight from an aggregated log-ratio L (before batch normalization). */
-static double vppo__rc_weight(const vppo_rc_config *c, double L)
+static VPPO_HD double vppo__rc_weight(const vppo_rc_config *c, double L)
 {
     const double ratio = exp(vppo__clamp(L, -20.0, 20.0));
     switch (c->is_mode) {
@@ -3477,7 +3476,7 @@ static double vppo__rc_weight(const vppo_rc_config *c, double L)
     return 1.0;
 }
 
-static int vppo__rc_keep(const vppo_rc_config *c, double stat)
+static VPPO_HD int vppo__rc_keep(const vppo_rc_config *c, double stat)
 {
     if (c->rs_kind == VPPO_RC_RS_NONE) return 1;
     if (c->rs_kind == VPPO_RC_RS_K1)
@@ -3485,118 +3484,160 @@ static int vppo__rc_keep(const vppo_rc_config *c, double stat)
     return stat <= c->rs_upper;
 }
 
-/* One valid token of a scanned sequence: its log-ratio l, weight w, statistic and keep. */
-typedef struct vppo__rc_token { double l, L, w, stat; int keep; } vppo__rc_token;
+/* The sums behind the metrics, over one sequence or the batch. */
+typedef struct vppo__rc_sums {
+    int64_t n, kept;                            /* valid and kept tokens */
+    double w, w2, w_min, w_max, high, low;      /* weights; ratios beyond the IS bounds */
+    double stat, stat_min, stat_max;            /* the rejection statistic */
+    double kl, k3, chi2;                        /* token off-policy terms */
+    double seq_w, chi2_seq, ppl;                /* per non-empty sequence */
+} vppo__rc_sums;
 
-static void vppo__rc_token_eval(const vppo_rc_config *c, const vppo__rc_seq *q, double l, vppo__rc_token *k)
+static VPPO_HD void vppo__rc_sums_init(vppo__rc_sums *a)
 {
-    k->l = l;
-    k->L = vppo__rc_aggregate(c->is_level, l, q->sum_l, 0.0, q->n);
-    k->w = vppo__rc_weight(c, k->L);
-    k->stat = vppo__rc_aggregate(c->rs_level, vppo__rc_stat(c->rs_kind, l), q->sum_stat, q->max_stat, q->n);
-    k->keep = vppo__rc_keep(c, k->stat);
+    a->n = a->kept = 0;
+    a->w = a->w2 = a->high = a->low = a->stat = a->kl = a->k3 = a->chi2 = 0.0;
+    a->seq_w = a->chi2_seq = a->ppl = 0.0;
+    a->w_min = a->stat_min = VPPO__INF;
+    a->w_max = a->stat_max = -VPPO__INF;
+}
+
+/* One valid token of sequence q: adds it to a, returns keep_t and sets *w (unnormalized). */
+static VPPO_HD int vppo__rc_token(const vppo_rc_config *c, const vppo__rc_seq *q, float logp, float logp_rollout,
+                                  double *w, vppo__rc_sums *a)
+{
+    const double l = (double)logp - (double)logp_rollout, lc = vppo__clamp(l, -20.0, 20.0);
+    const double stat = vppo__rc_aggregate(c->rs_level, vppo__rc_stat(c->rs_kind, l), q->sum_stat, q->max_stat, q->n);
+    const int keep = vppo__rc_keep(c, stat);
+    *w = vppo__rc_weight(c, vppo__rc_aggregate(c->is_level, l, q->sum_l, 0.0, q->n));
+    a->n += 1;
+    a->kept += keep;
+    a->w += *w;
+    a->w2 += *w * *w;
+    if (*w < a->w_min) a->w_min = *w;
+    if (*w > a->w_max) a->w_max = *w;
+    if (c->is_level == VPPO_RC_TOKEN) {
+        a->high += l > log(c->is_upper);
+        a->low += l < log(vppo__rc_lower(c->is_lower, c->is_upper));
+    }
+    a->stat += stat;
+    if (stat < a->stat_min) a->stat_min = stat;
+    if (stat > a->stat_max) a->stat_max = stat;
+    a->kl += -l;
+    a->k3 += expm1(lc) - lc;
+    a->chi2 += expm1(2.0 * lc);
+    return keep;
+}
+
+/* After the tokens of a non-empty sequence: its sequence-level terms. */
+static VPPO_HD void vppo__rc_seq_close(const vppo_rc_config *c, const vppo__rc_seq *q, vppo__rc_sums *a)
+{
+    if (q->n == 0) return;
+    if (c->is_level != VPPO_RC_TOKEN) {
+        const double L = vppo__rc_aggregate(c->is_level, 0.0, q->sum_l, 0.0, q->n);
+        a->high += L > log(c->is_upper);
+        a->low += L < log(vppo__rc_lower(c->is_lower, c->is_upper));
+        a->seq_w += vppo__rc_weight(c, L);
+    }
+    a->chi2_seq += expm1(2.0 * vppo__clamp(q->sum_l, -20.0, 20.0));
+    a->ppl += (q->sum_logp_rollout - q->sum_logp) / (double)q->n;
+}
+
+static VPPO_HD void vppo__rc_sums_merge(vppo__rc_sums *into, const vppo__rc_sums *b)
+{
+    into->n += b->n; into->kept += b->kept;
+    into->w += b->w; into->w2 += b->w2; into->high += b->high; into->low += b->low;
+    into->stat += b->stat; into->kl += b->kl; into->k3 += b->k3; into->chi2 += b->chi2;
+    into->seq_w += b->seq_w; into->chi2_seq += b->chi2_seq; into->ppl += b->ppl;
+    if (b->w_min < into->w_min) into->w_min = b->w_min;
+    if (b->w_max > into->w_max) into->w_max = b->w_max;
+    if (b->stat_min < into->stat_min) into->stat_min = b->stat_min;
+    if (b->stat_max > into->stat_max) into->stat_max = b->stat_max;
 }
 
 /* Divides a sum by a count; 0 for an empty count. */
-static double vppo__mean_of(double sum, int64_t n) { return n > 0 ? sum / (double)n : 0.0; }
+static VPPO_HD double vppo__mean_of(double sum, int64_t n) { return n > 0 ? sum / (double)n : 0.0; }
 
-/* Pass 1: the metrics and the batch normalizer, nothing written. */
-static void vppo__rc_metrics(const vppo_rc_config *c, const vppo_seqs *s, const float *logp,
-                             const float *logp_rollout, vppo_rc_out *o)
+/* The metrics from the batch sums; nseq non-empty sequences, seq_rejected of them with a
+   rejected token. */
+static VPPO_HD void vppo__rc_out_fill(const vppo_rc_config *c, const vppo__rc_sums *t, int64_t nseq,
+                                      int64_t seq_rejected, vppo_rc_out *o)
 {
     const int seq_is = c->is_level != VPPO_RC_TOKEN;
-    const double ln_hi = log(c->is_upper), ln_lo = log(vppo__rc_lower(c->is_lower, c->is_upper));
-    double sw = 0, sw2 = 0, wmin = VPPO__INF, wmax = -VPPO__INF, shigh = 0, slow = 0;
-    double srs = 0, rsmin = VPPO__INF, rsmax = -VPPO__INF, skl = 0, sk3 = 0, schi = 0;
-    double schi_seq = 0, sppl = 0, sseq_w = 0;
-    int64_t b, n = 0, nseq = 0, kept = 0, seq_rejected = 0;
-    for (b = 0; b < s->n_seqs; ++b) {
-        vppo__rc_seq q;
-        int64_t t;
-        int rejected = 0;
-        vppo__rc_seq_scan(c, s, b, logp, logp_rollout, &q);
-        if (q.n == 0) continue;
-        nseq += 1;
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
-            vppo__rc_token k;
-            double lc;
-            if (!vppo__valid(s, t)) continue;
-            vppo__rc_token_eval(c, &q, (double)logp[t] - (double)logp_rollout[t], &k);
-            lc = vppo__clamp(k.l, -20.0, 20.0);
-            n += 1;
-            sw += k.w; sw2 += k.w * k.w;
-            if (k.w < wmin) wmin = k.w;
-            if (k.w > wmax) wmax = k.w;
-            if (!seq_is) { shigh += k.l > ln_hi; slow += k.l < ln_lo; }
-            srs += k.stat;
-            if (k.stat < rsmin) rsmin = k.stat;
-            if (k.stat > rsmax) rsmax = k.stat;
-            kept += k.keep;
-            rejected |= !k.keep;
-            skl += -k.l;
-            sk3 += expm1(lc) - lc;
-            schi += expm1(2.0 * lc);
-        }
-        if (seq_is) {
-            const double L = vppo__rc_aggregate(c->is_level, 0.0, q.sum_l, 0.0, q.n);
-            shigh += L > ln_hi; slow += L < ln_lo;
-            sseq_w += vppo__rc_weight(c, L);
-        }
-        seq_rejected += rejected;
-        schi_seq += expm1(2.0 * vppo__clamp(q.sum_l, -20.0, 20.0));
-        sppl += (q.sum_logp_rollout - q.sum_logp) / (double)q.n;
-    }
-    o->n_valid = n; o->n_seqs_valid = nseq; o->n_kept = kept;
-    o->is_mean = vppo__mean_of(sw, n);
-    o->is_std = sqrt(vppo__max(vppo__mean_of(sw2, n) - o->is_mean * o->is_mean, 0.0));
-    o->is_min = n ? wmin : 0.0;
-    o->is_max = n ? wmax : 0.0;
-    o->is_ess = sw2 > 0.0 ? o->is_mean * o->is_mean / vppo__mean_of(sw2, n) : 0.0;
-    o->is_frac_high = vppo__mean_of(shigh, seq_is ? nseq : n);
-    o->is_frac_low = vppo__mean_of(slow, seq_is ? nseq : n);
+    const int64_t n = t->n;
+    o->n_valid = n; o->n_seqs_valid = nseq; o->n_kept = t->kept;
+    o->is_mean = vppo__mean_of(t->w, n);
+    o->is_std = sqrt(vppo__max(vppo__mean_of(t->w2, n) - o->is_mean * o->is_mean, 0.0));
+    o->is_min = n ? t->w_min : 0.0;
+    o->is_max = n ? t->w_max : 0.0;
+    o->is_ess = t->w2 > 0.0 ? o->is_mean * o->is_mean / vppo__mean_of(t->w2, n) : 0.0;
+    o->is_frac_high = vppo__mean_of(t->high, seq_is ? nseq : n);
+    o->is_frac_low = vppo__mean_of(t->low, seq_is ? nseq : n);
     o->is_norm = 1.0;
     if (c->is_batch_normalize) {
-        const double m = seq_is ? vppo__mean_of(sseq_w, nseq) : o->is_mean;
+        const double m = seq_is ? vppo__mean_of(t->seq_w, nseq) : o->is_mean;
         if (m > 1e-8) o->is_norm = m;
     }
-    o->rs_mean = vppo__mean_of(srs, n);
-    o->rs_min = n ? rsmin : 0.0;
-    o->rs_max = n ? rsmax : 0.0;
-    o->rs_frac_token = vppo__mean_of((double)(n - kept), n);
+    o->rs_mean = vppo__mean_of(t->stat, n);
+    o->rs_min = n ? t->stat_min : 0.0;
+    o->rs_max = n ? t->stat_max : 0.0;
+    o->rs_frac_token = vppo__mean_of((double)(n - t->kept), n);
     o->rs_frac_seq = vppo__mean_of((double)seq_rejected, nseq);
-    o->kl = vppo__mean_of(skl, n);
-    o->k3_kl = vppo__mean_of(sk3, n);
-    o->chi2_token = vppo__mean_of(schi, n);
-    o->chi2_seq = vppo__mean_of(schi_seq, nseq);
-    o->log_ppl_diff = vppo__mean_of(sppl, nseq);
+    o->kl = vppo__mean_of(t->kl, n);
+    o->k3_kl = vppo__mean_of(t->k3, n);
+    o->chi2_token = vppo__mean_of(t->chi2, n);
+    o->chi2_seq = vppo__mean_of(t->chi2_seq, nseq);
+    o->log_ppl_diff = vppo__mean_of(t->ppl, nseq);
+}
+
+static void vppo__rc_seq_scan(const vppo_rc_config *c, const vppo_seqs *s, int64_t b, const float *logp,
+                              const float *logp_rollout, vppo__rc_seq *q)
+{
+    int64_t t;
+    vppo__rc_seq_init(q);
+    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+        if (vppo__valid(s, t)) vppo__rc_seq_add(c, q, logp[t], logp_rollout[t]);
 }
 
 VPPODEF vppo_status vppo_rollout_correction(const vppo_rc_config *cfg, const vppo_seqs *s,
     const float *logp, const float *logp_rollout, float *weight, uint8_t *keep, vppo_rc_out *out)
 {
     vppo_status st;
-    int64_t b;
+    vppo__rc_sums tot;
+    int64_t b, nseq = 0, seq_rejected = 0;
     if ((st = vppo__check_rc_config(cfg)) != VPPO_OK) return st;
     if ((st = vppo__check_seqs(s)) != VPPO_OK) return st;
     if (!logp || !logp_rollout || !out) return VPPO_ERR_NULL;
     if ((st = vppo__check_values(s, logp, 0)) != VPPO_OK) return st;
     if ((st = vppo__check_values(s, logp_rollout, 0)) != VPPO_OK) return st;
-    vppo__rc_metrics(cfg, s, logp, logp_rollout, out);
+    vppo__rc_sums_init(&tot);
+    for (b = 0; b < s->n_seqs; ++b) {   /* pass 1: the metrics and the batch normalizer */
+        vppo__rc_seq q;
+        vppo__rc_sums a;
+        int64_t t;
+        double w;
+        vppo__rc_seq_scan(cfg, s, b, logp, logp_rollout, &q);
+        if (q.n == 0) continue;
+        vppo__rc_sums_init(&a);
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+            if (vppo__valid(s, t)) (void)vppo__rc_token(cfg, &q, logp[t], logp_rollout[t], &w, &a);
+        vppo__rc_seq_close(cfg, &q, &a);
+        vppo__rc_sums_merge(&tot, &a);
+        nseq += 1;
+        seq_rejected += a.kept < a.n;
+    }
+    vppo__rc_out_fill(cfg, &tot, nseq, seq_rejected, out);
     if (!weight && !keep) return VPPO_OK;
     for (b = 0; b < s->n_seqs; ++b) {   /* pass 2: the per-token outputs */
         vppo__rc_seq q;
+        vppo__rc_sums unused;
         int64_t t;
         vppo__rc_seq_scan(cfg, s, b, logp, logp_rollout, &q);
         for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
-            vppo__rc_token k;
-            if (!vppo__valid(s, t)) {
-                if (weight) weight[t] = 0.0f;
-                if (keep) keep[t] = 0;
-                continue;
-            }
-            vppo__rc_token_eval(cfg, &q, (double)logp[t] - (double)logp_rollout[t], &k);
-            if (weight) weight[t] = k.keep ? (float)(k.w / out->is_norm) : 0.0f;
-            if (keep) keep[t] = (uint8_t)k.keep;
+            double w = 0.0;
+            const int k = vppo__valid(s, t) ? vppo__rc_token(cfg, &q, logp[t], logp_rollout[t], &w, &unused) : 0;
+            if (weight) weight[t] = k ? (float)(w / out->is_norm) : 0.0f;
+            if (keep) keep[t] = (uint8_t)k;
         }
     }
     return VPPO_OK;
