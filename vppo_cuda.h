@@ -149,6 +149,11 @@ vppo_status vppo_cuda_step(const vppo_config *cfg, const vppo_seqs *s, const flo
     const float *adv_seq, vppo_prepared *p, float *dlogp, vppo_loss_out *out /* host */,
     void *stream);
 
+/* rollout correction (vppo.h's vppo_rollout_correction; out: host) */
+vppo_status vppo_cuda_rollout_correction(const vppo_rc_config *cfg, const vppo_seqs *s,
+    const float *logp, const float *logp_rollout, float *weight, uint8_t *keep,
+    vppo_rc_out *out /* host */, void *stream);
+
 /* ------------------------------------------------------------ asynchronous mode */
 
 /* Where and with what an _async call is enqueued (see ASYNCHRONOUS MODE above). */
@@ -197,6 +202,9 @@ vppo_status vppo_cuda_step_async(const vppo_config *cfg, const vppo_seqs *s, con
     const float *logp_old, const float *logp_aug, const float *logp_ref,
     const float *adv_seq, const vppo_prepared *p, float *dlogp, vppo_loss_out *out /* device */,
     vppo_tas_stats *stats, vppo_topk_info *topk, const vppo_cuda_launch *launch);
+vppo_status vppo_cuda_rollout_correction_async(const vppo_rc_config *cfg, const vppo_seqs *s,
+    const float *logp, const float *logp_rollout, float *weight, uint8_t *keep,
+    vppo_rc_out *out /* device */, const vppo_cuda_launch *launch);
 
 #ifdef __cplusplus
 }
