@@ -1,7 +1,7 @@
 /* vppo_cuda.h - the CUDA translation unit of vppo.h (SPEC §11). MIT licence, see vppo.h.
 
-   The functions below are the vppo.h functions of the same name (§2, §6, §7, §8 and
-   vppo_perturb_patch_rows) on device pointers, with one more argument: the CUDA stream
+   The functions below are the vppo.h functions of the same name (§2, §6, §7, §8,
+   vppo_perturb_patch_rows and vppo_rollout_correction) on device pointers, with one more argument: the CUDA stream
    to run on (a cudaStream_t passed as void *; NULL is the legacy default stream), or,
    in the asynchronous form, a vppo_cuda_launch (stream, workspace, status word).
    This header is plain C and includes no CUDA header; link libvppo_cuda.a (make cuda)

@@ -213,7 +213,7 @@ for _name, (_res, _args) in _SIGNATURES.items():
 # as vppo_cuda_<name> on device pointers, with the stream (void *) as one more argument.
 # Used by vppo.torch for CUDA tensors; None when not built or not loadable (cuda_error says why).
 _CUDA_FUNCS = ("vppo_logprobs", "vppo_logprobs_backward", "vppo_dependency_sampled", "vppo_policy_loss",
-               "vppo_prepare", "vppo_step")
+               "vppo_prepare", "vppo_step", "vppo_rollout_correction")
 cuda_lib, cuda_error = None, "not built (nvcc not found, or VPPO_NO_CUDA set, when the package was installed)"
 _cuda_path = os.environ.get("VPPO_CUDA_LIB") or _find_built("_libvppo_cuda")
 if _cuda_path:

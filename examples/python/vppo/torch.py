@@ -335,17 +335,15 @@ def step(logp, logp_old, logp_aug, adv_seq, mask=None, offsets=None, cfg=None, l
 
 
 def rollout_correction(logp, logp_rollout, mask=None, offsets=None, cfg=None):
-    """vppo_rollout_correction (no gradient; CPU): (weight, keep, metrics). weight float32 and
-    keep uint8, shaped like logp: pass weight as policy_loss's weight and keep as its mask
+    """vppo_rollout_correction (no gradient): (weight, keep, metrics). weight float32 and keep
+    uint8, shaped like logp: pass weight as policy_loss's weight and keep as its mask
     (verl's rollout_is_weights and modified response_mask)."""
     cfg = _v.rc_config_default() if cfg is None else cfg
     dev = _device_of(logp, logp_rollout)
-    if dev.type != "cpu":
-        raise RuntimeError("vppo.torch.rollout_correction: CPU tensors only in this version")
     s = _Seqs(logp, offsets, mask, dev)
     a, b = _f32(logp, "logp", dev, s.end), _f32(logp_rollout, "logp_rollout", dev, s.end)
-    w = torch.zeros(a.numel(), dtype=torch.float32)
-    keep = torch.zeros(a.numel(), dtype=torch.uint8)
+    w = torch.zeros(a.numel(), dtype=torch.float32, device=dev)
+    keep = torch.zeros(a.numel(), dtype=torch.uint8, device=dev)
     out = _v.RcOut()
     _call(dev, "vppo_rollout_correction", ctypes.byref(cfg), s.ref, _ptr(a, _F), _ptr(b, _F), _ptr(w, _F),
           _ptr(keep, ctypes.c_uint8), ctypes.byref(out))
