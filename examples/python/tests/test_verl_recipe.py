@@ -71,21 +71,29 @@ def verl_loss(ca, vc, cfg, old, logp, mask, prepared, weight=None):
     return total.detach(), lp.grad
 
 
+def check_verl_equals_step(FSDPActorConfig, ca, cfg, old, logp, aug, adv_seq, mask, weight=None, weight_verl=None):
+    """The recipe on one batch: vppo prepares, verl's loss on it equals vppo.torch.step
+    (loss, and the gradient at every valid token). Returns the prepared dict."""
+    p = vt.prepare(old, aug, adv_seq, mask=mask, cfg=cfg)
+    ref, dref = verl_loss(ca, verl_config(FSDPActorConfig, cfg.loss), cfg.loss, old, logp, mask, p,
+                          weight=weight_verl)
+    x = logp.clone().requires_grad_(True)
+    loss, info = vt.step(x, old, aug, adv_seq, mask=mask, cfg=cfg, weight=weight)
+    loss.backward()
+    close(ref, info["loss"])
+    close(dref * mask, x.grad)
+    assert torch.equal(info["prepared"]["select"], p["select"])
+    return p
+
+
 @pytest.mark.parametrize("agg", [vppo.AGG_TOKEN_MEAN, vppo.AGG_SEQ_MEAN_TOKEN_MEAN])
 def test_verl_vanilla_loss_on_vppo_inputs_equals_vppo_step(rng, agg):
     ca, _, FSDPActorConfig = _verl()
     mask, old, logp, aug, _, adv_seq = batch(rng)
     cfg = vppo.config_default()
     cfg.loss.agg = agg
-    p = vt.prepare(old, aug, adv_seq, mask=mask, cfg=cfg)
+    p = check_verl_equals_step(FSDPActorConfig, ca, cfg, old, logp, aug, adv_seq, mask)
     assert 0 < int(p["select"].sum()) < int(mask.sum())
-    ref, dref = verl_loss(ca, verl_config(FSDPActorConfig, cfg.loss), cfg.loss, old, logp, mask, p)
-    x = logp.clone().requires_grad_(True)
-    loss, info = vt.step(x, old, aug, adv_seq, mask=mask, cfg=cfg)
-    loss.backward()
-    close(ref, info["loss"])
-    close(dref * mask, x.grad)
-    assert torch.equal(info["prepared"]["select"], p["select"])
 
 
 @pytest.mark.parametrize("level", ["token", "sequence"])
@@ -104,13 +112,7 @@ def test_verl_loss_with_tis_weights_equals_vppo_step(rng, level):
     assert 0 < m["is_frac_high"] < 1
     close(mv["rollout_is_mean"], m["is_mean"])
     close(mv["rollout_is_eff_sample_size"], m["is_ess"], 1e-5)
-    p = vt.prepare(old, aug, adv_seq, mask=mask, cfg=cfg)
-    ref, dref = verl_loss(ca, verl_config(FSDPActorConfig, cfg.loss), cfg.loss, old, logp, mask, p, weight=wv)
-    x = logp.clone().requires_grad_(True)
-    loss, info = vt.step(x, old, aug, adv_seq, mask=mask, cfg=cfg, weight=w)
-    loss.backward()
-    close(ref, info["loss"])
-    close(dref * mask, x.grad)
+    check_verl_equals_step(FSDPActorConfig, ca, cfg, old, logp, aug, adv_seq, mask, weight=w, weight_verl=wv)
 
 
 def test_verl_rejection_mask_then_loss_equals_vppo_step(rng):
@@ -126,14 +128,7 @@ def test_verl_rejection_mask_then_loss_equals_vppo_step(rng):
     assert torch.equal(mask_v.to(torch.uint8), keep)
     assert 0 < m["rs_frac_seq"] < 1
     close(mv["rollout_rs_masked_fraction"], m["rs_frac_token"])
-    cfg = vppo.config_default()
-    p = vt.prepare(old, aug, adv_seq, mask=keep, cfg=cfg)
-    ref, dref = verl_loss(ca, verl_config(FSDPActorConfig, cfg.loss), cfg.loss, old, logp, keep, p)
-    x = logp.clone().requires_grad_(True)
-    loss, info = vt.step(x, old, aug, adv_seq, mask=keep, cfg=cfg)
-    loss.backward()
-    close(ref, info["loss"])
-    close(dref * keep, x.grad)
+    check_verl_equals_step(FSDPActorConfig, ca, vppo.config_default(), old, logp, aug, adv_seq, keep)
 
 
 LIGER = {"grpo": vppo.AGG_SEQ_MEAN_TOKEN_MEAN, "bnpo": vppo.AGG_TOKEN_MEAN, "dapo": vppo.AGG_TOKEN_MEAN,
