@@ -815,12 +815,15 @@ struct BatchArgs {
 __global__ void __launch_bounds__(BATCH_BLOCK) k_batch(BatchArgs a)
 {
     vppo_tas_stats global;
+    vppo_status gst = VPPO_OK;
     if (a.global) {   /* checked before stopped(): the CPU checks it before the per-token data */
         global = *a.global;
-        const vppo_status gst = vppo__check_tas_stats(&global);
+        gst = vppo__check_tas_stats(&global);
         if (gst != VPPO_OK && threadIdx.x == 0) flag(a.hdr, gst == VPPO_ERR_SIZE ? CHK_STATS_SIZE : CHK_STATS_PARAM);
     }
-    if (stopped(a.hdr)) return;
+    /* uniform over the block: every thread judged the same global, and no thread of this
+       kernel has flagged anything else yet */
+    if (gst != VPPO_OK || stopped(a.hdr)) return;
     const int tid = threadIdx.x;
     long long n_total = 0, n_nonempty = 0;
     for (int64_t b = tid; b < a.B; b += BATCH_BLOCK) {
@@ -1568,13 +1571,8 @@ void set_loss(SeqB &b, const vppo_loss_config *cfg, const float *logp, const flo
 {
     b.do_loss = 1;
     b.cfg = *cfg;
-    b.logp = logp;
-    b.logp_old = logp_old;
-    b.logp_ref = logp_ref;
-    b.adv = adv;
-    b.sel_in = select;
-    b.weight = weight;
-    b.dlogp = dlogp;
+    b.logp = logp; b.logp_old = logp_old; b.logp_ref = logp_ref;
+    b.adv = adv; b.sel_in = select; b.weight = weight; b.dlogp = dlogp;
 }
 
 void run_final(Call &c, int64_t B, int topk, int loss)
@@ -1727,11 +1725,7 @@ vppo_status logprobs_backward(Call &c, const vppo_logits *x, const int32_t *ids,
     a.x = make_mat(x);
     a.n = n;
     a.V = V;
-    a.ids = ids;
-    a.lse = lse;
-    a.entropy = entropy;
-    a.dlogp = dlogp;
-    a.dentropy = dentropy;
+    a.ids = ids; a.lse = lse; a.entropy = entropy; a.dlogp = dlogp; a.dentropy = dentropy;
     a.out = (char *)dlogits->data;
     a.out_dtype = (int)dlogits->dtype;
     a.out_es = (int)vppo__dtype_size(dlogits->dtype);
@@ -1929,144 +1923,80 @@ size_t vppo_cuda_workspace_size(int64_t n_seqs)
 
 vppo_status vppo_cuda_dependency_sampled(const vppo_seqs *s, const float *logp, const float *logp_aug,
     vppo_estimator est, float *dep, void *stream)
-{
-    Call c(stream);
-    return dependency_sampled(c, s, logp, logp_aug, est, dep);
-}
+{ Call c(stream); return dependency_sampled(c, s, logp, logp_aug, est, dep); }
 vppo_status vppo_cuda_dependency_sampled_async(const vppo_seqs *s, const float *logp, const float *logp_aug,
     vppo_estimator est, float *dep, const vppo_cuda_launch *launch)
-{
-    Call c(launch);
-    return dependency_sampled(c, s, logp, logp_aug, est, dep);
-}
+{ Call c(launch); return dependency_sampled(c, s, logp, logp_aug, est, dep); }
 
 vppo_status vppo_cuda_dependency_logits(const vppo_logits *orig, const vppo_logits *aug, vppo_divergence div,
     float *dep, void *stream)
-{
-    Call c(stream);
-    return dependency_logits(c, orig, aug, div, dep);
-}
+{ Call c(stream); return dependency_logits(c, orig, aug, div, dep); }
 vppo_status vppo_cuda_dependency_logits_async(const vppo_logits *orig, const vppo_logits *aug, vppo_divergence div,
     float *dep, const vppo_cuda_launch *launch)
-{
-    Call c(launch);
-    return dependency_logits(c, orig, aug, div, dep);
-}
+{ Call c(launch); return dependency_logits(c, orig, aug, div, dep); }
 
 vppo_status vppo_cuda_logprobs(const vppo_logits *x, const int32_t *ids, float *logp, float *lse, float *entropy,
     void *stream)
-{
-    Call c(stream);
-    return logprobs(c, x, ids, logp, lse, entropy);
-}
+{ Call c(stream); return logprobs(c, x, ids, logp, lse, entropy); }
 vppo_status vppo_cuda_logprobs_async(const vppo_logits *x, const int32_t *ids, float *logp, float *lse,
     float *entropy, const vppo_cuda_launch *launch)
-{
-    Call c(launch);
-    return logprobs(c, x, ids, logp, lse, entropy);
-}
+{ Call c(launch); return logprobs(c, x, ids, logp, lse, entropy); }
 
 vppo_status vppo_cuda_logprobs_backward(const vppo_logits *x, const int32_t *ids, const float *lse,
     const float *entropy, const float *dlogp, const float *dentropy, const vppo_grad_out *dlogits, void *stream)
-{
-    Call c(stream);
-    return logprobs_backward(c, x, ids, lse, entropy, dlogp, dentropy, dlogits);
-}
+{ Call c(stream); return logprobs_backward(c, x, ids, lse, entropy, dlogp, dentropy, dlogits); }
 vppo_status vppo_cuda_logprobs_backward_async(const vppo_logits *x, const int32_t *ids, const float *lse,
     const float *entropy, const float *dlogp, const float *dentropy, const vppo_grad_out *dlogits,
     const vppo_cuda_launch *launch)
-{
-    Call c(launch);
-    return logprobs_backward(c, x, ids, lse, entropy, dlogp, dentropy, dlogits);
-}
+{ Call c(launch); return logprobs_backward(c, x, ids, lse, entropy, dlogp, dentropy, dlogits); }
 
 vppo_status vppo_cuda_perturb_patch_rows(float *rows, int64_t n_rows, int64_t row_len, int64_t row_stride, float prob,
     const float *fill, uint64_t seed, void *stream)
-{
-    Call c(stream);
-    return perturb_patch_rows(c, rows, n_rows, row_len, row_stride, prob, fill, seed);
-}
+{ Call c(stream); return perturb_patch_rows(c, rows, n_rows, row_len, row_stride, prob, fill, seed); }
 vppo_status vppo_cuda_perturb_patch_rows_async(float *rows, int64_t n_rows, int64_t row_len, int64_t row_stride,
     float prob, const float *fill, uint64_t seed, const vppo_cuda_launch *launch)
-{
-    Call c(launch);
-    return perturb_patch_rows(c, rows, n_rows, row_len, row_stride, prob, fill, seed);
-}
+{ Call c(launch); return perturb_patch_rows(c, rows, n_rows, row_len, row_stride, prob, fill, seed); }
 
 vppo_status vppo_cuda_topk_mask(const vppo_seqs *s, const float *score, double ratio, uint8_t *select,
     vppo_topk_info *info, void *stream)
-{
-    Call c(stream);
-    return topk_mask(c, s, score, ratio, select, info);
-}
+{ Call c(stream); return topk_mask(c, s, score, ratio, select, info); }
 vppo_status vppo_cuda_topk_mask_async(const vppo_seqs *s, const float *score, double ratio, uint8_t *select,
     vppo_topk_info *info, const vppo_cuda_launch *launch)
-{
-    Call c(launch);
-    return topk_mask(c, s, score, ratio, select, info);
-}
+{ Call c(launch); return topk_mask(c, s, score, ratio, select, info); }
 
 vppo_status vppo_cuda_soft_mask(const vppo_seqs *s, const float *score, double ratio, float *weight, void *stream)
-{
-    Call c(stream);
-    return soft_mask(c, s, score, ratio, weight);
-}
+{ Call c(stream); return soft_mask(c, s, score, ratio, weight); }
 vppo_status vppo_cuda_soft_mask_async(const vppo_seqs *s, const float *score, double ratio, float *weight,
     const vppo_cuda_launch *launch)
-{
-    Call c(launch);
-    return soft_mask(c, s, score, ratio, weight);
-}
+{ Call c(launch); return soft_mask(c, s, score, ratio, weight); }
 
 vppo_status vppo_cuda_policy_loss(const vppo_loss_config *cfg, const vppo_seqs *s, const float *logp,
     const float *logp_old, const float *logp_ref, const float *adv, const uint8_t *select, const float *weight,
     float *dlogp, vppo_loss_out *out, void *stream)
-{
-    Call c(stream);
-    return policy_loss(c, cfg, s, logp, logp_old, logp_ref, adv, select, weight, dlogp, out);
-}
+{ Call c(stream); return policy_loss(c, cfg, s, logp, logp_old, logp_ref, adv, select, weight, dlogp, out); }
 vppo_status vppo_cuda_policy_loss_async(const vppo_loss_config *cfg, const vppo_seqs *s, const float *logp,
     const float *logp_old, const float *logp_ref, const float *adv, const uint8_t *select, const float *weight,
     float *dlogp, vppo_loss_out *out, const vppo_cuda_launch *launch)
-{
-    Call c(launch);
-    return policy_loss(c, cfg, s, logp, logp_old, logp_ref, adv, select, weight, dlogp, out);
-}
+{ Call c(launch); return policy_loss(c, cfg, s, logp, logp_old, logp_ref, adv, select, weight, dlogp, out); }
 
 vppo_status vppo_cuda_prepare(const vppo_config *cfg, const vppo_seqs *s, const float *logp_old,
     const float *logp_aug, const float *dep_in, const float *adv_seq, const vppo_tas_stats *global,
     vppo_prepared *p, void *stream)
-{
-    Call c(stream);
-    return pipeline(c, cfg, s, NULL, logp_old, logp_aug, dep_in, NULL, adv_seq, global, p, NULL, NULL,
-                    p ? &p->stats : NULL, p ? &p->topk : NULL, false);
-}
+{ Call c(stream); return pipeline(c, cfg, s, NULL, logp_old, logp_aug, dep_in, NULL, adv_seq, global, p, NULL, NULL, p ? &p->stats : NULL, p ? &p->topk : NULL, false); }
 vppo_status vppo_cuda_prepare_async(const vppo_config *cfg, const vppo_seqs *s, const float *logp_old,
     const float *logp_aug, const float *dep_in, const float *adv_seq, const vppo_tas_stats *global,
     const vppo_prepared *p, vppo_tas_stats *stats, vppo_topk_info *topk, const vppo_cuda_launch *launch)
-{
-    Call c(launch);
-    return pipeline(c, cfg, s, NULL, logp_old, logp_aug, dep_in, NULL, adv_seq, global, p, NULL, NULL, stats, topk,
-                    false);
-}
+{ Call c(launch); return pipeline(c, cfg, s, NULL, logp_old, logp_aug, dep_in, NULL, adv_seq, global, p, NULL, NULL, stats, topk, false); }
 
 vppo_status vppo_cuda_step(const vppo_config *cfg, const vppo_seqs *s, const float *logp, const float *logp_old,
     const float *logp_aug, const float *logp_ref, const float *adv_seq, vppo_prepared *p, float *dlogp,
     vppo_loss_out *out, void *stream)
-{
-    Call c(stream);
-    return pipeline(c, cfg, s, logp, logp_old, logp_aug, NULL, logp_ref, adv_seq, NULL, p, dlogp, out,
-                    p ? &p->stats : NULL, p ? &p->topk : NULL, true);
-}
+{ Call c(stream); return pipeline(c, cfg, s, logp, logp_old, logp_aug, NULL, logp_ref, adv_seq, NULL, p, dlogp, out, p ? &p->stats : NULL, p ? &p->topk : NULL, true); }
 vppo_status vppo_cuda_step_async(const vppo_config *cfg, const vppo_seqs *s, const float *logp,
     const float *logp_old, const float *logp_aug, const float *logp_ref, const float *adv_seq,
     const vppo_prepared *p, float *dlogp, vppo_loss_out *out, vppo_tas_stats *stats, vppo_topk_info *topk,
     const vppo_cuda_launch *launch)
-{
-    Call c(launch);
-    return pipeline(c, cfg, s, logp, logp_old, logp_aug, NULL, logp_ref, adv_seq, NULL, p, dlogp, out, stats, topk,
-                    true);
-}
+{ Call c(launch); return pipeline(c, cfg, s, logp, logp_old, logp_aug, NULL, logp_ref, adv_seq, NULL, p, dlogp, out, stats, topk, true); }
 
 vppo_status vppo_cuda_rollout_correction(const vppo_rc_config *cfg, const vppo_seqs *s, const float *logp,
     const float *logp_rollout, float *weight, uint8_t *keep, vppo_rc_out *out, void *stream)

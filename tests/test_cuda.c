@@ -1974,6 +1974,10 @@ void cuda_prepare_and_step_reject_bad_input(void)
     PREP(VPPO_ERR_PARAM, &c, &S.h, &S.d, D.logp_old, D.logp_aug, none, D.adv_seq, &gl, &P.h, &P.d);
     gl.min = 0.0; gl.n = -1;
     PREP(VPPO_ERR_SIZE, &c, &S.h, &S.d, D.logp_old, D.logp_aug, none, D.adv_seq, &gl, &P.h, &P.d);
+    /* before the per-token data (the asynchronous form checks global on the device) */
+    old = poke_f(&D.logp_old, 3, NAN);
+    PREP(VPPO_ERR_SIZE, &c, &S.h, &S.d, D.logp_old, D.logp_aug, none, D.adv_seq, &gl, &P.h, &P.d);
+    poke_f(&D.logp_old, 3, old);
     gl.n = 3;
     PREP(VPPO_OK, &c, &S.h, &S.d, D.logp_old, D.logp_aug, none, D.adv_seq, &gl, &P.h, &P.d);
     /* values */
@@ -2377,7 +2381,7 @@ static void check_no_host_work(host_work before, const char *what, const char *f
     CHECK_MSG(now.allocs == before.allocs, "%s: %s allocated or freed %ld times", fn, what, now.allocs - before.allocs);
     CHECK_MSG(now.copies == before.copies, "%s: %s made %ld blocking copies", fn, what, now.copies - before.copies);
 #else
-    (void)now;
+    (void)now; (void)before;
 #endif
 }
 
@@ -2826,7 +2830,6 @@ static void cuda_rollout_correction_async_equals_sync_and_reports_errors(void)
 
 /* ================================================================ runner */
 
-typedef struct test_entry { const char *name; void (*fn)(void); } test_entry;
 static const test_entry tests[] = {
 #define T(name) { #name, name },
     T(cuda_error_string_is_empty_before_any_failure)   /* first: nothing has failed yet */
@@ -2875,12 +2878,29 @@ static const test_entry tests[] = {
 #undef T
 };
 
+/* After every test: (emulated) no device allocation left and every canary intact; the
+   device idle with no CUDA error pending. */
+#ifdef VPPO_CUDA_EMULATE
+static long live_before_test;
+#endif
+
+static void after_each_test(void)
+{
+    cudaError_t e;
+#ifdef VPPO_CUDA_EMULATE
+    CHECK_MSG(vppo_emu_live_allocations() == live_before_test, "%ld device allocations left behind",
+              vppo_emu_live_allocations() - live_before_test);
+    CHECK_MSG(vppo_emu_check_canaries() == 0, "canaries of live device allocations damaged");
+    live_before_test = vppo_emu_live_allocations();   /* one leak is reported once */
+#endif
+    e = cudaDeviceSynchronize();
+    if (e == cudaSuccess) e = cudaGetLastError();
+    CHECK_MSG(e == cudaSuccess, "CUDA error state after the test: %s", cudaGetErrorString(e));
+}
+
 int main(int argc, char **argv)
 {
-    const char *filter = argc > 1 ? argv[1] : NULL;
-    const size_t n_tests = sizeof tests / sizeof tests[0];
-    size_t i;
-    int passed = 0, failed = 0, n_dev = 0;
+    int n_dev = 0;
     if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev < 1) {
         printf("no CUDA device: the CUDA suite did not run\n");
         return 2;
@@ -2888,6 +2908,7 @@ int main(int argc, char **argv)
 #ifdef VPPO_CUDA_EMULATE
     printf("vppo_cuda.h %d.%d.%d tests, on the CPU emulator of tests/cuda_emu\n", VPPO_VERSION_MAJOR,
            VPPO_VERSION_MINOR, VPPO_VERSION_PATCH);
+    live_before_test = vppo_emu_live_allocations();
 #else
     {
         cudaDeviceProp prop;
@@ -2896,40 +2917,5 @@ int main(int argc, char **argv)
                prop.name);
     }
 #endif
-    for (i = 0; i < n_tests; ++i) {
-        const long before = test_checks;
-#ifdef VPPO_CUDA_EMULATE
-        const long live = vppo_emu_live_allocations();
-#endif
-        const clock_t t0 = clock();
-        cudaError_t e;
-        if (filter && !strstr(tests[i].name, filter)) continue;
-        test_set_current(tests[i].name);
-        test_failed_now = 0;
-        tests[i].fn();
-        if (test_checks == before) {   /* a test that checks nothing cannot fail: a defect */
-            fprintf(stderr, "FAIL %s: made no checks\n", tests[i].name);
-            test_failed_now = 1;
-        }
-#ifdef VPPO_CUDA_EMULATE
-        CHECK_MSG(vppo_emu_live_allocations() == live, "%ld device allocations left behind",
-                  vppo_emu_live_allocations() - live);
-        CHECK_MSG(vppo_emu_check_canaries() == 0, "canaries of live device allocations damaged");
-#endif
-        e = cudaDeviceSynchronize();
-        if (e == cudaSuccess) e = cudaGetLastError();
-        CHECK_MSG(e == cudaSuccess, "CUDA error state after the test: %s", cudaGetErrorString(e));
-        if (test_failed_now) {
-            ++failed;
-            printf("  FAIL  %s (%d failed checks)\n", tests[i].name, test_failed_now);
-        } else {
-            ++passed;
-            printf("  ok    %s (%ld checks, %.1f s)\n", tests[i].name, test_checks - before,
-                   (double)(clock() - t0) / CLOCKS_PER_SEC);
-        }
-        fflush(stdout);
-    }
-    printf("%ld checks\n", test_checks);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return test_run(tests, sizeof tests / sizeof tests[0], argc > 1 ? argv[1] : NULL, after_each_test) ? 1 : 0;
 }

@@ -96,6 +96,33 @@
      not happened yet (VPPO_EMU_DEFER_D2H=0: copy at once). Into pageable memory the copy
      is immediate, as in CUDA.
 
+   STREAM CAPTURE AND GRAPHS
+     cudaStreamBeginCapture(s, mode) on a created stream (the legacy and per-thread
+     streams are refused: cudaErrorStreamCaptureUnsupported) records instead of running
+     every launch (with a copy of its body), cudaMemsetAsync and cudaMemcpyAsync issued to
+     s until cudaStreamEndCapture(s, &graph); cudaStreamIsCapturing reports it.
+     cudaGraphInstantiate copies the operations; cudaGraphLaunch(exec, stream) runs them in
+     order on that stream, each as if issued then (a copy reads its source at replay, a
+     launch checks its configuration at replay). cudaGraphDestroy, cudaGraphExecDestroy.
+     While any capture is active, what would synchronise or allocate outside the graph
+     (cudaStreamSynchronize, cudaDeviceSynchronize, cudaEventSynchronize, cudaMemcpy,
+     cudaMemset, cudaMalloc*, cudaFree*, cudaMallocHost; allocation and freeing are
+     allowed in cudaStreamCaptureModeRelaxed) fails with cudaErrorStreamCaptureUnsupported
+     and invalidates the capture: cudaStreamEndCapture then returns
+     cudaErrorStreamCaptureInvalidated and no graph. Not emulated: event record/wait
+     nodes, cross-stream capture, graphs launched into a capture, graph updates.
+
+   HOST-WORK COUNTERS (for asserting that a call does none of it)
+     vppo_emu_sync_count()            cudaStreamSynchronize/Query, cudaDeviceSynchronize,
+                                      cudaEventSynchronize/Query calls
+     vppo_emu_alloc_count()           cudaMalloc, cudaMallocAsync, cudaMallocHost/HostAlloc,
+                                      cudaFree, cudaFreeAsync calls (not cudaFreeHost)
+     vppo_emu_blocking_copy_count()   cudaMemcpy, cudaMemset, cudaMemcpy{To,From}Symbol, and
+                                      cudaMemcpyAsync between device and pageable host memory
+                                      (the host waits for those on a GPU)
+     vppo_emu_graph_launch_count()    cudaGraphLaunch calls
+     vppo_emu_graph_ops(graph)        operations recorded in a graph (or an executable graph)
+
    ERRORS AND cudaGetLastError
      Every runtime call that fails records its error; cudaGetLastError returns the last
      one and clears it (cudaPeekAtLastError does not clear). Launch configuration errors
@@ -1888,7 +1915,9 @@ inline unsigned __activemask()
     return existing_lanes(L, f->warp) & ~exited_lanes(L, f->warp);
 }
 
-#define VPPO_EMU_SHFL(T) \
+/* The four shuffles of a type T (also used by vppo_emu_half.h), and with the two match
+   collectives for the built-in types. */
+#define VPPO_EMU_SHUFFLES(T) \
     inline T __shfl_sync(unsigned mask, T var, int srcLane, int width = 32) \
     { return vppo_emu::detail::shfl<T>("__shfl_sync", vppo_emu::detail::W_SHFL_IDX, mask, var, srcLane, width); } \
     inline T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = 32) \
@@ -1896,7 +1925,9 @@ inline unsigned __activemask()
     inline T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = 32) \
     { return vppo_emu::detail::shfl<T>("__shfl_down_sync", vppo_emu::detail::W_SHFL_DOWN, mask, var, (int)(delta & 31u), width); } \
     inline T __shfl_xor_sync(unsigned mask, T var, int laneMask, int width = 32) \
-    { return vppo_emu::detail::shfl<T>("__shfl_xor_sync", vppo_emu::detail::W_SHFL_XOR, mask, var, laneMask, width); } \
+    { return vppo_emu::detail::shfl<T>("__shfl_xor_sync", vppo_emu::detail::W_SHFL_XOR, mask, var, laneMask, width); }
+#define VPPO_EMU_SHFL(T) \
+    VPPO_EMU_SHUFFLES(T) \
     inline unsigned __match_any_sync(unsigned mask, T value) \
     { return (unsigned)vppo_emu::detail::warp_collective("__match_any_sync", vppo_emu::detail::W_MATCH_ANY, (int)sizeof(T), mask, vppo_emu::detail::to_bits(value), 0, 32); } \
     inline unsigned __match_all_sync(unsigned mask, T value, int *pred) \
@@ -2469,31 +2500,37 @@ inline cudaError_t cudaMemsetAsync(void *p, int value, size_t count, cudaStream_
     return vppo_emu::detail::memset_impl("cudaMemsetAsync", p, value, count, true, stream);
 }
 
+namespace vppo_emu {
+namespace detail {
+/* cudaMemcpyToSymbol / FromSymbol: count bytes at offset of a symbol of `size` bytes. */
+inline cudaError_t symbol_copy(void *dst, const void *src, size_t count, size_t offset, size_t size,
+                               cudaMemcpyKind kind, cudaMemcpyKind host_kind)
+{
+    if (offset > size || count > size - offset) return api_error(cudaErrorInvalidValue);
+    if (kind != host_kind && kind != cudaMemcpyDeviceToDevice && kind != cudaMemcpyDefault)
+        return api_error(cudaErrorInvalidMemcpyDirection);
+    State &s = st();
+    if (s.fail_memcpy >= 0 && s.fail_memcpy-- == 0) return api_error(cudaErrorUnknown);
+    ++s.blocking_copies;
+    std::memcpy(dst, src, count);
+    return cudaSuccess;
+}
+} /* namespace detail */
+} /* namespace vppo_emu */
+
 template <class T>
 inline cudaError_t cudaMemcpyToSymbol(const T &symbol, const void *src, size_t count, size_t offset = 0,
                                       cudaMemcpyKind kind = cudaMemcpyHostToDevice)
 {
-    using namespace vppo_emu::detail;
-    if (offset > sizeof(T) || count > sizeof(T) - offset) return api_error(cudaErrorInvalidValue);
-    if (kind != cudaMemcpyHostToDevice && kind != cudaMemcpyDeviceToDevice && kind != cudaMemcpyDefault)
-        return api_error(cudaErrorInvalidMemcpyDirection);
-    State &s = st();
-    if (s.fail_memcpy >= 0 && s.fail_memcpy-- == 0) return api_error(cudaErrorUnknown);
-    std::memcpy(reinterpret_cast<unsigned char *>(const_cast<T *>(&symbol)) + offset, src, count);
-    return cudaSuccess;
+    return vppo_emu::detail::symbol_copy(reinterpret_cast<unsigned char *>(const_cast<T *>(&symbol)) + offset, src,
+                                         count, offset, sizeof(T), kind, cudaMemcpyHostToDevice);
 }
 template <class T>
 inline cudaError_t cudaMemcpyFromSymbol(void *dst, const T &symbol, size_t count, size_t offset = 0,
                                         cudaMemcpyKind kind = cudaMemcpyDeviceToHost)
 {
-    using namespace vppo_emu::detail;
-    if (offset > sizeof(T) || count > sizeof(T) - offset) return api_error(cudaErrorInvalidValue);
-    if (kind != cudaMemcpyDeviceToHost && kind != cudaMemcpyDeviceToDevice && kind != cudaMemcpyDefault)
-        return api_error(cudaErrorInvalidMemcpyDirection);
-    State &s = st();
-    if (s.fail_memcpy >= 0 && s.fail_memcpy-- == 0) return api_error(cudaErrorUnknown);
-    std::memcpy(dst, reinterpret_cast<const unsigned char *>(&symbol) + offset, count);
-    return cudaSuccess;
+    return vppo_emu::detail::symbol_copy(dst, reinterpret_cast<const unsigned char *>(&symbol) + offset, count, offset,
+                                         sizeof(T), kind, cudaMemcpyDeviceToHost);
 }
 
 inline cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *pool, int device)
@@ -2528,16 +2565,27 @@ inline cudaError_t cudaMemPoolTrimTo(cudaMemPool_t pool, size_t)
 
 /* ---------------------------------------------------------------- runtime API: streams, events */
 
+namespace vppo_emu {
+namespace detail {
+/* A new stream or event object (zeroed, live), registered. */
+template <class Obj>
+Obj *new_handle(unsigned magic, unsigned flags, std::set<const void *> &registry)
+{
+    Obj *o = new Obj();
+    o->magic = magic;
+    o->flags = flags;
+    o->live = true;
+    registry.insert(o);
+    return o;
+}
+} /* namespace detail */
+} /* namespace vppo_emu */
+
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags)
 {
     using namespace vppo_emu::detail;
     if (!s || flags > 1u) return api_error(cudaErrorInvalidValue);
-    StreamObj *o = new StreamObj();
-    o->magic = kStreamMagic;
-    o->flags = flags;
-    o->live = true;
-    st().streams.insert(o);
-    *s = reinterpret_cast<cudaStream_t>(o);
+    *s = reinterpret_cast<cudaStream_t>(new_handle<StreamObj>(kStreamMagic, flags, st().streams));
     return cudaSuccess;
 }
 inline cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags(s, 0); }
@@ -2568,15 +2616,7 @@ inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned int flags)
 {
     using namespace vppo_emu::detail;
     if (!e || flags > 7u) return api_error(cudaErrorInvalidValue);
-    EventObj *o = new EventObj();
-    o->magic = kEventMagic;
-    o->flags = flags;
-    o->live = true;
-    o->recorded = false;
-    o->stream = nullptr;
-    o->seq = 0;
-    st().events.insert(o);
-    *e = reinterpret_cast<cudaEvent_t>(o);
+    *e = reinterpret_cast<cudaEvent_t>(new_handle<EventObj>(kEventMagic, flags, st().events));
     return cudaSuccess;
 }
 inline cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e, cudaEventDefault); }
