@@ -3388,7 +3388,9 @@ VPPODEF vppo_rc_config vppo_rc_config_default(void)
     return c;
 }
 
-static int vppo__rc_level_ok(vppo_rc_level v) { return (int)v >= (int)VPPO_RC_TOKEN && (int)v <= (int)VPPO_RC_SEQ_MAX; }
+/* The rc enums start at 0: one unsigned comparison checks both ends (a negative value wraps
+   around), and stays meaningful where enums are short and unsigned (no -Wtype-limits). */
+static int vppo__rc_level_ok(vppo_rc_level v) { return (unsigned)v <= (unsigned)VPPO_RC_SEQ_MAX; }
 static int vppo__positive(double x) { return x > 0.0 && vppo__finite(x); }
 /* A lower bound: 0 (the reciprocal of upper is meant) or finite in (0, upper]. */
 static int vppo__rc_lower_ok(double lower, double upper) { return lower == 0.0 || (vppo__positive(lower) && lower <= upper); }
@@ -3398,13 +3400,13 @@ static VPPO_HD double vppo__rc_lower(double lower, double upper) { return lower 
 static vppo_status vppo__check_rc_config(const vppo_rc_config *c)
 {
     if (!c) return VPPO_ERR_NULL;
-    if ((int)c->is_mode < (int)VPPO_RC_IS_NONE || (int)c->is_mode > (int)VPPO_RC_IS_MASK) return VPPO_ERR_PARAM;
+    if ((unsigned)c->is_mode > (unsigned)VPPO_RC_IS_MASK) return VPPO_ERR_PARAM;
     if (c->is_mode != VPPO_RC_IS_NONE) {
         if (!vppo__rc_level_ok(c->is_level) || c->is_level == VPPO_RC_SEQ_MAX) return VPPO_ERR_PARAM;
         if (!vppo__positive(c->is_upper) || !vppo__rc_lower_ok(c->is_lower, c->is_upper)) return VPPO_ERR_PARAM;
         if (c->is_mode == VPPO_RC_IS_MASK && c->is_lower == 0.0) return VPPO_ERR_PARAM;
     }
-    if ((int)c->rs_kind < (int)VPPO_RC_RS_NONE || (int)c->rs_kind > (int)VPPO_RC_RS_K3) return VPPO_ERR_PARAM;
+    if ((unsigned)c->rs_kind > (unsigned)VPPO_RC_RS_K3) return VPPO_ERR_PARAM;
     if (c->rs_kind != VPPO_RC_RS_NONE) {
         if (!vppo__rc_level_ok(c->rs_level) || !vppo__positive(c->rs_upper)) return VPPO_ERR_PARAM;
         if (c->rs_kind == VPPO_RC_RS_K1 &&
