@@ -522,8 +522,9 @@ typedef struct vppo_rc_out {
        over valid tokens: */
     double is_mean, is_std, is_min, is_max;
     double is_ess;            /* effective sample size mean(w)^2 / mean(w^2); 0 if all w = 0 */
-    double is_frac_high, is_frac_low;   /* ln-ratio above ln is_upper / below ln is_lower:
-                                           over valid tokens (TOKEN), non-empty sequences (SEQ_*) */
+    double is_frac_high, is_frac_low;   /* above is_upper / below is_lower: the clamped ratio of
+                                           each valid token (TOKEN), the unclamped ln-ratio of
+                                           each non-empty sequence against ln of the bound (SEQ_*) */
     double is_norm;           /* the batch normalizer divided by (1 when not normalizing) */
     /* rejection: the statistic over valid tokens (a sequence's value at each of its tokens) */
     double rs_mean, rs_min, rs_max;
@@ -3466,10 +3467,11 @@ static VPPO_HD double vppo__rc_aggregate(vppo_rc_level level, double x, double s
     return x;
 }
 
-/* The importance weight from an aggregated log-ratio L (before batch normalization). */
-static VPPO_HD double vppo__rc_weight(const vppo_rc_config *c, double L)
+/* The ratio of an aggregated log-ratio L, and its importance weight (before batch
+   normalization). */
+static VPPO_HD double vppo__rc_ratio(double L) { return exp(vppo__clamp(L, -20.0, 20.0)); }
+static VPPO_HD double vppo__rc_weight(const vppo_rc_config *c, double ratio)
 {
-    const double ratio = exp(vppo__clamp(L, -20.0, 20.0));
     switch (c->is_mode) {
     case VPPO_RC_IS_TRUNCATE: return ratio < c->is_upper ? ratio : c->is_upper;
     case VPPO_RC_IS_MASK:     return (ratio >= c->is_lower && ratio <= c->is_upper) ? ratio : 0.0;
@@ -3511,16 +3513,17 @@ static VPPO_HD int vppo__rc_token(const vppo_rc_config *c, const vppo__rc_seq *q
     const double l = (double)logp - (double)logp_rollout, lc = vppo__clamp(l, -20.0, 20.0);
     const double stat = vppo__rc_aggregate(c->rs_level, vppo__rc_stat(c->rs_kind, l), q->sum_stat, q->max_stat, q->n);
     const int keep = vppo__rc_keep(c, stat);
-    *w = vppo__rc_weight(c, vppo__rc_aggregate(c->is_level, l, q->sum_l, 0.0, q->n));
+    const double ratio = vppo__rc_ratio(vppo__rc_aggregate(c->is_level, l, q->sum_l, 0.0, q->n));
+    *w = vppo__rc_weight(c, ratio);
     a->n += 1;
     a->kept += keep;
     a->w += *w;
     a->w2 += *w * *w;
     if (*w < a->w_min) a->w_min = *w;
     if (*w > a->w_max) a->w_max = *w;
-    if (c->is_level == VPPO_RC_TOKEN) {
-        a->high += l > log(c->is_upper);
-        a->low += l < log(vppo__rc_lower(c->is_lower, c->is_upper));
+    if (c->is_level == VPPO_RC_TOKEN) {   /* the clamped ratio against the bounds, as verl */
+        a->high += ratio > c->is_upper;
+        a->low += ratio < vppo__rc_lower(c->is_lower, c->is_upper);
     }
     a->stat += stat;
     if (stat < a->stat_min) a->stat_min = stat;
@@ -3539,7 +3542,7 @@ static VPPO_HD void vppo__rc_seq_close(const vppo_rc_config *c, const vppo__rc_s
         const double L = vppo__rc_aggregate(c->is_level, 0.0, q->sum_l, 0.0, q->n);
         a->high += L > log(c->is_upper);
         a->low += L < log(vppo__rc_lower(c->is_lower, c->is_upper));
-        a->seq_w += vppo__rc_weight(c, L);
+        a->seq_w += vppo__rc_weight(c, vppo__rc_ratio(L));
     }
     a->chi2_seq += expm1(2.0 * vppo__clamp(q->sum_l, -20.0, 20.0));
     a->ppl += (q->sum_logp_rollout - q->sum_logp) / (double)q->n;

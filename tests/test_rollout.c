@@ -109,7 +109,7 @@ static ref_rc ref_rollout(const vppo_rc_config *c, const vppo_seqs *s, const flo
             R.w[t] = R.keep[t] ? raw[t] / norm : 0;
             if (raw[t] < R.out.is_min) R.out.is_min = raw[t];
             if (raw[t] > R.out.is_max) R.out.is_max = raw[t];
-            high += l[t] > log(c->is_upper); low += l[t] < log(is_lo);
+            high += exp(lc) > c->is_upper; low += exp(lc) < is_lo;   /* token level: the clamped ratio */
             rs += S[t];
             if (S[t] < R.out.rs_min) R.out.rs_min = S[t];
             if (S[t] > R.out.rs_max) R.out.rs_max = S[t];
