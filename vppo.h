@@ -475,6 +475,95 @@ VPPODEF vppo_status vppo_policy_loss(const vppo_loss_config *cfg, const vppo_seq
     const float *adv, const uint8_t *select, const float *weight,
     float *dlogp, vppo_loss_out *out);
 
+/* ================================ rollout correction (feeds §7's weight) ========= */
+
+/* The inference engine that sampled a response (vLLM, SGLang: bf16, other kernels) and
+   the trainer disagree on its probabilities. Rollout correction turns the per-token
+   log-ratio l_t = logp_t - logp_rollout_t (logp: the trainer's log-probability of the
+   sampled token, verl's old_log_prob; logp_rollout: the engine's) into importance
+   weights and a rejection mask, for vppo_policy_loss's `weight` input and the mask of
+   its vppo_seqs. Both are computed from valid positions only (see vppo_seqs).
+
+   Aggregation level of a log-ratio or a divergence (verl's token/sequence/geometric): */
+typedef enum vppo_rc_level {
+    VPPO_RC_TOKEN = 0,      /* per token: x_t */
+    VPPO_RC_SEQ_SUM,        /* per sequence: sum over its valid tokens (IS: product of ratios) */
+    VPPO_RC_SEQ_MEAN,       /* per sequence: mean (IS: geometric mean of the ratios) */
+    VPPO_RC_SEQ_MAX         /* per sequence: max (rejection with K2 or K3 only) */
+} vppo_rc_level;
+typedef enum vppo_rc_is {
+    VPPO_RC_IS_NONE = 0,    /* no importance weight: 1 */
+    VPPO_RC_IS_TRUNCATE,    /* TIS: w = min(ratio, is_upper) */
+    VPPO_RC_IS_MASK         /* IcePop: w = ratio inside [is_lower, is_upper], else 0 */
+} vppo_rc_is;
+typedef enum vppo_rc_rs {   /* rejection statistic of a token, lc = clamp(l, -20, 20) */
+    VPPO_RC_RS_NONE = 0,    /* no rejection */
+    VPPO_RC_RS_K1,          /* -lc;  kept when ln(rs_lower) <= stat <= ln(rs_upper) */
+    VPPO_RC_RS_K2,          /* lc^2 / 2;          kept when stat <= rs_upper */
+    VPPO_RC_RS_K3           /* exp(lc) - 1 - lc;  kept when stat <= rs_upper */
+} vppo_rc_rs;
+
+typedef struct vppo_rc_config {
+    vppo_rc_is is_mode; vppo_rc_level is_level;   /* TRUNCATE, TOKEN */
+    double is_upper, is_lower;                    /* 2.0, 0 */
+    int is_batch_normalize;                       /* 0; nonzero: divide by the batch mean */
+    vppo_rc_rs rs_kind; vppo_rc_level rs_level;   /* NONE, TOKEN */
+    double rs_upper, rs_lower;                    /* 0, 0 */
+} vppo_rc_config;
+/* {TRUNCATE, TOKEN, 2.0, 0, 0, RS_NONE, TOKEN, 0, 0}: verl's token-level TIS at 2.
+   Domain (else VPPO_ERR_PARAM), fields of a disabled part unchecked: enums in range;
+   is_level not SEQ_MAX; is_upper finite > 0; is_lower 0 (TRUNCATE only: read as
+   1/is_upper, used by the is_frac_low metric alone) or finite in (0, is_upper];
+   rs_upper finite > 0; K1: rs_lower 0 (read as 1/rs_upper) or finite in (0, rs_upper],
+   rs_level not SEQ_MAX. */
+VPPODEF vppo_rc_config vppo_rc_config_default(void);
+
+typedef struct vppo_rc_out {
+    int64_t n_valid, n_seqs_valid, n_kept;   /* valid tokens, non-empty sequences, kept tokens */
+    /* importance weights (before batch normalization, rejected tokens included), means
+       over valid tokens: */
+    double is_mean, is_std, is_min, is_max;
+    double is_ess;            /* effective sample size mean(w)^2 / mean(w^2); 0 if all w = 0 */
+    double is_frac_high, is_frac_low;   /* above is_upper / below is_lower: the clamped ratio of
+                                           each valid token (TOKEN), the unclamped ln-ratio of
+                                           each non-empty sequence against ln of the bound (SEQ_*) */
+    double is_norm;           /* the batch normalizer divided by (1 when not normalizing) */
+    /* rejection: the statistic over valid tokens (a sequence's value at each of its tokens) */
+    double rs_mean, rs_min, rs_max;
+    double rs_frac_token;     /* rejected valid tokens / valid tokens */
+    double rs_frac_seq;       /* non-empty sequences with a rejected token / non-empty sequences */
+    /* off-policy diagnostics, lc = clamp(l, -20, 20): */
+    double kl;                /* mean over valid tokens of -l (KL(rollout || trainer), k1) */
+    double k3_kl;             /* mean of exp(lc) - 1 - lc */
+    double chi2_token;        /* mean of exp(2 lc) - 1 */
+    double chi2_seq;          /* mean over non-empty sequences of exp(2 clamp(sum_b l, -20, 20)) - 1 */
+    double log_ppl_diff;      /* mean over non-empty sequences of (mean_b logp_rollout - mean_b logp) */
+} vppo_rc_out;
+
+/* Rollout correction of one batch (verl's compute_rollout_correction_and_rejection_mask
+   with one rejection option). For a valid token t of sequence b, with the level's
+   aggregate L of l (l_t, sum_b l or mean_b l):
+     ratio = exp(clamp(L, -20, 20)); w = 1 (IS_NONE), min(ratio, is_upper) (TRUNCATE),
+     [is_lower <= ratio <= is_upper] ratio (MASK); with is_batch_normalize, w /= m where
+     m = mean of w over valid tokens (TOKEN) or over non-empty sequences (SEQ_*), when
+     m > 1e-8 (else w is kept and is_norm = 1).
+     keep_t = rs_kind == NONE or the level's aggregate S of the token statistic passes
+     its threshold (all kept tokens of a sequence stand or fall together at SEQ_*).
+   Writes (each optional, [N] like every per-token output, 0 at invalid positions):
+     weight[t] = keep_t ? w : 0   -> vppo_policy_loss's weight (float; w <= e^20 / m)
+     keep[t]   = keep_t (0/1)     -> the mask of the loss's vppo_seqs, which also removes
+                                     rejected tokens from the token counts (verl's
+                                     modified response_mask); weight alone keeps them in.
+   out (required): the metrics above. One rejection criterion per call; for verl's
+   comma-separated list call once per criterion and AND the keep masks. logp and
+   logp_rollout must be finite at valid positions (VPPO_ERR_NONFINITE). Differences
+   from verl (documented, not bugs): sequence metrics are over non-empty sequences (verl
+   averages sequence fractions and chi2_seq over all rows); is_min/is_max are the
+   applied weights at every level (verl reports the unclamped ratios at sequence level);
+   k3_kl clamps l to [-20, 20]; is_ess has no 1e-8 in its denominator. */
+VPPODEF vppo_status vppo_rollout_correction(const vppo_rc_config *cfg, const vppo_seqs *s,
+    const float *logp, const float *logp_rollout, float *weight, uint8_t *keep, vppo_rc_out *out);
+
 /* ================================================== the pipeline (§8) =========== */
 
 typedef struct vppo_config {
@@ -2399,6 +2488,282 @@ VPPODEF vppo_status vppo_policy_loss(const vppo_loss_config *cfg, const vppo_seq
     vppo_status st = vppo__check_loss_inputs(cfg, s, logp, logp_old, logp_ref, adv, weight, out, 1);
     if (st != VPPO_OK) return st;
     return vppo__policy_loss_run(cfg, s, logp, logp_old, logp_ref, adv, select, weight, dlogp, out);
+}
+
+/* ======================================================= rollout correction == */
+
+VPPODEF vppo_rc_config vppo_rc_config_default(void)
+{
+    vppo_rc_config c;
+    c.is_mode = VPPO_RC_IS_TRUNCATE;
+    c.is_level = VPPO_RC_TOKEN;
+    c.is_upper = 2.0;
+    c.is_lower = 0.0;
+    c.is_batch_normalize = 0;
+    c.rs_kind = VPPO_RC_RS_NONE;
+    c.rs_level = VPPO_RC_TOKEN;
+    c.rs_upper = 0.0;
+    c.rs_lower = 0.0;
+    return c;
+}
+
+/* The rc enums start at 0: one unsigned comparison checks both ends (a negative value wraps
+   around), and stays meaningful where enums are short and unsigned (no -Wtype-limits). */
+static int vppo__rc_level_ok(vppo_rc_level v) { return (unsigned)v <= (unsigned)VPPO_RC_SEQ_MAX; }
+static int vppo__positive(double x) { return x > 0.0 && vppo__finite(x); }
+/* A lower bound: 0 (the reciprocal of upper is meant) or finite in (0, upper]. */
+static int vppo__rc_lower_ok(double lower, double upper) { return lower == 0.0 || (vppo__positive(lower) && lower <= upper); }
+static VPPO_HD double vppo__rc_lower(double lower, double upper) { return lower > 0.0 ? lower : 1.0 / upper; }
+
+/* The config's domain (vppo_rollout_correction's first check; vppo_cuda.cu's too). */
+static vppo_status vppo__check_rc_config(const vppo_rc_config *c)
+{
+    if (!c) return VPPO_ERR_NULL;
+    if ((unsigned)c->is_mode > (unsigned)VPPO_RC_IS_MASK) return VPPO_ERR_PARAM;
+    if (c->is_mode != VPPO_RC_IS_NONE) {
+        if (!vppo__rc_level_ok(c->is_level) || c->is_level == VPPO_RC_SEQ_MAX) return VPPO_ERR_PARAM;
+        if (!vppo__positive(c->is_upper) || !vppo__rc_lower_ok(c->is_lower, c->is_upper)) return VPPO_ERR_PARAM;
+        if (c->is_mode == VPPO_RC_IS_MASK && c->is_lower == 0.0) return VPPO_ERR_PARAM;
+    }
+    if ((unsigned)c->rs_kind > (unsigned)VPPO_RC_RS_K3) return VPPO_ERR_PARAM;
+    if (c->rs_kind != VPPO_RC_RS_NONE) {
+        if (!vppo__rc_level_ok(c->rs_level) || !vppo__positive(c->rs_upper)) return VPPO_ERR_PARAM;
+        if (c->rs_kind == VPPO_RC_RS_K1 &&
+            (c->rs_level == VPPO_RC_SEQ_MAX || !vppo__rc_lower_ok(c->rs_lower, c->rs_upper))) return VPPO_ERR_PARAM;
+    }
+    return VPPO_OK;
+}
+
+/* The rejection statistic of one token from its log-ratio l (verl's k1, k2, k3). */
+static VPPO_HD double vppo__rc_stat(vppo_rc_rs kind, double l)
+{
+    const double lc = vppo__clamp(l, -20.0, 20.0);
+    switch (kind) {
+    case VPPO_RC_RS_K1: return -lc;
+    case VPPO_RC_RS_K2: return 0.5 * lc * lc;
+    case VPPO_RC_RS_K3: return expm1(lc) - lc;
+    case VPPO_RC_RS_NONE: break;
+    }
+    return 0.0;
+}
+
+/* One sequence's sums over its valid tokens, which the sequence levels aggregate. The
+   functions below, down to vppo__rc_out_fill, run on the CPU and in vppo_cuda.cu. */
+typedef struct vppo__rc_seq {
+    int64_t n;
+    double sum_l, sum_stat, max_stat;   /* of l and of the rejection statistic */
+    double sum_logp, sum_logp_rollout;
+} vppo__rc_seq;
+
+static VPPO_HD void vppo__rc_seq_init(vppo__rc_seq *q)
+{
+    q->n = 0;
+    q->sum_l = q->sum_stat = q->sum_logp = q->sum_logp_rollout = 0.0;
+    q->max_stat = -VPPO__INF;
+}
+
+static VPPO_HD void vppo__rc_seq_add(const vppo_rc_config *c, vppo__rc_seq *q, float logp, float logp_rollout)
+{
+    const double l = (double)logp - (double)logp_rollout, stat = vppo__rc_stat(c->rs_kind, l);
+    q->n += 1;
+    q->sum_l += l;
+    q->sum_stat += stat;
+    if (stat > q->max_stat) q->max_stat = stat;
+    q->sum_logp += logp;
+    q->sum_logp_rollout += logp_rollout;
+}
+
+/* The level's aggregate for a token: its own x, or its sequence's sum, mean or max. */
+static VPPO_HD double vppo__rc_aggregate(vppo_rc_level level, double x, double sum, double max, int64_t n)
+{
+    switch (level) {
+    case VPPO_RC_TOKEN:    return x;
+    case VPPO_RC_SEQ_SUM:  return sum;
+    case VPPO_RC_SEQ_MEAN: return sum / (double)n;
+    case VPPO_RC_SEQ_MAX:  return max;
+    }
+    return x;
+}
+
+/* The ratio of an aggregated log-ratio L, and its importance weight (before batch
+   normalization). */
+static VPPO_HD double vppo__rc_ratio(double L) { return exp(vppo__clamp(L, -20.0, 20.0)); }
+static VPPO_HD double vppo__rc_weight(const vppo_rc_config *c, double ratio)
+{
+    switch (c->is_mode) {
+    case VPPO_RC_IS_TRUNCATE: return ratio < c->is_upper ? ratio : c->is_upper;
+    case VPPO_RC_IS_MASK:     return (ratio >= c->is_lower && ratio <= c->is_upper) ? ratio : 0.0;
+    case VPPO_RC_IS_NONE:     break;
+    }
+    return 1.0;
+}
+
+static VPPO_HD int vppo__rc_keep(const vppo_rc_config *c, double stat)
+{
+    if (c->rs_kind == VPPO_RC_RS_NONE) return 1;
+    if (c->rs_kind == VPPO_RC_RS_K1)
+        return stat >= log(vppo__rc_lower(c->rs_lower, c->rs_upper)) && stat <= log(c->rs_upper);
+    return stat <= c->rs_upper;
+}
+
+/* The sums behind the metrics, over one sequence or the batch. */
+typedef struct vppo__rc_sums {
+    int64_t n, kept;                            /* valid and kept tokens */
+    double w, w2, w_min, w_max, high, low;      /* weights; ratios beyond the IS bounds */
+    double stat, stat_min, stat_max;            /* the rejection statistic */
+    double kl, k3, chi2;                        /* token off-policy terms */
+    double seq_w, chi2_seq, ppl;                /* per non-empty sequence */
+} vppo__rc_sums;
+
+static VPPO_HD void vppo__rc_sums_init(vppo__rc_sums *a)
+{
+    a->n = a->kept = 0;
+    a->w = a->w2 = a->high = a->low = a->stat = a->kl = a->k3 = a->chi2 = 0.0;
+    a->seq_w = a->chi2_seq = a->ppl = 0.0;
+    a->w_min = a->stat_min = VPPO__INF;
+    a->w_max = a->stat_max = -VPPO__INF;
+}
+
+/* One valid token of sequence q: adds it to a, returns keep_t and sets *w (unnormalized). */
+static VPPO_HD int vppo__rc_token(const vppo_rc_config *c, const vppo__rc_seq *q, float logp, float logp_rollout,
+                                  double *w, vppo__rc_sums *a)
+{
+    const double l = (double)logp - (double)logp_rollout, lc = vppo__clamp(l, -20.0, 20.0);
+    const double stat = vppo__rc_aggregate(c->rs_level, vppo__rc_stat(c->rs_kind, l), q->sum_stat, q->max_stat, q->n);
+    const int keep = vppo__rc_keep(c, stat);
+    const double ratio = vppo__rc_ratio(vppo__rc_aggregate(c->is_level, l, q->sum_l, 0.0, q->n));
+    *w = vppo__rc_weight(c, ratio);
+    a->n += 1;
+    a->kept += keep;
+    a->w += *w;
+    a->w2 += *w * *w;
+    if (*w < a->w_min) a->w_min = *w;
+    if (*w > a->w_max) a->w_max = *w;
+    if (c->is_level == VPPO_RC_TOKEN) {   /* the clamped ratio against the bounds, as verl */
+        a->high += ratio > c->is_upper;
+        a->low += ratio < vppo__rc_lower(c->is_lower, c->is_upper);
+    }
+    a->stat += stat;
+    if (stat < a->stat_min) a->stat_min = stat;
+    if (stat > a->stat_max) a->stat_max = stat;
+    a->kl += -l;
+    a->k3 += expm1(lc) - lc;
+    a->chi2 += expm1(2.0 * lc);
+    return keep;
+}
+
+/* After the tokens of a non-empty sequence: its sequence-level terms. */
+static VPPO_HD void vppo__rc_seq_close(const vppo_rc_config *c, const vppo__rc_seq *q, vppo__rc_sums *a)
+{
+    if (q->n == 0) return;
+    if (c->is_level != VPPO_RC_TOKEN) {
+        const double L = vppo__rc_aggregate(c->is_level, 0.0, q->sum_l, 0.0, q->n);
+        a->high += L > log(c->is_upper);
+        a->low += L < log(vppo__rc_lower(c->is_lower, c->is_upper));
+        a->seq_w += vppo__rc_weight(c, vppo__rc_ratio(L));
+    }
+    a->chi2_seq += expm1(2.0 * vppo__clamp(q->sum_l, -20.0, 20.0));
+    a->ppl += (q->sum_logp_rollout - q->sum_logp) / (double)q->n;
+}
+
+static VPPO_HD void vppo__rc_sums_merge(vppo__rc_sums *into, const vppo__rc_sums *b)
+{
+    into->n += b->n; into->kept += b->kept;
+    into->w += b->w; into->w2 += b->w2; into->high += b->high; into->low += b->low;
+    into->stat += b->stat; into->kl += b->kl; into->k3 += b->k3; into->chi2 += b->chi2;
+    into->seq_w += b->seq_w; into->chi2_seq += b->chi2_seq; into->ppl += b->ppl;
+    if (b->w_min < into->w_min) into->w_min = b->w_min;
+    if (b->w_max > into->w_max) into->w_max = b->w_max;
+    if (b->stat_min < into->stat_min) into->stat_min = b->stat_min;
+    if (b->stat_max > into->stat_max) into->stat_max = b->stat_max;
+}
+
+/* Divides a sum by a count; 0 for an empty count. */
+static VPPO_HD double vppo__mean_of(double sum, int64_t n) { return n > 0 ? sum / (double)n : 0.0; }
+
+/* The metrics from the batch sums; nseq non-empty sequences, seq_rejected of them with a
+   rejected token. */
+static VPPO_HD void vppo__rc_out_fill(const vppo_rc_config *c, const vppo__rc_sums *t, int64_t nseq,
+                                      int64_t seq_rejected, vppo_rc_out *o)
+{
+    const int seq_is = c->is_level != VPPO_RC_TOKEN;
+    const int64_t n = t->n;
+    o->n_valid = n; o->n_seqs_valid = nseq; o->n_kept = t->kept;
+    o->is_mean = vppo__mean_of(t->w, n);
+    o->is_std = sqrt(vppo__max(vppo__mean_of(t->w2, n) - o->is_mean * o->is_mean, 0.0));
+    o->is_min = n ? t->w_min : 0.0;
+    o->is_max = n ? t->w_max : 0.0;
+    o->is_ess = t->w2 > 0.0 ? o->is_mean * o->is_mean / vppo__mean_of(t->w2, n) : 0.0;
+    o->is_frac_high = vppo__mean_of(t->high, seq_is ? nseq : n);
+    o->is_frac_low = vppo__mean_of(t->low, seq_is ? nseq : n);
+    o->is_norm = 1.0;
+    if (c->is_batch_normalize) {
+        const double m = seq_is ? vppo__mean_of(t->seq_w, nseq) : o->is_mean;
+        if (m > 1e-8) o->is_norm = m;
+    }
+    o->rs_mean = vppo__mean_of(t->stat, n);
+    o->rs_min = n ? t->stat_min : 0.0;
+    o->rs_max = n ? t->stat_max : 0.0;
+    o->rs_frac_token = vppo__mean_of((double)(n - t->kept), n);
+    o->rs_frac_seq = vppo__mean_of((double)seq_rejected, nseq);
+    o->kl = vppo__mean_of(t->kl, n);
+    o->k3_kl = vppo__mean_of(t->k3, n);
+    o->chi2_token = vppo__mean_of(t->chi2, n);
+    o->chi2_seq = vppo__mean_of(t->chi2_seq, nseq);
+    o->log_ppl_diff = vppo__mean_of(t->ppl, nseq);
+}
+
+static void vppo__rc_seq_scan(const vppo_rc_config *c, const vppo_seqs *s, int64_t b, const float *logp,
+                              const float *logp_rollout, vppo__rc_seq *q)
+{
+    int64_t t;
+    vppo__rc_seq_init(q);
+    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+        if (vppo__valid(s, t)) vppo__rc_seq_add(c, q, logp[t], logp_rollout[t]);
+}
+
+VPPODEF vppo_status vppo_rollout_correction(const vppo_rc_config *cfg, const vppo_seqs *s,
+    const float *logp, const float *logp_rollout, float *weight, uint8_t *keep, vppo_rc_out *out)
+{
+    vppo_status st;
+    vppo__rc_sums tot;
+    int64_t b, nseq = 0, seq_rejected = 0;
+    if ((st = vppo__check_rc_config(cfg)) != VPPO_OK) return st;
+    if ((st = vppo__check_seqs(s)) != VPPO_OK) return st;
+    if (!logp || !logp_rollout || !out) return VPPO_ERR_NULL;
+    if ((st = vppo__check_values(s, logp, 0)) != VPPO_OK) return st;
+    if ((st = vppo__check_values(s, logp_rollout, 0)) != VPPO_OK) return st;
+    vppo__rc_sums_init(&tot);
+    for (b = 0; b < s->n_seqs; ++b) {   /* pass 1: the metrics and the batch normalizer */
+        vppo__rc_seq q;
+        vppo__rc_sums a;
+        int64_t t;
+        double w;
+        vppo__rc_seq_scan(cfg, s, b, logp, logp_rollout, &q);
+        if (q.n == 0) continue;
+        vppo__rc_sums_init(&a);
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+            if (vppo__valid(s, t)) (void)vppo__rc_token(cfg, &q, logp[t], logp_rollout[t], &w, &a);
+        vppo__rc_seq_close(cfg, &q, &a);
+        vppo__rc_sums_merge(&tot, &a);
+        nseq += 1;
+        seq_rejected += a.kept < a.n;
+    }
+    vppo__rc_out_fill(cfg, &tot, nseq, seq_rejected, out);
+    if (!weight && !keep) return VPPO_OK;
+    for (b = 0; b < s->n_seqs; ++b) {   /* pass 2: the per-token outputs */
+        vppo__rc_seq q;
+        vppo__rc_sums unused;
+        int64_t t;
+        vppo__rc_seq_scan(cfg, s, b, logp, logp_rollout, &q);
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
+            double w = 0.0;
+            const int k = vppo__valid(s, t) ? vppo__rc_token(cfg, &q, logp[t], logp_rollout[t], &w, &unused) : 0;
+            if (weight) weight[t] = k ? (float)(w / out->is_norm) : 0.0f;
+            if (keep) keep[t] = (uint8_t)k;
+        }
+    }
+    return VPPO_OK;
 }
 
 /* =========================================================== the pipeline == */

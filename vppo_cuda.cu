@@ -1159,6 +1159,105 @@ __global__ void __launch_bounds__(SEQ_BLOCK) k_final(int64_t B, const SeqRec *re
     }
 }
 
+/* ------------------------------------------------------ rollout correction */
+
+/* Per sequence: the checks (offsets, finite log-probs), the sequence sums, then each
+   token's weight (before batch normalization) and keep, and the sequence's metric sums
+   in rec[b] (the workspace's sequence records, read as vppo__rc_sums). The math is
+   vppo.h's (VPPO_HD). */
+struct RcArgs {
+    Seqs s; Hdr *hdr; vppo__rc_sums *rec;
+    vppo_rc_config cfg; const float *logp, *logp_rollout; float *weight; uint8_t *keep;
+};
+
+__device__ void block_sums(vppo__rc_sums &a)
+{
+    a.n = block_count<SEQ_BLOCK>(a.n); a.kept = block_count<SEQ_BLOCK>(a.kept);
+    a.w = block_sum<SEQ_BLOCK>(a.w); a.w2 = block_sum<SEQ_BLOCK>(a.w2);
+    a.high = block_sum<SEQ_BLOCK>(a.high); a.low = block_sum<SEQ_BLOCK>(a.low);
+    a.stat = block_sum<SEQ_BLOCK>(a.stat); a.kl = block_sum<SEQ_BLOCK>(a.kl);
+    a.k3 = block_sum<SEQ_BLOCK>(a.k3); a.chi2 = block_sum<SEQ_BLOCK>(a.chi2);
+    a.seq_w = block_sum<SEQ_BLOCK>(a.seq_w); a.chi2_seq = block_sum<SEQ_BLOCK>(a.chi2_seq);
+    a.ppl = block_sum<SEQ_BLOCK>(a.ppl);
+    a.w_min = block_all<SEQ_BLOCK>(a.w_min, OpMin()); a.w_max = block_all<SEQ_BLOCK>(a.w_max, OpMax());
+    a.stat_min = block_all<SEQ_BLOCK>(a.stat_min, OpMin()); a.stat_max = block_all<SEQ_BLOCK>(a.stat_max, OpMax());
+}
+
+__global__ void __launch_bounds__(SEQ_BLOCK) k_rc_seq(RcArgs a)
+{
+    for (int64_t b = blockIdx.x; b < (a.s.B > 0 ? a.s.B : 1); b += gridDim.x) {
+        int64_t lo = 0, hi = 0;
+        if (!seq_range(a.s, b, a.hdr, lo, hi) || b >= a.s.B) return;   /* uniform over the block */
+        vppo__rc_seq q;
+        vppo__rc_seq_init(&q);
+        bool bad = false;
+        for (int64_t t = lo + threadIdx.x; t < hi; t += SEQ_BLOCK) {
+            if (!valid(a.s, t)) continue;
+            bad |= !finite_f(a.logp[t]) || !finite_f(a.logp_rollout[t]);
+            vppo__rc_seq_add(&a.cfg, &q, a.logp[t], a.logp_rollout[t]);
+        }
+        if (bad) flag(a.hdr, CHK_NONFINITE);
+        q.n = block_count<SEQ_BLOCK>(q.n);
+        q.sum_l = block_sum<SEQ_BLOCK>(q.sum_l);
+        q.sum_stat = block_sum<SEQ_BLOCK>(q.sum_stat);
+        q.max_stat = block_all<SEQ_BLOCK>(q.max_stat, OpMax());
+        q.sum_logp = block_sum<SEQ_BLOCK>(q.sum_logp);
+        q.sum_logp_rollout = block_sum<SEQ_BLOCK>(q.sum_logp_rollout);
+        vppo__rc_sums sums;
+        vppo__rc_sums_init(&sums);
+        for (int64_t t = lo + threadIdx.x; t < hi; t += SEQ_BLOCK) {
+            double w = 0.0;
+            const int k = valid(a.s, t) ? vppo__rc_token(&a.cfg, &q, a.logp[t], a.logp_rollout[t], &w, &sums) : 0;
+            if (a.weight) a.weight[t] = k ? (float)w : 0.0f;
+            if (a.keep) a.keep[t] = (uint8_t)k;
+        }
+        block_sums(sums);
+        if (threadIdx.x == 0) {
+            vppo__rc_seq_close(&a.cfg, &q, &sums);
+            a.rec[b] = sums;
+        }
+    }
+}
+
+/* One block: the batch sums of the sequence records in a fixed order, the metrics. */
+__global__ void __launch_bounds__(SEQ_BLOCK) k_rc_batch(int64_t B, const vppo__rc_sums *rec, vppo_rc_config cfg,
+                                                        vppo_rc_out *out, const Hdr *hdr)
+{
+    if (stopped(hdr)) return;
+    vppo__rc_sums tot;
+    vppo__rc_sums_init(&tot);
+    long long nseq = 0, rejected = 0;
+    for (int64_t b = threadIdx.x; b < B; b += SEQ_BLOCK) {
+        if (rec[b].n == 0) continue;
+        vppo__rc_sums_merge(&tot, &rec[b]);
+        nseq += 1;
+        rejected += rec[b].kept < rec[b].n;
+    }
+    block_sums(tot);
+    nseq = block_count<SEQ_BLOCK>(nseq);
+    rejected = block_count<SEQ_BLOCK>(rejected);
+    if (threadIdx.x == 0) vppo__rc_out_fill(&cfg, &tot, nseq, rejected, out);
+}
+
+/* Batch normalization: the weights over [offsets[0], offsets[B]) divided by out->is_norm. */
+__global__ void k_rc_scale(const int64_t *off, int64_t B, float *weight, const vppo_rc_out *out, const Hdr *hdr)
+{
+    if (stopped(hdr) || out->is_norm == 1.0) return;
+    const double norm = out->is_norm;
+    for (int64_t t = off[0] + (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < off[B];
+         t += (int64_t)gridDim.x * blockDim.x)
+        weight[t] = (float)((double)weight[t] / norm);
+}
+
+/* The status from the header, and the metrics to *dst (device, or NULL) on success. */
+__global__ void k_rc_publish(const Hdr *hdr, const vppo_rc_out *src, int32_t *status, vppo_rc_out *dst)
+{
+    const vppo_status st = hdr->check == CHK_SIZE ? VPPO_ERR_SIZE :
+                           hdr->check == CHK_NONFINITE ? VPPO_ERR_NONFINITE : VPPO_OK;
+    if (st == VPPO_OK && dst) *dst = *src;
+    *status = (int32_t)st;
+}
+
 /* ===================================================================== 4. host side */
 
 thread_local char error_message[256];
@@ -1750,6 +1849,62 @@ vppo_status pipeline(Call &c, const vppo_config *cfg, const vppo_seqs *s, const 
     return c.finish(pub);
 }
 
+/* Rollout correction. The sequence records of the workspace hold vppo__rc_sums, and its
+   results area the metrics (out: device in the asynchronous form, host in the synchronous
+   one, where they are copied back with the status). */
+vppo_status rollout_correction(Call &c, const vppo_rc_config *cfg, const vppo_seqs *s, const float *logp,
+    const float *logp_rollout, float *weight, uint8_t *keep, vppo_rc_out *out)
+{
+    static_assert(sizeof(vppo__rc_sums) <= sizeof(SeqRec), "a sequence record holds vppo__rc_sums");
+    static_assert(sizeof(vppo_rc_out) <= sizeof(Results), "the results area holds vppo_rc_out");
+    vppo_status st = vppo__check_rc_config(cfg);
+    if (st != VPPO_OK) return st;
+    if ((st = vppo__check_seqs_in(s, 0)) != VPPO_OK) return st;
+    if (!logp || !logp_rollout || !out) return VPPO_ERR_NULL;
+    if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
+    RcArgs a;
+    memset(&a, 0, sizeof a);
+    a.s.off = s->offsets; a.s.B = s->n_seqs; a.s.mask = s->mask;
+    a.hdr = c.hdr();
+    a.rec = (vppo__rc_sums *)c.recs();
+    a.cfg = *cfg;
+    a.logp = logp; a.logp_rollout = logp_rollout; a.weight = weight; a.keep = keep;
+    vppo_rc_out *metrics = (vppo_rc_out *)c.res();
+    c.run("k_rc_seq", k_rc_seq, seq_grid(s->n_seqs), SEQ_BLOCK, a);
+    c.run("k_rc_batch", k_rc_batch, 1, SEQ_BLOCK, s->n_seqs, (const vppo__rc_sums *)a.rec, *cfg, metrics,
+          (const Hdr *)c.hdr());
+    if (weight && cfg->is_batch_normalize)
+        c.run("k_rc_scale", k_rc_scale, 256, 256, s->offsets, s->n_seqs, weight, (const vppo_rc_out *)metrics,
+              (const Hdr *)c.hdr());
+    if (c.async) {
+        c.run("k_rc_publish", k_rc_publish, 1, 1, (const Hdr *)c.hdr(), (const vppo_rc_out *)metrics, c.L->status,
+              out);
+        if (!c.failed) return VPPO_OK;
+        (void)cudaGetLastError();
+        return VPPO_ERR_CUDA;
+    }
+    int32_t status = VPPO_OK;
+    vppo_rc_out back;
+    memset(&back, 0, sizeof back);
+    if (c.block) {
+        c.run("k_rc_publish", k_rc_publish, 1, 1, (const Hdr *)c.hdr(), (const vppo_rc_out *)metrics,
+              &c.tail->status, (vppo_rc_out *)NULL);
+        if (!c.failed)
+            c.cuda(cudaMemcpyAsync(&status, &c.tail->status, sizeof status, cudaMemcpyDeviceToHost, c.stream),
+                   "cudaMemcpyAsync") &&
+                c.cuda(cudaMemcpyAsync(&back, metrics, sizeof back, cudaMemcpyDeviceToHost, c.stream), "cudaMemcpyAsync");
+        c.cuda(cudaFreeAsync(c.block, c.stream), "cudaFreeAsync");
+        c.block = NULL;
+    }
+    c.cuda(cudaStreamSynchronize(c.stream), "cudaStreamSynchronize");
+    if (c.failed) {
+        (void)cudaGetLastError();
+        return VPPO_ERR_CUDA;
+    }
+    if (status == VPPO_OK) *out = back;
+    return (vppo_status)status;
+}
+
 }  // namespace
 
 /* ======================================================================= the API */
@@ -1840,5 +1995,18 @@ vppo_status vppo_cuda_step_async(const vppo_config *cfg, const vppo_seqs *s, con
     const vppo_prepared *p, float *dlogp, vppo_loss_out *out, vppo_tas_stats *stats, vppo_topk_info *topk,
     const vppo_cuda_launch *launch)
 { Call c(launch); return pipeline(c, cfg, s, logp, logp_old, logp_aug, NULL, logp_ref, adv_seq, NULL, p, dlogp, out, stats, topk, true); }
+
+vppo_status vppo_cuda_rollout_correction(const vppo_rc_config *cfg, const vppo_seqs *s, const float *logp,
+    const float *logp_rollout, float *weight, uint8_t *keep, vppo_rc_out *out, void *stream)
+{
+    Call c(stream);
+    return rollout_correction(c, cfg, s, logp, logp_rollout, weight, keep, out);
+}
+vppo_status vppo_cuda_rollout_correction_async(const vppo_rc_config *cfg, const vppo_seqs *s, const float *logp,
+    const float *logp_rollout, float *weight, uint8_t *keep, vppo_rc_out *out, const vppo_cuda_launch *launch)
+{
+    Call c(launch);
+    return rollout_correction(c, cfg, s, logp, logp_rollout, weight, keep, out);
+}
 
 }  // extern "C"

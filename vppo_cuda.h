@@ -1,7 +1,7 @@
 /* vppo_cuda.h - the CUDA translation unit of vppo.h (docs/spec.md §11). MIT licence, see vppo.h.
 
-   The functions below are the vppo.h functions of the same name (§2, §6, §7, §8 and
-   vppo_perturb_patch_rows) on device pointers, with one more argument: the CUDA stream
+   The functions below are the vppo.h functions of the same name (§2, §6, §7, §8,
+   vppo_perturb_patch_rows and vppo_rollout_correction) on device pointers, with one more argument: the CUDA stream
    to run on (a cudaStream_t passed as void *; NULL is the legacy default stream), or,
    in the asynchronous form, a vppo_cuda_launch (stream, workspace, status word).
    This header is plain C and includes no CUDA header; link libvppo_cuda.a (make cuda)
@@ -154,6 +154,11 @@ vppo_status vppo_cuda_step(const vppo_config *cfg, const vppo_seqs *s, const flo
     const float *adv_seq, vppo_prepared *p, float *dlogp, vppo_loss_out *out /* host */,
     void *stream);
 
+/* rollout correction (vppo.h's vppo_rollout_correction; out: host) */
+vppo_status vppo_cuda_rollout_correction(const vppo_rc_config *cfg, const vppo_seqs *s,
+    const float *logp, const float *logp_rollout, float *weight, uint8_t *keep,
+    vppo_rc_out *out /* host */, void *stream);
+
 /* ------------------------------------------------------------ asynchronous mode */
 
 /* Where and with what an _async call is enqueued (see ASYNCHRONOUS MODE above). */
@@ -202,6 +207,9 @@ vppo_status vppo_cuda_step_async(const vppo_config *cfg, const vppo_seqs *s, con
     const float *logp_old, const float *logp_aug, const float *logp_ref,
     const float *adv_seq, const vppo_prepared *p, float *dlogp, vppo_loss_out *out /* device */,
     vppo_tas_stats *stats, vppo_topk_info *topk, const vppo_cuda_launch *launch);
+vppo_status vppo_cuda_rollout_correction_async(const vppo_rc_config *cfg, const vppo_seqs *s,
+    const float *logp, const float *logp_rollout, float *weight, uint8_t *keep,
+    vppo_rc_out *out /* device */, const vppo_cuda_launch *launch);
 
 #ifdef __cplusplus
 }

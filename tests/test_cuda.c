@@ -2634,6 +2634,183 @@ void cuda_injected_failures_give_vppo_err_cuda_and_leave_nothing_behind(void)
 }
 #endif
 
+/* ================================================================ rollout correction */
+
+/* A rollout batch on both sides: offsets and mask (holes, empty sequences), the trainer's
+   and the engine's log-probs (log-ratios ~ N(0, 0.6), a few past the +-20 clamp). */
+typedef struct rc_world { test_batch b; float *lp, *lr; int64_t *d_off; uint8_t *d_mask; float *d_lp, *d_lr; } rc_world;
+
+static rc_world rc_world_new(uint64_t seed, int64_t B, int64_t L)
+{
+    rc_world W;
+    rng r = rng_make(seed);
+    int64_t t;
+    W.b = batch_make(&r, B, L, 0, 1);
+    W.lp = floats_new(W.b.n, NAN);
+    W.lr = floats_new(W.b.n, NAN);
+    for (t = 0; t < W.b.n; ++t) {
+        if (!W.b.mask[t]) continue;
+        W.lr[t] = (float)-rng_range(&r, 0.01, 5);
+        W.lp[t] = (float)(W.lr[t] + (rng_uniform(&r) < 0.02 ? 25.0 : 0.6 * rng_normal(&r)));
+    }
+    W.d_off = (int64_t *)dev_alloc((size_t)(B + 1) * sizeof(int64_t), 0);
+    W.d_mask = (uint8_t *)dev_alloc((size_t)W.b.n, 0);
+    W.d_lp = (float *)dev_alloc((size_t)W.b.n * sizeof(float), 0);
+    W.d_lr = (float *)dev_alloc((size_t)W.b.n * sizeof(float), 0);
+    dev_upload_to(W.d_off, W.b.offsets, (size_t)(B + 1) * sizeof(int64_t));
+    dev_upload_to(W.d_mask, W.b.mask, (size_t)W.b.n);
+    dev_upload_to(W.d_lp, W.lp, (size_t)W.b.n * sizeof(float));
+    dev_upload_to(W.d_lr, W.lr, (size_t)W.b.n * sizeof(float));
+    return W;
+}
+
+static void rc_world_free(rc_world *W)
+{
+    CUDA_MUST(cudaFree(W->d_off)); CUDA_MUST(cudaFree(W->d_mask));
+    CUDA_MUST(cudaFree(W->d_lp)); CUDA_MUST(cudaFree(W->d_lr));
+    free(W->lp); free(W->lr); batch_free(&W->b);
+}
+
+/* vppo_cuda_rollout_correction (sync) against vppo_rollout_correction on one config:
+   keep exactly, weights and metrics within twice SPEC §12. Returns 1 when all agree. */
+static int rc_compare(const vppo_rc_config *c, const rc_world *W)
+{
+    const int64_t n = W->b.n;
+    vppo_seqs ds = { W->b.n_seqs, W->d_off, W->d_mask };
+    float *w = floats_new(n, 7.0f), *gw = floats_new(n, 0);
+    uint8_t *k = (uint8_t *)malloc((size_t)n), *gk = (uint8_t *)malloc((size_t)n);
+    float *dw = (float *)dev_alloc((size_t)n * sizeof(float), 0x55);
+    uint8_t *dk = (uint8_t *)dev_alloc((size_t)n, 0x55);
+    vppo_rc_out o, g;
+    int64_t t;
+    int fails_before = test_failed_now;
+    CHECK_STATUS(VPPO_OK, vppo_rollout_correction(c, &W->b.s, W->lp, W->lr, w, k, &o));
+    CHECK_STATUS(VPPO_OK, vppo_cuda_rollout_correction(c, &ds, W->d_lp, W->d_lr, dw, dk, &g, NULL));
+    dev_download(gw, dw, (size_t)n * sizeof(float));
+    dev_download(gk, dk, (size_t)n);
+    for (t = 0; t < n; ++t) {
+        CHECK_EQ_INT(k[t], gk[t]);
+        CHECK_NEAR(w[t], gw[t], TWICE(TOL_TOKEN));
+    }
+    CHECK_EQ_INT(o.n_valid, g.n_valid); CHECK_EQ_INT(o.n_seqs_valid, g.n_seqs_valid); CHECK_EQ_INT(o.n_kept, g.n_kept);
+    CHECK_NEAR(o.is_mean, g.is_mean, TWICE(TOL_SCALAR)); CHECK_NEAR(o.is_std, g.is_std, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.is_min, g.is_min, TWICE(TOL_SCALAR)); CHECK_NEAR(o.is_max, g.is_max, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.is_ess, g.is_ess, TWICE(TOL_SCALAR)); CHECK_NEAR(o.is_norm, g.is_norm, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.is_frac_high, g.is_frac_high, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.is_frac_low, g.is_frac_low, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.rs_mean, g.rs_mean, TWICE(TOL_SCALAR)); CHECK_NEAR(o.rs_min, g.rs_min, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.rs_max, g.rs_max, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.rs_frac_token, g.rs_frac_token, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.rs_frac_seq, g.rs_frac_seq, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.kl, g.kl, TWICE(TOL_SCALAR)); CHECK_NEAR(o.k3_kl, g.k3_kl, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.chi2_token, g.chi2_token, TWICE(TOL_SCALAR)); CHECK_NEAR(o.chi2_seq, g.chi2_seq, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.log_ppl_diff, g.log_ppl_diff, TWICE(TOL_SCALAR));
+    free(w); free(gw); free(k); free(gk);
+    CUDA_MUST(cudaFree(dw)); CUDA_MUST(cudaFree(dk));
+    return test_failed_now == fails_before;
+}
+
+/* Every IS mode and level with and without normalization, and every rejection kind and
+   level, on a batch with holes and empty sequences (and one longer than a block). */
+static void cuda_rollout_correction_matches_cpu_every_mode(void)
+{
+    rc_world W = rc_world_new(1805, 7, SIZE_EMU_REAL(300, 3000));
+    int is, il, rk, rl, norm, bad = 0, n = 0;
+    for (is = VPPO_RC_IS_NONE; is <= VPPO_RC_IS_MASK; ++is)
+        for (il = VPPO_RC_TOKEN; il <= VPPO_RC_SEQ_MEAN; ++il)
+            for (norm = 0; norm < 2; ++norm) {
+                vppo_rc_config c = vppo_rc_config_default();
+                c.is_mode = (vppo_rc_is)is; c.is_level = (vppo_rc_level)il; c.is_batch_normalize = norm;
+                c.is_upper = il == VPPO_RC_TOKEN ? 1.6 : 1e3; c.is_lower = is == VPPO_RC_IS_MASK ? 0.5 : 0.0;
+                bad += !rc_compare(&c, &W); ++n;
+            }
+    for (rk = VPPO_RC_RS_K1; rk <= VPPO_RC_RS_K3; ++rk)
+        for (rl = VPPO_RC_TOKEN; rl <= VPPO_RC_SEQ_MAX; ++rl) {
+            vppo_rc_config c = vppo_rc_config_default();
+            if (rk == VPPO_RC_RS_K1 && rl == VPPO_RC_SEQ_MAX) continue;
+            c.rs_kind = (vppo_rc_rs)rk; c.rs_level = (vppo_rc_level)rl;
+            c.rs_upper = rk == VPPO_RC_RS_K1 ? 1.5 : (rl == VPPO_RC_SEQ_SUM ? 60.0 : rl == VPPO_RC_SEQ_MAX ? 30.0 : 0.2);
+            bad += !rc_compare(&c, &W); ++n;
+        }
+    CHECK_EQ_INT(0, bad);
+    CHECK_EQ_INT(18 + 11, n);
+    rc_world_free(&W);
+}
+
+/* The asynchronous form: the same bits as the synchronous one, metrics to device memory,
+   data errors to the status word with the metrics untouched, host errors at once. */
+static void cuda_rollout_correction_async_equals_sync_and_reports_errors(void)
+{
+    rc_world W = rc_world_new(1806, 5, 40);
+    const int64_t n = W.b.n;
+    vppo_seqs ds = { W.b.n_seqs, W.d_off, W.d_mask };
+    vppo_rc_config c = vppo_rc_config_default();
+    vppo_rc_out o, g, *d_out = (vppo_rc_out *)dev_alloc(sizeof(vppo_rc_out), 0);
+    const size_t ws = vppo_cuda_workspace_size(W.b.n_seqs);
+    vppo_cuda_launch L;
+    int32_t *d_status = (int32_t *)dev_alloc(sizeof(int32_t), 0x7f), status = 0;
+    float *dw = (float *)dev_alloc((size_t)n * sizeof(float), 0), *dw2 = (float *)dev_alloc((size_t)n * sizeof(float), 0);
+    float *w = floats_new(n, 0), *w2 = floats_new(n, 0);
+    c.is_level = VPPO_RC_SEQ_MEAN; c.is_batch_normalize = 1; c.rs_kind = VPPO_RC_RS_K3; c.rs_upper = 0.2;
+    L.stream = NULL; L.workspace = dev_alloc(ws, 0); L.workspace_bytes = ws; L.status = d_status;
+    CHECK_STATUS(VPPO_OK, vppo_cuda_rollout_correction(&c, &ds, W.d_lp, W.d_lr, dw, NULL, &o, NULL));
+    CHECK_STATUS(VPPO_OK, vppo_cuda_rollout_correction_async(&c, &ds, W.d_lp, W.d_lr, dw2, NULL, d_out, &L));
+    CUDA_MUST(cudaStreamSynchronize(NULL));
+    dev_download(&status, d_status, sizeof status);
+    dev_download(&g, d_out, sizeof g);
+    dev_download(w, dw, (size_t)n * sizeof(float));
+    dev_download(w2, dw2, (size_t)n * sizeof(float));
+    CHECK_EQ_INT(VPPO_OK, status);
+    CHECK(memcmp(&o, &g, sizeof o) == 0);
+    CHECK(memcmp(w, w2, (size_t)n * sizeof(float)) == 0);
+    /* a NaN at a valid position: NONFINITE in both forms, the device metrics untouched */
+    {
+        int64_t t = 0;
+        const float nan_value = NAN;
+        vppo_rc_out before = g;
+        while (!W.b.mask[t]) ++t;
+        dev_upload_to(W.d_lr + t, &nan_value, sizeof nan_value);
+        CHECK_STATUS(VPPO_ERR_NONFINITE, vppo_cuda_rollout_correction(&c, &ds, W.d_lp, W.d_lr, dw, NULL, &o, NULL));
+        CHECK_STATUS(VPPO_OK, vppo_cuda_rollout_correction_async(&c, &ds, W.d_lp, W.d_lr, dw2, NULL, d_out, &L));
+        CUDA_MUST(cudaStreamSynchronize(NULL));
+        dev_download(&status, d_status, sizeof status);
+        dev_download(&g, d_out, sizeof g);
+        CHECK_EQ_INT(VPPO_ERR_NONFINITE, status);
+        CHECK(memcmp(&before, &g, sizeof g) == 0);
+        dev_upload_to(W.d_lr + t, &W.lr[t], sizeof(float));
+    }
+    /* decreasing offsets on the device: SIZE */
+    {
+        const int64_t bad_off = W.b.offsets[2] + 1;
+        dev_upload_to(W.d_off + 1, &bad_off, sizeof bad_off);
+        CHECK_STATUS(VPPO_ERR_SIZE, vppo_cuda_rollout_correction(&c, &ds, W.d_lp, W.d_lr, dw, NULL, &o, NULL));
+        dev_upload_to(W.d_off + 1, &W.b.offsets[1], sizeof(int64_t));
+    }
+    /* host errors, nothing enqueued: the status word keeps its value */
+    {
+        vppo_rc_config d = c;
+        vppo_cuda_launch small = L;
+        const int32_t sentinel = 0x7f7f7f7f;
+        dev_upload_to(d_status, &sentinel, sizeof sentinel);
+        d.is_upper = -1.0;
+        CHECK_STATUS(VPPO_ERR_PARAM, vppo_cuda_rollout_correction(&d, &ds, W.d_lp, W.d_lr, dw, NULL, &o, NULL));
+        CHECK_STATUS(VPPO_ERR_PARAM, vppo_cuda_rollout_correction_async(&d, &ds, W.d_lp, W.d_lr, dw, NULL, d_out, &L));
+        CHECK_STATUS(VPPO_ERR_NULL, vppo_cuda_rollout_correction(&c, &ds, NULL, W.d_lr, dw, NULL, &o, NULL));
+        CHECK_STATUS(VPPO_ERR_NULL, vppo_cuda_rollout_correction_async(&c, &ds, W.d_lp, W.d_lr, dw, NULL, NULL, &L));
+        CHECK_STATUS(VPPO_ERR_NULL, vppo_cuda_rollout_correction(NULL, &ds, W.d_lp, W.d_lr, dw, NULL, &o, NULL));
+        small.workspace_bytes = ws - 1;
+        CHECK_STATUS(VPPO_ERR_WORKSPACE, vppo_cuda_rollout_correction_async(&c, &ds, W.d_lp, W.d_lr, dw, NULL, d_out,
+                                                                            &small));
+        CUDA_MUST(cudaStreamSynchronize(NULL));
+        dev_download(&status, d_status, sizeof status);
+        CHECK_EQ_INT(sentinel, status);
+    }
+    free(w); free(w2);
+    CUDA_MUST(cudaFree(dw)); CUDA_MUST(cudaFree(dw2)); CUDA_MUST(cudaFree(d_out)); CUDA_MUST(cudaFree(d_status));
+    CUDA_MUST(cudaFree(L.workspace));
+    rc_world_free(&W);
+}
+
 /* ================================================================ runner */
 
 static const test_entry tests[] = {
@@ -2659,6 +2836,8 @@ static const test_entry tests[] = {
     T(cuda_policy_loss_matches_cpu_over_the_config_matrix)
     T(cuda_prepare_matches_cpu_stage_by_stage)
     T(cuda_step_matches_cpu)
+    T(cuda_rollout_correction_matches_cpu_every_mode)
+    T(cuda_rollout_correction_async_equals_sync_and_reports_errors)
     /* argument checks */
     T(cuda_dependency_sampled_rejects_bad_input)
     T(cuda_logits_functions_reject_bad_matrices)
