@@ -1039,7 +1039,7 @@ static vppo_status vppo__check_sampled(const vppo_seqs *s, const float *logp, co
     return VPPO_OK;
 }
 
-/* The dependency of one valid token (SPEC §2.1). */
+/* The dependency of one valid token (docs/spec.md §2.1). */
 static VPPO_HD double vppo__sampled_dep(vppo_estimator est, float logp, float logp_aug)
 {
     const double d = vppo__clamp((double)logp_aug - (double)logp, -20.0, 20.0);
