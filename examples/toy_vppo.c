@@ -1471,10 +1471,11 @@ static int write_study(const char *dir, const runs *R, double minutes)
     }
     fprintf(f, "| warm start (before RL, seed 0) | %.3f | %.3f | | | | |\n", sft, sft_read);
     fprintf(f, "| blind policy (copy hints, guess the mode) | %.3f | %.3f | | | | |\n\n", blind, blind_read);
+    fprintf(f, "Accuracy per seed (seeds 0, 1, ...):\n\n");
     for (a = 0; a < R->n_arms; ++a) {
-        fprintf(f, "%s per seed (accuracy):", a == 0 ? "\n" : "");
+        fprintf(f, "* %s:", arms[R->arm_id[a]].name);
         for (k = 0; k < R->seeds; ++k) fprintf(f, " %.3f", log_of(R, a, k)->acc[R->n_evals - 1]);
-        fprintf(f, " — %s  \n", arms[R->arm_id[a]].name);
+        fprintf(f, "\n");
     }
     lists[0] = g1; n_list[0] = 4; lists[1] = g2; n_list[1] = 5; lists[2] = g3; n_list[2] = 5;
     if (R->n_arms == N_ARMS) {
@@ -1593,7 +1594,7 @@ static options parse_options(int argc, char **argv)
         else usage();
     }
     if (o.seeds < 0) o.seeds = o.study ? STUDY_SEEDS : DEMO_SEEDS;
-    if (o.quick) { o.seeds = 1; o.steps = 3; o.sft_steps = 20; o.n_eval = 32; }
+    if (o.quick) { o.seeds = 1; o.steps = 3; o.n_eval = 32; }
     if (o.seeds < 1 || o.seeds > 100 || o.steps < 1 || o.steps > 100000) usage();
     return o;
 }
@@ -1667,10 +1668,13 @@ int main(int argc, char **argv)
         for (s = 0; s < R.steps; ++s) ok &= R.logs[r].reward[s] >= 0 && R.logs[r].reward[s] <= 1;
         for (k = 0; k < R.n_evals; ++k) ok &= R.logs[r].acc[k] >= 0 && R.logs[r].acc[k] <= 1;
     }
-    if (o.quick) {
+    if (o.quick) {   /* the update path must have run: some batch had a group with signal */
         policy again;
         run_log log2;
         const int last = R.n_arms - 1;
+        int updates = 0;
+        for (r = 0; r < R.n_arms * R.seeds; ++r) updates += R.logs[r].n_updates;
+        if (updates == 0) { fprintf(stderr, "toy_vppo: no batch had a group with signal: nothing was updated\n"); ok = 0; }
         policy_alloc(&again);
         run_log_alloc(&log2, R.steps, R.n_evals);
         rl_run(R.theta_sft, &arms[R.arm_id[last]], 0, R.steps, &R.e, &again, &log2);
