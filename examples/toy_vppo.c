@@ -37,7 +37,7 @@
 
    THE WARM START (the "SFT model")
    Supervised steps on responses whose hinted counts are copied, whose readings are right
-   with probability 0.5 (random 0..4 otherwise), whose totals and answer follow the
+   with probability 0.3 (random 0..4 otherwise), whose totals and answer follow the
    written counts, and whose style words are coin flips: it formats, copies and adds, but
    reads poorly. RL has to make it see.
 
@@ -1302,7 +1302,8 @@ static void print_task(const options *o, const runs *R)
     printf("  policy      one hidden layer of %d tanh units; inside row r's block it sees row r's four\n"
            "              cells (asked colour?, visible?) and hint; %d-token vocabulary; %lld parameters\n",
            HIDDEN, VOCAB, (long long)N_PARAMS);
-    printf("  warm start  %d SFT steps x %d responses: hints copied, readings right half of the time\n", o->sft_steps, SFT_BATCH);
+    printf("  warm start  %d SFT steps x %d responses: hints copied, readings right w.p. %.1f (random 0..4\n"
+           "              otherwise): it formats, copies and adds, but reads about as well as a guess\n", o->sft_steps, SFT_BATCH, SFT_RIGHT);
     printf("  reward      1 iff the format holds and the answer is the right count (outcome only)\n");
     printf("  RL          %d seed%s x %d steps x %d prompts x %d rollouts, %d Adam updates per batch (lr %g),\n"
            "              clip 0.2/0.28, dual clip 3, entropy penalty 0.06, DAPO dynamic sampling;\n"
@@ -1332,6 +1333,37 @@ static int verdict(const runs *R, metric_fn f, int a)
     double m, se;
     arm_stat(R, f, a, 0, &m, &se);
     return R->seeds < 3 ? 0 : m - 2 * se > 0 ? 1 : m + 2 * se < 0 ? -1 : 0;
+}
+
+/* What the token rule of arm a did, from the numbers: the kinds it kept, where the
+   gradient went, and whether the arm's difference to DAPO (arm 0) is in the readings or
+   after them. */
+static void explain_rule(FILE *f, const runs *R, int a, const char *bullet)
+{
+    kind_stats ks, k0;
+    double ma, sa, mr, sr;
+    arm_kinds(R, a, &ks);
+    arm_kinds(R, 0, &k0);
+    arm_stat(R, m_acc, a, 0, &ma, &sa);
+    arm_stat(R, m_read, a, 0, &mr, &sr);
+    fprintf(f, "%s%s: the token rule kept %.0f%% of the readings, %.0f%% of the copied counts, %.0f%% of the running\n"
+               "  totals, %.0f%% of the answers, %.0f%% of the style words and %.0f%% of the template words; the totals and the\n"
+               "  answer got %.1f%% of |dloss/dlogits| (DAPO: %.1f%%), the style words %.1f%% (DAPO: %.1f%%).\n"
+               "  Against DAPO: readings %+.3f +- %.3f, accuracy %+.3f +- %.3f", bullet, arms[R->arm_id[a]].name,
+            100 * ratio(ks.sel[K_READING], ks.n[K_READING]), 100 * ratio(ks.sel[K_COPY], ks.n[K_COPY]),
+            100 * ratio(ks.sel[K_CHAIN], ks.n[K_CHAIN]), 100 * ratio(ks.sel[K_ANSWER], ks.n[K_ANSWER]),
+            100 * ratio(ks.sel[K_STYLE], ks.n[K_STYLE]), 100 * ratio(ks.sel[K_TEMPLATE], ks.n[K_TEMPLATE]),
+            100 * ratio(ks.grad[K_CHAIN] + ks.grad[K_ANSWER], ks.grad_total),
+            100 * ratio(k0.grad[K_CHAIN] + k0.grad[K_ANSWER], k0.grad_total),
+            100 * ratio(ks.grad[K_STYLE], ks.grad_total), 100 * ratio(k0.grad[K_STYLE], k0.grad_total), mr, sr, ma, sa);
+    if (R->seeds < 3) { fprintf(f, " (too few seeds to tell).\n"); return; }
+    fprintf(f, ":\n  readings %s DAPO, accuracy %s DAPO", mr - 2 * sr > 0 ? "ahead of" : mr + 2 * sr < 0 ? "behind" : "not separated from",
+            ma - 2 * sa > 0 ? "ahead of" : ma + 2 * sa < 0 ? "behind" : "not separated from");
+    if (ma + 2 * sa < 0 && -ma > 3 * fabs(mr))
+        fprintf(f, "; the accuracy lost is more than three times the readings\n"
+                   "  lost, so most of it is lost after the readings, in the totals and the answer (answers kept: %.0f%%).\n",
+                100 * ratio(ks.sel[K_ANSWER], ks.n[K_ANSWER]));
+    else fprintf(f, ".\n");
 }
 
 static void print_results(const runs *R)
@@ -1386,6 +1418,9 @@ static void print_results(const runs *R)
         for (k = 0; k < N_KINDS; ++k) printf(" %8.1f%%", 100 * ratio(ks.sel[k], ks.n[k]));
         printf("\n");
     }
+    printf("\n");
+    for (a = 1; a < R->n_arms; ++a)
+        if (arms[R->arm_id[a]].selector == SEL_K3 && arms[R->arm_id[a]].ratio == 0.4) explain_rule(stdout, R, a, "");
     fflush(stdout);
 }
 
@@ -1419,6 +1454,24 @@ static void md_stat(FILE *f, const runs *R, metric_fn fn, int a, int base)
 }
 
 static const char *verdict_word(int v) { return v > 0 ? "ahead" : v < 0 ? "behind" : "not separated"; }
+
+/* One table row per arm of a per-kind percentage: the share of |dloss/dlogits|
+   (KIND_GRAD, every arm), the fraction of the kind kept by the token rule (KIND_KEPT) or
+   the kind's share of the selection (KIND_SELECTION), the last two for arms with a rule. */
+enum { KIND_GRAD, KIND_KEPT, KIND_SELECTION };
+static void md_kind_rows(FILE *f, const runs *R, int which)
+{
+    int a, k;
+    for (a = 0; a < R->n_arms; ++a) {
+        kind_stats ks;
+        if (which != KIND_GRAD && arms[R->arm_id[a]].selector == SEL_NONE) continue;
+        arm_kinds(R, a, &ks);
+        fprintf(f, "\n| %s | ", arms[R->arm_id[a]].name);
+        for (k = 0; k < N_KINDS; ++k)
+            fprintf(f, "%.1f%% | ", 100 * (which == KIND_GRAD ? ratio(ks.grad[k], ks.grad_total)
+                                          : which == KIND_KEPT ? ratio(ks.sel[k], ks.n[k]) : ratio(ks.sel[k], ks.sel_total)));
+    }
+}
 
 static int write_study(const char *dir, const runs *R, double minutes)
 {
@@ -1502,28 +1555,11 @@ static int write_study(const char *dir, const runs *R, double minutes)
         for (k = 0; k < N_KINDS; ++k) fprintf(f, "%.4f | ", ratio(ks.dep[k], ks.n[k]));
         fprintf(f, "\n| *share of \\|dloss/dlogits\\|:* | | | | | | |");
     }
-    for (a = 0; a < R->n_arms; ++a) {
-        kind_stats ks;
-        arm_kinds(R, a, &ks);
-        fprintf(f, "\n| %s | ", arms[R->arm_id[a]].name);
-        for (k = 0; k < N_KINDS; ++k) fprintf(f, "%.1f%% | ", 100 * ratio(ks.grad[k], ks.grad_total));
-    }
+    md_kind_rows(f, R, KIND_GRAD);
     fprintf(f, "\n| *kept by the token rule (soft: mean weight):* | | | | | | |");
-    for (a = 0; a < R->n_arms; ++a) {
-        kind_stats ks;
-        if (arms[R->arm_id[a]].selector == SEL_NONE) continue;
-        arm_kinds(R, a, &ks);
-        fprintf(f, "\n| %s | ", arms[R->arm_id[a]].name);
-        for (k = 0; k < N_KINDS; ++k) fprintf(f, "%.1f%% | ", 100 * ratio(ks.sel[k], ks.n[k]));
-    }
+    md_kind_rows(f, R, KIND_KEPT);
     fprintf(f, "\n| *share of the selection:* | | | | | | |");
-    for (a = 0; a < R->n_arms; ++a) {
-        kind_stats ks;
-        if (arms[R->arm_id[a]].selector == SEL_NONE) continue;
-        arm_kinds(R, a, &ks);
-        fprintf(f, "\n| %s | ", arms[R->arm_id[a]].name);
-        for (k = 0; k < N_KINDS; ++k) fprintf(f, "%.1f%% | ", 100 * ratio(ks.sel[k], ks.sel_total));
-    }
+    md_kind_rows(f, R, KIND_SELECTION);
     {
         double lo = 0, hi = 0, tlo = 0, thi = 0, n = 0;
         for (k = 0; k < R->seeds; ++k) {
@@ -1562,6 +1598,10 @@ static int write_study(const char *dir, const runs *R, double minutes)
         fprintf(f, "* %s: accuracy %+.3f ± %.3f, readings %+.3f ± %.3f against DAPO — %s.\n", arms[R->arm_id[a]].name,
                 m, se, mr, ser, verdict_word(verdict(R, m_acc, a)));
     }
+    fprintf(f, "\nWhat TGF did (computed):\n\n```\n");
+    for (a = 1; a < R->n_arms; ++a)
+        if (arms[R->arm_id[a]].selector == SEL_K3 && arms[R->arm_id[a]].ratio == 0.4) explain_rule(f, R, a, "");
+    fprintf(f, "```\n");
     fprintf(f, "\nNo correction for the nine comparisons was made; at the 2-s.e. rule about one in twenty "
                "differences of zero would be called by chance per comparison.\n");
     return fclose(f) == 0;
