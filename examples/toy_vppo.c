@@ -277,17 +277,23 @@ static int running_sum(int sum, int t, int32_t tok)
     return sum > MAX_NUMBER ? MAX_NUMBER : sum;
 }
 
-/* 1 iff every slot holds what it must and the answer is the right count. */
-static float reward_of(const int32_t *tok, const prompt *pr)
+/* 1 iff every slot holds a token of its kind (the format). */
+static int format_ok(const int32_t *tok)
 {
     int t;
     for (t = 0; t < LEN; ++t) {
         const slot *s = &tmpl[t];
-        if (s->kind == SLOT_WORD && tok[t] != s->word) return 0.0f;
-        if (s->kind == SLOT_STYLE && tok[t] != s->word && tok[t] != s->alt) return 0.0f;
-        if (s->kind >= SLOT_COUNT && number_of(tok[t]) < 0) return 0.0f;
+        if (s->kind == SLOT_WORD && tok[t] != s->word) return 0;
+        if (s->kind == SLOT_STYLE && tok[t] != s->word && tok[t] != s->alt) return 0;
+        if (s->kind >= SLOT_COUNT && number_of(tok[t]) < 0) return 0;
     }
-    return number_of(tok[ANSWER_POS]) == pr->count ? 1.0f : 0.0f;
+    return 1;
+}
+
+/* 1 iff the format holds and the answer is the right count. */
+static float reward_of(const int32_t *tok, const prompt *pr)
+{
+    return format_ok(tok) && number_of(tok[ANSWER_POS]) == pr->count ? 1.0f : 0.0f;
 }
 
 /* Readings (counts of rows without a hint) in tok: *n_read of them, the number right returned. */
@@ -637,24 +643,27 @@ static void eval_set_make(eval_set *e, int64_t n)
 
 /* Every held-out prompt answered AVG_AT times, sampled at temperature 1 with the stream
    `seed` (the paper's avg@k): returns the mean reward; *read_acc gets the fraction of
-   readings (rows without a hint) that are right. */
-static double evaluate(const policy *p, const eval_set *e, uint64_t seed, double *read_acc)
+   readings (rows without a hint) that are right, *format (optional) the fraction of
+   responses whose format holds. */
+static double evaluate(const policy *p, const eval_set *e, uint64_t seed, double *read_acc, double *format)
 {
     const int64_t n = e->n * AVG_AT, N = n * LEN;
     context *ctx = ALLOC(context, n);
     int32_t *tokens = ALLOC(int32_t, N);
     float *hidden = ALLOC(float, N * HIDDEN), *logits = ALLOC(float, N * VOCAB);
     double right = 0;
-    int64_t b, reads = 0, reads_right = 0;
+    int64_t b, reads = 0, reads_right = 0, formats = 0;
     for (b = 0; b < n; ++b) ctx[b] = e->ctx[b / AVG_AT];
     policy_run(p, n, ctx, NULL, SAMPLED, seed, tokens, hidden, logits);
     for (b = 0; b < n; ++b) {
         int m;
         right += reward_of(tokens + b * LEN, &e->pr[b / AVG_AT]);
+        formats += format_ok(tokens + b * LEN);
         reads_right += readings_right(tokens + b * LEN, &e->pr[b / AVG_AT], &m);
         reads += m;
     }
     *read_acc = reads > 0 ? (double)reads_right / (double)reads : 0.0;
+    if (format) *format = (double)formats / (double)n;
     free(ctx); free(tokens); free(hidden); free(logits);
     return right / (double)n;
 }
@@ -721,6 +730,7 @@ typedef struct batch {
 typedef struct run_log {
     float *reward;              /* [steps] mean reward of the step's rollouts */
     double *acc, *read_acc;     /* [n_evals] held-out avg@4 accuracy, readings right */
+    double format;              /* held-out fraction of responses whose format holds, last evaluation */
     int all_finite;             /* every loss, dependency and gradient finite */
     double n_tok[N_KINDS], dep[N_KINDS], selected[N_KINDS], grad[N_KINDS];
     double traj_lo, traj_hi, scale_lo, scale_hi; int n_updates;
@@ -881,7 +891,7 @@ static void rl_run(const float *theta0, const arm *am, uint64_t seed, int steps,
     for (step = 0; step <= steps; ++step) {
         if (step % EVAL_EVERY == 0 || step == steps) {
             const int k = eval_index(step);
-            log->acc[k] = evaluate(p, e, stream(TAG_EVAL, seed, (uint64_t)k), &log->read_acc[k]);
+            log->acc[k] = evaluate(p, e, stream(TAG_EVAL, seed, (uint64_t)k), &log->read_acc[k], &log->format);
         }
         if (step < steps) rl_step(p, &g, &a, am, seed, step, bt, log);
     }
@@ -1050,6 +1060,7 @@ static run_log *log_of(const runs *R, int a, int s) { return &R->logs[s * R->n_a
 typedef double (*metric_fn)(const run_log *log, const runs *R);
 static double m_acc(const run_log *log, const runs *R) { return log->acc[R->n_evals - 1]; }
 static double m_read(const run_log *log, const runs *R) { return log->read_acc[R->n_evals - 1]; }
+static double m_format(const run_log *log, const runs *R) { (void)R; return log->format; }
 static double m_auc(const run_log *log, const runs *R)
 {
     double s = 0;
@@ -1067,6 +1078,13 @@ static void arm_stat(const runs *R, metric_fn f, int a, int base, double *mean, 
         x[s] = f(log_of(R, a, s), R) - (base >= 0 ? f(log_of(R, base, s), R) : 0.0);
     mean_se(x, R->seeds, mean, se);
     free(x);
+}
+
+static double mean_of(const runs *R, metric_fn f, int a)
+{
+    double m, se;
+    arm_stat(R, f, a, -1, &m, &se);
+    return m;
 }
 
 static void runs_execute(runs *R, int sft_steps, int quiet)
@@ -1341,9 +1359,11 @@ static int verdict(const runs *R, metric_fn f, int a)
 static void explain_rule(FILE *f, const runs *R, int a, const char *bullet)
 {
     kind_stats ks, k0;
-    double ma, sa, mr, sr;
+    double ma, sa, mr, sr, mf, sf, mf0, sf0;
     arm_kinds(R, a, &ks);
     arm_kinds(R, 0, &k0);
+    arm_stat(R, m_format, a, -1, &mf, &sf);
+    arm_stat(R, m_format, 0, -1, &mf0, &sf0);
     arm_stat(R, m_acc, a, 0, &ma, &sa);
     arm_stat(R, m_read, a, 0, &mr, &sr);
     fprintf(f, "%s%s: the token rule kept %.0f%% of the readings, %.0f%% of the copied counts, %.0f%% of the running\n"
@@ -1359,10 +1379,13 @@ static void explain_rule(FILE *f, const runs *R, int a, const char *bullet)
     if (R->seeds < 3) { fprintf(f, " (too few seeds to tell).\n"); return; }
     fprintf(f, ":\n  readings %s DAPO, accuracy %s DAPO", mr - 2 * sr > 0 ? "ahead of" : mr + 2 * sr < 0 ? "behind" : "not separated from",
             ma - 2 * sa > 0 ? "ahead of" : ma + 2 * sa < 0 ? "behind" : "not separated from");
+    fprintf(f, ".\n  The format held in %.3f +- %.3f of its held-out responses (DAPO %.3f +- %.3f); its answers were right in\n"
+               "  %.3f of the responses whose format held (DAPO %.3f)", mf, sf, mf0, sf0,
+            ratio(mean_of(R, m_acc, a), mf), ratio(mean_of(R, m_acc, 0), mf0));
     if (ma + 2 * sa < 0 && -ma > 3 * fabs(mr))
-        fprintf(f, "; the accuracy lost is more than three times the readings\n"
-                   "  lost, so most of it is lost after the readings, in the totals and the answer (answers kept: %.0f%%).\n",
-                100 * ratio(ks.sel[K_ANSWER], ks.n[K_ANSWER]));
+        fprintf(f, ";\n  the accuracy lost is more than three times the readings lost: most of it is lost after the\n"
+                   "  readings (answers kept by the rule: %.0f%%; template words: %.0f%%).\n",
+                100 * ratio(ks.sel[K_ANSWER], ks.n[K_ANSWER]), 100 * ratio(ks.sel[K_TEMPLATE], ks.n[K_TEMPLATE]));
     else fprintf(f, ".\n");
 }
 
@@ -1372,7 +1395,7 @@ static void print_results(const runs *R)
     policy p0;
     int a, k;
     policy_bind(&p0, R->theta_sft);
-    sft = evaluate(&p0, &R->e, stream(TAG_EVAL, 0, 0), &sft_read);
+    sft = evaluate(&p0, &R->e, stream(TAG_EVAL, 0, 0), &sft_read, NULL);
     printf("\nAfter %d steps, avg@4 (temperature 1) on %lld held-out prompts (mean +- standard error over %d seeds):\n\n",
            R->steps, (long long)R->e.n, R->seeds);
     printf("  %-24s %-16s %-16s %-16s %-16s %s\n", "arm", "accuracy", "readings right", "acc. over run",
@@ -1486,7 +1509,7 @@ static int write_study(const char *dir, const runs *R, double minutes)
     static const char *const titles[3] = { "mechanisms", "token rule", "TGF ratio k" };
 
     policy_bind(&p0, R->theta_sft);
-    sft = evaluate(&p0, &R->e, stream(TAG_EVAL, 0, 0), &sft_read);
+    sft = evaluate(&p0, &R->e, stream(TAG_EVAL, 0, 0), &sft_read, NULL);
     snprintf(path, sizeof path, "%s/study.md", dir);
     if ((in = fopen(path, "r")) != NULL) {   /* keep the protocol: everything up to the mark */
         while (fgets(line, sizeof line, in)) {
