@@ -1,7 +1,8 @@
 # vppo.h - build, test, demo, install.
 #
-#   make demo      the main demonstration: VPPO vs GRPO/DAPO on a toy vision-language task
+#   make demo      the main demonstration: DAPO vs VPPO on a toy vision-language task
 #                  (examples/toy_vppo.c; writes docs/img/toy_*.svg); make demo-quickstart: one step
+#   make study     the paper's ablations on that task, 10 arms x 16 seeds (docs/study.md)
 #   make test      the whole suite: gcc and clang (when present) with -Werror, as C++,
 #                  the compile tests of the header in every mode, the CUDA suite on the CPU
 #                  emulator, and the examples at tiny sizes
@@ -174,10 +175,10 @@ $(BUILD)/quickstart: examples/quickstart.c vppo.h | $(BUILD)
 	$(CC) $(CSTD) $(WARN) $(OPT) -o $@ examples/quickstart.c $(LDLIBS)
 
 # The main demonstration: DAPO vs VPPO on the toy task of examples/toy_vppo.c (3 seeds,
-# about 30 s on 2 cores), with the token heatmap; writes docs/img/toy_curves.svg and
-# docs/img/toy_heatmap.svg. make study: the ten arms of docs/study.md x 16 seeds (about
-# 10-20 min on 2 cores); rewrites the results part of docs/study.md and docs/img/study_*.svg,
-# log in build/study.log.
+# 33 s of CPU, 47 s wall on a loaded 2-core machine), with the token heatmap; writes
+# docs/img/toy_curves.svg and docs/img/toy_heatmap.svg. make study: the ten arms of
+# docs/study.md x 16 seeds (16-25 min on 2 cores); rewrites the results part of
+# docs/study.md and docs/img/study_*.svg, log in build/study.log.
 TOY_OMP := $(if $(HAVE_OPENMP),-fopenmp)
 $(BUILD)/toy_vppo: examples/toy_vppo.c vppo.h | $(BUILD)
 	gcc $(CSTD) $(WARN) $(OPT) $(TOY_OMP) -o $@ examples/toy_vppo.c $(LDLIBS)
