@@ -1,7 +1,8 @@
 # vppo.h - build, test, demo, install.
 #
-#   make demo      the main demonstration: VPPO vs GRPO/DAPO on a toy vision-language task
+#   make demo      the main demonstration: DAPO vs VPPO on a toy vision-language task
 #                  (examples/toy_vppo.c; writes docs/img/toy_*.svg); make demo-quickstart: one step
+#   make study     the paper's ablations on that task, 10 arms x 16 seeds (docs/study.md)
 #   make test      the whole suite: gcc and clang (when present) with -Werror, as C++,
 #                  the compile tests of the header in every mode, the CUDA suite on the CPU
 #                  emulator, and the examples at tiny sizes
@@ -38,7 +39,7 @@ TEST_SRC := tests/test_main.c tests/test_util.c tests/test_basics.c tests/test_p
 TEST_DEP := $(TEST_SRC) tests/test.h tests/tests.def vppo.h
 
 .PHONY: all test test-gcc test-clang test-cxx test-compile test-sanitize test-omp test-nosimd test-openblas test-aarch64 \
-        demo demo-quickstart test-toy install uninstall clean
+        demo demo-quickstart study test-toy install uninstall clean
 
 all: $(BUILD)/quickstart $(BUILD)/test_gcc
 
@@ -194,8 +195,11 @@ test-sanitize: $(BUILD)/test_san
 $(BUILD)/quickstart: examples/quickstart.c vppo.h | $(BUILD)
 	$(CC) $(CSTD) $(WARN) $(OPT) -o $@ examples/quickstart.c $(LDLIBS)
 
-# The main demonstration: VPPO vs GRPO/DAPO at toy scale (examples/toy_vppo.c), 5 seeds x
-# 200 steps, writes docs/img/toy_curves.svg and docs/img/toy_heatmap.svg.
+# The main demonstration: DAPO vs VPPO on the toy task of examples/toy_vppo.c (3 seeds,
+# 33 s of CPU, 47 s wall on a loaded 2-core machine), with the token heatmap; writes
+# docs/img/toy_curves.svg and docs/img/toy_heatmap.svg. make study: the ten arms of
+# docs/study.md x 16 seeds (16-25 min on 2 cores); rewrites the results part of
+# docs/study.md and docs/img/study_*.svg, log in build/study.log.
 TOY_OMP := $(if $(HAVE_OPENMP),-fopenmp)
 $(BUILD)/toy_vppo: examples/toy_vppo.c vppo.h | $(BUILD)
 	gcc $(CSTD) $(WARN) $(OPT) $(TOY_OMP) -o $@ examples/toy_vppo.c $(LDLIBS)
@@ -203,14 +207,23 @@ $(BUILD)/toy_vppo: examples/toy_vppo.c vppo.h | $(BUILD)
 demo: $(BUILD)/toy_vppo
 	./$(BUILD)/toy_vppo
 
+study: $(BUILD)/toy_vppo
+	{ ./$(BUILD)/toy_vppo --study; echo $$? > $(BUILD)/study.rc; } | tee $(BUILD)/study.log; exit $$(cat $(BUILD)/study.rc)
+
 # One VPPO step on a synthetic batch, explained (examples/quickstart.c).
 demo-quickstart: $(BUILD)/quickstart
 	./$(BUILD)/quickstart
 
-# The toy at tiny size (1 seed, 4 steps, a bitwise rerun check) and as C++: part of make test.
+# The demo and the study at tiny size (1 seed, 3 steps, a bitwise rerun check; the study
+# writes its report into build/study_quick, keeping a copy of the protocol) and as C++:
+# part of make test.
 test-toy: $(BUILD)/toy_vppo $(BUILD)/quickstart
-	@echo "== examples/toy_vppo.c --quick"
+	@echo "== examples/toy_vppo.c --quick, --study --quick"
 	./$(BUILD)/toy_vppo --quick > $(BUILD)/toy_quick.log || { cat $(BUILD)/toy_quick.log; exit 1; }
+	@rm -rf $(BUILD)/study_quick && mkdir -p $(BUILD)/study_quick/img && cp docs/study.md $(BUILD)/study_quick/
+	./$(BUILD)/toy_vppo --study --quick --out $(BUILD)/study_quick > $(BUILD)/study_quick.log || { cat $(BUILD)/study_quick.log; exit 1; }
+	grep -q '^## Protocol' $(BUILD)/study_quick/study.md && grep -q '^## Results' $(BUILD)/study_quick/study.md \
+	  && test -s $(BUILD)/study_quick/img/study_curves.svg && test -s $(BUILD)/study_quick/img/study_differences.svg
 	g++ -x c++ $(CXXSTD) $(WARN) $(OPT) -fsyntax-only examples/toy_vppo.c
 	./$(BUILD)/quickstart > /dev/null
 
