@@ -84,9 +84,14 @@ THREADING
    choose how many); each row is computed by one thread in a fixed order, so the thread
    count never changes a bit, and an error reports the lowest failing row's status, as a
    serial run would. The only global mutable state is the ISA selection
-   (vppo_isa_select; the first call of any kernel picks the best ISA: call
-   vppo_isa_active() once before you start threads of your own). Every function is
-   reentrant: concurrent calls on disjoint outputs are safe.
+   (vppo_isa_select; the first call of any kernel picks the best ISA). It is an atomic
+   int (gcc/clang __atomic builtins, else C11 <stdatomic.h>), so first calls from many
+   threads at once are safe: each may detect, all store the same choice (tested under
+   ThreadSanitizer: make test-tsan). Only on a compiler with neither (a bare C99 one) is
+   it a plain int: there, call vppo_isa_active() once before starting threads. Calling
+   vppo_isa_select() while other threads run kernels is safe but makes which ISA a
+   running call uses unspecified. Every function is reentrant: concurrent calls on
+   disjoint outputs are safe.
 
 DETERMINISM
    Every reduction runs in a fixed order (per-sequence partial sums combined in
@@ -3246,8 +3251,27 @@ static const vppo__kernels *vppo__kernels_for(vppo_isa isa)
     }
 }
 
-/* The one piece of global mutable state: -1 until the first use picks the best path. */
+/* The one piece of global mutable state: -1 until the first use picks the best path.
+   It is read and written atomically (relaxed order: it is a lone int that guards no other
+   data; the kernel tables are constant), so concurrent first calls are safe: each may run
+   the detection, and each stores the same value. gcc and clang: the __atomic builtins;
+   other C11 compilers: <stdatomic.h>; anything else (a C99 compiler without either) gets
+   a plain int, on which concurrent first calls are a data race (THREADING). */
+#if defined(__GNUC__) || defined(__clang__)
 static int vppo__isa_current = -1;
+#define VPPO__ISA_LOAD() __atomic_load_n(&vppo__isa_current, __ATOMIC_RELAXED)
+#define VPPO__ISA_STORE(v) __atomic_store_n(&vppo__isa_current, (v), __ATOMIC_RELAXED)
+#elif !defined(__cplusplus) && defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L && \
+    !defined(__STDC_NO_ATOMICS__)
+#include <stdatomic.h>
+static _Atomic int vppo__isa_current = -1;
+#define VPPO__ISA_LOAD() atomic_load_explicit(&vppo__isa_current, memory_order_relaxed)
+#define VPPO__ISA_STORE(v) atomic_store_explicit(&vppo__isa_current, (v), memory_order_relaxed)
+#else
+static int vppo__isa_current = -1;
+#define VPPO__ISA_LOAD() vppo__isa_current
+#define VPPO__ISA_STORE(v) (vppo__isa_current = (v))
+#endif
 
 static vppo_isa vppo__isa_best(void)
 {
@@ -3277,8 +3301,12 @@ static const vppo__kernels *vppo__lin_kernels(float temperature)
 
 VPPODEF vppo_isa vppo_isa_active(void)
 {
-    if (vppo__isa_current < 0) vppo__isa_current = (int)vppo__isa_best();
-    return (vppo_isa)vppo__isa_current;
+    int isa = VPPO__ISA_LOAD();
+    if (isa < 0) {
+        isa = (int)vppo__isa_best();
+        VPPO__ISA_STORE(isa);
+    }
+    return (vppo_isa)isa;
 }
 
 VPPODEF vppo_status vppo_isa_select(vppo_isa isa)
@@ -3286,7 +3314,7 @@ VPPODEF vppo_status vppo_isa_select(vppo_isa isa)
     if (!vppo__enum_in((int)isa, VPPO_ISA_SCALAR, VPPO_ISA_NEON)) return VPPO_ERR_PARAM;
     if (isa != VPPO_ISA_SCALAR && (!vppo__kernels_for(isa) || !vppo__isa_supported(isa)))
         return VPPO_ERR_UNSUPPORTED;
-    vppo__isa_current = (int)isa;
+    VPPO__ISA_STORE((int)isa);
     return VPPO_OK;
 }
 
