@@ -1444,6 +1444,11 @@ static vppo__rows_job vppo__job(const vppo__kernels *k, const vppo_logits *x, co
 /* Below this many logits per call, threads cost more than they bring. */
 #define VPPO__OMP_MIN_WORK 65536
 
+/* The O(N) functions (§4-§8) go over sequences in blocks of this many: each block's
+   sequences in parallel (OpenMP), their per-sequence parts kept on the stack and combined
+   in sequence order, so that the results do not depend on the thread count. */
+#define VPPO__SEQ_BLOCK 256
+
 /* Runs fn on rows 0..n_rows-1 (OpenMP over rows when built with -fopenmp). Rows are
    independent, so the results do not depend on the thread count. On errors, the status
    of the lowest failing row is returned, as in a serial run. */
@@ -2000,43 +2005,129 @@ static uint32_t vppo__kth_largest_key(const vppo_seqs *s, const float *score, in
     return prefix;
 }
 
+/* Radix select in a local array of m keys (1 <= k <= m), 8 bits at a time from the top;
+   after each digit the keys that carry it move to the front, so that the later passes
+   see only those. Returns the k-th largest key; *n_equal_taken as above. */
+static uint32_t vppo__kth_largest_local(uint32_t *key, int64_t m, int64_t k, int64_t *n_equal_taken)
+{
+    uint32_t prefix = 0;
+    int64_t need = k, i, j;
+    int shift, d;
+    for (shift = 24; shift >= 0 && m > 1; shift -= 8) {
+        int64_t hist[256];
+        memset(hist, 0, sizeof hist);
+        for (i = 0; i < m; ++i) hist[(key[i] >> shift) & 0xffu] += 1;
+        for (d = 255; d > 0 && hist[d] < need; --d) need -= hist[d];
+        prefix |= (uint32_t)d << shift;
+        for (i = j = 0; i < m; ++i) {
+            key[j] = key[i];
+            j += ((key[i] >> shift) & 0xffu) == (uint32_t)d;
+        }
+        m = j;
+    }
+    *n_equal_taken = need;
+    return m == 1 ? key[0] : prefix;   /* one key left: it is the answer (need is 1) */
+}
+
+/* What one sequence adds to vppo_topk_info; the parts are summed in sequence order. */
+typedef struct vppo__topk_part {
+    double sum_threshold, sum_selected, sum_rejected;
+    int64_t n, k, n_thresholds, n_sel_finite, n_rej_finite;
+} vppo__topk_part;
+
+/* Sequences up to this length are selected in a local copy of their keys (16 KiB of
+   stack); longer ones by passes over the scores. */
+#define VPPO__TOPK_LOCAL 4096
+
+/* The mask of sequence b (scores already checked for NaN) and its part of the info. */
+static void vppo__topk_seq(const vppo_seqs *s, const float *score, double ratio, int64_t b,
+                           uint8_t *select, vppo__topk_part *p)
+{
+    uint32_t local[VPPO__TOPK_LOCAL], threshold = 0;
+    const int64_t lo = s->offsets[b], hi = s->offsets[b + 1];
+    const int in_local = hi - lo <= VPPO__TOPK_LOCAL;
+    int64_t t, n = 0, equal_left = 0, n_sel = 0, n_rej = 0;
+    double sum_sel = 0.0, sum_rej = 0.0;
+    int any;
+    memset(p, 0, sizeof *p);
+    if (in_local) {
+        for (t = lo; t < hi; ++t)
+            if (vppo__valid(s, t)) local[n++] = vppo__key(score[t]);
+    } else {
+        n = vppo__count_valid(s, b);
+    }
+    p->n = n;
+    p->k = vppo__topk_count(n, ratio);
+    any = p->k > 0;
+    if (any) {
+        threshold = in_local ? vppo__kth_largest_local(local, n, p->k, &equal_left)
+                             : vppo__kth_largest_key(s, score, b, p->k, &equal_left);
+        if (vppo__finite(vppo__unkey(threshold))) {
+            p->sum_threshold = vppo__unkey(threshold);
+            p->n_thresholds = 1;
+        }
+    }
+    /* without branches on the (unpredictable) selection (adding 0.0 leaves a sum's bits),
+       and in locals: the byte stores into select may alias *p */
+    for (t = lo; t < hi; ++t) {
+        const float v = score[t];
+        const uint32_t key = vppo__key(v);
+        const int valid = vppo__valid(s, t), tie = key == threshold;
+        const int take = valid && any && (key > threshold || (tie && equal_left > 0));
+        const int finite = valid && v - v == 0.0f;   /* the means are over finite scores */
+        equal_left -= take && tie;
+        select[t] = (uint8_t)take;
+        sum_sel += take && finite ? (double)v : 0.0;
+        sum_rej += !take && finite ? (double)v : 0.0;
+        n_sel += take && finite;
+        n_rej += !take && finite;
+    }
+    p->sum_selected = sum_sel; p->sum_rejected = sum_rej;
+    p->n_sel_finite = n_sel; p->n_rej_finite = n_rej;
+}
+
+/* Does x hold a NaN at a valid position? */
+static int vppo__has_nan(const vppo_seqs *s, const float *x)
+{
+    const int64_t lo = s->offsets[0], hi = s->offsets[s->n_seqs];
+    int64_t t;
+    int bad = 0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) reduction(|:bad) if (hi - lo >= VPPO__OMP_MIN_WORK)
+#endif
+    for (t = lo; t < hi; ++t) bad |= vppo__valid(s, t) && x[t] != x[t];
+    return bad;
+}
+
 VPPODEF vppo_status vppo_topk_mask(const vppo_seqs *s, const float *score, double ratio,
     uint8_t *select, vppo_topk_info *info)
 {
-    int64_t b, t, n_valid = 0, n_selected = 0, n_thresholds = 0, n_sel_finite = 0, n_rej_finite = 0;
+    int64_t b0, i, n_valid = 0, n_selected = 0, n_thresholds = 0, n_sel_finite = 0, n_rej_finite = 0;
     double sum_threshold = 0.0, sum_selected = 0.0, sum_rejected = 0.0;
     vppo_status st = vppo__check_seqs(s);
     if (st != VPPO_OK) return st;
     if (!score || !select) return VPPO_ERR_NULL;
     if (!(ratio >= 0.0 && ratio <= 1.0)) return VPPO_ERR_PARAM;
-    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t)
-        if (vppo__valid(s, t) && score[t] != score[t]) return VPPO_ERR_NONFINITE;
+    if (vppo__has_nan(s, score)) return VPPO_ERR_NONFINITE;
 
-    for (b = 0; b < s->n_seqs; ++b) {
-        const int64_t n = vppo__count_valid(s, b), k = vppo__topk_count(n, ratio);
-        uint32_t threshold = 0;
-        int64_t equal_left = 0;
-        if (k > 0) {
-            threshold = vppo__kth_largest_key(s, score, b, k, &equal_left);
-            if (vppo__finite(vppo__unkey(threshold))) {
-                sum_threshold += vppo__unkey(threshold);
-                ++n_thresholds;
-            }
+    for (b0 = 0; b0 < s->n_seqs; b0 += VPPO__SEQ_BLOCK) {
+        vppo__topk_part part[VPPO__SEQ_BLOCK];
+        const int64_t nb = vppo__min64(VPPO__SEQ_BLOCK, s->n_seqs - b0);
+#ifdef _OPENMP
+        const int64_t work = s->offsets[b0 + nb] - s->offsets[b0];
+#pragma omp parallel for schedule(static) if (nb > 1 && work >= VPPO__OMP_MIN_WORK)
+#endif
+        for (i = 0; i < nb; ++i) vppo__topk_seq(s, score, ratio, b0 + i, select, &part[i]);
+        for (i = 0; i < nb; ++i) {
+            sum_threshold += part[i].sum_threshold;
+            n_thresholds += part[i].n_thresholds;
+            sum_selected += part[i].sum_selected;
+            n_sel_finite += part[i].n_sel_finite;
+            sum_rejected += part[i].sum_rejected;
+            n_rej_finite += part[i].n_rej_finite;
+            n_valid += part[i].n;
+            n_selected += part[i].k;
         }
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
-            uint32_t key;
-            int take = 0;
-            if (!vppo__valid(s, t)) { select[t] = 0; continue; }
-            key = vppo__key(score[t]);
-            if (k > 0 && key > threshold) take = 1;
-            else if (k > 0 && key == threshold && equal_left > 0) { take = 1; --equal_left; }
-            select[t] = (uint8_t)take;
-            if (!vppo__finite(score[t])) continue;   /* the means are over finite scores */
-            if (take) { sum_selected += score[t]; ++n_sel_finite; }
-            else { sum_rejected += score[t]; ++n_rej_finite; }
-        }
-        n_valid += n;
-        n_selected += k;
     }
     if (info) {
         info->n_valid = n_valid;
