@@ -674,16 +674,33 @@ static int64_t vppo__count_valid(const vppo_seqs *s, int64_t b)
     return n;
 }
 
-/* VPPO_OK when x is finite at every valid position (-inf also allowed when asked). */
+/* Below this many tokens (or logits), threads cost more than they bring. */
+#define VPPO__OMP_MIN_WORK 65536
+
+/* Is v outside the finite floats (-inf allowed when neg_inf_ok)? Without branches. */
+static int vppo__bad_value(float v, int neg_inf_ok) { return !(v - v == 0.0f) & !(neg_inf_ok & (v == -VPPO__INF)); }
+
+/* VPPO_OK when x is finite at every valid position (-inf also allowed when asked). One
+   branch-free pass (OpenMP over the tokens of large calls): errors are rare, and a pass
+   that stops at the first one would keep the common case from vectorising. */
 static vppo_status vppo__check_values(const vppo_seqs *s, const float *x, int allow_neg_inf)
 {
+    const int64_t lo = s->offsets[0], hi = s->offsets[s->n_seqs];
+    const uint8_t *mask = s->mask;
     int64_t t;
-    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t) {
-        if (!vppo__valid(s, t)) continue;
-        if (!vppo__finite(x[t]) && !(allow_neg_inf && x[t] == -VPPO__INF))
-            return VPPO_ERR_NONFINITE;
+    int bad = 0;
+    if (!mask) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) reduction(|:bad) if (hi - lo >= VPPO__OMP_MIN_WORK)
+#endif
+        for (t = lo; t < hi; ++t) bad |= vppo__bad_value(x[t], allow_neg_inf);
+    } else {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) reduction(|:bad) if (hi - lo >= VPPO__OMP_MIN_WORK)
+#endif
+        for (t = lo; t < hi; ++t) bad |= (mask[t] != 0) & vppo__bad_value(x[t], allow_neg_inf);
     }
-    return VPPO_OK;
+    return bad ? VPPO_ERR_NONFINITE : VPPO_OK;
 }
 
 static int vppo__bad_prob(float prob) { return !(prob >= 0.0f && prob <= 1.0f); }   /* NaN too */
@@ -916,6 +933,19 @@ VPPODEF vppo_status vppo_perturb_patch_rows(float *rows, int64_t n_rows, int64_t
    or +inf; d must not be NaN (both -inf); PROB_DROP's exp(logp) - exp(logp_aug) must be
    a finite float (it is not for absurd log-probabilities above ~88). The other
    estimators are bounded by their clamps. */
+/* Is some valid position -inf in both a and b? (Branch-free, OpenMP like the checks.) */
+static int vppo__has_neg_inf_pair(const vppo_seqs *s, const float *a, const float *b)
+{
+    const int64_t lo = s->offsets[0], hi = s->offsets[s->n_seqs];
+    int64_t t;
+    int bad = 0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) reduction(|:bad) if (hi - lo >= VPPO__OMP_MIN_WORK)
+#endif
+    for (t = lo; t < hi; ++t) bad |= vppo__valid(s, t) & (a[t] == -VPPO__INF) & (b[t] == -VPPO__INF);
+    return bad;
+}
+
 static vppo_status vppo__check_sampled(const vppo_seqs *s, const float *logp, const float *logp_aug,
                                        vppo_estimator est)
 {
@@ -924,6 +954,7 @@ static vppo_status vppo__check_sampled(const vppo_seqs *s, const float *logp, co
     if (!vppo__enum_in((int)est, VPPO_EST_K3, VPPO_EST_PROB_DROP)) return VPPO_ERR_PARAM;
     if ((st = vppo__check_values(s, logp, 1)) != VPPO_OK) return st;
     if ((st = vppo__check_values(s, logp_aug, 1)) != VPPO_OK) return st;
+    if (est != VPPO_EST_PROB_DROP && !vppo__has_neg_inf_pair(s, logp, logp_aug)) return VPPO_OK;
     for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t) {
         if (!vppo__valid(s, t)) continue;
         if (logp[t] == -VPPO__INF && logp_aug[t] == -VPPO__INF) return VPPO_ERR_NONFINITE;
@@ -942,6 +973,9 @@ VPPODEF vppo_status vppo_dependency_sampled(const vppo_seqs *s, const float *log
     if (!logp || !logp_aug || !dep) return VPPO_ERR_NULL;
     if ((st = vppo__check_sampled(s, logp, logp_aug, est)) != VPPO_OK) return st;
 
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (s->offsets[s->n_seqs] - s->offsets[0] >= VPPO__OMP_MIN_WORK)
+#endif
     for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t) {
         double d, v = 0.0;
         if (!vppo__valid(s, t)) { dep[t] = 0.0f; continue; }
@@ -1441,8 +1475,6 @@ static vppo__rows_job vppo__job(const vppo__kernels *k, const vppo_logits *x, co
     return job;
 }
 
-/* Below this many logits per call, threads cost more than they bring. */
-#define VPPO__OMP_MIN_WORK 65536
 
 /* The O(N) functions (§4-§8) go over sequences in blocks of this many: each block's
    sequences in parallel (OpenMP), their per-sequence parts kept on the stack and combined
@@ -1834,6 +1866,9 @@ VPPODEF vppo_status vppo_seq_mean(const vppo_seqs *s, const float *x, float *mea
     if (st != VPPO_OK) return st;
     if (!x || !mean) return VPPO_ERR_NULL;
     if ((st = vppo__check_values(s, x, 0)) != VPPO_OK) return st;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) private(t) if (s->n_seqs > 1 && s->offsets[s->n_seqs] - s->offsets[0] >= VPPO__OMP_MIN_WORK)
+#endif
     for (b = 0; b < s->n_seqs; ++b) {
         double sum = 0.0;
         int64_t n = 0;
@@ -2279,13 +2314,27 @@ typedef struct vppo__token {
     int clipped, clipped_dual, selected;
 } vppo__token;
 
-static void vppo__token_terms(const vppo_loss_config *cfg, double rho, double logp, double adv,
-                              double w, double k_ref, vppo__token *tk)
+/* The clip bounds of a configuration, in log space and as ratios: computed once per call. */
+typedef struct vppo__clip { double log_lo, log_hi, r_lo, r_hi; } vppo__clip;
+
+static vppo__clip vppo__clip_of(const vppo_loss_config *cfg)
 {
-    const double log_lo = log1p(-(double)cfg->clip_low), log_hi = log1p((double)cfg->clip_high);
+    vppo__clip c;
+    c.log_lo = log1p(-(double)cfg->clip_low);
+    c.log_hi = log1p((double)cfg->clip_high);
+    c.r_lo = exp(c.log_lo);
+    c.r_hi = exp(c.log_hi);
+    return c;
+}
+
+static void vppo__token_terms(const vppo_loss_config *cfg, const vppo__clip *clip, double rho, double logp,
+                              double adv, double w, double k_ref, vppo__token *tk)
+{
     const double dual = cfg->clip_dual;
     const double r = exp(vppo__clamp(rho, -20.0, 20.0));
-    const double rhat = exp(vppo__clamp(rho, log_lo, log_hi));
+    /* exp(clamp(rho, log_lo, log_hi)), with the exps of the bounds and of rho reused */
+    const double rhat = rho < clip->log_lo ? clip->r_lo : rho > clip->log_hi ? clip->r_hi
+                      : rho >= -20.0 && rho <= 20.0 ? r : exp(rho);
     const double L1 = -adv * r, L2 = -adv * rhat, L3 = -adv * dual, H = vppo__max(L1, L2);
     const int dual_on = adv < 0.0 && dual > 0.0;
     tk->clipped = L1 < L2;
@@ -2310,68 +2359,115 @@ static void vppo__store_grad(float *dlogp, int64_t t, double g, int *overflow)
     dlogp[t] = (float)g;
 }
 
+/* Sums over the tokens of one sequence (pg, kl, ent unweighted), its coefficient in the
+   aggregation, and whether a gradient left the float range. */
+typedef struct vppo__loss_sums {
+    double pg, kl, ent, dpg, ppo_kl, coef;
+    int64_t n_clip, n_clip_dual, n_selected;
+    int overflow;
+} vppo__loss_sums;
+
+/* The loss inputs of one call, as the per-sequence pass reads them. */
+typedef struct vppo__loss_job {
+    const vppo_loss_config *cfg;
+    const vppo_seqs *s;
+    const float *logp, *logp_old, *logp_ref, *adv, *weight;
+    const uint8_t *select;
+    float *dlogp;
+    vppo__clip clip;
+    double divisor;
+} vppo__loss_job;
+
+/* Sequence b: its sums into *sum, its gradient into dlogp (when asked). */
+static void vppo__loss_seq(const vppo__loss_job *j, int64_t b, vppo__loss_sums *sum)
+{
+    const vppo_loss_config *cfg = j->cfg;
+    const vppo_seqs *s = j->s;
+    const float *logp = j->logp, *logp_old = j->logp_old, *logp_ref = j->logp_ref;
+    float *dlogp = j->dlogp;
+    const int seq_ratio = cfg->ratio_level != VPPO_RATIO_TOKEN;
+    const int spread = cfg->ratio_level == VPPO_RATIO_SEQ && cfg->pg_kind == VPPO_PG_CLIP;
+    const int64_t n = vppo__count_valid(s, b);
+    double mean_delta = 0.0, coef;
+    int64_t t;
+    memset(sum, 0, sizeof *sum);
+    if (n == 0) {
+        if (dlogp) for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) dlogp[t] = 0.0f;
+        return;
+    }
+    coef = sum->coef = (cfg->agg == VPPO_AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / (double)n : 1.0) / j->divisor;
+    if (seq_ratio) {
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+            if (vppo__valid(s, t)) mean_delta += (double)logp[t] - (double)logp_old[t];
+        mean_delta /= (double)n;
+    }
+    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
+        double delta, w, k_ref;
+        vppo__token tk;
+        if (!vppo__valid(s, t)) { if (dlogp) dlogp[t] = 0.0f; continue; }
+        delta = (double)logp[t] - (double)logp_old[t];
+        w = (j->select ? (double)(j->select[t] != 0) : 1.0) * (j->weight ? (double)j->weight[t] : 1.0);
+        k_ref = cfg->kl_kind != VPPO_KL_NONE ? (double)logp[t] - (double)logp_ref[t] : 0.0;
+        vppo__token_terms(cfg, &j->clip, seq_ratio ? mean_delta : delta, logp[t], j->adv[t], w, k_ref, &tk);
+        sum->pg += tk.pg;
+        sum->kl += tk.kl;
+        sum->ent += -(double)logp[t];
+        sum->dpg += tk.dpg;
+        sum->n_clip += tk.clipped;
+        sum->n_clip_dual += tk.clipped_dual;
+        sum->n_selected += tk.selected;
+        sum->ppo_kl += -delta;
+        if (dlogp && !spread)
+            vppo__store_grad(dlogp, t, coef * (tk.dpg + (double)cfg->kl_coef * tk.dkl - (double)cfg->entropy_coef),
+                             &sum->overflow);
+    }
+    if (dlogp && spread) {       /* GSPO: drho/dlogp_u = 1/n_b for every valid u of b */
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
+            double dkl = 0.0;
+            if (!vppo__valid(s, t)) { dlogp[t] = 0.0f; continue; }
+            if (cfg->kl_kind != VPPO_KL_NONE)
+                vppo__kl_term(cfg->kl_kind, (double)logp[t] - (double)logp_ref[t], &dkl);
+            vppo__store_grad(dlogp, t, coef * (sum->dpg / (double)n + (double)cfg->kl_coef * dkl -
+                                               (double)cfg->entropy_coef), &sum->overflow);
+        }
+    }
+}
+
 static vppo_status vppo__policy_loss_run(const vppo_loss_config *cfg, const vppo_seqs *s,
     const float *logp, const float *logp_old, const float *logp_ref, const float *adv,
     const uint8_t *select, const float *weight, float *dlogp, vppo_loss_out *out)
 {
-    const int seq_ratio = cfg->ratio_level != VPPO_RATIO_TOKEN;
-    const int spread = cfg->ratio_level == VPPO_RATIO_SEQ && cfg->pg_kind == VPPO_PG_CLIP;
-    int64_t b, t, n_total = 0, n_selected = 0, n_clip = 0, n_clip_dual = 0;
-    double pg = 0.0, kl = 0.0, ent = 0.0, ppo_kl = 0.0, divisor;
+    int64_t b, b0, i, n_total = 0, n_selected = 0, n_clip = 0, n_clip_dual = 0;
+    double pg = 0.0, kl = 0.0, ent = 0.0, ppo_kl = 0.0;
     int overflow = 0;
+    vppo__loss_job j;
 
     for (b = 0; b < s->n_seqs; ++b) n_total += vppo__count_valid(s, b);
+    j.cfg = cfg; j.s = s; j.logp = logp; j.logp_old = logp_old; j.logp_ref = logp_ref; j.adv = adv;
+    j.weight = weight; j.select = select; j.dlogp = dlogp; j.clip = vppo__clip_of(cfg);
     /* agg(x) = sum_b m_b sum_{t in b} x / divisor, with m_b = 1/n_b for seq-mean-token-mean */
-    if (cfg->agg == VPPO_AGG_TOKEN_MEAN) divisor = cfg->denom > 0.0 ? cfg->denom : (double)n_total;
-    else divisor = cfg->denom > 0.0 ? cfg->denom : (double)s->n_seqs;
-    if (cfg->agg == VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM) divisor *= cfg->agg_norm;
+    if (cfg->agg == VPPO_AGG_TOKEN_MEAN) j.divisor = cfg->denom > 0.0 ? cfg->denom : (double)n_total;
+    else j.divisor = cfg->denom > 0.0 ? cfg->denom : (double)s->n_seqs;
+    if (cfg->agg == VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM) j.divisor *= cfg->agg_norm;
 
-    for (b = 0; b < s->n_seqs; ++b) {
-        const int64_t n = vppo__count_valid(s, b);
-        double mean_delta = 0.0, seq_pg = 0.0, seq_kl = 0.0, seq_ent = 0.0, seq_dpg = 0.0, coef;
-        if (n == 0) {
-            if (dlogp) for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) dlogp[t] = 0.0f;
-            continue;
+    for (b0 = 0; b0 < s->n_seqs; b0 += VPPO__SEQ_BLOCK) {
+        vppo__loss_sums part[VPPO__SEQ_BLOCK];
+        const int64_t nb = vppo__min64(VPPO__SEQ_BLOCK, s->n_seqs - b0);
+#ifdef _OPENMP
+        const int64_t work = s->offsets[b0 + nb] - s->offsets[b0];
+#pragma omp parallel for schedule(static) if (nb > 1 && work >= VPPO__OMP_MIN_WORK)
+#endif
+        for (i = 0; i < nb; ++i) vppo__loss_seq(&j, b0 + i, &part[i]);
+        for (i = 0; i < nb; ++i) {       /* in sequence order: the same bits for any thread count */
+            pg += part[i].coef * part[i].pg;
+            kl += part[i].coef * part[i].kl;
+            ent += part[i].coef * part[i].ent;
+            ppo_kl += part[i].ppo_kl;
+            n_clip += part[i].n_clip;
+            n_clip_dual += part[i].n_clip_dual;
+            n_selected += part[i].n_selected;
+            overflow |= part[i].overflow;
         }
-        coef = (cfg->agg == VPPO_AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / (double)n : 1.0) / divisor;
-        if (seq_ratio) {
-            for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
-                if (vppo__valid(s, t)) mean_delta += (double)logp[t] - (double)logp_old[t];
-            mean_delta /= (double)n;
-        }
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
-            double delta, w, k_ref;
-            vppo__token tk;
-            if (!vppo__valid(s, t)) { if (dlogp) dlogp[t] = 0.0f; continue; }
-            delta = (double)logp[t] - (double)logp_old[t];
-            w = (select ? (double)(select[t] != 0) : 1.0) * (weight ? (double)weight[t] : 1.0);
-            k_ref = cfg->kl_kind != VPPO_KL_NONE ? (double)logp[t] - (double)logp_ref[t] : 0.0;
-            vppo__token_terms(cfg, seq_ratio ? mean_delta : delta, logp[t], adv[t], w, k_ref, &tk);
-            seq_pg += tk.pg;
-            seq_kl += tk.kl;
-            seq_ent += -(double)logp[t];
-            seq_dpg += tk.dpg;
-            n_clip += tk.clipped;
-            n_clip_dual += tk.clipped_dual;
-            n_selected += tk.selected;
-            ppo_kl += -delta;
-            if (dlogp && !spread)
-                vppo__store_grad(dlogp, t, coef * (tk.dpg + (double)cfg->kl_coef * tk.dkl - (double)cfg->entropy_coef),
-                                 &overflow);
-        }
-        if (dlogp && spread) {       /* GSPO: drho/dlogp_u = 1/n_b for every valid u of b */
-            for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
-                double dkl = 0.0;
-                if (!vppo__valid(s, t)) { dlogp[t] = 0.0f; continue; }
-                if (cfg->kl_kind != VPPO_KL_NONE)
-                    vppo__kl_term(cfg->kl_kind, (double)logp[t] - (double)logp_ref[t], &dkl);
-                vppo__store_grad(dlogp, t, coef * (seq_dpg / (double)n + (double)cfg->kl_coef * dkl -
-                                                   (double)cfg->entropy_coef), &overflow);
-            }
-        }
-        pg += coef * seq_pg;
-        kl += coef * seq_kl;
-        ent += coef * seq_ent;
     }
     out->pg_loss = pg;
     out->kl_loss = kl;
@@ -2475,6 +2571,9 @@ static vppo_status vppo__prepare_run(const vppo_config *cfg, const vppo_seqs *s,
     else if ((st = vppo_tas_stats_compute(p->traj_dep, p->count, s->n_seqs, &p->stats)) != VPPO_OK) return st;
     if (cfg->use_tas) vppo__tas_scales_run(&cfg->tas, &p->stats, p->traj_dep, p->count, s->n_seqs, p->scale);
     else for (b = 0; b < s->n_seqs; ++b) p->scale[b] = 1.0f;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) private(t) if (s->n_seqs > 1 && end - s->offsets[0] >= VPPO__OMP_MIN_WORK)
+#endif
     for (b = 0; b < s->n_seqs; ++b)
         for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
             p->adv[t] = vppo__valid(s, t) ? p->scale[b] * adv_seq[b] : 0.0f;
