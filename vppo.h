@@ -677,8 +677,14 @@ static int64_t vppo__count_valid(const vppo_seqs *s, int64_t b)
 /* Below this many tokens (or logits), threads cost more than they bring. */
 #define VPPO__OMP_MIN_WORK 65536
 
-/* Is v outside the finite floats (-inf allowed when neg_inf_ok)? Without branches. */
-static int vppo__bad_value(float v, int neg_inf_ok) { return !(v - v == 0.0f) & !(neg_inf_ok & (v == -VPPO__INF)); }
+/* Is v outside the finite floats (-inf allowed when ok_bits is that of -inf, 0xff800000;
+   pass 0 to allow nothing)? On the bits, without branches: all exponent bits set. */
+static int vppo__bad_value(const float *v, uint32_t ok_bits)
+{
+    uint32_t u;
+    memcpy(&u, v, sizeof u);
+    return ((u & 0x7f800000u) == 0x7f800000u) & (u != ok_bits);
+}
 
 /* VPPO_OK when x is finite at every valid position (-inf also allowed when asked). One
    branch-free pass (OpenMP over the tokens of large calls): errors are rare, and a pass
@@ -687,18 +693,19 @@ static vppo_status vppo__check_values(const vppo_seqs *s, const float *x, int al
 {
     const int64_t lo = s->offsets[0], hi = s->offsets[s->n_seqs];
     const uint8_t *mask = s->mask;
+    const uint32_t ok_bits = allow_neg_inf ? 0xff800000u : 0u;
     int64_t t;
     int bad = 0;
     if (!mask) {
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) reduction(|:bad) if (hi - lo >= VPPO__OMP_MIN_WORK)
 #endif
-        for (t = lo; t < hi; ++t) bad |= vppo__bad_value(x[t], allow_neg_inf);
+        for (t = lo; t < hi; ++t) bad |= vppo__bad_value(x + t, ok_bits);
     } else {
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) reduction(|:bad) if (hi - lo >= VPPO__OMP_MIN_WORK)
 #endif
-        for (t = lo; t < hi; ++t) bad |= (mask[t] != 0) & vppo__bad_value(x[t], allow_neg_inf);
+        for (t = lo; t < hi; ++t) bad |= (mask[t] != 0) & vppo__bad_value(x + t, ok_bits);
     }
     return bad ? VPPO_ERR_NONFINITE : VPPO_OK;
 }
