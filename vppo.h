@@ -940,16 +940,20 @@ VPPODEF vppo_status vppo_perturb_patch_rows(float *rows, int64_t n_rows, int64_t
    or +inf; d must not be NaN (both -inf); PROB_DROP's exp(logp) - exp(logp_aug) must be
    a finite float (it is not for absurd log-probabilities above ~88). The other
    estimators are bounded by their clamps. */
-/* Is some valid position -inf in both a and b? (Branch-free, OpenMP like the checks.) */
-static int vppo__has_neg_inf_pair(const vppo_seqs *s, const float *a, const float *b)
+/* One pass over both inputs of the sampled estimators: some valid position is NaN or +inf
+   in a or b, or -inf in both? (Branch-free; OpenMP over the tokens of large calls.) */
+static int vppo__bad_pair(const vppo_seqs *s, const float *a, const float *b)
 {
     const int64_t lo = s->offsets[0], hi = s->offsets[s->n_seqs];
+    const uint32_t ninf = 0xff800000u;
     int64_t t;
     int bad = 0;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) reduction(|:bad) if (hi - lo >= VPPO__OMP_MIN_WORK)
 #endif
-    for (t = lo; t < hi; ++t) bad |= vppo__valid(s, t) & (a[t] == -VPPO__INF) & (b[t] == -VPPO__INF);
+    for (t = lo; t < hi; ++t)
+        bad |= vppo__valid(s, t) & (vppo__bad_value(a + t, ninf) | vppo__bad_value(b + t, ninf) |
+                                    ((a[t] == -VPPO__INF) & (b[t] == -VPPO__INF)));
     return bad;
 }
 
@@ -957,17 +961,12 @@ static vppo_status vppo__check_sampled(const vppo_seqs *s, const float *logp, co
                                        vppo_estimator est)
 {
     int64_t t;
-    vppo_status st;
     if (!vppo__enum_in((int)est, VPPO_EST_K3, VPPO_EST_PROB_DROP)) return VPPO_ERR_PARAM;
-    if ((st = vppo__check_values(s, logp, 1)) != VPPO_OK) return st;
-    if ((st = vppo__check_values(s, logp_aug, 1)) != VPPO_OK) return st;
-    if (est != VPPO_EST_PROB_DROP && !vppo__has_neg_inf_pair(s, logp, logp_aug)) return VPPO_OK;
-    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t) {
-        if (!vppo__valid(s, t)) continue;
-        if (logp[t] == -VPPO__INF && logp_aug[t] == -VPPO__INF) return VPPO_ERR_NONFINITE;
-        if (est == VPPO_EST_PROB_DROP && !(fabs(exp((double)logp[t]) - exp((double)logp_aug[t])) <= FLT_MAX))
-            return VPPO_ERR_NONFINITE;
-    }
+    if (vppo__bad_pair(s, logp, logp_aug)) return VPPO_ERR_NONFINITE;
+    if (est == VPPO_EST_PROB_DROP)
+        for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t)
+            if (vppo__valid(s, t) && !(fabs(exp((double)logp[t]) - exp((double)logp_aug[t])) <= FLT_MAX))
+                return VPPO_ERR_NONFINITE;
     return VPPO_OK;
 }
 
