@@ -83,7 +83,11 @@ THREADING
    threads when a call has at least 65536 logits (OMP_NUM_THREADS / omp_set_num_threads
    choose how many); each row is computed by one thread in a fixed order, so the thread
    count never changes a bit, and an error reports the lowest failing row's status, as a
-   serial run would. The only global mutable state is the ISA selection
+   serial run would. Likewise, at 65536 tokens or more, vppo_dependency_sampled,
+   vppo_seq_mean, vppo_topk_mask, vppo_policy_loss, vppo_prepare and vppo_step split
+   their sequences (their input checks, their tokens) over threads: each sequence's
+   sums are computed by one thread and combined in sequence order, so these too give the
+   same bits for any thread count (tested with 1, 2 and 3 threads). The only global mutable state is the ISA selection
    (vppo_isa_select; the first call of any kernel picks the best ISA). It is an atomic
    int (gcc/clang __atomic builtins, else C11 <stdatomic.h>), so first calls from many
    threads at once are safe: each may detect, all store the same choice (tested under
