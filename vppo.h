@@ -974,15 +974,11 @@ static vppo_status vppo__check_sampled(const vppo_seqs *s, const float *logp, co
     return VPPO_OK;
 }
 
-VPPODEF vppo_status vppo_dependency_sampled(const vppo_seqs *s, const float *logp,
+/* The estimators on inputs already checked (vppo_prepare checks once). */
+static void vppo__dependency_sampled_run(const vppo_seqs *s, const float *logp,
     const float *logp_aug, vppo_estimator est, float *dep)
 {
     int64_t t;
-    vppo_status st = vppo__check_seqs(s);
-    if (st != VPPO_OK) return st;
-    if (!logp || !logp_aug || !dep) return VPPO_ERR_NULL;
-    if ((st = vppo__check_sampled(s, logp, logp_aug, est)) != VPPO_OK) return st;
-
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (s->offsets[s->n_seqs] - s->offsets[0] >= VPPO__OMP_MIN_WORK)
 #endif
@@ -999,6 +995,16 @@ VPPODEF vppo_status vppo_dependency_sampled(const vppo_seqs *s, const float *log
         }
         dep[t] = (float)v;
     }
+}
+
+VPPODEF vppo_status vppo_dependency_sampled(const vppo_seqs *s, const float *logp,
+    const float *logp_aug, vppo_estimator est, float *dep)
+{
+    vppo_status st = vppo__check_seqs(s);
+    if (st != VPPO_OK) return st;
+    if (!logp || !logp_aug || !dep) return VPPO_ERR_NULL;
+    if ((st = vppo__check_sampled(s, logp, logp_aug, est)) != VPPO_OK) return st;
+    vppo__dependency_sampled_run(s, logp, logp_aug, est, dep);
     return VPPO_OK;
 }
 
@@ -1869,13 +1875,10 @@ VPPODEF vppo_status vppo_group_filter(const vppo_seqs *groups, const float *scor
 
 /* ================================ Trajectory-level Advantage Shaping (TAS) == */
 
-VPPODEF vppo_status vppo_seq_mean(const vppo_seqs *s, const float *x, float *mean, int64_t *count)
+/* Per-sequence means of x, already checked (count may be NULL). */
+static void vppo__seq_mean_run(const vppo_seqs *s, const float *x, float *mean, int64_t *count)
 {
     int64_t b, t;
-    vppo_status st = vppo__check_seqs(s);
-    if (st != VPPO_OK) return st;
-    if (!x || !mean) return VPPO_ERR_NULL;
-    if ((st = vppo__check_values(s, x, 0)) != VPPO_OK) return st;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) private(t) if (s->n_seqs > 1 && s->offsets[s->n_seqs] - s->offsets[0] >= VPPO__OMP_MIN_WORK)
 #endif
@@ -1887,6 +1890,15 @@ VPPODEF vppo_status vppo_seq_mean(const vppo_seqs *s, const float *x, float *mea
         mean[b] = n > 0 ? (float)(sum / (double)n) : 0.0f;
         if (count) count[b] = n;
     }
+}
+
+VPPODEF vppo_status vppo_seq_mean(const vppo_seqs *s, const float *x, float *mean, int64_t *count)
+{
+    vppo_status st = vppo__check_seqs(s);
+    if (st != VPPO_OK) return st;
+    if (!x || !mean) return VPPO_ERR_NULL;
+    if ((st = vppo__check_values(s, x, 0)) != VPPO_OK) return st;
+    vppo__seq_mean_run(s, x, mean, count);
     return VPPO_OK;
 }
 
@@ -2144,16 +2156,12 @@ static int vppo__has_nan(const vppo_seqs *s, const float *x)
     return bad;
 }
 
-VPPODEF vppo_status vppo_topk_mask(const vppo_seqs *s, const float *score, double ratio,
-    uint8_t *select, vppo_topk_info *info)
+/* The mask and info of scores already checked (no NaN at a valid position). */
+static void vppo__topk_run(const vppo_seqs *s, const float *score, double ratio, uint8_t *select,
+                           vppo_topk_info *info)
 {
     int64_t b0, i, n_valid = 0, n_selected = 0, n_thresholds = 0, n_sel_finite = 0, n_rej_finite = 0;
     double sum_threshold = 0.0, sum_selected = 0.0, sum_rejected = 0.0;
-    vppo_status st = vppo__check_seqs(s);
-    if (st != VPPO_OK) return st;
-    if (!score || !select) return VPPO_ERR_NULL;
-    if (!(ratio >= 0.0 && ratio <= 1.0)) return VPPO_ERR_PARAM;
-    if (vppo__has_nan(s, score)) return VPPO_ERR_NONFINITE;
 
     for (b0 = 0; b0 < s->n_seqs; b0 += VPPO__SEQ_BLOCK) {
         vppo__topk_part part[VPPO__SEQ_BLOCK];
@@ -2181,6 +2189,17 @@ VPPODEF vppo_status vppo_topk_mask(const vppo_seqs *s, const float *score, doubl
         info->mean_selected = n_sel_finite > 0 ? sum_selected / (double)n_sel_finite : 0.0;
         info->mean_rejected = n_rej_finite > 0 ? sum_rejected / (double)n_rej_finite : 0.0;
     }
+}
+
+VPPODEF vppo_status vppo_topk_mask(const vppo_seqs *s, const float *score, double ratio,
+    uint8_t *select, vppo_topk_info *info)
+{
+    vppo_status st = vppo__check_seqs(s);
+    if (st != VPPO_OK) return st;
+    if (!score || !select) return VPPO_ERR_NULL;
+    if (!(ratio >= 0.0 && ratio <= 1.0)) return VPPO_ERR_PARAM;
+    if (vppo__has_nan(s, score)) return VPPO_ERR_NONFINITE;
+    vppo__topk_run(s, score, ratio, select, info);
     return VPPO_OK;
 }
 
@@ -2559,24 +2578,23 @@ static vppo_status vppo__check_prepare(const vppo_config *cfg, const vppo_seqs *
     return VPPO_OK;
 }
 
-/* Once vppo__check_prepare passed, the checks of the calls below cannot fail (the
-   dependency is finite: every estimator clamps, and PROB_DROP was checked); their
-   statuses are still passed on. */
+/* Runs after vppo__check_prepare passed: the dependency is then finite (every estimator
+   clamps, PROB_DROP was checked, a given one was checked), so the steps below run without
+   checking their inputs again (no second read for validation). */
 static vppo_status vppo__prepare_run(const vppo_config *cfg, const vppo_seqs *s,
     const float *logp_old, const float *logp_aug, const float *dep_in, const float *adv_seq,
     const vppo_tas_stats *global, vppo_prepared *p, vppo__dep_source source)
 {
     int64_t b, t;
-    vppo_status st = VPPO_OK;
+    vppo_status st;
     const int64_t end = s->offsets[s->n_seqs];
     if (source == VPPO__DEP_SAMPLED) {
-        st = vppo_dependency_sampled(s, logp_old, logp_aug, cfg->estimator, p->dep);
+        vppo__dependency_sampled_run(s, logp_old, logp_aug, cfg->estimator, p->dep);
     } else {
         for (t = s->offsets[0]; t < end; ++t)
             p->dep[t] = source == VPPO__DEP_GIVEN && vppo__valid(s, t) ? dep_in[t] : 0.0f;
     }
-    if (st == VPPO_OK) st = vppo_seq_mean(s, p->dep, p->traj_dep, p->count);
-    if (st != VPPO_OK) return st;
+    vppo__seq_mean_run(s, p->dep, p->traj_dep, p->count);
     if (global) p->stats = *global;
     else if ((st = vppo_tas_stats_compute(p->traj_dep, p->count, s->n_seqs, &p->stats)) != VPPO_OK) return st;
     if (cfg->use_tas) vppo__tas_scales_run(&cfg->tas, &p->stats, p->traj_dep, p->count, s->n_seqs, p->scale);
@@ -2587,7 +2605,8 @@ static vppo_status vppo__prepare_run(const vppo_config *cfg, const vppo_seqs *s,
     for (b = 0; b < s->n_seqs; ++b)
         for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
             p->adv[t] = vppo__valid(s, t) ? p->scale[b] * adv_seq[b] : 0.0f;
-    return vppo_topk_mask(s, p->dep, cfg->use_tgf ? cfg->topk_ratio : 1.0, p->select, &p->topk);
+    vppo__topk_run(s, p->dep, cfg->use_tgf ? cfg->topk_ratio : 1.0, p->select, &p->topk);
+    return VPPO_OK;
 }
 
 VPPODEF vppo_status vppo_prepare(const vppo_config *cfg, const vppo_seqs *s,
