@@ -32,7 +32,7 @@ HAVE_OPENMP := $(shell echo 'int main(void){return 0;}' | gcc -fopenmp -x c - -o
 
 TEST_SRC := tests/test_main.c tests/test_util.c tests/test_basics.c tests/test_perturb.c \
             tests/test_perception.c tests/test_advantages.c tests/test_tas_tgf.c \
-            tests/test_loss.c tests/test_pipeline.c tests/test_errors.c \
+            tests/test_loss.c tests/test_rollout.c tests/test_pipeline.c tests/test_errors.c \
             tests/test_simd.c tests/test_linear.c tests/test_matrix.c tests/test_determinism.c \
             tests/test_big.c tests/fuzz/regressions.c tests/test_golden.c
 TEST_DEP := $(TEST_SRC) tests/test.h tests/tests.def vppo.h

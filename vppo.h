@@ -19,7 +19,7 @@ WHAT VPPO IS
    The rest is the DAPO objective: clip 0.2/0.28, dual clip 3, token-mean, plus the
    released code's entropy penalty 0.06. The authors' released training code differs
    from the paper's equations in places; both are here, and the defaults reproduce the
-   released code. The contract this file implements is SPEC.md (sections cited as §).
+   released code. The contract this file implements is docs/spec.md (sections cited as §).
 
 ONE TRAINING STEP
    Per-token arrays are flat: sequence b (one response) owns positions
@@ -107,7 +107,7 @@ DETERMINISM
    modes) for the same bits from every compiler.
    For a fixed ISA, every result is bitwise identical across runs and thread counts
    (tested with 1, 2 and 3 threads). Different ISAs differ in the last bits of the
-   logits kernels only (float lanes, FMA or not): each is within SPEC §12 of the float64
+   logits kernels only (float lanes, FMA or not): each is within §12 of the float64
    reference, and so within twice those bounds of each other; measured
    (tests/test_determinism.c, f32/bf16/f16, vocab 17-4099): SSE2, AVX2 and AVX-512 are
    within one float ulp of the scalar path, under 4% of that allowance (x87 arithmetic,
@@ -484,6 +484,95 @@ VPPODEF vppo_status vppo_policy_loss(const vppo_loss_config *cfg, const vppo_seq
     const float *adv, const uint8_t *select, const float *weight,
     float *dlogp, vppo_loss_out *out);
 
+/* ================================ rollout correction (feeds §7's weight) ========= */
+
+/* The inference engine that sampled a response (vLLM, SGLang: bf16, other kernels) and
+   the trainer disagree on its probabilities. Rollout correction turns the per-token
+   log-ratio l_t = logp_t - logp_rollout_t (logp: the trainer's log-probability of the
+   sampled token, verl's old_log_prob; logp_rollout: the engine's) into importance
+   weights and a rejection mask, for vppo_policy_loss's `weight` input and the mask of
+   its vppo_seqs. Both are computed from valid positions only (see vppo_seqs).
+
+   Aggregation level of a log-ratio or a divergence (verl's token/sequence/geometric): */
+typedef enum vppo_rc_level {
+    VPPO_RC_TOKEN = 0,      /* per token: x_t */
+    VPPO_RC_SEQ_SUM,        /* per sequence: sum over its valid tokens (IS: product of ratios) */
+    VPPO_RC_SEQ_MEAN,       /* per sequence: mean (IS: geometric mean of the ratios) */
+    VPPO_RC_SEQ_MAX         /* per sequence: max (rejection with K2 or K3 only) */
+} vppo_rc_level;
+typedef enum vppo_rc_is {
+    VPPO_RC_IS_NONE = 0,    /* no importance weight: 1 */
+    VPPO_RC_IS_TRUNCATE,    /* TIS: w = min(ratio, is_upper) */
+    VPPO_RC_IS_MASK         /* IcePop: w = ratio inside [is_lower, is_upper], else 0 */
+} vppo_rc_is;
+typedef enum vppo_rc_rs {   /* rejection statistic of a token, lc = clamp(l, -20, 20) */
+    VPPO_RC_RS_NONE = 0,    /* no rejection */
+    VPPO_RC_RS_K1,          /* -lc;  kept when ln(rs_lower) <= stat <= ln(rs_upper) */
+    VPPO_RC_RS_K2,          /* lc^2 / 2;          kept when stat <= rs_upper */
+    VPPO_RC_RS_K3           /* exp(lc) - 1 - lc;  kept when stat <= rs_upper */
+} vppo_rc_rs;
+
+typedef struct vppo_rc_config {
+    vppo_rc_is is_mode; vppo_rc_level is_level;   /* TRUNCATE, TOKEN */
+    double is_upper, is_lower;                    /* 2.0, 0 */
+    int is_batch_normalize;                       /* 0; nonzero: divide by the batch mean */
+    vppo_rc_rs rs_kind; vppo_rc_level rs_level;   /* NONE, TOKEN */
+    double rs_upper, rs_lower;                    /* 0, 0 */
+} vppo_rc_config;
+/* {TRUNCATE, TOKEN, 2.0, 0, 0, RS_NONE, TOKEN, 0, 0}: verl's token-level TIS at 2.
+   Domain (else VPPO_ERR_PARAM), fields of a disabled part unchecked: enums in range;
+   is_level not SEQ_MAX; is_upper finite > 0; is_lower 0 (TRUNCATE only: read as
+   1/is_upper, used by the is_frac_low metric alone) or finite in (0, is_upper];
+   rs_upper finite > 0; K1: rs_lower 0 (read as 1/rs_upper) or finite in (0, rs_upper],
+   rs_level not SEQ_MAX. */
+VPPODEF vppo_rc_config vppo_rc_config_default(void);
+
+typedef struct vppo_rc_out {
+    int64_t n_valid, n_seqs_valid, n_kept;   /* valid tokens, non-empty sequences, kept tokens */
+    /* importance weights (before batch normalization, rejected tokens included), means
+       over valid tokens: */
+    double is_mean, is_std, is_min, is_max;
+    double is_ess;            /* effective sample size mean(w)^2 / mean(w^2); 0 if all w = 0 */
+    double is_frac_high, is_frac_low;   /* above is_upper / below is_lower: the clamped ratio of
+                                           each valid token (TOKEN), the unclamped ln-ratio of
+                                           each non-empty sequence against ln of the bound (SEQ_*) */
+    double is_norm;           /* the batch normalizer divided by (1 when not normalizing) */
+    /* rejection: the statistic over valid tokens (a sequence's value at each of its tokens) */
+    double rs_mean, rs_min, rs_max;
+    double rs_frac_token;     /* rejected valid tokens / valid tokens */
+    double rs_frac_seq;       /* non-empty sequences with a rejected token / non-empty sequences */
+    /* off-policy diagnostics, lc = clamp(l, -20, 20): */
+    double kl;                /* mean over valid tokens of -l (KL(rollout || trainer), k1) */
+    double k3_kl;             /* mean of exp(lc) - 1 - lc */
+    double chi2_token;        /* mean of exp(2 lc) - 1 */
+    double chi2_seq;          /* mean over non-empty sequences of exp(2 clamp(sum_b l, -20, 20)) - 1 */
+    double log_ppl_diff;      /* mean over non-empty sequences of (mean_b logp_rollout - mean_b logp) */
+} vppo_rc_out;
+
+/* Rollout correction of one batch (verl's compute_rollout_correction_and_rejection_mask
+   with one rejection option). For a valid token t of sequence b, with the level's
+   aggregate L of l (l_t, sum_b l or mean_b l):
+     ratio = exp(clamp(L, -20, 20)); w = 1 (IS_NONE), min(ratio, is_upper) (TRUNCATE),
+     [is_lower <= ratio <= is_upper] ratio (MASK); with is_batch_normalize, w /= m where
+     m = mean of w over valid tokens (TOKEN) or over non-empty sequences (SEQ_*), when
+     m > 1e-8 (else w is kept and is_norm = 1).
+     keep_t = rs_kind == NONE or the level's aggregate S of the token statistic passes
+     its threshold (all kept tokens of a sequence stand or fall together at SEQ_*).
+   Writes (each optional, [N] like every per-token output, 0 at invalid positions):
+     weight[t] = keep_t ? w : 0   -> vppo_policy_loss's weight (float; w <= e^20 / m)
+     keep[t]   = keep_t (0/1)     -> the mask of the loss's vppo_seqs, which also removes
+                                     rejected tokens from the token counts (verl's
+                                     modified response_mask); weight alone keeps them in.
+   out (required): the metrics above. One rejection criterion per call; for verl's
+   comma-separated list call once per criterion and AND the keep masks. logp and
+   logp_rollout must be finite at valid positions (VPPO_ERR_NONFINITE). Differences
+   from verl (documented, not bugs): sequence metrics are over non-empty sequences (verl
+   averages sequence fractions and chi2_seq over all rows); is_min/is_max are the
+   applied weights at every level (verl reports the unclamped ratios at sequence level);
+   k3_kl clamps l to [-20, 20]; is_ess has no 1e-8 in its denominator. */
+VPPODEF vppo_status vppo_rollout_correction(const vppo_rc_config *cfg, const vppo_seqs *s,
+    const float *logp, const float *logp_rollout, float *weight, uint8_t *keep, vppo_rc_out *out);
+
 /* ================================================== the pipeline (§8) =========== */
 
 typedef struct vppo_config {
@@ -536,7 +625,7 @@ VPPODEF vppo_status vppo_step(const vppo_config *cfg, const vppo_seqs *s, const 
    vppo_linear_workspace(n, d, vocab) bytes (any alignment); VPPO_ERR_WORKSPACE otherwise.
    The GEMMs are cblas_sgemm when built with VPPO_USE_CBLAS (link a CBLAS, e.g. OpenBLAS),
    a portable blocked loop otherwise. Results equal materialising the logits and calling
-   vppo_logprobs / vppo_dependency_logits / vppo_logprobs_backward, within SPEC §12 (the
+   vppo_logprobs / vppo_dependency_logits / vppo_logprobs_backward, within §12 (the
    logits themselves are f32 GEMM results either way). temperature >= 1/FLT_MAX (about
    2.9e-39; the block kernels take 1/T as a float), else VPPO_ERR_PARAM. A dhidden beyond
    the float range (gradients times weights near FLT_MAX) is VPPO_ERR_NONFINITE. */
@@ -645,29 +734,42 @@ extern "C" {
 /* Logits rows are processed in chunks of this many entries (a stack buffer). */
 #define VPPO__CHUNK 256
 
-static int vppo__finite(double x) { return x - x == 0.0; }   /* false for NaN and +-inf */
+/* VPPO_HD marks the functions that also run on the GPU: vppo_cuda.cu compiles this file
+   into its unit, so that its kernels and the CPU share one copy of these rules. */
+#ifdef __CUDACC__
+#define VPPO_HD __host__ __device__
+#else
+#define VPPO_HD
+#endif
+
+static VPPO_HD int vppo__finite(double x) { return x - x == 0.0; }   /* false for NaN and +-inf */
 /* Whether an enum argument lies in [lo, hi]. A function rather than `(int)e < lo` in place:
    where enums are short and unsigned (arm-none-eabi), that comparison is always false for
    lo = 0 and -Wtype-limits says so; through a parameter the check is the same everywhere. */
 static int vppo__enum_in(int v, int lo, int hi) { return v >= lo && v <= hi; }
-static double vppo__clamp(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
-static double vppo__max(double a, double b) { return a > b ? a : b; }
+static VPPO_HD double vppo__clamp(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
+static VPPO_HD double vppo__max(double a, double b) { return a > b ? a : b; }
 static int64_t vppo__min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* Is flat position t a valid (response) position? */
 static int vppo__valid(const vppo_seqs *s, int64_t t) { return !s->mask || s->mask[t] != 0; }
 
-static vppo_status vppo__check_seqs(const vppo_seqs *s)
+/* The checks of s; with read_offsets = 0 only those that do not read the offsets (the
+   CUDA unit's host side, where the kernels check the offsets). */
+static vppo_status vppo__check_seqs_in(const vppo_seqs *s, int read_offsets)
 {
     int64_t b;
     if (!s || !s->offsets) return VPPO_ERR_NULL;
     if (s->n_seqs < 0 || s->n_seqs >= VPPO__MAX_INDEX) return VPPO_ERR_SIZE;
+    if (!read_offsets) return VPPO_OK;
     if (s->offsets[0] < 0) return VPPO_ERR_SIZE;
     for (b = 0; b < s->n_seqs; ++b)
         if (s->offsets[b + 1] < s->offsets[b]) return VPPO_ERR_SIZE;
     if (s->offsets[s->n_seqs] > VPPO__MAX_INDEX) return VPPO_ERR_SIZE;
     return VPPO_OK;
 }
+
+static vppo_status vppo__check_seqs(const vppo_seqs *s) { return vppo__check_seqs_in(s, 1); }
 
 /* n_b: the number of valid positions of sequence b. */
 static int64_t vppo__count_valid(const vppo_seqs *s, int64_t b)
@@ -918,14 +1020,23 @@ VPPODEF vppo_status vppo_perturb_gaussian_blur(vppo_image *img, float radius, vo
     return VPPO_OK;
 }
 
-VPPODEF vppo_status vppo_perturb_patch_rows(float *rows, int64_t n_rows, int64_t row_len,
-    int64_t row_stride, float prob, const float *fill, uint64_t seed)
+/* The checks of vppo_perturb_patch_rows that read no array (shared with vppo_cuda.cu). */
+static vppo_status vppo__check_patch_rows_args(const float *rows, int64_t n_rows, int64_t row_len,
+    int64_t row_stride, float prob)
 {
-    int64_t i, j;
     if (!rows) return VPPO_ERR_NULL;
     if (n_rows < 0 || row_len < 0 || row_stride < row_len) return VPPO_ERR_SIZE;
     if (n_rows > 0 && row_stride > (VPPO__MAX_INDEX - row_len) / n_rows) return VPPO_ERR_SIZE;
     if (vppo__bad_prob(prob)) return VPPO_ERR_PARAM;
+    return VPPO_OK;
+}
+
+VPPODEF vppo_status vppo_perturb_patch_rows(float *rows, int64_t n_rows, int64_t row_len,
+    int64_t row_stride, float prob, const float *fill, uint64_t seed)
+{
+    int64_t i, j;
+    const vppo_status st = vppo__check_patch_rows_args(rows, n_rows, row_len, row_stride, prob);
+    if (st != VPPO_OK) return st;
     if (fill)
         for (j = 0; j < row_len; ++j)
             if (!vppo__finite(fill[j])) return VPPO_ERR_NONFINITE;
@@ -974,6 +1085,20 @@ static vppo_status vppo__check_sampled(const vppo_seqs *s, const float *logp, co
     return VPPO_OK;
 }
 
+/* The dependency of one valid token (docs/spec.md §2.1). */
+static VPPO_HD double vppo__sampled_dep(vppo_estimator est, float logp, float logp_aug)
+{
+    const double d = vppo__clamp((double)logp_aug - (double)logp, -20.0, 20.0);
+    switch (est) {
+    case VPPO_EST_K3:        return vppo__clamp(expm1(d) - d, 0.0, 10.0);
+    case VPPO_EST_K1:        return -d;
+    case VPPO_EST_K2:        return 0.5 * d * d;
+    case VPPO_EST_ABS:       return fabs(d);
+    case VPPO_EST_PROB_DROP: return exp((double)logp) - exp((double)logp_aug);
+    }
+    return 0.0;
+}
+
 /* The estimators on inputs already checked (vppo_prepare checks once). */
 static void vppo__dependency_sampled_run(const vppo_seqs *s, const float *logp,
     const float *logp_aug, vppo_estimator est, float *dep)
@@ -982,19 +1107,8 @@ static void vppo__dependency_sampled_run(const vppo_seqs *s, const float *logp,
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (s->offsets[s->n_seqs] - s->offsets[0] >= VPPO__OMP_MIN_WORK)
 #endif
-    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t) {
-        double d, v = 0.0;
-        if (!vppo__valid(s, t)) { dep[t] = 0.0f; continue; }
-        d = vppo__clamp((double)logp_aug[t] - (double)logp[t], -20.0, 20.0);
-        switch (est) {
-        case VPPO_EST_K3:        v = vppo__clamp(expm1(d) - d, 0.0, 10.0); break;
-        case VPPO_EST_K1:        v = -d; break;
-        case VPPO_EST_K2:        v = 0.5 * d * d; break;
-        case VPPO_EST_ABS:       v = fabs(d); break;
-        case VPPO_EST_PROB_DROP: v = exp((double)logp[t]) - exp((double)logp_aug[t]); break;
-        }
-        dep[t] = (float)v;
-    }
+    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t)
+        dep[t] = vppo__valid(s, t) ? (float)vppo__sampled_dep(est, logp[t], logp_aug[t]) : 0.0f;
 }
 
 VPPODEF vppo_status vppo_dependency_sampled(const vppo_seqs *s, const float *logp,
@@ -1542,16 +1656,25 @@ static vppo_status vppo__dependency_row(const vppo__rows_job *j, int64_t r)
     return status;
 }
 
-VPPODEF vppo_status vppo_dependency_logits(const vppo_logits *orig, const vppo_logits *aug,
-    vppo_divergence div, float *dep)
+/* The checks of vppo_dependency_logits that read no array (shared with vppo_cuda.cu). */
+static vppo_status vppo__check_dependency_logits_args(const vppo_logits *orig, const vppo_logits *aug,
+    vppo_divergence div, const float *dep)
 {
-    vppo__rows_job job;
     vppo_status st;
     if ((st = vppo__check_logits(orig)) != VPPO_OK) return st;
     if ((st = vppo__check_logits(aug)) != VPPO_OK) return st;
     if (!dep) return VPPO_ERR_NULL;
     if (orig->n_rows != aug->n_rows || orig->vocab != aug->vocab) return VPPO_ERR_SIZE;
     if (!vppo__enum_in((int)div, VPPO_DIV_KL, VPPO_DIV_JS)) return VPPO_ERR_PARAM;
+    return VPPO_OK;
+}
+
+VPPODEF vppo_status vppo_dependency_logits(const vppo_logits *orig, const vppo_logits *aug,
+    vppo_divergence div, float *dep)
+{
+    vppo__rows_job job;
+    vppo_status st = vppo__check_dependency_logits_args(orig, aug, div, dep);
+    if (st != VPPO_OK) return st;
     job = vppo__job(vppo__kernels_for_temperature(aug->temperature) ? vppo__kernels_for_temperature(orig->temperature) : NULL, orig, NULL);
     job.y = aug;
     job.div = div;
@@ -1735,11 +1858,10 @@ static vppo_status vppo__backward_row(const vppo__rows_job *j, int64_t r)
     return any_finite ? VPPO_OK : VPPO_ERR_PARAM;
 }
 
-VPPODEF vppo_status vppo_logprobs_backward(const vppo_logits *x, const int32_t *ids,
-    const float *lse, const float *entropy, const float *dlogp, const float *dentropy,
+/* The argument checks of the backward that read no array (shared with vppo_cuda.cu). */
+static vppo_status vppo__check_backward_args(const vppo_logits *x, const int32_t *ids, const float *dlogp,
     const vppo_grad_out *dlogits)
 {
-    vppo__rows_job job;
     int64_t V;
     size_t in_bytes, out_bytes;
     vppo_status st;
@@ -1758,6 +1880,17 @@ VPPODEF vppo_status vppo_logprobs_backward(const vppo_logits *x, const int32_t *
         !(x->data == dlogits->data && x->dtype == VPPO_F32 && dlogits->dtype == VPPO_F32 &&
           x->row_stride == dlogits->row_stride))
         return VPPO_ERR_PARAM;
+    return VPPO_OK;
+}
+
+VPPODEF vppo_status vppo_logprobs_backward(const vppo_logits *x, const int32_t *ids,
+    const float *lse, const float *entropy, const float *dlogp, const float *dentropy,
+    const vppo_grad_out *dlogits)
+{
+    vppo__rows_job job;
+    const int64_t V = x ? x->vocab : 0;
+    vppo_status st;
+    if ((st = vppo__check_backward_args(x, ids, dlogp, dlogits)) != VPPO_OK) return st;
     if (dlogp && (st = vppo__check_ids(ids, x->n_rows, V)) != VPPO_OK) return st;
     if ((st = vppo__check_finite_array(lse, x->n_rows)) != VPPO_OK) return st;
     if ((st = vppo__check_finite_array(entropy, x->n_rows)) != VPPO_OK) return st;
@@ -1961,13 +2094,20 @@ static vppo_status vppo__check_tas_config(const vppo_tas_config *c)
     return VPPO_ERR_PARAM;
 }
 
-static vppo_status vppo__check_tas_stats(const vppo_tas_stats *st)
+static VPPO_HD vppo_status vppo__check_tas_stats(const vppo_tas_stats *st)
 {
     if (!st) return VPPO_ERR_NULL;
     if (st->n < 0) return VPPO_ERR_SIZE;
     if (st->n >= 2 && !(vppo__finite(st->min) && vppo__finite(st->max) && st->min <= st->max))
         return VPPO_ERR_PARAM;
     return VPPO_OK;
+}
+
+/* The TAS scale of a response whose normalised dependency is x (the batch mean is x_mean). */
+static VPPO_HD double vppo__tas_alpha(const vppo_tas_config *cfg, double x, double x_mean)
+{
+    if (cfg->mode == VPPO_TAS_LINEAR) return cfg->beta_min + ((double)cfg->beta_max - (double)cfg->beta_min) * x;
+    return cfg->beta_min + (1.0 - (double)cfg->beta_min) * x / (x_mean + 1e-8);
 }
 
 /* Scales without re-validation (vppo_prepare validates once). */
@@ -1985,16 +2125,9 @@ static void vppo__tas_scales_run(const vppo_tas_config *cfg, const vppo_tas_stat
         }
     if (n_valid == 0) return;
     x_mean = x_sum / (double)n_valid;
-    for (b = 0; b < n_seqs; ++b) {
-        double x, alpha;
-        if (!vppo__tas_valid(count, b)) continue;
-        x = vppo__clamp((traj_dep[b] - st->min) / range, 0.0, 1.0);
-        if (cfg->mode == VPPO_TAS_LINEAR)
-            alpha = cfg->beta_min + ((double)cfg->beta_max - (double)cfg->beta_min) * x;
-        else
-            alpha = cfg->beta_min + (1.0 - (double)cfg->beta_min) * x / (x_mean + 1e-8);
-        scale[b] = (float)alpha;
-    }
+    for (b = 0; b < n_seqs; ++b)
+        if (vppo__tas_valid(count, b))
+            scale[b] = (float)vppo__tas_alpha(cfg, vppo__clamp((traj_dep[b] - st->min) / range, 0.0, 1.0), x_mean);
 }
 
 VPPODEF vppo_status vppo_tas_scales(const vppo_tas_config *cfg, const vppo_tas_stats *st,
@@ -2297,6 +2430,20 @@ static vppo_status vppo__check_loss_config(const vppo_loss_config *c)
     return VPPO_OK;
 }
 
+/* The argument checks of vppo_policy_loss that read no per-token array (read_offsets: as
+   in vppo__check_seqs_in). check_adv = 0 skips adv, which vppo_step computes itself. */
+static vppo_status vppo__check_loss_args(const vppo_loss_config *cfg, const vppo_seqs *s,
+    const float *logp, const float *logp_old, const float *logp_ref, const float *adv,
+    const vppo_loss_out *out, int check_adv, int read_offsets)
+{
+    vppo_status st;
+    if ((st = vppo__check_loss_config(cfg)) != VPPO_OK) return st;
+    if ((st = vppo__check_seqs_in(s, read_offsets)) != VPPO_OK) return st;
+    if (!logp || !logp_old || !out || (check_adv && !adv)) return VPPO_ERR_NULL;
+    if (cfg->kl_kind != VPPO_KL_NONE && !logp_ref) return VPPO_ERR_NULL;
+    return VPPO_OK;
+}
+
 /* Pointer and per-token checks of vppo_policy_loss. check_adv = 0 skips adv and select,
    which vppo_step computes itself. */
 static vppo_status vppo__check_loss_inputs(const vppo_loss_config *cfg, const vppo_seqs *s,
@@ -2304,10 +2451,7 @@ static vppo_status vppo__check_loss_inputs(const vppo_loss_config *cfg, const vp
     const float *weight, const vppo_loss_out *out, int check_adv)
 {
     vppo_status st;
-    if ((st = vppo__check_loss_config(cfg)) != VPPO_OK) return st;
-    if ((st = vppo__check_seqs(s)) != VPPO_OK) return st;
-    if (!logp || !logp_old || !out || (check_adv && !adv)) return VPPO_ERR_NULL;
-    if (cfg->kl_kind != VPPO_KL_NONE && !logp_ref) return VPPO_ERR_NULL;
+    if ((st = vppo__check_loss_args(cfg, s, logp, logp_old, logp_ref, adv, out, check_adv, 1)) != VPPO_OK) return st;
     if ((st = vppo__check_values(s, logp, 0)) != VPPO_OK) return st;
     if ((st = vppo__check_values(s, logp_old, 0)) != VPPO_OK) return st;
     if (cfg->kl_kind != VPPO_KL_NONE && (st = vppo__check_values(s, logp_ref, 0)) != VPPO_OK) return st;
@@ -2317,7 +2461,7 @@ static vppo_status vppo__check_loss_inputs(const vppo_loss_config *cfg, const vp
 }
 
 /* The KL penalty term of one token and its derivative in logp (k = logp - logp_ref). */
-static double vppo__kl_term(vppo_kl_kind kind, double k, double *grad)
+static VPPO_HD double vppo__kl_term(vppo_kl_kind kind, double k, double *grad)
 {
     double x, raw;
     switch (kind) {
@@ -2343,10 +2487,11 @@ typedef struct vppo__token {
     int clipped, clipped_dual, selected;
 } vppo__token;
 
-/* The clip bounds of a configuration, in log space and as ratios: computed once per call. */
+/* The clip bounds of a configuration, in log space and as ratios: computed once per call
+   on the CPU (vppo__token_add, the device's entry, computes them per token). */
 typedef struct vppo__clip { double log_lo, log_hi, r_lo, r_hi; } vppo__clip;
 
-static vppo__clip vppo__clip_of(const vppo_loss_config *cfg)
+static VPPO_HD vppo__clip vppo__clip_of(const vppo_loss_config *cfg)
 {
     vppo__clip c;
     c.log_lo = log1p(-(double)cfg->clip_low);
@@ -2356,8 +2501,8 @@ static vppo__clip vppo__clip_of(const vppo_loss_config *cfg)
     return c;
 }
 
-static void vppo__token_terms(const vppo_loss_config *cfg, const vppo__clip *clip, double rho, double logp,
-                              double adv, double w, double k_ref, vppo__token *tk)
+static VPPO_HD void vppo__token_terms(const vppo_loss_config *cfg, const vppo__clip *clip, double rho,
+                                      double logp, double adv, double w, double k_ref, vppo__token *tk)
 {
     const double dual = cfg->clip_dual;
     const double r = exp(vppo__clamp(rho, -20.0, 20.0));
@@ -2380,21 +2525,94 @@ static void vppo__token_terms(const vppo_loss_config *cfg, const vppo__clip *cli
     tk->kl = vppo__kl_term(cfg->kl_kind, k_ref, &tk->dkl);
 }
 
+/* Sums over tokens: of one sequence (pg, kl, ent unweighted), or of the batch (pg, kl, ent
+   weighted by each sequence's coefficient; dpg unused). */
+typedef struct vppo__loss_sums {
+    double pg, kl, ent, dpg, ppo_kl;
+    int64_t n_clip, n_clip_dual, n_selected;
+} vppo__loss_sums;
+
+/* Valid token t: its terms into tk, added to *sum; rho is *mean_delta for sequence-level
+   ratios (mean_delta not NULL), else its own log-ratio. */
+static VPPO_HD void vppo__token_add_at(const vppo_loss_config *cfg, const vppo__clip *clip, const float *logp,
+    const float *logp_old, const float *logp_ref, const float *adv, const uint8_t *select, const float *weight,
+    int64_t t, const double *mean_delta, vppo__token *tk, vppo__loss_sums *sum)
+{
+    const double delta = (double)logp[t] - (double)logp_old[t];
+    const double w = (select ? (double)(select[t] != 0) : 1.0) * (weight ? (double)weight[t] : 1.0);
+    const double k_ref = cfg->kl_kind != VPPO_KL_NONE ? (double)logp[t] - (double)logp_ref[t] : 0.0;
+    vppo__token_terms(cfg, clip, mean_delta ? *mean_delta : delta, logp[t], adv[t], w, k_ref, tk);
+    sum->pg += tk->pg;
+    sum->kl += tk->kl;
+    sum->ent += -(double)logp[t];
+    sum->dpg += tk->dpg;
+    sum->ppo_kl += -delta;
+    sum->n_clip += tk->clipped;
+    sum->n_clip_dual += tk->clipped_dual;
+    sum->n_selected += tk->selected;
+}
+
+/* vppo__token_add_at with the clip bounds of cfg: the device's per-token entry (vppo_cuda.cu);
+   unused by the CPU path. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((unused))
+#endif
+static VPPO_HD void vppo__token_add(const vppo_loss_config *cfg, const float *logp, const float *logp_old,
+    const float *logp_ref, const float *adv, const uint8_t *select, const float *weight, int64_t t,
+    const double *mean_delta, vppo__token *tk, vppo__loss_sums *sum)
+{
+    const vppo__clip clip = vppo__clip_of(cfg);
+    vppo__token_add_at(cfg, &clip, logp, logp_old, logp_ref, adv, select, weight, t, mean_delta, tk, sum);
+}
+
+/* The gradient in logp of a token of a sequence with coefficient coef. */
+static VPPO_HD double vppo__token_grad(const vppo_loss_config *cfg, double coef, double dpg, double dkl)
+{
+    return coef * (dpg + (double)cfg->kl_coef * dkl - (double)cfg->entropy_coef);
+}
+
+/* agg(x) = sum_b m_b sum_{t in b} x / divisor, with m_b = 1/n_b for seq-mean-token-mean */
+static VPPO_HD double vppo__loss_divisor(const vppo_loss_config *cfg, int64_t n_total, int64_t n_seqs)
+{
+    double divisor;
+    if (cfg->agg == VPPO_AGG_TOKEN_MEAN) divisor = cfg->denom > 0.0 ? cfg->denom : (double)n_total;
+    else divisor = cfg->denom > 0.0 ? cfg->denom : (double)n_seqs;
+    if (cfg->agg == VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM) divisor *= cfg->agg_norm;
+    return divisor;
+}
+
+static VPPO_HD double vppo__seq_coef(const vppo_loss_config *cfg, int64_t n, double divisor)
+{
+    return (cfg->agg == VPPO_AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / (double)n : 1.0) / divisor;
+}
+
+/* *out from the batch sums; 0 when its loss is finite, else 1 (a divisor near 0). */
+static VPPO_HD int vppo__loss_out_fill(vppo_loss_out *out, const vppo_loss_config *cfg, const vppo__loss_sums *tot,
+                                       int64_t n_total)
+{
+    out->pg_loss = tot->pg;
+    out->kl_loss = tot->kl;
+    out->entropy_loss = tot->ent;
+    out->loss = tot->pg + (double)cfg->kl_coef * tot->kl + (double)cfg->entropy_coef * tot->ent;
+    out->clipfrac = n_total ? (double)tot->n_clip / (double)n_total : 0.0;
+    out->clipfrac_dual = n_total ? (double)tot->n_clip_dual / (double)n_total : 0.0;
+    out->ppo_kl = n_total ? tot->ppo_kl / (double)n_total : 0.0;
+    out->n_valid = n_total;
+    out->n_selected = tot->n_selected;
+    return !vppo__finite(out->loss);
+}
+
 /* dlogp[t] = g; the gradient can leave the float range only for absurd inputs
    (advantages around 1e29 and beyond), which *overflow records. */
-static void vppo__store_grad(float *dlogp, int64_t t, double g, int *overflow)
+static VPPO_HD void vppo__store_grad(float *dlogp, int64_t t, double g, int *overflow)
 {
     if (!(fabs(g) <= FLT_MAX)) *overflow = 1;   /* NaN too: 0 * (1 / a denormal divisor) */
     dlogp[t] = (float)g;
 }
 
-/* Sums over the tokens of one sequence (pg, kl, ent unweighted), its coefficient in the
-   aggregation, and whether a gradient left the float range. */
-typedef struct vppo__loss_sums {
-    double pg, kl, ent, dpg, ppo_kl, coef;
-    int64_t n_clip, n_clip_dual, n_selected;
-    int overflow;
-} vppo__loss_sums;
+/* One sequence's part of the batch: its sums, its coefficient in the aggregation, and
+   whether one of its gradients left the float range. */
+typedef struct vppo__loss_part { vppo__loss_sums sum; double coef; int overflow; } vppo__loss_part;
 
 /* The loss inputs of one call, as the per-sequence pass reads them. */
 typedef struct vppo__loss_job {
@@ -2407,8 +2625,8 @@ typedef struct vppo__loss_job {
     double divisor;
 } vppo__loss_job;
 
-/* Sequence b: its sums into *sum, its gradient into dlogp (when asked). */
-static void vppo__loss_seq(const vppo__loss_job *j, int64_t b, vppo__loss_sums *sum)
+/* Sequence b: its part into *part, its gradient into dlogp (when asked). */
+static void vppo__loss_seq(const vppo__loss_job *j, int64_t b, vppo__loss_part *part)
 {
     const vppo_loss_config *cfg = j->cfg;
     const vppo_seqs *s = j->s;
@@ -2419,36 +2637,23 @@ static void vppo__loss_seq(const vppo__loss_job *j, int64_t b, vppo__loss_sums *
     const int64_t n = vppo__count_valid(s, b);
     double mean_delta = 0.0, coef;
     int64_t t;
-    memset(sum, 0, sizeof *sum);
+    memset(part, 0, sizeof *part);
     if (n == 0) {
         if (dlogp) for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) dlogp[t] = 0.0f;
         return;
     }
-    coef = sum->coef = (cfg->agg == VPPO_AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / (double)n : 1.0) / j->divisor;
+    coef = part->coef = vppo__seq_coef(cfg, n, j->divisor);
     if (seq_ratio) {
         for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
             if (vppo__valid(s, t)) mean_delta += (double)logp[t] - (double)logp_old[t];
         mean_delta /= (double)n;
     }
     for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
-        double delta, w, k_ref;
         vppo__token tk;
         if (!vppo__valid(s, t)) { if (dlogp) dlogp[t] = 0.0f; continue; }
-        delta = (double)logp[t] - (double)logp_old[t];
-        w = (j->select ? (double)(j->select[t] != 0) : 1.0) * (j->weight ? (double)j->weight[t] : 1.0);
-        k_ref = cfg->kl_kind != VPPO_KL_NONE ? (double)logp[t] - (double)logp_ref[t] : 0.0;
-        vppo__token_terms(cfg, &j->clip, seq_ratio ? mean_delta : delta, logp[t], j->adv[t], w, k_ref, &tk);
-        sum->pg += tk.pg;
-        sum->kl += tk.kl;
-        sum->ent += -(double)logp[t];
-        sum->dpg += tk.dpg;
-        sum->n_clip += tk.clipped;
-        sum->n_clip_dual += tk.clipped_dual;
-        sum->n_selected += tk.selected;
-        sum->ppo_kl += -delta;
-        if (dlogp && !spread)
-            vppo__store_grad(dlogp, t, coef * (tk.dpg + (double)cfg->kl_coef * tk.dkl - (double)cfg->entropy_coef),
-                             &sum->overflow);
+        vppo__token_add_at(cfg, &j->clip, logp, logp_old, logp_ref, j->adv, j->select, j->weight, t,
+                           seq_ratio ? &mean_delta : NULL, &tk, &part->sum);
+        if (dlogp && !spread) vppo__store_grad(dlogp, t, vppo__token_grad(cfg, coef, tk.dpg, tk.dkl), &part->overflow);
     }
     if (dlogp && spread) {       /* GSPO: drho/dlogp_u = 1/n_b for every valid u of b */
         for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
@@ -2456,8 +2661,7 @@ static void vppo__loss_seq(const vppo__loss_job *j, int64_t b, vppo__loss_sums *
             if (!vppo__valid(s, t)) { dlogp[t] = 0.0f; continue; }
             if (cfg->kl_kind != VPPO_KL_NONE)
                 vppo__kl_term(cfg->kl_kind, (double)logp[t] - (double)logp_ref[t], &dkl);
-            vppo__store_grad(dlogp, t, coef * (sum->dpg / (double)n + (double)cfg->kl_coef * dkl -
-                                               (double)cfg->entropy_coef), &sum->overflow);
+            vppo__store_grad(dlogp, t, vppo__token_grad(cfg, coef, part->sum.dpg / (double)n, dkl), &part->overflow);
         }
     }
 }
@@ -2466,21 +2670,19 @@ static vppo_status vppo__policy_loss_run(const vppo_loss_config *cfg, const vppo
     const float *logp, const float *logp_old, const float *logp_ref, const float *adv,
     const uint8_t *select, const float *weight, float *dlogp, vppo_loss_out *out)
 {
-    int64_t b, b0, i, n_total = 0, n_selected = 0, n_clip = 0, n_clip_dual = 0;
-    double pg = 0.0, kl = 0.0, ent = 0.0, ppo_kl = 0.0;
+    int64_t b, b0, i, n_total = 0;
+    vppo__loss_sums tot;
     int overflow = 0;
     vppo__loss_job j;
 
+    memset(&tot, 0, sizeof tot);
     for (b = 0; b < s->n_seqs; ++b) n_total += vppo__count_valid(s, b);
     j.cfg = cfg; j.s = s; j.logp = logp; j.logp_old = logp_old; j.logp_ref = logp_ref; j.adv = adv;
     j.weight = weight; j.select = select; j.dlogp = dlogp; j.clip = vppo__clip_of(cfg);
-    /* agg(x) = sum_b m_b sum_{t in b} x / divisor, with m_b = 1/n_b for seq-mean-token-mean */
-    if (cfg->agg == VPPO_AGG_TOKEN_MEAN) j.divisor = cfg->denom > 0.0 ? cfg->denom : (double)n_total;
-    else j.divisor = cfg->denom > 0.0 ? cfg->denom : (double)s->n_seqs;
-    if (cfg->agg == VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM) j.divisor *= cfg->agg_norm;
+    j.divisor = vppo__loss_divisor(cfg, n_total, s->n_seqs);
 
     for (b0 = 0; b0 < s->n_seqs; b0 += VPPO__SEQ_BLOCK) {
-        vppo__loss_sums part[VPPO__SEQ_BLOCK];
+        vppo__loss_part part[VPPO__SEQ_BLOCK];
         const int64_t nb = vppo__min64(VPPO__SEQ_BLOCK, s->n_seqs - b0);
 #ifdef _OPENMP
         const int64_t work = s->offsets[b0 + nb] - s->offsets[b0];
@@ -2488,26 +2690,17 @@ static vppo_status vppo__policy_loss_run(const vppo_loss_config *cfg, const vppo
 #endif
         for (i = 0; i < nb; ++i) vppo__loss_seq(&j, b0 + i, &part[i]);
         for (i = 0; i < nb; ++i) {       /* in sequence order: the same bits for any thread count */
-            pg += part[i].coef * part[i].pg;
-            kl += part[i].coef * part[i].kl;
-            ent += part[i].coef * part[i].ent;
-            ppo_kl += part[i].ppo_kl;
-            n_clip += part[i].n_clip;
-            n_clip_dual += part[i].n_clip_dual;
-            n_selected += part[i].n_selected;
+            tot.pg += part[i].coef * part[i].sum.pg;
+            tot.kl += part[i].coef * part[i].sum.kl;
+            tot.ent += part[i].coef * part[i].sum.ent;
+            tot.ppo_kl += part[i].sum.ppo_kl;
+            tot.n_clip += part[i].sum.n_clip;
+            tot.n_clip_dual += part[i].sum.n_clip_dual;
+            tot.n_selected += part[i].sum.n_selected;
             overflow |= part[i].overflow;
         }
     }
-    out->pg_loss = pg;
-    out->kl_loss = kl;
-    out->entropy_loss = ent;
-    out->loss = pg + (double)cfg->kl_coef * kl + (double)cfg->entropy_coef * ent;
-    out->clipfrac = n_total ? (double)n_clip / (double)n_total : 0.0;
-    out->clipfrac_dual = n_total ? (double)n_clip_dual / (double)n_total : 0.0;
-    out->ppo_kl = n_total ? ppo_kl / (double)n_total : 0.0;
-    out->n_valid = n_total;
-    out->n_selected = n_selected;
-    if (!vppo__finite(out->loss)) overflow = 1;   /* a divisor (denom, agg_norm) near 0 */
+    overflow |= vppo__loss_out_fill(out, cfg, &tot, n_total);   /* a divisor (denom, agg_norm) near 0 */
     return overflow ? VPPO_ERR_NONFINITE : VPPO_OK;
 }
 
@@ -2519,6 +2712,282 @@ VPPODEF vppo_status vppo_policy_loss(const vppo_loss_config *cfg, const vppo_seq
     vppo_status st = vppo__check_loss_inputs(cfg, s, logp, logp_old, logp_ref, adv, weight, out, 1);
     if (st != VPPO_OK) return st;
     return vppo__policy_loss_run(cfg, s, logp, logp_old, logp_ref, adv, select, weight, dlogp, out);
+}
+
+/* ======================================================= rollout correction == */
+
+VPPODEF vppo_rc_config vppo_rc_config_default(void)
+{
+    vppo_rc_config c;
+    c.is_mode = VPPO_RC_IS_TRUNCATE;
+    c.is_level = VPPO_RC_TOKEN;
+    c.is_upper = 2.0;
+    c.is_lower = 0.0;
+    c.is_batch_normalize = 0;
+    c.rs_kind = VPPO_RC_RS_NONE;
+    c.rs_level = VPPO_RC_TOKEN;
+    c.rs_upper = 0.0;
+    c.rs_lower = 0.0;
+    return c;
+}
+
+/* The rc enums start at 0: one unsigned comparison checks both ends (a negative value wraps
+   around), and stays meaningful where enums are short and unsigned (no -Wtype-limits). */
+static int vppo__rc_level_ok(vppo_rc_level v) { return (unsigned)v <= (unsigned)VPPO_RC_SEQ_MAX; }
+static int vppo__positive(double x) { return x > 0.0 && vppo__finite(x); }
+/* A lower bound: 0 (the reciprocal of upper is meant) or finite in (0, upper]. */
+static int vppo__rc_lower_ok(double lower, double upper) { return lower == 0.0 || (vppo__positive(lower) && lower <= upper); }
+static VPPO_HD double vppo__rc_lower(double lower, double upper) { return lower > 0.0 ? lower : 1.0 / upper; }
+
+/* The config's domain (vppo_rollout_correction's first check; vppo_cuda.cu's too). */
+static vppo_status vppo__check_rc_config(const vppo_rc_config *c)
+{
+    if (!c) return VPPO_ERR_NULL;
+    if ((unsigned)c->is_mode > (unsigned)VPPO_RC_IS_MASK) return VPPO_ERR_PARAM;
+    if (c->is_mode != VPPO_RC_IS_NONE) {
+        if (!vppo__rc_level_ok(c->is_level) || c->is_level == VPPO_RC_SEQ_MAX) return VPPO_ERR_PARAM;
+        if (!vppo__positive(c->is_upper) || !vppo__rc_lower_ok(c->is_lower, c->is_upper)) return VPPO_ERR_PARAM;
+        if (c->is_mode == VPPO_RC_IS_MASK && c->is_lower == 0.0) return VPPO_ERR_PARAM;
+    }
+    if ((unsigned)c->rs_kind > (unsigned)VPPO_RC_RS_K3) return VPPO_ERR_PARAM;
+    if (c->rs_kind != VPPO_RC_RS_NONE) {
+        if (!vppo__rc_level_ok(c->rs_level) || !vppo__positive(c->rs_upper)) return VPPO_ERR_PARAM;
+        if (c->rs_kind == VPPO_RC_RS_K1 &&
+            (c->rs_level == VPPO_RC_SEQ_MAX || !vppo__rc_lower_ok(c->rs_lower, c->rs_upper))) return VPPO_ERR_PARAM;
+    }
+    return VPPO_OK;
+}
+
+/* The rejection statistic of one token from its log-ratio l (verl's k1, k2, k3). */
+static VPPO_HD double vppo__rc_stat(vppo_rc_rs kind, double l)
+{
+    const double lc = vppo__clamp(l, -20.0, 20.0);
+    switch (kind) {
+    case VPPO_RC_RS_K1: return -lc;
+    case VPPO_RC_RS_K2: return 0.5 * lc * lc;
+    case VPPO_RC_RS_K3: return expm1(lc) - lc;
+    case VPPO_RC_RS_NONE: break;
+    }
+    return 0.0;
+}
+
+/* One sequence's sums over its valid tokens, which the sequence levels aggregate. The
+   functions below, down to vppo__rc_out_fill, run on the CPU and in vppo_cuda.cu. */
+typedef struct vppo__rc_seq {
+    int64_t n;
+    double sum_l, sum_stat, max_stat;   /* of l and of the rejection statistic */
+    double sum_logp, sum_logp_rollout;
+} vppo__rc_seq;
+
+static VPPO_HD void vppo__rc_seq_init(vppo__rc_seq *q)
+{
+    q->n = 0;
+    q->sum_l = q->sum_stat = q->sum_logp = q->sum_logp_rollout = 0.0;
+    q->max_stat = -VPPO__INF;
+}
+
+static VPPO_HD void vppo__rc_seq_add(const vppo_rc_config *c, vppo__rc_seq *q, float logp, float logp_rollout)
+{
+    const double l = (double)logp - (double)logp_rollout, stat = vppo__rc_stat(c->rs_kind, l);
+    q->n += 1;
+    q->sum_l += l;
+    q->sum_stat += stat;
+    if (stat > q->max_stat) q->max_stat = stat;
+    q->sum_logp += logp;
+    q->sum_logp_rollout += logp_rollout;
+}
+
+/* The level's aggregate for a token: its own x, or its sequence's sum, mean or max. */
+static VPPO_HD double vppo__rc_aggregate(vppo_rc_level level, double x, double sum, double max, int64_t n)
+{
+    switch (level) {
+    case VPPO_RC_TOKEN:    return x;
+    case VPPO_RC_SEQ_SUM:  return sum;
+    case VPPO_RC_SEQ_MEAN: return sum / (double)n;
+    case VPPO_RC_SEQ_MAX:  return max;
+    }
+    return x;
+}
+
+/* The ratio of an aggregated log-ratio L, and its importance weight (before batch
+   normalization). */
+static VPPO_HD double vppo__rc_ratio(double L) { return exp(vppo__clamp(L, -20.0, 20.0)); }
+static VPPO_HD double vppo__rc_weight(const vppo_rc_config *c, double ratio)
+{
+    switch (c->is_mode) {
+    case VPPO_RC_IS_TRUNCATE: return ratio < c->is_upper ? ratio : c->is_upper;
+    case VPPO_RC_IS_MASK:     return (ratio >= c->is_lower && ratio <= c->is_upper) ? ratio : 0.0;
+    case VPPO_RC_IS_NONE:     break;
+    }
+    return 1.0;
+}
+
+static VPPO_HD int vppo__rc_keep(const vppo_rc_config *c, double stat)
+{
+    if (c->rs_kind == VPPO_RC_RS_NONE) return 1;
+    if (c->rs_kind == VPPO_RC_RS_K1)
+        return stat >= log(vppo__rc_lower(c->rs_lower, c->rs_upper)) && stat <= log(c->rs_upper);
+    return stat <= c->rs_upper;
+}
+
+/* The sums behind the metrics, over one sequence or the batch. */
+typedef struct vppo__rc_sums {
+    int64_t n, kept;                            /* valid and kept tokens */
+    double w, w2, w_min, w_max, high, low;      /* weights; ratios beyond the IS bounds */
+    double stat, stat_min, stat_max;            /* the rejection statistic */
+    double kl, k3, chi2;                        /* token off-policy terms */
+    double seq_w, chi2_seq, ppl;                /* per non-empty sequence */
+} vppo__rc_sums;
+
+static VPPO_HD void vppo__rc_sums_init(vppo__rc_sums *a)
+{
+    a->n = a->kept = 0;
+    a->w = a->w2 = a->high = a->low = a->stat = a->kl = a->k3 = a->chi2 = 0.0;
+    a->seq_w = a->chi2_seq = a->ppl = 0.0;
+    a->w_min = a->stat_min = VPPO__INF;
+    a->w_max = a->stat_max = -VPPO__INF;
+}
+
+/* One valid token of sequence q: adds it to a, returns keep_t and sets *w (unnormalized). */
+static VPPO_HD int vppo__rc_token(const vppo_rc_config *c, const vppo__rc_seq *q, float logp, float logp_rollout,
+                                  double *w, vppo__rc_sums *a)
+{
+    const double l = (double)logp - (double)logp_rollout, lc = vppo__clamp(l, -20.0, 20.0);
+    const double stat = vppo__rc_aggregate(c->rs_level, vppo__rc_stat(c->rs_kind, l), q->sum_stat, q->max_stat, q->n);
+    const int keep = vppo__rc_keep(c, stat);
+    const double ratio = vppo__rc_ratio(vppo__rc_aggregate(c->is_level, l, q->sum_l, 0.0, q->n));
+    *w = vppo__rc_weight(c, ratio);
+    a->n += 1;
+    a->kept += keep;
+    a->w += *w;
+    a->w2 += *w * *w;
+    if (*w < a->w_min) a->w_min = *w;
+    if (*w > a->w_max) a->w_max = *w;
+    if (c->is_level == VPPO_RC_TOKEN) {   /* the clamped ratio against the bounds, as verl */
+        a->high += ratio > c->is_upper;
+        a->low += ratio < vppo__rc_lower(c->is_lower, c->is_upper);
+    }
+    a->stat += stat;
+    if (stat < a->stat_min) a->stat_min = stat;
+    if (stat > a->stat_max) a->stat_max = stat;
+    a->kl += -l;
+    a->k3 += expm1(lc) - lc;
+    a->chi2 += expm1(2.0 * lc);
+    return keep;
+}
+
+/* After the tokens of a non-empty sequence: its sequence-level terms. */
+static VPPO_HD void vppo__rc_seq_close(const vppo_rc_config *c, const vppo__rc_seq *q, vppo__rc_sums *a)
+{
+    if (q->n == 0) return;
+    if (c->is_level != VPPO_RC_TOKEN) {
+        const double L = vppo__rc_aggregate(c->is_level, 0.0, q->sum_l, 0.0, q->n);
+        a->high += L > log(c->is_upper);
+        a->low += L < log(vppo__rc_lower(c->is_lower, c->is_upper));
+        a->seq_w += vppo__rc_weight(c, vppo__rc_ratio(L));
+    }
+    a->chi2_seq += expm1(2.0 * vppo__clamp(q->sum_l, -20.0, 20.0));
+    a->ppl += (q->sum_logp_rollout - q->sum_logp) / (double)q->n;
+}
+
+static VPPO_HD void vppo__rc_sums_merge(vppo__rc_sums *into, const vppo__rc_sums *b)
+{
+    into->n += b->n; into->kept += b->kept;
+    into->w += b->w; into->w2 += b->w2; into->high += b->high; into->low += b->low;
+    into->stat += b->stat; into->kl += b->kl; into->k3 += b->k3; into->chi2 += b->chi2;
+    into->seq_w += b->seq_w; into->chi2_seq += b->chi2_seq; into->ppl += b->ppl;
+    if (b->w_min < into->w_min) into->w_min = b->w_min;
+    if (b->w_max > into->w_max) into->w_max = b->w_max;
+    if (b->stat_min < into->stat_min) into->stat_min = b->stat_min;
+    if (b->stat_max > into->stat_max) into->stat_max = b->stat_max;
+}
+
+/* Divides a sum by a count; 0 for an empty count. */
+static VPPO_HD double vppo__mean_of(double sum, int64_t n) { return n > 0 ? sum / (double)n : 0.0; }
+
+/* The metrics from the batch sums; nseq non-empty sequences, seq_rejected of them with a
+   rejected token. */
+static VPPO_HD void vppo__rc_out_fill(const vppo_rc_config *c, const vppo__rc_sums *t, int64_t nseq,
+                                      int64_t seq_rejected, vppo_rc_out *o)
+{
+    const int seq_is = c->is_level != VPPO_RC_TOKEN;
+    const int64_t n = t->n;
+    o->n_valid = n; o->n_seqs_valid = nseq; o->n_kept = t->kept;
+    o->is_mean = vppo__mean_of(t->w, n);
+    o->is_std = sqrt(vppo__max(vppo__mean_of(t->w2, n) - o->is_mean * o->is_mean, 0.0));
+    o->is_min = n ? t->w_min : 0.0;
+    o->is_max = n ? t->w_max : 0.0;
+    o->is_ess = t->w2 > 0.0 ? o->is_mean * o->is_mean / vppo__mean_of(t->w2, n) : 0.0;
+    o->is_frac_high = vppo__mean_of(t->high, seq_is ? nseq : n);
+    o->is_frac_low = vppo__mean_of(t->low, seq_is ? nseq : n);
+    o->is_norm = 1.0;
+    if (c->is_batch_normalize) {
+        const double m = seq_is ? vppo__mean_of(t->seq_w, nseq) : o->is_mean;
+        if (m > 1e-8) o->is_norm = m;
+    }
+    o->rs_mean = vppo__mean_of(t->stat, n);
+    o->rs_min = n ? t->stat_min : 0.0;
+    o->rs_max = n ? t->stat_max : 0.0;
+    o->rs_frac_token = vppo__mean_of((double)(n - t->kept), n);
+    o->rs_frac_seq = vppo__mean_of((double)seq_rejected, nseq);
+    o->kl = vppo__mean_of(t->kl, n);
+    o->k3_kl = vppo__mean_of(t->k3, n);
+    o->chi2_token = vppo__mean_of(t->chi2, n);
+    o->chi2_seq = vppo__mean_of(t->chi2_seq, nseq);
+    o->log_ppl_diff = vppo__mean_of(t->ppl, nseq);
+}
+
+static void vppo__rc_seq_scan(const vppo_rc_config *c, const vppo_seqs *s, int64_t b, const float *logp,
+                              const float *logp_rollout, vppo__rc_seq *q)
+{
+    int64_t t;
+    vppo__rc_seq_init(q);
+    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+        if (vppo__valid(s, t)) vppo__rc_seq_add(c, q, logp[t], logp_rollout[t]);
+}
+
+VPPODEF vppo_status vppo_rollout_correction(const vppo_rc_config *cfg, const vppo_seqs *s,
+    const float *logp, const float *logp_rollout, float *weight, uint8_t *keep, vppo_rc_out *out)
+{
+    vppo_status st;
+    vppo__rc_sums tot;
+    int64_t b, nseq = 0, seq_rejected = 0;
+    if ((st = vppo__check_rc_config(cfg)) != VPPO_OK) return st;
+    if ((st = vppo__check_seqs(s)) != VPPO_OK) return st;
+    if (!logp || !logp_rollout || !out) return VPPO_ERR_NULL;
+    if ((st = vppo__check_values(s, logp, 0)) != VPPO_OK) return st;
+    if ((st = vppo__check_values(s, logp_rollout, 0)) != VPPO_OK) return st;
+    vppo__rc_sums_init(&tot);
+    for (b = 0; b < s->n_seqs; ++b) {   /* pass 1: the metrics and the batch normalizer */
+        vppo__rc_seq q;
+        vppo__rc_sums a;
+        int64_t t;
+        double w;
+        vppo__rc_seq_scan(cfg, s, b, logp, logp_rollout, &q);
+        if (q.n == 0) continue;
+        vppo__rc_sums_init(&a);
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+            if (vppo__valid(s, t)) (void)vppo__rc_token(cfg, &q, logp[t], logp_rollout[t], &w, &a);
+        vppo__rc_seq_close(cfg, &q, &a);
+        vppo__rc_sums_merge(&tot, &a);
+        nseq += 1;
+        seq_rejected += a.kept < a.n;
+    }
+    vppo__rc_out_fill(cfg, &tot, nseq, seq_rejected, out);
+    if (!weight && !keep) return VPPO_OK;
+    for (b = 0; b < s->n_seqs; ++b) {   /* pass 2: the per-token outputs */
+        vppo__rc_seq q;
+        vppo__rc_sums unused;
+        int64_t t;
+        vppo__rc_seq_scan(cfg, s, b, logp, logp_rollout, &q);
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
+            double w = 0.0;
+            const int k = vppo__valid(s, t) ? vppo__rc_token(cfg, &q, logp[t], logp_rollout[t], &w, &unused) : 0;
+            if (weight) weight[t] = k ? (float)(w / out->is_norm) : 0.0f;
+            if (keep) keep[t] = (uint8_t)k;
+        }
+    }
+    return VPPO_OK;
 }
 
 /* =========================================================== the pipeline == */
@@ -2538,15 +3007,15 @@ VPPODEF vppo_config vppo_config_default(void)
 /* Where prepare takes the dependency from. */
 typedef enum vppo__dep_source { VPPO__DEP_GIVEN, VPPO__DEP_SAMPLED, VPPO__DEP_ZERO } vppo__dep_source;
 
-static vppo_status vppo__check_prepare(const vppo_config *cfg, const vppo_seqs *s,
+/* The checks of vppo_prepare that read no per-token array (read_offsets: as in
+   vppo__check_seqs_in); *source says where the dependency comes from. */
+static vppo_status vppo__check_prepare_args(const vppo_config *cfg, const vppo_seqs *s,
     const float *logp_old, const float *logp_aug, const float *dep_in, const float *adv_seq,
-    const vppo_tas_stats *global, const vppo_prepared *p, vppo__dep_source *source)
+    const vppo_tas_stats *global, const vppo_prepared *p, vppo__dep_source *source, int read_offsets)
 {
-    int64_t b, n_nonempty = 0;
-    double max_scale = 1.0;
     vppo_status st;
     if (!cfg) return VPPO_ERR_NULL;
-    if ((st = vppo__check_seqs(s)) != VPPO_OK) return st;
+    if ((st = vppo__check_seqs_in(s, read_offsets)) != VPPO_OK) return st;
     if (!p || !adv_seq) return VPPO_ERR_NULL;
     if (!p->dep || !p->traj_dep || !p->count || !p->scale || !p->adv || !p->select) return VPPO_ERR_NULL;
     if (dep_in) *source = VPPO__DEP_GIVEN;
@@ -2559,6 +3028,17 @@ static vppo_status vppo__check_prepare(const vppo_config *cfg, const vppo_seqs *
     if (cfg->use_tas && (st = vppo__check_tas_config(&cfg->tas)) != VPPO_OK) return st;
     if (cfg->use_tgf && !(cfg->topk_ratio >= 0.0 && cfg->topk_ratio <= 1.0)) return VPPO_ERR_PARAM;
     if (global && (st = vppo__check_tas_stats(global)) != VPPO_OK) return st;
+    return VPPO_OK;
+}
+
+static vppo_status vppo__check_prepare(const vppo_config *cfg, const vppo_seqs *s,
+    const float *logp_old, const float *logp_aug, const float *dep_in, const float *adv_seq,
+    const vppo_tas_stats *global, const vppo_prepared *p, vppo__dep_source *source)
+{
+    int64_t b, n_nonempty = 0;
+    double max_scale = 1.0;
+    vppo_status st = vppo__check_prepare_args(cfg, s, logp_old, logp_aug, dep_in, adv_seq, global, p, source, 1);
+    if (st != VPPO_OK) return st;
     /* per-token data */
     if (*source == VPPO__DEP_GIVEN && (st = vppo__check_values(s, dep_in, 0)) != VPPO_OK) return st;
     if (*source == VPPO__DEP_SAMPLED && (st = vppo__check_sampled(s, logp_old, logp_aug, cfg->estimator)) != VPPO_OK)

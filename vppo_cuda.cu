@@ -1,4 +1,4 @@
-/* vppo_cuda.cu - the CUDA translation unit of vppo.h (SPEC §11). MIT licence, see vppo.h.
+/* vppo_cuda.cu - the CUDA translation unit of vppo.h (docs/spec.md §11). MIT licence, see vppo.h.
 
    Build: make cuda (nvcc -> build/libvppo_cuda.a). The API and its semantics are documented
    in vppo_cuda.h; this file is organised as the data flows:
@@ -9,17 +9,27 @@
      3. per-sequence kernels: validation + dependency + means (k_seq_a), batch scalars
         (k_batch: TAS statistics and scales, loss divisor), advantage + top-k + loss per
         sequence (k_seq_b), soft mask, and the fixed-order final sums (k_final)
-     4. host side: argument checks (the CPU functions' rules), scratch, launches, statuses
+     4. host side: argument checks (vppo.h's own), the Call (workspace, launches, the
+        end of a call), then each entry point written once on a Call; the API wraps it
+        twice: _async (the caller's launch struct) and synchronous (a pool block)
 
    Every status that depends on device data is found by the kernels and recorded in a
-   small header in the call's scratch block with atomicMin on integers, so that the first
-   error in the CPU function's order wins: the header is copied back once per call. No
+   small header in the call's workspace with atomicMin on integers, so that the first
+   error in the CPU function's order wins; the last kernel of every call (k_publish) turns
+   it into the vppo_status of the status word and writes the scalar results, so that an
+   asynchronous call never needs the host (the synchronous form copies them back). No
    float atomics anywhere; reductions go through fixed shuffle trees and fixed per-thread
    strides, so results are bitwise repeatable.
 
    VPPO_CUDA_EMULATE: compiled as plain C++ against tests/cuda_emu (a CPU emulator of
    the CUDA execution model used by the test suite on machines without a GPU); the only
    difference is how kernels are launched (see launch() below). */
+/* vppo.h's implementation, compiled into this unit (private to it): the host checks, the
+   status rules and the per-token math marked VPPO_HD come from there, not from a copy. */
+#define VPPO_STATIC
+#define VPPO_NO_SIMD
+#define VPPO_IMPLEMENTATION
+#include "vppo.h"
 #include "vppo_cuda.h"
 
 #include <cuda_runtime.h>
@@ -37,7 +47,7 @@ typedef unsigned long long u64;
 const double LN2 = 0.69314718055994530942;
 const double LOG2E = 1.44269504088896340736;
 /* The largest element count or flat position accepted anywhere (as in vppo.h). */
-const int64_t MAX_INDEX = (int64_t)(PTRDIFF_MAX / 8);
+const int64_t MAX_INDEX = VPPO__MAX_INDEX;
 /* Rows of fewer entries are reduced by one warp (8 rows per block), longer ones by a
    block of ROW_BLOCK threads. */
 const int64_t LONG_ROW = 2048;
@@ -50,7 +60,10 @@ const unsigned MAX_GRID = 1u << 22;
 
 /* Device-data errors, in the CPU functions' order of checks (smaller wins). CHK_OVERFLOW
    (a gradient beyond the float range) is found while computing and does not stop it. */
-enum : unsigned { CHK_SIZE = 0, CHK_INDEX = 1, CHK_NONFINITE = 2, CHK_OVERFLOW = 3, CHK_NONE = 0xffffffffu };
+enum : unsigned {
+    CHK_STATS_SIZE = 0, CHK_STATS_PARAM = 1,   /* _async prepare: the device-side global statistics */
+    CHK_SIZE = 2, CHK_INDEX = 3, CHK_NONFINITE = 4, CHK_OVERFLOW = 5, CHK_NONE = 0xffffffffu
+};
 
 /* The scratch header: the first data error, and for the logits functions the lowest
    failing row as row << 1 | (1 for VPPO_ERR_PARAM, 0 for VPPO_ERR_NONFINITE). */
@@ -67,8 +80,7 @@ struct Results {
     long long topk_valid, topk_selected, n_thr, n_sel_fin, n_rej_fin;
     double sum_thr, sum_sel, sum_rej;
     /* k_final: loss sums */
-    double pg, kl, ent, ppo_kl;
-    long long n_clip, n_clip_dual, n_selected;
+    vppo__loss_sums loss;
 };
 
 /* Per-sequence partial results. */
@@ -79,8 +91,8 @@ struct SeqRec {
     long long k, has_thr, n_sel_fin, n_rej_fin;
     double thr, sum_sel, sum_rej;
     /* loss: the sequence's sums and its aggregation coefficient */
-    double coef, pg, kl, ent, ppo_kl;
-    long long n_clip, n_clip_dual, n_selected;
+    double coef;
+    vppo__loss_sums loss;
 };
 
 const size_t RESULTS_AT = 64;
@@ -95,8 +107,6 @@ __device__ __forceinline__ void flag_row(Hdr *h, long long r, int param)
 __device__ __forceinline__ bool stopped(const Hdr *h) { return *(const volatile unsigned *)&h->check < CHK_OVERFLOW; }
 
 __device__ __forceinline__ bool finite_f(float x) { return x - x == 0.0f; }
-__device__ __forceinline__ double clamp_d(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
-__device__ __forceinline__ double max_d(double a, double b) { return a > b ? a : b; }
 
 __device__ __forceinline__ float bf16_to_f32(unsigned h) { return __uint_as_float(h << 16); }
 
@@ -476,7 +486,7 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_
         }
         double value;
         if (!JS) {
-            value = st.inf ? (double)INFINITY : max_d(0.0, LN2 * st.diff / st.su - log(st.su) + log(st.sv));
+            value = st.inf ? (double)INFINITY : vppo__max(0.0, LN2 * st.diff / st.su - log(st.su) + log(st.sv));
         } else {
             /* JS terms with lp = (zu - mu)/T_u - ln su (natural log), lm = log((p + q)/2):
                with hi = max(lp, lq), delta = min - hi <= 0 and L = log1p(e^delta),
@@ -499,7 +509,7 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_
                 },
                 [&](float u, float v) { acc += term(u, v); });
             acc = row_all<G>(acc, [](double x, double y) { return x + y; }, spart);
-            value = max_d(0.0, 0.5 * acc);
+            value = vppo__max(0.0, 0.5 * acc);
         }
         if (lane == 0) a.dep[r] = (float)value;
     }
@@ -524,7 +534,7 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_
         if (bad || !(st.s > 0.0)) { flag_row(a.hdr, r, !bad); continue; }
         const double logsum = log(st.s);
         if (a.lse) a.lse[r] = (float)((double)st.m * a.x.inv_t + logsum);
-        if (a.entropy) a.entropy[r] = (float)max_d(0.0, logsum - LN2 * st.c / st.s);
+        if (a.entropy) a.entropy[r] = (float)vppo__max(0.0, logsum - LN2 * st.c / st.s);
         if (a.logp && !bad_id) {
             const double z = (double)load1<D>(row_ptr(a.x, r), a.x.dtype, id);
             /* formed around the max, so that huge logits keep logp's precision */
@@ -602,7 +612,7 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_
             }
             logsum = log(st.s);
             if (!a.lse) { split = true; shift = st.m; }
-            if (!a.entropy) H = max_d(0.0, logsum - LN2 * st.c / st.s);
+            if (!a.entropy) H = vppo__max(0.0, logsum - LN2 * st.c / st.s);
         }
         const double base = split ? logsum : lse;
         const double g = a.dlogp ? (double)a.dlogp[r] : 0.0, h = a.dentropy ? (double)a.dentropy[r] : 0.0;
@@ -745,18 +755,6 @@ struct SeqA {
     const float *d_new, *d_old;   /* mean_delta from these when not NULL */
 };
 
-__device__ __forceinline__ double sampled_dep(int est, float lp, float la)
-{
-    const double d = clamp_d((double)la - (double)lp, -20.0, 20.0);
-    switch (est) {
-    case VPPO_EST_K3: return clamp_d(expm1(d) - d, 0.0, 10.0);
-    case VPPO_EST_K1: return -d;
-    case VPPO_EST_K2: return 0.5 * d * d;
-    case VPPO_EST_ABS: return fabs(d);
-    default: return exp((double)lp) - exp((double)la);
-    }
-}
-
 __global__ void __launch_bounds__(SEQ_BLOCK) k_seq_a(SeqA a)
 {
     for (int64_t b = blockIdx.x; b < (a.s.B > 0 ? a.s.B : 1); b += gridDim.x) {
@@ -780,7 +778,7 @@ __global__ void __launch_bounds__(SEQ_BLOCK) k_seq_a(SeqA a)
             if (a.dep_mode == DEP_SAMPLED) {
                 const float lp = a.logp[t], la = a.logp_aug[t];
                 bad |= !(lp < INFINITY) || !(la < INFINITY) || (lp == -INFINITY && la == -INFINITY);
-                const double v = sampled_dep(a.est, lp, la);
+                const double v = vppo__sampled_dep((vppo_estimator)a.est, lp, la);
                 if (a.est == VPPO_EST_PROB_DROP) bad |= !(fabs(v) <= FLT_MAX);
                 a.dep[t] = (float)v;
                 dep_sum += (double)(float)v;
@@ -812,14 +810,24 @@ __global__ void __launch_bounds__(SEQ_BLOCK) k_seq_a(SeqA a)
 struct BatchArgs {
     int64_t B; Hdr *hdr; SeqRec *rec; Results *res;
     int adv_check; const float *adv_seq;
-    int do_tas; int use_tas; vppo_tas_config tas; int have_global; vppo_tas_stats global;
+    int do_tas; int use_tas; vppo_tas_config tas;
+    const vppo_tas_stats *global;   /* device, or NULL: this batch's statistics */
     const float *traj; float *scale;
     int do_divisor; vppo_loss_config loss;
 };
 
 __global__ void __launch_bounds__(BATCH_BLOCK) k_batch(BatchArgs a)
 {
-    if (stopped(a.hdr)) return;
+    vppo_tas_stats global;
+    vppo_status gst = VPPO_OK;
+    if (a.global) {   /* checked before stopped(): the CPU checks it before the per-token data */
+        global = *a.global;
+        gst = vppo__check_tas_stats(&global);
+        if (gst != VPPO_OK && threadIdx.x == 0) flag(a.hdr, gst == VPPO_ERR_SIZE ? CHK_STATS_SIZE : CHK_STATS_PARAM);
+    }
+    /* uniform over the block: every thread judged the same global, and no thread of this
+       kernel has flagged anything else yet */
+    if (gst != VPPO_OK || stopped(a.hdr)) return;
     const int tid = threadIdx.x;
     long long n_total = 0, n_nonempty = 0;
     for (int64_t b = tid; b < a.B; b += BATCH_BLOCK) {
@@ -833,7 +841,7 @@ __global__ void __launch_bounds__(BATCH_BLOCK) k_batch(BatchArgs a)
            or beta_min + (1 - beta_min) * (non-empty sequences) (MEAN_PRESERVING) */
         double max_scale = 1.0;
         if (a.use_tas)
-            max_scale = a.tas.mode == VPPO_TAS_LINEAR ? max_d(1.0, a.tas.beta_max)
+            max_scale = a.tas.mode == VPPO_TAS_LINEAR ? vppo__max(1.0, a.tas.beta_max)
                       : a.tas.beta_min + (1.0 - (double)a.tas.beta_min) * (double)n_nonempty;
         bool bad = false;
         for (int64_t b = tid; b < a.B; b += BATCH_BLOCK) {
@@ -846,8 +854,8 @@ __global__ void __launch_bounds__(BATCH_BLOCK) k_batch(BatchArgs a)
     double st_min, st_max;
     long long st_n;
     if (a.do_tas) {
-        if (a.have_global) {
-            st_min = a.global.min; st_max = a.global.max; st_n = a.global.n;
+        if (a.global) {
+            st_min = global.min; st_max = global.max; st_n = global.n;
         } else {
             double lo = INFINITY, hi = -INFINITY;
             long long n = 0;
@@ -869,20 +877,15 @@ __global__ void __launch_bounds__(BATCH_BLOCK) k_batch(BatchArgs a)
             double x_sum = 0.0;
             long long n_valid = 0;
             for (int64_t b = tid; b < a.B; b += BATCH_BLOCK)
-                if (a.rec[b].count > 0) { x_sum += clamp_d((a.traj[b] - st_min) / range, 0.0, 1.0); ++n_valid; }
+                if (a.rec[b].count > 0) { x_sum += vppo__clamp((a.traj[b] - st_min) / range, 0.0, 1.0); ++n_valid; }
             x_sum = block_sum<BATCH_BLOCK>(x_sum);
             n_valid = block_count<BATCH_BLOCK>(n_valid);
             x_mean = n_valid > 0 ? x_sum / (double)n_valid : 0.0;
         }
         for (int64_t b = tid; b < a.B; b += BATCH_BLOCK) {
             double alpha = 1.0;
-            if (shape && a.rec[b].count > 0) {
-                const double x = clamp_d((a.traj[b] - st_min) / range, 0.0, 1.0);
-                if (a.tas.mode == VPPO_TAS_LINEAR)
-                    alpha = a.tas.beta_min + ((double)a.tas.beta_max - (double)a.tas.beta_min) * x;
-                else
-                    alpha = a.tas.beta_min + (1.0 - (double)a.tas.beta_min) * x / (x_mean + 1e-8);
-            }
+            if (shape && a.rec[b].count > 0)
+                alpha = vppo__tas_alpha(&a.tas, vppo__clamp((a.traj[b] - st_min) / range, 0.0, 1.0), x_mean);
             a.scale[b] = (float)alpha;
         }
         if (tid == 0) { a.res->st_min = st_min; a.res->st_max = st_max; a.res->st_n = st_n; }
@@ -890,55 +893,8 @@ __global__ void __launch_bounds__(BATCH_BLOCK) k_batch(BatchArgs a)
     if (tid == 0) {
         a.res->n_total = n_total;
         a.res->n_nonempty = n_nonempty;
-        if (a.do_divisor) {
-            double divisor;
-            if (a.loss.agg == VPPO_AGG_TOKEN_MEAN) divisor = a.loss.denom > 0.0 ? a.loss.denom : (double)n_total;
-            else divisor = a.loss.denom > 0.0 ? a.loss.denom : (double)a.B;
-            if (a.loss.agg == VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM) divisor *= a.loss.agg_norm;
-            a.res->divisor = divisor;
-        }
+        if (a.do_divisor) a.res->divisor = vppo__loss_divisor(&a.loss, n_total, a.B);
     }
-}
-
-/* --- the loss terms of one token (vppo.h's vppo__token_terms, on the device) */
-struct Token { double pg, dpg, kl, dkl; int clipped, clipped_dual, selected; };
-
-__device__ double kl_term(int kind, double k, double &grad)
-{
-    switch (kind) {
-    case VPPO_KL_K1: grad = 1.0; return k;
-    case VPPO_KL_ABS: grad = k > 0.0 ? 1.0 : (k < 0.0 ? -1.0 : 0.0); return fabs(k);
-    case VPPO_KL_K2: grad = k; return 0.5 * k * k;
-    case VPPO_KL_K3: {
-        const double x = clamp_d(-k, -20.0, 20.0), raw = expm1(x) - x;
-        grad = (-k > -20.0 && -k < 20.0 && raw < 10.0) ? -expm1(x) : 0.0;
-        return clamp_d(raw, -10.0, 10.0);
-    }
-    default: grad = 0.0; return 0.0;
-    }
-}
-
-__device__ Token token_terms(const vppo_loss_config &cfg, double rho, double logp, double adv, double w, double k_ref)
-{
-    const double log_lo = log1p(-(double)cfg.clip_low), log_hi = log1p((double)cfg.clip_high);
-    const double dual = cfg.clip_dual;
-    const double r = exp(clamp_d(rho, -20.0, 20.0)), rhat = exp(clamp_d(rho, log_lo, log_hi));
-    const double L1 = -adv * r, L2 = -adv * rhat, L3 = -adv * dual, H = max_d(L1, L2);
-    const bool dual_on = adv < 0.0 && dual > 0.0;
-    Token tk;
-    tk.clipped = L1 < L2;
-    tk.clipped_dual = dual_on && H > L3;
-    tk.selected = w != 0.0;
-    if (cfg.pg_kind == VPPO_PG_CISPO) {
-        tk.pg = w * (-adv * rhat * logp);
-        tk.dpg = w * (-adv * rhat);
-    } else {
-        const bool l1_taken = !tk.clipped_dual && L1 >= L2;
-        tk.pg = w * (tk.clipped_dual ? L3 : H);
-        tk.dpg = (l1_taken && rho > -20.0 && rho < 20.0) ? w * (-adv * r) : 0.0;
-    }
-    tk.kl = kl_term(cfg.kl_kind, k_ref, tk.dkl);
-    return tk;
 }
 
 /* k_seq_b: per sequence, the shaped advantage, the top-k mask (radix select on the
@@ -1066,58 +1022,41 @@ __global__ void __launch_bounds__(SEQ_BLOCK) k_seq_b(SeqB a)
             const vppo_loss_config &cfg = a.cfg;
             const bool seq_ratio = cfg.ratio_level != VPPO_RATIO_TOKEN;
             const bool spread = cfg.ratio_level == VPPO_RATIO_SEQ && cfg.pg_kind == VPPO_PG_CLIP;
-            const bool kl_on = cfg.kl_kind != VPPO_KL_NONE;
-            const double coef = n > 0 ? (cfg.agg == VPPO_AGG_SEQ_MEAN_TOKEN_MEAN ? 1.0 / (double)n : 1.0) / a.res->divisor
-                                      : 0.0;
+            const double coef = n > 0 ? vppo__seq_coef(&cfg, n, a.res->divisor) : 0.0;
             const double mean_delta = a.rec[b].mean_delta;
-            double pg = 0.0, kl = 0.0, ent = 0.0, dpg = 0.0, ppo_kl = 0.0;
-            long long n_clip = 0, n_dual = 0, n_sel = 0;
-            bool overflow = false;
+            vppo__loss_sums sum;
+            memset(&sum, 0, sizeof sum);
+            int overflow = 0;
             for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK) {
                 if (!valid(a.s, t)) { if (a.dlogp) a.dlogp[t] = 0.0f; continue; }
-                const double delta = (double)a.logp[t] - (double)a.logp_old[t];
-                const double w = (a.sel_in ? (double)(a.sel_in[t] != 0) : 1.0) * (a.weight ? (double)a.weight[t] : 1.0);
-                const double k_ref = kl_on ? (double)a.logp[t] - (double)a.logp_ref[t] : 0.0;
-                const Token tk = token_terms(cfg, seq_ratio ? mean_delta : delta, a.logp[t], a.adv[t], w, k_ref);
-                pg += tk.pg;
-                kl += tk.kl;
-                ent += -(double)a.logp[t];
-                dpg += tk.dpg;
-                n_clip += tk.clipped;
-                n_dual += tk.clipped_dual;
-                n_sel += tk.selected;
-                ppo_kl += -delta;
-                if (a.dlogp && !spread) {
-                    const double g = coef * (tk.dpg + (double)cfg.kl_coef * tk.dkl - (double)cfg.entropy_coef);
-                    overflow |= !(fabs(g) <= FLT_MAX);   /* NaN too: a divisor near 0 */
-                    a.dlogp[t] = (float)g;
-                }
+                vppo__token tk;
+                vppo__token_add(&cfg, a.logp, a.logp_old, a.logp_ref, a.adv, a.sel_in, a.weight, t,
+                                seq_ratio ? &mean_delta : NULL, &tk, &sum);
+                if (a.dlogp && !spread) vppo__store_grad(a.dlogp, t, vppo__token_grad(&cfg, coef, tk.dpg, tk.dkl), &overflow);
             }
-            pg = block_sum<SEQ_BLOCK>(pg);
-            kl = block_sum<SEQ_BLOCK>(kl);
-            ent = block_sum<SEQ_BLOCK>(ent);
-            ppo_kl = block_sum<SEQ_BLOCK>(ppo_kl);
-            n_clip = block_count<SEQ_BLOCK>(n_clip);
-            n_dual = block_count<SEQ_BLOCK>(n_dual);
-            n_sel = block_count<SEQ_BLOCK>(n_sel);
+            sum.pg = block_sum<SEQ_BLOCK>(sum.pg);
+            sum.kl = block_sum<SEQ_BLOCK>(sum.kl);
+            sum.ent = block_sum<SEQ_BLOCK>(sum.ent);
+            sum.ppo_kl = block_sum<SEQ_BLOCK>(sum.ppo_kl);
+            sum.n_clip = block_count<SEQ_BLOCK>(sum.n_clip);
+            sum.n_clip_dual = block_count<SEQ_BLOCK>(sum.n_clip_dual);
+            sum.n_selected = block_count<SEQ_BLOCK>(sum.n_selected);
             if (spread) {
                 /* GSPO: d rho / d logp_u = 1/n_b for every valid u of b */
-                dpg = block_sum<SEQ_BLOCK>(dpg);
+                sum.dpg = block_sum<SEQ_BLOCK>(sum.dpg);
                 if (a.dlogp)
                     for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK) {
                         if (!valid(a.s, t)) { a.dlogp[t] = 0.0f; continue; }
                         double dkl = 0.0;
-                        if (kl_on) kl_term(cfg.kl_kind, (double)a.logp[t] - (double)a.logp_ref[t], dkl);
-                        const double g = coef * (dpg / (double)n + (double)cfg.kl_coef * dkl - (double)cfg.entropy_coef);
-                        overflow |= !(fabs(g) <= FLT_MAX);   /* NaN too: a divisor near 0 */
-                        a.dlogp[t] = (float)g;
+                        if (cfg.kl_kind != VPPO_KL_NONE)
+                            vppo__kl_term(cfg.kl_kind, (double)a.logp[t] - (double)a.logp_ref[t], &dkl);
+                        vppo__store_grad(a.dlogp, t, vppo__token_grad(&cfg, coef, sum.dpg / (double)n, dkl), &overflow);
                     }
             }
             if (overflow) flag(a.hdr, CHK_OVERFLOW);
             if (tid == 0) {
-                SeqRec &r = a.rec[b];
-                r.coef = coef; r.pg = pg; r.kl = kl; r.ent = ent; r.ppo_kl = ppo_kl;
-                r.n_clip = n_clip; r.n_clip_dual = n_dual; r.n_selected = n_sel;
+                a.rec[b].coef = coef;
+                a.rec[b].loss = sum;
             }
         }
     }
@@ -1203,22 +1142,120 @@ __global__ void __launch_bounds__(SEQ_BLOCK) k_final(int64_t B, const SeqRec *re
         }
     }
     if (loss) {
-        double pg = 0.0, kl = 0.0, ent = 0.0, ppo = 0.0;
-        long long nc = 0, nd = 0, ns = 0;
+        vppo__loss_sums tot;
+        memset(&tot, 0, sizeof tot);
         for (int64_t b = tid; b < B; b += SEQ_BLOCK) {
             const SeqRec &r = rec[b];
             if (r.count == 0) continue;
-            pg += r.coef * r.pg; kl += r.coef * r.kl; ent += r.coef * r.ent; ppo += r.ppo_kl;
-            nc += r.n_clip; nd += r.n_clip_dual; ns += r.n_selected;
+            tot.pg += r.coef * r.loss.pg; tot.kl += r.coef * r.loss.kl; tot.ent += r.coef * r.loss.ent;
+            tot.ppo_kl += r.loss.ppo_kl;
+            tot.n_clip += r.loss.n_clip; tot.n_clip_dual += r.loss.n_clip_dual; tot.n_selected += r.loss.n_selected;
         }
-        pg = block_sum<SEQ_BLOCK>(pg); kl = block_sum<SEQ_BLOCK>(kl); ent = block_sum<SEQ_BLOCK>(ent);
-        ppo = block_sum<SEQ_BLOCK>(ppo);
-        nc = block_count<SEQ_BLOCK>(nc); nd = block_count<SEQ_BLOCK>(nd); ns = block_count<SEQ_BLOCK>(ns);
-        if (tid == 0) {
-            res->pg = pg; res->kl = kl; res->ent = ent; res->ppo_kl = ppo;
-            res->n_clip = nc; res->n_clip_dual = nd; res->n_selected = ns;
+        tot.pg = block_sum<SEQ_BLOCK>(tot.pg); tot.kl = block_sum<SEQ_BLOCK>(tot.kl); tot.ent = block_sum<SEQ_BLOCK>(tot.ent);
+        tot.ppo_kl = block_sum<SEQ_BLOCK>(tot.ppo_kl);
+        tot.n_clip = block_count<SEQ_BLOCK>(tot.n_clip); tot.n_clip_dual = block_count<SEQ_BLOCK>(tot.n_clip_dual);
+        tot.n_selected = block_count<SEQ_BLOCK>(tot.n_selected);
+        if (tid == 0) res->loss = tot;
+    }
+}
+
+/* ------------------------------------------------------ rollout correction */
+
+/* Per sequence: the checks (offsets, finite log-probs), the sequence sums, then each
+   token's weight (before batch normalization) and keep, and the sequence's metric sums
+   in rec[b] (the workspace's sequence records, read as vppo__rc_sums). The math is
+   vppo.h's (VPPO_HD). */
+struct RcArgs {
+    Seqs s; Hdr *hdr; vppo__rc_sums *rec;
+    vppo_rc_config cfg; const float *logp, *logp_rollout; float *weight; uint8_t *keep;
+};
+
+__device__ void block_sums(vppo__rc_sums &a)
+{
+    a.n = block_count<SEQ_BLOCK>(a.n); a.kept = block_count<SEQ_BLOCK>(a.kept);
+    a.w = block_sum<SEQ_BLOCK>(a.w); a.w2 = block_sum<SEQ_BLOCK>(a.w2);
+    a.high = block_sum<SEQ_BLOCK>(a.high); a.low = block_sum<SEQ_BLOCK>(a.low);
+    a.stat = block_sum<SEQ_BLOCK>(a.stat); a.kl = block_sum<SEQ_BLOCK>(a.kl);
+    a.k3 = block_sum<SEQ_BLOCK>(a.k3); a.chi2 = block_sum<SEQ_BLOCK>(a.chi2);
+    a.seq_w = block_sum<SEQ_BLOCK>(a.seq_w); a.chi2_seq = block_sum<SEQ_BLOCK>(a.chi2_seq);
+    a.ppl = block_sum<SEQ_BLOCK>(a.ppl);
+    a.w_min = block_all<SEQ_BLOCK>(a.w_min, OpMin()); a.w_max = block_all<SEQ_BLOCK>(a.w_max, OpMax());
+    a.stat_min = block_all<SEQ_BLOCK>(a.stat_min, OpMin()); a.stat_max = block_all<SEQ_BLOCK>(a.stat_max, OpMax());
+}
+
+__global__ void __launch_bounds__(SEQ_BLOCK) k_rc_seq(RcArgs a)
+{
+    for (int64_t b = blockIdx.x; b < (a.s.B > 0 ? a.s.B : 1); b += gridDim.x) {
+        int64_t lo = 0, hi = 0;
+        if (!seq_range(a.s, b, a.hdr, lo, hi) || b >= a.s.B) return;   /* uniform over the block */
+        vppo__rc_seq q;
+        vppo__rc_seq_init(&q);
+        bool bad = false;
+        for (int64_t t = lo + threadIdx.x; t < hi; t += SEQ_BLOCK) {
+            if (!valid(a.s, t)) continue;
+            bad |= !finite_f(a.logp[t]) || !finite_f(a.logp_rollout[t]);
+            vppo__rc_seq_add(&a.cfg, &q, a.logp[t], a.logp_rollout[t]);
+        }
+        if (bad) flag(a.hdr, CHK_NONFINITE);
+        q.n = block_count<SEQ_BLOCK>(q.n);
+        q.sum_l = block_sum<SEQ_BLOCK>(q.sum_l);
+        q.sum_stat = block_sum<SEQ_BLOCK>(q.sum_stat);
+        q.max_stat = block_all<SEQ_BLOCK>(q.max_stat, OpMax());
+        q.sum_logp = block_sum<SEQ_BLOCK>(q.sum_logp);
+        q.sum_logp_rollout = block_sum<SEQ_BLOCK>(q.sum_logp_rollout);
+        vppo__rc_sums sums;
+        vppo__rc_sums_init(&sums);
+        for (int64_t t = lo + threadIdx.x; t < hi; t += SEQ_BLOCK) {
+            double w = 0.0;
+            const int k = valid(a.s, t) ? vppo__rc_token(&a.cfg, &q, a.logp[t], a.logp_rollout[t], &w, &sums) : 0;
+            if (a.weight) a.weight[t] = k ? (float)w : 0.0f;
+            if (a.keep) a.keep[t] = (uint8_t)k;
+        }
+        block_sums(sums);
+        if (threadIdx.x == 0) {
+            vppo__rc_seq_close(&a.cfg, &q, &sums);
+            a.rec[b] = sums;
         }
     }
+}
+
+/* One block: the batch sums of the sequence records in a fixed order, the metrics. */
+__global__ void __launch_bounds__(SEQ_BLOCK) k_rc_batch(int64_t B, const vppo__rc_sums *rec, vppo_rc_config cfg,
+                                                        vppo_rc_out *out, const Hdr *hdr)
+{
+    if (stopped(hdr)) return;
+    vppo__rc_sums tot;
+    vppo__rc_sums_init(&tot);
+    long long nseq = 0, rejected = 0;
+    for (int64_t b = threadIdx.x; b < B; b += SEQ_BLOCK) {
+        if (rec[b].n == 0) continue;
+        vppo__rc_sums_merge(&tot, &rec[b]);
+        nseq += 1;
+        rejected += rec[b].kept < rec[b].n;
+    }
+    block_sums(tot);
+    nseq = block_count<SEQ_BLOCK>(nseq);
+    rejected = block_count<SEQ_BLOCK>(rejected);
+    if (threadIdx.x == 0) vppo__rc_out_fill(&cfg, &tot, nseq, rejected, out);
+}
+
+/* Batch normalization: the weights over [offsets[0], offsets[B]) divided by out->is_norm. */
+__global__ void k_rc_scale(const int64_t *off, int64_t B, float *weight, const vppo_rc_out *out, const Hdr *hdr)
+{
+    if (stopped(hdr) || out->is_norm == 1.0) return;
+    const double norm = out->is_norm;
+    for (int64_t t = off[0] + (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < off[B];
+         t += (int64_t)gridDim.x * blockDim.x)
+        weight[t] = (float)((double)weight[t] / norm);
+}
+
+/* The status from the header, and the metrics to *dst (device, or NULL) on success. */
+__global__ void k_rc_publish(const Hdr *hdr, const vppo_rc_out *src, int32_t *status, vppo_rc_out *dst)
+{
+    const vppo_status st = hdr->check == CHK_SIZE ? VPPO_ERR_SIZE :
+                           hdr->check == CHK_NONFINITE ? VPPO_ERR_NONFINITE : VPPO_OK;
+    if (st == VPPO_OK && dst) *dst = *src;
+    *status = (int32_t)st;
 }
 
 /* ===================================================================== 4. host side */
@@ -1236,18 +1273,78 @@ cudaError_t launch(K kernel, unsigned grid, unsigned block, cudaStream_t stream,
     return cudaGetLastError();
 }
 
-/* One API call: its scratch block, its CUDA errors, and the copy of the header. */
-struct Call {
-    cudaStream_t stream;
-    char *scratch;
-    size_t copy_bytes;
-    bool failed;
-    struct Head { Hdr hdr; char pad[RESULTS_AT - sizeof(Hdr)]; Results res; } head;
+/* What the last kernel of every call (k_publish) writes: the status word and the scalar
+   results (device pointers, each may be NULL). */
+struct Publish {
+    int32_t *status;
+    int32_t *written;            /* 1 when the scalar results were written */
+    vppo_topk_info *topk;
+    vppo_tas_stats *stats;
+    vppo_loss_out *out;
+    vppo_loss_config cfg;        /* with out: the loss's coefficients */
+};
 
-    explicit Call(void *s) : stream((cudaStream_t)s), scratch(NULL), copy_bytes(0), failed(false)
-    {
-        memset(&head, 0, sizeof head);
+__device__ void fill_topk_info(const Results &r, vppo_topk_info *info)
+{
+    info->n_valid = r.topk_valid;
+    info->n_selected = r.topk_selected;
+    info->threshold_mean = r.n_thr > 0 ? r.sum_thr / (double)r.n_thr : 0.0;
+    info->mean_selected = r.n_sel_fin > 0 ? r.sum_sel / (double)r.n_sel_fin : 0.0;
+    info->mean_rejected = r.n_rej_fin > 0 ? r.sum_rej / (double)r.n_rej_fin : 0.0;
+}
+
+/* The call's status from the header (the first data error in the CPU's order), and the
+   scalar results where the CPU function writes them: on success, and for the loss also
+   when only the gradient overflowed. */
+__global__ void k_publish(const Hdr *hdr, const Results *res, Publish p)
+{
+    vppo_status st = VPPO_OK;
+    switch (hdr->check) {
+    case CHK_STATS_SIZE: case CHK_SIZE: st = VPPO_ERR_SIZE; break;
+    case CHK_STATS_PARAM: st = VPPO_ERR_PARAM; break;
+    case CHK_INDEX: st = VPPO_ERR_INDEX; break;
+    case CHK_NONFINITE: case CHK_OVERFLOW: st = VPPO_ERR_NONFINITE; break;
+    default:
+        if (hdr->row != ~0ULL) st = (hdr->row & 1) ? VPPO_ERR_PARAM : VPPO_ERR_NONFINITE;
     }
+    const bool written = st == VPPO_OK || hdr->check == CHK_OVERFLOW;
+    if (written) {
+        /* a divisor near 0 makes the loss non-finite: NONFINITE, as on the CPU */
+        if (p.out && vppo__loss_out_fill(p.out, &p.cfg, &res->loss, res->n_total) && st == VPPO_OK)
+            st = VPPO_ERR_NONFINITE;
+        if (p.topk) fill_topk_info(*res, p.topk);
+        if (p.stats) { p.stats->min = res->st_min; p.stats->max = res->st_max; p.stats->n = res->st_n; }
+    }
+    if (p.written) *p.written = written;
+    *p.status = (int32_t)st;
+}
+
+/* A synchronous call's scratch block is a workspace followed by this: where k_publish
+   writes for it, and the device copy of a host `global`. */
+struct SyncTail {
+    int32_t status, written;
+    vppo_loss_out out;
+    vppo_tas_stats stats, global;
+    vppo_topk_info topk;
+};
+
+/* One API call: where it runs (the caller's launch, or a synchronous call's own block),
+   its CUDA errors, and its end. The functions of the API are written once, on a Call; the
+   asynchronous and synchronous forms differ only in the Call they pass. */
+struct Call {
+    bool async;
+    const vppo_cuda_launch *L;
+    cudaStream_t stream;
+    char *scratch;      /* the workspace: header, results, sequence records */
+    char *block;        /* synchronous: the allocated block (workspace + SyncTail) */
+    SyncTail *tail;     /* synchronous: inside block */
+    bool failed;
+
+    explicit Call(const vppo_cuda_launch *l)
+        : async(true), L(l), stream(l ? (cudaStream_t)l->stream : NULL), scratch(NULL), block(NULL), tail(NULL),
+          failed(false) {}
+    explicit Call(void *s)
+        : async(false), L(NULL), stream((cudaStream_t)s), scratch(NULL), block(NULL), tail(NULL), failed(false) {}
 
     bool cuda(cudaError_t e, const char *what)
     {
@@ -1263,45 +1360,93 @@ struct Call {
     Results *res() const { return (Results *)(scratch + RESULTS_AT); }
     SeqRec *recs() const { return (SeqRec *)(scratch + RECS_AT); }
 
-    /* A scratch block with room for n_recs sequence records; header set to "no error". */
-    bool begin(int64_t n_recs)
+    /* After the host checks of the arguments: the launch struct checked (asynchronous) or
+       the block taken from the pool (synchronous), and the header set to "no error".
+       Returns the launch struct's error; CUDA errors are kept for finish(). */
+    vppo_status begin(int64_t n_seqs)
     {
-        const size_t bytes = RECS_AT + (size_t)n_recs * sizeof(SeqRec);
-        if (!cuda(cudaMallocAsync((void **)&scratch, bytes, stream), "cudaMallocAsync")) { scratch = NULL; return false; }
-        copy_bytes = RESULTS_AT + sizeof(Results);
-        return cuda(cudaMemsetAsync(scratch, 0, copy_bytes, stream), "cudaMemsetAsync") &&
-               cuda(cudaMemsetAsync(scratch, 0xff, sizeof(Hdr), stream), "cudaMemsetAsync");
+        const size_t ws = vppo_cuda_workspace_size(n_seqs);
+        if (ws == 0) return VPPO_ERR_SIZE;   /* a batch too large for any workspace */
+        if (async) {
+            if (!L || !L->status) return VPPO_ERR_NULL;
+            if (!L->workspace || (uintptr_t)L->workspace % 16 != 0 || L->workspace_bytes < ws)
+                return VPPO_ERR_WORKSPACE;
+            scratch = (char *)L->workspace;
+        } else {
+            if (!cuda(cudaMallocAsync((void **)&block, ws + sizeof(SyncTail), stream), "cudaMallocAsync")) {
+                block = NULL;
+                return VPPO_OK;
+            }
+            scratch = block;
+            tail = (SyncTail *)(block + ws);
+        }
+        cuda(cudaMemsetAsync(scratch, 0, RESULTS_AT + sizeof(Results), stream), "cudaMemsetAsync") &&
+            cuda(cudaMemsetAsync(scratch, 0xff, sizeof(Hdr), stream), "cudaMemsetAsync");
+        return VPPO_OK;
     }
 
     template <class K, class... A>
-    bool run(const char *name, K kernel, unsigned grid, unsigned block, A... args)
+    bool run(const char *name, K kernel, unsigned grid, unsigned block_size, A... args)
     {
-        return !failed && cuda(launch(kernel, grid, block, stream, args...), name);
+        return !failed && cuda(launch(kernel, grid, block_size, stream, args...), name);
     }
 
-    /* Copy the header back, free the scratch, wait for the stream; the call's status. */
-    vppo_status finish()
+    /* `global` where the kernels read it: as given (asynchronous: device), or copied into
+       the block (synchronous: host; the copy is done before the call returns). */
+    const vppo_tas_stats *device_global(const vppo_tas_stats *global)
     {
-        if (scratch) {
-            if (!failed) cuda(cudaMemcpyAsync(&head, scratch, copy_bytes, cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync");
-            cuda(cudaFreeAsync(scratch, stream), "cudaFreeAsync");
-            scratch = NULL;
+        if (async || !global || failed) return global;
+        cuda(cudaMemcpyAsync(&tail->global, global, sizeof *global, cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync");
+        return &tail->global;
+    }
+
+    /* Enqueues k_publish. Asynchronous: returns. Synchronous: copies the status and the
+       scalar results back into pub's host pointers, frees the block, waits for the stream. */
+    vppo_status finish(Publish pub)
+    {
+        Publish dev = pub;
+        if (!async && tail) {
+            dev.status = &tail->status;
+            dev.written = &tail->written;
+            if (pub.topk) dev.topk = &tail->topk;
+            if (pub.stats) dev.stats = &tail->stats;
+            if (pub.out) dev.out = &tail->out;
+        } else if (async) {
+            dev.status = L->status;
         }
-        cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-        if (failed) {
+        run("k_publish", k_publish, 1, 1, (const Hdr *)hdr(), (const Results *)res(), dev);
+        if (async) {
+            if (!failed) return VPPO_OK;
             (void)cudaGetLastError();   /* clear what CUDA lets us clear */
             return VPPO_ERR_CUDA;
         }
-        switch (head.hdr.check) {
-        case CHK_SIZE: return VPPO_ERR_SIZE;
-        case CHK_INDEX: return VPPO_ERR_INDEX;
-        case CHK_NONFINITE: case CHK_OVERFLOW: return VPPO_ERR_NONFINITE;
-        default: break;
+        SyncTail back;
+        memset(&back, 0, sizeof back);
+        if (block) {
+            if (!failed) cuda(cudaMemcpyAsync(&back, tail, sizeof back, cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync");
+            cuda(cudaFreeAsync(block, stream), "cudaFreeAsync");
+            block = NULL;
         }
-        if (head.hdr.row != ~0ULL) return (head.hdr.row & 1) ? VPPO_ERR_PARAM : VPPO_ERR_NONFINITE;
-        return VPPO_OK;
+        cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+        if (failed) {
+            (void)cudaGetLastError();
+            return VPPO_ERR_CUDA;
+        }
+        if (back.written) {
+            if (pub.topk) *pub.topk = back.topk;
+            if (pub.stats) *pub.stats = back.stats;
+            if (pub.out) *pub.out = back.out;
+        }
+        return (vppo_status)back.status;
     }
 };
+
+Publish no_scalars()
+{
+    Publish p;
+    memset(&p, 0, sizeof p);
+    return p;
+}
 
 unsigned grid_for(int64_t units, int64_t per_block)
 {
@@ -1309,77 +1454,25 @@ unsigned grid_for(int64_t units, int64_t per_block)
     return g < 1 ? 1u : (g > (int64_t)MAX_GRID ? MAX_GRID : (unsigned)g);
 }
 
-/* --- host checks: the rules of vppo.h's checks on what the host can see */
+/* --- host checks: vppo.h's own (those that read no device array), and this unit's limit */
 
-bool finite_h(double x) { return x - x == 0.0; }
-
-vppo_status check_seqs_host(const vppo_seqs *s)
-{
-    if (!s || !s->offsets) return VPPO_ERR_NULL;
-    if (s->n_seqs < 0 || s->n_seqs >= MAX_INDEX) return VPPO_ERR_SIZE;
-    return VPPO_OK;
-}
-
+/* log2(e)/T must be a float for the kernels: a denormal temperature would make it inf (the
+   CPU computes such rows in double; documented in vppo_cuda.h). */
 vppo_status check_logits(const vppo_logits *x)
 {
-    if (!x || !x->data) return VPPO_ERR_NULL;
-    if ((int)x->dtype < (int)VPPO_F32 || (int)x->dtype > (int)VPPO_F16) return VPPO_ERR_PARAM;
-    if (x->n_rows < 0 || x->vocab < 1 || x->row_stride < x->vocab) return VPPO_ERR_SIZE;
-    if (x->n_rows > 0 && x->row_stride > (MAX_INDEX - x->vocab) / x->n_rows) return VPPO_ERR_SIZE;
-    if (!(x->temperature > 0.0f) || !finite_h(x->temperature)) return VPPO_ERR_PARAM;
-    /* the kernels take log2(e)/T as a float: a denormal temperature would make it inf (the
-       CPU computes such rows in double; documented in vppo_cuda.h) */
-    if (!(LOG2E / (double)x->temperature <= FLT_MAX)) return VPPO_ERR_PARAM;
-    return VPPO_OK;
+    const vppo_status st = vppo__check_logits(x);
+    if (st == VPPO_OK && !(LOG2E / (double)x->temperature <= FLT_MAX)) return VPPO_ERR_PARAM;
+    return st;
 }
 
-vppo_status check_tas_config(const vppo_tas_config *c)
-{
-    if (!c) return VPPO_ERR_NULL;
-    if (!finite_h(c->beta_min) || !finite_h(c->beta_max) || c->beta_min < 0.0f) return VPPO_ERR_PARAM;
-    if (c->mode == VPPO_TAS_LINEAR) return c->beta_max >= c->beta_min ? VPPO_OK : VPPO_ERR_PARAM;
-    if (c->mode == VPPO_TAS_MEAN_PRESERVING) return c->beta_min <= 1.0f ? VPPO_OK : VPPO_ERR_PARAM;
-    return VPPO_ERR_PARAM;
-}
-
-vppo_status check_tas_stats(const vppo_tas_stats *st)
-{
-    if (!st) return VPPO_ERR_NULL;
-    if (st->n < 0) return VPPO_ERR_SIZE;
-    if (st->n >= 2 && !(finite_h(st->min) && finite_h(st->max) && st->min <= st->max)) return VPPO_ERR_PARAM;
-    return VPPO_OK;
-}
-
-vppo_status check_loss_config(const vppo_loss_config *c)
-{
-    if (!c) return VPPO_ERR_NULL;
-    if (!(c->clip_low >= 0.0f && c->clip_low <= 1.0f)) return VPPO_ERR_PARAM;
-    if (!(c->clip_high >= 0.0f) || !finite_h(c->clip_high)) return VPPO_ERR_PARAM;
-    if (!(c->clip_dual == 0.0f || (c->clip_dual > 1.0f && finite_h(c->clip_dual)))) return VPPO_ERR_PARAM;
-    if ((int)c->pg_kind < (int)VPPO_PG_CLIP || (int)c->pg_kind > (int)VPPO_PG_CISPO) return VPPO_ERR_PARAM;
-    if ((int)c->ratio_level < (int)VPPO_RATIO_TOKEN || (int)c->ratio_level > (int)VPPO_RATIO_SEQ_TOKEN)
-        return VPPO_ERR_PARAM;
-    if ((int)c->agg < (int)VPPO_AGG_TOKEN_MEAN || (int)c->agg > (int)VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM)
-        return VPPO_ERR_PARAM;
-    if (c->agg == VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM && !(c->agg_norm > 0.0 && finite_h(c->agg_norm)))
-        return VPPO_ERR_PARAM;
-    if ((int)c->kl_kind < (int)VPPO_KL_NONE || (int)c->kl_kind > (int)VPPO_KL_K3) return VPPO_ERR_PARAM;
-    if (!(c->kl_coef >= 0.0f) || !finite_h(c->kl_coef)) return VPPO_ERR_PARAM;
-    if (!finite_h(c->entropy_coef)) return VPPO_ERR_PARAM;
-    if (!(c->denom >= 0.0) || !finite_h(c->denom)) return VPPO_ERR_PARAM;
-    return VPPO_OK;
-}
-
-bool bad_estimator(vppo_estimator e) { return (int)e < (int)VPPO_EST_K3 || (int)e > (int)VPPO_EST_PROB_DROP; }
-
-size_t dtype_size(vppo_dtype dt) { return dt == VPPO_F32 ? 4 : 2; }
+bool bad_estimator(vppo_estimator e) { return !vppo__enum_in((int)e, VPPO_EST_K3, VPPO_EST_PROB_DROP); }
 
 Mat make_mat(const vppo_logits *x)
 {
     Mat m;
     m.data = (const char *)x->data;
     m.dtype = (int)x->dtype;
-    m.es = (int)dtype_size(x->dtype);
+    m.es = (int)vppo__dtype_size(x->dtype);
     m.stride = x->row_stride;
     m.inv_t = 1.0 / (double)x->temperature;
     m.k = (float)(LOG2E / (double)x->temperature);
@@ -1391,12 +1484,12 @@ Mat make_mat(const vppo_logits *x)
    the same address modulo 16 (then heads are equal), with the same dtype. */
 bool rows_vectorizable(const vppo_logits *x)
 {
-    return ((uintptr_t)x->data % dtype_size(x->dtype)) == 0;
+    return ((uintptr_t)x->data % vppo__dtype_size(x->dtype)) == 0;
 }
 
 bool pair_vectorizable(const vppo_logits *p, const vppo_logits *q)
 {
-    const size_t es = dtype_size(p->dtype);
+    const size_t es = vppo__dtype_size(p->dtype);
     return p->dtype == q->dtype && rows_vectorizable(p) && rows_vectorizable(q) &&
            ((uintptr_t)p->data - (uintptr_t)q->data) % 16 == 0 &&
            ((uint64_t)p->row_stride * es - (uint64_t)q->row_stride * es) % 16 == 0;
@@ -1425,11 +1518,13 @@ template <int D, int G> struct PickBackward { typedef void (*type)(BackwardArgs)
 
 unsigned row_grid(int64_t n, bool long_rows) { return grid_for(n, long_rows ? 1 : 8); }
 unsigned row_block(bool long_rows) { return long_rows ? (unsigned)ROW_BLOCK : 256u; }
+unsigned seq_grid(int64_t B) { return grid_for(B, 1); }
 
-/* A SeqA with nothing to do but the offsets check and n_b. */
-SeqA seq_a_base(const vppo_seqs *s, const Call &c)
+/* The fields every per-sequence kernel takes from the sequences and the call. */
+template <class T>
+T seq_args(const vppo_seqs *s, const Call &c)
 {
-    SeqA a;
+    T a;
     memset(&a, 0, sizeof a);
     a.s.off = s->offsets;
     a.s.B = s->n_seqs;
@@ -1448,13 +1543,7 @@ void add_check(SeqA &a, const float *x, int kind)
 
 SeqB seq_b_base(const vppo_seqs *s, const Call &c)
 {
-    SeqB b;
-    memset(&b, 0, sizeof b);
-    b.s.off = s->offsets;
-    b.s.B = s->n_seqs;
-    b.s.mask = s->mask;
-    b.hdr = c.hdr();
-    b.rec = c.recs();
+    SeqB b = seq_args<SeqB>(s, c);
     b.res = c.res();
     return b;
 }
@@ -1486,13 +1575,8 @@ void set_loss(SeqB &b, const vppo_loss_config *cfg, const float *logp, const flo
 {
     b.do_loss = 1;
     b.cfg = *cfg;
-    b.logp = logp;
-    b.logp_old = logp_old;
-    b.logp_ref = logp_ref;
-    b.adv = adv;
-    b.sel_in = select;
-    b.weight = weight;
-    b.dlogp = dlogp;
+    b.logp = logp; b.logp_old = logp_old; b.logp_ref = logp_ref;
+    b.adv = adv; b.sel_in = select; b.weight = weight; b.dlogp = dlogp;
 }
 
 void run_final(Call &c, int64_t B, int topk, int loss)
@@ -1500,74 +1584,18 @@ void run_final(Call &c, int64_t B, int topk, int loss)
     c.run("k_final", k_final, 1, SEQ_BLOCK, B, (const SeqRec *)c.recs(), c.res(), topk, loss, (const Hdr *)c.hdr());
 }
 
-
-unsigned seq_grid(int64_t B) { return grid_for(B, 1); }
-
-void fill_topk_info(const Results &r, vppo_topk_info *info)
-{
-    info->n_valid = r.topk_valid;
-    info->n_selected = r.topk_selected;
-    info->threshold_mean = r.n_thr > 0 ? r.sum_thr / (double)r.n_thr : 0.0;
-    info->mean_selected = r.n_sel_fin > 0 ? r.sum_sel / (double)r.n_sel_fin : 0.0;
-    info->mean_rejected = r.n_rej_fin > 0 ? r.sum_rej / (double)r.n_rej_fin : 0.0;
-}
-
-void fill_prepared(const Results &r, vppo_prepared *p)
-{
-    p->stats.min = r.st_min;
-    p->stats.max = r.st_max;
-    p->stats.n = r.st_n;
-    fill_topk_info(r, &p->topk);
-}
-
-void fill_loss_out(const Results &r, const vppo_loss_config *cfg, vppo_loss_out *out)
-{
-    out->pg_loss = r.pg;
-    out->kl_loss = r.kl;
-    out->entropy_loss = r.ent;
-    out->loss = r.pg + (double)cfg->kl_coef * r.kl + (double)cfg->entropy_coef * r.ent;
-    out->clipfrac = r.n_total ? (double)r.n_clip / (double)r.n_total : 0.0;
-    out->clipfrac_dual = r.n_total ? (double)r.n_clip_dual / (double)r.n_total : 0.0;
-    out->ppo_kl = r.n_total ? r.ppo_kl / (double)r.n_total : 0.0;
-    out->n_valid = r.n_total;
-    out->n_selected = r.n_selected;
-}
-
-/* The checks and kernels of the pipeline, shared by prepare and step. */
-enum DepSource { SRC_GIVEN, SRC_SAMPLED, SRC_ZERO };
-
-vppo_status check_prepare_host(const vppo_config *cfg, const vppo_seqs *s, const float *logp_old,
-    const float *logp_aug, const float *dep_in, const float *adv_seq, const vppo_tas_stats *global,
-    const vppo_prepared *p, DepSource *source)
-{
-    vppo_status st;
-    if (!cfg) return VPPO_ERR_NULL;
-    if ((st = check_seqs_host(s)) != VPPO_OK) return st;
-    if (!p || !adv_seq) return VPPO_ERR_NULL;
-    if (!p->dep || !p->traj_dep || !p->count || !p->scale || !p->adv || !p->select) return VPPO_ERR_NULL;
-    if (dep_in) *source = SRC_GIVEN;
-    else if (logp_old && logp_aug) *source = SRC_SAMPLED;
-    else if (!cfg->use_tas && !cfg->use_tgf) *source = SRC_ZERO;
-    else return VPPO_ERR_NULL;
-    if (*source == SRC_SAMPLED && bad_estimator(cfg->estimator)) return VPPO_ERR_PARAM;
-    if (cfg->use_tas && (st = check_tas_config(&cfg->tas)) != VPPO_OK) return st;
-    if (cfg->use_tgf && !(cfg->topk_ratio >= 0.0 && cfg->topk_ratio <= 1.0)) return VPPO_ERR_PARAM;
-    if (global && (st = check_tas_stats(global)) != VPPO_OK) return st;
-    return VPPO_OK;
-}
-
 /* Enqueues prepare (and, with loss != NULL, the loss of step) on c's stream. */
 void run_pipeline(Call &c, const vppo_config *cfg, const vppo_seqs *s, const float *logp_old,
     const float *logp_aug, const float *dep_in, const float *adv_seq, const vppo_tas_stats *global,
-    vppo_prepared *p, DepSource source, const vppo_loss_config *loss, const float *logp,
+    const vppo_prepared *p, vppo__dep_source source, const vppo_loss_config *loss, const float *logp,
     const float *logp_ref, float *dlogp)
 {
     const unsigned grid = seq_grid(s->n_seqs);
-    SeqA a = seq_a_base(s, c);
+    SeqA a = seq_args<SeqA>(s, c);
     a.dep = p->dep;
     a.traj = p->traj_dep;
     a.count = p->count;
-    a.dep_mode = source == SRC_GIVEN ? DEP_GIVEN : (source == SRC_SAMPLED ? DEP_SAMPLED : DEP_ZERO);
+    a.dep_mode = source == VPPO__DEP_GIVEN ? DEP_GIVEN : (source == VPPO__DEP_SAMPLED ? DEP_SAMPLED : DEP_ZERO);
     a.est = (int)cfg->estimator;
     a.logp = logp_old;
     a.logp_aug = logp_aug;
@@ -1581,8 +1609,7 @@ void run_pipeline(Call &c, const vppo_config *cfg, const vppo_seqs *s, const flo
     ba.do_tas = 1;
     ba.use_tas = cfg->use_tas;
     ba.tas = cfg->tas;
-    ba.have_global = global != NULL;
-    if (global) ba.global = *global;
+    ba.global = c.device_global(global);
     ba.traj = p->traj_dep;
     ba.scale = p->scale;
     if (loss) { ba.do_divisor = 1; ba.loss = *loss; }
@@ -1605,7 +1632,7 @@ void run_pipeline(Call &c, const vppo_config *cfg, const vppo_seqs *s, const flo
    checked (top-k: not NaN; soft mask: finite). */
 vppo_status check_mask_host(const vppo_seqs *s, const float *score, const void *out, double ratio)
 {
-    vppo_status st = check_seqs_host(s);
+    vppo_status st = vppo__check_seqs_in(s, 0);
     if (st != VPPO_OK) return st;
     if (!score || !out) return VPPO_ERR_NULL;
     if (!(ratio >= 0.0 && ratio <= 1.0)) return VPPO_ERR_PARAM;
@@ -1614,50 +1641,39 @@ vppo_status check_mask_host(const vppo_seqs *s, const float *score, const void *
 
 SeqA run_score_pass(Call &c, const vppo_seqs *s, const float *score, int kind)
 {
-    SeqA a = seq_a_base(s, c);
+    SeqA a = seq_args<SeqA>(s, c);
     add_check(a, score, kind);
     c.run("k_seq_a", k_seq_a, seq_grid(s->n_seqs), SEQ_BLOCK, a);
     return a;
 }
 
-}  // namespace
+/* ------------------------------------------------- the API, once, on a Call */
 
-/* ======================================================================= the API */
-
-extern "C" {
-
-const char *vppo_cuda_error_string(void) { return error_message; }
-
-vppo_status vppo_cuda_dependency_sampled(const vppo_seqs *s, const float *logp, const float *logp_aug,
-    vppo_estimator est, float *dep, void *stream)
+vppo_status dependency_sampled(Call &c, const vppo_seqs *s, const float *logp, const float *logp_aug,
+    vppo_estimator est, float *dep)
 {
-    vppo_status st = check_seqs_host(s);
+    vppo_status st = vppo__check_seqs_in(s, 0);
     if (st != VPPO_OK) return st;
     if (!logp || !logp_aug || !dep) return VPPO_ERR_NULL;
     if (bad_estimator(est)) return VPPO_ERR_PARAM;
-    Call c(stream);
-    if (c.begin(s->n_seqs)) {
-        SeqA a = seq_a_base(s, c);
-        a.dep_mode = DEP_SAMPLED;
-        a.est = (int)est;
-        a.logp = logp;
-        a.logp_aug = logp_aug;
-        a.dep = dep;
-        c.run("k_seq_a", k_seq_a, seq_grid(s->n_seqs), SEQ_BLOCK, a);
-    }
-    return c.finish();
+    if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
+    SeqA a = seq_args<SeqA>(s, c);
+    a.dep_mode = DEP_SAMPLED;
+    a.est = (int)est;
+    a.logp = logp;
+    a.logp_aug = logp_aug;
+    a.dep = dep;
+    c.run("k_seq_a", k_seq_a, seq_grid(s->n_seqs), SEQ_BLOCK, a);
+    return c.finish(no_scalars());
 }
 
-vppo_status vppo_cuda_dependency_logits(const vppo_logits *orig, const vppo_logits *aug, vppo_divergence div,
-    float *dep, void *stream)
+vppo_status dependency_logits(Call &c, const vppo_logits *orig, const vppo_logits *aug, vppo_divergence div,
+    float *dep)
 {
-    vppo_status st;
-    if ((st = check_logits(orig)) != VPPO_OK) return st;
-    if ((st = check_logits(aug)) != VPPO_OK) return st;
-    if (!dep) return VPPO_ERR_NULL;
-    if (orig->n_rows != aug->n_rows || orig->vocab != aug->vocab) return VPPO_ERR_SIZE;
-    if ((int)div < (int)VPPO_DIV_KL || (int)div > (int)VPPO_DIV_JS) return VPPO_ERR_PARAM;
-    if (orig->n_rows == 0) return VPPO_OK;
+    vppo_status st = vppo__check_dependency_logits_args(orig, aug, div, dep);
+    if (st == VPPO_OK && (st = check_logits(orig)) == VPPO_OK) st = check_logits(aug);
+    if (st != VPPO_OK) return st;
+    if ((st = c.begin(0)) != VPPO_OK) return st;
     const vppo_logits *P = div == VPPO_DIV_KL_REVERSE ? aug : orig, *Q = div == VPPO_DIV_KL_REVERSE ? orig : aug;
     DepArgs a;
     a.p = make_mat(P);
@@ -1666,24 +1682,21 @@ vppo_status vppo_cuda_dependency_logits(const vppo_logits *orig, const vppo_logi
     a.V = orig->vocab;
     a.js = div == VPPO_DIV_JS;
     a.dep = dep;
+    a.hdr = c.hdr();
     const bool long_rows = a.V >= LONG_ROW;
     const int D = pair_vectorizable(P, Q) ? (int)P->dtype : 3;
-    Call c(stream);
-    if (c.begin(0)) {
-        a.hdr = c.hdr();
+    if (a.n > 0)
         c.run("k_dependency", a.js ? pick_kernel<PickJS>(D, long_rows) : pick_kernel<PickKL>(D, long_rows),
               row_grid(a.n, long_rows), row_block(long_rows), a);
-    }
-    return c.finish();
+    return c.finish(no_scalars());
 }
 
-vppo_status vppo_cuda_logprobs(const vppo_logits *x, const int32_t *ids, float *logp, float *lse, float *entropy,
-    void *stream)
+vppo_status logprobs(Call &c, const vppo_logits *x, const int32_t *ids, float *logp, float *lse, float *entropy)
 {
     vppo_status st;
     if ((st = check_logits(x)) != VPPO_OK) return st;
     if (logp && !ids) return VPPO_ERR_NULL;
-    if (x->n_rows == 0) return VPPO_OK;   /* with no outputs the rows are still checked, as on the CPU */
+    if ((st = c.begin(0)) != VPPO_OK) return st;
     LogprobsArgs a;
     a.x = make_mat(x);
     a.n = x->n_rows;
@@ -1692,56 +1705,37 @@ vppo_status vppo_cuda_logprobs(const vppo_logits *x, const int32_t *ids, float *
     a.logp = logp;
     a.lse = lse;
     a.entropy = entropy;
+    a.hdr = c.hdr();
     const bool long_rows = a.V >= LONG_ROW;
     const int D = rows_vectorizable(x) ? (int)x->dtype : 3;
-    Call c(stream);
-    if (c.begin(0)) {
-        a.hdr = c.hdr();
+    /* with no outputs the rows are still checked, as on the CPU */
+    if (a.n > 0)
         c.run("k_logprobs", pick_kernel<PickLogprobs>(D, long_rows), row_grid(a.n, long_rows), row_block(long_rows), a);
-    }
-    return c.finish();
+    return c.finish(no_scalars());
 }
 
-vppo_status vppo_cuda_logprobs_backward(const vppo_logits *x, const int32_t *ids, const float *lse,
-    const float *entropy, const float *dlogp, const float *dentropy, const vppo_grad_out *dlogits, void *stream)
+vppo_status logprobs_backward(Call &c, const vppo_logits *x, const int32_t *ids, const float *lse,
+    const float *entropy, const float *dlogp, const float *dentropy, const vppo_grad_out *dlogits)
 {
-    vppo_status st;
-    if ((st = check_logits(x)) != VPPO_OK) return st;
-    if (!dlogits || !dlogits->data) return VPPO_ERR_NULL;
-    if (dlogp && !ids) return VPPO_ERR_NULL;
-    if (dlogits->dtype == VPPO_F16) return VPPO_ERR_UNSUPPORTED;
-    if (dlogits->dtype != VPPO_F32 && dlogits->dtype != VPPO_BF16) return VPPO_ERR_PARAM;
+    vppo_status st = vppo__check_backward_args(x, ids, dlogp, dlogits);
+    if (st == VPPO_OK) st = check_logits(x);
+    if (st != VPPO_OK) return st;
+    if ((st = c.begin(0)) != VPPO_OK) return st;
     const int64_t V = x->vocab, n = x->n_rows;
-    if (dlogits->row_stride < V) return VPPO_ERR_SIZE;
-    if (n > 0 && dlogits->row_stride > (MAX_INDEX - V) / n) return VPPO_ERR_SIZE;
-    /* in place only as documented: same start, both F32, same stride */
-    const size_t in_bytes = n ? (size_t)((n - 1) * x->row_stride + V) * dtype_size(x->dtype) : 0;
-    const size_t out_bytes = n ? (size_t)((n - 1) * dlogits->row_stride + V) * dtype_size(dlogits->dtype) : 0;
-    const uintptr_t a0 = (uintptr_t)x->data, b0 = (uintptr_t)dlogits->data;
-    const bool overlap = in_bytes > 0 && out_bytes > 0 && a0 < b0 + out_bytes && b0 < a0 + in_bytes;
-    if (overlap && !(x->data == dlogits->data && x->dtype == VPPO_F32 && dlogits->dtype == VPPO_F32 &&
-                     x->row_stride == dlogits->row_stride))
-        return VPPO_ERR_PARAM;
-    if (n == 0) return VPPO_OK;
     BackwardArgs a;
     a.x = make_mat(x);
     a.n = n;
     a.V = V;
-    a.ids = ids;
-    a.lse = lse;
-    a.entropy = entropy;
-    a.dlogp = dlogp;
-    a.dentropy = dentropy;
+    a.ids = ids; a.lse = lse; a.entropy = entropy; a.dlogp = dlogp; a.dentropy = dentropy;
     a.out = (char *)dlogits->data;
     a.out_dtype = (int)dlogits->dtype;
-    a.out_es = (int)dtype_size(dlogits->dtype);
+    a.out_es = (int)vppo__dtype_size(dlogits->dtype);
     a.out_stride = dlogits->row_stride;
     a.need_stats = !lse || (dentropy && !entropy);
+    a.hdr = c.hdr();
     const bool long_rows = V >= LONG_ROW;
     const int D = rows_vectorizable(x) ? (int)x->dtype : 3;
-    Call c(stream);
-    if (c.begin(0)) {
-        a.hdr = c.hdr();
+    if (n > 0) {
         RowCheckArgs rc;
         rc.n = n;
         rc.V = V;
@@ -1753,140 +1747,266 @@ vppo_status vppo_cuda_logprobs_backward(const vppo_logits *x, const int32_t *ids
            then, which matters in place */
         c.run("k_backward", pick_kernel<PickBackward>(D, long_rows), row_grid(n, long_rows), row_block(long_rows), a);
     }
-    return c.finish();
+    return c.finish(no_scalars());
 }
 
-vppo_status vppo_cuda_perturb_patch_rows(float *rows, int64_t n_rows, int64_t row_len, int64_t row_stride, float prob,
-    const float *fill, uint64_t seed, void *stream)
+vppo_status perturb_patch_rows(Call &c, float *rows, int64_t n_rows, int64_t row_len, int64_t row_stride,
+    float prob, const float *fill, uint64_t seed)
 {
-    if (!rows) return VPPO_ERR_NULL;
-    if (n_rows < 0 || row_len < 0 || row_stride < row_len) return VPPO_ERR_SIZE;
-    if (n_rows > 0 && row_stride > (MAX_INDEX - row_len) / n_rows) return VPPO_ERR_SIZE;
-    if (!(prob >= 0.0f && prob <= 1.0f)) return VPPO_ERR_PARAM;
-    if (n_rows == 0 && (!fill || row_len == 0)) return VPPO_OK;
-    Call c(stream);
-    if (c.begin(0)) {
-        if (fill && row_len > 0) c.run("k_check_fill", k_check_fill, grid_for(row_len, 256), 256, fill, row_len, c.hdr());
-        if (n_rows > 0)
-            c.run("k_patch_rows", k_patch_rows, grid_for(n_rows, 1), 256, rows, n_rows, row_len, row_stride,
-                  (double)prob, fill, (u64)seed, c.hdr());
-    }
-    return c.finish();
+    vppo_status st = vppo__check_patch_rows_args(rows, n_rows, row_len, row_stride, prob);
+    if (st == VPPO_OK) st = c.begin(0);
+    if (st != VPPO_OK) return st;
+    if (fill && row_len > 0) c.run("k_check_fill", k_check_fill, grid_for(row_len, 256), 256, fill, row_len, c.hdr());
+    if (n_rows > 0)
+        c.run("k_patch_rows", k_patch_rows, grid_for(n_rows, 1), 256, rows, n_rows, row_len, row_stride,
+              (double)prob, fill, (u64)seed, c.hdr());
+    return c.finish(no_scalars());
 }
 
-vppo_status vppo_cuda_topk_mask(const vppo_seqs *s, const float *score, double ratio, uint8_t *select,
-    vppo_topk_info *info, void *stream)
+vppo_status topk_mask(Call &c, const vppo_seqs *s, const float *score, double ratio, uint8_t *select,
+    vppo_topk_info *info)
 {
     vppo_status st = check_mask_host(s, score, select, ratio);
     if (st != VPPO_OK) return st;
-    Call c(stream);
-    if (c.begin(s->n_seqs)) {
-        run_score_pass(c, s, score, KIND_NOT_NAN);
-        SeqB b = seq_b_base(s, c);
-        b.do_topk = 1;
-        b.ratio = ratio;
-        b.score = score;
-        b.select = select;
-        c.run("k_seq_b", k_seq_b, seq_grid(s->n_seqs), SEQ_BLOCK, b);
-        run_final(c, s->n_seqs, 1, 0);
-    }
-    st = c.finish();
-    if (st == VPPO_OK && info) fill_topk_info(c.head.res, info);
-    return st;
+    if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
+    run_score_pass(c, s, score, KIND_NOT_NAN);
+    SeqB b = seq_b_base(s, c);
+    b.do_topk = 1;
+    b.ratio = ratio;
+    b.score = score;
+    b.select = select;
+    c.run("k_seq_b", k_seq_b, seq_grid(s->n_seqs), SEQ_BLOCK, b);
+    run_final(c, s->n_seqs, 1, 0);
+    Publish pub = no_scalars();
+    pub.topk = info;
+    return c.finish(pub);
 }
 
-vppo_status vppo_cuda_soft_mask(const vppo_seqs *s, const float *score, double ratio, float *weight, void *stream)
+vppo_status soft_mask(Call &c, const vppo_seqs *s, const float *score, double ratio, float *weight)
 {
     vppo_status st = check_mask_host(s, score, weight, ratio);
     if (st != VPPO_OK) return st;
-    Call c(stream);
-    if (c.begin(s->n_seqs)) {
-        const SeqA a = run_score_pass(c, s, score, KIND_FINITE);
-        SoftArgs sa;
-        sa.s = a.s;
-        sa.hdr = c.hdr();
-        sa.rec = c.recs();
-        sa.score = score;
-        sa.ratio = ratio;
-        sa.weight = weight;
-        c.run("k_soft", k_soft, seq_grid(s->n_seqs), SEQ_BLOCK, sa);
-    }
-    return c.finish();
+    if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
+    const SeqA a = run_score_pass(c, s, score, KIND_FINITE);
+    SoftArgs sa;
+    sa.s = a.s;
+    sa.hdr = c.hdr();
+    sa.rec = c.recs();
+    sa.score = score;
+    sa.ratio = ratio;
+    sa.weight = weight;
+    c.run("k_soft", k_soft, seq_grid(s->n_seqs), SEQ_BLOCK, sa);
+    return c.finish(no_scalars());
 }
+
+vppo_status policy_loss(Call &c, const vppo_loss_config *cfg, const vppo_seqs *s, const float *logp,
+    const float *logp_old, const float *logp_ref, const float *adv, const uint8_t *select, const float *weight,
+    float *dlogp, vppo_loss_out *out)
+{
+    vppo_status st = vppo__check_loss_args(cfg, s, logp, logp_old, logp_ref, adv, out, 1, 0);
+    if (st != VPPO_OK) return st;
+    if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
+    const unsigned grid = seq_grid(s->n_seqs);
+    SeqA a = seq_args<SeqA>(s, c);
+    add_loss_inputs(a, cfg, logp, logp_old, logp_ref);
+    add_check(a, adv, KIND_FINITE);
+    if (weight) add_check(a, weight, KIND_FINITE);
+    c.run("k_seq_a", k_seq_a, grid, SEQ_BLOCK, a);
+    BatchArgs ba = batch_base(s->n_seqs, c);
+    ba.do_divisor = 1;
+    ba.loss = *cfg;
+    c.run("k_batch", k_batch, 1, BATCH_BLOCK, ba);
+    SeqB b = seq_b_base(s, c);
+    set_loss(b, cfg, logp, logp_old, logp_ref, adv, select, weight, dlogp);
+    c.run("k_seq_b", k_seq_b, grid, SEQ_BLOCK, b);
+    run_final(c, s->n_seqs, 0, 1);
+    Publish pub = no_scalars();
+    pub.out = out;
+    pub.cfg = *cfg;
+    return c.finish(pub);
+}
+
+/* prepare (loss NULL) and step; global: host in the synchronous form, device in the
+   asynchronous one (then its domain is checked by k_batch) */
+vppo_status pipeline(Call &c, const vppo_config *cfg, const vppo_seqs *s, const float *logp,
+    const float *logp_old, const float *logp_aug, const float *dep_in, const float *logp_ref,
+    const float *adv_seq, const vppo_tas_stats *global, const vppo_prepared *p, float *dlogp,
+    vppo_loss_out *out, vppo_tas_stats *stats, vppo_topk_info *topk, bool step)
+{
+    vppo__dep_source source;
+    vppo_status st = vppo__check_prepare_args(cfg, s, logp_old, logp_aug, dep_in, adv_seq, c.async ? NULL : global,
+                                              p, &source, 0);
+    if (st != VPPO_OK) return st;
+    if (step && (st = vppo__check_loss_args(&cfg->loss, s, logp, logp_old, logp_ref, NULL, out, 0, 0)) != VPPO_OK)
+        return st;
+    if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
+    run_pipeline(c, cfg, s, logp_old, logp_aug, dep_in, adv_seq, global, p, source, step ? &cfg->loss : NULL, logp,
+                 logp_ref, dlogp);
+    Publish pub = no_scalars();
+    pub.stats = stats;
+    pub.topk = topk;
+    if (step) { pub.out = out; pub.cfg = cfg->loss; }
+    return c.finish(pub);
+}
+
+/* Rollout correction. The sequence records of the workspace hold vppo__rc_sums, and its
+   results area the metrics (out: device in the asynchronous form, host in the synchronous
+   one, where they are copied back with the status). */
+vppo_status rollout_correction(Call &c, const vppo_rc_config *cfg, const vppo_seqs *s, const float *logp,
+    const float *logp_rollout, float *weight, uint8_t *keep, vppo_rc_out *out)
+{
+    static_assert(sizeof(vppo__rc_sums) <= sizeof(SeqRec), "a sequence record holds vppo__rc_sums");
+    static_assert(sizeof(vppo_rc_out) <= sizeof(Results), "the results area holds vppo_rc_out");
+    vppo_status st = vppo__check_rc_config(cfg);
+    if (st != VPPO_OK) return st;
+    if ((st = vppo__check_seqs_in(s, 0)) != VPPO_OK) return st;
+    if (!logp || !logp_rollout || !out) return VPPO_ERR_NULL;
+    if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
+    RcArgs a;
+    memset(&a, 0, sizeof a);
+    a.s.off = s->offsets; a.s.B = s->n_seqs; a.s.mask = s->mask;
+    a.hdr = c.hdr();
+    a.rec = (vppo__rc_sums *)c.recs();
+    a.cfg = *cfg;
+    a.logp = logp; a.logp_rollout = logp_rollout; a.weight = weight; a.keep = keep;
+    vppo_rc_out *metrics = (vppo_rc_out *)c.res();
+    c.run("k_rc_seq", k_rc_seq, seq_grid(s->n_seqs), SEQ_BLOCK, a);
+    c.run("k_rc_batch", k_rc_batch, 1, SEQ_BLOCK, s->n_seqs, (const vppo__rc_sums *)a.rec, *cfg, metrics,
+          (const Hdr *)c.hdr());
+    if (weight && cfg->is_batch_normalize)
+        c.run("k_rc_scale", k_rc_scale, 256, 256, s->offsets, s->n_seqs, weight, (const vppo_rc_out *)metrics,
+              (const Hdr *)c.hdr());
+    if (c.async) {
+        c.run("k_rc_publish", k_rc_publish, 1, 1, (const Hdr *)c.hdr(), (const vppo_rc_out *)metrics, c.L->status,
+              out);
+        if (!c.failed) return VPPO_OK;
+        (void)cudaGetLastError();
+        return VPPO_ERR_CUDA;
+    }
+    int32_t status = VPPO_OK;
+    vppo_rc_out back;
+    memset(&back, 0, sizeof back);
+    if (c.block) {
+        c.run("k_rc_publish", k_rc_publish, 1, 1, (const Hdr *)c.hdr(), (const vppo_rc_out *)metrics,
+              &c.tail->status, (vppo_rc_out *)NULL);
+        if (!c.failed)
+            c.cuda(cudaMemcpyAsync(&status, &c.tail->status, sizeof status, cudaMemcpyDeviceToHost, c.stream),
+                   "cudaMemcpyAsync") &&
+                c.cuda(cudaMemcpyAsync(&back, metrics, sizeof back, cudaMemcpyDeviceToHost, c.stream), "cudaMemcpyAsync");
+        c.cuda(cudaFreeAsync(c.block, c.stream), "cudaFreeAsync");
+        c.block = NULL;
+    }
+    c.cuda(cudaStreamSynchronize(c.stream), "cudaStreamSynchronize");
+    if (c.failed) {
+        (void)cudaGetLastError();
+        return VPPO_ERR_CUDA;
+    }
+    if (status == VPPO_OK) *out = back;
+    return (vppo_status)status;
+}
+
+}  // namespace
+
+/* ======================================================================= the API */
+
+extern "C" {
+
+const char *vppo_cuda_error_string(void) { return error_message; }
+
+size_t vppo_cuda_workspace_size(int64_t n_seqs)
+{
+    if (n_seqs < 0 || (uint64_t)n_seqs > (SIZE_MAX - RECS_AT) / sizeof(SeqRec)) return 0;
+    return RECS_AT + (size_t)n_seqs * sizeof(SeqRec);
+}
+
+vppo_status vppo_cuda_dependency_sampled(const vppo_seqs *s, const float *logp, const float *logp_aug,
+    vppo_estimator est, float *dep, void *stream)
+{ Call c(stream); return dependency_sampled(c, s, logp, logp_aug, est, dep); }
+vppo_status vppo_cuda_dependency_sampled_async(const vppo_seqs *s, const float *logp, const float *logp_aug,
+    vppo_estimator est, float *dep, const vppo_cuda_launch *launch)
+{ Call c(launch); return dependency_sampled(c, s, logp, logp_aug, est, dep); }
+
+vppo_status vppo_cuda_dependency_logits(const vppo_logits *orig, const vppo_logits *aug, vppo_divergence div,
+    float *dep, void *stream)
+{ Call c(stream); return dependency_logits(c, orig, aug, div, dep); }
+vppo_status vppo_cuda_dependency_logits_async(const vppo_logits *orig, const vppo_logits *aug, vppo_divergence div,
+    float *dep, const vppo_cuda_launch *launch)
+{ Call c(launch); return dependency_logits(c, orig, aug, div, dep); }
+
+vppo_status vppo_cuda_logprobs(const vppo_logits *x, const int32_t *ids, float *logp, float *lse, float *entropy,
+    void *stream)
+{ Call c(stream); return logprobs(c, x, ids, logp, lse, entropy); }
+vppo_status vppo_cuda_logprobs_async(const vppo_logits *x, const int32_t *ids, float *logp, float *lse,
+    float *entropy, const vppo_cuda_launch *launch)
+{ Call c(launch); return logprobs(c, x, ids, logp, lse, entropy); }
+
+vppo_status vppo_cuda_logprobs_backward(const vppo_logits *x, const int32_t *ids, const float *lse,
+    const float *entropy, const float *dlogp, const float *dentropy, const vppo_grad_out *dlogits, void *stream)
+{ Call c(stream); return logprobs_backward(c, x, ids, lse, entropy, dlogp, dentropy, dlogits); }
+vppo_status vppo_cuda_logprobs_backward_async(const vppo_logits *x, const int32_t *ids, const float *lse,
+    const float *entropy, const float *dlogp, const float *dentropy, const vppo_grad_out *dlogits,
+    const vppo_cuda_launch *launch)
+{ Call c(launch); return logprobs_backward(c, x, ids, lse, entropy, dlogp, dentropy, dlogits); }
+
+vppo_status vppo_cuda_perturb_patch_rows(float *rows, int64_t n_rows, int64_t row_len, int64_t row_stride, float prob,
+    const float *fill, uint64_t seed, void *stream)
+{ Call c(stream); return perturb_patch_rows(c, rows, n_rows, row_len, row_stride, prob, fill, seed); }
+vppo_status vppo_cuda_perturb_patch_rows_async(float *rows, int64_t n_rows, int64_t row_len, int64_t row_stride,
+    float prob, const float *fill, uint64_t seed, const vppo_cuda_launch *launch)
+{ Call c(launch); return perturb_patch_rows(c, rows, n_rows, row_len, row_stride, prob, fill, seed); }
+
+vppo_status vppo_cuda_topk_mask(const vppo_seqs *s, const float *score, double ratio, uint8_t *select,
+    vppo_topk_info *info, void *stream)
+{ Call c(stream); return topk_mask(c, s, score, ratio, select, info); }
+vppo_status vppo_cuda_topk_mask_async(const vppo_seqs *s, const float *score, double ratio, uint8_t *select,
+    vppo_topk_info *info, const vppo_cuda_launch *launch)
+{ Call c(launch); return topk_mask(c, s, score, ratio, select, info); }
+
+vppo_status vppo_cuda_soft_mask(const vppo_seqs *s, const float *score, double ratio, float *weight, void *stream)
+{ Call c(stream); return soft_mask(c, s, score, ratio, weight); }
+vppo_status vppo_cuda_soft_mask_async(const vppo_seqs *s, const float *score, double ratio, float *weight,
+    const vppo_cuda_launch *launch)
+{ Call c(launch); return soft_mask(c, s, score, ratio, weight); }
 
 vppo_status vppo_cuda_policy_loss(const vppo_loss_config *cfg, const vppo_seqs *s, const float *logp,
     const float *logp_old, const float *logp_ref, const float *adv, const uint8_t *select, const float *weight,
     float *dlogp, vppo_loss_out *out, void *stream)
-{
-    vppo_status st;
-    if ((st = check_loss_config(cfg)) != VPPO_OK) return st;
-    if ((st = check_seqs_host(s)) != VPPO_OK) return st;
-    if (!logp || !logp_old || !out || !adv) return VPPO_ERR_NULL;
-    if (cfg->kl_kind != VPPO_KL_NONE && !logp_ref) return VPPO_ERR_NULL;
-    Call c(stream);
-    if (c.begin(s->n_seqs)) {
-        const unsigned grid = seq_grid(s->n_seqs);
-        SeqA a = seq_a_base(s, c);
-        add_loss_inputs(a, cfg, logp, logp_old, logp_ref);
-        add_check(a, adv, KIND_FINITE);
-        if (weight) add_check(a, weight, KIND_FINITE);
-        c.run("k_seq_a", k_seq_a, grid, SEQ_BLOCK, a);
-        BatchArgs ba = batch_base(s->n_seqs, c);
-        ba.do_divisor = 1;
-        ba.loss = *cfg;
-        c.run("k_batch", k_batch, 1, BATCH_BLOCK, ba);
-        SeqB b = seq_b_base(s, c);
-        set_loss(b, cfg, logp, logp_old, logp_ref, adv, select, weight, dlogp);
-        c.run("k_seq_b", k_seq_b, grid, SEQ_BLOCK, b);
-        run_final(c, s->n_seqs, 0, 1);
-    }
-    st = c.finish();
-    if (st == VPPO_OK || st == VPPO_ERR_NONFINITE) {
-        /* an overflowing gradient is reported after everything was computed, as on the CPU */
-        if (st == VPPO_OK || c.head.hdr.check == CHK_OVERFLOW) fill_loss_out(c.head.res, cfg, out);
-        if (st == VPPO_OK && !finite_h(out->loss)) st = VPPO_ERR_NONFINITE;   /* a divisor near 0 */
-    }
-    return st;
-}
+{ Call c(stream); return policy_loss(c, cfg, s, logp, logp_old, logp_ref, adv, select, weight, dlogp, out); }
+vppo_status vppo_cuda_policy_loss_async(const vppo_loss_config *cfg, const vppo_seqs *s, const float *logp,
+    const float *logp_old, const float *logp_ref, const float *adv, const uint8_t *select, const float *weight,
+    float *dlogp, vppo_loss_out *out, const vppo_cuda_launch *launch)
+{ Call c(launch); return policy_loss(c, cfg, s, logp, logp_old, logp_ref, adv, select, weight, dlogp, out); }
 
 vppo_status vppo_cuda_prepare(const vppo_config *cfg, const vppo_seqs *s, const float *logp_old,
     const float *logp_aug, const float *dep_in, const float *adv_seq, const vppo_tas_stats *global,
     vppo_prepared *p, void *stream)
-{
-    DepSource source;
-    vppo_status st = check_prepare_host(cfg, s, logp_old, logp_aug, dep_in, adv_seq, global, p, &source);
-    if (st != VPPO_OK) return st;
-    Call c(stream);
-    if (c.begin(s->n_seqs))
-        run_pipeline(c, cfg, s, logp_old, logp_aug, dep_in, adv_seq, global, p, source, NULL, NULL, NULL, NULL);
-    st = c.finish();
-    if (st == VPPO_OK) {
-        fill_prepared(c.head.res, p);
-    }
-    return st;
-}
+{ Call c(stream); return pipeline(c, cfg, s, NULL, logp_old, logp_aug, dep_in, NULL, adv_seq, global, p, NULL, NULL, p ? &p->stats : NULL, p ? &p->topk : NULL, false); }
+vppo_status vppo_cuda_prepare_async(const vppo_config *cfg, const vppo_seqs *s, const float *logp_old,
+    const float *logp_aug, const float *dep_in, const float *adv_seq, const vppo_tas_stats *global,
+    const vppo_prepared *p, vppo_tas_stats *stats, vppo_topk_info *topk, const vppo_cuda_launch *launch)
+{ Call c(launch); return pipeline(c, cfg, s, NULL, logp_old, logp_aug, dep_in, NULL, adv_seq, global, p, NULL, NULL, stats, topk, false); }
 
 vppo_status vppo_cuda_step(const vppo_config *cfg, const vppo_seqs *s, const float *logp, const float *logp_old,
     const float *logp_aug, const float *logp_ref, const float *adv_seq, vppo_prepared *p, float *dlogp,
     vppo_loss_out *out, void *stream)
+{ Call c(stream); return pipeline(c, cfg, s, logp, logp_old, logp_aug, NULL, logp_ref, adv_seq, NULL, p, dlogp, out, p ? &p->stats : NULL, p ? &p->topk : NULL, true); }
+vppo_status vppo_cuda_step_async(const vppo_config *cfg, const vppo_seqs *s, const float *logp,
+    const float *logp_old, const float *logp_aug, const float *logp_ref, const float *adv_seq,
+    const vppo_prepared *p, float *dlogp, vppo_loss_out *out, vppo_tas_stats *stats, vppo_topk_info *topk,
+    const vppo_cuda_launch *launch)
+{ Call c(launch); return pipeline(c, cfg, s, logp, logp_old, logp_aug, NULL, logp_ref, adv_seq, NULL, p, dlogp, out, stats, topk, true); }
+
+vppo_status vppo_cuda_rollout_correction(const vppo_rc_config *cfg, const vppo_seqs *s, const float *logp,
+    const float *logp_rollout, float *weight, uint8_t *keep, vppo_rc_out *out, void *stream)
 {
-    DepSource source;
-    vppo_status st;
-    if (!cfg) return VPPO_ERR_NULL;
-    if ((st = check_prepare_host(cfg, s, logp_old, logp_aug, NULL, adv_seq, NULL, p, &source)) != VPPO_OK) return st;
-    if ((st = check_loss_config(&cfg->loss)) != VPPO_OK) return st;
-    if (!logp || !logp_old || !out) return VPPO_ERR_NULL;
-    if (cfg->loss.kl_kind != VPPO_KL_NONE && !logp_ref) return VPPO_ERR_NULL;
     Call c(stream);
-    if (c.begin(s->n_seqs))
-        run_pipeline(c, cfg, s, logp_old, logp_aug, NULL, adv_seq, NULL, p, source, &cfg->loss, logp, logp_ref, dlogp);
-    st = c.finish();
-    if (st == VPPO_OK || (st == VPPO_ERR_NONFINITE && c.head.hdr.check == CHK_OVERFLOW)) {
-        fill_prepared(c.head.res, p);
-        fill_loss_out(c.head.res, &cfg->loss, out);
-        if (st == VPPO_OK && !finite_h(out->loss)) st = VPPO_ERR_NONFINITE;   /* a divisor near 0 */
-    }
-    return st;
+    return rollout_correction(c, cfg, s, logp, logp_rollout, weight, keep, out);
+}
+vppo_status vppo_cuda_rollout_correction_async(const vppo_rc_config *cfg, const vppo_seqs *s, const float *logp,
+    const float *logp_rollout, float *weight, uint8_t *keep, vppo_rc_out *out, const vppo_cuda_launch *launch)
+{
+    Call c(launch);
+    return rollout_correction(c, cfg, s, logp, logp_rollout, weight, keep, out);
 }
 
 }  // extern "C"

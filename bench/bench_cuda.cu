@@ -896,7 +896,15 @@ typedef struct sdata {
     size_t flush_bytes;
     void *copy_src, *copy_dst;
     size_t copy_bytes;
-    int what;                 /* 0 step, 1 prepare, 2 policy_loss, 3 copy */
+    int what;                 /* 0 step, 1 prepare, 2 policy_loss, 3 copy, 4 the step's graph */
+    /* the engine's way (vppo_cuda_step_async captured in a CUDA graph): its workspace, its
+       status word and scalar results on the device */
+    vppo_cuda_launch launch;
+    vppo_loss_out *d_out;
+    vppo_tas_stats *d_stats;
+    vppo_topk_info *d_topk;
+    cudaGraph_t graph;
+    cudaGraphExec_t graph_exec;
 } sdata;
 
 static void step_flush(void *v)
@@ -922,10 +930,50 @@ static void step_run(void *v)
         VPPO_CHECK(vppo_cuda_policy_loss(&S->cfg.loss, &S->s, S->logp, S->logp_old, NULL, S->p.adv, S->p.select,
                                          NULL, S->dlogp, &S->out, g_stream));
         break;
+    case 4:
+        CUDA_CHECK(cudaGraphLaunch(S->graph_exec, g_stream));
+        break;
     default:
         CUDA_CHECK(cudaMemcpyAsync(S->copy_dst, S->copy_src, S->copy_bytes, cudaMemcpyDeviceToDevice, g_stream));
         break;
     }
+}
+
+/* The step as an engine runs it: vppo_cuda_step_async captured once into a graph. */
+static void step_graph_make(sdata *S)
+{
+    S->launch.stream = (void *)g_stream;
+    S->launch.workspace_bytes = vppo_cuda_workspace_size(S->B);
+    S->launch.workspace = dev_alloc(S->launch.workspace_bytes);
+    S->launch.status = (int32_t *)dev_alloc(sizeof(int32_t));
+    S->d_out = (vppo_loss_out *)dev_alloc(sizeof(vppo_loss_out));
+    S->d_stats = (vppo_tas_stats *)dev_alloc(sizeof(vppo_tas_stats));
+    S->d_topk = (vppo_topk_info *)dev_alloc(sizeof(vppo_topk_info));
+    CUDA_CHECK(cudaStreamBeginCapture(g_stream, cudaStreamCaptureModeGlobal));
+    VPPO_CHECK(vppo_cuda_step_async(&S->cfg, &S->s, S->logp, S->logp_old, S->logp_aug, NULL, S->adv_seq, &S->p,
+                                    S->dlogp, S->d_out, S->d_stats, S->d_topk, &S->launch));
+    CUDA_CHECK(cudaStreamEndCapture(g_stream, &S->graph));
+    CUDA_CHECK(cudaGraphInstantiate(&S->graph_exec, S->graph, 0));
+}
+
+/* After the graph ran: its status word must be VPPO_OK; its scalar results where the
+   synchronous step writes them, for the checks. */
+static void step_graph_results(sdata *S, cmp_result *c)
+{
+    int32_t status = -1;
+    to_host(&status, S->launch.status, sizeof status);
+    cmp_exact(c, status, VPPO_OK);
+    to_host(&S->out, S->d_out, sizeof S->out);
+    to_host(&S->p.stats, S->d_stats, sizeof S->p.stats);
+    to_host(&S->p.topk, S->d_topk, sizeof S->p.topk);
+}
+
+static void step_graph_free(sdata *S)
+{
+    CUDA_CHECK(cudaGraphExecDestroy(S->graph_exec));
+    CUDA_CHECK(cudaGraphDestroy(S->graph));
+    CUDA_CHECK(cudaFree(S->launch.workspace)); CUDA_CHECK(cudaFree(S->launch.status));
+    CUDA_CHECK(cudaFree(S->d_out)); CUDA_CHECK(cudaFree(S->d_stats)); CUDA_CHECK(cudaFree(S->d_topk));
 }
 
 /* The prepare half against the CPU: dep within twice docs/spec.md §12 (per-token math:
@@ -998,8 +1046,9 @@ static void bench_step(void)
     vppo_seqs groups;
     double t_copy;
     int w;
-    static const char *names[] = { "vppo_cuda_step", "  vppo_cuda_prepare", "  vppo_cuda_policy_loss" };
-    size_t bytes_of[3];
+    static const char *names[] = { "vppo_cuda_step", "  vppo_cuda_prepare", "  vppo_cuda_policy_loss",
+                                   "vppo_cuda_step, graph" };
+    size_t bytes_of[4];
 
     memset(&S, 0, sizeof S);
     S.B = g_quick ? 16 : 1024;
@@ -1052,7 +1101,8 @@ static void bench_step(void)
     step_bytes = 25 * N + 20 * B + 8 * (B + 1);
     prep_bytes = 17 * N + 20 * B + 8 * (B + 1);
     loss_bytes = 17 * N + 8 * (B + 1);
-    bytes_of[0] = step_bytes; bytes_of[1] = prep_bytes; bytes_of[2] = loss_bytes;
+    bytes_of[0] = step_bytes; bytes_of[1] = prep_bytes; bytes_of[2] = loss_bytes; bytes_of[3] = step_bytes;
+    step_graph_make(&S);
 
     /* A copy that touches as many bytes as the step (step_bytes / 2 read, as many written). */
     S.copy_bytes = step_bytes / 2;
@@ -1072,13 +1122,14 @@ static void bench_step(void)
            (double)S.N / (t_copy * 1e-3) * 1e-6, (double)step_bytes / 1048576.0,
            (double)step_bytes / (t_copy * 1e-3) * 1e-9, 100.0 * (double)step_bytes / (t_copy * 1e-3) * 1e-9 / g_copy_gbs,
            1.0, "", "");
-    for (w = 0; w < 3; ++w) {
+    for (w = 0; w < 4; ++w) {
         double tw, gbs;
         cmp_result c;
-        S.what = w;
+        S.what = w == 3 ? 4 : w;
         tw = time_ms(step_run, step_flush, &S);
         cmp_init(&c);
-        if (w <= 1) check_prepare(&S, &c);
+        if (w == 3) step_graph_results(&S, &c);
+        if (w != 2) check_prepare(&S, &c);
         if (w != 1) check_loss(&S, &c);
         gbs = (double)bytes_of[w] / (tw * 1e-3) * 1e-9;
         printf("| %-25s | %8.3f | %8.1f | %4.0f | %8.1f | %6.1f | %8.2f | %9.2e | %-5s |\n", names[w], tw,
@@ -1095,7 +1146,9 @@ static void bench_step(void)
            "written). The L2 cache is flushed (a %.0f MiB memset) before every timed call.\n"
            "Checks against the CPU library on every token: dep and adv within 2e-6 (1 + |ref|); select\n"
            "equal to vppo_topk_mask of the GPU's dep; dlogp and the batch scalars within 2e-6 (1 + |ref|)\n"
-           "of vppo_policy_loss on the GPU's adv and select. Last call: loss %.6f, selected %lld of %lld.\n\n",
+           "of vppo_policy_loss on the GPU's adv and select. The graph row: vppo_cuda_step_async captured\n"
+           "once into a CUDA graph, one cudaGraphLaunch per call (its status word checked too).\n"
+           "Last call: loss %.6f, selected %lld of %lld.\n\n",
            (double)S.flush_bytes / 1048576.0, S.out.loss, (long long)S.out.n_selected, (long long)S.out.n_valid);
 
     CUDA_CHECK(cudaFree(S.off)); CUDA_CHECK(cudaFree(S.logp)); CUDA_CHECK(cudaFree(S.logp_old));
@@ -1103,6 +1156,7 @@ static void bench_step(void)
     CUDA_CHECK(cudaFree(S.p.dep)); CUDA_CHECK(cudaFree(S.p.traj_dep)); CUDA_CHECK(cudaFree(S.p.count));
     CUDA_CHECK(cudaFree(S.p.scale)); CUDA_CHECK(cudaFree(S.p.adv)); CUDA_CHECK(cudaFree(S.p.select));
     CUDA_CHECK(cudaFree(S.copy_src)); CUDA_CHECK(cudaFree(S.copy_dst)); CUDA_CHECK(cudaFree(S.flush));
+    step_graph_free(&S);
     free(S.h_off); free(goff); free(rewards); free(S.h_logp); free(S.h_logp_old); free(S.h_logp_aug);
     free(S.h_adv_seq);
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench/run_gpu.sh - everything a GPU machine (H100 / H200) should run, in one command:
 #   1. make cuda           build/libvppo_cuda.a and .so (nvcc, sm_80 + sm_90)
-#   2. make test-cuda      the CUDA test suite, when the Makefile has that target
+#   2. make test-cuda      the CUDA test suite, when the Makefile has that target;
+#      build/engine_graph  a VPPO step captured in a CUDA graph (examples/engine_graph.cu),
+#                          when make cuda built it
 #   3. make bench-cuda     build/bench_cuda: the kernels vs the copy bandwidth, the targets
 #   4. make bench-cuda-torch   bench/bench_cuda_torch.py: vppo_cuda vs PyTorch eager
 #
@@ -79,6 +81,9 @@ elif "${MAKE[@]}" -n test-cuda >/dev/null 2>&1; then
     run test-cuda "${MAKE[@]}" test-cuda
 else
     echo "test-cuda: the Makefile has no such target; not run" | tee -a "$SUMMARY"
+fi
+if [ $BUILD_OK -eq 0 ] && [ -x build/engine_graph ]; then
+    run engine-graph ./build/engine_graph
 fi
 
 # 3. and 4. the benchmarks (their tables also go to the screen below)

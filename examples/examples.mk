@@ -8,6 +8,12 @@
 #   make shared            build/libvppo.so, the shared library of the Python wrapper (examples/python)
 #   make python-check      examples/python/check_step.py: the step against a numpy reference
 #                          (skipped, exit 0, when python3 with numpy is missing)
+#   make python-test       pip install ./examples/python into a fresh virtual environment
+#                          (build/pyvenv, seeing the system's site-packages, so that an
+#                          installed torch, verl or liger-kernel is used), then pytest over
+#                          examples/python/tests with it; the torch, verl and Liger tests skip
+#                          without those packages. Skipped (exit 0) without python3's venv
+#                          module or pytest; PY_NO_CUDA=1 skips the nvcc build of the package.
 #   make mpi-demo          examples/mpi_tas.c under mpirun -np 2 (skipped, exit 0, without mpicc)
 #   make gallery-perturb   docs/img/perturb_strip.png from examples/perturb.c (needs libpng)
 #
@@ -31,7 +37,7 @@ EX_PNG_FLAGS = $(if $(EX_HAVE_PNG),-DHAVE_PNG)
 EX_PNG_LIBS  = $(if $(EX_HAVE_PNG),-lpng)
 EX_TOY      := $(if $(wildcard examples/toy_vppo.c),$(EX_BUILD)/toy_vppo)
 
-.PHONY: examples examples-check shared python-check mpi-demo gallery-perturb
+.PHONY: examples examples-check shared python-check python-test mpi-demo gallery-perturb
 
 examples: $(EX_BUILD)/engine_step $(EX_BUILD)/perturb $(EX_TOY) $(BUILD)/libvppo.so
 	@if [ -n "$(EX_HAVE_MPI)" ]; then $(MAKE) --no-print-directory $(EX_BUILD)/mpi_tas; \
@@ -61,12 +67,33 @@ endif
 shared: $(BUILD)/libvppo.so
 
 $(BUILD)/libvppo.so: examples/python/vppo_shared.c vppo.h | $(BUILD)
-	$(EX_CC) $(EX_CFLAGS) -fPIC -shared -o $@ examples/python/vppo_shared.c $(LDLIBS)
+	$(EX_CC) $(EX_CFLAGS) -fPIC -shared -I. -o $@ examples/python/vppo_shared.c $(LDLIBS)
 
 python-check: $(BUILD)/libvppo.so
 	@if python3 -c 'import numpy' >/dev/null 2>&1; then \
 	    PYTHONDONTWRITEBYTECODE=1 VPPO_LIB=$(abspath $(BUILD)/libvppo.so) python3 examples/python/check_step.py; \
 	 else echo "python-check: skipped (python3 with numpy not found: pip install numpy)"; fi
+
+PY_VENV := $(BUILD)/pyvenv
+PY_NEEDS := import setuptools, venv, pytest, numpy, pip; from setuptools.command import bdist_wheel
+
+# The venv has no pip of its own: the system's pip and setuptools build the package without
+# build isolation and without fetching anything (numpy is the system's), so this runs offline.
+# pytest's exit code 5 ("no tests collected") is a failure here: the numpy tests always run.
+python-test:
+	@if ! python3 -c '$(PY_NEEDS)' >/dev/null 2>&1; then \
+	     echo "python-test: skipped (needs python3 with venv, pip, pytest, numpy and setuptools >= 70.1:"; \
+	     echo "             pip install pytest numpy 'setuptools>=70.1')"; exit 0; fi; \
+	 set -e; rm -rf $(PY_VENV); python3 -m venv --system-site-packages --without-pip $(PY_VENV); \
+	 echo "python-test: pip install ./examples/python into $(PY_VENV)"; \
+	 $(if $(PY_NO_CUDA),VPPO_NO_CUDA=1) $(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check \
+	     --no-build-isolation --no-deps ./examples/python > $(BUILD)/pyvenv-install.log 2>&1 || \
+	     { cat $(BUILD)/pyvenv-install.log; exit 1; }; \
+	 cd examples/python/tests && PYTHONDONTWRITEBYTECODE=1 ../../../$(PY_VENV)/bin/python -c \
+	     'import vppo, os; print("python-test: vppo from", os.path.dirname(vppo.__file__), "| CUDA:", \
+	      "built" if vppo.cuda_lib else vppo.cuda_error)'; \
+	 rc=0; PYTHONDONTWRITEBYTECODE=1 ../../../$(PY_VENV)/bin/python -m pytest -q -rs -p no:cacheprovider . || rc=$$?; \
+	 if [ $$rc -eq 5 ]; then echo "python-test: pytest collected no tests"; exit 1; fi; exit $$rc
 
 # ------------------------------------------------------------------ MPI
 
@@ -136,7 +163,7 @@ examples-check: $(EX_BUILD)/engine_step $(EX_BUILD)/perturb
 	 echo "perturb: checks on a 42x42 image, PPM$(if $(EX_HAVE_PNG), and PNG) input round trips: ok"
 ifneq ($(CLANG),)
 	@for f in examples/engine_step.c examples/perturb.c examples/python/vppo_shared.c; do \
-	     clang $(EX_CFLAGS) $(EX_PNG_FLAGS) -fsyntax-only $$f || exit 1; done; \
+	     clang $(EX_CFLAGS) $(EX_PNG_FLAGS) -I. -fsyntax-only $$f || exit 1; done; \
 	 echo "clang -std=c99 -Wall -Wextra -pedantic -Werror: the examples compile without a warning"
 endif
 	@if [ -n "$(EX_HAVE_MPI)" ]; then \

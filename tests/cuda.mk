@@ -1,11 +1,13 @@
 # tests/cuda.mk - the CUDA translation unit (included by the top-level Makefile).
 #
-#   make cuda           build/libvppo_cuda.a and build/libvppo_cuda.so with nvcc (sm_80, sm_90);
-#                       says so and exits 0 when nvcc is missing
+#   make cuda           build/libvppo_cuda.a and build/libvppo_cuda.so with nvcc (sm_80, sm_90),
+#                       and build/engine_graph (examples/engine_graph.cu: a VPPO step in one CUDA
+#                       graph); says so and exits 0 when nvcc is missing
 #   make test-cuda      the CUDA suite on a real GPU (tests/test_cuda.c against libvppo_cuda.a);
 #                       exits 2 with "no CUDA device" when there is none: never a pass
 #   make test-cuda-emu  the same suite on the CPU, through the CUDA emulator of tests/cuda_emu
-#                       (vppo_cuda.cu compiled as C++); part of make test
+#                       (vppo_cuda.cu compiled as C++), then examples/engine_graph.cu on it;
+#                       part of make test
 #   make test-cuda-emu-selftest   the emulator's own tests, plain and under ASan+UBSan (make test)
 #   make test-cuda-emu-sanitize   the emulated CUDA suite under ASan+UBSan (.ci/run)
 #
@@ -27,9 +29,12 @@ $(BUILD)/libvppo_cuda.a: $(BUILD)/vppo_cuda.o
 $(BUILD)/libvppo_cuda.so: $(BUILD)/vppo_cuda.o
 	$(NVCC) -shared -o $@ $< -lcudart
 
+$(BUILD)/engine_graph: examples/engine_graph.cu vppo_cuda.h vppo.h $(BUILD)/libvppo_cuda.a
+	$(NVCC) $(NVCCFLAGS) -o $@ examples/engine_graph.cu $(BUILD)/libvppo_cuda.a
+
 ifneq ($(NVCC),)
-cuda: $(BUILD)/libvppo_cuda.a $(BUILD)/libvppo_cuda.so
-	@echo "cuda: built $(BUILD)/libvppo_cuda.a and $(BUILD)/libvppo_cuda.so with $(NVCC)"
+cuda: $(BUILD)/libvppo_cuda.a $(BUILD)/libvppo_cuda.so $(BUILD)/engine_graph
+	@echo "cuda: built $(BUILD)/libvppo_cuda.a, $(BUILD)/libvppo_cuda.so and $(BUILD)/engine_graph with $(NVCC)"
 else
 cuda:
 	@echo "== nvcc not found: the CUDA library is not built"
@@ -58,10 +63,14 @@ EMU_HEADERS := $(wildcard tests/cuda_emu/*.h)
 $(BUILD)/test_cuda_emu: $(CUDA_TEST_DEP) vppo_cuda.cu $(EMU_HEADERS) | $(BUILD)
 	g++ $(EMU_FLAGS) -o $@ -x c++ $(CUDA_TEST_SRC) -x c++ vppo_cuda.cu -lm
 
-test-cuda-emu: $(BUILD)/test_cuda_emu
+$(BUILD)/engine_graph_emu: examples/engine_graph.cu vppo_cuda.cu vppo_cuda.h vppo.h $(EMU_HEADERS) | $(BUILD)
+	g++ $(EMU_FLAGS) -o $@ -x c++ examples/engine_graph.cu -x c++ vppo_cuda.cu -lm
+
+test-cuda-emu: $(BUILD)/test_cuda_emu $(BUILD)/engine_graph_emu
 	@echo "== CUDA suite on the CPU emulator (tests/cuda_emu)"
 	./$(BUILD)/test_cuda_emu > $(BUILD)/test_cuda_emu.log 2>&1 || { cat $(BUILD)/test_cuda_emu.log; exit 1; }
 	@grep -v '^  ok' $(BUILD)/test_cuda_emu.log
+	./$(BUILD)/engine_graph_emu
 
 # The emulated suite under AddressSanitizer + UBSan (SAN comes from the top-level Makefile).
 $(BUILD)/test_cuda_emu_san: $(CUDA_TEST_DEP) vppo_cuda.cu $(EMU_HEADERS) | $(BUILD)

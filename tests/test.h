@@ -165,6 +165,16 @@ ref_loss_terms ref_policy_loss(const vppo_loss_config *cfg, const vppo_seqs *s,
     const double *logp, const double *frozen, const float *logp_old, const float *logp_ref,
     const float *adv, const uint8_t *select, const float *weight);
 
+/* ------------------------------------------------------------- the runner */
+
+/* One runner for both suites (test_main.c, test_cuda.c; in test_util.c). */
+typedef struct test_entry { const char *name; void (*fn)(void); } test_entry;
+/* Runs the tests whose name contains filter (every test when NULL), each named for
+   test_fail; a test that makes no check fails; after_each (or NULL) runs after every test,
+   as part of it (the CUDA suite's leak and error-state checks). Prints a line per test, the
+   number of checks and "N passed, M failed"; returns the number of failed tests. */
+int test_run(const test_entry *tests, size_t n_tests, const char *filter, void (*after_each)(void));
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,12 +1,16 @@
-/* tests/test_cuda.c - the test suite of the CUDA translation unit (vppo_cuda.h, SPEC §11).
+/* tests/test_cuda.c - the test suite of the CUDA unit (vppo_cuda.h, docs/spec.md §11).
 
    Every vppo_cuda_* function runs on device copies of the inputs that the CPU function of
    vppo.h runs on (the CPU library is compiled into this file: it is the reference), and
-   the results are compared: against the float64 references of test_util.c within SPEC §12,
-   and against the CPU result within twice that bound (both may err by it, in opposite
-   directions); statuses, counts and top-k masks exactly, perturbations bit for bit.
+   the results are compared: against the float64 references of test_util.c within
+   docs/spec.md §12, and against the CPU result within twice that bound (both may err by
+   it, in opposite directions); statuses, counts and top-k masks exactly, perturbations bit for bit.
    Device outputs start as a sentinel, so a write outside [offsets[0], offsets[B]) or past
    the rows shows.
+   The asynchronous forms (_async): every bad-input case runs both forms, which must agree
+   (an error returned at once launches nothing); every function gives the synchronous bits
+   without synchronising, allocating or copying (counted by the emulator), the same bits
+   when captured into a CUDA graph and replayed, and its data errors in its status word.
 
    This file is C++ (it includes <cuda_runtime.h>), built two ways:
      emulated   g++ -DVPPO_CUDA_EMULATE -Itests/cuda_emu -x c++ tests/test_cuda.c
@@ -310,18 +314,6 @@ static mlogits mlogits_new(vppo_dtype dt, int64_t n, int64_t V, int64_t stride, 
     return L;
 }
 
-/* f16 bits of q, a multiple of 1/64 below 32 in magnitude (11 significant bits: exact). */
-static uint16_t f16_bits(double q)
-{
-    const uint16_t sign = q < 0 ? 0x8000 : 0;
-    double m;
-    int e;
-    if (q == 0) return sign;
-    if (isinf(q)) return (uint16_t)(sign | 0x7c00);
-    m = frexp(fabs(q), &e);   /* |q| = m 2^e, m in [0.5, 1) */
-    return (uint16_t)(sign | ((e - 1 + 15) << 10) | (int)((2 * m - 1) * 1024));
-}
-
 /* Store (about) v at (r, j) of the host copy; returns the value stored, decoded by
    test_util's converters (the references use it, so they see exactly the stored bits). */
 static double mlogits_set(mlogits *L, int64_t r, int64_t j, double v)
@@ -337,7 +329,7 @@ static double mlogits_set(mlogits *L, int64_t r, int64_t j, double v)
         uint16_t h;
         if (q > 31.984375) q = 31.984375;
         if (q < -31.984375) q = -31.984375;
-        h = f16_bits(q);
+        h = test_f32_to_f16_trunc((float)q);   /* exact: q has at most 11 significant bits */
         ((uint16_t *)L->h.data)[at] = h;
         return test_f16_value(h);
     }
@@ -376,7 +368,7 @@ static void mlogits_fill(mlogits *P, mlogits *Q, rng *r)
     if (Q) mirror_push(&Q->m);
 }
 
-/* The vocabulary sizes of SPEC §2 tests: around warp and block widths, and a big one. */
+/* The vocabulary sizes of docs/spec.md §2 tests: around warp and block widths, and a big one. */
 static const int64_t test_vocabs[] = { 1, 2, 7, 31, 32, 33, 100, 2047, 2048, 2049, 5000
 #ifndef VPPO_CUDA_EMULATE
     , 151936   /* Qwen's vocabulary: only on a real GPU */
@@ -699,7 +691,7 @@ void cuda_logprobs_every_vocab_dtype_stride_and_output_subset(void)
     }
 }
 
-/* float64 dL/dz of one row, SPEC §2.3: (1/T) [g (delta(j, id) - p_j) - h p_j (log p_j + H)]
+/* float64 dL/dz of one row, docs/spec.md §2.3: (1/T) [g (delta(j, id) - p_j) - h p_j (log p_j + H)]
    with log p_j = u_j - lse; lp: the exact log-softmax, shift: exact lse - the lse used (a
    given lse is a float and its rounding enters the formula), H: the entropy used; id < 0:
    no token term. */
@@ -711,15 +703,6 @@ static void ref_backward(const double *lp, int64_t V, double T, int64_t id, doub
         const double lpj = lp[j] + shift, p = exp(lpj);
         grad[j] = (g * ((j == id ? 1.0 : 0.0) - p) - (p > 0 ? h * p * (lpj + H) : 0.0)) / T;
     }
-}
-
-/* The nearest bf16 of f, ties to even, by comparing the two candidates. */
-static uint16_t round_bf16(float f)
-{
-    const uint16_t lo = test_f32_to_bf16_trunc(f), hi = (uint16_t)(lo + 1);
-    const double dl = fabs(test_bf16_value(lo) - f), dh = fabs(test_bf16_value(hi) - f);
-    if (dl != dh) return dl < dh ? lo : hi;
-    return (lo & 1) ? hi : lo;
 }
 
 /* Bytes of an output matrix (n rows of V, rows `stride` elements apart, es bytes each)
@@ -780,7 +763,7 @@ static void check_backward(const mlogits *L, rng *r, int variant, const double *
             CHECK_GPU(want[j], HF(out32)[i * so + j], g32, TOL_DLOGITS);
             /* bf16: the f32 value rounded to nearest even, so within its half-ulp 2^-9 */
             CHECK_NEAR(want[j], test_bf16_value(g16), 1e-7, 1e-5 + 1.0 / 256);
-            rounding_wrong += g16 != round_bf16(g32);
+            rounding_wrong += g16 != test_f32_to_bf16_round(g32);
             /* an entry of probability 0 gets exactly 0, except the sampled token's */
             if (lp[i * V + j] == -INFINITY && j != id) zero_wrong += g32 != 0.0f || (g16 & 0x7fff) != 0;
         }
@@ -912,7 +895,7 @@ static void fill_scores(rng *r, const mseqs *S, mirror *score, int kind)
     mirror_push(score);
 }
 
-/* Violations of SPEC §6 by a mask: each sequence selects exactly k_b = clamp(ceil(n_b
+/* Violations of docs/spec.md §6 by a mask: each sequence selects exactly k_b = clamp(ceil(n_b
    ratio - 1e-9), 0, n_b) valid positions (bytes 0 or 1, 0 at invalid positions), no
    rejected score exceeds a selected one, and among scores equal to the smallest selected
    one the selected positions come first (ties broken by lower position). */
@@ -1010,7 +993,7 @@ void cuda_topk_mask_exact_on_a_40000_token_sequence(void)
     mseqs_free(&S);
 }
 
-/* SPEC §6 soft mask in float64: per sequence z = (s - mean) / (std + 1e-6) (population std
+/* docs/spec.md §6 soft mask in float64: per sequence z = (s - mean) / (std + 1e-6) (population std
    over the valid positions), c with mean(sigmoid(z - c)) = ratio by bisection to 1e-12,
    w = sigmoid(z - c); ratio 0 gives 0 and 1 gives 1 at valid positions; 0 elsewhere. */
 static double ref_sigmoid(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
@@ -1410,6 +1393,92 @@ void cuda_step_matches_cpu(void)
     mseqs_free(&S);
 }
 
+/* ================================================================ asynchronous mode
+   The _async form of each call runs with its own workspace and, for scalar results,
+   device homes; its status is what it returns, or, when it enqueued, what it wrote to its
+   status word. */
+
+/* The device homes of an asynchronous call's scalar results, and its status word. */
+typedef struct dev_scalars {
+    vppo_topk_info info, topk;
+    vppo_loss_out loss;
+    vppo_tas_stats stats, global;
+    int32_t status;
+} dev_scalars;
+
+typedef struct async_env { vppo_cuda_launch L; dev_scalars *sc; } async_env;
+
+#define STATUS_UNWRITTEN ((int32_t)0x5a5a5a5a)   /* every byte 0x5a: not a vppo_status */
+
+static async_env async_env_new(int64_t n_seqs, cudaStream_t st)
+{
+    async_env E;
+    E.L.stream = (void *)st;
+    E.L.workspace_bytes = vppo_cuda_workspace_size(n_seqs);
+    E.L.workspace = dev_alloc(E.L.workspace_bytes, 0x5a);
+    E.sc = (dev_scalars *)dev_alloc(sizeof(dev_scalars), 0x5a);
+    E.L.status = &E.sc->status;
+    return E;
+}
+
+static void async_env_free(async_env *E)
+{
+    CUDA_MUST(cudaFree(E->L.workspace));
+    CUDA_MUST(cudaFree(E->sc));
+}
+
+/* The status word, once the stream has run (then set back to STATUS_UNWRITTEN). */
+static vppo_status async_env_status(const async_env *E)
+{
+    int32_t word;
+    CUDA_MUST(cudaStreamSynchronize((cudaStream_t)E->L.stream));
+    dev_download(&word, E->L.status, sizeof word);
+    CUDA_MUST(cudaMemset(E->L.status, 0x5a, sizeof word));
+    return (vppo_status)word;
+}
+
+/* `global` (host, or NULL) copied to E's device home. */
+static const vppo_tas_stats *async_env_global(const async_env *E, const vppo_tas_stats *global)
+{
+    if (!global) return NULL;
+    dev_upload_to(&E->sc->global, global, sizeof *global);
+    return &E->sc->global;
+}
+
+/* The synchronous form returned sync_st; async_call(E) runs the asynchronous form with the
+   same arguments. Both modes must give the same status; when the asynchronous form
+   returns an error at once, it has launched nothing and left the status word alone. */
+template <class Async>
+static vppo_status modes_agree(vppo_status sync_st, Async async_call, const char *call, int line)
+{
+    async_env E = async_env_new(64, NULL);
+#ifdef VPPO_CUDA_EMULATE
+    const long launches = vppo_emu_launch_count();
+#endif
+    vppo_status st = async_call(&E);
+    const vppo_status word = async_env_status(&E);
+    if (st == VPPO_OK) {
+        st = word;
+    } else {
+        CHECK_MSG((int32_t)word == STATUS_UNWRITTEN, "line %d: %s: the asynchronous form returned %s and wrote the "
+                  "status word", line, call, vppo_status_string(st));
+#ifdef VPPO_CUDA_EMULATE
+        CHECK_MSG(vppo_emu_launch_count() == launches, "line %d: %s: the asynchronous form returned %s after "
+                  "launching %ld kernels", line, call, vppo_status_string(st), vppo_emu_launch_count() - launches);
+#endif
+    }
+    CHECK_MSG(st == sync_st, "line %d: %s: asynchronous %s, synchronous %s", line, call, vppo_status_string(st),
+              vppo_status_string(sync_st));
+    async_env_free(&E);
+    return sync_st;
+}
+/* The synchronous call's status, after checking that the asynchronous one agrees; in
+   async_call, LAUNCH_ is the launch struct and SC_(field) a device home. */
+#define BOTH_MODES(sync_call, async_call) \
+    modes_agree((sync_call), [&](const async_env *E_) { return (async_call); }, #sync_call, __LINE__)
+#define LAUNCH_ (&E_->L)
+#define SC_(field) (&E_->sc->field)
+
 /* ================================================================ bad inputs
    Each case changes one thing of a valid call; the CPU function must return the literal
    status expected, and the CUDA function the same. Device data (offsets, values, ids) is
@@ -1427,7 +1496,8 @@ static mseqs bad_layout(void)
 /* Calls with the mseqs (or vppo_seqs pair) and mirrors of the arguments. */
 #define BOTH_DEP_SAMPLED(e, sh, sd, lp, la, est, out) CHECK_BOTH(e, \
     vppo_dependency_sampled(sh, HF(lp), HF(la), est, HF(out)), \
-    vppo_cuda_dependency_sampled(sd, DF(lp), DF(la), est, DF(out), NULL))
+    BOTH_MODES(vppo_cuda_dependency_sampled(sd, DF(lp), DF(la), est, DF(out), NULL), \
+               vppo_cuda_dependency_sampled_async(sd, DF(lp), DF(la), est, DF(out), LAUNCH_)))
 
 /* Bad sequence descriptions, shared by every per-token function: call(sh, sd) with
    NULL, no offsets, a negative count, offsets[0] < 0 and decreasing offsets (on the device). */
@@ -1515,13 +1585,18 @@ static void logits_all_expect(vppo_status e, const vppo_logits *xh, const vppo_l
     od = oh;
     od.data = F->out.d;
     CHECK_BOTH(e, vppo_logprobs(xh, H_(int32_t, F->ids), HF(F->vec), HF(F->lse), NULL),
-               vppo_cuda_logprobs(xd, D_(int32_t, F->ids), DF(F->vec), DF(F->lse), NULL, NULL));
+               BOTH_MODES(vppo_cuda_logprobs(xd, D_(int32_t, F->ids), DF(F->vec), DF(F->lse), NULL, NULL),
+                          vppo_cuda_logprobs_async(xd, D_(int32_t, F->ids), DF(F->vec), DF(F->lse), NULL, LAUNCH_)));
     CHECK_BOTH(e, vppo_dependency_logits(xh, &F->G.h, VPPO_DIV_KL, HF(F->vec)),
-               vppo_cuda_dependency_logits(xd, &F->G.d, VPPO_DIV_KL, DF(F->vec), NULL));
+               BOTH_MODES(vppo_cuda_dependency_logits(xd, &F->G.d, VPPO_DIV_KL, DF(F->vec), NULL),
+                          vppo_cuda_dependency_logits_async(xd, &F->G.d, VPPO_DIV_KL, DF(F->vec), LAUNCH_)));
     CHECK_BOTH(e, vppo_dependency_logits(&F->G.h, xh, VPPO_DIV_JS, HF(F->vec)),
-               vppo_cuda_dependency_logits(&F->G.d, xd, VPPO_DIV_JS, DF(F->vec), NULL));
+               BOTH_MODES(vppo_cuda_dependency_logits(&F->G.d, xd, VPPO_DIV_JS, DF(F->vec), NULL),
+                          vppo_cuda_dependency_logits_async(&F->G.d, xd, VPPO_DIV_JS, DF(F->vec), LAUNCH_)));
     CHECK_BOTH(e, vppo_logprobs_backward(xh, H_(int32_t, F->ids), NULL, NULL, HF(F->g), HF(F->h), &oh),
-               vppo_cuda_logprobs_backward(xd, D_(int32_t, F->ids), NULL, NULL, DF(F->g), DF(F->h), &od, NULL));
+               BOTH_MODES(vppo_cuda_logprobs_backward(xd, D_(int32_t, F->ids), NULL, NULL, DF(F->g), DF(F->h), &od, NULL),
+                          vppo_cuda_logprobs_backward_async(xd, D_(int32_t, F->ids), NULL, NULL, DF(F->g), DF(F->h), &od,
+                                                            LAUNCH_)));
 }
 
 void cuda_logits_functions_reject_bad_matrices(void)
@@ -1566,38 +1641,50 @@ void cuda_logits_functions_reject_bad_arguments(void)
     int32_t old;
     /* dependency_logits */
     CHECK_BOTH(VPPO_ERR_NULL, vppo_dependency_logits(&X->h, &G->h, VPPO_DIV_KL, NULL),
-               vppo_cuda_dependency_logits(&X->d, &G->d, VPPO_DIV_KL, NULL, NULL));
+               BOTH_MODES(vppo_cuda_dependency_logits(&X->d, &G->d, VPPO_DIV_KL, NULL, NULL),
+                          vppo_cuda_dependency_logits_async(&X->d, &G->d, VPPO_DIV_KL, NULL, LAUNCH_)));
     CHECK_BOTH(VPPO_ERR_PARAM, vppo_dependency_logits(&X->h, &G->h, (vppo_divergence)3, HF(F.vec)),
-               vppo_cuda_dependency_logits(&X->d, &G->d, (vppo_divergence)3, DF(F.vec), NULL));
+               BOTH_MODES(vppo_cuda_dependency_logits(&X->d, &G->d, (vppo_divergence)3, DF(F.vec), NULL),
+                          vppo_cuda_dependency_logits_async(&X->d, &G->d, (vppo_divergence)3, DF(F.vec), LAUNCH_)));
     gh.n_rows = gd.n_rows = 2;
     CHECK_BOTH(VPPO_ERR_SIZE, vppo_dependency_logits(&X->h, &gh, VPPO_DIV_KL, HF(F.vec)),
-               vppo_cuda_dependency_logits(&X->d, &gd, VPPO_DIV_KL, DF(F.vec), NULL));
+               BOTH_MODES(vppo_cuda_dependency_logits(&X->d, &gd, VPPO_DIV_KL, DF(F.vec), NULL),
+                          vppo_cuda_dependency_logits_async(&X->d, &gd, VPPO_DIV_KL, DF(F.vec), LAUNCH_)));
     gh = G->h; gd = G->d; gh.vocab = gd.vocab = 4;
     CHECK_BOTH(VPPO_ERR_SIZE, vppo_dependency_logits(&X->h, &gh, VPPO_DIV_JS, HF(F.vec)),
-               vppo_cuda_dependency_logits(&X->d, &gd, VPPO_DIV_JS, DF(F.vec), NULL));
+               BOTH_MODES(vppo_cuda_dependency_logits(&X->d, &gd, VPPO_DIV_JS, DF(F.vec), NULL),
+                          vppo_cuda_dependency_logits_async(&X->d, &gd, VPPO_DIV_JS, DF(F.vec), LAUNCH_)));
     /* logprobs: logp needs ids; ids in [0, vocab) (device memory), unread without logp */
     CHECK_BOTH(VPPO_ERR_NULL, vppo_logprobs(&X->h, NULL, HF(F.vec), NULL, NULL),
-               vppo_cuda_logprobs(&X->d, NULL, DF(F.vec), NULL, NULL, NULL));
+               BOTH_MODES(vppo_cuda_logprobs(&X->d, NULL, DF(F.vec), NULL, NULL, NULL),
+                          vppo_cuda_logprobs_async(&X->d, NULL, DF(F.vec), NULL, NULL, LAUNCH_)));
     old = poke_i32(&F.ids, 1, -1);
     CHECK_BOTH(VPPO_ERR_INDEX, vppo_logprobs(&X->h, H_(int32_t, F.ids), HF(F.vec), NULL, NULL),
-               vppo_cuda_logprobs(&X->d, D_(int32_t, F.ids), DF(F.vec), NULL, NULL, NULL));
+               BOTH_MODES(vppo_cuda_logprobs(&X->d, D_(int32_t, F.ids), DF(F.vec), NULL, NULL, NULL),
+                          vppo_cuda_logprobs_async(&X->d, D_(int32_t, F.ids), DF(F.vec), NULL, NULL, LAUNCH_)));
     poke_i32(&F.ids, 2, 5);
     poke_i32(&F.ids, 1, old);
     CHECK_BOTH(VPPO_ERR_INDEX, vppo_logprobs(&X->h, H_(int32_t, F.ids), HF(F.vec), NULL, NULL),
-               vppo_cuda_logprobs(&X->d, D_(int32_t, F.ids), DF(F.vec), NULL, NULL, NULL));
+               BOTH_MODES(vppo_cuda_logprobs(&X->d, D_(int32_t, F.ids), DF(F.vec), NULL, NULL, NULL),
+                          vppo_cuda_logprobs_async(&X->d, D_(int32_t, F.ids), DF(F.vec), NULL, NULL, LAUNCH_)));
     CHECK_BOTH(VPPO_OK, vppo_logprobs(&X->h, H_(int32_t, F.ids), NULL, HF(F.vec), NULL),
-               vppo_cuda_logprobs(&X->d, D_(int32_t, F.ids), NULL, DF(F.vec), NULL, NULL));
+               BOTH_MODES(vppo_cuda_logprobs(&X->d, D_(int32_t, F.ids), NULL, DF(F.vec), NULL, NULL),
+                          vppo_cuda_logprobs_async(&X->d, D_(int32_t, F.ids), NULL, DF(F.vec), NULL, LAUNCH_)));
     /* backward, ids still bad at row 2: used only with dlogp */
     oh.data = F.out.h; oh.dtype = VPPO_F32; oh.row_stride = 8;
     od = oh; od.data = F.out.d;
     CHECK_BOTH(VPPO_ERR_INDEX, vppo_logprobs_backward(&X->h, H_(int32_t, F.ids), NULL, NULL, HF(F.g), NULL, &oh),
-               vppo_cuda_logprobs_backward(&X->d, D_(int32_t, F.ids), NULL, NULL, DF(F.g), NULL, &od, NULL));
+               BOTH_MODES(vppo_cuda_logprobs_backward(&X->d, D_(int32_t, F.ids), NULL, NULL, DF(F.g), NULL, &od, NULL),
+                          vppo_cuda_logprobs_backward_async(&X->d, D_(int32_t, F.ids), NULL, NULL, DF(F.g), NULL, &od, LAUNCH_)));
     CHECK_BOTH(VPPO_OK, vppo_logprobs_backward(&X->h, H_(int32_t, F.ids), HF(F.lse), HF(F.ent), NULL, HF(F.h), &oh),
-               vppo_cuda_logprobs_backward(&X->d, D_(int32_t, F.ids), DF(F.lse), DF(F.ent), NULL, DF(F.h), &od, NULL));
+               BOTH_MODES(vppo_cuda_logprobs_backward(&X->d, D_(int32_t, F.ids), DF(F.lse), DF(F.ent), NULL, DF(F.h), &od, NULL),
+                          vppo_cuda_logprobs_backward_async(&X->d, D_(int32_t, F.ids), DF(F.lse), DF(F.ent), NULL, DF(F.h), &od, LAUNCH_)));
     poke_i32(&F.ids, 2, 0);
 #define BACKWARD(e, ids_, lse_, ent_, g_, h_, out_h, out_d) CHECK_BOTH(e, \
         vppo_logprobs_backward(&X->h, H_(int32_t, ids_), HF(lse_), HF(ent_), HF(g_), HF(h_), out_h), \
-        vppo_cuda_logprobs_backward(&X->d, D_(int32_t, ids_), DF(lse_), DF(ent_), DF(g_), DF(h_), out_d, NULL))
+        BOTH_MODES(vppo_cuda_logprobs_backward(&X->d, D_(int32_t, ids_), DF(lse_), DF(ent_), DF(g_), DF(h_), out_d, NULL), \
+                   vppo_cuda_logprobs_backward_async(&X->d, D_(int32_t, ids_), DF(lse_), DF(ent_), DF(g_), DF(h_), out_d, \
+                                                     LAUNCH_)))
     {
         const mirror none = mirror_null();
         vppo_grad_out bh = oh, bd = od;
@@ -1637,7 +1724,8 @@ void cuda_patch_rows_rejects_bad_input(void)
     mirror rows = mirror_new(4 * 4 * 4, 0), fill = mirror_new(3 * 4, 0), none = mirror_null();
 #define ROWS(e, rows_, n, len, stride, prob, fill_) CHECK_BOTH(e, \
         vppo_perturb_patch_rows(HF(rows_), n, len, stride, prob, HF(fill_), 7), \
-        vppo_cuda_perturb_patch_rows(DF(rows_), n, len, stride, prob, DF(fill_), 7, NULL))
+        BOTH_MODES(vppo_cuda_perturb_patch_rows(DF(rows_), n, len, stride, prob, DF(fill_), 7, NULL), \
+                   vppo_cuda_perturb_patch_rows_async(DF(rows_), n, len, stride, prob, DF(fill_), 7, LAUNCH_)))
     mirror_push(&fill);
     ROWS(VPPO_OK, rows, 4, 3, 4, 0.5f, fill);
     ROWS(VPPO_ERR_NULL, none, 4, 3, 4, 0.5f, fill);
@@ -1668,9 +1756,12 @@ void cuda_masks_reject_bad_input(void)
     int k;
 #define TOPK(e, sh, sd, score, ratio, out) CHECK_BOTH(e, \
         vppo_topk_mask(sh, HF(score), ratio, H_(uint8_t, out), NULL), \
-        vppo_cuda_topk_mask(sd, DF(score), ratio, D_(uint8_t, out), NULL, NULL))
+        BOTH_MODES(vppo_cuda_topk_mask(sd, DF(score), ratio, D_(uint8_t, out), NULL, NULL), \
+                   vppo_cuda_topk_mask_async(sd, DF(score), ratio, D_(uint8_t, out), SC_(info), LAUNCH_)))
 #define SOFT(e, sh, sd, score, ratio, out) CHECK_BOTH(e, \
-        vppo_soft_mask(sh, HF(score), ratio, HF(out)), vppo_cuda_soft_mask(sd, DF(score), ratio, DF(out), NULL))
+        vppo_soft_mask(sh, HF(score), ratio, HF(out)), \
+        BOTH_MODES(vppo_cuda_soft_mask(sd, DF(score), ratio, DF(out), NULL), \
+                   vppo_cuda_soft_mask_async(sd, DF(score), ratio, DF(out), LAUNCH_)))
 #define CALL(e, sh, sd) do { TOPK(e, sh, sd, D.score, 0.4, sel); SOFT(e, sh, sd, D.score, 0.4, w); } while (0)
     BAD_SEQS_CASES(S, CALL);
     TOPK(VPPO_ERR_NULL, &S.h, &S.d, none, 0.4, sel);
@@ -1717,7 +1808,10 @@ void cuda_policy_loss_rejects_bad_input(void)
     float old;
 #define LOSS(e, cfg, sh, sd, lp, lo, ref, adv, sel, w, dl, out_h, out_d) CHECK_BOTH(e, \
         vppo_policy_loss(cfg, sh, HF(lp), HF(lo), HF(ref), HF(adv), H_(uint8_t, sel), HF(w), HF(dl), out_h), \
-        vppo_cuda_policy_loss(cfg, sd, DF(lp), DF(lo), DF(ref), DF(adv), D_(uint8_t, sel), DF(w), DF(dl), out_d, NULL))
+        BOTH_MODES(vppo_cuda_policy_loss(cfg, sd, DF(lp), DF(lo), DF(ref), DF(adv), D_(uint8_t, sel), DF(w), DF(dl), \
+                                         out_d, NULL), \
+                   vppo_cuda_policy_loss_async(cfg, sd, DF(lp), DF(lo), DF(ref), DF(adv), D_(uint8_t, sel), DF(w), \
+                                               DF(dl), (out_d) ? SC_(loss) : NULL, LAUNCH_)))
 #define LOSS_ARGS(e, cfg, lp, lo, ref, adv, w) \
         LOSS(e, cfg, &S.h, &S.d, lp, lo, ref, adv, D.select, w, dlogp, &oh, &od)
 #define CALL(e, sh, sd) LOSS(e, &c, sh, sd, D.logp, D.logp_old, D.logp_ref, D.adv, D.select, D.weight, dlogp, &oh, &od)
@@ -1799,10 +1893,14 @@ void cuda_prepare_and_step_reject_bad_input(void)
     mirror_push(&dep_in);
 #define PREP(e, cfg, sh, sd, lo, la, din, adv, global, ph, pd) CHECK_BOTH(e, \
         vppo_prepare(cfg, sh, HF(lo), HF(la), HF(din), HF(adv), global, ph), \
-        vppo_cuda_prepare(cfg, sd, DF(lo), DF(la), DF(din), DF(adv), global, pd, NULL))
+        BOTH_MODES(vppo_cuda_prepare(cfg, sd, DF(lo), DF(la), DF(din), DF(adv), global, pd, NULL), \
+                   vppo_cuda_prepare_async(cfg, sd, DF(lo), DF(la), DF(din), DF(adv), async_env_global(E_, global), \
+                                           pd, SC_(stats), SC_(topk), LAUNCH_)))
 #define STEP(e, cfg, sh, sd, lp, lo, la, ref, adv, ph, pd, out_h, out_d) CHECK_BOTH(e, \
         vppo_step(cfg, sh, HF(lp), HF(lo), HF(la), HF(ref), HF(adv), ph, HF(dlogp), out_h), \
-        vppo_cuda_step(cfg, sd, DF(lp), DF(lo), DF(la), DF(ref), DF(adv), pd, DF(dlogp), out_d, NULL))
+        BOTH_MODES(vppo_cuda_step(cfg, sd, DF(lp), DF(lo), DF(la), DF(ref), DF(adv), pd, DF(dlogp), out_d, NULL), \
+                   vppo_cuda_step_async(cfg, sd, DF(lp), DF(lo), DF(la), DF(ref), DF(adv), pd, DF(dlogp), \
+                                        (out_d) ? SC_(loss) : NULL, SC_(stats), SC_(topk), LAUNCH_)))
     /* both functions, same inputs: prepare (dep sampled, no global stats) and step */
 #define BOTH_FNS(e, cfg, lo, la, adv) do { \
         PREP(e, cfg, &S.h, &S.d, lo, la, none, adv, NULL, &P.h, &P.d); \
@@ -1859,6 +1957,10 @@ void cuda_prepare_and_step_reject_bad_input(void)
     PREP(VPPO_ERR_PARAM, &c, &S.h, &S.d, D.logp_old, D.logp_aug, none, D.adv_seq, &gl, &P.h, &P.d);
     gl.min = 0.0; gl.n = -1;
     PREP(VPPO_ERR_SIZE, &c, &S.h, &S.d, D.logp_old, D.logp_aug, none, D.adv_seq, &gl, &P.h, &P.d);
+    /* before the per-token data (the asynchronous form checks global on the device) */
+    old = poke_f(&D.logp_old, 3, NAN);
+    PREP(VPPO_ERR_SIZE, &c, &S.h, &S.d, D.logp_old, D.logp_aug, none, D.adv_seq, &gl, &P.h, &P.d);
+    poke_f(&D.logp_old, 3, old);
     gl.n = 3;
     PREP(VPPO_OK, &c, &S.h, &S.d, D.logp_old, D.logp_aug, none, D.adv_seq, &gl, &P.h, &P.d);
     /* values */
@@ -1974,33 +2076,70 @@ static void world_free(world *W)
     mseqs_free(&W->S);
 }
 
-/* The CUDA function f on the world's device data, on stream st. (patch_rows works in
-   place; applied again with the same seed it gives the same rows.) */
-static vppo_status world_call(world *W, int f, cudaStream_t st)
+/* The CUDA function f on the world's device data: synchronous on stream st (E NULL), or
+   asynchronous on E (scalar results to E's device homes; world_fetch_scalars brings them
+   where the synchronous form writes them). (patch_rows works in place; applied again with
+   the same seed it gives the same rows.) */
+static vppo_status world_call(world *W, int f, cudaStream_t st, const async_env *E)
 {
     void *s = (void *)st;
+    const vppo_cuda_launch *L = E ? &E->L : NULL;
+    dev_scalars *sc = E ? E->sc : NULL;
+    const float *lo = DF(W->D.logp_old), *la = DF(W->D.logp_aug), *lp = DF(W->D.logp), *ref = DF(W->D.logp_ref);
+    const int32_t *ids = D_(int32_t, W->ids);
     vppo_grad_out go;
     go.data = W->grad.d; go.dtype = VPPO_F32; go.row_stride = W->P.h.vocab + 2;
     switch (f) {
     case F_DEP_SAMPLED:
-        return vppo_cuda_dependency_sampled(&W->S.d, DF(W->D.logp_old), DF(W->D.logp_aug), VPPO_EST_K3, DF(W->dep_s), s);
-    case F_DEP_LOGITS: return vppo_cuda_dependency_logits(&W->P.d, &W->Q.d, VPPO_DIV_JS, DF(W->dep_l), s);
+        return E ? vppo_cuda_dependency_sampled_async(&W->S.d, lo, la, VPPO_EST_K3, DF(W->dep_s), L)
+                 : vppo_cuda_dependency_sampled(&W->S.d, lo, la, VPPO_EST_K3, DF(W->dep_s), s);
+    case F_DEP_LOGITS:
+        return E ? vppo_cuda_dependency_logits_async(&W->P.d, &W->Q.d, VPPO_DIV_JS, DF(W->dep_l), L)
+                 : vppo_cuda_dependency_logits(&W->P.d, &W->Q.d, VPPO_DIV_JS, DF(W->dep_l), s);
     case F_LOGPROBS:
-        return vppo_cuda_logprobs(&W->P.d, D_(int32_t, W->ids), DF(W->logp), DF(W->lse), DF(W->ent), s);
+        return E ? vppo_cuda_logprobs_async(&W->P.d, ids, DF(W->logp), DF(W->lse), DF(W->ent), L)
+                 : vppo_cuda_logprobs(&W->P.d, ids, DF(W->logp), DF(W->lse), DF(W->ent), s);
     case F_BACKWARD:
-        return vppo_cuda_logprobs_backward(&W->P.d, D_(int32_t, W->ids), NULL, NULL, DF(W->g), DF(W->h), &go, s);
-    case F_PATCH_ROWS: return vppo_cuda_perturb_patch_rows(DF(W->rows), 300, 17, 18, 0.5f, DF(W->fill), 99, s);
-    case F_TOPK: return vppo_cuda_topk_mask(&W->S.d, DF(W->D.score), 0.4, D_(uint8_t, W->sel), &W->info, s);
-    case F_SOFT: return vppo_cuda_soft_mask(&W->S.d, DF(W->D.score), 0.4, DF(W->weight), s);
-    case F_LOSS:
-        return vppo_cuda_policy_loss(&W->cfg.loss, &W->S.d, DF(W->D.logp), DF(W->D.logp_old), DF(W->D.logp_ref),
-                                     DF(W->D.adv), D_(uint8_t, W->D.select), DF(W->D.weight), DF(W->dlogp), &W->loss, s);
+        return E ? vppo_cuda_logprobs_backward_async(&W->P.d, ids, NULL, NULL, DF(W->g), DF(W->h), &go, L)
+                 : vppo_cuda_logprobs_backward(&W->P.d, ids, NULL, NULL, DF(W->g), DF(W->h), &go, s);
+    case F_PATCH_ROWS:
+        return E ? vppo_cuda_perturb_patch_rows_async(DF(W->rows), 300, 17, 18, 0.5f, DF(W->fill), 99, L)
+                 : vppo_cuda_perturb_patch_rows(DF(W->rows), 300, 17, 18, 0.5f, DF(W->fill), 99, s);
+    case F_TOPK:
+        return E ? vppo_cuda_topk_mask_async(&W->S.d, DF(W->D.score), 0.4, D_(uint8_t, W->sel), &sc->info, L)
+                 : vppo_cuda_topk_mask(&W->S.d, DF(W->D.score), 0.4, D_(uint8_t, W->sel), &W->info, s);
+    case F_SOFT:
+        return E ? vppo_cuda_soft_mask_async(&W->S.d, DF(W->D.score), 0.4, DF(W->weight), L)
+                 : vppo_cuda_soft_mask(&W->S.d, DF(W->D.score), 0.4, DF(W->weight), s);
+    case F_LOSS: {
+        const float *adv = DF(W->D.adv), *w = DF(W->D.weight);
+        const uint8_t *sel = D_(uint8_t, W->D.select);
+        return E ? vppo_cuda_policy_loss_async(&W->cfg.loss, &W->S.d, lp, lo, ref, adv, sel, w, DF(W->dlogp), &sc->loss, L)
+                 : vppo_cuda_policy_loss(&W->cfg.loss, &W->S.d, lp, lo, ref, adv, sel, w, DF(W->dlogp), &W->loss, s);
+    }
     case F_PREPARE:
-        return vppo_cuda_prepare(&W->cfg, &W->S.d, DF(W->D.logp_old), DF(W->D.logp_aug), NULL, DF(W->D.adv_seq), NULL,
-                                 &W->prep.d, s);
+        return E ? vppo_cuda_prepare_async(&W->cfg, &W->S.d, lo, la, NULL, DF(W->D.adv_seq), NULL, &W->prep.d,
+                                           &sc->stats, &sc->topk, L)
+                 : vppo_cuda_prepare(&W->cfg, &W->S.d, lo, la, NULL, DF(W->D.adv_seq), NULL, &W->prep.d, s);
     default:
-        return vppo_cuda_step(&W->cfg, &W->S.d, DF(W->D.logp), DF(W->D.logp_old), DF(W->D.logp_aug), DF(W->D.logp_ref),
-                              DF(W->D.adv_seq), &W->prep_step.d, DF(W->dlogp_step), &W->loss_step, s);
+        return E ? vppo_cuda_step_async(&W->cfg, &W->S.d, lp, lo, la, ref, DF(W->D.adv_seq), &W->prep_step.d,
+                                        DF(W->dlogp_step), &sc->loss, &sc->stats, &sc->topk, L)
+                 : vppo_cuda_step(&W->cfg, &W->S.d, lp, lo, la, ref, DF(W->D.adv_seq), &W->prep_step.d,
+                                  DF(W->dlogp_step), &W->loss_step, s);
+    }
+}
+
+/* After an asynchronous call of f on E has run: its scalar results, from E's device homes
+   to the host structs that the synchronous form fills. */
+static void world_fetch_scalars(world *W, int f, const async_env *E)
+{
+    mprepared *P = f == F_PREPARE ? &W->prep : &W->prep_step;
+    if (f == F_TOPK) dev_download(&W->info, &E->sc->info, sizeof W->info);
+    if (f == F_LOSS) dev_download(&W->loss, &E->sc->loss, sizeof W->loss);
+    if (f == F_STEP) dev_download(&W->loss_step, &E->sc->loss, sizeof W->loss_step);
+    if (f == F_PREPARE || f == F_STEP) {
+        dev_download(&P->d.stats, &E->sc->stats, sizeof P->d.stats);
+        dev_download(&P->d.topk, &E->sc->topk, sizeof P->d.topk);
     }
 }
 
@@ -2104,8 +2243,10 @@ void cuda_fuzz_found_edge_cases_match_the_cpu(void)
     /* a denormal temperature: the CPU computes in double, the GPU refuses it */
     X.temperature = 1e-40f;
     CHECK_STATUS(VPPO_OK, vppo_logprobs(&X, NULL, NULL, host, NULL));
-    CHECK_STATUS(VPPO_ERR_PARAM, vppo_cuda_logprobs(&X, NULL, NULL, dout, NULL, NULL));
-    CHECK_STATUS(VPPO_ERR_PARAM, vppo_cuda_dependency_logits(&X, &X, VPPO_DIV_KL, dout, NULL));
+    CHECK_STATUS(VPPO_ERR_PARAM, BOTH_MODES(vppo_cuda_logprobs(&X, NULL, NULL, dout, NULL, NULL),
+               vppo_cuda_logprobs_async(&X, NULL, NULL, dout, NULL, LAUNCH_)));
+    CHECK_STATUS(VPPO_ERR_PARAM, BOTH_MODES(vppo_cuda_dependency_logits(&X, &X, VPPO_DIV_KL, dout, NULL),
+               vppo_cuda_dependency_logits_async(&X, &X, VPPO_DIV_KL, dout, LAUNCH_)));
     {
         /* every loss term 0, divided by 5e-312: 0 * inf */
         const int64_t offsets[2] = { 0, 2 };
@@ -2122,17 +2263,21 @@ void cuda_fuzz_found_edge_cases_match_the_cpu(void)
         c.entropy_coef = 0.0f;
         c.denom = 5e-312;
         CHECK_BOTH(VPPO_ERR_NONFINITE, vppo_policy_loss(&c, &hs, logp, logp, NULL, adv, NULL, NULL, dl, &out),
-                   vppo_cuda_policy_loss(&c, &ds, dlp, dlp, NULL, dadv, NULL, NULL, dout, &out, NULL));
+                   BOTH_MODES(vppo_cuda_policy_loss(&c, &ds, dlp, dlp, NULL, dadv, NULL, NULL, dout, &out, NULL),
+                              vppo_cuda_policy_loss_async(&c, &ds, dlp, dlp, NULL, dadv, NULL, NULL, dout, SC_(loss), LAUNCH_)));
         CHECK_BOTH(VPPO_ERR_NONFINITE, vppo_policy_loss(&c, &hs, logp, logp, NULL, adv, NULL, NULL, NULL, &out),
-                   vppo_cuda_policy_loss(&c, &ds, dlp, dlp, NULL, dadv, NULL, NULL, NULL, &out, NULL));
+                   BOTH_MODES(vppo_cuda_policy_loss(&c, &ds, dlp, dlp, NULL, dadv, NULL, NULL, NULL, &out, NULL),
+                              vppo_cuda_policy_loss_async(&c, &ds, dlp, dlp, NULL, dadv, NULL, NULL, NULL, SC_(loss), LAUNCH_)));
         c.denom = 0.0;
         c.agg = VPPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM;
         c.agg_norm = 5e-312;
         CHECK_BOTH(VPPO_ERR_NONFINITE, vppo_policy_loss(&c, &hs, logp, logp, NULL, adv, NULL, NULL, dl, &out),
-                   vppo_cuda_policy_loss(&c, &ds, dlp, dlp, NULL, dadv, NULL, NULL, dout, &out, NULL));
+                   BOTH_MODES(vppo_cuda_policy_loss(&c, &ds, dlp, dlp, NULL, dadv, NULL, NULL, dout, &out, NULL),
+                              vppo_cuda_policy_loss_async(&c, &ds, dlp, dlp, NULL, dadv, NULL, NULL, dout, SC_(loss), LAUNCH_)));
         c.agg_norm = 1e-300;   /* small but harmless */
         CHECK_BOTH(VPPO_OK, vppo_policy_loss(&c, &hs, logp, logp, NULL, adv, NULL, NULL, dl, &out),
-                   vppo_cuda_policy_loss(&c, &ds, dlp, dlp, NULL, dadv, NULL, NULL, dout, &out, NULL));
+                   BOTH_MODES(vppo_cuda_policy_loss(&c, &ds, dlp, dlp, NULL, dadv, NULL, NULL, dout, &out, NULL),
+                              vppo_cuda_policy_loss_async(&c, &ds, dlp, dlp, NULL, dadv, NULL, NULL, dout, SC_(loss), LAUNCH_)));
         dev_download(host, dout, 2 * sizeof(float));
         CHECK(out.loss == 0.0 && host[0] == 0.0f && host[1] == 0.0f);
         CUDA_MUST(cudaFree(doff));
@@ -2150,9 +2295,9 @@ void cuda_every_function_repeats_bit_for_bit(void)
     for (f = 0; f < N_FUNCS; ++f) {
         unsigned char *a, *b;
         size_t na, nb;
-        CHECK_MSG(world_call(&W, f, NULL) == VPPO_OK, "%s: first call failed", func_names[f]);
+        CHECK_MSG(world_call(&W, f, NULL, NULL) == VPPO_OK, "%s: first call failed", func_names[f]);
         a = world_snapshot(&W, f, &na);
-        CHECK_MSG(world_call(&W, f, NULL) == VPPO_OK, "%s: second call failed", func_names[f]);
+        CHECK_MSG(world_call(&W, f, NULL, NULL) == VPPO_OK, "%s: second call failed", func_names[f]);
         b = world_snapshot(&W, f, &nb);
         CHECK_MSG(na == nb && memcmp(a, b, na) == 0, "%s: a second run gave different bits", func_names[f]);
         free(a);
@@ -2173,12 +2318,12 @@ void cuda_every_function_runs_on_a_created_stream(void)
         mirror *out[8];
         const void *host[2];
         const int n = world_outputs(&W, f, out, host, host_bytes);
-        CHECK_MSG(world_call(&W, f, NULL) == VPPO_OK, "%s: call on the default stream failed", func_names[f]);
+        CHECK_MSG(world_call(&W, f, NULL, NULL) == VPPO_OK, "%s: call on the default stream failed", func_names[f]);
         a = world_snapshot(&W, f, &na);
         /* queue a reset of the outputs to their sentinel on the stream: the call has to run
            after it to give the same bytes */
         for (k = 0; k < n && f != F_PATCH_ROWS; ++k) CUDA_MUST(cudaMemsetAsync(out[k]->d, out[k]->fill, out[k]->bytes, st));
-        CHECK_MSG(world_call(&W, f, st) == VPPO_OK, "%s: call on a created stream failed", func_names[f]);
+        CHECK_MSG(world_call(&W, f, st, NULL) == VPPO_OK, "%s: call on a created stream failed", func_names[f]);
         b = world_snapshot(&W, f, &nb);
         CHECK_MSG(na == nb && memcmp(a, b, na) == 0, "%s: on a created stream the outputs differ from the default "
                   "stream's", func_names[f]);
@@ -2189,12 +2334,237 @@ void cuda_every_function_runs_on_a_created_stream(void)
     world_free(&W);
 }
 
+
+/* ---------------------------------------------------------------- asynchronous mode */
+
+/* What the emulator counts of the host's work with the device: synchronisations,
+   allocations (and frees), blocking copies. A real GPU cannot count them: zeros. */
+typedef struct host_work { long syncs, allocs, copies; } host_work;
+
+static host_work host_work_now(void)
+{
+    host_work w;
+#ifdef VPPO_CUDA_EMULATE
+    w.syncs = vppo_emu_sync_count();
+    w.allocs = vppo_emu_alloc_count();
+    w.copies = vppo_emu_blocking_copy_count();
+#else
+    w.syncs = w.allocs = w.copies = 0;
+#endif
+    return w;
+}
+
+/* None of the three since `before` (emulated; on a GPU the graph capture checks it). */
+static void check_no_host_work(host_work before, const char *what, const char *fn)
+{
+    const host_work now = host_work_now();
+    (void)what; (void)fn;
+#ifdef VPPO_CUDA_EMULATE
+    CHECK_MSG(now.syncs == before.syncs, "%s: %s synchronised %ld times", fn, what, now.syncs - before.syncs);
+    CHECK_MSG(now.allocs == before.allocs, "%s: %s allocated or freed %ld times", fn, what, now.allocs - before.allocs);
+    CHECK_MSG(now.copies == before.copies, "%s: %s made %ld blocking copies", fn, what, now.copies - before.copies);
+#else
+    (void)now; (void)before;
+#endif
+}
+
+/* The outputs of f set back to their sentinel bytes (device) and 0x7f (host structs). */
+static void world_reset(world *W, int f)
+{
+    mirror *out[8];
+    const void *host[2];
+    size_t host_bytes[2];
+    const int n = world_outputs(W, f, out, host, host_bytes);
+    int k;
+    for (k = 0; k < n && f != F_PATCH_ROWS; ++k) CUDA_MUST(cudaMemset(out[k]->d, out[k]->fill, out[k]->bytes));
+    for (k = 0; k < 2; ++k)
+        if (host[k]) memset((void *)host[k], 0x7f, host_bytes[k]);
+}
+
+/* f synchronously on the default stream, then asynchronously on E (its stream): the same
+   status (VPPO_OK) and the same bits, with no host work inside the asynchronous call. */
+static void check_async_is_sync(world *W, int f, const async_env *E)
+{
+    unsigned char *a, *b;
+    size_t na, nb;
+    host_work before;
+    CHECK_MSG(world_call(W, f, NULL, NULL) == VPPO_OK, "%s: the synchronous call failed", func_names[f]);
+    a = world_snapshot(W, f, &na);
+    world_reset(W, f);
+    before = host_work_now();
+    CHECK_MSG(world_call(W, f, (cudaStream_t)E->L.stream, E) == VPPO_OK, "%s: the asynchronous call failed",
+              func_names[f]);
+    check_no_host_work(before, "the asynchronous call", func_names[f]);
+    CHECK_MSG(async_env_status(E) == VPPO_OK, "%s: the status word is not VPPO_OK", func_names[f]);
+    world_fetch_scalars(W, f, E);
+    b = world_snapshot(W, f, &nb);
+    CHECK_MSG(na == nb && memcmp(a, b, na) == 0, "%s: the asynchronous results differ from the synchronous ones",
+              func_names[f]);
+    free(a);
+    free(b);
+}
+
+void cuda_async_equals_sync_bit_for_bit_without_host_work(void)
+{
+    world W = world_make(10104);
+    cudaStream_t st;
+    async_env E;
+    int f;
+    CUDA_MUST(cudaStreamCreate(&st));
+    E = async_env_new(W.S.h.n_seqs, st);
+    for (f = 0; f < N_FUNCS; ++f) check_async_is_sync(&W, f, &E);
+    async_env_free(&E);
+    CUDA_MUST(cudaStreamDestroy(st));
+    world_free(&W);
+}
+
+/* Every function captured, in one graph, on a created stream: nothing runs (and nothing
+   synchronises, allocates or copies) while capturing; each replay gives the bits of the
+   direct calls. */
+void cuda_async_calls_captured_in_a_graph_replay_the_same_bits(void)
+{
+    world W = world_make(10105);
+    cudaStream_t st;
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    async_env E[N_FUNCS];
+    unsigned char *direct[N_FUNCS];
+    size_t n_direct[N_FUNCS];
+    host_work before;
+    int f, replay;
+    int32_t word;
+    CUDA_MUST(cudaStreamCreate(&st));
+    for (f = 0; f < N_FUNCS; ++f) E[f] = async_env_new(W.S.h.n_seqs, st);
+    for (f = 0; f < N_FUNCS; ++f) CHECK_MSG(world_call(&W, f, st, &E[f]) == VPPO_OK, "%s: direct call", func_names[f]);
+    for (f = 0; f < N_FUNCS; ++f) {
+        CHECK_MSG(async_env_status(&E[f]) == VPPO_OK, "%s: direct call's status", func_names[f]);
+        world_fetch_scalars(&W, f, &E[f]);
+        direct[f] = world_snapshot(&W, f, &n_direct[f]);
+        world_reset(&W, f);
+    }
+    before = host_work_now();
+    CUDA_MUST(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+    for (f = 0; f < N_FUNCS; ++f) CHECK_MSG(world_call(&W, f, st, &E[f]) == VPPO_OK, "%s: captured", func_names[f]);
+    CUDA_MUST(cudaStreamEndCapture(st, &graph));
+    check_no_host_work(before, "capturing", "every function");
+    CUDA_MUST(cudaGraphInstantiate(&exec, graph, 0));
+    dev_download(&word, E[0].L.status, sizeof word);
+    CHECK_MSG(word == STATUS_UNWRITTEN, "a captured call ran while it was captured");
+#ifdef VPPO_CUDA_EMULATE
+    CHECK_MSG(vppo_emu_graph_ops(graph) >= 3 * N_FUNCS, "only %zu operations were captured", vppo_emu_graph_ops(graph));
+#endif
+    for (replay = 0; replay < 2; ++replay) {
+        CUDA_MUST(cudaGraphLaunch(exec, st));
+        for (f = 0; f < N_FUNCS; ++f) {
+            unsigned char *b;
+            size_t nb;
+            CHECK_MSG(async_env_status(&E[f]) == VPPO_OK, "%s: replay %d: status", func_names[f], replay);
+            world_fetch_scalars(&W, f, &E[f]);
+            b = world_snapshot(&W, f, &nb);
+            CHECK_MSG(nb == n_direct[f] && memcmp(b, direct[f], nb) == 0, "%s: replay %d differs from the direct call",
+                      func_names[f], replay);
+            free(b);
+            world_reset(&W, f);
+        }
+    }
+    CUDA_MUST(cudaGraphExecDestroy(exec));
+    CUDA_MUST(cudaGraphDestroy(graph));
+    for (f = 0; f < N_FUNCS; ++f) { async_env_free(&E[f]); free(direct[f]); }
+    CUDA_MUST(cudaStreamDestroy(st));
+    world_free(&W);
+}
+
+/* One bad value for every function (a NaN log-probability: sampled dependency, loss,
+   prepare, step; a token id outside the vocabulary: logprobs, backward; a NaN score: the
+   masks; a NaN fill: the patches; a NaN logit: dependency_logits): the asynchronous call
+   enqueues, its status word gets the synchronous call's error; with the values repaired,
+   the next calls on the same stream give the synchronous results. */
+void cuda_async_data_errors_reach_the_status_word_and_the_stream_goes_on(void)
+{
+    world W = world_make(10106);
+    cudaStream_t st;
+    async_env E;
+    int64_t t = W.S.begin;
+    float old_lo, old_score, old_fill, old_q;
+    int32_t old_id;
+    int f;
+    CUDA_MUST(cudaStreamCreate(&st));
+    E = async_env_new(W.S.h.n_seqs, st);
+    while (!valid_at(&W.S, t)) ++t;
+    old_lo = poke_f(&W.D.logp_old, t, NAN);
+    old_score = poke_f(&W.D.score, t, NAN);
+    old_id = poke_i32(&W.ids, 0, (int32_t)W.P.h.vocab);
+    old_fill = poke_f(&W.fill, 0, NAN);
+    old_q = poke_f(&W.Q.m, 0, NAN);
+    for (f = 0; f < N_FUNCS; ++f) {
+        const vppo_status sync_st = world_call(&W, f, NULL, NULL);
+        vppo_status word;
+        CHECK_MSG(sync_st != VPPO_OK, "%s: the bad value was not found", func_names[f]);
+        CHECK_MSG(world_call(&W, f, st, &E) == VPPO_OK, "%s: a data error was returned at once", func_names[f]);
+        word = async_env_status(&E);
+        CHECK_MSG(word == sync_st, "%s: status word %s, synchronous %s", func_names[f], vppo_status_string(word),
+                  vppo_status_string(sync_st));
+    }
+    poke_f(&W.D.logp_old, t, old_lo);
+    poke_f(&W.D.score, t, old_score);
+    poke_i32(&W.ids, 0, old_id);
+    poke_f(&W.fill, 0, old_fill);
+    poke_f(&W.Q.m, 0, old_q);
+    for (f = 0; f < N_FUNCS; ++f) check_async_is_sync(&W, f, &E);
+    async_env_free(&E);
+    CUDA_MUST(cudaStreamDestroy(st));
+    world_free(&W);
+}
+
+/* The launch struct: NULL (or no status word) is VPPO_ERR_NULL, no workspace, a small or
+   misaligned one VPPO_ERR_WORKSPACE, each returned at once with nothing enqueued; the
+   workspace size grows with the sequences and is 0 where no size fits. */
+void cuda_async_rejects_a_bad_launch_with_nothing_enqueued(void)
+{
+    rng r = rng_make(9701);
+    mseqs S = bad_layout();
+    token_data D = token_data_make(&r, &S);
+    mirror dep = mirror_new((size_t)S.n * 4, 0);
+    async_env E = async_env_new(S.h.n_seqs, NULL);
+    vppo_cuda_launch L;
+    const size_t ws = vppo_cuda_workspace_size(S.h.n_seqs);
+#ifdef VPPO_CUDA_EMULATE
+    const long launches = vppo_emu_launch_count();
+#endif
+#define DEP(e, launch) CHECK_STATUS(e, vppo_cuda_dependency_sampled_async(&S.d, DF(D.logp_old), DF(D.logp_aug), \
+                                                                          VPPO_EST_K3, DF(dep), launch))
+    DEP(VPPO_ERR_NULL, (const vppo_cuda_launch *)NULL);
+    L = E.L; L.status = NULL; DEP(VPPO_ERR_NULL, &L);
+    L = E.L; L.workspace = NULL; DEP(VPPO_ERR_WORKSPACE, &L);
+    L = E.L; L.workspace_bytes = ws - 1; DEP(VPPO_ERR_WORKSPACE, &L);
+    L = E.L; L.workspace = (char *)L.workspace + 8; L.workspace_bytes -= 8; DEP(VPPO_ERR_WORKSPACE, &L);
+    /* the arguments are checked before the launch struct */
+    CHECK_STATUS(VPPO_ERR_PARAM, vppo_cuda_dependency_sampled_async(&S.d, DF(D.logp_old), DF(D.logp_aug),
+                                                                    (vppo_estimator)7, DF(dep), NULL));
+#ifdef VPPO_CUDA_EMULATE
+    CHECK_EQ_INT(launches, vppo_emu_launch_count());
+#endif
+    CHECK_STATUS((vppo_status)STATUS_UNWRITTEN, async_env_status(&E));
+    L = E.L; L.workspace_bytes = ws; DEP(VPPO_OK, &L);
+    CHECK_STATUS(VPPO_OK, async_env_status(&E));
+#undef DEP
+    CHECK(vppo_cuda_workspace_size(-1) == 0);
+    CHECK(vppo_cuda_workspace_size(INT64_MAX) == 0);
+    CHECK(vppo_cuda_workspace_size(0) > 0);
+    CHECK(vppo_cuda_workspace_size(1000) > vppo_cuda_workspace_size(999));
+    async_env_free(&E);
+    mirror_free(&dep);
+    token_data_free(&D);
+    mseqs_free(&S);
+}
+
 #ifdef VPPO_CUDA_EMULATE
 /* ================================================================ failure injection
-   (emulator only). For every function and every scratch allocation, kernel launch and
-   memcpy it makes (the n-th of them, n = 0, 1, ... until the call no longer reaches one):
-   the call returns VPPO_ERR_CUDA, vppo_cuda_error_string() names CUDA's error, no device
-   allocation is left behind, the runtime's error state is clear, and the next call works. */
+   (emulator only). For every function, both modes, and every scratch allocation, kernel
+   launch and memcpy it makes (the n-th of them, n = 0, 1, ... until the call no longer
+   reaches one): the call returns VPPO_ERR_CUDA, vppo_cuda_error_string() names CUDA's
+   error, no device allocation is left behind, the runtime's error state is clear, and the
+   next call works. The asynchronous form has no allocation or copy to fail. */
 
 static void inject(int kind, long n)
 {
@@ -2203,52 +2573,246 @@ static void inject(int kind, long n)
     vppo_emu_fail_memcpy_after(kind == 2 ? n : -1);
 }
 
-void cuda_injected_failures_give_vppo_err_cuda_and_leave_nothing_behind(void)
+/* The n-th operation of `kind` fails in f's call (mode 1: asynchronous on E); VPPO_OK when
+   the call made fewer than n + 1 of them. */
+static vppo_status injected_call(world *W, int f, int mode, const async_env *E, int kind, long n)
 {
     static const char *const kinds[3] = { "allocation", "launch", "memcpy" };
     const cudaError_t codes[3] = { cudaErrorMemoryAllocation, cudaErrorLaunchFailure, cudaErrorUnknown };
+    const async_env *e = mode ? E : NULL;
+    const long live = vppo_emu_live_allocations();
+    const char *msg;
+    vppo_status st;
+    inject(kind, n);
+    st = world_call(W, f, NULL, e);
+    inject(-1, -1);
+    if (st == VPPO_OK) return mode ? async_env_status(E) : st;
+    msg = vppo_cuda_error_string();
+    CHECK_MSG(st == VPPO_ERR_CUDA, "%s (mode %d), %s %ld failing: %s instead of VPPO_ERR_CUDA", func_names[f], mode,
+              kinds[kind], n, vppo_status_string(st));
+    CHECK_MSG(msg && strstr(msg, cudaGetErrorString(codes[kind])), "%s (mode %d), %s %ld failing: message \"%s\" "
+              "does not name \"%s\"", func_names[f], mode, kinds[kind], n, msg ? msg : "(null)",
+              cudaGetErrorString(codes[kind]));
+    CHECK_MSG(vppo_emu_live_allocations() == live, "%s (mode %d), %s %ld failing: %ld allocations left behind",
+              func_names[f], mode, kinds[kind], n, vppo_emu_live_allocations() - live);
+    CHECK_MSG(vppo_emu_check_canaries() == 0, "%s, %s %ld failing: canaries damaged", func_names[f], kinds[kind], n);
+    CHECK_MSG(cudaPeekAtLastError() == cudaSuccess, "%s (mode %d), %s %ld failing: CUDA error state left set (%s)",
+              func_names[f], mode, kinds[kind], n, cudaGetErrorString(cudaPeekAtLastError()));
+    if (mode) CHECK_MSG(async_env_status(E) == (vppo_status)STATUS_UNWRITTEN, "%s: a failed call wrote its status",
+                        func_names[f]);
+    CHECK_MSG(world_call(W, f, NULL, e) == VPPO_OK && (!mode || async_env_status(E) == VPPO_OK),
+              "%s (mode %d), %s %ld failing: the next call failed", func_names[f], mode, kinds[kind], n);
+    return st;
+}
+
+void cuda_injected_failures_give_vppo_err_cuda_and_leave_nothing_behind(void)
+{
+    static const char *const kinds[3] = { "allocation", "launch", "memcpy" };
     world W = world_make(10103);
+    async_env E = async_env_new(W.S.h.n_seqs, NULL);
     const long emu_errors = vppo_emu_error_count();
-    int f, kind;
-    for (f = 0; f < N_FUNCS; ++f)
-        for (kind = 0; kind < 3; ++kind) {
-            long n, failures = 0;
-            vppo_status st = VPPO_ERR_CUDA;
-            for (n = 0; n < 100 && st != VPPO_OK; ++n) {
-                const long live = vppo_emu_live_allocations();
-                const char *msg;
-                inject(kind, n);
-                st = world_call(&W, f, NULL);
-                inject(-1, -1);
-                if (st == VPPO_OK) break;
-                ++failures;
-                msg = vppo_cuda_error_string();
-                CHECK_MSG(st == VPPO_ERR_CUDA, "%s, %s %ld failing: %s instead of VPPO_ERR_CUDA", func_names[f],
-                          kinds[kind], n, vppo_status_string(st));
-                CHECK_MSG(msg && strstr(msg, cudaGetErrorString(codes[kind])), "%s, %s %ld failing: message \"%s\" "
-                          "does not name \"%s\"", func_names[f], kinds[kind], n, msg ? msg : "(null)",
-                          cudaGetErrorString(codes[kind]));
-                CHECK_MSG(vppo_emu_live_allocations() == live, "%s, %s %ld failing: %ld allocations left behind",
-                          func_names[f], kinds[kind], n, vppo_emu_live_allocations() - live);
-                CHECK_MSG(vppo_emu_check_canaries() == 0, "%s, %s %ld failing: canaries damaged", func_names[f],
-                          kinds[kind], n);
-                CHECK_MSG(cudaPeekAtLastError() == cudaSuccess, "%s, %s %ld failing: CUDA error state left set (%s)",
-                          func_names[f], kinds[kind], n, cudaGetErrorString(cudaPeekAtLastError()));
-                CHECK_MSG(world_call(&W, f, NULL) == VPPO_OK, "%s, %s %ld failing: the next call failed",
-                          func_names[f], kinds[kind], n);
+    int f, kind, mode;
+    for (mode = 0; mode < 2; ++mode)
+        for (f = 0; f < N_FUNCS; ++f)
+            for (kind = 0; kind < 3; ++kind) {
+                long n, failures = 0;
+                vppo_status st = VPPO_ERR_CUDA;
+                for (n = 0; n < 100 && st != VPPO_OK; ++n)
+                    if ((st = injected_call(&W, f, mode, &E, kind, n)) != VPPO_OK) ++failures;
+                /* synchronous: every call takes scratch, launches and copies its status back;
+                   asynchronous: it launches only */
+                if (mode == 0 || kind == 1)
+                    CHECK_MSG(failures > 0, "%s (mode %d): no %s to fail", func_names[f], mode, kinds[kind]);
+                else
+                    CHECK_MSG(failures == 0, "%s: the asynchronous call made a failing %s", func_names[f], kinds[kind]);
+                CHECK_MSG(st == VPPO_OK, "%s: still failing after %ld injected %s failures", func_names[f], n,
+                          kinds[kind]);
             }
-            /* every call takes scratch, launches and copies its status back */
-            CHECK_MSG(failures > 0, "%s: no %s to fail", func_names[f], kinds[kind]);
-            CHECK_MSG(st == VPPO_OK, "%s: still failing after %ld injected %s failures", func_names[f], n, kinds[kind]);
-        }
     CHECK_EQ_INT(emu_errors, vppo_emu_error_count());   /* injected failures are not emulator errors */
+    async_env_free(&E);
     world_free(&W);
 }
 #endif
 
+/* ================================================================ rollout correction */
+
+/* A rollout batch on both sides: offsets and mask (holes, empty sequences), the trainer's
+   and the engine's log-probs (log-ratios ~ N(0, 0.6), a few past the +-20 clamp). */
+typedef struct rc_world { test_batch b; float *lp, *lr; int64_t *d_off; uint8_t *d_mask; float *d_lp, *d_lr; } rc_world;
+
+static rc_world rc_world_new(uint64_t seed, int64_t B, int64_t L)
+{
+    rc_world W;
+    rng r = rng_make(seed);
+    int64_t t;
+    W.b = batch_make(&r, B, L, 0, 1);
+    W.lp = floats_new(W.b.n, NAN);
+    W.lr = floats_new(W.b.n, NAN);
+    for (t = 0; t < W.b.n; ++t) {
+        if (!W.b.mask[t]) continue;
+        W.lr[t] = (float)-rng_range(&r, 0.01, 5);
+        W.lp[t] = (float)(W.lr[t] + (rng_uniform(&r) < 0.02 ? 25.0 : 0.6 * rng_normal(&r)));
+    }
+    W.d_off = (int64_t *)dev_alloc((size_t)(B + 1) * sizeof(int64_t), 0);
+    W.d_mask = (uint8_t *)dev_alloc((size_t)W.b.n, 0);
+    W.d_lp = (float *)dev_alloc((size_t)W.b.n * sizeof(float), 0);
+    W.d_lr = (float *)dev_alloc((size_t)W.b.n * sizeof(float), 0);
+    dev_upload_to(W.d_off, W.b.offsets, (size_t)(B + 1) * sizeof(int64_t));
+    dev_upload_to(W.d_mask, W.b.mask, (size_t)W.b.n);
+    dev_upload_to(W.d_lp, W.lp, (size_t)W.b.n * sizeof(float));
+    dev_upload_to(W.d_lr, W.lr, (size_t)W.b.n * sizeof(float));
+    return W;
+}
+
+static void rc_world_free(rc_world *W)
+{
+    CUDA_MUST(cudaFree(W->d_off)); CUDA_MUST(cudaFree(W->d_mask));
+    CUDA_MUST(cudaFree(W->d_lp)); CUDA_MUST(cudaFree(W->d_lr));
+    free(W->lp); free(W->lr); batch_free(&W->b);
+}
+
+/* vppo_cuda_rollout_correction (sync) against vppo_rollout_correction on one config:
+   keep exactly, weights and metrics within twice SPEC §12. Returns 1 when all agree. */
+static int rc_compare(const vppo_rc_config *c, const rc_world *W)
+{
+    const int64_t n = W->b.n;
+    vppo_seqs ds = { W->b.n_seqs, W->d_off, W->d_mask };
+    float *w = floats_new(n, 7.0f), *gw = floats_new(n, 0);
+    uint8_t *k = (uint8_t *)malloc((size_t)n), *gk = (uint8_t *)malloc((size_t)n);
+    float *dw = (float *)dev_alloc((size_t)n * sizeof(float), 0x55);
+    uint8_t *dk = (uint8_t *)dev_alloc((size_t)n, 0x55);
+    vppo_rc_out o, g;
+    int64_t t;
+    int fails_before = test_failed_now;
+    CHECK_STATUS(VPPO_OK, vppo_rollout_correction(c, &W->b.s, W->lp, W->lr, w, k, &o));
+    CHECK_STATUS(VPPO_OK, vppo_cuda_rollout_correction(c, &ds, W->d_lp, W->d_lr, dw, dk, &g, NULL));
+    dev_download(gw, dw, (size_t)n * sizeof(float));
+    dev_download(gk, dk, (size_t)n);
+    for (t = 0; t < n; ++t) {
+        CHECK_EQ_INT(k[t], gk[t]);
+        CHECK_NEAR(w[t], gw[t], TWICE(TOL_TOKEN));
+    }
+    CHECK_EQ_INT(o.n_valid, g.n_valid); CHECK_EQ_INT(o.n_seqs_valid, g.n_seqs_valid); CHECK_EQ_INT(o.n_kept, g.n_kept);
+    CHECK_NEAR(o.is_mean, g.is_mean, TWICE(TOL_SCALAR)); CHECK_NEAR(o.is_std, g.is_std, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.is_min, g.is_min, TWICE(TOL_SCALAR)); CHECK_NEAR(o.is_max, g.is_max, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.is_ess, g.is_ess, TWICE(TOL_SCALAR)); CHECK_NEAR(o.is_norm, g.is_norm, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.is_frac_high, g.is_frac_high, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.is_frac_low, g.is_frac_low, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.rs_mean, g.rs_mean, TWICE(TOL_SCALAR)); CHECK_NEAR(o.rs_min, g.rs_min, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.rs_max, g.rs_max, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.rs_frac_token, g.rs_frac_token, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.rs_frac_seq, g.rs_frac_seq, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.kl, g.kl, TWICE(TOL_SCALAR)); CHECK_NEAR(o.k3_kl, g.k3_kl, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.chi2_token, g.chi2_token, TWICE(TOL_SCALAR)); CHECK_NEAR(o.chi2_seq, g.chi2_seq, TWICE(TOL_SCALAR));
+    CHECK_NEAR(o.log_ppl_diff, g.log_ppl_diff, TWICE(TOL_SCALAR));
+    free(w); free(gw); free(k); free(gk);
+    CUDA_MUST(cudaFree(dw)); CUDA_MUST(cudaFree(dk));
+    return test_failed_now == fails_before;
+}
+
+/* Every IS mode and level with and without normalization, and every rejection kind and
+   level, on a batch with holes and empty sequences (and one longer than a block). */
+static void cuda_rollout_correction_matches_cpu_every_mode(void)
+{
+    rc_world W = rc_world_new(1805, 7, SIZE_EMU_REAL(300, 3000));
+    int is, il, rk, rl, norm, bad = 0, n = 0;
+    for (is = VPPO_RC_IS_NONE; is <= VPPO_RC_IS_MASK; ++is)
+        for (il = VPPO_RC_TOKEN; il <= VPPO_RC_SEQ_MEAN; ++il)
+            for (norm = 0; norm < 2; ++norm) {
+                vppo_rc_config c = vppo_rc_config_default();
+                c.is_mode = (vppo_rc_is)is; c.is_level = (vppo_rc_level)il; c.is_batch_normalize = norm;
+                c.is_upper = il == VPPO_RC_TOKEN ? 1.6 : 1e3; c.is_lower = is == VPPO_RC_IS_MASK ? 0.5 : 0.0;
+                bad += !rc_compare(&c, &W); ++n;
+            }
+    for (rk = VPPO_RC_RS_K1; rk <= VPPO_RC_RS_K3; ++rk)
+        for (rl = VPPO_RC_TOKEN; rl <= VPPO_RC_SEQ_MAX; ++rl) {
+            vppo_rc_config c = vppo_rc_config_default();
+            if (rk == VPPO_RC_RS_K1 && rl == VPPO_RC_SEQ_MAX) continue;
+            c.rs_kind = (vppo_rc_rs)rk; c.rs_level = (vppo_rc_level)rl;
+            c.rs_upper = rk == VPPO_RC_RS_K1 ? 1.5 : (rl == VPPO_RC_SEQ_SUM ? 60.0 : rl == VPPO_RC_SEQ_MAX ? 30.0 : 0.2);
+            bad += !rc_compare(&c, &W); ++n;
+        }
+    CHECK_EQ_INT(0, bad);
+    CHECK_EQ_INT(18 + 11, n);
+    rc_world_free(&W);
+}
+
+/* The asynchronous form: the same bits as the synchronous one, metrics to device memory,
+   data errors to the status word with the metrics untouched, host errors at once. */
+static void cuda_rollout_correction_async_equals_sync_and_reports_errors(void)
+{
+    rc_world W = rc_world_new(1806, 5, 40);
+    const int64_t n = W.b.n;
+    vppo_seqs ds = { W.b.n_seqs, W.d_off, W.d_mask };
+    vppo_rc_config c = vppo_rc_config_default();
+    vppo_rc_out o, g, *d_out = (vppo_rc_out *)dev_alloc(sizeof(vppo_rc_out), 0);
+    const size_t ws = vppo_cuda_workspace_size(W.b.n_seqs);
+    vppo_cuda_launch L;
+    int32_t *d_status = (int32_t *)dev_alloc(sizeof(int32_t), 0x7f), status = 0;
+    float *dw = (float *)dev_alloc((size_t)n * sizeof(float), 0), *dw2 = (float *)dev_alloc((size_t)n * sizeof(float), 0);
+    float *w = floats_new(n, 0), *w2 = floats_new(n, 0);
+    c.is_level = VPPO_RC_SEQ_MEAN; c.is_batch_normalize = 1; c.rs_kind = VPPO_RC_RS_K3; c.rs_upper = 0.2;
+    L.stream = NULL; L.workspace = dev_alloc(ws, 0); L.workspace_bytes = ws; L.status = d_status;
+    CHECK_STATUS(VPPO_OK, vppo_cuda_rollout_correction(&c, &ds, W.d_lp, W.d_lr, dw, NULL, &o, NULL));
+    CHECK_STATUS(VPPO_OK, vppo_cuda_rollout_correction_async(&c, &ds, W.d_lp, W.d_lr, dw2, NULL, d_out, &L));
+    CUDA_MUST(cudaStreamSynchronize(NULL));
+    dev_download(&status, d_status, sizeof status);
+    dev_download(&g, d_out, sizeof g);
+    dev_download(w, dw, (size_t)n * sizeof(float));
+    dev_download(w2, dw2, (size_t)n * sizeof(float));
+    CHECK_EQ_INT(VPPO_OK, status);
+    CHECK(memcmp(&o, &g, sizeof o) == 0);
+    CHECK(memcmp(w, w2, (size_t)n * sizeof(float)) == 0);
+    /* a NaN at a valid position: NONFINITE in both forms, the device metrics untouched */
+    {
+        int64_t t = 0;
+        const float nan_value = NAN;
+        vppo_rc_out before = g;
+        while (!W.b.mask[t]) ++t;
+        dev_upload_to(W.d_lr + t, &nan_value, sizeof nan_value);
+        CHECK_STATUS(VPPO_ERR_NONFINITE, vppo_cuda_rollout_correction(&c, &ds, W.d_lp, W.d_lr, dw, NULL, &o, NULL));
+        CHECK_STATUS(VPPO_OK, vppo_cuda_rollout_correction_async(&c, &ds, W.d_lp, W.d_lr, dw2, NULL, d_out, &L));
+        CUDA_MUST(cudaStreamSynchronize(NULL));
+        dev_download(&status, d_status, sizeof status);
+        dev_download(&g, d_out, sizeof g);
+        CHECK_EQ_INT(VPPO_ERR_NONFINITE, status);
+        CHECK(memcmp(&before, &g, sizeof g) == 0);
+        dev_upload_to(W.d_lr + t, &W.lr[t], sizeof(float));
+    }
+    /* decreasing offsets on the device: SIZE */
+    {
+        const int64_t bad_off = W.b.offsets[2] + 1;
+        dev_upload_to(W.d_off + 1, &bad_off, sizeof bad_off);
+        CHECK_STATUS(VPPO_ERR_SIZE, vppo_cuda_rollout_correction(&c, &ds, W.d_lp, W.d_lr, dw, NULL, &o, NULL));
+        dev_upload_to(W.d_off + 1, &W.b.offsets[1], sizeof(int64_t));
+    }
+    /* host errors, nothing enqueued: the status word keeps its value */
+    {
+        vppo_rc_config d = c;
+        vppo_cuda_launch small = L;
+        const int32_t sentinel = 0x7f7f7f7f;
+        dev_upload_to(d_status, &sentinel, sizeof sentinel);
+        d.is_upper = -1.0;
+        CHECK_STATUS(VPPO_ERR_PARAM, vppo_cuda_rollout_correction(&d, &ds, W.d_lp, W.d_lr, dw, NULL, &o, NULL));
+        CHECK_STATUS(VPPO_ERR_PARAM, vppo_cuda_rollout_correction_async(&d, &ds, W.d_lp, W.d_lr, dw, NULL, d_out, &L));
+        CHECK_STATUS(VPPO_ERR_NULL, vppo_cuda_rollout_correction(&c, &ds, NULL, W.d_lr, dw, NULL, &o, NULL));
+        CHECK_STATUS(VPPO_ERR_NULL, vppo_cuda_rollout_correction_async(&c, &ds, W.d_lp, W.d_lr, dw, NULL, NULL, &L));
+        CHECK_STATUS(VPPO_ERR_NULL, vppo_cuda_rollout_correction(NULL, &ds, W.d_lp, W.d_lr, dw, NULL, &o, NULL));
+        small.workspace_bytes = ws - 1;
+        CHECK_STATUS(VPPO_ERR_WORKSPACE, vppo_cuda_rollout_correction_async(&c, &ds, W.d_lp, W.d_lr, dw, NULL, d_out,
+                                                                            &small));
+        CUDA_MUST(cudaStreamSynchronize(NULL));
+        dev_download(&status, d_status, sizeof status);
+        CHECK_EQ_INT(sentinel, status);
+    }
+    free(w); free(w2);
+    CUDA_MUST(cudaFree(dw)); CUDA_MUST(cudaFree(dw2)); CUDA_MUST(cudaFree(d_out)); CUDA_MUST(cudaFree(d_status));
+    CUDA_MUST(cudaFree(L.workspace));
+    rc_world_free(&W);
+}
+
 /* ================================================================ runner */
 
-typedef struct test_entry { const char *name; void (*fn)(void); } test_entry;
 static const test_entry tests[] = {
 #define T(name) { #name, name },
     T(cuda_error_string_is_empty_before_any_failure)   /* first: nothing has failed yet */
@@ -2272,6 +2836,8 @@ static const test_entry tests[] = {
     T(cuda_policy_loss_matches_cpu_over_the_config_matrix)
     T(cuda_prepare_matches_cpu_stage_by_stage)
     T(cuda_step_matches_cpu)
+    T(cuda_rollout_correction_matches_cpu_every_mode)
+    T(cuda_rollout_correction_async_equals_sync_and_reports_errors)
     /* argument checks */
     T(cuda_dependency_sampled_rejects_bad_input)
     T(cuda_logits_functions_reject_bad_matrices)
@@ -2284,18 +2850,40 @@ static const test_entry tests[] = {
     T(cuda_fuzz_found_edge_cases_match_the_cpu)
     T(cuda_every_function_repeats_bit_for_bit)
     T(cuda_every_function_runs_on_a_created_stream)
+    /* asynchronous mode */
+    T(cuda_async_equals_sync_bit_for_bit_without_host_work)
+    T(cuda_async_calls_captured_in_a_graph_replay_the_same_bits)
+    T(cuda_async_data_errors_reach_the_status_word_and_the_stream_goes_on)
+    T(cuda_async_rejects_a_bad_launch_with_nothing_enqueued)
 #ifdef VPPO_CUDA_EMULATE
     T(cuda_injected_failures_give_vppo_err_cuda_and_leave_nothing_behind)
 #endif
 #undef T
 };
 
+/* After every test: (emulated) no device allocation left and every canary intact; the
+   device idle with no CUDA error pending. */
+#ifdef VPPO_CUDA_EMULATE
+static long live_before_test;
+#endif
+
+static void after_each_test(void)
+{
+    cudaError_t e;
+#ifdef VPPO_CUDA_EMULATE
+    CHECK_MSG(vppo_emu_live_allocations() == live_before_test, "%ld device allocations left behind",
+              vppo_emu_live_allocations() - live_before_test);
+    CHECK_MSG(vppo_emu_check_canaries() == 0, "canaries of live device allocations damaged");
+    live_before_test = vppo_emu_live_allocations();   /* one leak is reported once */
+#endif
+    e = cudaDeviceSynchronize();
+    if (e == cudaSuccess) e = cudaGetLastError();
+    CHECK_MSG(e == cudaSuccess, "CUDA error state after the test: %s", cudaGetErrorString(e));
+}
+
 int main(int argc, char **argv)
 {
-    const char *filter = argc > 1 ? argv[1] : NULL;
-    const size_t n_tests = sizeof tests / sizeof tests[0];
-    size_t i;
-    int passed = 0, failed = 0, n_dev = 0;
+    int n_dev = 0;
     if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev < 1) {
         printf("no CUDA device: the CUDA suite did not run\n");
         return 2;
@@ -2303,6 +2891,7 @@ int main(int argc, char **argv)
 #ifdef VPPO_CUDA_EMULATE
     printf("vppo_cuda.h %d.%d.%d tests, on the CPU emulator of tests/cuda_emu\n", VPPO_VERSION_MAJOR,
            VPPO_VERSION_MINOR, VPPO_VERSION_PATCH);
+    live_before_test = vppo_emu_live_allocations();
 #else
     {
         cudaDeviceProp prop;
@@ -2311,40 +2900,5 @@ int main(int argc, char **argv)
                prop.name);
     }
 #endif
-    for (i = 0; i < n_tests; ++i) {
-        const long before = test_checks;
-#ifdef VPPO_CUDA_EMULATE
-        const long live = vppo_emu_live_allocations();
-#endif
-        const clock_t t0 = clock();
-        cudaError_t e;
-        if (filter && !strstr(tests[i].name, filter)) continue;
-        test_set_current(tests[i].name);
-        test_failed_now = 0;
-        tests[i].fn();
-        if (test_checks == before) {   /* a test that checks nothing cannot fail: a defect */
-            fprintf(stderr, "FAIL %s: made no checks\n", tests[i].name);
-            test_failed_now = 1;
-        }
-#ifdef VPPO_CUDA_EMULATE
-        CHECK_MSG(vppo_emu_live_allocations() == live, "%ld device allocations left behind",
-                  vppo_emu_live_allocations() - live);
-        CHECK_MSG(vppo_emu_check_canaries() == 0, "canaries of live device allocations damaged");
-#endif
-        e = cudaDeviceSynchronize();
-        if (e == cudaSuccess) e = cudaGetLastError();
-        CHECK_MSG(e == cudaSuccess, "CUDA error state after the test: %s", cudaGetErrorString(e));
-        if (test_failed_now) {
-            ++failed;
-            printf("  FAIL  %s (%d failed checks)\n", tests[i].name, test_failed_now);
-        } else {
-            ++passed;
-            printf("  ok    %s (%ld checks, %.1f s)\n", tests[i].name, test_checks - before,
-                   (double)(clock() - t0) / CLOCKS_PER_SEC);
-        }
-        fflush(stdout);
-    }
-    printf("%ld checks\n", test_checks);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return test_run(tests, sizeof tests / sizeof tests[0], argc > 1 ? argv[1] : NULL, after_each_test) ? 1 : 0;
 }

@@ -12,7 +12,6 @@
 #include "tests.def"
 #undef T
 
-typedef struct test_entry { const char *name; void (*fn)(void); } test_entry;
 static const test_entry tests[] = {
 #define T(name) { #name, name },
 #include "tests.def"
@@ -60,13 +59,11 @@ void vexp_error_bound_every_isa(void)
     test_check_vector_isas_tested(tested);
 }
 
-/* test_checks, test_failed_now and test_fail live in test_util.c (shared with the CUDA
-   runner, tests/test_cuda.c); test_set_current names the running test in failures. */
+/* The runner (test_run), test_checks and test_fail live in test_util.c, shared with the
+   CUDA suite (tests/test_cuda.c). */
 
 int main(int argc, char **argv)
 {
-    size_t i, n_tests = sizeof tests / sizeof tests[0];
-    int passed = 0, failed = 0;
     const char *filter = argc > 1 ? argv[1] : NULL, *isa = getenv("VPPO_TEST_ISA");
     int k;
     if (filter && strcmp(filter, "--list-isas") == 0) {
@@ -84,20 +81,5 @@ int main(int argc, char **argv)
     }
     printf("vppo.h %d.%d.%d tests, isa %s\n", VPPO_VERSION_MAJOR, VPPO_VERSION_MINOR,
            VPPO_VERSION_PATCH, vppo_isa_name(vppo_isa_active()));
-    for (i = 0; i < n_tests; ++i) {
-        long before = test_checks;
-        if (filter && !strstr(tests[i].name, filter)) continue;
-        test_set_current(tests[i].name);
-        test_failed_now = 0;
-        tests[i].fn();
-        if (test_checks == before) {   /* a test that checks nothing cannot fail: a defect */
-            fprintf(stderr, "FAIL %s: made no checks\n", tests[i].name);
-            test_failed_now = 1;
-        }
-        if (test_failed_now) { ++failed; printf("  FAIL  %s (%d failed checks)\n", tests[i].name, test_failed_now); }
-        else { ++passed; printf("  ok    %s (%ld checks)\n", tests[i].name, test_checks - before); }
-    }
-    printf("%ld checks\n", test_checks);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return test_run(tests, sizeof tests / sizeof tests[0], filter, NULL) ? 1 : 0;
 }

@@ -376,3 +376,38 @@ ref_loss_terms ref_policy_loss(const vppo_loss_config *cfg, const vppo_seqs *s,
     if (N > 0) { R.clipfrac /= N; R.clipfrac_dual /= N; R.ppo_kl /= N; }
     return R;
 }
+
+/* ------------------------------------------------------------- the runner */
+
+#include <time.h>
+
+int test_run(const test_entry *tests, size_t n_tests, const char *filter, void (*after_each)(void))
+{
+    size_t i;
+    int passed = 0, failed = 0;
+    for (i = 0; i < n_tests; ++i) {
+        const long before = test_checks;
+        const clock_t t0 = clock();
+        if (filter && !strstr(tests[i].name, filter)) continue;
+        test_set_current(tests[i].name);
+        test_failed_now = 0;
+        tests[i].fn();
+        if (test_checks == before) {   /* a test that checks nothing cannot fail: a defect */
+            fprintf(stderr, "FAIL %s: made no checks\n", tests[i].name);
+            test_failed_now = 1;
+        }
+        if (after_each) after_each();
+        if (test_failed_now) {
+            ++failed;
+            printf("  FAIL  %s (%d failed checks)\n", tests[i].name, test_failed_now);
+        } else {
+            ++passed;
+            printf("  ok    %s (%ld checks, %.1f s)\n", tests[i].name, test_checks - before,
+                   (double)(clock() - t0) / CLOCKS_PER_SEC);
+        }
+        fflush(stdout);
+    }
+    printf("%ld checks\n", test_checks);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed;
+}

@@ -1,7 +1,8 @@
 /* examples/python/vppo_shared.c - vppo.h as a shared library, for vppo.py (ctypes).
 
    make shared      builds build/libvppo.so:
-       cc -std=c99 -O2 -fPIC -shared -o build/libvppo.so examples/python/vppo_shared.c -lm
+       cc -std=c99 -O2 -fPIC -shared -I. -o build/libvppo.so examples/python/vppo_shared.c -lm
+   pip install ./examples/python   builds it into the package (setup.py)
    Every vppo_ function of vppo.h is exported (default visibility). Besides them this
    file exports the layout of every public struct, so that vppo.py can check, when it is
    imported, that its ctypes Structures match what the C compiler laid out:
@@ -11,7 +12,7 @@
 
    both -1 for a name they do not know. */
 #define VPPO_IMPLEMENTATION
-#include "../../vppo.h"
+#include "vppo.h"   /* -I<repository root>, or the copy setup.py compiles against */
 
 #include <stddef.h>
 #include <string.h>
@@ -50,6 +51,17 @@ static const layout_row layout[] = {
     SIZE(vppo_prepared), FIELD(vppo_prepared, dep), FIELD(vppo_prepared, traj_dep), FIELD(vppo_prepared, count),
     FIELD(vppo_prepared, scale), FIELD(vppo_prepared, adv), FIELD(vppo_prepared, select),
     FIELD(vppo_prepared, stats), FIELD(vppo_prepared, topk),
+    SIZE(vppo_rc_config), FIELD(vppo_rc_config, is_mode), FIELD(vppo_rc_config, is_level),
+    FIELD(vppo_rc_config, is_upper), FIELD(vppo_rc_config, is_lower), FIELD(vppo_rc_config, is_batch_normalize),
+    FIELD(vppo_rc_config, rs_kind), FIELD(vppo_rc_config, rs_level), FIELD(vppo_rc_config, rs_upper),
+    FIELD(vppo_rc_config, rs_lower),
+    SIZE(vppo_rc_out), FIELD(vppo_rc_out, n_valid), FIELD(vppo_rc_out, n_seqs_valid), FIELD(vppo_rc_out, n_kept),
+    FIELD(vppo_rc_out, is_mean), FIELD(vppo_rc_out, is_std), FIELD(vppo_rc_out, is_min), FIELD(vppo_rc_out, is_max),
+    FIELD(vppo_rc_out, is_ess), FIELD(vppo_rc_out, is_frac_high), FIELD(vppo_rc_out, is_frac_low),
+    FIELD(vppo_rc_out, is_norm), FIELD(vppo_rc_out, rs_mean), FIELD(vppo_rc_out, rs_min), FIELD(vppo_rc_out, rs_max),
+    FIELD(vppo_rc_out, rs_frac_token), FIELD(vppo_rc_out, rs_frac_seq), FIELD(vppo_rc_out, kl),
+    FIELD(vppo_rc_out, k3_kl), FIELD(vppo_rc_out, chi2_token), FIELD(vppo_rc_out, chi2_seq),
+    FIELD(vppo_rc_out, log_ppl_diff),
 };
 
 static int64_t find(const char *type, const char *field)

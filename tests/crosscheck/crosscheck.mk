@@ -27,7 +27,7 @@ $(XC_BUILD):
 	@mkdir -p $@
 
 $(XC_BUILD)/libvppo.so: examples/python/vppo_shared.c vppo.h | $(XC_BUILD)
-	$(CC) $(CSTD) $(WARN) $(OPT) -fPIC -shared -o $@ examples/python/vppo_shared.c $(LDLIBS)
+	$(CC) $(CSTD) $(WARN) $(OPT) -fPIC -shared -I. -o $@ examples/python/vppo_shared.c $(LDLIBS)
 
 crosscheck: $(XC_BUILD)/libvppo.so
 	@if ! command -v $(XC_PYTHON) >/dev/null 2>&1; then \

@@ -5,7 +5,7 @@
     python3 tests/crosscheck/crosscheck.py [--seed S] [--batches N]
     python3 tests/crosscheck/crosscheck.py --write-golden tests/data      (make golden)
 
-Three independent references, each a part that is skipped (with the reason, exit 0) when
+Four independent references, each a part that is skipped (with the reason, exit 0) when
 what it needs is not installed:
 
   (a) verl   - the installed verl package's own verl.trainer.ppo.core_algos: GRPO, Dr.GRPO
@@ -24,6 +24,11 @@ what it needs is not installed:
                F.kl_div (KL, reverse KL, JS) for the logits kernels, and autograd of
                sum(g logp + h H) for vppo_logprobs_backward, on f32, bf16 and f16 logits with
                temperatures, -inf entries and large logits.
+  (d) rollout - the installed verl's verl.trainer.ppo.rollout_corr_helper against
+               vppo_rollout_correction: token/sequence TIS and IcePop weights with and without
+               batch normalization, every rollout_rs rejection option, their metrics and the
+               off-policy metrics (compute_offpolicy_metrics). vppo's geometric IS level
+               (RC_SEQ_MEAN) has no counterpart in this verl; tests/test_rollout.c covers it.
 
 All references run in float64 on float64 copies of the float32 inputs that vppo.h gets.
 Masks must match exactly except on the documented cases (see vppo_release.py): a float32
@@ -896,6 +901,87 @@ def torch_part(rec, rng, n_batches, golden=None, lib=True):
         raise RuntimeError("torch part: only %d of 6 logits golden cases found" % len(stored))
 
 
+# ====================================================================== (d) verl rollout correction
+
+
+def rollout_part(rec, rng, n_batches):
+    """vppo_rollout_correction against verl's rollout_corr_helper: IS weights (token and
+    sequence TIS, IcePop, batch normalization), rejection masks (every rollout_rs option)
+    and their metrics, on batches without empty responses (verl averages its sequence
+    metrics over all rows, vppo over non-empty ones; see vppo.h)."""
+    import numpy as np
+    import torch
+    from verl.trainer.ppo import rollout_corr_helper as rc
+    import vppo
+    t64 = lambda a: torch.tensor(np.asarray(a, np.float64))  # noqa: E731
+    is_cases = [("token", "2.0", vppo.RC_IS_TRUNCATE, vppo.RC_TOKEN, 2.0, 0.0, False),
+                ("token", "1.5", vppo.RC_IS_TRUNCATE, vppo.RC_TOKEN, 1.5, 0.0, True),
+                ("token", "0.5_2.0", vppo.RC_IS_MASK, vppo.RC_TOKEN, 2.0, 0.5, False),
+                ("sequence", "3.0", vppo.RC_IS_TRUNCATE, vppo.RC_SEQ_SUM, 3.0, 0.0, False),
+                ("sequence", "3.0", vppo.RC_IS_TRUNCATE, vppo.RC_SEQ_SUM, 3.0, 0.0, True),
+                ("sequence", "0.3_3.0", vppo.RC_IS_MASK, vppo.RC_SEQ_SUM, 3.0, 0.3, False)]
+    levels = {"token": vppo.RC_TOKEN, "seq_sum": vppo.RC_SEQ_SUM, "seq_mean": vppo.RC_SEQ_MEAN,
+              "seq_max": vppo.RC_SEQ_MAX}
+    rs_cases = [("token_k1", "0.6_1.5", 1.5, 0.6), ("token_k1", "1.6", 1.6, 0.0), ("token_k2", "0.1", 0.1, 0.0),
+                ("token_k3", "0.05", 0.05, 0.0), ("seq_sum_k1", "0.2_4.0", 4.0, 0.2), ("seq_sum_k2", "1.0", 1.0, 0.0),
+                ("seq_sum_k3", "0.8", 0.8, 0.0), ("seq_mean_k1", "0.9_1.1", 1.1, 0.9),
+                ("seq_mean_k2", "0.06", 0.06, 0.0), ("seq_mean_k3", "0.05", 0.05, 0.0),
+                ("seq_max_k2", "0.5", 0.5, 0.0), ("seq_max_k3", "0.4", 0.4, 0.0)]
+    for it in range(n_batches):
+        B, L = int(rng.integers(4, 12)), int(rng.integers(6, 40))
+        mask = padded_batch(rng, B, L, empty=0.0, min_len=1)
+        old = (-np.exp(rng.normal(-1.0, 1.2, (B, L)))).astype(np.float32)
+        l = rng.normal(0.0, 0.35, (B, L))
+        far = rng.random((B, L)) < 0.03
+        l[far] = rng.uniform(-5, 5, int(far.sum()))
+        rollout = (old - l).astype(np.float32)
+        offs = vppo.offsets_uniform(B, L)
+        lr = t64(old) - t64(rollout)
+        m64 = t64(mask)
+        where = "batch %d" % it
+        for level, spec, mode, vlevel, upper, lower, norm in is_cases:
+            cfg = vppo.rc_config_default()
+            cfg.is_mode, cfg.is_level, cfg.is_upper, cfg.is_lower, cfg.is_batch_normalize = \
+                mode, vlevel, upper, lower, int(norm)
+            w, keep, m = vppo.rollout_correction(cfg, offs, mask, with_garbage(rng, old, mask), rollout)
+            wv, mv = rc.compute_rollout_correction_weights(lr, m64, rollout_is=level, rollout_is_threshold=spec,
+                                                           rollout_is_batch_normalize=norm)
+            name = "IS %s %s%s" % (level, spec, " norm" if norm else "")
+            rec.values("rollout", name + " weight", wv.numpy(), w, "token", where=where)
+            rec.exact("rollout", name + " keep", mask, keep, where=where)
+            pairs = [("rollout_is_mean", "is_mean"), ("rollout_is_std", "is_std"),
+                     ("rollout_is_ratio_fraction_high", "is_frac_high"),
+                     ("rollout_is_ratio_fraction_low", "is_frac_low")]
+            if level == "token":
+                pairs += [("rollout_is_max", "is_max"), ("rollout_is_min", "is_min")]
+            if norm:
+                pairs.append(("rollout_is_batch_norm_factor", "is_norm"))
+            for kv, kc in pairs:
+                rec.values("rollout", "IS " + kv[11:], [mv[kv]], [m[kc]], "scalar", where=name + " " + where)
+            # verl's ESS divides by mean + 1e-8
+            rec.values("rollout", "IS eff_sample_size", [mv["rollout_is_eff_sample_size"]], [m["is_ess"]], "scalar",
+                       extra_rel=1e-7, where=name + " " + where)
+        for opt, spec, upper, lower in rs_cases:
+            cfg = vppo.rc_config_default()
+            cfg.is_mode = vppo.RC_IS_NONE
+            kind = {"k1": vppo.RC_RS_K1, "k2": vppo.RC_RS_K2, "k3": vppo.RC_RS_K3}[opt[-2:]]
+            cfg.rs_kind, cfg.rs_level, cfg.rs_upper, cfg.rs_lower = kind, levels[opt[:-3]], upper, lower
+            w, keep, m = vppo.rollout_correction(cfg, offs, mask, old, rollout)
+            mask_v, mv = rc.compute_rollout_rejection_mask(lr, m64, rollout_rs=opt, rollout_rs_threshold=spec)
+            name = "RS %s %s" % (opt, spec)
+            rec.exact("rollout", "RS keep", mask_v.numpy().astype(np.uint8), keep, where=name + " " + where)
+            rec.exact("rollout", "RS weight", mask_v.numpy().astype(np.float32), w, where=name + " " + where)
+            for kv, kc in (("rollout_rs_masked_fraction", "rs_frac_token"),
+                           ("rollout_rs_seq_masked_fraction", "rs_frac_seq"),
+                           ("rollout_rs_%s_mean" % opt, "rs_mean"), ("rollout_rs_%s_max" % opt, "rs_max"),
+                           ("rollout_rs_%s_min" % opt, "rs_min")):
+                rec.values("rollout", "RS " + kc, [mv[kv]], [m[kc]], "scalar", where=name + " " + where)
+        mv = rc.compute_offpolicy_metrics(t64(old), t64(rollout), m64)
+        _, _, m = vppo.rollout_correction(vppo.rc_config_default(), offs, mask, old, rollout)
+        for k in ("kl", "k3_kl", "chi2_token", "chi2_seq", "log_ppl_diff"):
+            rec.values("rollout", "off-policy " + k, [mv[k]], [m[k]], "scalar", where=where)
+
+
 # ====================================================================== main
 
 
@@ -951,8 +1037,11 @@ def main():
         import verl
         print("(a) verl %s, verl.trainer.ppo.core_algos" % getattr(verl, "__version__", "?"))
         verl_part(rec, rng, args.batches)
+        print("(d) verl.trainer.ppo.rollout_corr_helper (rollout correction)")
+        rollout_part(rec, rng, args.batches)
     else:
         rec.skip("a: verl", why_verl)
+        rec.skip("d: rollout", why_verl)
     if have_torch:
         print("(b) torch %s, tests/crosscheck/vppo_release.py (the released update_policy)" % torch.__version__)
         release_part(rec, rng, args.batches)

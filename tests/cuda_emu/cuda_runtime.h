@@ -96,6 +96,33 @@
      not happened yet (VPPO_EMU_DEFER_D2H=0: copy at once). Into pageable memory the copy
      is immediate, as in CUDA.
 
+   STREAM CAPTURE AND GRAPHS
+     cudaStreamBeginCapture(s, mode) on a created stream (the legacy and per-thread
+     streams are refused: cudaErrorStreamCaptureUnsupported) records instead of running
+     every launch (with a copy of its body), cudaMemsetAsync and cudaMemcpyAsync issued to
+     s until cudaStreamEndCapture(s, &graph); cudaStreamIsCapturing reports it.
+     cudaGraphInstantiate copies the operations; cudaGraphLaunch(exec, stream) runs them in
+     order on that stream, each as if issued then (a copy reads its source at replay, a
+     launch checks its configuration at replay). cudaGraphDestroy, cudaGraphExecDestroy.
+     While any capture is active, what would synchronise or allocate outside the graph
+     (cudaStreamSynchronize, cudaDeviceSynchronize, cudaEventSynchronize, cudaMemcpy,
+     cudaMemset, cudaMalloc*, cudaFree*, cudaMallocHost; allocation and freeing are
+     allowed in cudaStreamCaptureModeRelaxed) fails with cudaErrorStreamCaptureUnsupported
+     and invalidates the capture: cudaStreamEndCapture then returns
+     cudaErrorStreamCaptureInvalidated and no graph. Not emulated: event record/wait
+     nodes, cross-stream capture, graphs launched into a capture, graph updates.
+
+   HOST-WORK COUNTERS (for asserting that a call does none of it)
+     vppo_emu_sync_count()            cudaStreamSynchronize/Query, cudaDeviceSynchronize,
+                                      cudaEventSynchronize/Query calls
+     vppo_emu_alloc_count()           cudaMalloc, cudaMallocAsync, cudaMallocHost/HostAlloc,
+                                      cudaFree, cudaFreeAsync calls (not cudaFreeHost)
+     vppo_emu_blocking_copy_count()   cudaMemcpy, cudaMemset, cudaMemcpy{To,From}Symbol, and
+                                      cudaMemcpyAsync between device and pageable host memory
+                                      (the host waits for those on a GPU)
+     vppo_emu_graph_launch_count()    cudaGraphLaunch calls
+     vppo_emu_graph_ops(graph)        operations recorded in a graph (or an executable graph)
+
    ERRORS AND cudaGetLastError
      Every runtime call that fails records its error; cudaGetLastError returns the last
      one and clears it (cudaPeekAtLastError does not clear). Launch configuration errors
@@ -291,11 +318,15 @@ enum cudaError {
     cudaErrorNoDevice = 100,
     cudaErrorInvalidDevice = 101,
     cudaErrorInvalidResourceHandle = 400,
+    cudaErrorIllegalState = 401,
     cudaErrorNotReady = 600,
     cudaErrorIllegalAddress = 700,
     cudaErrorLaunchOutOfResources = 701,
     cudaErrorLaunchFailure = 719,
     cudaErrorNotSupported = 801,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901,
+    cudaErrorStreamCaptureImplicit = 906,
     cudaErrorUnknown = 999
 };
 typedef enum cudaError cudaError_t;
@@ -372,6 +403,21 @@ struct CUmemPoolHandle_st;
 typedef struct CUstream_st *cudaStream_t;
 typedef struct CUevent_st *cudaEvent_t;
 typedef struct CUmemPoolHandle_st *cudaMemPool_t;
+struct CUgraph_st;
+struct CUgraphExec_st;
+typedef struct CUgraph_st *cudaGraph_t;
+typedef struct CUgraphExec_st *cudaGraphExec_t;
+
+enum cudaStreamCaptureMode {
+    cudaStreamCaptureModeGlobal = 0,
+    cudaStreamCaptureModeThreadLocal = 1,
+    cudaStreamCaptureModeRelaxed = 2
+};
+enum cudaStreamCaptureStatus {
+    cudaStreamCaptureStatusNone = 0,
+    cudaStreamCaptureStatusActive = 1,
+    cudaStreamCaptureStatusInvalidated = 2
+};
 
 #define cudaStreamDefault 0x00
 #define cudaStreamNonBlocking 0x01
@@ -559,10 +605,16 @@ struct Deferred {
 };
 
 const size_t kFront = 256;
-const unsigned kStreamMagic = 0x5354524du, kEventMagic = 0x45564e54u;
+const unsigned kStreamMagic = 0x5354524du, kEventMagic = 0x45564e54u, kGraphMagic = 0x47524150u;
 const unsigned char kFill = 0xA5, kFreed = 0xDD;
 
 struct StreamObj { unsigned magic; unsigned flags; bool live; };
+
+/* Stream capture: the operations issued to a capturing stream are recorded, not run; a
+   graph replays them, in order, on the stream it is launched on. */
+typedef std::function<void(cudaStream_t)> Op;
+struct GraphObj { unsigned magic; bool live; std::vector<Op> ops; };
+struct Capture { GraphObj *graph; cudaStreamCaptureMode mode; bool invalid; };
 struct EventObj {
     unsigned magic; unsigned flags; bool live; bool recorded;
     std::chrono::steady_clock::time_point t;
@@ -587,6 +639,9 @@ struct State {
     cudaError_t last_error = cudaSuccess, pending_exec = cudaSuccess;
     long fail_alloc = -1, fail_launch = -1, fail_memcpy = -1;
     long launches = 0, alloc_serial = 0, op_seq = 0, blocks_run = 0;
+    long syncs = 0, alloc_calls = 0, blocking_copies = 0, graph_launches = 0;   /* the test hooks' counters */
+    std::map<cudaStream_t, Capture> captures;
+    std::set<const void *> graphs;   /* ever created (GraphObj, also behind cudaGraphExec_t) */
     unsigned long long switches = 0;
     int device = 0;
     std::map<uintptr_t, Alloc> live;
@@ -650,17 +705,23 @@ inline Launch *&tl_launch()
 
 /* ---------------------------------------------------------------- reporting */
 
+/* "vppo-emu: <kind>: <message>" on stderr, after stdout has been flushed. */
+inline void print_message(const char *kind, const char *fmt, va_list ap)
+{
+    std::fflush(stdout);
+    std::fprintf(stderr, "vppo-emu: %s: ", kind);
+    std::vfprintf(stderr, fmt, ap);
+    std::fputc('\n', stderr);
+}
+
 __attribute__((format(printf, 1, 2))) inline void report(const char *fmt, ...)
 {
     State &s = st();
     s.error_count++;
-    std::fflush(stdout);
-    std::fputs("vppo-emu: error: ", stderr);
     va_list ap;
     va_start(ap, fmt);
-    std::vfprintf(stderr, fmt, ap);
+    print_message("error", fmt, ap);
     va_end(ap);
-    std::fputc('\n', stderr);
     if (s.abort_on_error) {
         std::fputs("vppo-emu: aborting (VPPO_EMU_ABORT=0 or vppo_emu_set_abort(0) counts errors and goes on)\n", stderr);
         std::fflush(stderr);
@@ -672,13 +733,10 @@ __attribute__((format(printf, 1, 2))) inline void report(const char *fmt, ...)
 /* Misuse of the emulator itself (device function on the host, ...): always fatal. */
 __attribute__((format(printf, 1, 2), noreturn)) inline void fatal(const char *fmt, ...)
 {
-    std::fflush(stdout);
-    std::fputs("vppo-emu: fatal: ", stderr);
     va_list ap;
     va_start(ap, fmt);
-    std::vfprintf(stderr, fmt, ap);
+    print_message("fatal", fmt, ap);
     va_end(ap);
-    std::fputc('\n', stderr);
     std::fflush(stderr);
     std::abort();
 }
@@ -1348,22 +1406,18 @@ inline unsigned char canary_byte(size_t k) { return (unsigned char)(0xC3u ^ (uns
 
 inline size_t rear_len(size_t size) { return (size + 63) / 64 * 64 - size + 64; }
 
-inline void poison_region(const void *p, size_t n)
+/* Under AddressSanitizer: [p, p + n) made unaddressable (poisoned) or addressable again. */
+inline void set_poisoned(const void *p, size_t n, bool poisoned)
 {
 #ifdef VPPO_EMU_ASAN
-    __asan_poison_memory_region(p, n);
+    if (poisoned) __asan_poison_memory_region(p, n);
+    else __asan_unpoison_memory_region(p, n);
 #else
-    (void)p; (void)n;
+    (void)p; (void)n; (void)poisoned;
 #endif
 }
-inline void unpoison_region(const void *p, size_t n)
-{
-#ifdef VPPO_EMU_ASAN
-    __asan_unpoison_memory_region(p, n);
-#else
-    (void)p; (void)n;
-#endif
-}
+inline void poison_region(const void *p, size_t n) { set_poisoned(p, n, true); }
+inline void unpoison_region(const void *p, size_t n) { set_poisoned(p, n, false); }
 
 inline void write_canaries(const Alloc &a)
 {
@@ -1533,6 +1587,41 @@ inline bool overlaps(const void *a, size_t na, const void *b, size_t nb)
 
 /* Completes deferred copies: all (stream == nullptr && seq < 0), those of one stream, or
    those of one stream issued before seq. */
+inline Capture *capture_of(cudaStream_t s)
+{
+    auto it = st().captures.find(s);
+    return it == st().captures.end() ? nullptr : &it->second;
+}
+
+/* A call that a GPU forbids while a stream is being captured (it would synchronise, or
+   allocate outside the graph): it fails and every capture is invalidated, as in the
+   global capture mode (the relaxed mode allows allocation and freeing). */
+inline bool refused_by_capture(bool allocation)
+{
+    State &s = st();
+    bool refused = false;
+    for (auto &c : s.captures)
+        if (!(allocation && c.second.mode == cudaStreamCaptureModeRelaxed)) { c.second.invalid = true; refused = true; }
+    if (refused) api_error(cudaErrorStreamCaptureUnsupported);
+    return refused;
+}
+
+/* Records op if stream is capturing (then true: the caller does not run it now). */
+inline bool recorded(cudaStream_t stream, Op op)
+{
+    Capture *c = capture_of(stream);
+    if (!c) return false;
+    if (!c->invalid) c->graph->ops.push_back(std::move(op));
+    return true;
+}
+
+/* A copy between device memory and pageable host memory waits for the host. */
+inline bool blocking_kind(const void *dst, const void *src, size_t count)
+{
+    const bool dst_host = classify(dst).kind == MEM_HOST, src_host = classify(src).kind == MEM_HOST;
+    return (dst_host && !in_pinned(dst, count)) || (src_host && !in_pinned(src, count));
+}
+
 inline void flush_deferred(bool all, cudaStream_t stream, long before_seq)
 {
     State &s = st();
@@ -1560,6 +1649,8 @@ inline cudaError_t alloc_device(void **p, size_t size, bool async)
     host_only("cudaMalloc");
     State &s = st();
     if (!p) return api_error(cudaErrorInvalidValue);
+    ++s.alloc_calls;
+    if (refused_by_capture(true)) return cudaErrorStreamCaptureUnsupported;
     if (s.fail_alloc >= 0 && s.fail_alloc-- == 0) return api_error(cudaErrorMemoryAllocation);
     if (size > ((size_t)1 << 40)) return api_error(cudaErrorMemoryAllocation);
     size_t raw_size = kFront + size + rear_len(size);
@@ -1587,6 +1678,8 @@ inline cudaError_t free_device(const char *api, void *p)
     host_only(api);
     State &s = st();
     if (!p) return cudaSuccess;
+    ++s.alloc_calls;
+    if (refused_by_capture(true)) return cudaErrorStreamCaptureUnsupported;
     uintptr_t u = (uintptr_t)p;
     auto it = s.live.find(u);
     if (it == s.live.end()) {
@@ -1629,6 +1722,10 @@ inline cudaError_t memcpy_impl(const char *api, void *dst, const void *src, size
     State &s = st();
     if (async && !valid_stream(stream)) return api_error(cudaErrorInvalidResourceHandle);
     if ((int)kind < 0 || (int)kind > 4) return api_error(cudaErrorInvalidMemcpyDirection);
+    if (!async && refused_by_capture(false)) return cudaErrorStreamCaptureUnsupported;
+    if (async && recorded(stream, [=](cudaStream_t on) { memcpy_impl(api, dst, src, count, kind, true, on); }))
+        return cudaSuccess;
+    if (!async || blocking_kind(dst, src, count)) ++s.blocking_copies;
     if (!async) flush_deferred(true, nullptr, -1);
     if (s.fail_memcpy >= 0 && s.fail_memcpy-- == 0) return api_error(cudaErrorUnknown);
     if (count == 0) return cudaSuccess;
@@ -1667,6 +1764,10 @@ inline cudaError_t memset_impl(const char *api, void *p, int value, size_t count
 {
     host_only(api);
     if (async && !valid_stream(stream)) return api_error(cudaErrorInvalidResourceHandle);
+    if (!async && refused_by_capture(false)) return cudaErrorStreamCaptureUnsupported;
+    if (async && recorded(stream, [=](cudaStream_t on) { memset_impl(api, p, value, count, true, on); }))
+        return cudaSuccess;
+    if (!async) ++st().blocking_copies;
     if (count == 0) return cudaSuccess;
     if (!device_range(api, "destination", p, count)) return api_error(cudaErrorInvalidValue);
     std::memset(p, value, count);
@@ -1714,23 +1815,37 @@ inline T shfl(const char *name, int op, unsigned mask, T var, int b, int width)
 
 /* ---------------------------------------------------------------- launch */
 
+namespace vppo_emu {
+namespace detail {
+/* A launch runs now, or, on a capturing stream, is recorded with a copy of its body. */
+template <class F>
+void launch_or_record(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream, F &body, const char *name)
+{
+    std::shared_ptr<F> kept = std::make_shared<F>(body);
+    if (recorded(stream, [=](cudaStream_t on) {
+            F copy = *kept;
+            launch_impl(grid, block, shared_bytes, on, &invoke_body<F>, &copy, name, type_of<F>());
+        }))
+        return;
+    launch_impl(grid, block, shared_bytes, stream, &invoke_body<F>, &body, name, type_of<F>());
+}
+} /* namespace detail */
+} /* namespace vppo_emu */
+
 template <class F>
 void vppo_emu_launch(dim3 grid, dim3 block, cudaStream_t stream, F body)
 {
-    vppo_emu::detail::launch_impl(grid, block, 0, stream, &vppo_emu::detail::invoke_body<F>, &body, nullptr,
-                                  vppo_emu::detail::type_of<F>());
+    vppo_emu::detail::launch_or_record(grid, block, 0, stream, body, nullptr);
 }
 template <class F>
 void vppo_emu_launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream, F body)
 {
-    vppo_emu::detail::launch_impl(grid, block, shared_bytes, stream, &vppo_emu::detail::invoke_body<F>, &body,
-                                  nullptr, vppo_emu::detail::type_of<F>());
+    vppo_emu::detail::launch_or_record(grid, block, shared_bytes, stream, body, nullptr);
 }
 template <class F>
 void vppo_emu_launch_named(const char *name, dim3 grid, dim3 block, cudaStream_t stream, F body)
 {
-    vppo_emu::detail::launch_impl(grid, block, 0, stream, &vppo_emu::detail::invoke_body<F>, &body, name,
-                                  vppo_emu::detail::type_of<F>());
+    vppo_emu::detail::launch_or_record(grid, block, 0, stream, body, name);
 }
 
 /* ---------------------------------------------------------------- built-in variables */
@@ -1799,7 +1914,9 @@ inline unsigned __activemask()
     return existing_lanes(L, f->warp) & ~exited_lanes(L, f->warp);
 }
 
-#define VPPO_EMU_SHFL(T) \
+/* The four shuffles of a type T (also used by vppo_emu_half.h), and with the two match
+   collectives for the built-in types. */
+#define VPPO_EMU_SHUFFLES(T) \
     inline T __shfl_sync(unsigned mask, T var, int srcLane, int width = 32) \
     { return vppo_emu::detail::shfl<T>("__shfl_sync", vppo_emu::detail::W_SHFL_IDX, mask, var, srcLane, width); } \
     inline T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = 32) \
@@ -1807,7 +1924,9 @@ inline unsigned __activemask()
     inline T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = 32) \
     { return vppo_emu::detail::shfl<T>("__shfl_down_sync", vppo_emu::detail::W_SHFL_DOWN, mask, var, (int)(delta & 31u), width); } \
     inline T __shfl_xor_sync(unsigned mask, T var, int laneMask, int width = 32) \
-    { return vppo_emu::detail::shfl<T>("__shfl_xor_sync", vppo_emu::detail::W_SHFL_XOR, mask, var, laneMask, width); } \
+    { return vppo_emu::detail::shfl<T>("__shfl_xor_sync", vppo_emu::detail::W_SHFL_XOR, mask, var, laneMask, width); }
+#define VPPO_EMU_SHFL(T) \
+    VPPO_EMU_SHUFFLES(T) \
     inline unsigned __match_any_sync(unsigned mask, T value) \
     { return (unsigned)vppo_emu::detail::warp_collective("__match_any_sync", vppo_emu::detail::W_MATCH_ANY, (int)sizeof(T), mask, vppo_emu::detail::to_bits(value), 0, 32); } \
     inline unsigned __match_all_sync(unsigned mask, T value, int *pred) \
@@ -2068,11 +2187,15 @@ inline const char *cudaGetErrorName(cudaError_t e)
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorIllegalState: return "cudaErrorIllegalState";
     case cudaErrorNotReady: return "cudaErrorNotReady";
     case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     case cudaErrorLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorNotSupported: return "cudaErrorNotSupported";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
     case cudaErrorUnknown: return "cudaErrorUnknown";
     }
     return "unrecognized error code";
@@ -2093,11 +2216,15 @@ inline const char *cudaGetErrorString(cudaError_t e)
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
     case cudaErrorNotReady: return "device not ready";
     case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
     case cudaErrorLaunchOutOfResources: return "too many resources requested for launch";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorNotSupported: return "operation not supported";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
     case cudaErrorUnknown: return "unknown error";
     }
     return "unrecognized error code";
@@ -2252,6 +2379,8 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int device)
 
 inline cudaError_t cudaDeviceSynchronize()
 {
+    ++vppo_emu::detail::st().syncs;
+    if (vppo_emu::detail::refused_by_capture(false)) return cudaErrorStreamCaptureUnsupported;
     vppo_emu::detail::flush_deferred(true, nullptr, -1);
     return vppo_emu::detail::take_pending();
 }
@@ -2311,6 +2440,8 @@ inline cudaError_t cudaMallocHost(void **p, size_t size)
 {
     using namespace vppo_emu::detail;
     if (!p) return api_error(cudaErrorInvalidValue);
+    ++st().alloc_calls;
+    if (refused_by_capture(true)) return cudaErrorStreamCaptureUnsupported;
     void *m = nullptr;
     if (posix_memalign(&m, 256, size ? size : 1) != 0 || !m) return api_error(cudaErrorMemoryAllocation);
     std::memset(m, kFill, size);
@@ -2368,31 +2499,37 @@ inline cudaError_t cudaMemsetAsync(void *p, int value, size_t count, cudaStream_
     return vppo_emu::detail::memset_impl("cudaMemsetAsync", p, value, count, true, stream);
 }
 
+namespace vppo_emu {
+namespace detail {
+/* cudaMemcpyToSymbol / FromSymbol: count bytes at offset of a symbol of `size` bytes. */
+inline cudaError_t symbol_copy(void *dst, const void *src, size_t count, size_t offset, size_t size,
+                               cudaMemcpyKind kind, cudaMemcpyKind host_kind)
+{
+    if (offset > size || count > size - offset) return api_error(cudaErrorInvalidValue);
+    if (kind != host_kind && kind != cudaMemcpyDeviceToDevice && kind != cudaMemcpyDefault)
+        return api_error(cudaErrorInvalidMemcpyDirection);
+    State &s = st();
+    if (s.fail_memcpy >= 0 && s.fail_memcpy-- == 0) return api_error(cudaErrorUnknown);
+    ++s.blocking_copies;
+    std::memcpy(dst, src, count);
+    return cudaSuccess;
+}
+} /* namespace detail */
+} /* namespace vppo_emu */
+
 template <class T>
 inline cudaError_t cudaMemcpyToSymbol(const T &symbol, const void *src, size_t count, size_t offset = 0,
                                       cudaMemcpyKind kind = cudaMemcpyHostToDevice)
 {
-    using namespace vppo_emu::detail;
-    if (offset > sizeof(T) || count > sizeof(T) - offset) return api_error(cudaErrorInvalidValue);
-    if (kind != cudaMemcpyHostToDevice && kind != cudaMemcpyDeviceToDevice && kind != cudaMemcpyDefault)
-        return api_error(cudaErrorInvalidMemcpyDirection);
-    State &s = st();
-    if (s.fail_memcpy >= 0 && s.fail_memcpy-- == 0) return api_error(cudaErrorUnknown);
-    std::memcpy(reinterpret_cast<unsigned char *>(const_cast<T *>(&symbol)) + offset, src, count);
-    return cudaSuccess;
+    return vppo_emu::detail::symbol_copy(reinterpret_cast<unsigned char *>(const_cast<T *>(&symbol)) + offset, src,
+                                         count, offset, sizeof(T), kind, cudaMemcpyHostToDevice);
 }
 template <class T>
 inline cudaError_t cudaMemcpyFromSymbol(void *dst, const T &symbol, size_t count, size_t offset = 0,
                                         cudaMemcpyKind kind = cudaMemcpyDeviceToHost)
 {
-    using namespace vppo_emu::detail;
-    if (offset > sizeof(T) || count > sizeof(T) - offset) return api_error(cudaErrorInvalidValue);
-    if (kind != cudaMemcpyDeviceToHost && kind != cudaMemcpyDeviceToDevice && kind != cudaMemcpyDefault)
-        return api_error(cudaErrorInvalidMemcpyDirection);
-    State &s = st();
-    if (s.fail_memcpy >= 0 && s.fail_memcpy-- == 0) return api_error(cudaErrorUnknown);
-    std::memcpy(dst, reinterpret_cast<const unsigned char *>(&symbol) + offset, count);
-    return cudaSuccess;
+    return vppo_emu::detail::symbol_copy(dst, reinterpret_cast<const unsigned char *>(&symbol) + offset, count, offset,
+                                         sizeof(T), kind, cudaMemcpyDeviceToHost);
 }
 
 inline cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *pool, int device)
@@ -2427,16 +2564,27 @@ inline cudaError_t cudaMemPoolTrimTo(cudaMemPool_t pool, size_t)
 
 /* ---------------------------------------------------------------- runtime API: streams, events */
 
+namespace vppo_emu {
+namespace detail {
+/* A new stream or event object (zeroed, live), registered. */
+template <class Obj>
+Obj *new_handle(unsigned magic, unsigned flags, std::set<const void *> &registry)
+{
+    Obj *o = new Obj();
+    o->magic = magic;
+    o->flags = flags;
+    o->live = true;
+    registry.insert(o);
+    return o;
+}
+} /* namespace detail */
+} /* namespace vppo_emu */
+
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags)
 {
     using namespace vppo_emu::detail;
     if (!s || flags > 1u) return api_error(cudaErrorInvalidValue);
-    StreamObj *o = new StreamObj();
-    o->magic = kStreamMagic;
-    o->flags = flags;
-    o->live = true;
-    st().streams.insert(o);
-    *s = reinterpret_cast<cudaStream_t>(o);
+    *s = reinterpret_cast<cudaStream_t>(new_handle<StreamObj>(kStreamMagic, flags, st().streams));
     return cudaSuccess;
 }
 inline cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags(s, 0); }
@@ -2455,6 +2603,8 @@ inline cudaError_t cudaStreamSynchronize(cudaStream_t s)
 {
     using namespace vppo_emu::detail;
     if (!valid_stream(s)) return api_error(cudaErrorInvalidResourceHandle);
+    ++st().syncs;
+    if (refused_by_capture(false)) return cudaErrorStreamCaptureUnsupported;
     if (is_legacy(s)) flush_deferred(true, nullptr, -1);
     else flush_deferred(false, s, -1);
     return take_pending();
@@ -2465,15 +2615,7 @@ inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned int flags)
 {
     using namespace vppo_emu::detail;
     if (!e || flags > 7u) return api_error(cudaErrorInvalidValue);
-    EventObj *o = new EventObj();
-    o->magic = kEventMagic;
-    o->flags = flags;
-    o->live = true;
-    o->recorded = false;
-    o->stream = nullptr;
-    o->seq = 0;
-    st().events.insert(o);
-    *e = reinterpret_cast<cudaEvent_t>(o);
+    *e = reinterpret_cast<cudaEvent_t>(new_handle<EventObj>(kEventMagic, flags, st().events));
     return cudaSuccess;
 }
 inline cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e, cudaEventDefault); }
@@ -2495,6 +2637,8 @@ inline cudaError_t cudaEventSynchronize(cudaEvent_t e)
     using namespace vppo_emu::detail;
     EventObj *o = event_obj(e);
     if (!o) return api_error(cudaErrorInvalidResourceHandle);
+    ++st().syncs;
+    if (refused_by_capture(false)) return cudaErrorStreamCaptureUnsupported;
     if (o->recorded) {
         if (is_legacy(o->stream)) flush_deferred(true, nullptr, -1);
         else flush_deferred(false, o->stream, o->seq);
@@ -2532,6 +2676,100 @@ inline cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned i
     return cudaSuccess;
 }
 
+/* ---------------------------------------------------------------- runtime API: graphs */
+
+inline cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode)
+{
+    using namespace vppo_emu::detail;
+    if (!valid_stream(s)) return api_error(cudaErrorInvalidResourceHandle);
+    if (is_legacy(s) || s == cudaStreamPerThread) return api_error(cudaErrorStreamCaptureUnsupported);
+    if (capture_of(s) || (int)mode < 0 || (int)mode > 2) return api_error(cudaErrorInvalidValue);
+    GraphObj *g = new GraphObj();
+    g->magic = kGraphMagic;
+    g->live = true;
+    st().graphs.insert(g);
+    Capture c;
+    c.graph = g;
+    c.mode = mode;
+    c.invalid = false;
+    st().captures[s] = c;
+    return cudaSuccess;
+}
+
+inline cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph)
+{
+    using namespace vppo_emu::detail;
+    Capture *c = capture_of(s);
+    if (!graph) return api_error(cudaErrorInvalidValue);
+    if (!c) return api_error(cudaErrorIllegalState);
+    const Capture done = *c;
+    st().captures.erase(s);
+    if (done.invalid) {
+        done.graph->live = false;
+        *graph = nullptr;
+        return api_error(cudaErrorStreamCaptureInvalidated);
+    }
+    *graph = reinterpret_cast<cudaGraph_t>(done.graph);
+    return cudaSuccess;
+}
+
+inline cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *status)
+{
+    using namespace vppo_emu::detail;
+    if (!status) return api_error(cudaErrorInvalidValue);
+    if (!valid_stream(s)) return api_error(cudaErrorInvalidResourceHandle);
+    const Capture *c = capture_of(s);
+    *status = !c ? cudaStreamCaptureStatusNone : (c->invalid ? cudaStreamCaptureStatusInvalidated
+                                                               : cudaStreamCaptureStatusActive);
+    return cudaSuccess;
+}
+
+namespace vppo_emu {
+namespace detail {
+inline GraphObj *graph_obj(const void *g)
+{
+    if (!st().graphs.count(g)) return nullptr;
+    GraphObj *o = static_cast<GraphObj *>(const_cast<void *>(g));
+    return (o->magic == kGraphMagic && o->live) ? o : nullptr;
+}
+} /* namespace detail */
+} /* namespace vppo_emu */
+
+/* The executable graph is a copy of the graph's operations (a later change to the graph
+   does not reach it, as in CUDA). */
+inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags = 0)
+{
+    using namespace vppo_emu::detail;
+    GraphObj *g = graph_obj(graph);
+    if (!exec || !g || flags != 0) return api_error(cudaErrorInvalidValue);
+    GraphObj *e = new GraphObj(*g);
+    st().graphs.insert(e);
+    *exec = reinterpret_cast<cudaGraphExec_t>(e);
+    return cudaSuccess;
+}
+
+inline cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s)
+{
+    using namespace vppo_emu::detail;
+    GraphObj *e = graph_obj(exec);
+    if (!e || !valid_stream(s)) return api_error(cudaErrorInvalidResourceHandle);
+    if (capture_of(s)) return api_error(cudaErrorNotSupported);   /* graphs in graphs: not emulated */
+    ++st().graph_launches;
+    for (const Op &op : e->ops) op(s);
+    return cudaSuccess;
+}
+
+inline cudaError_t cudaGraphDestroy(cudaGraph_t graph)
+{
+    using namespace vppo_emu::detail;
+    GraphObj *g = graph_obj(graph);
+    if (!g) return api_error(cudaErrorInvalidValue);
+    g->live = false;   /* kept, so a stale handle is recognised */
+    g->ops.clear();
+    return cudaSuccess;
+}
+inline cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) { return cudaGraphDestroy(reinterpret_cast<cudaGraph_t>(exec)); }
+
 /* ---------------------------------------------------------------- test hooks */
 
 inline long vppo_emu_live_allocations(void) { return (long)vppo_emu::detail::st().live.size(); }
@@ -2555,5 +2793,14 @@ inline int vppo_emu_uses_ucontext(void) { return vppo_emu::detail::st().use_ucon
 inline int vppo_emu_flush_quarantine(void) { return vppo_emu::detail::drain_quarantine(0); }
 inline void vppo_emu_set_strict_mask(int on) { vppo_emu::detail::st().strict_mask = on != 0; }
 inline void vppo_emu_set_barrier_sites(int on) { vppo_emu::detail::st().barrier_sites = on != 0; }
+inline long vppo_emu_sync_count(void) { return vppo_emu::detail::st().syncs; }
+inline long vppo_emu_alloc_count(void) { return vppo_emu::detail::st().alloc_calls; }
+inline long vppo_emu_blocking_copy_count(void) { return vppo_emu::detail::st().blocking_copies; }
+inline long vppo_emu_graph_launch_count(void) { return vppo_emu::detail::st().graph_launches; }
+inline size_t vppo_emu_graph_ops(cudaGraph_t g)
+{
+    const vppo_emu::detail::GraphObj *o = vppo_emu::detail::graph_obj(g);
+    return o ? o->ops.size() : 0;
+}
 
 #endif /* VPPO_EMU_CUDA_RUNTIME_H */

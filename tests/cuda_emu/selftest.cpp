@@ -793,6 +793,74 @@ static void test_failure_injection()
     cudaFree(a);
 }
 
+static void test_graphs_and_counters()
+{
+    begin("host-work counters, stream capture and graphs");
+    int *flag = nullptr, h = 0;
+    void *t = nullptr;
+    cudaStream_t s;
+    cudaGraph_t g = nullptr, g2 = nullptr;
+    cudaGraphExec_t e = nullptr;
+    cudaStreamCaptureStatus cs;
+    cudaMalloc(&flag, 2 * sizeof(int));
+    cudaMemset(flag, 0, 2 * sizeof(int));
+    cudaStreamCreate(&s);
+    const long syncs = vppo_emu_sync_count(), allocs = vppo_emu_alloc_count(), copies = vppo_emu_blocking_copy_count();
+    /* counted: synchronisations, allocations and frees, copies the host waits for */
+    CHECK_EQ(cudaSuccess, cudaStreamSynchronize(s));
+    CHECK_EQ(cudaSuccess, cudaDeviceSynchronize());
+    CHECK_EQ(syncs + 2, vppo_emu_sync_count());
+    CHECK_EQ(cudaSuccess, cudaMallocAsync(&t, 8, s));
+    CHECK_EQ(cudaSuccess, cudaFreeAsync(t, s));
+    CHECK_EQ(allocs + 2, vppo_emu_alloc_count());
+    CHECK_EQ(cudaSuccess, cudaMemcpy(&h, flag, sizeof h, cudaMemcpyDeviceToHost));
+    CHECK_EQ(cudaSuccess, cudaMemcpyAsync(&h, flag, sizeof h, cudaMemcpyDeviceToHost, s));   /* pageable */
+    CHECK_EQ(cudaSuccess, cudaMemsetAsync(flag, 0, sizeof h, s));                          /* not counted */
+    CHECK_EQ(copies + 2, vppo_emu_blocking_copy_count());
+
+    /* captured operations do not run; each replay runs them in order */
+    CHECK_EQ(cudaSuccess, cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    CHECK_EQ(cudaSuccess, cudaStreamIsCapturing(s, &cs));
+    CHECK_EQ(cudaStreamCaptureStatusActive, cs);
+    vppo_emu_launch(dim3(1), dim3(1), s, [=] { k_flag(flag); });
+    CHECK_EQ(cudaSuccess, cudaMemsetAsync(flag + 1, 0x01, 1, s));
+    CHECK_EQ(cudaSuccess, cudaStreamEndCapture(s, &g));
+    CHECK_EQ(2, (long long)vppo_emu_graph_ops(g));
+    CHECK_EQ(0, flag[0]);
+    CHECK_EQ(0, flag[1]);
+    CHECK_EQ(cudaSuccess, cudaGraphInstantiate(&e, g, 0));
+    CHECK_EQ(cudaSuccess, cudaGraphLaunch(e, s));
+    CHECK_EQ(cudaSuccess, cudaGraphLaunch(e, s));
+    CHECK_EQ(cudaSuccess, cudaStreamSynchronize(s));
+    CHECK_EQ(2, flag[0]);
+    CHECK_EQ(1, flag[1]);
+
+    /* refused: capturing the legacy stream; inside a capture, a synchronisation or an
+       allocation (which invalidate it), except allocations in the relaxed mode */
+    CHECK_EQ(cudaErrorStreamCaptureUnsupported, cudaStreamBeginCapture(0, cudaStreamCaptureModeGlobal));
+    CHECK_EQ(cudaSuccess, cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    CHECK_EQ(cudaErrorStreamCaptureUnsupported, cudaStreamSynchronize(s));
+    CHECK_EQ(cudaErrorStreamCaptureUnsupported, cudaMalloc(&t, 8));
+    CHECK_EQ(cudaErrorStreamCaptureUnsupported, cudaMemcpy(&h, flag, sizeof h, cudaMemcpyDeviceToHost));
+    CHECK_EQ(cudaSuccess, cudaStreamIsCapturing(s, &cs));
+    CHECK_EQ(cudaStreamCaptureStatusInvalidated, cs);
+    CHECK_EQ(cudaErrorStreamCaptureInvalidated, cudaStreamEndCapture(s, &g2));
+    CHECK(g2 == nullptr);
+    CHECK_EQ(cudaSuccess, cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
+    CHECK_EQ(cudaSuccess, cudaMalloc(&t, 8));
+    CHECK_EQ(cudaSuccess, cudaFree(t));
+    CHECK_EQ(cudaSuccess, cudaStreamEndCapture(s, &g2));
+    CHECK_EQ(0, (long long)vppo_emu_graph_ops(g2));
+    CHECK_EQ(cudaErrorIllegalState, cudaStreamEndCapture(s, &g2));   /* not capturing */
+    CHECK_EQ(cudaSuccess, cudaGraphDestroy(g2));
+    CHECK_EQ(cudaSuccess, cudaGraphExecDestroy(e));
+    CHECK_EQ(cudaSuccess, cudaGraphDestroy(g));
+    CHECK_EQ(cudaErrorInvalidValue, cudaGraphDestroy(g));
+    cudaGetLastError();
+    cudaStreamDestroy(s);
+    cudaFree(flag);
+}
+
 static void test_memcpy_checks()
 {
     begin("memcpy/memset range and kind checks");
@@ -1108,6 +1176,7 @@ int main()
     test_free_errors();
     test_failure_injection();
     test_memcpy_checks();
+    test_graphs_and_counters();
     test_pinned_deferred();
     test_events();
     test_big_blocks();

@@ -67,27 +67,21 @@ inline float bf16_bits_to_float(unsigned short b)
 } /* namespace detail */
 } /* namespace vppo_emu */
 
-struct __align__(2) __half {
-    unsigned short __x;
-    __half() = default;
-    __half(float f) : __x(vppo_emu::detail::float_to_half_bits(f)) {}
-    operator float() const { return vppo_emu::detail::half_bits_to_float(__x); }
-};
-struct __align__(4) __half2 {
-    __half x, y;
-};
+/* A 2-byte storage type H (and its pair H2) converting through TO_BITS / TO_FLOAT. */
+#define VPPO_EMU_HALF_TYPE(H, H2, TO_BITS, TO_FLOAT)                                                 \
+    struct __align__(2) H {                                                                          \
+        unsigned short __x;                                                                          \
+        H() = default;                                                                               \
+        H(float f) : __x(vppo_emu::detail::TO_BITS(f)) {}                                             \
+        operator float() const { return vppo_emu::detail::TO_FLOAT(__x); }                           \
+    };                                                                                               \
+    struct __align__(4) H2 { H x, y; };
+
+VPPO_EMU_HALF_TYPE(__half, __half2, float_to_half_bits, half_bits_to_float)
+VPPO_EMU_HALF_TYPE(__nv_bfloat16, __nv_bfloat162, float_to_bf16_bits, bf16_bits_to_float)
+#undef VPPO_EMU_HALF_TYPE
 typedef __half half;
 typedef __half2 half2;
-
-struct __align__(2) __nv_bfloat16 {
-    unsigned short __x;
-    __nv_bfloat16() = default;
-    __nv_bfloat16(float f) : __x(vppo_emu::detail::float_to_bf16_bits(f)) {}
-    operator float() const { return vppo_emu::detail::bf16_bits_to_float(__x); }
-};
-struct __align__(4) __nv_bfloat162 {
-    __nv_bfloat16 x, y;
-};
 typedef __nv_bfloat16 nv_bfloat16;
 typedef __nv_bfloat162 nv_bfloat162;
 
@@ -125,49 +119,22 @@ typedef __nv_bfloat162 nv_bfloat162;
     inline H __low2##F2H(H2 a) { return a.x; }                                                        \
     inline H __high2##F2H(H2 a) { return a.y; }                                                       \
     inline float2 H2F##2float2(H2 a) { return make_float2((float)a.x, (float)a.y); }                   \
-    inline H __shfl_sync(unsigned m, H v, int s, int w = 32)                                          \
-    { return vppo_emu::detail::shfl<H>("__shfl_sync", vppo_emu::detail::W_SHFL_IDX, m, v, s, w); }    \
-    inline H __shfl_up_sync(unsigned m, H v, unsigned d, int w = 32)                                  \
-    { return vppo_emu::detail::shfl<H>("__shfl_up_sync", vppo_emu::detail::W_SHFL_UP, m, v, (int)(d & 31u), w); } \
-    inline H __shfl_down_sync(unsigned m, H v, unsigned d, int w = 32)                                \
-    { return vppo_emu::detail::shfl<H>("__shfl_down_sync", vppo_emu::detail::W_SHFL_DOWN, m, v, (int)(d & 31u), w); } \
-    inline H __shfl_xor_sync(unsigned m, H v, int x, int w = 32)                                      \
-    { return vppo_emu::detail::shfl<H>("__shfl_xor_sync", vppo_emu::detail::W_SHFL_XOR, m, v, x, w); } \
-    inline H2 __shfl_sync(unsigned m, H2 v, int s, int w = 32)                                        \
-    { return vppo_emu::detail::shfl<H2>("__shfl_sync", vppo_emu::detail::W_SHFL_IDX, m, v, s, w); }   \
-    inline H2 __shfl_up_sync(unsigned m, H2 v, unsigned d, int w = 32)                                \
-    { return vppo_emu::detail::shfl<H2>("__shfl_up_sync", vppo_emu::detail::W_SHFL_UP, m, v, (int)(d & 31u), w); } \
-    inline H2 __shfl_down_sync(unsigned m, H2 v, unsigned d, int w = 32)                              \
-    { return vppo_emu::detail::shfl<H2>("__shfl_down_sync", vppo_emu::detail::W_SHFL_DOWN, m, v, (int)(d & 31u), w); } \
-    inline H2 __shfl_xor_sync(unsigned m, H2 v, int x, int w = 32)                                    \
-    { return vppo_emu::detail::shfl<H2>("__shfl_xor_sync", vppo_emu::detail::W_SHFL_XOR, m, v, x, w); }
+    VPPO_EMU_SHUFFLES(H)                                                                              \
+    VPPO_EMU_SHUFFLES(H2)                                                                             \
+    inline H __float2##F2H(float f) { return H(f); }                                                 \
+    inline H __float2##F2H##_rn(float f) { return H(f); }                                            \
+    inline float __##F2H##2float(H h) { return (float)h; }                                           \
+    inline unsigned short __##F2H##_as_ushort(H h) { return h.__x; }                                 \
+    inline short __##F2H##_as_short(H h) { return (short)h.__x; }                                    \
+    inline H __ushort_as_##F2H(unsigned short u) { H h; h.__x = u; return h; }                       \
+    inline H __short_as_##F2H(short s) { H h; h.__x = (unsigned short)s; return h; }                \
+    inline H2 __halves2##F2H##2(H a, H b) { H2 r; r.x = a; r.y = b; return r; }                      \
+    inline H2 __floats2##F2H##2_rn(float a, float b) { return __halves2##F2H##2(H(a), H(b)); }       \
+    inline H2 __float2##F2H##2_rn(float a) { return __floats2##F2H##2_rn(a, a); }                    \
+    inline H2 __float22##F2H##2_rn(float2 a) { return __floats2##F2H##2_rn(a.x, a.y); }
 
 VPPO_EMU_HALF_COMMON(__half, __half2, half, __half2)
 VPPO_EMU_HALF_COMMON(__nv_bfloat16, __nv_bfloat162, bfloat16, __bfloat162)
 #undef VPPO_EMU_HALF_COMMON
-
-inline __half __float2half(float f) { return __half(f); }
-inline __half __float2half_rn(float f) { return __half(f); }
-inline float __half2float(__half h) { return (float)h; }
-inline unsigned short __half_as_ushort(__half h) { return h.__x; }
-inline short __half_as_short(__half h) { return (short)h.__x; }
-inline __half __ushort_as_half(unsigned short u) { __half h; h.__x = u; return h; }
-inline __half __short_as_half(short s) { __half h; h.__x = (unsigned short)s; return h; }
-inline __half2 __halves2half2(__half a, __half b) { __half2 r; r.x = a; r.y = b; return r; }
-inline __half2 __floats2half2_rn(float a, float b) { return __halves2half2(__half(a), __half(b)); }
-inline __half2 __float2half2_rn(float a) { return __floats2half2_rn(a, a); }
-inline __half2 __float22half2_rn(float2 a) { return __floats2half2_rn(a.x, a.y); }
-
-inline __nv_bfloat16 __float2bfloat16(float f) { return __nv_bfloat16(f); }
-inline __nv_bfloat16 __float2bfloat16_rn(float f) { return __nv_bfloat16(f); }
-inline float __bfloat162float(__nv_bfloat16 b) { return (float)b; }
-inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 b) { return b.__x; }
-inline short __bfloat16_as_short(__nv_bfloat16 b) { return (short)b.__x; }
-inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short u) { __nv_bfloat16 b; b.__x = u; return b; }
-inline __nv_bfloat16 __short_as_bfloat16(short s) { __nv_bfloat16 b; b.__x = (unsigned short)s; return b; }
-inline __nv_bfloat162 __halves2bfloat162(__nv_bfloat16 a, __nv_bfloat16 b) { __nv_bfloat162 r; r.x = a; r.y = b; return r; }
-inline __nv_bfloat162 __floats2bfloat162_rn(float a, float b) { return __halves2bfloat162(__nv_bfloat16(a), __nv_bfloat16(b)); }
-inline __nv_bfloat162 __float2bfloat162_rn(float a) { return __floats2bfloat162_rn(a, a); }
-inline __nv_bfloat162 __float22bfloat162_rn(float2 a) { return __floats2bfloat162_rn(a.x, a.y); }
 
 #endif /* VPPO_EMU_HALF_H */

@@ -1,12 +1,12 @@
-"""vppo.py - vppo.h from Python: a ctypes wrapper that works on numpy arrays.
+"""vppo - vppo.h from Python: numpy arrays and torch tensors through ctypes.
 
-Build the shared library first (from the repository root):
+Install (builds vppo.h, and vppo_cuda.cu when nvcc is found; needs only numpy):
 
-    make shared        # build/libvppo.so from examples/python/vppo_shared.c (-fPIC -shared)
+    pip install ./examples/python
 
-then
+or, in a checkout, `make shared` and VPPO_LIB=build/libvppo.so with examples/python on
+sys.path. Then
 
-    import sys; sys.path.insert(0, "examples/python")
     import numpy as np, vppo
     offsets = vppo.offsets_uniform(B, L)                 # padded [B, L] batch
     adv_seq = vppo.group_advantages(rewards, vppo.offsets_uniform(B // 8, 8))
@@ -14,20 +14,33 @@ then
                                  logp, logp_old, logp_aug, adv_seq)
     # out: dict of vppo_loss_out; dlogp: like logp; prep: dict of the vppo_prepared arrays
 
-The library is found at $VPPO_LIB, else at ../../build/libvppo.so relative to this file.
-Only numpy is needed. Every call converts its inputs to contiguous arrays of the C
-types (float32, int64, uint8, int32), allocates the outputs, and raises VppoError with
-the library's status string when a call fails. Per-token arrays may have any shape
-(a padded [B, L] tensor, or flat); they are read flat, and outputs take the shape of
-the main per-token input. Sequences are given by `offsets` (B+1 int64 entries, see
-offsets_uniform) and an optional `mask` (bool or uint8, same number of elements).
+For torch autograd (loss.backward()) see vppo.torch. The library is the one built into
+this package, else $VPPO_LIB, else ../../build/libvppo.so relative to the package (a
+checkout). Every call raises VppoError, with the library's status text, when it fails.
+
+Inputs (numpy arrays, torch CPU tensors, or sequences) and what is converted:
+  * per-token and per-sequence values are float32 in C. float32 is used as is; float16,
+    bfloat16 (torch), bool and small integers are widened exactly; float64 and other
+    integers are accepted only when every element is exactly a float32 (NaN included),
+    else ValueError: nothing is rounded behind your back (cast with .astype(np.float32)
+    when the rounding is intended).
+  * offsets and counts: any integer dtype -> int64; token ids: any integer dtype ->
+    int32 when every id fits, else ValueError; floats are a TypeError.
+  * masks (mask, select): any dtype, nonzero = 1 (bool is the natural one).
+  * logits: float32, float16, or bf16 (torch.bfloat16, or numpy uint16 holding the bits)
+    passed as they are, never converted.
+  * scalar parameters (eps, temperature, config fields) take the C type of the field:
+    a float field holds the nearest float32.
+Per-token arrays may have any shape (a padded [B, L] tensor, or flat); they are read flat,
+and outputs take the shape of the main per-token input. Sequences are given by `offsets`
+(B+1 int64 entries, see offsets_uniform) and an optional `mask` (same number of elements).
 
 When imported, the module checks every ctypes Structure below against the C compiler's
 layout (size and offset of every field, from vppo_shared_sizeof / vppo_shared_offsetof
 exported by vppo_shared.c) and refuses to load on any difference.
 
-The numbers and names mirror vppo.h; SPEC.md is the contract. See check_step.py for a
-test of the whole step against an independent numpy implementation of the formulas.
+The numbers and names mirror vppo.h. See check_step.py for a test of the whole step
+against an independent numpy implementation of the formulas, and tests/ for pytest.
 """
 import ctypes
 import os
@@ -46,6 +59,9 @@ AGG_TOKEN_MEAN, AGG_SEQ_MEAN_TOKEN_MEAN, AGG_SEQ_MEAN_TOKEN_SUM, AGG_SEQ_MEAN_TO
 RATIO_TOKEN, RATIO_SEQ, RATIO_SEQ_TOKEN = 0, 1, 2
 PG_CLIP, PG_CISPO = 0, 1
 KL_NONE, KL_K1, KL_ABS, KL_K2, KL_K3 = 0, 1, 2, 3, 4
+RC_TOKEN, RC_SEQ_SUM, RC_SEQ_MEAN, RC_SEQ_MAX = 0, 1, 2, 3
+RC_IS_NONE, RC_IS_TRUNCATE, RC_IS_MASK = 0, 1, 2
+RC_RS_NONE, RC_RS_K1, RC_RS_K2, RC_RS_K3 = 0, 1, 2, 3
 
 _c_enum = ctypes.c_int   # C enums: int-sized on the ABIs we run on (checked at import)
 _f32p = ctypes.POINTER(ctypes.c_float)
@@ -111,10 +127,24 @@ class Prepared(ctypes.Structure):
                 ("select", _u8p), ("stats", TasStats), ("topk", TopkInfo)]
 
 
+class RcConfig(ctypes.Structure):
+    _fields_ = [("is_mode", _c_enum), ("is_level", _c_enum), ("is_upper", ctypes.c_double),
+                ("is_lower", ctypes.c_double), ("is_batch_normalize", ctypes.c_int), ("rs_kind", _c_enum),
+                ("rs_level", _c_enum), ("rs_upper", ctypes.c_double), ("rs_lower", ctypes.c_double)]
+
+
+class RcOut(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_int64) for n in ("n_valid", "n_seqs_valid", "n_kept")] + \
+               [(n, ctypes.c_double) for n in ("is_mean", "is_std", "is_min", "is_max", "is_ess", "is_frac_high",
+                                               "is_frac_low", "is_norm", "rs_mean", "rs_min", "rs_max",
+                                               "rs_frac_token", "rs_frac_seq", "kl", "k3_kl", "chi2_token",
+                                               "chi2_seq", "log_ppl_diff")]
+
+
 _C_NAMES = {Seqs: "vppo_seqs", Logits: "vppo_logits", GradOut: "vppo_grad_out", Image: "vppo_image",
             TasStats: "vppo_tas_stats", TasConfig: "vppo_tas_config", TopkInfo: "vppo_topk_info",
             LossConfig: "vppo_loss_config", LossOut: "vppo_loss_out", Config: "vppo_config",
-            Prepared: "vppo_prepared"}
+            Prepared: "vppo_prepared", RcConfig: "vppo_rc_config", RcOut: "vppo_rc_out"}
 
 # ------------------------------------------------------------------ loading
 
@@ -127,13 +157,25 @@ class VppoError(RuntimeError):
         super().__init__("%s: %s (status %d)" % (call, status_string(status), status))
 
 
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _find_built(stem):
+    """The library built into the package by setup.py (a name starting with stem), or None."""
+    for name in sorted(os.listdir(_HERE)):
+        if name.startswith(stem) and name.endswith((".so", ".dylib", ".dll", ".pyd")):
+            return os.path.join(_HERE, name)
+    return None
+
+
 def _load(path=None):
+    """VPPO_LIB if set, else the package's own build, else a checkout's build/libvppo.so."""
     if path is None:
-        path = os.environ.get("VPPO_LIB") or os.path.join(
-            os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "libvppo.so")
+        path = (os.environ.get("VPPO_LIB") or _find_built("_libvppo") or
+                os.path.join(_HERE, "..", "..", "..", "build", "libvppo.so"))
     if not os.path.exists(path):
-        raise ImportError("vppo.py: %s not found; run `make shared` in the repository root "
-                          "(or set VPPO_LIB)" % os.path.normpath(path))
+        raise ImportError("vppo: %s not found; pip install ./examples/python, or run `make shared` in the "
+                          "repository root (or set VPPO_LIB)" % os.path.normpath(path))
     return ctypes.CDLL(path)
 
 
@@ -158,10 +200,32 @@ _SIGNATURES = {
                                  _f32p, ctypes.POINTER(Prepared), _f32p, ctypes.POINTER(LossOut)]),
     "vppo_policy_loss": (ctypes.c_int, [ctypes.POINTER(LossConfig), ctypes.POINTER(Seqs), _f32p, _f32p, _f32p,
                                         _f32p, _u8p, _f32p, _f32p, ctypes.POINTER(LossOut)]),
+    "vppo_rc_config_default": (RcConfig, []),
+    "vppo_rollout_correction": (ctypes.c_int, [ctypes.POINTER(RcConfig), ctypes.POINTER(Seqs), _f32p, _f32p,
+                                               _f32p, _u8p, ctypes.POINTER(RcOut)]),
 }
 for _name, (_res, _args) in _SIGNATURES.items():
     _fn = getattr(_lib, _name)
     _fn.restype, _fn.argtypes = _res, _args
+
+
+# The CUDA library (vppo_cuda.cu, built by setup.py when nvcc was found): the same functions
+# as vppo_cuda_<name> on device pointers, with the stream (void *) as one more argument.
+# Used by vppo.torch for CUDA tensors; None when not built or not loadable (cuda_error says why).
+_CUDA_FUNCS = ("vppo_logprobs", "vppo_logprobs_backward", "vppo_dependency_sampled", "vppo_policy_loss",
+               "vppo_prepare", "vppo_step", "vppo_rollout_correction")
+cuda_lib, cuda_error = None, "not built (nvcc not found, or VPPO_NO_CUDA set, when the package was installed)"
+_cuda_path = os.environ.get("VPPO_CUDA_LIB") or _find_built("_libvppo_cuda")
+if _cuda_path:
+    try:
+        cuda_lib = ctypes.CDLL(_cuda_path)
+        for _name in _CUDA_FUNCS:
+            _res, _args = _SIGNATURES[_name]
+            _fn = getattr(cuda_lib, _name.replace("vppo_", "vppo_cuda_", 1))
+            _fn.restype, _fn.argtypes = _res, list(_args) + [ctypes.c_void_p]
+        cuda_lib.vppo_cuda_error_string.restype = ctypes.c_char_p
+    except (OSError, AttributeError) as _e:
+        cuda_lib, cuda_error = None, "%s could not be loaded: %s" % (_cuda_path, _e)
 
 
 def _check_layouts():
@@ -196,25 +260,70 @@ def _call(name, *args):
         raise VppoError(name, status)
 
 
+def _call_cuda(name, *args):
+    """vppo_cuda_<name>(*args, stream); VppoError with CUDA's message on VPPO_ERR_CUDA."""
+    cname = name.replace("vppo_", "vppo_cuda_", 1)
+    status = getattr(cuda_lib, cname)(*args)
+    if status != OK:
+        err = VppoError(cname, status)
+        if status == -8:
+            err.args = ("%s: %s" % (err.args[0], cuda_lib.vppo_cuda_error_string().decode()),)
+        raise err
+
+
 def _ptr(a, ctype):
     return None if a is None else a.ctypes.data_as(ctypes.POINTER(ctype))
 
 
-def _flat(a, dtype):
-    """a as a flat contiguous array of dtype (None stays None)."""
-    return None if a is None else np.ascontiguousarray(a, dtype=dtype).reshape(-1)
+def _numpy(a):
+    """a as a numpy array: torch tensors (CPU) by view, bfloat16 as its exact float32 values."""
+    if type(a).__module__.startswith("torch"):
+        if a.device.type != "cpu":
+            raise TypeError("vppo: a %s tensor in the numpy API; use vppo.torch (CUDA tensors need the CUDA build)"
+                            % a.device.type)
+        a = a.detach()
+        if str(a.dtype) == "torch.bfloat16":
+            a = a.float()                                   # exact
+        return a.contiguous().numpy()
+    return np.asarray(a)
+
+
+def _exact(a, dtype, what):
+    """a converted to dtype, refusing any conversion that changes a value."""
+    if a.dtype == dtype:
+        return a
+    b = a.astype(dtype)
+    with np.errstate(all="ignore"):
+        back = b.astype(a.dtype)
+    if not np.array_equal(back, a, equal_nan=a.dtype.kind in "fc"):
+        raise ValueError("vppo: %s (%s) is not exactly %s; cast it yourself if the rounding is intended"
+                         % (what, a.dtype, np.dtype(dtype).name))
+    return b
+
+
+def _flat(a, dtype, what="an input"):
+    """a as a flat contiguous array of dtype (None stays None): float32 and int64 exactly,
+    int32 (token ids) when every value fits; see the module's notes on conversions."""
+    if a is None:
+        return None
+    a = _numpy(a)
+    if np.dtype(dtype).kind in "iu" and a.dtype.kind not in "iub":
+        raise TypeError("vppo: %s must be integers, not %s" % (what, a.dtype))
+    if a.dtype == bool:
+        a = a.astype(np.uint8)
+    return np.ascontiguousarray(_exact(a, dtype, what)).reshape(-1)
 
 
 def _mask(mask):
-    """A bool or integer mask as flat uint8 0/1 (nonzero = 1), or None."""
-    return None if mask is None else np.ascontiguousarray(np.asarray(mask) != 0, dtype=np.uint8).reshape(-1)
+    """A mask of any dtype as flat uint8 0/1 (nonzero = 1), or None."""
+    return None if mask is None else np.ascontiguousarray(_numpy(mask) != 0, dtype=np.uint8).reshape(-1)
 
 
 class _SeqsArg:
     """A vppo_seqs that keeps its arrays alive; checks that they cover offsets[-1]."""
 
     def __init__(self, offsets, mask, n_needed=None):
-        self.offsets = np.ascontiguousarray(offsets, dtype=np.int64).reshape(-1)
+        self.offsets = _flat(offsets, np.int64, "offsets")
         if self.offsets.size < 1:
             raise ValueError("offsets needs at least one entry (B+1 for B sequences)")
         self.mask = _mask(mask)
@@ -256,7 +365,7 @@ def _struct_dict(s):
 
 def group_advantages(rewards, group_offsets, kind=ADV_GRPO, eps=1e-6, mask=None):
     """Per-response advantages; group g = responses [group_offsets[g], group_offsets[g+1])."""
-    rewards = _flat(rewards, np.float32)
+    rewards = _flat(rewards, np.float32, "rewards")
     groups = _SeqsArg(group_offsets, mask, [(rewards, "rewards")])
     adv = np.zeros(rewards.size, dtype=np.float32)
     _call("vppo_group_advantages", groups.ref, _ptr(rewards, ctypes.c_float), kind, eps, _ptr(adv, ctypes.c_float))
@@ -268,7 +377,7 @@ def group_advantages(rewards, group_offsets, kind=ADV_GRPO, eps=1e-6, mask=None)
 
 def dependency_sampled(offsets, mask, logp, logp_aug, est=EST_K3):
     shape = np.shape(logp)
-    logp, logp_aug = _flat(logp, np.float32), _flat(logp_aug, np.float32)
+    logp, logp_aug = _flat(logp, np.float32, "logp"), _flat(logp_aug, np.float32, "logp_aug")
     s = _SeqsArg(offsets, mask, [(logp, "logp"), (logp_aug, "logp_aug")])
     dep = np.zeros(logp.size, dtype=np.float32)
     _call("vppo_dependency_sampled", s.ref, _ptr(logp, ctypes.c_float), _ptr(logp_aug, ctypes.c_float), est,
@@ -282,6 +391,12 @@ _DTYPES = {np.dtype(np.float32): F32, np.dtype(np.float16): F16, np.dtype(np.uin
 def _logits(x, temperature):
     """A 2-D array as a vppo_logits: float32 -> F32, float16 -> F16, uint16 -> BF16 bits.
     Rows may be strided (a view of a wider array); elements are copied if not contiguous."""
+    if type(x).__module__.startswith("torch"):
+        if x.device.type != "cpu":
+            raise TypeError("vppo: logits on %s in the numpy API; use vppo.torch" % x.device.type)
+        x = x.detach()
+        x = x.view(dtype=__import__("torch").int16).numpy().view(np.uint16) if str(x.dtype) == "torch.bfloat16" \
+            else x.numpy()
     x = np.asarray(x)
     if x.ndim != 2:
         raise ValueError("logits must be 2-D [n_rows, vocab], not %r" % (x.shape,))
@@ -307,7 +422,7 @@ def dependency_logits(orig, aug, div=DIV_KL, temperature=1.0, temperature_aug=No
 def logprobs(logits, ids=None, temperature=1.0):
     """(logp or None, lse, entropy) per row; logp needs the sampled token ids."""
     x, keep = _logits(logits, temperature)
-    ids = None if ids is None else _flat(ids, np.int32)
+    ids = None if ids is None else _flat(ids, np.int32, "ids")
     if ids is not None and ids.size != x.n_rows:
         raise ValueError("ids has %d entries for %d rows" % (ids.size, x.n_rows))
     logp = None if ids is None else np.zeros(x.n_rows, dtype=np.float32)
@@ -321,8 +436,8 @@ def logprobs(logits, ids=None, temperature=1.0):
 def logprobs_backward(logits, ids, dlogp=None, dentropy=None, temperature=1.0, out_dtype=F32):
     """dL/dlogits for L = sum dlogp*logp + dentropy*entropy: float32 [n, V], or uint16 bf16 bits."""
     x, keep = _logits(logits, temperature)
-    ids = _flat(ids, np.int32)
-    dlogp, dentropy = _flat(dlogp, np.float32), _flat(dentropy, np.float32)
+    ids = _flat(ids, np.int32, "ids")
+    dlogp, dentropy = _flat(dlogp, np.float32, "dlogp"), _flat(dentropy, np.float32, "dentropy")
     grad = np.zeros((x.n_rows, x.vocab), dtype=np.float32 if out_dtype == F32 else np.uint16)
     g = GradOut(grad.ctypes.data, out_dtype, x.vocab)
     _call("vppo_logprobs_backward", ctypes.byref(x), _ptr(ids, ctypes.c_int32), None, None,
@@ -354,8 +469,8 @@ class _PreparedArg:
 
 def tas_stats(traj_dep, count=None):
     """vppo_tas_stats_compute: {min, max, n} over sequences with count > 0 (all if None)."""
-    traj_dep = _flat(traj_dep, np.float32)
-    count = _flat(count, np.int64)
+    traj_dep = _flat(traj_dep, np.float32, "traj_dep")
+    count = _flat(count, np.int64, "count")
     st = TasStats()
     _call("vppo_tas_stats_compute", _ptr(traj_dep, ctypes.c_float), _ptr(count, ctypes.c_int64), traj_dep.size,
           ctypes.byref(st))
@@ -366,8 +481,8 @@ def prepare(cfg, offsets, mask, logp_old, logp_aug, adv_seq, dep_in=None, global
     """Everything before the loss (dependency, TAS, shaped advantages, TGF): a dict of the
     vppo_prepared arrays. global_stats: a TasStats (e.g. merged over ranks) or None."""
     main = dep_in if dep_in is not None else logp_old
-    logp_old, logp_aug = _flat(logp_old, np.float32), _flat(logp_aug, np.float32)
-    dep_in, adv_seq = _flat(dep_in, np.float32), _flat(adv_seq, np.float32)
+    logp_old, logp_aug = _flat(logp_old, np.float32, "logp_old"), _flat(logp_aug, np.float32, "logp_aug")
+    dep_in, adv_seq = _flat(dep_in, np.float32, "dep_in"), _flat(adv_seq, np.float32, "adv_seq")
     s = _SeqsArg(offsets, mask, [(logp_old, "logp_old"), (logp_aug, "logp_aug"), (dep_in, "dep_in")])
     if adv_seq.size < s.c.n_seqs:
         raise ValueError("adv_seq has %d entries for %d sequences" % (adv_seq.size, s.c.n_seqs))
@@ -382,9 +497,9 @@ def prepare(cfg, offsets, mask, logp_old, logp_aug, adv_seq, dep_in=None, global
 def step(cfg, offsets, mask, logp, logp_old, logp_aug, adv_seq, logp_ref=None):
     """One VPPO step: (loss_out dict, dlogp shaped like logp, prepared dict)."""
     shape = np.shape(logp)
-    logp, logp_old = _flat(logp, np.float32), _flat(logp_old, np.float32)
-    logp_aug, logp_ref = _flat(logp_aug, np.float32), _flat(logp_ref, np.float32)
-    adv_seq = _flat(adv_seq, np.float32)
+    logp, logp_old = _flat(logp, np.float32, "logp"), _flat(logp_old, np.float32, "logp_old")
+    logp_aug, logp_ref = _flat(logp_aug, np.float32, "logp_aug"), _flat(logp_ref, np.float32, "logp_ref")
+    adv_seq = _flat(adv_seq, np.float32, "adv_seq")
     s = _SeqsArg(offsets, mask, [(logp, "logp"), (logp_old, "logp_old"), (logp_aug, "logp_aug"),
                                  (logp_ref, "logp_ref")])
     if adv_seq.size < s.c.n_seqs:
@@ -401,9 +516,9 @@ def step(cfg, offsets, mask, logp, logp_old, logp_aug, adv_seq, logp_ref=None):
 def policy_loss(loss_cfg, offsets, mask, logp, logp_old, adv, select=None, weight=None, logp_ref=None):
     """vppo_policy_loss on per-token advantages: (loss_out dict, dlogp shaped like logp)."""
     shape = np.shape(logp)
-    logp, logp_old = _flat(logp, np.float32), _flat(logp_old, np.float32)
-    adv, weight = _flat(adv, np.float32), _flat(weight, np.float32)
-    logp_ref, select = _flat(logp_ref, np.float32), _mask(select)
+    logp, logp_old = _flat(logp, np.float32, "logp"), _flat(logp_old, np.float32, "logp_old")
+    adv, weight = _flat(adv, np.float32, "adv"), _flat(weight, np.float32, "weight")
+    logp_ref, select = _flat(logp_ref, np.float32, "logp_ref"), _mask(select)
     s = _SeqsArg(offsets, mask, [(logp, "logp"), (logp_old, "logp_old"), (adv, "adv"), (select, "select"),
                                  (weight, "weight"), (logp_ref, "logp_ref")])
     dlogp = np.zeros(logp.size, dtype=np.float32)
@@ -413,3 +528,29 @@ def policy_loss(loss_cfg, offsets, mask, logp, logp_old, adv, select=None, weigh
           _ptr(select, ctypes.c_uint8), _ptr(weight, ctypes.c_float), _ptr(dlogp, ctypes.c_float),
           ctypes.byref(out))
     return _struct_dict(out), dlogp.reshape(shape)
+
+
+# ------------------------------------------------------------------ rollout correction
+
+
+def rc_config_default():
+    """vppo_rc_config_default(): token-level TIS at 2.0, no rejection. Fields are writable:
+    cfg.is_mode = vppo.RC_IS_MASK, cfg.is_level = vppo.RC_SEQ_MEAN, cfg.rs_kind = vppo.RC_RS_K3, ..."""
+    return _lib.vppo_rc_config_default()
+
+
+def rollout_correction(cfg, offsets, mask, logp, logp_rollout):
+    """vppo_rollout_correction: (weight, keep, metrics dict). weight (float32) and keep (uint8
+    0/1) take the shape of logp; weight feeds policy_loss's weight, keep its mask (verl's
+    rollout_is_weights and modified response_mask). logp: the trainer's log-probs of the
+    sampled tokens (verl's old_log_prob), logp_rollout: the inference engine's."""
+    shape = np.shape(logp)
+    logp, logp_rollout = _flat(logp, np.float32, "logp"), _flat(logp_rollout, np.float32, "logp_rollout")
+    s = _SeqsArg(offsets, mask, [(logp, "logp"), (logp_rollout, "logp_rollout")])
+    weight = np.zeros(logp.size, dtype=np.float32)
+    keep = np.zeros(logp.size, dtype=np.uint8)
+    out = RcOut()
+    _call("vppo_rollout_correction", ctypes.byref(cfg), s.ref, _ptr(logp, ctypes.c_float),
+          _ptr(logp_rollout, ctypes.c_float), _ptr(weight, ctypes.c_float), _ptr(keep, ctypes.c_uint8),
+          ctypes.byref(out))
+    return weight.reshape(shape), keep.reshape(shape), _struct_dict(out)
