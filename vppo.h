@@ -1611,6 +1611,23 @@ static vppo__rows_job vppo__job(const vppo__kernels *k, const vppo_logits *x, co
    in sequence order, so that the results do not depend on the thread count. */
 #define VPPO__SEQ_BLOCK 256
 
+/* fn(job, b, part) for the nb sequences b0.. of one block, part i at parts + i * part_size;
+   OpenMP over them when the block holds enough tokens. */
+typedef void (*vppo__seq_fn)(const void *job, int64_t b, void *part);
+
+static void vppo__seq_block(const vppo_seqs *s, int64_t b0, int64_t nb, vppo__seq_fn fn, const void *job,
+                            void *parts, size_t part_size)
+{
+    int64_t i;
+#ifdef _OPENMP
+    const int64_t work = s->offsets[b0 + nb] - s->offsets[b0];
+#pragma omp parallel for schedule(static) if (nb > 1 && work >= VPPO__OMP_MIN_WORK)
+#else
+    (void)s;
+#endif
+    for (i = 0; i < nb; ++i) fn(job, b0 + i, (char *)parts + (size_t)i * part_size);
+}
+
 /* Runs fn on rows 0..n_rows-1 (OpenMP over rows when built with -fopenmp). Rows are
    independent, so the results do not depend on the thread count. On errors, the status
    of the lowest failing row is returned, as in a serial run. */
@@ -2229,10 +2246,18 @@ typedef struct vppo__topk_part {
    stack); longer ones by passes over the scores. */
 #define VPPO__TOPK_LOCAL 4096
 
-/* The mask of sequence b (scores already checked for NaN) and its part of the info. */
-static void vppo__topk_seq(const vppo_seqs *s, const float *score, double ratio, int64_t b,
-                           uint8_t *select, vppo__topk_part *p)
+/* The arguments of one top-k call. */
+typedef struct vppo__topk_job { const vppo_seqs *s; const float *score; double ratio; uint8_t *select; } vppo__topk_job;
+
+/* The mask of sequence b (scores already checked for NaN) and its part of the info
+   (a vppo__seq_fn: job is a vppo__topk_job, part a vppo__topk_part). */
+static void vppo__topk_seq(const void *job, int64_t b, void *part)
 {
+    const vppo__topk_job *j = (const vppo__topk_job *)job;
+    const vppo_seqs *s = j->s;
+    const float *score = j->score;
+    uint8_t *select = j->select;
+    vppo__topk_part *p = (vppo__topk_part *)part;
     uint32_t local[VPPO__TOPK_LOCAL], threshold = 0;
     const int64_t lo = s->offsets[b], hi = s->offsets[b + 1];
     const int in_local = hi - lo <= VPPO__TOPK_LOCAL;
@@ -2247,7 +2272,7 @@ static void vppo__topk_seq(const vppo_seqs *s, const float *score, double ratio,
         n = vppo__count_valid(s, b);
     }
     p->n = n;
-    p->k = vppo__topk_count(n, ratio);
+    p->k = vppo__topk_count(n, j->ratio);
     any = p->k > 0;
     if (any) {
         threshold = in_local ? vppo__kth_largest_local(local, n, p->k, &equal_left)
@@ -2295,15 +2320,13 @@ static void vppo__topk_run(const vppo_seqs *s, const float *score, double ratio,
 {
     int64_t b0, i, n_valid = 0, n_selected = 0, n_thresholds = 0, n_sel_finite = 0, n_rej_finite = 0;
     double sum_threshold = 0.0, sum_selected = 0.0, sum_rejected = 0.0;
+    vppo__topk_job j;
+    j.s = s; j.score = score; j.ratio = ratio; j.select = select;
 
     for (b0 = 0; b0 < s->n_seqs; b0 += VPPO__SEQ_BLOCK) {
         vppo__topk_part part[VPPO__SEQ_BLOCK];
         const int64_t nb = vppo__min64(VPPO__SEQ_BLOCK, s->n_seqs - b0);
-#ifdef _OPENMP
-        const int64_t work = s->offsets[b0 + nb] - s->offsets[b0];
-#pragma omp parallel for schedule(static) if (nb > 1 && work >= VPPO__OMP_MIN_WORK)
-#endif
-        for (i = 0; i < nb; ++i) vppo__topk_seq(s, score, ratio, b0 + i, select, &part[i]);
+        vppo__seq_block(s, b0, nb, vppo__topk_seq, &j, part, sizeof part[0]);
         for (i = 0; i < nb; ++i) {
             sum_threshold += part[i].sum_threshold;
             n_thresholds += part[i].n_thresholds;
@@ -2625,9 +2648,12 @@ typedef struct vppo__loss_job {
     double divisor;
 } vppo__loss_job;
 
-/* Sequence b: its part into *part, its gradient into dlogp (when asked). */
-static void vppo__loss_seq(const vppo__loss_job *j, int64_t b, vppo__loss_part *part)
+/* Sequence b: its part into *part, its gradient into dlogp (when asked); a vppo__seq_fn
+   (job is a vppo__loss_job, part_ a vppo__loss_part). */
+static void vppo__loss_seq(const void *job, int64_t b, void *part_)
 {
+    const vppo__loss_job *j = (const vppo__loss_job *)job;
+    vppo__loss_part *part = (vppo__loss_part *)part_;
     const vppo_loss_config *cfg = j->cfg;
     const vppo_seqs *s = j->s;
     const float *logp = j->logp, *logp_old = j->logp_old, *logp_ref = j->logp_ref;
@@ -2684,11 +2710,7 @@ static vppo_status vppo__policy_loss_run(const vppo_loss_config *cfg, const vppo
     for (b0 = 0; b0 < s->n_seqs; b0 += VPPO__SEQ_BLOCK) {
         vppo__loss_part part[VPPO__SEQ_BLOCK];
         const int64_t nb = vppo__min64(VPPO__SEQ_BLOCK, s->n_seqs - b0);
-#ifdef _OPENMP
-        const int64_t work = s->offsets[b0 + nb] - s->offsets[b0];
-#pragma omp parallel for schedule(static) if (nb > 1 && work >= VPPO__OMP_MIN_WORK)
-#endif
-        for (i = 0; i < nb; ++i) vppo__loss_seq(&j, b0 + i, &part[i]);
+        vppo__seq_block(s, b0, nb, vppo__loss_seq, &j, part, sizeof part[0]);
         for (i = 0; i < nb; ++i) {       /* in sequence order: the same bits for any thread count */
             tot.pg += part[i].coef * part[i].sum.pg;
             tot.kl += part[i].coef * part[i].sum.kl;
