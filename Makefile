@@ -38,7 +38,7 @@ TEST_SRC := tests/test_main.c tests/test_util.c tests/test_basics.c tests/test_p
             tests/test_big.c tests/fuzz/regressions.c tests/test_golden.c
 TEST_DEP := $(TEST_SRC) tests/test.h tests/tests.def vppo.h
 
-.PHONY: all test test-gcc test-clang test-cxx test-compile test-sanitize test-omp test-nosimd test-openblas test-aarch64 \
+.PHONY: all test test-gcc test-clang test-cxx test-compile test-sanitize test-tsan test-omp test-nosimd test-openblas test-aarch64 \
         demo demo-quickstart study test-toy install uninstall clean
 
 all: $(BUILD)/quickstart $(BUILD)/test_gcc
@@ -189,6 +189,16 @@ $(BUILD)/test_san: $(TEST_DEP) | $(BUILD)
 test-sanitize: $(BUILD)/test_san
 	@echo "== suite under ASan + UBSan"
 	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/test_san
+
+# Thread safety: threads calling every kernel family at once in a fresh process (the first
+# calls race on the ISA choice), clang -fsanitize=thread, no OpenMP; any race is fatal.
+$(BUILD)/test_tsan: tests/test_tsan.c vppo.h | $(BUILD)
+	clang $(CSTD) $(WARN) -O1 -g -ffp-contract=off -fsanitize=thread -o $@ tests/test_tsan.c $(LDLIBS) -lpthread
+
+test-tsan: $(if $(CLANG),$(BUILD)/test_tsan)
+	@if [ -z "$(CLANG)" ]; then echo "== test-tsan: not run (no clang)"; else \
+	    echo "== threads under ThreadSanitizer"; \
+	    TSAN_OPTIONS="halt_on_error=1 exitcode=66" setarch "$$(uname -m)" -R ./$(BUILD)/test_tsan; fi
 
 # ------------------------------------------------------------------ demo
 

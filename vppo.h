@@ -83,10 +83,19 @@ THREADING
    threads when a call has at least 65536 logits (OMP_NUM_THREADS / omp_set_num_threads
    choose how many); each row is computed by one thread in a fixed order, so the thread
    count never changes a bit, and an error reports the lowest failing row's status, as a
-   serial run would. The only global mutable state is the ISA selection
-   (vppo_isa_select; the first call of any kernel picks the best ISA: call
-   vppo_isa_active() once before you start threads of your own). Every function is
-   reentrant: concurrent calls on disjoint outputs are safe.
+   serial run would. Likewise, at 65536 tokens or more, vppo_dependency_sampled,
+   vppo_seq_mean, vppo_topk_mask, vppo_policy_loss, vppo_prepare and vppo_step split
+   their sequences (their input checks, their tokens) over threads: each sequence's
+   sums are computed by one thread and combined in sequence order, so these too give the
+   same bits for any thread count (tested with 1, 2 and 3 threads). The only global mutable state is the ISA selection
+   (vppo_isa_select; the first call of any kernel picks the best ISA). It is an atomic
+   int (gcc/clang __atomic builtins, else C11 <stdatomic.h>), so first calls from many
+   threads at once are safe: each may detect, all store the same choice (tested under
+   ThreadSanitizer: make test-tsan). Only on a compiler with neither (a bare C99 one) is
+   it a plain int: there, call vppo_isa_active() once before starting threads. Calling
+   vppo_isa_select() while other threads run kernels is safe but makes which ISA a
+   running call uses unspecified. Every function is reentrant: concurrent calls on
+   disjoint outputs are safe.
 
 DETERMINISM
    Every reduction runs in a fixed order (per-sequence partial sums combined in
@@ -771,16 +780,40 @@ static int64_t vppo__count_valid(const vppo_seqs *s, int64_t b)
     return n;
 }
 
-/* VPPO_OK when x is finite at every valid position (-inf also allowed when asked). */
+/* Below this many tokens (or logits), threads cost more than they bring. */
+#define VPPO__OMP_MIN_WORK 65536
+
+/* Is v outside the finite floats (-inf allowed when ok_bits is that of -inf, 0xff800000;
+   pass 0 to allow nothing)? On the bits, without branches: all exponent bits set. */
+static int vppo__bad_value(const float *v, uint32_t ok_bits)
+{
+    uint32_t u;
+    memcpy(&u, v, sizeof u);
+    return ((u & 0x7f800000u) == 0x7f800000u) & (u != ok_bits);
+}
+
+/* VPPO_OK when x is finite at every valid position (-inf also allowed when asked). One
+   branch-free pass (OpenMP over the tokens of large calls): errors are rare, and a pass
+   that stops at the first one would keep the common case from vectorising. */
 static vppo_status vppo__check_values(const vppo_seqs *s, const float *x, int allow_neg_inf)
 {
+    const int64_t lo = s->offsets[0], hi = s->offsets[s->n_seqs];
+    const uint8_t *mask = s->mask;
+    const uint32_t ok_bits = allow_neg_inf ? 0xff800000u : 0u;
     int64_t t;
-    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t) {
-        if (!vppo__valid(s, t)) continue;
-        if (!vppo__finite(x[t]) && !(allow_neg_inf && x[t] == -VPPO__INF))
-            return VPPO_ERR_NONFINITE;
+    int bad = 0;
+    if (!mask) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) reduction(|:bad) if (hi - lo >= VPPO__OMP_MIN_WORK)
+#endif
+        for (t = lo; t < hi; ++t) bad |= vppo__bad_value(x + t, ok_bits);
+    } else {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) reduction(|:bad) if (hi - lo >= VPPO__OMP_MIN_WORK)
+#endif
+        for (t = lo; t < hi; ++t) bad |= (mask[t] != 0) & vppo__bad_value(x + t, ok_bits);
     }
-    return VPPO_OK;
+    return bad ? VPPO_ERR_NONFINITE : VPPO_OK;
 }
 
 static int vppo__bad_prob(float prob) { return !(prob >= 0.0f && prob <= 1.0f); }   /* NaN too */
@@ -1022,20 +1055,33 @@ VPPODEF vppo_status vppo_perturb_patch_rows(float *rows, int64_t n_rows, int64_t
    or +inf; d must not be NaN (both -inf); PROB_DROP's exp(logp) - exp(logp_aug) must be
    a finite float (it is not for absurd log-probabilities above ~88). The other
    estimators are bounded by their clamps. */
+/* One pass over both inputs of the sampled estimators: some valid position is NaN or +inf
+   in a or b, or -inf in both? (Branch-free; OpenMP over the tokens of large calls.) */
+static int vppo__bad_pair(const vppo_seqs *s, const float *a, const float *b)
+{
+    const int64_t lo = s->offsets[0], hi = s->offsets[s->n_seqs];
+    const uint32_t ninf = 0xff800000u;
+    int64_t t;
+    int bad = 0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) reduction(|:bad) if (hi - lo >= VPPO__OMP_MIN_WORK)
+#endif
+    for (t = lo; t < hi; ++t)
+        bad |= vppo__valid(s, t) & (vppo__bad_value(a + t, ninf) | vppo__bad_value(b + t, ninf) |
+                                    ((a[t] == -VPPO__INF) & (b[t] == -VPPO__INF)));
+    return bad;
+}
+
 static vppo_status vppo__check_sampled(const vppo_seqs *s, const float *logp, const float *logp_aug,
                                        vppo_estimator est)
 {
     int64_t t;
-    vppo_status st;
     if (!vppo__enum_in((int)est, VPPO_EST_K3, VPPO_EST_PROB_DROP)) return VPPO_ERR_PARAM;
-    if ((st = vppo__check_values(s, logp, 1)) != VPPO_OK) return st;
-    if ((st = vppo__check_values(s, logp_aug, 1)) != VPPO_OK) return st;
-    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t) {
-        if (!vppo__valid(s, t)) continue;
-        if (logp[t] == -VPPO__INF && logp_aug[t] == -VPPO__INF) return VPPO_ERR_NONFINITE;
-        if (est == VPPO_EST_PROB_DROP && !(fabs(exp((double)logp[t]) - exp((double)logp_aug[t])) <= FLT_MAX))
-            return VPPO_ERR_NONFINITE;
-    }
+    if (vppo__bad_pair(s, logp, logp_aug)) return VPPO_ERR_NONFINITE;
+    if (est == VPPO_EST_PROB_DROP)
+        for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t)
+            if (vppo__valid(s, t) && !(fabs(exp((double)logp[t]) - exp((double)logp_aug[t])) <= FLT_MAX))
+                return VPPO_ERR_NONFINITE;
     return VPPO_OK;
 }
 
@@ -1053,17 +1099,26 @@ static VPPO_HD double vppo__sampled_dep(vppo_estimator est, float logp, float lo
     return 0.0;
 }
 
-VPPODEF vppo_status vppo_dependency_sampled(const vppo_seqs *s, const float *logp,
+/* The estimators on inputs already checked (vppo_prepare checks once). */
+static void vppo__dependency_sampled_run(const vppo_seqs *s, const float *logp,
     const float *logp_aug, vppo_estimator est, float *dep)
 {
     int64_t t;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (s->offsets[s->n_seqs] - s->offsets[0] >= VPPO__OMP_MIN_WORK)
+#endif
+    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t)
+        dep[t] = vppo__valid(s, t) ? (float)vppo__sampled_dep(est, logp[t], logp_aug[t]) : 0.0f;
+}
+
+VPPODEF vppo_status vppo_dependency_sampled(const vppo_seqs *s, const float *logp,
+    const float *logp_aug, vppo_estimator est, float *dep)
+{
     vppo_status st = vppo__check_seqs(s);
     if (st != VPPO_OK) return st;
     if (!logp || !logp_aug || !dep) return VPPO_ERR_NULL;
     if ((st = vppo__check_sampled(s, logp, logp_aug, est)) != VPPO_OK) return st;
-
-    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t)
-        dep[t] = vppo__valid(s, t) ? (float)vppo__sampled_dep(est, logp[t], logp_aug[t]) : 0.0f;
+    vppo__dependency_sampled_run(s, logp, logp_aug, est, dep);
     return VPPO_OK;
 }
 
@@ -1550,8 +1605,28 @@ static vppo__rows_job vppo__job(const vppo__kernels *k, const vppo_logits *x, co
     return job;
 }
 
-/* Below this many logits per call, threads cost more than they bring. */
-#define VPPO__OMP_MIN_WORK 65536
+
+/* The O(N) functions (§4-§8) go over sequences in blocks of this many: each block's
+   sequences in parallel (OpenMP), their per-sequence parts kept on the stack and combined
+   in sequence order, so that the results do not depend on the thread count. */
+#define VPPO__SEQ_BLOCK 256
+
+/* fn(job, b, part) for the nb sequences b0.. of one block, part i at parts + i * part_size;
+   OpenMP over them when the block holds enough tokens. */
+typedef void (*vppo__seq_fn)(const void *job, int64_t b, void *part);
+
+static void vppo__seq_block(const vppo_seqs *s, int64_t b0, int64_t nb, vppo__seq_fn fn, const void *job,
+                            void *parts, size_t part_size)
+{
+    int64_t i;
+#ifdef _OPENMP
+    const int64_t work = s->offsets[b0 + nb] - s->offsets[b0];
+#pragma omp parallel for schedule(static) if (nb > 1 && work >= VPPO__OMP_MIN_WORK)
+#else
+    (void)s;
+#endif
+    for (i = 0; i < nb; ++i) fn(job, b0 + i, (char *)parts + (size_t)i * part_size);
+}
 
 /* Runs fn on rows 0..n_rows-1 (OpenMP over rows when built with -fopenmp). Rows are
    independent, so the results do not depend on the thread count. On errors, the status
@@ -1950,13 +2025,13 @@ VPPODEF vppo_status vppo_group_filter(const vppo_seqs *groups, const float *scor
 
 /* ================================ Trajectory-level Advantage Shaping (TAS) == */
 
-VPPODEF vppo_status vppo_seq_mean(const vppo_seqs *s, const float *x, float *mean, int64_t *count)
+/* Per-sequence means of x, already checked (count may be NULL). */
+static void vppo__seq_mean_run(const vppo_seqs *s, const float *x, float *mean, int64_t *count)
 {
     int64_t b, t;
-    vppo_status st = vppo__check_seqs(s);
-    if (st != VPPO_OK) return st;
-    if (!x || !mean) return VPPO_ERR_NULL;
-    if ((st = vppo__check_values(s, x, 0)) != VPPO_OK) return st;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) private(t) if (s->n_seqs > 1 && s->offsets[s->n_seqs] - s->offsets[0] >= VPPO__OMP_MIN_WORK)
+#endif
     for (b = 0; b < s->n_seqs; ++b) {
         double sum = 0.0;
         int64_t n = 0;
@@ -1965,6 +2040,15 @@ VPPODEF vppo_status vppo_seq_mean(const vppo_seqs *s, const float *x, float *mea
         mean[b] = n > 0 ? (float)(sum / (double)n) : 0.0f;
         if (count) count[b] = n;
     }
+}
+
+VPPODEF vppo_status vppo_seq_mean(const vppo_seqs *s, const float *x, float *mean, int64_t *count)
+{
+    vppo_status st = vppo__check_seqs(s);
+    if (st != VPPO_OK) return st;
+    if (!x || !mean) return VPPO_ERR_NULL;
+    if ((st = vppo__check_values(s, x, 0)) != VPPO_OK) return st;
+    vppo__seq_mean_run(s, x, mean, count);
     return VPPO_OK;
 }
 
@@ -2128,43 +2212,131 @@ static uint32_t vppo__kth_largest_key(const vppo_seqs *s, const float *score, in
     return prefix;
 }
 
-VPPODEF vppo_status vppo_topk_mask(const vppo_seqs *s, const float *score, double ratio,
-    uint8_t *select, vppo_topk_info *info)
+/* Radix select in a local array of m keys (1 <= k <= m), 8 bits at a time from the top;
+   after each digit the keys that carry it move to the front, so that the later passes
+   see only those. Returns the k-th largest key; *n_equal_taken as above. */
+static uint32_t vppo__kth_largest_local(uint32_t *key, int64_t m, int64_t k, int64_t *n_equal_taken)
 {
-    int64_t b, t, n_valid = 0, n_selected = 0, n_thresholds = 0, n_sel_finite = 0, n_rej_finite = 0;
-    double sum_threshold = 0.0, sum_selected = 0.0, sum_rejected = 0.0;
-    vppo_status st = vppo__check_seqs(s);
-    if (st != VPPO_OK) return st;
-    if (!score || !select) return VPPO_ERR_NULL;
-    if (!(ratio >= 0.0 && ratio <= 1.0)) return VPPO_ERR_PARAM;
-    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t)
-        if (vppo__valid(s, t) && score[t] != score[t]) return VPPO_ERR_NONFINITE;
+    uint32_t prefix = 0;
+    int64_t need = k, i, j;
+    int shift, d;
+    for (shift = 24; shift >= 0 && m > 1; shift -= 8) {
+        int64_t hist[256];
+        memset(hist, 0, sizeof hist);
+        for (i = 0; i < m; ++i) hist[(key[i] >> shift) & 0xffu] += 1;
+        for (d = 255; d > 0 && hist[d] < need; --d) need -= hist[d];
+        prefix |= (uint32_t)d << shift;
+        for (i = j = 0; i < m; ++i) {
+            key[j] = key[i];
+            j += ((key[i] >> shift) & 0xffu) == (uint32_t)d;
+        }
+        m = j;
+    }
+    *n_equal_taken = need;
+    return m == 1 ? key[0] : prefix;   /* one key left: it is the answer (need is 1) */
+}
 
-    for (b = 0; b < s->n_seqs; ++b) {
-        const int64_t n = vppo__count_valid(s, b), k = vppo__topk_count(n, ratio);
-        uint32_t threshold = 0;
-        int64_t equal_left = 0;
-        if (k > 0) {
-            threshold = vppo__kth_largest_key(s, score, b, k, &equal_left);
-            if (vppo__finite(vppo__unkey(threshold))) {
-                sum_threshold += vppo__unkey(threshold);
-                ++n_thresholds;
-            }
+/* What one sequence adds to vppo_topk_info; the parts are summed in sequence order. */
+typedef struct vppo__topk_part {
+    double sum_threshold, sum_selected, sum_rejected;
+    int64_t n, k, n_thresholds, n_sel_finite, n_rej_finite;
+} vppo__topk_part;
+
+/* Sequences up to this length are selected in a local copy of their keys (16 KiB of
+   stack); longer ones by passes over the scores. */
+#define VPPO__TOPK_LOCAL 4096
+
+/* The arguments of one top-k call. */
+typedef struct vppo__topk_job { const vppo_seqs *s; const float *score; double ratio; uint8_t *select; } vppo__topk_job;
+
+/* The mask of sequence b (scores already checked for NaN) and its part of the info
+   (a vppo__seq_fn: job is a vppo__topk_job, part a vppo__topk_part). */
+static void vppo__topk_seq(const void *job, int64_t b, void *part)
+{
+    const vppo__topk_job *j = (const vppo__topk_job *)job;
+    const vppo_seqs *s = j->s;
+    const float *score = j->score;
+    uint8_t *select = j->select;
+    vppo__topk_part *p = (vppo__topk_part *)part;
+    uint32_t local[VPPO__TOPK_LOCAL], threshold = 0;
+    const int64_t lo = s->offsets[b], hi = s->offsets[b + 1];
+    const int in_local = hi - lo <= VPPO__TOPK_LOCAL;
+    int64_t t, n = 0, equal_left = 0, n_sel = 0, n_rej = 0;
+    double sum_sel = 0.0, sum_rej = 0.0;
+    int any;
+    memset(p, 0, sizeof *p);
+    if (in_local) {
+        for (t = lo; t < hi; ++t)
+            if (vppo__valid(s, t)) local[n++] = vppo__key(score[t]);
+    } else {
+        n = vppo__count_valid(s, b);
+    }
+    p->n = n;
+    p->k = vppo__topk_count(n, j->ratio);
+    any = p->k > 0;
+    if (any) {
+        threshold = in_local ? vppo__kth_largest_local(local, n, p->k, &equal_left)
+                             : vppo__kth_largest_key(s, score, b, p->k, &equal_left);
+        if (vppo__finite(vppo__unkey(threshold))) {
+            p->sum_threshold = vppo__unkey(threshold);
+            p->n_thresholds = 1;
         }
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
-            uint32_t key;
-            int take = 0;
-            if (!vppo__valid(s, t)) { select[t] = 0; continue; }
-            key = vppo__key(score[t]);
-            if (k > 0 && key > threshold) take = 1;
-            else if (k > 0 && key == threshold && equal_left > 0) { take = 1; --equal_left; }
-            select[t] = (uint8_t)take;
-            if (!vppo__finite(score[t])) continue;   /* the means are over finite scores */
-            if (take) { sum_selected += score[t]; ++n_sel_finite; }
-            else { sum_rejected += score[t]; ++n_rej_finite; }
+    }
+    /* without branches on the (unpredictable) selection (adding 0.0 leaves a sum's bits),
+       and in locals: the byte stores into select may alias *p */
+    for (t = lo; t < hi; ++t) {
+        const float v = score[t];
+        const uint32_t key = vppo__key(v);
+        const int valid = vppo__valid(s, t), tie = key == threshold;
+        const int take = valid && any && (key > threshold || (tie && equal_left > 0));
+        const int finite = valid && v - v == 0.0f;   /* the means are over finite scores */
+        equal_left -= take && tie;
+        select[t] = (uint8_t)take;
+        sum_sel += take && finite ? (double)v : 0.0;
+        sum_rej += !take && finite ? (double)v : 0.0;
+        n_sel += take && finite;
+        n_rej += !take && finite;
+    }
+    p->sum_selected = sum_sel; p->sum_rejected = sum_rej;
+    p->n_sel_finite = n_sel; p->n_rej_finite = n_rej;
+}
+
+/* Does x hold a NaN at a valid position? */
+static int vppo__has_nan(const vppo_seqs *s, const float *x)
+{
+    const int64_t lo = s->offsets[0], hi = s->offsets[s->n_seqs];
+    int64_t t;
+    int bad = 0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) reduction(|:bad) if (hi - lo >= VPPO__OMP_MIN_WORK)
+#endif
+    for (t = lo; t < hi; ++t) bad |= vppo__valid(s, t) && x[t] != x[t];
+    return bad;
+}
+
+/* The mask and info of scores already checked (no NaN at a valid position). */
+static void vppo__topk_run(const vppo_seqs *s, const float *score, double ratio, uint8_t *select,
+                           vppo_topk_info *info)
+{
+    int64_t b0, i, n_valid = 0, n_selected = 0, n_thresholds = 0, n_sel_finite = 0, n_rej_finite = 0;
+    double sum_threshold = 0.0, sum_selected = 0.0, sum_rejected = 0.0;
+    vppo__topk_job j;
+    j.s = s; j.score = score; j.ratio = ratio; j.select = select;
+
+    for (b0 = 0; b0 < s->n_seqs; b0 += VPPO__SEQ_BLOCK) {
+        vppo__topk_part part[VPPO__SEQ_BLOCK];
+        const int64_t nb = vppo__min64(VPPO__SEQ_BLOCK, s->n_seqs - b0);
+        vppo__seq_block(s, b0, nb, vppo__topk_seq, &j, part, sizeof part[0]);
+        for (i = 0; i < nb; ++i) {
+            sum_threshold += part[i].sum_threshold;
+            n_thresholds += part[i].n_thresholds;
+            sum_selected += part[i].sum_selected;
+            n_sel_finite += part[i].n_sel_finite;
+            sum_rejected += part[i].sum_rejected;
+            n_rej_finite += part[i].n_rej_finite;
+            n_valid += part[i].n;
+            n_selected += part[i].k;
         }
-        n_valid += n;
-        n_selected += k;
     }
     if (info) {
         info->n_valid = n_valid;
@@ -2173,6 +2345,17 @@ VPPODEF vppo_status vppo_topk_mask(const vppo_seqs *s, const float *score, doubl
         info->mean_selected = n_sel_finite > 0 ? sum_selected / (double)n_sel_finite : 0.0;
         info->mean_rejected = n_rej_finite > 0 ? sum_rejected / (double)n_rej_finite : 0.0;
     }
+}
+
+VPPODEF vppo_status vppo_topk_mask(const vppo_seqs *s, const float *score, double ratio,
+    uint8_t *select, vppo_topk_info *info)
+{
+    vppo_status st = vppo__check_seqs(s);
+    if (st != VPPO_OK) return st;
+    if (!score || !select) return VPPO_ERR_NULL;
+    if (!(ratio >= 0.0 && ratio <= 1.0)) return VPPO_ERR_PARAM;
+    if (vppo__has_nan(s, score)) return VPPO_ERR_NONFINITE;
+    vppo__topk_run(s, score, ratio, select, info);
     return VPPO_OK;
 }
 
@@ -2327,13 +2510,28 @@ typedef struct vppo__token {
     int clipped, clipped_dual, selected;
 } vppo__token;
 
-static VPPO_HD void vppo__token_terms(const vppo_loss_config *cfg, double rho, double logp, double adv,
-                              double w, double k_ref, vppo__token *tk)
+/* The clip bounds of a configuration, in log space and as ratios: computed once per call
+   on the CPU (vppo__token_add, the device's entry, computes them per token). */
+typedef struct vppo__clip { double log_lo, log_hi, r_lo, r_hi; } vppo__clip;
+
+static VPPO_HD vppo__clip vppo__clip_of(const vppo_loss_config *cfg)
 {
-    const double log_lo = log1p(-(double)cfg->clip_low), log_hi = log1p((double)cfg->clip_high);
+    vppo__clip c;
+    c.log_lo = log1p(-(double)cfg->clip_low);
+    c.log_hi = log1p((double)cfg->clip_high);
+    c.r_lo = exp(c.log_lo);
+    c.r_hi = exp(c.log_hi);
+    return c;
+}
+
+static VPPO_HD void vppo__token_terms(const vppo_loss_config *cfg, const vppo__clip *clip, double rho,
+                                      double logp, double adv, double w, double k_ref, vppo__token *tk)
+{
     const double dual = cfg->clip_dual;
     const double r = exp(vppo__clamp(rho, -20.0, 20.0));
-    const double rhat = exp(vppo__clamp(rho, log_lo, log_hi));
+    /* exp(clamp(rho, log_lo, log_hi)), with the exps of the bounds and of rho reused */
+    const double rhat = rho < clip->log_lo ? clip->r_lo : rho > clip->log_hi ? clip->r_hi
+                      : rho >= -20.0 && rho <= 20.0 ? r : exp(rho);
     const double L1 = -adv * r, L2 = -adv * rhat, L3 = -adv * dual, H = vppo__max(L1, L2);
     const int dual_on = adv < 0.0 && dual > 0.0;
     tk->clipped = L1 < L2;
@@ -2359,14 +2557,14 @@ typedef struct vppo__loss_sums {
 
 /* Valid token t: its terms into tk, added to *sum; rho is *mean_delta for sequence-level
    ratios (mean_delta not NULL), else its own log-ratio. */
-static VPPO_HD void vppo__token_add(const vppo_loss_config *cfg, const float *logp, const float *logp_old,
-    const float *logp_ref, const float *adv, const uint8_t *select, const float *weight, int64_t t,
-    const double *mean_delta, vppo__token *tk, vppo__loss_sums *sum)
+static VPPO_HD void vppo__token_add_at(const vppo_loss_config *cfg, const vppo__clip *clip, const float *logp,
+    const float *logp_old, const float *logp_ref, const float *adv, const uint8_t *select, const float *weight,
+    int64_t t, const double *mean_delta, vppo__token *tk, vppo__loss_sums *sum)
 {
     const double delta = (double)logp[t] - (double)logp_old[t];
     const double w = (select ? (double)(select[t] != 0) : 1.0) * (weight ? (double)weight[t] : 1.0);
     const double k_ref = cfg->kl_kind != VPPO_KL_NONE ? (double)logp[t] - (double)logp_ref[t] : 0.0;
-    vppo__token_terms(cfg, mean_delta ? *mean_delta : delta, logp[t], adv[t], w, k_ref, tk);
+    vppo__token_terms(cfg, clip, mean_delta ? *mean_delta : delta, logp[t], adv[t], w, k_ref, tk);
     sum->pg += tk->pg;
     sum->kl += tk->kl;
     sum->ent += -(double)logp[t];
@@ -2375,6 +2573,19 @@ static VPPO_HD void vppo__token_add(const vppo_loss_config *cfg, const float *lo
     sum->n_clip += tk->clipped;
     sum->n_clip_dual += tk->clipped_dual;
     sum->n_selected += tk->selected;
+}
+
+/* vppo__token_add_at with the clip bounds of cfg: the device's per-token entry (vppo_cuda.cu);
+   unused by the CPU path. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((unused))
+#endif
+static VPPO_HD void vppo__token_add(const vppo_loss_config *cfg, const float *logp, const float *logp_old,
+    const float *logp_ref, const float *adv, const uint8_t *select, const float *weight, int64_t t,
+    const double *mean_delta, vppo__token *tk, vppo__loss_sums *sum)
+{
+    const vppo__clip clip = vppo__clip_of(cfg);
+    vppo__token_add_at(cfg, &clip, logp, logp_old, logp_ref, adv, select, weight, t, mean_delta, tk, sum);
 }
 
 /* The gradient in logp of a token of a sequence with coefficient coef. */
@@ -2422,59 +2633,94 @@ static VPPO_HD void vppo__store_grad(float *dlogp, int64_t t, double g, int *ove
     dlogp[t] = (float)g;
 }
 
+/* One sequence's part of the batch: its sums, its coefficient in the aggregation, and
+   whether one of its gradients left the float range. */
+typedef struct vppo__loss_part { vppo__loss_sums sum; double coef; int overflow; } vppo__loss_part;
+
+/* The loss inputs of one call, as the per-sequence pass reads them. */
+typedef struct vppo__loss_job {
+    const vppo_loss_config *cfg;
+    const vppo_seqs *s;
+    const float *logp, *logp_old, *logp_ref, *adv, *weight;
+    const uint8_t *select;
+    float *dlogp;
+    vppo__clip clip;
+    double divisor;
+} vppo__loss_job;
+
+/* Sequence b: its part into *part, its gradient into dlogp (when asked); a vppo__seq_fn
+   (job is a vppo__loss_job, part_ a vppo__loss_part). */
+static void vppo__loss_seq(const void *job, int64_t b, void *part_)
+{
+    const vppo__loss_job *j = (const vppo__loss_job *)job;
+    vppo__loss_part *part = (vppo__loss_part *)part_;
+    const vppo_loss_config *cfg = j->cfg;
+    const vppo_seqs *s = j->s;
+    const float *logp = j->logp, *logp_old = j->logp_old, *logp_ref = j->logp_ref;
+    float *dlogp = j->dlogp;
+    const int seq_ratio = cfg->ratio_level != VPPO_RATIO_TOKEN;
+    const int spread = cfg->ratio_level == VPPO_RATIO_SEQ && cfg->pg_kind == VPPO_PG_CLIP;
+    const int64_t n = vppo__count_valid(s, b);
+    double mean_delta = 0.0, coef;
+    int64_t t;
+    memset(part, 0, sizeof *part);
+    if (n == 0) {
+        if (dlogp) for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) dlogp[t] = 0.0f;
+        return;
+    }
+    coef = part->coef = vppo__seq_coef(cfg, n, j->divisor);
+    if (seq_ratio) {
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+            if (vppo__valid(s, t)) mean_delta += (double)logp[t] - (double)logp_old[t];
+        mean_delta /= (double)n;
+    }
+    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
+        vppo__token tk;
+        if (!vppo__valid(s, t)) { if (dlogp) dlogp[t] = 0.0f; continue; }
+        vppo__token_add_at(cfg, &j->clip, logp, logp_old, logp_ref, j->adv, j->select, j->weight, t,
+                           seq_ratio ? &mean_delta : NULL, &tk, &part->sum);
+        if (dlogp && !spread) vppo__store_grad(dlogp, t, vppo__token_grad(cfg, coef, tk.dpg, tk.dkl), &part->overflow);
+    }
+    if (dlogp && spread) {       /* GSPO: drho/dlogp_u = 1/n_b for every valid u of b */
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
+            double dkl = 0.0;
+            if (!vppo__valid(s, t)) { dlogp[t] = 0.0f; continue; }
+            if (cfg->kl_kind != VPPO_KL_NONE)
+                vppo__kl_term(cfg->kl_kind, (double)logp[t] - (double)logp_ref[t], &dkl);
+            vppo__store_grad(dlogp, t, vppo__token_grad(cfg, coef, part->sum.dpg / (double)n, dkl), &part->overflow);
+        }
+    }
+}
+
 static vppo_status vppo__policy_loss_run(const vppo_loss_config *cfg, const vppo_seqs *s,
     const float *logp, const float *logp_old, const float *logp_ref, const float *adv,
     const uint8_t *select, const float *weight, float *dlogp, vppo_loss_out *out)
 {
-    const int seq_ratio = cfg->ratio_level != VPPO_RATIO_TOKEN;
-    const int spread = cfg->ratio_level == VPPO_RATIO_SEQ && cfg->pg_kind == VPPO_PG_CLIP;
-    int64_t b, t, n_total = 0;
-    double divisor;
+    int64_t b, b0, i, n_total = 0;
     vppo__loss_sums tot;
     int overflow = 0;
+    vppo__loss_job j;
 
     memset(&tot, 0, sizeof tot);
     for (b = 0; b < s->n_seqs; ++b) n_total += vppo__count_valid(s, b);
-    divisor = vppo__loss_divisor(cfg, n_total, s->n_seqs);
+    j.cfg = cfg; j.s = s; j.logp = logp; j.logp_old = logp_old; j.logp_ref = logp_ref; j.adv = adv;
+    j.weight = weight; j.select = select; j.dlogp = dlogp; j.clip = vppo__clip_of(cfg);
+    j.divisor = vppo__loss_divisor(cfg, n_total, s->n_seqs);
 
-    for (b = 0; b < s->n_seqs; ++b) {
-        const int64_t n = vppo__count_valid(s, b);
-        double mean_delta = 0.0, coef;
-        vppo__loss_sums seq;
-        if (n == 0) {
-            if (dlogp) for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) dlogp[t] = 0.0f;
-            continue;
+    for (b0 = 0; b0 < s->n_seqs; b0 += VPPO__SEQ_BLOCK) {
+        vppo__loss_part part[VPPO__SEQ_BLOCK];
+        const int64_t nb = vppo__min64(VPPO__SEQ_BLOCK, s->n_seqs - b0);
+        vppo__seq_block(s, b0, nb, vppo__loss_seq, &j, part, sizeof part[0]);
+        for (i = 0; i < nb; ++i) {       /* in sequence order: the same bits for any thread count */
+            tot.pg += part[i].coef * part[i].sum.pg;
+            tot.kl += part[i].coef * part[i].sum.kl;
+            tot.ent += part[i].coef * part[i].sum.ent;
+            tot.ppo_kl += part[i].sum.ppo_kl;
+            tot.n_clip += part[i].sum.n_clip;
+            tot.n_clip_dual += part[i].sum.n_clip_dual;
+            tot.n_selected += part[i].sum.n_selected;
+            overflow |= part[i].overflow;
         }
-        memset(&seq, 0, sizeof seq);
-        coef = vppo__seq_coef(cfg, n, divisor);
-        if (seq_ratio) {
-            for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
-                if (vppo__valid(s, t)) mean_delta += (double)logp[t] - (double)logp_old[t];
-            mean_delta /= (double)n;
-        }
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
-            vppo__token tk;
-            if (!vppo__valid(s, t)) { if (dlogp) dlogp[t] = 0.0f; continue; }
-            vppo__token_add(cfg, logp, logp_old, logp_ref, adv, select, weight, t, seq_ratio ? &mean_delta : NULL,
-                            &tk, &seq);
-            if (dlogp && !spread) vppo__store_grad(dlogp, t, vppo__token_grad(cfg, coef, tk.dpg, tk.dkl), &overflow);
-        }
-        if (dlogp && spread) {       /* GSPO: drho/dlogp_u = 1/n_b for every valid u of b */
-            for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
-                double dkl = 0.0;
-                if (!vppo__valid(s, t)) { dlogp[t] = 0.0f; continue; }
-                if (cfg->kl_kind != VPPO_KL_NONE)
-                    vppo__kl_term(cfg->kl_kind, (double)logp[t] - (double)logp_ref[t], &dkl);
-                vppo__store_grad(dlogp, t, vppo__token_grad(cfg, coef, seq.dpg / (double)n, dkl), &overflow);
-            }
-        }
-        tot.pg += coef * seq.pg;
-        tot.kl += coef * seq.kl;
-        tot.ent += coef * seq.ent;
-        tot.ppo_kl += seq.ppo_kl;
-        tot.n_clip += seq.n_clip;
-        tot.n_clip_dual += seq.n_clip_dual;
-        tot.n_selected += seq.n_selected;
     }
     overflow |= vppo__loss_out_fill(out, cfg, &tot, n_total);   /* a divisor (denom, agg_norm) near 0 */
     return overflow ? VPPO_ERR_NONFINITE : VPPO_OK;
@@ -2834,32 +3080,35 @@ static vppo_status vppo__check_prepare(const vppo_config *cfg, const vppo_seqs *
     return VPPO_OK;
 }
 
-/* Once vppo__check_prepare passed, the checks of the calls below cannot fail (the
-   dependency is finite: every estimator clamps, and PROB_DROP was checked); their
-   statuses are still passed on. */
+/* Runs after vppo__check_prepare passed: the dependency is then finite (every estimator
+   clamps, PROB_DROP was checked, a given one was checked), so the steps below run without
+   checking their inputs again (no second read for validation). */
 static vppo_status vppo__prepare_run(const vppo_config *cfg, const vppo_seqs *s,
     const float *logp_old, const float *logp_aug, const float *dep_in, const float *adv_seq,
     const vppo_tas_stats *global, vppo_prepared *p, vppo__dep_source source)
 {
     int64_t b, t;
-    vppo_status st = VPPO_OK;
+    vppo_status st;
     const int64_t end = s->offsets[s->n_seqs];
     if (source == VPPO__DEP_SAMPLED) {
-        st = vppo_dependency_sampled(s, logp_old, logp_aug, cfg->estimator, p->dep);
+        vppo__dependency_sampled_run(s, logp_old, logp_aug, cfg->estimator, p->dep);
     } else {
         for (t = s->offsets[0]; t < end; ++t)
             p->dep[t] = source == VPPO__DEP_GIVEN && vppo__valid(s, t) ? dep_in[t] : 0.0f;
     }
-    if (st == VPPO_OK) st = vppo_seq_mean(s, p->dep, p->traj_dep, p->count);
-    if (st != VPPO_OK) return st;
+    vppo__seq_mean_run(s, p->dep, p->traj_dep, p->count);
     if (global) p->stats = *global;
     else if ((st = vppo_tas_stats_compute(p->traj_dep, p->count, s->n_seqs, &p->stats)) != VPPO_OK) return st;
     if (cfg->use_tas) vppo__tas_scales_run(&cfg->tas, &p->stats, p->traj_dep, p->count, s->n_seqs, p->scale);
     else for (b = 0; b < s->n_seqs; ++b) p->scale[b] = 1.0f;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) private(t) if (s->n_seqs > 1 && end - s->offsets[0] >= VPPO__OMP_MIN_WORK)
+#endif
     for (b = 0; b < s->n_seqs; ++b)
         for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
             p->adv[t] = vppo__valid(s, t) ? p->scale[b] * adv_seq[b] : 0.0f;
-    return vppo_topk_mask(s, p->dep, cfg->use_tgf ? cfg->topk_ratio : 1.0, p->select, &p->topk);
+    vppo__topk_run(s, p->dep, cfg->use_tgf ? cfg->topk_ratio : 1.0, p->select, &p->topk);
+    return VPPO_OK;
 }
 
 VPPODEF vppo_status vppo_prepare(const vppo_config *cfg, const vppo_seqs *s,
@@ -3723,8 +3972,27 @@ static const vppo__kernels *vppo__kernels_for(vppo_isa isa)
     }
 }
 
-/* The one piece of global mutable state: -1 until the first use picks the best path. */
+/* The one piece of global mutable state: -1 until the first use picks the best path.
+   It is read and written atomically (relaxed order: it is a lone int that guards no other
+   data; the kernel tables are constant), so concurrent first calls are safe: each may run
+   the detection, and each stores the same value. gcc and clang: the __atomic builtins;
+   other C11 compilers: <stdatomic.h>; anything else (a C99 compiler without either) gets
+   a plain int, on which concurrent first calls are a data race (THREADING). */
+#if defined(__GNUC__) || defined(__clang__)
 static int vppo__isa_current = -1;
+#define VPPO__ISA_LOAD() __atomic_load_n(&vppo__isa_current, __ATOMIC_RELAXED)
+#define VPPO__ISA_STORE(v) __atomic_store_n(&vppo__isa_current, (v), __ATOMIC_RELAXED)
+#elif !defined(__cplusplus) && defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L && \
+    !defined(__STDC_NO_ATOMICS__)
+#include <stdatomic.h>
+static _Atomic int vppo__isa_current = -1;
+#define VPPO__ISA_LOAD() atomic_load_explicit(&vppo__isa_current, memory_order_relaxed)
+#define VPPO__ISA_STORE(v) atomic_store_explicit(&vppo__isa_current, (v), memory_order_relaxed)
+#else
+static int vppo__isa_current = -1;
+#define VPPO__ISA_LOAD() vppo__isa_current
+#define VPPO__ISA_STORE(v) (vppo__isa_current = (v))
+#endif
 
 static vppo_isa vppo__isa_best(void)
 {
@@ -3754,8 +4022,12 @@ static const vppo__kernels *vppo__lin_kernels(float temperature)
 
 VPPODEF vppo_isa vppo_isa_active(void)
 {
-    if (vppo__isa_current < 0) vppo__isa_current = (int)vppo__isa_best();
-    return (vppo_isa)vppo__isa_current;
+    int isa = VPPO__ISA_LOAD();
+    if (isa < 0) {
+        isa = (int)vppo__isa_best();
+        VPPO__ISA_STORE(isa);
+    }
+    return (vppo_isa)isa;
 }
 
 VPPODEF vppo_status vppo_isa_select(vppo_isa isa)
@@ -3763,7 +4035,7 @@ VPPODEF vppo_status vppo_isa_select(vppo_isa isa)
     if (!vppo__enum_in((int)isa, VPPO_ISA_SCALAR, VPPO_ISA_NEON)) return VPPO_ERR_PARAM;
     if (isa != VPPO_ISA_SCALAR && (!vppo__kernels_for(isa) || !vppo__isa_supported(isa)))
         return VPPO_ERR_UNSUPPORTED;
-    vppo__isa_current = (int)isa;
+    VPPO__ISA_STORE((int)isa);
     return VPPO_OK;
 }
 

@@ -258,6 +258,105 @@ void determinism_non_logits_functions_same_bits_on_every_isa(void)
     CHECK_STATUS(VPPO_OK, vppo_isa_select(before));
 }
 
+/* The O(N) functions (§2.1, §4-§8) at a size where they split their sequences over OpenMP
+   threads (more than one block of sequences, more than 65536 tokens): the same bits with 1,
+   2 and 3 threads, on every ISA. Without OpenMP: three more runs. */
+void determinism_o_n_functions_same_bits_across_threads(void)
+{
+    enum { B = 300 };
+    rng r = rng_make(4711);
+    int64_t offsets[B + 1], count[B], pcount[B], t, N;
+    float mean[B], adv_seq[B], ptraj[B], pscale[B], *logp, *aug, *ref, *adv, *w, *dep, *dl, *rewards;
+    float *pdep, *padv;
+    uint8_t *mask, *sel, *psel;
+    unsigned char *first, *now;
+    size_t cap, first_n = 0;
+    vppo_seqs s;
+    vppo_topk_info info;
+    vppo_loss_out out;
+    vppo_prepared p;
+    vppo_config cfg = vppo_config_default();
+    vppo_loss_config lc[3];
+    const vppo_isa before = vppo_isa_active();
+    int isa, pass, c, tested = 0;
+#ifdef _OPENMP
+    const int threads_before = omp_get_max_threads();
+#endif
+    offsets[0] = 0;
+    for (t = 0; t < B; ++t) offsets[t + 1] = offsets[t] + 1 + (int64_t)(rng_uniform(&r) * 600.0);
+    N = offsets[B];
+    CHECK(N > 65536);
+    logp = floats_new(N, 0.0f); aug = floats_new(N, 0.0f); ref = floats_new(N, 0.0f); adv = floats_new(N, 0.0f);
+    w = floats_new(N, 0.0f); dep = floats_new(N, 0.0f); dl = floats_new(N, 0.0f); rewards = floats_new(N, 0.0f);
+    pdep = floats_new(N, 0.0f); padv = floats_new(N, 0.0f);
+    mask = (uint8_t *)calloc((size_t)N, 1); sel = (uint8_t *)calloc((size_t)N, 1); psel = (uint8_t *)calloc((size_t)N, 1);
+    cap = (size_t)N * 64 + 4096;
+    first = (unsigned char *)malloc(cap); now = (unsigned char *)malloc(cap);
+    CHECK(mask && sel && psel && first && now);
+    for (t = 0; t < N; ++t) {
+        mask[t] = (uint8_t)(rng_uniform(&r) < 0.9);
+        logp[t] = (float)(-3.0 * rng_uniform(&r));
+        aug[t] = logp[t] + (float)(0.5 * rng_normal(&r));
+        if (aug[t] > 0) aug[t] = 0;
+        ref[t] = logp[t] + (float)(0.1 * rng_normal(&r));
+        adv[t] = (float)rng_normal(&r);
+        rewards[t] = (float)(rng_uniform(&r) < 0.5);
+    }
+    for (t = 0; t < B; ++t) adv_seq[t] = (float)rng_normal(&r);
+    s.n_seqs = B; s.offsets = offsets; s.mask = mask;
+    for (c = 0; c < 3; ++c) lc[c] = vppo_loss_config_default();
+    lc[1].kl_kind = VPPO_KL_K3; lc[1].kl_coef = 0.05f; lc[1].ratio_level = VPPO_RATIO_SEQ;   /* GSPO spread */
+    lc[2].pg_kind = VPPO_PG_CISPO; lc[2].agg = VPPO_AGG_SEQ_MEAN_TOKEN_MEAN; lc[2].entropy_coef = 0.01f;
+    p.dep = pdep; p.traj_dep = ptraj; p.count = pcount; p.scale = pscale; p.adv = padv; p.select = psel;
+    for (isa = VPPO_ISA_SCALAR; isa <= VPPO_ISA_NEON; ++isa) {
+        if (vppo_isa_select((vppo_isa)isa) != VPPO_OK) continue;
+        ++tested;
+        for (pass = 0; pass < 4; ++pass) {   /* pass 0: 1 thread, the reference; then 1, 2, 3 */
+            size_t at = 0;
+#ifdef _OPENMP
+            omp_set_num_threads(pass == 0 ? 1 : pass);
+#endif
+#define KEEP(ptr, bytes) keep_bytes(now, cap, &at, (ptr), (size_t)(bytes))
+            CHECK_STATUS(VPPO_OK, vppo_dependency_sampled(&s, logp, aug, VPPO_EST_K3, dep));
+            KEEP(dep, N * 4);
+            CHECK_STATUS(VPPO_OK, vppo_group_advantages(&s, rewards, VPPO_ADV_GRPO, 1e-6f, dl));
+            KEEP(dl, N * 4);
+            CHECK_STATUS(VPPO_OK, vppo_seq_mean(&s, dep, mean, count));
+            KEEP(mean, sizeof mean);
+            memset(&info, 0, sizeof info);
+            CHECK_STATUS(VPPO_OK, vppo_topk_mask(&s, dep, 0.4, sel, &info));
+            KEEP(sel, N); KEEP(&info, sizeof info);
+            CHECK_STATUS(VPPO_OK, vppo_soft_mask(&s, dep, 0.4, w));
+            KEEP(w, N * 4);
+            for (c = 0; c < 3; ++c) {
+                memset(&out, 0, sizeof out);
+                CHECK_STATUS(VPPO_OK, vppo_policy_loss(&lc[c], &s, logp, aug, ref, adv, sel, c ? w : NULL, dl, &out));
+                KEEP(dl, N * 4); KEEP(&out, sizeof out);
+            }
+            memset(&out, 0, sizeof out);
+            memset(&p.stats, 0, sizeof p.stats); memset(&p.topk, 0, sizeof p.topk);
+            CHECK_STATUS(VPPO_OK, vppo_step(&cfg, &s, logp, aug, ref, NULL, adv_seq, &p, dl, &out));
+            KEEP(dl, N * 4); KEEP(&out, sizeof out); KEEP(pdep, N * 4); KEEP(padv, N * 4); KEEP(psel, N);
+            KEEP(pscale, sizeof pscale); KEEP(&p.topk, sizeof p.topk);
+#undef KEEP
+            if (tested == 1 && pass == 0) {
+                memcpy(first, now, at);
+                first_n = at;
+            } else {
+                CHECK(at == first_n);
+                CHECK(memcmp(first, now, first_n) == 0);
+            }
+        }
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(threads_before);
+#endif
+    CHECK(tested >= 1);
+    CHECK_STATUS(VPPO_OK, vppo_isa_select(before));
+    free(logp); free(aug); free(ref); free(adv); free(w); free(dep); free(dl); free(rewards); free(pdep); free(padv);
+    free(mask); free(sel); free(psel); free(first); free(now);
+}
+
 /* --- the spread between ISAs ------------------------------------------------ */
 
 /* Worst |a - b| / (abs + rel |b|) over pairs, and the worst |a - b| itself. */
