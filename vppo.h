@@ -2495,8 +2495,8 @@ static void vppo__gemm_pack(const vppo__mat *x, int64_t i0, int64_t ni, int64_t 
     if (x->rs == 1) {                      /* contiguous along i: copy rows of w */
         for (p = 0; p < np; ++p) {
             const float *s = x->p + i0 + (p0 + p) * x->cs;
-            for (i = 0; i < have; ++i) dst[p * w + i] = s[i];
-            for (; i < w; ++i) dst[p * w + i] = 0.0f;
+            memcpy(dst + p * w, s, (size_t)have * sizeof(float));
+            for (i = have; i < w; ++i) dst[p * w + i] = 0.0f;
         }
         return;
     }
