@@ -7,7 +7,8 @@
 #                               python3 with numpy and torch, else it says so and exits 0
 #
 # Uses BUILD, CSTD, OPT and LDLIBS of the top-level Makefile. Extra arguments for the
-# benchmark program: make bench BENCH_ARGS="--only dep"; for peers.py: BENCH_PEERS_ARGS.
+# benchmark program: make bench BENCH_ARGS="--only dep"; for peers.py: BENCH_PEERS_ARGS; for
+# peers_liger.py (the fused head vs Liger-Kernel): BENCH_LIGER_ARGS.
 
 BENCH_CC    ?= gcc
 BENCH_WARN  := -Wall -Wextra -pedantic
@@ -56,9 +57,18 @@ bench-quick: $(BUILD)/bench
 $(BUILD)/libvppo_bench.so: bench/vppo_so.c vppo.h $(BUILD)/bench.flags | $(BUILD)
 	$(BENCH_CC) $(CSTD) $(BENCH_WARN) $(OPT) $(BENCH_OMP) -shared -fPIC -o $@ bench/vppo_so.c $(LDLIBS)
 
-bench-peers: $(BUILD)/libvppo_bench.so
+# the same library with -DVPPO_USE_CBLAS -lopenblas, for the Liger comparison's second row
+$(BUILD)/libvppo_bench_cblas.so: bench/vppo_so.c vppo.h $(BUILD)/bench.flags | $(BUILD)
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) $(OPT) $(BENCH_OMP) -DVPPO_USE_CBLAS -shared -fPIC -o $@ bench/vppo_so.c \
+	    -lopenblas $(LDLIBS)
+
+BENCH_HAVE_OPENBLAS = $(shell echo 'int main(void){return 0;}' | $(BENCH_CC) -x c - -lopenblas -o /dev/null 2>/dev/null && echo yes)
+
+bench-peers: $(BUILD)/libvppo_bench.so $(if $(BENCH_HAVE_OPENBLAS),$(BUILD)/libvppo_bench_cblas.so)
 	@if command -v python3 >/dev/null 2>&1; then \
-	     python3 bench/peers.py --lib $(BUILD)/libvppo_bench.so $(BENCH_PEERS_ARGS); \
+	     python3 bench/peers.py --lib $(BUILD)/libvppo_bench.so $(BENCH_PEERS_ARGS) && \
+	     python3 bench/peers_liger.py --lib $(BUILD)/libvppo_bench.so \
+	         $(if $(BENCH_HAVE_OPENBLAS),--lib-cblas $(BUILD)/libvppo_bench_cblas.so) $(BENCH_LIGER_ARGS); \
 	 else \
 	     echo "bench-peers: python3 not found; skipped (needs python3 with numpy and torch)"; \
 	 fi
