@@ -76,7 +76,10 @@ bench-peers: $(BUILD)/libvppo_bench.so $(if $(BENCH_HAVE_OPENBLAS),$(BUILD)/libv
 # ------------------------------------------------------------------ bitcheck
 #   make bitcheck               bench/bitcheck.c built against the header of BITCHECK_BASE
 #                               (default main) and against ./vppo.h; the per-(function, ISA)
-#                               hashes of every vector-kernel output must be identical
+#                               hashes of every vector-kernel output must be identical;
+#                               it lists the lines that differ. BITCHECK_EXPECT=REGEX (grep -E)
+#                               accepts differences on matching lines only, e.g.
+#                               BITCHECK_EXPECT=linear_ after a change to the head's GEMM
 #   make bitcheck-aarch64       the same for NEON, cross-built and run under qemu-aarch64
 BITCHECK_BASE ?= main
 .PHONY: bitcheck bitcheck-aarch64
@@ -96,8 +99,18 @@ bitcheck: $(BUILD)/bitcheck_base $(BUILD)/bitcheck_new
 	./$(BUILD)/bitcheck_base > $(BUILD)/bitcheck_base.txt
 	./$(BUILD)/bitcheck_new > $(BUILD)/bitcheck_new.txt
 	@cat $(BUILD)/bitcheck_new.txt
-	@diff $(BUILD)/bitcheck_base.txt $(BUILD)/bitcheck_new.txt && \
-	    echo "bitcheck: identical to $(BITCHECK_BASE) ($$(grep -c . $(BUILD)/bitcheck_new.txt) lines)"
+	@if cmp -s $(BUILD)/bitcheck_base.txt $(BUILD)/bitcheck_new.txt; then \
+	    echo "bitcheck: identical to $(BITCHECK_BASE) ($$(grep -c . $(BUILD)/bitcheck_new.txt) lines)"; \
+	 else \
+	    diff $(BUILD)/bitcheck_base.txt $(BUILD)/bitcheck_new.txt | sed -n 's/^> /now:  /p; s/^< /was:  /p' \
+	        > $(BUILD)/bitcheck_diff.txt; \
+	    echo "bitcheck: lines that differ from $(BITCHECK_BASE):"; cat $(BUILD)/bitcheck_diff.txt; \
+	    if [ -n '$(BITCHECK_EXPECT)' ] && ! grep -Ev '$(BITCHECK_EXPECT)' $(BUILD)/bitcheck_diff.txt >/dev/null; then \
+	        echo "bitcheck: only lines matching '$(BITCHECK_EXPECT)' differ (BITCHECK_EXPECT: expected)"; \
+	    else \
+	        echo "bitcheck: unexpected differences (BITCHECK_EXPECT='$(BITCHECK_EXPECT)')"; exit 1; \
+	    fi; \
+	 fi
 
 bitcheck-aarch64: $(BUILD)/bitcheck_base.h | $(BUILD)
 ifneq ($(and $(A64CC),$(QEMU_A64)),)
