@@ -2417,7 +2417,7 @@ VPPODEF vppo_status vppo_step(const vppo_config *cfg, const vppo_seqs *s, const 
 #include <cblas.h>
 #endif
 
-#define VPPO__LIN_ROWS 64            /* hidden rows per tile */
+#define VPPO__LIN_ROWS 256           /* hidden rows per tile */
 #define VPPO__LIN_BYTES (1 << 20)    /* a weight chunk of about this many bytes per tile */
 
 /* Per-row state kept across vocabulary chunks. */

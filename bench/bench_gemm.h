@@ -62,7 +62,7 @@ static bench_sgemm_fn gemm_open_blas(void)
 static void bench_gemm(void)
 {
     const int64_t d = 1024, V = 32000;
-    const int64_t rows = g_quick ? 16 : 64, dd = g_quick ? 128 : d;
+    const int64_t rows = g_quick ? 16 : VPPO__LIN_ROWS, dd = g_quick ? 128 : d;
     const int64_t cols = vppo__lin_cols(dd, V), sq = g_quick ? 128 : 1024;
     gemm_case cs[4];
     bench_sgemm_fn blas = gemm_open_blas();
