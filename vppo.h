@@ -79,8 +79,8 @@ ERRORS
 
 THREADING
    Built without OpenMP the library owns no threads. Built with -fopenmp, the logits
-   kernels (§2.2, §2.3) and the fused linear head (§9) split their rows over OpenMP
-   threads when a call has at least 65536 logits (OMP_NUM_THREADS / omp_set_num_threads
+   kernels (§2.2, §2.3) and the fused linear head (§9) split their rows (the head's
+   GEMMs: whole output tiles) over OpenMP threads when a call has at least 65536 logits (OMP_NUM_THREADS / omp_set_num_threads
    choose how many); each row is computed by one thread in a fixed order, so the thread
    count never changes a bit, and an error reports the lowest failing row's status, as a
    serial run would. The only global mutable state is the ISA selection
@@ -102,9 +102,14 @@ DETERMINISM
    reference, and so within twice those bounds of each other; measured
    (tests/test_determinism.c, f32/bf16/f16, vocab 17-4099): SSE2, AVX2 and AVX-512 are
    within one float ulp of the scalar path, under 4% of that allowance (x87 arithmetic,
-   gcc -m32 without -mfpmath=sse, is not covered). Everything that is not a
-   logits kernel (§3-§8) is the same code on every ISA. With VPPO_USE_CBLAS the GEMM is
-   the BLAS's own, whose bits may depend on its thread count.
+   gcc -m32 without -mfpmath=sse, is not covered). The fused linear head's GEMM
+   (§9) sums each entry in one fixed order on every ISA, with a rounded product and add
+   on the scalar path and SSE2 (computed alike) and one FMA per term on AVX2, AVX-512
+   and NEON: each entry of a k-term product is within about k 2^-24 sum|a b| of the
+   exact value (the classical bound for this order; FMA only lowers the error), so
+   ISAs differ in the last bits there too. Everything else (§3-§8) is the same code on
+   every ISA. With VPPO_USE_CBLAS the GEMM is the BLAS's own, whose bits may depend on
+   its thread count.
 
 SIMD
    The logits kernels have four vector paths beside the scalar reference (double
@@ -526,7 +531,10 @@ VPPODEF vppo_status vppo_step(const vppo_config *cfg, const vppo_seqs *s, const 
    hidden is [n, d] and weight [vocab, d], both row-major f32 and finite. work must hold
    vppo_linear_workspace(n, d, vocab) bytes (any alignment); VPPO_ERR_WORKSPACE otherwise.
    The GEMMs are cblas_sgemm when built with VPPO_USE_CBLAS (link a CBLAS, e.g. OpenBLAS),
-   a portable blocked loop otherwise. Results equal materialising the logits and calling
+   else the library's own (packed, cache-blocked, a microkernel per ISA; each entry
+   summed in one order whatever the tiling and thread count, see DETERMINISM). The
+   workspace holds two logits tiles of up to 256 rows, the GEMM's packed blocks (at most
+   1.2 MiB) and a small state per row. Results equal materialising the logits and calling
    vppo_logprobs / vppo_dependency_logits / vppo_logprobs_backward, within SPEC §12 (the
    logits themselves are f32 GEMM results either way). temperature >= 1/FLT_MAX (about
    2.9e-39; the block kernels take 1/T as a float), else VPPO_ERR_PARAM. A dhidden beyond
@@ -594,14 +602,18 @@ VPPODEF const char *vppo_isa_name(vppo_isa isa);
     7. "Token-level Gradient Filtering (TGF)"       §6
     8. "the policy objective"   §7
     9. "the pipeline"           §8: vppo_prepare, vppo_step
-   10. "fused linear head"      §9: tiles, the GEMMs (vppo__gemm_nt, vppo__gemm_acc), the
-                                three vppo_linear_* functions
+   10. "fused linear head"      §9: tiles, the GEMM driver (vppo__gemm: packing, cache
+                                blocks, fixed sum order; vppo__gemm_nt, vppo__gemm_acc),
+                                the three vppo_linear_* functions
    11. "kernels and ISA dispatch"  §10: everything that depends on the instruction set:
        a. the vector exp/log recipe and constants
        b. "the mapping layer"   one row per vector operation, one column per ISA
        c. "the leaf kernels"    VPPO__KERNELS: each kernel once, instantiated for SSE2,
-                                AVX2, AVX-512 (x86, run-time) and NEON (compile-time)
-       d. "portable C kernels"  the same contract in C (the linear head's scalar path)
+                                AVX2, AVX-512 (x86, run-time) and NEON (compile-time);
+                                VPPO__GEMM_KERNELS: the linear head's GEMM microkernel
+                                and its table (vppo__gemm_kernels), the same four ISAs
+       d. "portable C kernels"  the same contract in C (the linear head's scalar path),
+                                the GEMM microkernel in C
        e. "detection, ..."      CPUID/XGETBV, vppo__kernels_for, vppo_isa_active/
                                 select/name
 */
@@ -2821,12 +2833,14 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
    Everything that depends on the instruction set, in one place:
      a. the numeric recipe of the vector exp/log (constants below, and the note)
      b. the mapping layer: one row per vector operation, one column per ISA
-     c. the leaf kernels, written once (VPPO__KERNELS) and instantiated per ISA
+     c. the leaf kernels, written once (VPPO__KERNELS, VPPO__GEMM_KERNELS) and
+        instantiated per ISA
      d. the portable C kernels (the fused linear head's scalar path)
      e. detection, selection and the dispatch table (vppo__kernels_for, vppo_isa_*)
    The row drivers that call the kernels are in the logits section (contract there:
-   vppo__kernels). A new ISA is one column of the table, its target attribute and one
-   VPPO__KERNELS line; a change to a kernel is made once for every ISA.
+   vppo__kernels). A new ISA is one column of the table, its target attribute, one
+   VPPO__KERNELS line and one VPPO__GEMM_KERNELS line (with its VPPO__GEMM_MR column);
+   a change to a kernel is made once for every ISA.
 
    vexp(x): n = round(x / ln2) by adding 1.5 * 2^23, Cody-Waite reduction x = n ln2 + r,
    |r| <= ln2/2, a degree-6 polynomial in Estrin form (short dependency chains keep the
