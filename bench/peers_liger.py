@@ -30,21 +30,20 @@ import argparse
 import ctypes
 import os
 import sys
-import time
 
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_v] = "1"
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402  (bench/peers.py: missing_deps, median_time)
 
 
 def missing_deps():
-    missing = []
-    for mod in ("numpy", "torch", "liger_kernel"):
-        try:
-            __import__(mod)
-        except Exception:  # ImportError, or a broken install
-            missing.append(mod)
+    missing = peers.missing_deps()        # numpy, torch
+    try:
+        __import__("liger_kernel")
+    except Exception:  # ImportError, or a broken install
+        missing.append("liger_kernel")
     return missing
 
 
@@ -79,17 +78,6 @@ class LossOut(ctypes.Structure):
     _fields_ = [(f, ctypes.c_double) for f in ("loss", "pg_loss", "kl_loss", "entropy_loss", "clipfrac",
                                               "clipfrac_dual", "ppo_kl")] + \
                [("n_valid", ctypes.c_int64), ("n_selected", ctypes.c_int64)]
-
-
-def median_time(fn, reps):
-    fn()
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    ts.sort()
-    return ts[len(ts) // 2] if len(ts) % 2 else 0.5 * (ts[len(ts) // 2 - 1] + ts[len(ts) // 2])
 
 
 def main():
@@ -150,7 +138,7 @@ def main():
         loss.backward()
         res["liger_loss"] = float(loss.detach())
 
-    t_liger = median_time(run_liger, reps)
+    t_liger = peers.median_time(run_liger, reps)
     l_dh, l_dw = Ht.grad.numpy().reshape(n, d).copy(), Wt.grad.numpy().copy()
 
     print("## Fused linear head end to end vs Liger-Kernel (LigerFusedLinearGRPOLoss, PyTorch %s CPU), "
@@ -194,7 +182,7 @@ def main():
                                                     None, p(dh), p(dw), p(work), ws),
                   "vppo_linear_logprobs_backward")
 
-        t_vppo = median_time(run_vppo, reps)
+        t_vppo = peers.median_time(run_vppo, reps)
         e_v, e_l = abs(out.loss - ref_loss), abs(res["liger_loss"] - ref_loss)
         d_h = float(np.max(np.abs(dh - l_dh)))
         d_w = float(np.max(np.abs(dw - l_dw)))
