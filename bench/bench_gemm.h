@@ -68,7 +68,7 @@ static void bench_gemm(void)
     bench_sgemm_fn blas = gemm_open_blas();
     int64_t big = sq * sq, i;
     float *a, *b, *c, *ref, *pack;
-    int ci, reps = g_quick ? 1 : (g_reps > 5 ? g_reps : 5);
+    int ci, reps = g_quick ? 1 : (g_reps > 9 ? g_reps : 9);   /* cheap: 9 repetitions at least */
     printf("## Built-in GEMM of the fused head (vppo__gemm, no BLAS) vs OpenBLAS sgemm, 1 thread, ISA %s\n\n",
            vppo_isa_name(vppo_isa_active()));
     if (!blas) printf("(OpenBLAS not found: libopenblas.so.0 could not be opened; its column is empty)\n\n");

@@ -19,7 +19,7 @@ loads):
              loss.backward() (input and weight gradients)
 
 Both get the same float32 arrays (torch.from_numpy shares them). Times are medians of
---reps (>= 5) after one warm-up. Correctness, checked on the same call: the loss of both
+--reps (>= 5) after one warm-up, the runners interleaved within every repetition. Correctness, checked on the same call: the loss of both
 against a float64 evaluation (logits in float64 from the same inputs) within SPEC §12's
 batch-scalar bound widened by the f32 GEMM (the logits are f32 GEMM results: |loss err|
 <= 1e-6 (1 + |ref|) + 1e-5 is asserted for both), and vppo's dhidden and dweight against
@@ -30,12 +30,13 @@ import argparse
 import ctypes
 import os
 import sys
+import time
 
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_v] = "1"
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import peers  # noqa: E402  (bench/peers.py: missing_deps, median_time)
+import peers  # noqa: E402  (bench/peers.py: missing_deps)
 
 
 def missing_deps():
@@ -138,59 +139,68 @@ def main():
         loss.backward()
         res["liger_loss"] = float(loss.detach())
 
-    t_liger = peers.median_time(run_liger, reps)
-    l_dh, l_dw = Ht.grad.numpy().reshape(n, d).copy(), Wt.grad.numpy().copy()
-
-    print("## Fused linear head end to end vs Liger-Kernel (LigerFusedLinearGRPOLoss, PyTorch %s CPU), "
-          "1 thread\n" % torch.__version__)
-    print("n = %d (%d x %d), d = %d, V = %d; median of %d after a warm-up; loss (float64 reference) %.6f\n"
-          % (n, B, T, d, V, reps, ref_loss))
-    print("| build | ISA | vppo ms | Liger ms | speed-up | loss err vppo | loss err Liger | dhidden max diff | "
-          "dweight max diff |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    ok = abs(res["liger_loss"] - ref_loss) <= 1e-6 * (1 + abs(ref_loss)) + 1e-5
-    libs = [("no BLAS", a.lib)] + ([("VPPO_USE_CBLAS", a.lib_cblas)] if a.lib_cblas else [])
-    for label, path in libs:
+    def setup_vppo(label, path):
         lib = load(path)
         lib.vppo_bench_threads(1)
         ws = lib.vppo_linear_workspace(n, d, V)
-        work = np.empty(ws, dtype=np.uint8)
-        logp = np.empty(n, np.float32)
-        lse = np.empty(n, np.float32)
-        dlogp = np.empty(n, np.float32)
-        dh = np.empty((n, d), np.float32)
-        dw = np.empty((V, d), np.float32)
-        offs = (np.arange(B + 1, dtype=np.int64) * T)
-        mflat = mask.reshape(-1).copy()
-        seqs = VppoSeqs(B, offs.ctypes.data, mflat.ctypes.data)
-        cfg = lib.vppo_loss_config_default()
-        cfg.clip_low, cfg.clip_high, cfg.clip_dual, cfg.entropy_coef = 0.2, 0.28, 0.0, 0.0
-        out = LossOut()
+        v = {"label": label, "lib": lib, "work": np.empty(ws, dtype=np.uint8), "logp": np.empty(n, np.float32),
+             "lse": np.empty(n, np.float32), "dlogp": np.empty(n, np.float32), "dh": np.empty((n, d), np.float32),
+             "dw": np.empty((V, d), np.float32), "offs": np.arange(B + 1, dtype=np.int64) * T,
+             "mask": mask.reshape(-1).copy(), "out": LossOut(), "cfg": lib.vppo_loss_config_default()}
+        v["seqs"] = VppoSeqs(B, v["offs"].ctypes.data, v["mask"].ctypes.data)
+        v["cfg"].clip_low, v["cfg"].clip_high, v["cfg"].clip_dual, v["cfg"].entropy_coef = 0.2, 0.28, 0.0, 0.0
         p = lambda x: x.ctypes.data  # noqa: E731
 
         def check(st, what):
             if st != 0:
                 raise SystemExit("peers_liger.py: %s: %s" % (what, lib.vppo_status_string(st).decode()))
 
-        def run_vppo():
-            check(lib.vppo_linear_logprobs(p(H), p(W), n, d, V, 1.0, p(ids), p(logp), p(lse), None,
-                                           p(work), ws), "vppo_linear_logprobs")
-            check(lib.vppo_policy_loss(ctypes.byref(cfg), ctypes.byref(seqs), p(logp), p(old), None, p(adv),
-                                       None, None, p(dlogp), ctypes.byref(out)), "vppo_policy_loss")
-            dw.fill(0.0)
-            check(lib.vppo_linear_logprobs_backward(p(H), p(W), n, d, V, 1.0, p(ids), p(lse), None, p(dlogp),
-                                                    None, p(dh), p(dw), p(work), ws),
+        def run():
+            check(lib.vppo_linear_logprobs(p(H), p(W), n, d, V, 1.0, p(ids), p(v["logp"]), p(v["lse"]), None,
+                                           p(v["work"]), ws), "vppo_linear_logprobs")
+            check(lib.vppo_policy_loss(ctypes.byref(v["cfg"]), ctypes.byref(v["seqs"]), p(v["logp"]), p(old), None,
+                                       p(adv), None, None, p(v["dlogp"]), ctypes.byref(v["out"])), "vppo_policy_loss")
+            v["dw"].fill(0.0)
+            check(lib.vppo_linear_logprobs_backward(p(H), p(W), n, d, V, 1.0, p(ids), p(v["lse"]), None,
+                                                    p(v["dlogp"]), None, p(v["dh"]), p(v["dw"]), p(v["work"]), ws),
                   "vppo_linear_logprobs_backward")
+        v["run"] = run
+        return v
 
-        t_vppo = peers.median_time(run_vppo, reps)
-        e_v, e_l = abs(out.loss - ref_loss), abs(res["liger_loss"] - ref_loss)
-        d_h = float(np.max(np.abs(dh - l_dh)))
-        d_w = float(np.max(np.abs(dw - l_dw)))
+    libs = [setup_vppo("no BLAS", a.lib)] + ([setup_vppo("VPPO_USE_CBLAS", a.lib_cblas)] if a.lib_cblas else [])
+    # side by side: every repetition runs Liger and each vppo build in turn, so that the load
+    # of a shared machine falls on all of them alike; the medians are taken per runner
+    runners = [run_liger] + [v["run"] for v in libs]
+    times = [[] for _ in runners]
+    for f in runners:
+        f()                                              # warm-up
+    for _ in range(reps):
+        for i, f in enumerate(runners):
+            t0 = time.perf_counter()
+            f()
+            times[i].append(time.perf_counter() - t0)
+    med = [float(np.median(t)) for t in times]
+    t_liger = med[0]
+    l_dh, l_dw = Ht.grad.numpy().reshape(n, d).copy(), Wt.grad.numpy().copy()
+
+    print("## Fused linear head end to end vs Liger-Kernel (LigerFusedLinearGRPOLoss, PyTorch %s CPU), "
+          "1 thread\n" % torch.__version__)
+    print("n = %d (%d x %d), d = %d, V = %d; medians of %d repetitions, the runners interleaved, after a "
+          "warm-up; loss (float64 reference) %.6f\n" % (n, B, T, d, V, reps, ref_loss))
+    print("| build | ISA | vppo ms | Liger ms | speed-up | loss err vppo | loss err Liger | dhidden max diff | "
+          "dweight max diff |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    ok = abs(res["liger_loss"] - ref_loss) <= 1e-6 * (1 + abs(ref_loss)) + 1e-5
+    for v, t_vppo in zip(libs, med[1:]):
+        e_v, e_l = abs(v["out"].loss - ref_loss), abs(res["liger_loss"] - ref_loss)
+        d_h = float(np.max(np.abs(v["dh"] - l_dh)))
+        d_w = float(np.max(np.abs(v["dw"] - l_dw)))
         ok_row = e_v <= 1e-6 * (1 + abs(ref_loss)) + 1e-5 and \
             d_h <= 1e-5 * float(np.max(np.abs(l_dh))) + 1e-7 and d_w <= 1e-5 * float(np.max(np.abs(l_dw))) + 1e-7
         ok = ok and ok_row
+        lib = v["lib"]
         print("| %s | %s | %.1f | %.1f | %.2fx | %.1e | %.1e | %.1e | %.1e |%s" % (
-            label, lib.vppo_isa_name(lib.vppo_isa_active()).decode(), t_vppo * 1e3, t_liger * 1e3,
+            v["label"], lib.vppo_isa_name(lib.vppo_isa_active()).decode(), t_vppo * 1e3, t_liger * 1e3,
             t_liger / t_vppo, e_v, e_l, d_h, d_w, "" if ok_row else " CHECK FAILED"))
     print("\n(speed-up: Liger time / vppo time; the diffs are max |vppo - Liger| over the gradients)\n")
     if not ok:
