@@ -115,6 +115,19 @@ static void bench_gemm(void)
             printf("| %s | %lld x %lld x %lld | %.1f | - | - | - |\n", g->name, (long long)g->m, (long long)g->n,
                    (long long)g->k, flop / t_ours * 1e-9);
     }
+    /* every ISA this machine runs, ours only, on the head's three products */
+    printf("\nours by ISA (GFLOP/s, 1 thread, median of %d):\n\n| ISA |", reps);
+    for (ci = 0; ci < 3; ++ci) printf(" %s |", cs[ci].name);
+    printf("\n|---|---:|---:|---:|\n");
+    for (i = 0; i < g_nisas; ++i) {
+        vppo_isa_select(g_isas[i]);
+        printf("| %s |", vppo_isa_name(g_isas[i]));
+        for (ci = 0; ci < 3; ++ci)
+            printf(" %.1f |", 2.0 * (double)cs[ci].m * (double)cs[ci].n * (double)cs[ci].k
+                              / time_median(gemm_ours, NULL, &cs[ci], reps, 1) * 1e-9);
+        printf("\n");
+    }
+    vppo_isa_select(g_default_isa);
     printf("\n");
     free(a); free(b); free(c); free(ref); free(pack);
 }
