@@ -43,7 +43,7 @@ $(BUILD)/bench.flags: bench-force | $(BUILD)
 	@f='$(BENCH_CC) $(BENCH_CFLAGS) $(BENCH_LIBS)'; \
 	 if [ ! -f $@ ] || [ "$$(cat $@)" != "$$f" ]; then echo "$$f" > $@; fi
 
-$(BUILD)/bench: bench/bench.c bench/bench_common.h vppo.h $(BUILD)/bench.flags | $(BUILD)
+$(BUILD)/bench: bench/bench.c bench/bench_common.h bench/bench_gemm.h vppo.h $(BUILD)/bench.flags | $(BUILD)
 	$(BENCH_CC) $(BENCH_CFLAGS) -o $@ bench/bench.c $(BENCH_LIBS)
 
 bench: $(BUILD)/bench
