@@ -2470,6 +2470,15 @@ static int64_t vppo__lin_cols(int64_t d, int64_t vocab)
 #define VPPO__GEMM_NRMAX 32
 #define VPPO__GEMM_MRMAX 8
 
+/* OpenMP inside a GEMM only where a parallel region has enough work to pay for its
+   barrier: about 0.25 ms of multiply-adds per tile region, a 4 MiB block per packing
+   region. Each region ends in a barrier, and on an oversubscribed machine a barrier
+   waits for a descheduled thread (milliseconds): small regions then cost more than they
+   save (measured: a 2-thread head 25x slower than 1 thread at 1 << 18 on a loaded
+   2-core machine). */
+#define VPPO__GEMM_OMP_TILES ((int64_t)1 << 24)
+#define VPPO__GEMM_OMP_PACK ((int64_t)1 << 20)
+
 static int64_t vppo__gemm_max(int64_t a, int64_t b) { return a > b ? a : b; }
 
 typedef struct vppo__gemm_kernels {
@@ -2592,7 +2601,7 @@ static void vppo__gemm(int64_t m, int64_t n, int64_t k, const vppo__mat *a, cons
             const int load = acc || pc > 0;
             int64_t jp;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (nc * kc > 1 << 16)
+#pragma omp parallel for schedule(static) if (nc * kc >= VPPO__GEMM_OMP_PACK)
 #endif
             for (jp = 0; jp < nb; ++jp) vppo__gemm_pack(&bt, jc + jp * g->nr, n, pc, kc, g->nr, pb + jp * g->nr * kc);
             for (ic = 0; ic < m; ic += VPPO__GEMM_MC) {
@@ -2600,7 +2609,7 @@ static void vppo__gemm(int64_t m, int64_t n, int64_t k, const vppo__mat *a, cons
                 int64_t ip, t;
                 for (ip = 0; ip < na; ++ip) vppo__gemm_pack(a, ic + ip * g->mr, m, pc, kc, g->mr, pa + ip * g->mr * kc);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (mcb * nc * kc > 1 << 18)
+#pragma omp parallel for schedule(static) if (mcb * nc * kc >= VPPO__GEMM_OMP_TILES)
 #endif
                 for (t = 0; t < nb * na; ++t) {   /* panel of B outer: its kc x nr stays in L1 */
                     const int64_t jb = t / na, ib = t % na, i = ic + ib * g->mr, j = jc + jb * g->nr;
