@@ -79,8 +79,8 @@ ERRORS
 
 THREADING
    Built without OpenMP the library owns no threads. Built with -fopenmp, the logits
-   kernels (§2.2, §2.3) and the fused linear head (§9) split their rows over OpenMP
-   threads when a call has at least 65536 logits (OMP_NUM_THREADS / omp_set_num_threads
+   kernels (§2.2, §2.3) and the fused linear head (§9) split their rows (the head's
+   GEMMs: whole output tiles) over OpenMP threads when a call has at least 65536 logits (OMP_NUM_THREADS / omp_set_num_threads
    choose how many); each row is computed by one thread in a fixed order, so the thread
    count never changes a bit, and an error reports the lowest failing row's status, as a
    serial run would. Likewise, at 65536 tokens or more, vppo_dependency_sampled,
@@ -111,9 +111,14 @@ DETERMINISM
    reference, and so within twice those bounds of each other; measured
    (tests/test_determinism.c, f32/bf16/f16, vocab 17-4099): SSE2, AVX2 and AVX-512 are
    within one float ulp of the scalar path, under 4% of that allowance (x87 arithmetic,
-   gcc -m32 without -mfpmath=sse, is not covered). Everything that is not a
-   logits kernel (§3-§8) is the same code on every ISA. With VPPO_USE_CBLAS the GEMM is
-   the BLAS's own, whose bits may depend on its thread count.
+   gcc -m32 without -mfpmath=sse, is not covered). The fused linear head's GEMM
+   (§9) sums each entry in one fixed order on every ISA, with a rounded product and add
+   on the scalar path and SSE2 (computed alike) and one FMA per term on AVX2, AVX-512
+   and NEON: each entry of a k-term product is within about k 2^-24 sum|a b| of the
+   exact value (the classical bound for this order; FMA only lowers the error), so
+   ISAs differ in the last bits there too. Everything else (§3-§8) is the same code on
+   every ISA. With VPPO_USE_CBLAS the GEMM is the BLAS's own, whose bits may depend on
+   its thread count.
 
 SIMD
    The logits kernels have four vector paths beside the scalar reference (double
@@ -624,7 +629,10 @@ VPPODEF vppo_status vppo_step(const vppo_config *cfg, const vppo_seqs *s, const 
    hidden is [n, d] and weight [vocab, d], both row-major f32 and finite. work must hold
    vppo_linear_workspace(n, d, vocab) bytes (any alignment); VPPO_ERR_WORKSPACE otherwise.
    The GEMMs are cblas_sgemm when built with VPPO_USE_CBLAS (link a CBLAS, e.g. OpenBLAS),
-   a portable blocked loop otherwise. Results equal materialising the logits and calling
+   else the library's own (packed, cache-blocked, a microkernel per ISA; each entry
+   summed in one order whatever the tiling and thread count, see DETERMINISM). The
+   workspace holds two logits tiles of up to 256 rows, the GEMM's packed blocks (at most
+   1.2 MiB) and a small state per row. Results equal materialising the logits and calling
    vppo_logprobs / vppo_dependency_logits / vppo_logprobs_backward, within §12 (the
    logits themselves are f32 GEMM results either way). temperature >= 1/FLT_MAX (about
    2.9e-39; the block kernels take 1/T as a float), else VPPO_ERR_PARAM. A dhidden beyond
@@ -692,14 +700,18 @@ VPPODEF const char *vppo_isa_name(vppo_isa isa);
     7. "Token-level Gradient Filtering (TGF)"       §6
     8. "the policy objective"   §7
     9. "the pipeline"           §8: vppo_prepare, vppo_step
-   10. "fused linear head"      §9: tiles, the GEMMs (vppo__gemm_nt, vppo__gemm_acc), the
-                                three vppo_linear_* functions
+   10. "fused linear head"      §9: tiles, the GEMM driver (vppo__gemm: packing, cache
+                                blocks, fixed sum order; vppo__gemm_nt, vppo__gemm_acc),
+                                the three vppo_linear_* functions
    11. "kernels and ISA dispatch"  §10: everything that depends on the instruction set:
        a. the vector exp/log recipe and constants
        b. "the mapping layer"   one row per vector operation, one column per ISA
        c. "the leaf kernels"    VPPO__KERNELS: each kernel once, instantiated for SSE2,
-                                AVX2, AVX-512 (x86, run-time) and NEON (compile-time)
-       d. "portable C kernels"  the same contract in C (the linear head's scalar path)
+                                AVX2, AVX-512 (x86, run-time) and NEON (compile-time);
+                                VPPO__GEMM_KERNELS: the linear head's GEMM microkernel
+                                and its table (vppo__gemm_kernels), the same four ISAs
+       d. "portable C kernels"  the same contract in C (the linear head's scalar path),
+                                the GEMM microkernel in C
        e. "detection, ..."      CPUID/XGETBV, vppo__kernels_for, vppo_isa_active/
                                 select/name
 */
@@ -3143,7 +3155,7 @@ VPPODEF vppo_status vppo_step(const vppo_config *cfg, const vppo_seqs *s, const 
 #include <cblas.h>
 #endif
 
-#define VPPO__LIN_ROWS 64            /* hidden rows per tile */
+#define VPPO__LIN_ROWS 256           /* hidden rows per tile */
 #define VPPO__LIN_BYTES (1 << 20)    /* a weight chunk of about this many bytes per tile */
 
 /* Per-row state kept across vocabulary chunks. */
@@ -3153,6 +3165,8 @@ typedef struct vppo__linplan {
     int64_t rows, cols;              /* tile: rows x cols logits */
     float *tile_a, *tile_b;          /* rows x cols each */
     vppo__linrow *row;               /* [n] */
+    float *pack;                     /* the GEMMs' packed blocks (vppo__gemm_pack_floats) */
+    int64_t pack_a;                  /* floats of the A block at the start of pack */
 } vppo__linplan;
 
 static int64_t vppo__lin_cols(int64_t d, int64_t vocab)
@@ -3163,13 +3177,107 @@ static int64_t vppo__lin_cols(int64_t d, int64_t vocab)
     return c < vocab ? c : vocab;
 }
 
+/* The fused head's GEMMs: C (+)= A B with A m x k, B k x n, any strides, C row-major.
+   Blocked as usual for caches (k in slices of VPPO__GEMM_KC, n in blocks of VPPO__GEMM_NC
+   packed as k-major panels of NR columns, m in blocks of VPPO__GEMM_MC packed as panels
+   of MR rows) and computed by a per-ISA microkernel on MR x NR register tiles
+   (VPPO__GEMM_KERNELS in the ISA section; the portable C one on the scalar path).
+   The order of every sum is fixed whatever the blocking and the thread count: entry
+   C(i,j) is one float accumulator that starts at 0 (or at C(i,j) when accumulating) and
+   takes a(i,p) b(p,j) for p = 0, 1, ..., k-1 in turn, one fused multiply-add each
+   (SSE2 and the portable C: a rounded product then a rounded add). Between k slices the
+   accumulator is stored to C as the float it is and reloaded; edge tiles run the same
+   microkernel on a zero-padded copy. So an entry does not depend on where the tiles or
+   the threads fall, and threads only split whole tiles. */
+#define VPPO__GEMM_KC 256
+#define VPPO__GEMM_MC 144            /* a multiple of every MR (4, 6, 8) */
+#define VPPO__GEMM_NC 1024           /* a multiple of every NR (8, 16, 32) */
+#define VPPO__GEMM_MRLCM 24
+#define VPPO__GEMM_NRMAX 32
+#define VPPO__GEMM_MRMAX 8
+
+/* OpenMP inside a GEMM only where a parallel region has enough work to pay for its
+   barrier: about 0.25 ms of multiply-adds per tile region, a 4 MiB block per packing
+   region. Each region ends in a barrier, and on an oversubscribed machine a barrier
+   waits for a descheduled thread (milliseconds): small regions then cost more than they
+   save (measured: a 2-thread head 25x slower than 1 thread at 1 << 18 on a loaded
+   2-core machine). */
+#define VPPO__GEMM_OMP_TILES ((int64_t)1 << 24)
+#define VPPO__GEMM_OMP_PACK ((int64_t)1 << 20)
+
+static int64_t vppo__gemm_max(int64_t a, int64_t b) { return a > b ? a : b; }
+
+typedef struct vppo__gemm_kernels {
+    int mr, nr;
+    /* the MR x NR tile at c (row stride ldc) = (load ? c : 0) + sum over p < kc of
+       pa[p mr + i] pb[p nr + j], in that order */
+    void (*micro)(int64_t kc, const float *pa, const float *pb, float *c, int64_t ldc, int load);
+} vppo__gemm_kernels;
+
+typedef struct vppo__mat { const float *p; int64_t rs, cs; } vppo__mat;   /* X(i,j) = p[i rs + j cs] */
+
+/* From the ISA section: the microkernel of the active ISA (never NULL). */
+static const vppo__gemm_kernels *vppo__gemm_kernels_active(void);
+
+/* Pack floats the GEMMs of a head with these tile sizes need: an A block and a B block. */
+static int64_t vppo__gemm_pack_a(int64_t rows, int64_t cols, int64_t d)
+{
+    const int64_t m = vppo__gemm_max(rows, cols), k = vppo__gemm_max(vppo__gemm_max(rows, cols), d);
+    const int64_t mc = vppo__min64(VPPO__GEMM_MC, (m + VPPO__GEMM_MRLCM - 1) / VPPO__GEMM_MRLCM * VPPO__GEMM_MRLCM);
+    return (mc * vppo__min64(VPPO__GEMM_KC, k) + 15) / 16 * 16;
+}
+
+static int64_t vppo__gemm_pack_floats(int64_t rows, int64_t cols, int64_t d)
+{
+    const int64_t nmax = vppo__gemm_max(cols, d), k = vppo__gemm_max(vppo__gemm_max(rows, cols), d);
+    const int64_t nc = vppo__min64(VPPO__GEMM_NC, (nmax + VPPO__GEMM_NRMAX - 1) / VPPO__GEMM_NRMAX * VPPO__GEMM_NRMAX);
+    return vppo__gemm_pack_a(rows, cols, d) + vppo__min64(VPPO__GEMM_KC, k) * nc;
+}
+
+/* dst[p w + i] = X(i0 + i, p0 + p) for i < w, p < np; rows at or past ni are zeros. */
+static void vppo__gemm_pack(const vppo__mat *x, int64_t i0, int64_t ni, int64_t p0, int64_t np, int w, float *dst)
+{
+    const int64_t have = vppo__min64(w, ni - i0);
+    int64_t i, p;
+    if (x->rs == 1) {                      /* contiguous along i: copy rows of w */
+        for (p = 0; p < np; ++p) {
+            const float *s = x->p + i0 + (p0 + p) * x->cs;
+            memcpy(dst + p * w, s, (size_t)have * sizeof(float));
+            for (i = have; i < w; ++i) dst[p * w + i] = 0.0f;
+        }
+        return;
+    }
+    for (i = 0; i < have; ++i) {           /* contiguous along p (or neither) */
+        const float *s = x->p + (i0 + i) * x->rs + p0 * x->cs;
+        for (p = 0; p < np; ++p) dst[p * w + i] = s[p * x->cs];
+    }
+    for (; i < w; ++i)
+        for (p = 0; p < np; ++p) dst[p * w + i] = 0.0f;
+}
+
+static void vppo__gemm_tile(const vppo__gemm_kernels *g, int64_t kc, const float *pa, const float *pb,
+    float *c, int64_t ldc, int64_t rows, int64_t cols, int load)
+{
+    float t[VPPO__GEMM_MRMAX * VPPO__GEMM_NRMAX];
+    int64_t i, j;
+    if (rows == g->mr && cols == g->nr) { g->micro(kc, pa, pb, c, ldc, load); return; }
+    for (i = 0; i < g->mr * g->nr; ++i) t[i] = 0.0f;
+    if (load)
+        for (i = 0; i < rows; ++i)
+            for (j = 0; j < cols; ++j) t[i * g->nr + j] = c[i * ldc + j];
+    g->micro(kc, pa, pb, t, g->nr, load);
+    for (i = 0; i < rows; ++i)
+        for (j = 0; j < cols; ++j) c[i * ldc + j] = t[i * g->nr + j];
+}
+
 VPPODEF size_t vppo_linear_workspace(int64_t n, int64_t d, int64_t vocab)
 {
     int64_t rows, cols;
     if (n < 0 || d < 1 || vocab < 1 || n > VPPO__MAX_INDEX / (int64_t)sizeof(vppo__linrow)) return 0;
     rows = n < VPPO__LIN_ROWS ? (n > 0 ? n : 1) : VPPO__LIN_ROWS;
     cols = vppo__lin_cols(d, vocab);
-    return (size_t)(2 * rows * cols) * sizeof(float) + (size_t)n * sizeof(vppo__linrow) + 64;
+    return (size_t)(2 * rows * cols + vppo__gemm_pack_floats(rows, cols, d)) * sizeof(float)
+           + (size_t)n * sizeof(vppo__linrow) + 64;
 }
 
 static vppo_status vppo__lin_check(const float *hidden, const float *weight, int64_t n, int64_t d,
@@ -3194,13 +3302,54 @@ static vppo_status vppo__lin_check(const float *hidden, const float *weight, int
     plan->row = (vppo__linrow *)at;
     plan->tile_a = (float *)(at + (size_t)n * sizeof(vppo__linrow));
     plan->tile_b = plan->tile_a + plan->rows * plan->cols;
+    plan->pack = plan->tile_b + plan->rows * plan->cols;
+    plan->pack_a = vppo__gemm_pack_a(plan->rows, plan->cols, d);
     return VPPO_OK;
 }
 
-/* out[i][j] = sum_k a[i][k] b[j][k] for i < m, j < nb (rows of length d; out stride nb).
-   Portable: 4 x 4 tiles of independent sums, each a plain loop over k, so an entry's
-   value does not depend on where the tiles fall. */
-static void vppo__gemm_nt(const float *a, int64_t m, const float *b, int64_t nb, int64_t d, float *out)
+/* C (+)= A B (accumulate: acc), A m x k, B k x n, C(i,j) = c[i ldc + j]; pack holds
+   vppo__gemm_pack_floats of the head, the A block first (pack_a floats). */
+static void vppo__gemm(int64_t m, int64_t n, int64_t k, const vppo__mat *a, const vppo__mat *b,
+    float *c, int64_t ldc, int acc, float *pack, int64_t pack_a)
+{
+    const vppo__gemm_kernels *g = vppo__gemm_kernels_active();
+    const vppo__mat bt = { b->p, b->cs, b->rs };      /* B transposed: panels of columns */
+    float *pa = pack, *pb = pack + pack_a;
+    int64_t jc, pc, ic;
+    if (k == 0 && !acc) {
+        for (ic = 0; ic < m; ++ic) memset(c + ic * ldc, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    for (jc = 0; jc < n; jc += VPPO__GEMM_NC) {
+        const int64_t nc = vppo__min64(VPPO__GEMM_NC, n - jc), nb = (nc + g->nr - 1) / g->nr;
+        for (pc = 0; pc < k; pc += VPPO__GEMM_KC) {
+            const int64_t kc = vppo__min64(VPPO__GEMM_KC, k - pc);
+            const int load = acc || pc > 0;
+            int64_t jp;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (nc * kc >= VPPO__GEMM_OMP_PACK)
+#endif
+            for (jp = 0; jp < nb; ++jp) vppo__gemm_pack(&bt, jc + jp * g->nr, n, pc, kc, g->nr, pb + jp * g->nr * kc);
+            for (ic = 0; ic < m; ic += VPPO__GEMM_MC) {
+                const int64_t mcb = vppo__min64(VPPO__GEMM_MC, m - ic), na = (mcb + g->mr - 1) / g->mr;
+                int64_t ip, t;
+                for (ip = 0; ip < na; ++ip) vppo__gemm_pack(a, ic + ip * g->mr, m, pc, kc, g->mr, pa + ip * g->mr * kc);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (mcb * nc * kc >= VPPO__GEMM_OMP_TILES)
+#endif
+                for (t = 0; t < nb * na; ++t) {   /* panel of B outer: its kc x nr stays in L1 */
+                    const int64_t jb = t / na, ib = t % na, i = ic + ib * g->mr, j = jc + jb * g->nr;
+                    vppo__gemm_tile(g, kc, pa + ib * g->mr * kc, pb + jb * g->nr * kc, c + i * ldc + j, ldc,
+                                    vppo__min64(g->mr, m - i), vppo__min64(g->nr, n - j), load);
+                }
+            }
+        }
+    }
+}
+
+/* out[i][j] = sum_k a[i][k] b[j][k] for i < m, j < nb (rows of length d; out stride nb). */
+static void vppo__gemm_nt(const float *a, int64_t m, const float *b, int64_t nb, int64_t d, float *out,
+    const vppo__linplan *pl)
 {
 #ifdef VPPO_USE_CBLAS
     if (m <= 0x7fffffff && nb <= 0x7fffffff && d <= 0x7fffffff) {
@@ -3210,47 +3359,16 @@ static void vppo__gemm_nt(const float *a, int64_t m, const float *b, int64_t nb,
     }
 #endif
     {
-        int64_t i0;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (m * nb * d > 1 << 20)
-#endif
-        for (i0 = 0; i0 < m; i0 += 4) {
-            int64_t j0, k, i, j;
-            for (j0 = 0; j0 < nb; j0 += 4) {
-                if (i0 + 4 <= m && j0 + 4 <= nb) {
-                    const float *a0 = a + i0 * d, *a1 = a0 + d, *a2 = a1 + d, *a3 = a2 + d;
-                    const float *b0 = b + j0 * d, *b1 = b0 + d, *b2 = b1 + d, *b3 = b2 + d;
-                    float s[16] = { 0 };
-                    for (k = 0; k < d; ++k) {
-                        const float x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
-                        const float y0 = b0[k], y1 = b1[k], y2 = b2[k], y3 = b3[k];
-                        s[0] += x0 * y0; s[1] += x0 * y1; s[2] += x0 * y2; s[3] += x0 * y3;
-                        s[4] += x1 * y0; s[5] += x1 * y1; s[6] += x1 * y2; s[7] += x1 * y3;
-                        s[8] += x2 * y0; s[9] += x2 * y1; s[10] += x2 * y2; s[11] += x2 * y3;
-                        s[12] += x3 * y0; s[13] += x3 * y1; s[14] += x3 * y2; s[15] += x3 * y3;
-                    }
-                    for (i = 0; i < 4; ++i)
-                        for (j = 0; j < 4; ++j) out[(i0 + i) * nb + j0 + j] = s[4 * i + j];
-                } else {
-                    for (i = i0; i < m && i < i0 + 4; ++i)
-                        for (j = j0; j < nb && j < j0 + 4; ++j) {
-                            float sum = 0.0f;
-                            for (k = 0; k < d; ++k) sum += a[i * d + k] * b[j * d + k];
-                            out[i * nb + j] = sum;
-                        }
-                }
-            }
-        }
+        const vppo__mat am = { a, d, 1 }, bm = { b, 1, d };
+        vppo__gemm(m, nb, d, &am, &bm, out, nb, 0, pl->pack, pl->pack_a);
     }
 }
 
 /* c[r][k] += sum_s G[r][s] x[s][k] for r < R, s < S, k < d: (R x S)(S x d), where G is g
    (trans = 0) or its transpose (trans = 1), g stored with row stride ld. */
 static void vppo__gemm_acc(const float *g, int64_t ld, int trans, int64_t R, int64_t S, const float *x, int64_t d,
-    float *c)
+    float *c, const vppo__linplan *pl)
 {
-    const int64_t rs = trans ? 1 : ld, ss = trans ? ld : 1;
-    int64_t r;
 #ifdef VPPO_USE_CBLAS
     if (R <= 0x7fffffff && S <= 0x7fffffff && d <= 0x7fffffff) {
         cblas_sgemm(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, CblasNoTrans, (int)R, (int)d, (int)S, 1.0f,
@@ -3258,17 +3376,9 @@ static void vppo__gemm_acc(const float *g, int64_t ld, int trans, int64_t R, int
         return;
     }
 #endif
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (R * S * d > 1 << 20)
-#endif
-    for (r = 0; r < R; ++r) {
-        int64_t s, k;
-        float *cr = c + r * d;
-        for (s = 0; s < S; ++s) {
-            const float gv = g[r * rs + s * ss], *xs = x + s * d;
-            if (gv == 0.0f) continue;
-            for (k = 0; k < d; ++k) cr[k] += gv * xs[k];
-        }
+    {
+        const vppo__mat gm = { g, trans ? 1 : ld, trans ? ld : 1 }, xm = { x, d, 1 };
+        vppo__gemm(R, d, S, &gm, &xm, c, d, 1, pl->pack, pl->pack_a);
     }
 }
 
@@ -3284,7 +3394,7 @@ static vppo_status vppo__lin_stats(const vppo__kernels *k, const float *hidden, 
         const int64_t cw = vppo__min64(pl->cols, vocab - c0);
         for (r0 = 0; r0 < n; r0 += pl->rows) {
             const int64_t rh = vppo__min64(pl->rows, n - r0);
-            vppo__gemm_nt(hidden + r0 * d, rh, weight + c0 * d, cw, d, pl->tile_a);
+            vppo__gemm_nt(hidden + r0 * d, rh, weight + c0 * d, cw, d, pl->tile_a, pl);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) reduction(|:bad) if (rh * cw > 65536)
 #endif
@@ -3350,8 +3460,8 @@ VPPODEF vppo_status vppo_linear_dependency(const float *hidden, const float *hid
             const int64_t cw = vppo__min64(pl.cols, vocab - c0);
             for (r0 = 0; r0 < n; r0 += pl.rows) {
                 const int64_t rh = vppo__min64(pl.rows, n - r0);
-                vppo__gemm_nt(hidden + r0 * d, rh, weight + c0 * d, cw, d, pl.tile_a);
-                vppo__gemm_nt(hidden_aug + r0 * d, rh, weight + c0 * d, cw, d, pl.tile_b);
+                vppo__gemm_nt(hidden + r0 * d, rh, weight + c0 * d, cw, d, pl.tile_a, &pl);
+                vppo__gemm_nt(hidden_aug + r0 * d, rh, weight + c0 * d, cw, d, pl.tile_b, &pl);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) reduction(|:bad) if (rh * cw > 65536)
 #endif
@@ -3411,7 +3521,7 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
         const int64_t cw = vppo__min64(pl.cols, vocab - c0);
         for (r0 = 0; r0 < n; r0 += pl.rows) {
             const int64_t rh = vppo__min64(pl.rows, n - r0);
-            vppo__gemm_nt(hidden + r0 * d, rh, weight + c0 * d, cw, d, pl.tile_a);
+            vppo__gemm_nt(hidden + r0 * d, rh, weight + c0 * d, cw, d, pl.tile_a, &pl);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) reduction(|:bad) if (rh * cw > 65536)
 #endif
@@ -3444,8 +3554,8 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
                                                             g, h, 1, t);
             }
             if (bad) return VPPO_ERR_NONFINITE;
-            vppo__gemm_acc(pl.tile_b, cw, 0, rh, cw, weight + c0 * d, d, dhidden + r0 * d);          /* dlogits W */
-            if (dweight) vppo__gemm_acc(pl.tile_b, cw, 1, cw, rh, hidden + r0 * d, d, dweight + c0 * d);   /* dlogitsT H */
+            vppo__gemm_acc(pl.tile_b, cw, 0, rh, cw, weight + c0 * d, d, dhidden + r0 * d, &pl);          /* dlogits W */
+            if (dweight) vppo__gemm_acc(pl.tile_b, cw, 1, cw, rh, hidden + r0 * d, d, dweight + c0 * d, &pl);   /* dlogitsT H */
         }
     }
     /* dhidden beyond the float range (huge gradients times huge weights) is an error, as a
@@ -3458,12 +3568,14 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
    Everything that depends on the instruction set, in one place:
      a. the numeric recipe of the vector exp/log (constants below, and the note)
      b. the mapping layer: one row per vector operation, one column per ISA
-     c. the leaf kernels, written once (VPPO__KERNELS) and instantiated per ISA
+     c. the leaf kernels, written once (VPPO__KERNELS, VPPO__GEMM_KERNELS) and
+        instantiated per ISA
      d. the portable C kernels (the fused linear head's scalar path)
      e. detection, selection and the dispatch table (vppo__kernels_for, vppo_isa_*)
    The row drivers that call the kernels are in the logits section (contract there:
-   vppo__kernels). A new ISA is one column of the table, its target attribute and one
-   VPPO__KERNELS line; a change to a kernel is made once for every ISA.
+   vppo__kernels). A new ISA is one column of the table, its target attribute, one
+   VPPO__KERNELS line and one VPPO__GEMM_KERNELS line (with its VPPO__GEMM_MR column);
+   a change to a kernel is made once for every ISA.
 
    vexp(x): n = round(x / ln2) by adding 1.5 * 2^23, Cody-Waite reduction x = n ln2 + r,
    |r| <= ln2/2, a degree-6 polynomial in Estrin form (short dependency chains keep the
@@ -3606,6 +3718,40 @@ static double vppo__hsum_lanes(const float *lane, int w)
 #define VPPO__NEON_LOADBF16(p) vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16))
 #define VPPO__NEON_LOADF16(p) vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)))
 #define VPPO__NEON_STHIGH16(p, x) vst1_u16(p, vshrn_n_u32(x, 16))
+
+/* VPPO__GEMM_KERNELS(I, ATTR) defines the GEMM microkernel of the fused head (§9) for ISA
+   I and its table vppo__gemm_kernels_<I>: an MR x NR tile, MR = VPPO__GEMM_MR(I) rows of
+   two vectors (NR = 2 W), held in registers over the whole k slice; per p, two vector
+   loads of the B panel and MR broadcasts of the A panel, one FMA per vector (the sum
+   order of the driver's comment: p ascending, one accumulator per entry). */
+#define VPPO__GEMM_MR(I) VPPO__PICK(I, 4, 6, 8, 6)
+#define VPPO__GEMM_ROW(I, r) \
+    if ((r) < VPPO__GEMM_MR(I)) { \
+        const VPPO__V(I) x = VPPO__SET1(I)(pa[r]); \
+        c##r##a = VPPO__FMA(I)(x, b0, c##r##a); \
+        c##r##b = VPPO__FMA(I)(x, b1, c##r##b); \
+    }
+#define VPPO__GEMM_LOAD(I, r) \
+    if ((r) < VPPO__GEMM_MR(I)) { c##r##a = VPPO__LOADU(I)(c + (r) * ldc); c##r##b = VPPO__LOADU(I)(c + (r) * ldc + VPPO__W(I)); }
+#define VPPO__GEMM_STORE(I, r) \
+    if ((r) < VPPO__GEMM_MR(I)) { VPPO__STOREU(I)(c + (r) * ldc, c##r##a); VPPO__STOREU(I)(c + (r) * ldc + VPPO__W(I), c##r##b); }
+#define VPPO__GEMM_ROWS(M, I) M(I, 0) M(I, 1) M(I, 2) M(I, 3) M(I, 4) M(I, 5) M(I, 6) M(I, 7)
+#define VPPO__GEMM_KERNELS(I, ATTR) \
+ATTR static void vppo__##I##_gemm_micro(int64_t kc, const float *pa, const float *pb, float *c, int64_t ldc, \
+    int load) \
+{ \
+    const VPPO__V(I) zero = VPPO__SET1(I)(0.0f); \
+    VPPO__V(I) c0a = zero, c0b = zero, c1a = zero, c1b = zero, c2a = zero, c2b = zero, c3a = zero, c3b = zero; \
+    VPPO__V(I) c4a = zero, c4b = zero, c5a = zero, c5b = zero, c6a = zero, c6b = zero, c7a = zero, c7b = zero; \
+    int64_t p; \
+    if (load) { VPPO__GEMM_ROWS(VPPO__GEMM_LOAD, I) } \
+    for (p = 0; p < kc; ++p, pa += VPPO__GEMM_MR(I), pb += 2 * VPPO__W(I)) { \
+        const VPPO__V(I) b0 = VPPO__LOADU(I)(pb), b1 = VPPO__LOADU(I)(pb + VPPO__W(I)); \
+        VPPO__GEMM_ROWS(VPPO__GEMM_ROW, I) \
+    } \
+    VPPO__GEMM_ROWS(VPPO__GEMM_STORE, I) \
+} \
+static const vppo__gemm_kernels vppo__gemm_kernels_##I = { VPPO__GEMM_MR(I), 2 * VPPO__W(I), vppo__##I##_gemm_micro };
 
 /* --- c. the leaf kernels, once for every ISA ------------------------------------ */
 /* VPPO__KERNELS(I, ATTR) defines vppo__<I>_exp, _log, _load and the six kernels of
@@ -3818,6 +3964,8 @@ __attribute__((target("sse2"))) VPPO__INLINE __m128 vppo__sse2_f16(__m128i h32)
 
 VPPO__KERNELS(sse2, __attribute__((target("sse2"))))
 VPPO__KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
+VPPO__GEMM_KERNELS(sse2, __attribute__((target("sse2"))))
+VPPO__GEMM_KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
 /* g++ 12 flags the deliberate self-initialisation inside _mm512_undefined_*() of its own
    intrinsic headers once they are inlined here; nothing of ours is uninitialised. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -3826,12 +3974,14 @@ VPPO__KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 VPPO__KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
+VPPO__GEMM_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
 #endif /* VPPO__X86 */
 #ifdef VPPO__NEON
 VPPO__KERNELS(neon, )
+VPPO__GEMM_KERNELS(neon, )
 #endif
 #endif /* VPPO__X86 || VPPO__NEON */
 
@@ -3923,6 +4073,22 @@ static void vppo__c_to_bf16(const float *g, int64_t n, uint16_t *dst) { vppo__to
 static const vppo__kernels vppo__kernels_c = {
     vppo__c_scan, vppo__c_sumexp, vppo__c_kl, vppo__c_js, vppo__c_bwd, vppo__c_to_bf16
 };
+
+/* The GEMM microkernel in C: 4 x 8 tiles, a rounded product then a rounded add per term. */
+static void vppo__c_gemm_micro(int64_t kc, const float *pa, const float *pb, float *c, int64_t ldc, int load)
+{
+    float s[32];
+    int64_t p, i, j;
+    for (i = 0; i < 4; ++i)
+        for (j = 0; j < 8; ++j) s[i * 8 + j] = load ? c[i * ldc + j] : 0.0f;
+    for (p = 0; p < kc; ++p, pa += 4, pb += 8)
+        for (i = 0; i < 4; ++i)
+            for (j = 0; j < 8; ++j) s[i * 8 + j] += pa[i] * pb[j];
+    for (i = 0; i < 4; ++i)
+        for (j = 0; j < 8; ++j) c[i * ldc + j] = s[i * 8 + j];
+}
+
+static const vppo__gemm_kernels vppo__gemm_kernels_c = { 4, 8, vppo__c_gemm_micro };
 
 /* --- e. detection, selection and the dispatch table ------------------------------ */
 
@@ -4028,6 +4194,21 @@ VPPODEF vppo_isa vppo_isa_active(void)
         VPPO__ISA_STORE(isa);
     }
     return (vppo_isa)isa;
+}
+
+static const vppo__gemm_kernels *vppo__gemm_kernels_active(void)
+{
+    switch (vppo_isa_active()) {
+#ifdef VPPO__X86
+    case VPPO_ISA_SSE2:   return &vppo__gemm_kernels_sse2;
+    case VPPO_ISA_AVX2:   return &vppo__gemm_kernels_avx2;
+    case VPPO_ISA_AVX512: return &vppo__gemm_kernels_avx512;
+#endif
+#ifdef VPPO__NEON
+    case VPPO_ISA_NEON:   return &vppo__gemm_kernels_neon;
+#endif
+    default:              return &vppo__gemm_kernels_c;
+    }
 }
 
 VPPODEF vppo_status vppo_isa_select(vppo_isa isa)

@@ -5,7 +5,7 @@
  *   make bench USE_OPENBLAS=1  with -DVPPO_USE_CBLAS -lopenblas
  *
  *   build/bench [--quick] [--only NAME]
- *       NAME: bandwidth, dep, logprobs, backward, topk, step, linear
+ *       NAME: bandwidth, dep, logprobs, backward, topk, step, linear, gemm
  *
  * Tables:
  *   bandwidth  a read-once loop (XOR of 64-bit words, 8 independent accumulators) and
@@ -18,6 +18,7 @@
  *   step       vppo_step (and its two halves) vs memcpy of its inputs
  *   linear     the fused linear head (spec §9) vs materialised logits + the logits kernel
  *              (compile out with -DBENCH_NO_LINEAR)
+ *   gemm       the head's built-in GEMM vs OpenBLAS sgemm (dlopen), 1 thread (bench_gemm.h)
  *
  * Every time is the median of the repetitions after one warm-up call. The logits
  * kernels are compared with (a) the read-once loop over the same bytes, run on the same
@@ -1052,6 +1053,8 @@ static void bench_step(void)
     free(c.dlogp); free(c.copy_dst);
 }
 
+#include "bench_gemm.h"
+
 /* ========================================================== linear head == */
 
 #ifndef BENCH_NO_LINEAR
@@ -1480,12 +1483,12 @@ static void bench_linear(void)
 
 static void usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s [--quick] [--only bandwidth|dep|logprobs|backward|topk|step|linear]\n", argv0);
+    fprintf(stderr, "usage: %s [--quick] [--only bandwidth|dep|logprobs|backward|topk|step|linear|gemm]\n", argv0);
 }
 
 int main(int argc, char **argv)
 {
-    static const char *names[] = { "bandwidth", "dep", "logprobs", "backward", "topk", "step", "linear" };
+    static const char *names[] = { "bandwidth", "dep", "logprobs", "backward", "topk", "step", "linear", "gemm" };
     int i, ok;
     double t0 = now_s();
 
@@ -1529,6 +1532,7 @@ int main(int argc, char **argv)
 #else
     if (!g_only) printf("(linear head table compiled out: -DBENCH_NO_LINEAR)\n\n");
 #endif
+    if (want("gemm")) bench_gemm();
     printf("total benchmark time: %.2f s\n", now_s() - t0);
     return 0;
 }

@@ -7,7 +7,8 @@
 #                               python3 with numpy and torch, else it says so and exits 0
 #
 # Uses BUILD, CSTD, OPT and LDLIBS of the top-level Makefile. Extra arguments for the
-# benchmark program: make bench BENCH_ARGS="--only dep"; for peers.py: BENCH_PEERS_ARGS.
+# benchmark program: make bench BENCH_ARGS="--only dep"; for peers.py: BENCH_PEERS_ARGS; for
+# peers_liger.py (the fused head vs Liger-Kernel): BENCH_LIGER_ARGS.
 
 BENCH_CC    ?= gcc
 BENCH_WARN  := -Wall -Wextra -pedantic
@@ -42,7 +43,7 @@ $(BUILD)/bench.flags: bench-force | $(BUILD)
 	@f='$(BENCH_CC) $(BENCH_CFLAGS) $(BENCH_LIBS)'; \
 	 if [ ! -f $@ ] || [ "$$(cat $@)" != "$$f" ]; then echo "$$f" > $@; fi
 
-$(BUILD)/bench: bench/bench.c bench/bench_common.h vppo.h $(BUILD)/bench.flags | $(BUILD)
+$(BUILD)/bench: bench/bench.c bench/bench_common.h bench/bench_gemm.h vppo.h $(BUILD)/bench.flags | $(BUILD)
 	$(BENCH_CC) $(BENCH_CFLAGS) -o $@ bench/bench.c $(BENCH_LIBS)
 
 bench: $(BUILD)/bench
@@ -56,9 +57,18 @@ bench-quick: $(BUILD)/bench
 $(BUILD)/libvppo_bench.so: bench/vppo_so.c vppo.h $(BUILD)/bench.flags | $(BUILD)
 	$(BENCH_CC) $(CSTD) $(BENCH_WARN) $(OPT) $(BENCH_OMP) -shared -fPIC -o $@ bench/vppo_so.c $(LDLIBS)
 
-bench-peers: $(BUILD)/libvppo_bench.so
+# the same library with -DVPPO_USE_CBLAS -lopenblas, for the Liger comparison's second row
+$(BUILD)/libvppo_bench_cblas.so: bench/vppo_so.c vppo.h $(BUILD)/bench.flags | $(BUILD)
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) $(OPT) $(BENCH_OMP) -DVPPO_USE_CBLAS -shared -fPIC -o $@ bench/vppo_so.c \
+	    -lopenblas $(LDLIBS)
+
+BENCH_HAVE_OPENBLAS = $(shell echo 'int main(void){return 0;}' | $(BENCH_CC) -x c - -lopenblas -o /dev/null 2>/dev/null && echo yes)
+
+bench-peers: $(BUILD)/libvppo_bench.so $(if $(BENCH_HAVE_OPENBLAS),$(BUILD)/libvppo_bench_cblas.so)
 	@if command -v python3 >/dev/null 2>&1; then \
-	     python3 bench/peers.py --lib $(BUILD)/libvppo_bench.so $(BENCH_PEERS_ARGS); \
+	     python3 bench/peers.py --lib $(BUILD)/libvppo_bench.so $(BENCH_PEERS_ARGS) && \
+	     python3 bench/peers_liger.py --lib $(BUILD)/libvppo_bench.so \
+	         $(if $(BENCH_HAVE_OPENBLAS),--lib-cblas $(BUILD)/libvppo_bench_cblas.so) $(BENCH_LIGER_ARGS); \
 	 else \
 	     echo "bench-peers: python3 not found; skipped (needs python3 with numpy and torch)"; \
 	 fi
@@ -66,7 +76,10 @@ bench-peers: $(BUILD)/libvppo_bench.so
 # ------------------------------------------------------------------ bitcheck
 #   make bitcheck               bench/bitcheck.c built against the header of BITCHECK_BASE
 #                               (default main) and against ./vppo.h; the per-(function, ISA)
-#                               hashes of every vector-kernel output must be identical
+#                               hashes of every vector-kernel output must be identical;
+#                               it lists the lines that differ. BITCHECK_EXPECT=REGEX (grep -E)
+#                               accepts differences on matching lines only, e.g.
+#                               BITCHECK_EXPECT=linear_ after a change to the head's GEMM
 #   make bitcheck-aarch64       the same for NEON, cross-built and run under qemu-aarch64
 BITCHECK_BASE ?= main
 .PHONY: bitcheck bitcheck-aarch64
@@ -86,8 +99,18 @@ bitcheck: $(BUILD)/bitcheck_base $(BUILD)/bitcheck_new
 	./$(BUILD)/bitcheck_base > $(BUILD)/bitcheck_base.txt
 	./$(BUILD)/bitcheck_new > $(BUILD)/bitcheck_new.txt
 	@cat $(BUILD)/bitcheck_new.txt
-	@diff $(BUILD)/bitcheck_base.txt $(BUILD)/bitcheck_new.txt && \
-	    echo "bitcheck: identical to $(BITCHECK_BASE) ($$(grep -c . $(BUILD)/bitcheck_new.txt) lines)"
+	@if cmp -s $(BUILD)/bitcheck_base.txt $(BUILD)/bitcheck_new.txt; then \
+	    echo "bitcheck: identical to $(BITCHECK_BASE) ($$(grep -c . $(BUILD)/bitcheck_new.txt) lines)"; \
+	 else \
+	    diff $(BUILD)/bitcheck_base.txt $(BUILD)/bitcheck_new.txt | sed -n 's/^> /now:  /p; s/^< /was:  /p' \
+	        > $(BUILD)/bitcheck_diff.txt; \
+	    echo "bitcheck: lines that differ from $(BITCHECK_BASE):"; cat $(BUILD)/bitcheck_diff.txt; \
+	    if [ -n '$(BITCHECK_EXPECT)' ] && ! grep -Ev '$(BITCHECK_EXPECT)' $(BUILD)/bitcheck_diff.txt >/dev/null; then \
+	        echo "bitcheck: only lines matching '$(BITCHECK_EXPECT)' differ (BITCHECK_EXPECT: expected)"; \
+	    else \
+	        echo "bitcheck: unexpected differences (BITCHECK_EXPECT='$(BITCHECK_EXPECT)')"; exit 1; \
+	    fi; \
+	 fi
 
 bitcheck-aarch64: $(BUILD)/bitcheck_base.h | $(BUILD)
 ifneq ($(and $(A64CC),$(QEMU_A64)),)

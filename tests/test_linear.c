@@ -3,6 +3,10 @@
    every ISA this machine runs, shapes that cross the row and vocabulary tiles. */
 #include "test.h"
 #include <math.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 typedef struct lin_case { int64_t n, d, V; float temp; } lin_case;
 
@@ -91,6 +95,9 @@ void linear_head_matches_materialised_logits(void)
 {
     static const lin_case cases[] = {
         { 1, 3, 1, 1.0f }, { 5, 17, 50, 1.0f }, { 70, 8, 300, 0.8f }, { 3, 3, 5000, 1.0f }, { 66, 16, 4500, 1.2f },
+        /* the GEMM's blocks: d 300 crosses its k slice (256), 873-column tiles its m block
+           (144) in dweight; 2621-column tiles (d 100) cross its n block (1024) */
+        { 70, 300, 1000, 1.0f }, { 9, 100, 2700, 0.9f },
     };
     const vppo_isa before = vppo_isa_active();
     rng r = rng_make(777);
@@ -100,6 +107,80 @@ void linear_head_matches_materialised_logits(void)
         if (vppo_isa_select((vppo_isa)isa) != VPPO_OK) continue;
         for (c = 0; c < sizeof cases / sizeof cases[0]; ++c) check_linear_case(&cases[c], &r);
     }
+    CHECK_STATUS(VPPO_OK, vppo_isa_select(before));
+}
+
+/* The GEMM's promise: an entry's sum has one order whatever the tiling, so rows computed
+   in a call of n rows and in a call of the last n - r0 rows alone (other places in the
+   GEMM's register and cache tiles: row 60 is mid-panel in the first, first in the second)
+   are the same bits (with VPPO_USE_CBLAS: see rows_match): logp, lse, entropy and
+   dhidden; and, with OpenMP, dhidden and dweight are the same bits for 1 and 2 threads (the second shape makes the GEMM's tile
+   loop run in parallel). Every ISA this machine runs. */
+/* The same bits with the library's GEMM. With VPPO_USE_CBLAS the BLAS blocks its sums
+   by the shape and thread count, so there the rows only agree to rounding: within
+   1e-4 (1 + |x|), far below any difference a wrong row or tile would make. */
+static int rows_match(const float *x, const float *y, int64_t n)
+{
+#ifdef VPPO_USE_CBLAS
+    int64_t i;
+    for (i = 0; i < n; ++i)
+        if (!(fabs((double)x[i] - (double)y[i]) <= 1e-4 * (1.0 + fabs((double)x[i])))) return 0;
+    return 1;
+#else
+    return memcmp(x, y, (size_t)n * sizeof(float)) == 0;
+#endif
+}
+
+static void rows_independent_case(int64_t n, int64_t d, int64_t V, int64_t r0, uint64_t seed)
+{
+    const int64_t m = n - r0;
+    rng r = rng_make(seed);
+    float *h = randoms(&r, n * d, 1.0), *w = randoms(&r, V * d, 1.5 / sqrt((double)d)), *g = randoms(&r, n, 1.0);
+    float *all = floats_new(3 * n, 0), *part = floats_new(3 * m, 0), *dh = floats_new(n * d, 0), *dhp = floats_new(m * d, 0);
+    float *dw1 = floats_new(V * d, 0), *dw2 = floats_new(V * d, 0), *dh2 = floats_new(n * d, 0);
+    int32_t *ids = (int32_t *)malloc((size_t)n * sizeof(int32_t));
+    size_t wb = vppo_linear_workspace(n, d, V), wbp = vppo_linear_workspace(m, d, V);
+    void *work = malloc(wb), *workp = malloc(wbp);
+    int64_t i;
+    int isa;
+    for (i = 0; i < n; ++i) ids[i] = (int32_t)rng_int(&r, 0, V - 1);
+    for (isa = VPPO_ISA_SCALAR; isa <= VPPO_ISA_NEON; ++isa) {
+        if (vppo_isa_select((vppo_isa)isa) != VPPO_OK) continue;
+        CHECK_STATUS(VPPO_OK, vppo_linear_logprobs(h, w, n, d, V, 1.0f, ids, all, all + n, all + 2 * n, work, wb));
+        CHECK_STATUS(VPPO_OK, vppo_linear_logprobs(h + r0 * d, w, m, d, V, 1.0f, ids + r0, part, part + m, part + 2 * m,
+                                                   workp, wbp));
+        for (i = 0; i < 3; ++i) CHECK(rows_match(all + i * n + r0, part + i * m, m));
+        CHECK_STATUS(VPPO_OK, vppo_linear_logprobs_backward(h, w, n, d, V, 1.0f, ids, all + n, all + 2 * n, g, g, dh,
+                                                            dw1, work, wb));
+        CHECK_STATUS(VPPO_OK, vppo_linear_logprobs_backward(h + r0 * d, w, m, d, V, 1.0f, ids + r0, all + n + r0,
+                                                            all + 2 * n + r0, g + r0, g + r0, dhp, NULL, workp, wbp));
+        CHECK(rows_match(dh + r0 * d, dhp, m * d));
+#ifdef _OPENMP
+        {
+            const int threads = omp_get_max_threads();
+            memset(dw1, 0, (size_t)(V * d) * sizeof(float));
+            memset(dw2, 0, (size_t)(V * d) * sizeof(float));
+            omp_set_num_threads(1);
+            CHECK_STATUS(VPPO_OK, vppo_linear_logprobs_backward(h, w, n, d, V, 1.0f, ids, NULL, NULL, g, g, dh, dw1,
+                                                                work, wb));
+            omp_set_num_threads(2);
+            CHECK_STATUS(VPPO_OK, vppo_linear_logprobs_backward(h, w, n, d, V, 1.0f, ids, NULL, NULL, g, g, dh2, dw2,
+                                                                work, wb));
+            omp_set_num_threads(threads);
+            CHECK(rows_match(dh, dh2, n * d));
+            CHECK(rows_match(dw1, dw2, V * d));
+        }
+#endif
+    }
+    free(h); free(w); free(g); free(all); free(part); free(dh); free(dhp); free(dw1); free(dw2); free(dh2);
+    free(ids); free(work); free(workp);
+}
+
+void linear_head_rows_independent_of_tiling(void)
+{
+    const vppo_isa before = vppo_isa_active();
+    rows_independent_case(70, 300, 1000, 60, 1616);   /* d crosses the GEMM's k slice */
+    rows_independent_case(150, 512, 600, 140, 1617);  /* GEMM tile regions big enough for OpenMP */
     CHECK_STATUS(VPPO_OK, vppo_isa_select(before));
 }
 
