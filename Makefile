@@ -224,7 +224,7 @@ include examples/examples.mk
 include tests/cuda.mk
 
 # CUDA benchmarks: make bench-cuda, bench-cuda-quick, bench-cuda-torch (need a GPU),
-# bench-cuda-emu (CPU emulator) (bench/cuda.mk).
+# bench-cuda-emu (CPU emulator), cuda-budget (SASS instruction budget, no GPU) (bench/cuda.mk).
 include bench/cuda.mk
 
 # Reliability: fuzzers, valgrind, 32-bit, large indices (tests/reliability.mk).
