@@ -1262,16 +1262,29 @@ __global__ void k_rc_publish(const Hdr *hdr, const vppo_rc_out *src, int32_t *st
 
 thread_local char error_message[256];
 
+/* A launch and its own error (cudaLaunchKernel's return), never cudaGetLastError: that
+   would take, clear and report as ours an error the caller left pending. The arguments
+   are converted to the kernel's parameter types before their addresses are taken. */
+#ifdef VPPO_CUDA_EMULATE
 template <class K, class... A>
 cudaError_t launch(K kernel, unsigned grid, unsigned block, cudaStream_t stream, A... args)
 {
-#ifdef VPPO_CUDA_EMULATE
-    vppo_emu_launch(dim3(grid), dim3(block), stream, [=] { kernel(args...); });
-#else
-    kernel<<<grid, block, 0, stream>>>(args...);
-#endif
-    return cudaGetLastError();
+    return vppo_emu_launch(dim3(grid), dim3(block), stream, [=] { kernel(args...); });
 }
+#else
+template <class... P> struct Launcher {
+    static cudaError_t go(void (*kernel)(P...), unsigned grid, unsigned block, cudaStream_t stream, P... p)
+    {
+        void *argv[] = { (void *)&p... };
+        return cudaLaunchKernel((const void *)kernel, dim3(grid), dim3(block), argv, 0, stream);
+    }
+};
+template <class... P, class... A>
+cudaError_t launch(void (*kernel)(P...), unsigned grid, unsigned block, cudaStream_t stream, A... args)
+{
+    return Launcher<P...>::go(kernel, grid, block, stream, args...);
+}
+#endif
 
 /* What the last kernel of every call (k_publish) writes: the status word and the scalar
    results (device pointers, each may be NULL). */

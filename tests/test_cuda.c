@@ -2306,6 +2306,31 @@ void cuda_every_function_repeats_bit_for_bit(void)
     world_free(&W);
 }
 
+/* An error the caller left pending (a failed cudaMalloc: not sticky) is not ours: every
+   function, synchronous and asynchronous, succeeds and leaves that error in place. */
+void cuda_a_pending_caller_error_is_not_reported_as_ours(void)
+{
+    world W = world_make(10104);
+    async_env E = async_env_new(W.S.h.n_seqs, NULL);
+    int f, mode;
+    for (mode = 0; mode < 2; ++mode)
+        for (f = 0; f < N_FUNCS; ++f) {
+            void *p = NULL;
+            vppo_status st;
+            CHECK(cudaMalloc(&p, (size_t)1 << 62) == cudaErrorMemoryAllocation);
+            CHECK(cudaPeekAtLastError() == cudaErrorMemoryAllocation);
+            st = world_call(&W, f, NULL, mode ? &E : NULL);
+            if (mode && st == VPPO_OK) st = async_env_status(&E);
+            CHECK_MSG(st == VPPO_OK, "%s (mode %d) with an error pending: %s (%s)", func_names[f], mode,
+                      vppo_status_string(st), vppo_cuda_error_string());
+            CHECK_MSG(cudaPeekAtLastError() == cudaErrorMemoryAllocation, "%s (mode %d) took the caller's error",
+                      func_names[f], mode);
+            CHECK(cudaGetLastError() == cudaErrorMemoryAllocation);
+        }
+    async_env_free(&E);
+    world_free(&W);
+}
+
 void cuda_every_function_runs_on_a_created_stream(void)
 {
     world W = world_make(10102);
@@ -2850,6 +2875,7 @@ static const test_entry tests[] = {
     T(cuda_fuzz_found_edge_cases_match_the_cpu)
     T(cuda_every_function_repeats_bit_for_bit)
     T(cuda_every_function_runs_on_a_created_stream)
+    T(cuda_a_pending_caller_error_is_not_reported_as_ours)
     /* asynchronous mode */
     T(cuda_async_equals_sync_bit_for_bit_without_host_work)
     T(cuda_async_calls_captured_in_a_graph_replay_the_same_bits)

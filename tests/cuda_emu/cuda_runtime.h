@@ -11,10 +11,13 @@
      so that #include <cuda_runtime.h> lands here. The kernels are ordinary functions
      (__global__, __device__ expand to nothing) and are launched through
 
-       template <class F> void vppo_emu_launch(dim3 grid, dim3 block, cudaStream_t s, F body);
+       template <class F> cudaError_t vppo_emu_launch(dim3 grid, dim3 block, cudaStream_t s, F body);
 
      where body is a callable, typically [=] { kernel(args...); }. The launch runs the
-     whole grid before it returns, and checks what a GPU leaves undefined. A launch macro
+     whole grid before it returns, and checks what a GPU leaves undefined. It returns the
+     launch's own error as cudaLaunchKernel does (a configuration error, or an injected
+     or emulated launch failure; cudaSuccess for a launch recorded into a graph), so that
+     code need not call cudaGetLastError, which would also take an error its caller left. A launch macro
      that works both ways:
 
        #ifdef VPPO_CUDA_EMULATE
@@ -1316,7 +1319,7 @@ inline bool valid_stream(cudaStream_t s)
 
 inline int check_canaries_all(const char *when);
 
-inline void launch_impl(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+inline cudaError_t launch_impl(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
                         void (*invoke)(void *), void *body, const char *name, const std::type_info *type)
 {
     State &s = st();
@@ -1325,22 +1328,19 @@ inline void launch_impl(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t
     if (shared_bytes != 0) {
         report("launch #%ld (%s): %zu bytes of dynamic shared memory requested; the emulator does not support dynamic shared memory",
                number, name ? name : "kernel", shared_bytes);
-        api_error(cudaErrorNotSupported);
-        return;
+        return api_error(cudaErrorNotSupported);
     }
     if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535u || grid.z > 65535u ||
         block.x == 0 || block.y == 0 || block.z == 0 || block.x > 1024u || block.y > 1024u || block.z > 64u ||
         (uint64_t)block.x * block.y * block.z > 1024u) {
-        api_error(cudaErrorInvalidConfiguration);
-        return;
+        return api_error(cudaErrorInvalidConfiguration);
     }
     if (!valid_stream(stream)) {
-        api_error(cudaErrorInvalidResourceHandle);
-        return;
+        return api_error(cudaErrorInvalidResourceHandle);
     }
     if (s.fail_launch >= 0 && s.fail_launch-- == 0) {
         exec_error(cudaErrorLaunchFailure);
-        return;
+        return cudaErrorLaunchFailure;
     }
     Launch L;
     L.number = number;
@@ -1382,6 +1382,7 @@ inline void launch_impl(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t
         std::snprintf(when, sizeof when, "after launch #%ld (%s)", number, launch_name(&L));
         check_canaries_all(when);
     }
+    return ok ? cudaSuccess : cudaErrorLaunchFailure;
 }
 
 template <class F>
@@ -1819,33 +1820,33 @@ namespace vppo_emu {
 namespace detail {
 /* A launch runs now, or, on a capturing stream, is recorded with a copy of its body. */
 template <class F>
-void launch_or_record(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream, F &body, const char *name)
+cudaError_t launch_or_record(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream, F &body, const char *name)
 {
     std::shared_ptr<F> kept = std::make_shared<F>(body);
     if (recorded(stream, [=](cudaStream_t on) {
             F copy = *kept;
-            launch_impl(grid, block, shared_bytes, on, &invoke_body<F>, &copy, name, type_of<F>());
+            (void)launch_impl(grid, block, shared_bytes, on, &invoke_body<F>, &copy, name, type_of<F>());
         }))
-        return;
-    launch_impl(grid, block, shared_bytes, stream, &invoke_body<F>, &body, name, type_of<F>());
+        return cudaSuccess;
+    return launch_impl(grid, block, shared_bytes, stream, &invoke_body<F>, &body, name, type_of<F>());
 }
 } /* namespace detail */
 } /* namespace vppo_emu */
 
 template <class F>
-void vppo_emu_launch(dim3 grid, dim3 block, cudaStream_t stream, F body)
+cudaError_t vppo_emu_launch(dim3 grid, dim3 block, cudaStream_t stream, F body)
 {
-    vppo_emu::detail::launch_or_record(grid, block, 0, stream, body, nullptr);
+    return vppo_emu::detail::launch_or_record(grid, block, 0, stream, body, nullptr);
 }
 template <class F>
-void vppo_emu_launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream, F body)
+cudaError_t vppo_emu_launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream, F body)
 {
-    vppo_emu::detail::launch_or_record(grid, block, shared_bytes, stream, body, nullptr);
+    return vppo_emu::detail::launch_or_record(grid, block, shared_bytes, stream, body, nullptr);
 }
 template <class F>
-void vppo_emu_launch_named(const char *name, dim3 grid, dim3 block, cudaStream_t stream, F body)
+cudaError_t vppo_emu_launch_named(const char *name, dim3 grid, dim3 block, cudaStream_t stream, F body)
 {
-    vppo_emu::detail::launch_or_record(grid, block, 0, stream, body, name);
+    return vppo_emu::detail::launch_or_record(grid, block, 0, stream, body, name);
 }
 
 /* ---------------------------------------------------------------- built-in variables */
