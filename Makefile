@@ -177,7 +177,7 @@ check-refs: | $(BUILD)
 	    || { cat $(BUILD)/check_refs_bad.log; echo "check-refs: the checker did not name both unknown sections"; exit 1; }
 
 test: check-refs test-compile test-gcc test-clang test-cxx test-omp test-nosimd test-openblas test-cuda-emu \
-      test-cuda-emu-selftest test-toy examples-check
+      test-cuda-emu-contract test-cuda-emu-selftest test-toy examples-check
 	@echo "== make test: every build passed"
 
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer, any error fatal.

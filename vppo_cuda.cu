@@ -33,7 +33,9 @@
 #include "vppo_cuda.h"
 
 #include <cuda_runtime.h>
+#include <cuda_fp16.h>
 #include <float.h>
+#include <initializer_list>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -103,21 +105,24 @@ __device__ __forceinline__ void flag_row(Hdr *h, long long r, int param)
 {
     atomicMin(&h->row, ((u64)r << 1) | (u64)param);
 }
-/* Has an earlier kernel of this call found an error that stops the computation? */
-__device__ __forceinline__ bool stopped(const Hdr *h) { return *(const volatile unsigned *)&h->check < CHK_OVERFLOW; }
+/* Has an earlier kernel of this call found an error that stops the computation? Read once
+   per block by thread 0 and shared after a barrier (earlier kernels' writes are visible at
+   the kernel boundary: a plain load): every thread of the block calls it, at the top. */
+__device__ __forceinline__ bool stopped(const Hdr *h)
+{
+    __shared__ unsigned check;
+    if (threadIdx.x == 0) check = h->check;
+    __syncthreads();
+    return check < CHK_OVERFLOW;
+}
 
 __device__ __forceinline__ bool finite_f(float x) { return x - x == 0.0f; }
 
 __device__ __forceinline__ float bf16_to_f32(unsigned h) { return __uint_as_float(h << 16); }
 
-/* Exact: normal f16 values land on the same float after the exponent rebias (a multiply by
-   2^112), subnormals become float denormals that the multiply makes normal. */
-__device__ __forceinline__ float f16_to_f32(unsigned h)
-{
-    const unsigned sign = (h & 0x8000u) << 16, em = h & 0x7fffu;
-    if (em >= 0x7c00u) return __uint_as_float(sign | 0x7f800000u | ((em & 0x3ffu) << 13));
-    return __uint_as_float(sign | (em << 13)) * __uint_as_float(0x77800000u);   /* 2^112 */
-}
+/* CUDA's own conversion (one instruction, exact for every f16 including subnormals,
+   whatever the denormal mode: no float arithmetic that -ftz could flush). */
+__device__ __forceinline__ float f16_to_f32(unsigned h) { return __half2float(__ushort_as_half((unsigned short)h)); }
 
 __device__ __forceinline__ unsigned f32_to_bf16(float f)   /* round to nearest even */
 {
@@ -1382,6 +1387,7 @@ struct Call {
         if (ws == 0) return VPPO_ERR_SIZE;   /* a batch too large for any workspace */
         if (async) {
             if (!L || !L->status) return VPPO_ERR_NULL;
+            if ((uintptr_t)L->status % alignof(int32_t) != 0) return VPPO_ERR_PARAM;
             if (!L->workspace || (uintptr_t)L->workspace % 16 != 0 || L->workspace_bytes < ws)
                 return VPPO_ERR_WORKSPACE;
             scratch = (char *)L->workspace;
@@ -1476,6 +1482,20 @@ vppo_status check_logits(const vppo_logits *x)
     const vppo_status st = vppo__check_logits(x);
     if (st == VPPO_OK && !(LOG2E / (double)x->temperature <= FLT_MAX)) return VPPO_ERR_PARAM;
     return st;
+}
+
+/* Device pointers must be aligned to their element type (vppo_cuda.h, ALIGNMENT): a
+   misaligned typed access is cudaErrorMisalignedAddress on a GPU, sticky, which would
+   destroy the caller's context. Checked on the host after vppo.h's checks: VPPO_ERR_PARAM.
+   NULL passes (an optional argument; the required ones were checked for NULL). */
+struct Al { const void *p; size_t a; };
+template <class T> Al al(const T *p) { Al r = { p, alignof(T) }; return r; }
+Al al_dtype(const void *p, vppo_dtype dt) { Al r = { p, vppo__dtype_size(dt) }; return r; }
+vppo_status check_align(std::initializer_list<Al> l)
+{
+    for (const Al &x : l)
+        if ((uintptr_t)x.p % x.a != 0) return VPPO_ERR_PARAM;
+    return VPPO_OK;
 }
 
 bool bad_estimator(vppo_estimator e) { return !vppo__enum_in((int)e, VPPO_EST_K3, VPPO_EST_PROB_DROP); }
@@ -1643,13 +1663,13 @@ void run_pipeline(Call &c, const vppo_config *cfg, const vppo_seqs *s, const flo
 
 /* The host checks of the two masks, and their first kernel: offsets, n_b, and the score
    checked (top-k: not NaN; soft mask: finite). */
-vppo_status check_mask_host(const vppo_seqs *s, const float *score, const void *out, double ratio)
+vppo_status check_mask_host(const vppo_seqs *s, const float *score, const void *out, size_t out_align, double ratio)
 {
     vppo_status st = vppo__check_seqs_in(s, 0);
     if (st != VPPO_OK) return st;
     if (!score || !out) return VPPO_ERR_NULL;
     if (!(ratio >= 0.0 && ratio <= 1.0)) return VPPO_ERR_PARAM;
-    return VPPO_OK;
+    return check_align({ al(s->offsets), al(score), Al{ out, out_align } });
 }
 
 SeqA run_score_pass(Call &c, const vppo_seqs *s, const float *score, int kind)
@@ -1669,6 +1689,7 @@ vppo_status dependency_sampled(Call &c, const vppo_seqs *s, const float *logp, c
     if (st != VPPO_OK) return st;
     if (!logp || !logp_aug || !dep) return VPPO_ERR_NULL;
     if (bad_estimator(est)) return VPPO_ERR_PARAM;
+    if ((st = check_align({ al(s->offsets), al(logp), al(logp_aug), al(dep) })) != VPPO_OK) return st;
     if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
     SeqA a = seq_args<SeqA>(s, c);
     a.dep_mode = DEP_SAMPLED;
@@ -1685,6 +1706,8 @@ vppo_status dependency_logits(Call &c, const vppo_logits *orig, const vppo_logit
 {
     vppo_status st = vppo__check_dependency_logits_args(orig, aug, div, dep);
     if (st == VPPO_OK && (st = check_logits(orig)) == VPPO_OK) st = check_logits(aug);
+    if (st == VPPO_OK)
+        st = check_align({ al_dtype(orig->data, orig->dtype), al_dtype(aug->data, aug->dtype), al(dep) });
     if (st != VPPO_OK) return st;
     if ((st = c.begin(0)) != VPPO_OK) return st;
     const vppo_logits *P = div == VPPO_DIV_KL_REVERSE ? aug : orig, *Q = div == VPPO_DIV_KL_REVERSE ? orig : aug;
@@ -1709,6 +1732,8 @@ vppo_status logprobs(Call &c, const vppo_logits *x, const int32_t *ids, float *l
     vppo_status st;
     if ((st = check_logits(x)) != VPPO_OK) return st;
     if (logp && !ids) return VPPO_ERR_NULL;
+    if ((st = check_align({ al_dtype(x->data, x->dtype), al(ids), al(logp), al(lse), al(entropy) })) != VPPO_OK)
+        return st;
     if ((st = c.begin(0)) != VPPO_OK) return st;
     LogprobsArgs a;
     a.x = make_mat(x);
@@ -1732,6 +1757,9 @@ vppo_status logprobs_backward(Call &c, const vppo_logits *x, const int32_t *ids,
 {
     vppo_status st = vppo__check_backward_args(x, ids, dlogp, dlogits);
     if (st == VPPO_OK) st = check_logits(x);
+    if (st == VPPO_OK)
+        st = check_align({ al_dtype(x->data, x->dtype), al(ids), al(lse), al(entropy), al(dlogp), al(dentropy),
+                           al_dtype(dlogits->data, dlogits->dtype) });
     if (st != VPPO_OK) return st;
     if ((st = c.begin(0)) != VPPO_OK) return st;
     const int64_t V = x->vocab, n = x->n_rows;
@@ -1767,6 +1795,7 @@ vppo_status perturb_patch_rows(Call &c, float *rows, int64_t n_rows, int64_t row
     float prob, const float *fill, uint64_t seed)
 {
     vppo_status st = vppo__check_patch_rows_args(rows, n_rows, row_len, row_stride, prob);
+    if (st == VPPO_OK) st = check_align({ al(rows), al(fill) });
     if (st == VPPO_OK) st = c.begin(0);
     if (st != VPPO_OK) return st;
     if (fill && row_len > 0) c.run("k_check_fill", k_check_fill, grid_for(row_len, 256), 256, fill, row_len, c.hdr());
@@ -1779,7 +1808,7 @@ vppo_status perturb_patch_rows(Call &c, float *rows, int64_t n_rows, int64_t row
 vppo_status topk_mask(Call &c, const vppo_seqs *s, const float *score, double ratio, uint8_t *select,
     vppo_topk_info *info)
 {
-    vppo_status st = check_mask_host(s, score, select, ratio);
+    vppo_status st = check_mask_host(s, score, select, 1, ratio);
     if (st != VPPO_OK) return st;
     if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
     run_score_pass(c, s, score, KIND_NOT_NAN);
@@ -1797,7 +1826,7 @@ vppo_status topk_mask(Call &c, const vppo_seqs *s, const float *score, double ra
 
 vppo_status soft_mask(Call &c, const vppo_seqs *s, const float *score, double ratio, float *weight)
 {
-    vppo_status st = check_mask_host(s, score, weight, ratio);
+    vppo_status st = check_mask_host(s, score, weight, alignof(float), ratio);
     if (st != VPPO_OK) return st;
     if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
     const SeqA a = run_score_pass(c, s, score, KIND_FINITE);
@@ -1817,6 +1846,9 @@ vppo_status policy_loss(Call &c, const vppo_loss_config *cfg, const vppo_seqs *s
     float *dlogp, vppo_loss_out *out)
 {
     vppo_status st = vppo__check_loss_args(cfg, s, logp, logp_old, logp_ref, adv, out, 1, 0);
+    if (st == VPPO_OK)
+        st = check_align({ al(s->offsets), al(logp), al(logp_old), al(logp_ref), al(adv), al(weight), al(dlogp),
+                           al(c.async ? out : NULL) });
     if (st != VPPO_OK) return st;
     if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
     const unsigned grid = seq_grid(s->n_seqs);
@@ -1852,6 +1884,11 @@ vppo_status pipeline(Call &c, const vppo_config *cfg, const vppo_seqs *s, const 
     if (st != VPPO_OK) return st;
     if (step && (st = vppo__check_loss_args(&cfg->loss, s, logp, logp_old, logp_ref, NULL, out, 0, 0)) != VPPO_OK)
         return st;
+    if ((st = check_align({ al(s->offsets), al(logp), al(logp_old), al(logp_aug), al(dep_in), al(logp_ref),
+                            al(adv_seq), al(dlogp), al(p->dep), al(p->traj_dep), al(p->count), al(p->scale),
+                            al(p->adv), al(c.async ? global : NULL), al(c.async ? out : NULL),
+                            al(c.async ? stats : NULL), al(c.async ? topk : NULL) })) != VPPO_OK)
+        return st;
     if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
     run_pipeline(c, cfg, s, logp_old, logp_aug, dep_in, adv_seq, global, p, source, step ? &cfg->loss : NULL, logp,
                  logp_ref, dlogp);
@@ -1874,6 +1911,9 @@ vppo_status rollout_correction(Call &c, const vppo_rc_config *cfg, const vppo_se
     if (st != VPPO_OK) return st;
     if ((st = vppo__check_seqs_in(s, 0)) != VPPO_OK) return st;
     if (!logp || !logp_rollout || !out) return VPPO_ERR_NULL;
+    if ((st = check_align({ al(s->offsets), al(logp), al(logp_rollout), al(weight), al(c.async ? out : NULL) })) !=
+        VPPO_OK)
+        return st;
     if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
     RcArgs a;
     memset(&a, 0, sizeof a);

@@ -17,7 +17,7 @@
 # make bench-cuda-torch BENCH_CUDA_TORCH_ARGS="--rows 1024".
 
 NVCC ?= $(shell command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)
-BENCH_CUDA_GENCODE ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+BENCH_CUDA_GENCODE ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 BENCH_CUDA_FLAGS   := -O3 -std=c++14 $(BENCH_CUDA_GENCODE) -Xcompiler -Wall,-Wextra -Werror all-warnings
 BENCH_CUDA_ARGS    ?=
 BENCH_CUDA_TORCH_ARGS ?=
