@@ -197,63 +197,106 @@ template <int NT> __device__ double block_sum(double v) { return block_all<NT>(v
 template <int NT> __device__ long long block_count(long long v) { return block_all<NT>(v, OpAdd()); }
 
 /* ================================================================ 2. logits rows */
+
+/* 2^x by the SFU's approximate instruction (PTX ex2.approx.ftz.f32: relative error at most
+   2^-22, subnormal inputs and results flushed to zero; docs/spec.md §12's note), and the
+   NaN-propagating maximum (max.NaN.f32, sm_80+). The emulator models both. */
+__device__ __forceinline__ float ex2_approx(float x)
+{
+#ifdef VPPO_CUDA_EMULATE
+    return vppo_emu_ex2_approx_ftz(x);
+#else
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+#endif
+}
+
+__device__ __forceinline__ float max_nan(float a, float b)
+{
+#ifdef VPPO_CUDA_EMULATE
+    return a != a ? a : b != b ? b : fmaxf(a, b);
+#else
+    float r;
+    asm("max.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+#endif
+}
+
 /*
-   Online softmax in base 2: with k = log2(e)/T and m the running max of the raw logits,
-   d = (z - m) k, e = 2^d. A thread keeps {m, s = sum e, c = sum e d} in double and adds
-   float partials of 8 entries at a time; d is floored at -1e30 so that -inf logits give
-   e = 0 and e d = 0, never NaN. Then lse = m/T + ln s and H = ln s - ln2 c / s.
-   Raising m by delta (in units of d) scales s by 2^-delta and turns c into
-   2^-delta (c - delta s). States merge symmetrically (a commutative operation), so the
-   xor shuffle trees leave identical bits in every lane.
+   Online softmax in base 2: with k = log2(e)/T and a reference m (a raw logit),
+   d = (z - m) k, e = 2^d. While streaming, a thread keeps {m, s = sum e, c = sum e d} in
+   float; d is floored at -1e30 so that -inf logits give e = 0 and e d = 0, never NaN.
+   The reference is raised lazily: only when a chunk's maximum exceeds it by more than
+   LAZY (in units of d), so that e <= 2^LAZY and the float sums cannot overflow; raising it
+   by delta scales s by 2^-delta and turns c into 2^-delta (c - delta s). A chunk's bad
+   values (NaN, +inf) are found by one test of its NaN-propagating maximum.
+   The row then reduces max first: M = the largest reference (float, one shuffle tree;
+   NaN when some thread saw a bad value), each thread moves its sums to M once, and the
+   sums are added in double. Then lse = M/T + ln S and H = ln S - ln2 C / S, whatever the
+   reference. Fixed shuffle trees: identical bits in every lane.
 */
+const float LAZY = 8.0f;   /* small, so that H = ln S - ln2 C / S cancels little */
 
 struct Acc { float m; double s, c; };
+struct AccF { float m, s, c; };
 
-__device__ __forceinline__ void acc_init(Acc &a) { a.m = -INFINITY; a.s = 0.0; a.c = 0.0; }
-
-__device__ __forceinline__ void acc_shift(double &s, double &c, float from, float to, float k)
+__device__ __forceinline__ void accf_raise(AccF &a, float to, float k)
 {
-    if (s > 0.0 && to > from) {
-        const double delta = ((double)to - (double)from) * (double)k, scale = exp2(-delta);
-        c = scale * (c - delta * s);
-        s *= scale;
+    const float delta = (to - a.m) * k;
+    if (a.s > 0.0f) {
+        if (delta < 256.0f) {
+            const float scale = exp2f(-delta);
+            a.c = scale * (a.c - delta * a.s);
+            a.s *= scale;
+        } else {
+            a.s = a.c = 0.0f;
+        }
+    }
+    a.m = to;
+}
+
+/* The terms of n entries whose maximum cm is known: one bad-value test, the lazy raise. */
+__device__ __forceinline__ void accf_check(AccF &a, float cm, float k, bool &bad)
+{
+    bad |= !(cm < INFINITY);
+    if ((cm - a.m) * k > LAZY) accf_raise(a, cm, k);   /* false for NaN and for -inf on -inf */
+}
+
+template <int N>
+__device__ __forceinline__ void accf_terms(AccF &a, const float *z, float k)
+{
+    const float m = a.m;
+#pragma unroll
+    for (int i = 0; i < N; ++i) {
+        const float d = fmaxf((z[i] - m) * k, -1e30f), e = ex2_approx(d);
+        a.s += e;
+        a.c = fmaf(e, d, a.c);
     }
 }
 
-__device__ __forceinline__ void acc_push8(Acc &a, const float z[8], float k, bool &bad)
+template <int N>
+__device__ __forceinline__ float max_of(const float *z)
 {
     float cm = z[0];
-    float ps = 0.0f, pc = 0.0f;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) { bad |= !(z[i] < INFINITY); cm = fmaxf(cm, z[i]); }
-    if (cm > a.m) { acc_shift(a.s, a.c, a.m, cm, k); a.m = cm; }
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-        const float d = fmaxf((z[i] - a.m) * k, -1e30f), e = exp2f(d);
-        ps += e;
-        pc = fmaf(e, d, pc);
-    }
-    a.s += ps;
-    a.c += pc;
+    for (int i = 1; i < N; ++i) cm = max_nan(cm, z[i]);
+    return cm;
 }
 
-__device__ __forceinline__ void acc_push1(Acc &a, float z, float k, bool &bad)
+template <int N>
+__device__ __forceinline__ void accf_push(AccF &a, const float *z, float k, bool &bad)
 {
-    bad |= !(z < INFINITY);
-    if (z > a.m) { acc_shift(a.s, a.c, a.m, z, k); a.m = z; }
-    const float d = fmaxf((z - a.m) * k, -1e30f), e = exp2f(d);
-    a.s += e;
-    a.c += (double)e * d;
+    accf_check(a, max_of<N>(z), k, bad);
+    accf_terms<N>(a, z, k);
 }
 
-__device__ __forceinline__ Acc acc_merge(Acc a, Acc b, float k)
+/* Two chunks (a paired walk's step): one test and one raise check for both. */
+__device__ __forceinline__ void accf_push16(AccF &a, const float *z0, const float *z1, float k, bool &bad)
 {
-    const float m = fmaxf(a.m, b.m);
-    acc_shift(a.s, a.c, a.m, m, k);
-    acc_shift(b.s, b.c, b.m, m, k);
-    Acc r;
-    r.m = m; r.s = a.s + b.s; r.c = a.c + b.c;
-    return r;
+    accf_check(a, max_nan(max_of<8>(z0), max_of<8>(z1)), k, bad);
+    accf_terms<8>(a, z0, k);
+    accf_terms<8>(a, z1, k);
 }
 
 /* A pair of rows (P from u, Q from v) for KL(P || Q): diff = sum eu (du - dv);
@@ -338,6 +381,7 @@ __device__ __forceinline__ Pair pair_merge(Pair a, Pair b, float ku, float kv)
 
 __device__ __forceinline__ double shfl_xor(double v, int m) { return __shfl_xor_sync(0xffffffffu, v, m); }
 __device__ __forceinline__ int shfl_xor(int v, int m) { return __shfl_xor_sync(0xffffffffu, v, m); }
+__device__ __forceinline__ float shfl_xor(float v, int m) { return __shfl_xor_sync(0xffffffffu, v, m); }
 
 
 __device__ __forceinline__ Acc shfl_xor(const Acc &a, int m)
@@ -382,7 +426,28 @@ __device__ __forceinline__ T row_all(T v, Merge merge, T *part)
 /* --- the walk over one row: a scalar head up to 16-byte alignment, 8 entries per step
    from aligned addresses, a scalar tail. D = 3 (mixed dtypes or unaligned rows): scalar.
    Thread `lane` of G visits its entries in a fixed order. */
-template <int D, int G, class F8, class F1>
+/* A chunk through the scalar callback (the odd last chunk of a paired walk). */
+template <class F1> __device__ __forceinline__ void f1x8(F1 &f1, int64_t j, const float *z)
+{
+#pragma unroll
+    for (int i = 0; i < 8; ++i) f1(j + i, z[i]);
+}
+
+template <bool P> struct Paired {};
+template <class F8> __device__ __forceinline__ void chunk_step(F8 &f8, int64_t j, const float *z, int64_t, const float *,
+                                                             Paired<false>)
+{
+    f8(j, z);
+}
+template <class F8> __device__ __forceinline__ void chunk_step(F8 &f8, int64_t j0, const float *z0, int64_t j1,
+                                                             const float *z1, Paired<true>)
+{
+    f8(j0, z0, j1, z1);
+}
+
+/* PAIRED: two chunks per step, both loaded first (two independent 16-byte loads, four for
+   f32, in flight), f8(j0, z0, j1, z1); otherwise one chunk per step, f8(j, z). */
+template <int D, int G, bool PAIRED = false, class F8, class F1>
 __device__ __forceinline__ void walk(const char *p, int dt, int64_t V, int lane, F8 f8, F1 f1)
 {
     if (D < 3) {
@@ -391,11 +456,19 @@ __device__ __forceinline__ void walk(const char *p, int dt, int64_t V, int lane,
         if (h > V) h = V;
         if (lane < h) f1((int64_t)lane, load1<D>(p, dt, lane));
         const int64_t steps = (V - h) / 8;
+        const int step = PAIRED ? 2 : 1;
+        int64_t c = lane;
 #pragma unroll 1
-        for (int64_t c = lane; c < steps; c += G) {
+        for (; c + (step - 1) * G < steps; c += step * G) {
+            float z0[8], z1[8];
+            load8<D>(p + (h + c * 8) * es, z0);
+            if (PAIRED) load8<D>(p + (h + (c + G) * 8) * es, z1);
+            chunk_step(f8, h + c * 8, z0, h + (c + G) * 8, z1, Paired<PAIRED>());
+        }
+        if (PAIRED && c < steps) {
             float z[8];
             load8<D>(p + (h + c * 8) * es, z);
-            f8(h + c * 8, z);
+            f1x8(f1, h + c * 8, z);
         }
         const int64_t j = h + steps * 8 + lane;
         if (j < V) f1(j, load1<D>(p, dt, j));
@@ -446,21 +519,30 @@ template <int G> __device__ __forceinline__ int64_t first_row() { return G == 32
 template <int G> __device__ __forceinline__ int64_t row_step() { return G == 32 ? (int64_t)gridDim.x * 8 : (int64_t)gridDim.x; }
 template <int G> __device__ __forceinline__ int row_lane() { return G == 32 ? (int)(threadIdx.x & 31) : (int)threadIdx.x; }
 
-/* Softmax statistics of row r: every thread of the group gets them. */
+/* Softmax statistics of row r: every thread of the group gets them (bad: a NaN or +inf). */
 template <int D, int G>
 __device__ __forceinline__ Acc row_stats(const Mat &x, int64_t r, int64_t V, int lane, bool &bad, Acc *part,
                                          int *bpart)
 {
-    Acc a;
-    acc_init(a);
+    (void)bpart;
+    AccF a;
+    a.m = -INFINITY; a.s = 0.0f; a.c = 0.0f;
     bool b = false;
     const float k = x.k;
-    walk<D, G>(row_ptr(x, r), x.dtype, V, lane,
-        [&](int64_t, const float *z) { acc_push8(a, z, k, b); },
-        [&](int64_t, float z) { acc_push1(a, z, k, b); });
-    a = row_all<G>(a, [k](const Acc &p, const Acc &q) { return acc_merge(p, q, k); }, part);
-    bad = row_all<G>((int)b, [](int p, int q) { return p | q; }, bpart) != 0;
-    return a;
+    walk<D, G, true>(row_ptr(x, r), x.dtype, V, lane,
+        [&](int64_t, const float *z0, int64_t, const float *z1) { accf_push16(a, z0, z1, k, b); },
+        [&](int64_t, float z) { accf_push<1>(a, &z, k, b); });
+    /* max first (NaN: bad somewhere), then every thread's sums moved to it and added */
+    const float M = row_all<G>(b ? NAN : a.m, [](float p, float q) { return max_nan(p, q); }, (float *)part);
+    Acc st;
+    st.m = M;
+    st.s = st.c = 0.0;
+    bad = M != M;
+    if (!bad && a.s > 0.0f && M > a.m) accf_raise(a, M, k);
+    st.s = a.s;
+    st.c = a.c;
+    st = row_all<G>(st, [](const Acc &p, const Acc &q) { Acc t = p; t.s += q.s; t.c += q.c; return t; }, part);
+    return st;
 }
 
 /* --- dependency_logits: KL(P || Q), with P from the first matrix (the host swaps them for

@@ -122,8 +122,11 @@
 
    PERFORMANCE NOTES
      Logits rows: one thread block per row (a warp per row below 2048 entries), one pass
-     with online max/sum, 16-byte loads when the row start allows it, bf16/f16 read in
-     registers. Per-sequence work (seq means, top-k, soft mask, the loss): one block
+     with online max/sum, 16-byte loads after a scalar head up to 16-byte alignment,
+     bf16/f16 read in registers. logprobs (and the statistics pass of the backward): two
+     16-byte loads in flight per thread, float sums with a lazily raised reference, the
+     approximate exponent (docs/spec.md §12), no FP64 in the loop, max-first reduction.
+     `make cuda-budget` prints each kernel's instruction budget (docs/cuda_budget.md). Per-sequence work (seq means, top-k, soft mask, the loss): one block
      per sequence, so a batch needs many sequences to fill the GPU.
 */
 #ifndef VPPO_CUDA_H

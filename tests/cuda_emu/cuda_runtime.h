@@ -73,7 +73,9 @@
      below (host code may dereference a device pointer without complaint), no streams
      running concurrently (every operation completes when it is issued, except the
      deferred copies described below). Fast-math intrinsics mimic the hardware's
-     formulas (__expf = exp2f(x * log2(e)) etc.), not its last bits. Host threads: one.
+     formulas (__expf = exp2f(x * log2(e)) etc.), not its last bits;
+     vppo_emu_ex2_approx_ftz(x) stands for PTX ex2.approx.ftz.f32 at its documented
+     error bound (2^-22 relative) with its flush-to-zero. Host threads: one.
 
    DEVICE MEMORY
      Every device allocation (cudaMalloc, cudaMallocAsync) is host memory, 256-byte
@@ -205,6 +207,7 @@
 #include <math.h>
 #include <cstdarg>
 #include <cstddef>
+#include <cfloat>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -2080,6 +2083,27 @@ inline float __sinf(float x) { return std::sin(x); }
 inline float __cosf(float x) { return std::cos(x); }
 inline float __tanf(float x) { return std::tan(x); }
 inline void __sincosf(float x, float *s, float *c) { *s = std::sin(x); *c = std::cos(x); }
+/* PTX ex2.approx.ftz.f32 (code for a GPU reaches it through inline asm; code built for the
+   emulator calls this): 2^x within the instruction's documented maximum relative error of
+   2^-22 (PTX ISA, ex2), modelled AT that bound so that tolerances are tested against what
+   the GPU may compute: the exact value times 1 + 2^-22 or 1 - 2^-22 (the sign from a hash
+   of x's bits: repeatable), rounded to float; exact for an integral x (a power of two: a
+   zero fraction, as the hardware's table-and-polynomial unit gives; to confirm on a GPU
+   with bench/run_gpu.sh). .ftz: a subnormal input is read as zero (result 1), a result
+   below FLT_MIN is flushed to +0. */
+inline float vppo_emu_ex2_approx_ftz(float x)
+{
+    if (std::fpclassify(x) == FP_SUBNORMAL) x = 0.0f;
+    double r = std::exp2((double)x);
+    if (!(r > 0.0) || std::isinf(r) || x == std::floor(x)) return (float)r < FLT_MIN ? 0.0f : (float)r;
+    uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    bits *= 0x9E3779B1u;
+    r *= (bits >> 31) ? 1.0 + std::ldexp(1.0, -22) : 1.0 - std::ldexp(1.0, -22);
+    const float f = (float)r;
+    return f < FLT_MIN ? 0.0f : f;
+}
+
 inline float __fdividef(float x, float y)
 {
     float ay = std::fabs(y);
