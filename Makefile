@@ -178,7 +178,7 @@ check-refs: | $(BUILD)
 	    || { cat $(BUILD)/check_refs_bad.log; echo "check-refs: the checker did not name both unknown sections"; exit 1; }
 
 test: check-refs test-compile test-gcc test-clang test-cxx test-omp test-nosimd test-openblas test-cuda-emu \
-      test-cuda-emu-selftest test-toy examples-check
+      test-cuda-emu-contract test-cuda-emu-selftest test-toy examples-check
 	@echo "== make test: every build passed"
 
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer, any error fatal.
@@ -247,7 +247,7 @@ include examples/examples.mk
 include tests/cuda.mk
 
 # CUDA benchmarks: make bench-cuda, bench-cuda-quick, bench-cuda-torch (need a GPU),
-# bench-cuda-emu (CPU emulator) (bench/cuda.mk).
+# bench-cuda-emu (CPU emulator), cuda-budget (SASS instruction budget, no GPU) (bench/cuda.mk).
 include bench/cuda.mk
 
 # Reliability: fuzzers, valgrind, 32-bit, large indices (tests/reliability.mk).

@@ -33,7 +33,9 @@
 #include "vppo_cuda.h"
 
 #include <cuda_runtime.h>
+#include <cuda_fp16.h>
 #include <float.h>
+#include <initializer_list>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -103,21 +105,24 @@ __device__ __forceinline__ void flag_row(Hdr *h, long long r, int param)
 {
     atomicMin(&h->row, ((u64)r << 1) | (u64)param);
 }
-/* Has an earlier kernel of this call found an error that stops the computation? */
-__device__ __forceinline__ bool stopped(const Hdr *h) { return *(const volatile unsigned *)&h->check < CHK_OVERFLOW; }
+/* Has an earlier kernel of this call found an error that stops the computation? Read once
+   per block by thread 0 and shared after a barrier (earlier kernels' writes are visible at
+   the kernel boundary: a plain load): every thread of the block calls it, at the top. */
+__device__ __forceinline__ bool stopped(const Hdr *h)
+{
+    __shared__ unsigned check;
+    if (threadIdx.x == 0) check = h->check;
+    __syncthreads();
+    return check < CHK_OVERFLOW;
+}
 
 __device__ __forceinline__ bool finite_f(float x) { return x - x == 0.0f; }
 
 __device__ __forceinline__ float bf16_to_f32(unsigned h) { return __uint_as_float(h << 16); }
 
-/* Exact: normal f16 values land on the same float after the exponent rebias (a multiply by
-   2^112), subnormals become float denormals that the multiply makes normal. */
-__device__ __forceinline__ float f16_to_f32(unsigned h)
-{
-    const unsigned sign = (h & 0x8000u) << 16, em = h & 0x7fffu;
-    if (em >= 0x7c00u) return __uint_as_float(sign | 0x7f800000u | ((em & 0x3ffu) << 13));
-    return __uint_as_float(sign | (em << 13)) * __uint_as_float(0x77800000u);   /* 2^112 */
-}
+/* CUDA's own conversion (one instruction, exact for every f16 including subnormals,
+   whatever the denormal mode: no float arithmetic that -ftz could flush). */
+__device__ __forceinline__ float f16_to_f32(unsigned h) { return __half2float(__ushort_as_half((unsigned short)h)); }
 
 __device__ __forceinline__ unsigned f32_to_bf16(float f)   /* round to nearest even */
 {
@@ -192,63 +197,106 @@ template <int NT> __device__ double block_sum(double v) { return block_all<NT>(v
 template <int NT> __device__ long long block_count(long long v) { return block_all<NT>(v, OpAdd()); }
 
 /* ================================================================ 2. logits rows */
+
+/* 2^x by the SFU's approximate instruction (PTX ex2.approx.ftz.f32: relative error at most
+   2^-22, subnormal inputs and results flushed to zero; docs/spec.md §12's note), and the
+   NaN-propagating maximum (max.NaN.f32, sm_80+). The emulator models both. */
+__device__ __forceinline__ float ex2_approx(float x)
+{
+#ifdef VPPO_CUDA_EMULATE
+    return vppo_emu_ex2_approx_ftz(x);
+#else
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+#endif
+}
+
+__device__ __forceinline__ float max_nan(float a, float b)
+{
+#ifdef VPPO_CUDA_EMULATE
+    return a != a ? a : b != b ? b : fmaxf(a, b);
+#else
+    float r;
+    asm("max.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+#endif
+}
+
 /*
-   Online softmax in base 2: with k = log2(e)/T and m the running max of the raw logits,
-   d = (z - m) k, e = 2^d. A thread keeps {m, s = sum e, c = sum e d} in double and adds
-   float partials of 8 entries at a time; d is floored at -1e30 so that -inf logits give
-   e = 0 and e d = 0, never NaN. Then lse = m/T + ln s and H = ln s - ln2 c / s.
-   Raising m by delta (in units of d) scales s by 2^-delta and turns c into
-   2^-delta (c - delta s). States merge symmetrically (a commutative operation), so the
-   xor shuffle trees leave identical bits in every lane.
+   Online softmax in base 2: with k = log2(e)/T and a reference m (a raw logit),
+   d = (z - m) k, e = 2^d. While streaming, a thread keeps {m, s = sum e, c = sum e d} in
+   float; d is floored at -1e30 so that -inf logits give e = 0 and e d = 0, never NaN.
+   The reference is raised lazily: only when a chunk's maximum exceeds it by more than
+   LAZY (in units of d), so that e <= 2^LAZY and the float sums cannot overflow; raising it
+   by delta scales s by 2^-delta and turns c into 2^-delta (c - delta s). A chunk's bad
+   values (NaN, +inf) are found by one test of its NaN-propagating maximum.
+   The row then reduces max first: M = the largest reference (float, one shuffle tree;
+   NaN when some thread saw a bad value), each thread moves its sums to M once, and the
+   sums are added in double. Then lse = M/T + ln S and H = ln S - ln2 C / S, whatever the
+   reference. Fixed shuffle trees: identical bits in every lane.
 */
+const float LAZY = 8.0f;   /* small, so that H = ln S - ln2 C / S cancels little */
 
 struct Acc { float m; double s, c; };
+struct AccF { float m, s, c; };
 
-__device__ __forceinline__ void acc_init(Acc &a) { a.m = -INFINITY; a.s = 0.0; a.c = 0.0; }
-
-__device__ __forceinline__ void acc_shift(double &s, double &c, float from, float to, float k)
+__device__ __forceinline__ void accf_raise(AccF &a, float to, float k)
 {
-    if (s > 0.0 && to > from) {
-        const double delta = ((double)to - (double)from) * (double)k, scale = exp2(-delta);
-        c = scale * (c - delta * s);
-        s *= scale;
+    const float delta = (to - a.m) * k;
+    if (a.s > 0.0f) {
+        if (delta < 256.0f) {
+            const float scale = exp2f(-delta);
+            a.c = scale * (a.c - delta * a.s);
+            a.s *= scale;
+        } else {
+            a.s = a.c = 0.0f;
+        }
+    }
+    a.m = to;
+}
+
+/* The terms of n entries whose maximum cm is known: one bad-value test, the lazy raise. */
+__device__ __forceinline__ void accf_check(AccF &a, float cm, float k, bool &bad)
+{
+    bad |= !(cm < INFINITY);
+    if ((cm - a.m) * k > LAZY) accf_raise(a, cm, k);   /* false for NaN and for -inf on -inf */
+}
+
+template <int N>
+__device__ __forceinline__ void accf_terms(AccF &a, const float *z, float k)
+{
+    const float m = a.m;
+#pragma unroll
+    for (int i = 0; i < N; ++i) {
+        const float d = fmaxf((z[i] - m) * k, -1e30f), e = ex2_approx(d);
+        a.s += e;
+        a.c = fmaf(e, d, a.c);
     }
 }
 
-__device__ __forceinline__ void acc_push8(Acc &a, const float z[8], float k, bool &bad)
+template <int N>
+__device__ __forceinline__ float max_of(const float *z)
 {
     float cm = z[0];
-    float ps = 0.0f, pc = 0.0f;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) { bad |= !(z[i] < INFINITY); cm = fmaxf(cm, z[i]); }
-    if (cm > a.m) { acc_shift(a.s, a.c, a.m, cm, k); a.m = cm; }
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-        const float d = fmaxf((z[i] - a.m) * k, -1e30f), e = exp2f(d);
-        ps += e;
-        pc = fmaf(e, d, pc);
-    }
-    a.s += ps;
-    a.c += pc;
+    for (int i = 1; i < N; ++i) cm = max_nan(cm, z[i]);
+    return cm;
 }
 
-__device__ __forceinline__ void acc_push1(Acc &a, float z, float k, bool &bad)
+template <int N>
+__device__ __forceinline__ void accf_push(AccF &a, const float *z, float k, bool &bad)
 {
-    bad |= !(z < INFINITY);
-    if (z > a.m) { acc_shift(a.s, a.c, a.m, z, k); a.m = z; }
-    const float d = fmaxf((z - a.m) * k, -1e30f), e = exp2f(d);
-    a.s += e;
-    a.c += (double)e * d;
+    accf_check(a, max_of<N>(z), k, bad);
+    accf_terms<N>(a, z, k);
 }
 
-__device__ __forceinline__ Acc acc_merge(Acc a, Acc b, float k)
+/* Two chunks (a paired walk's step): one test and one raise check for both. */
+__device__ __forceinline__ void accf_push16(AccF &a, const float *z0, const float *z1, float k, bool &bad)
 {
-    const float m = fmaxf(a.m, b.m);
-    acc_shift(a.s, a.c, a.m, m, k);
-    acc_shift(b.s, b.c, b.m, m, k);
-    Acc r;
-    r.m = m; r.s = a.s + b.s; r.c = a.c + b.c;
-    return r;
+    accf_check(a, max_nan(max_of<8>(z0), max_of<8>(z1)), k, bad);
+    accf_terms<8>(a, z0, k);
+    accf_terms<8>(a, z1, k);
 }
 
 /* A pair of rows (P from u, Q from v) for KL(P || Q): diff = sum eu (du - dv);
@@ -333,6 +381,7 @@ __device__ __forceinline__ Pair pair_merge(Pair a, Pair b, float ku, float kv)
 
 __device__ __forceinline__ double shfl_xor(double v, int m) { return __shfl_xor_sync(0xffffffffu, v, m); }
 __device__ __forceinline__ int shfl_xor(int v, int m) { return __shfl_xor_sync(0xffffffffu, v, m); }
+__device__ __forceinline__ float shfl_xor(float v, int m) { return __shfl_xor_sync(0xffffffffu, v, m); }
 
 
 __device__ __forceinline__ Acc shfl_xor(const Acc &a, int m)
@@ -377,7 +426,28 @@ __device__ __forceinline__ T row_all(T v, Merge merge, T *part)
 /* --- the walk over one row: a scalar head up to 16-byte alignment, 8 entries per step
    from aligned addresses, a scalar tail. D = 3 (mixed dtypes or unaligned rows): scalar.
    Thread `lane` of G visits its entries in a fixed order. */
-template <int D, int G, class F8, class F1>
+/* A chunk through the scalar callback (the odd last chunk of a paired walk). */
+template <class F1> __device__ __forceinline__ void f1x8(F1 &f1, int64_t j, const float *z)
+{
+#pragma unroll
+    for (int i = 0; i < 8; ++i) f1(j + i, z[i]);
+}
+
+template <bool P> struct Paired {};
+template <class F8> __device__ __forceinline__ void chunk_step(F8 &f8, int64_t j, const float *z, int64_t, const float *,
+                                                             Paired<false>)
+{
+    f8(j, z);
+}
+template <class F8> __device__ __forceinline__ void chunk_step(F8 &f8, int64_t j0, const float *z0, int64_t j1,
+                                                             const float *z1, Paired<true>)
+{
+    f8(j0, z0, j1, z1);
+}
+
+/* PAIRED: two chunks per step, both loaded first (two independent 16-byte loads, four for
+   f32, in flight), f8(j0, z0, j1, z1); otherwise one chunk per step, f8(j, z). */
+template <int D, int G, bool PAIRED = false, class F8, class F1>
 __device__ __forceinline__ void walk(const char *p, int dt, int64_t V, int lane, F8 f8, F1 f1)
 {
     if (D < 3) {
@@ -386,11 +456,19 @@ __device__ __forceinline__ void walk(const char *p, int dt, int64_t V, int lane,
         if (h > V) h = V;
         if (lane < h) f1((int64_t)lane, load1<D>(p, dt, lane));
         const int64_t steps = (V - h) / 8;
+        const int step = PAIRED ? 2 : 1;
+        int64_t c = lane;
 #pragma unroll 1
-        for (int64_t c = lane; c < steps; c += G) {
+        for (; c + (step - 1) * G < steps; c += step * G) {
+            float z0[8], z1[8];
+            load8<D>(p + (h + c * 8) * es, z0);
+            if (PAIRED) load8<D>(p + (h + (c + G) * 8) * es, z1);
+            chunk_step(f8, h + c * 8, z0, h + (c + G) * 8, z1, Paired<PAIRED>());
+        }
+        if (PAIRED && c < steps) {
             float z[8];
             load8<D>(p + (h + c * 8) * es, z);
-            f8(h + c * 8, z);
+            f1x8(f1, h + c * 8, z);
         }
         const int64_t j = h + steps * 8 + lane;
         if (j < V) f1(j, load1<D>(p, dt, j));
@@ -441,21 +519,30 @@ template <int G> __device__ __forceinline__ int64_t first_row() { return G == 32
 template <int G> __device__ __forceinline__ int64_t row_step() { return G == 32 ? (int64_t)gridDim.x * 8 : (int64_t)gridDim.x; }
 template <int G> __device__ __forceinline__ int row_lane() { return G == 32 ? (int)(threadIdx.x & 31) : (int)threadIdx.x; }
 
-/* Softmax statistics of row r: every thread of the group gets them. */
+/* Softmax statistics of row r: every thread of the group gets them (bad: a NaN or +inf). */
 template <int D, int G>
 __device__ __forceinline__ Acc row_stats(const Mat &x, int64_t r, int64_t V, int lane, bool &bad, Acc *part,
                                          int *bpart)
 {
-    Acc a;
-    acc_init(a);
+    (void)bpart;
+    AccF a;
+    a.m = -INFINITY; a.s = 0.0f; a.c = 0.0f;
     bool b = false;
     const float k = x.k;
-    walk<D, G>(row_ptr(x, r), x.dtype, V, lane,
-        [&](int64_t, const float *z) { acc_push8(a, z, k, b); },
-        [&](int64_t, float z) { acc_push1(a, z, k, b); });
-    a = row_all<G>(a, [k](const Acc &p, const Acc &q) { return acc_merge(p, q, k); }, part);
-    bad = row_all<G>((int)b, [](int p, int q) { return p | q; }, bpart) != 0;
-    return a;
+    walk<D, G, true>(row_ptr(x, r), x.dtype, V, lane,
+        [&](int64_t, const float *z0, int64_t, const float *z1) { accf_push16(a, z0, z1, k, b); },
+        [&](int64_t, float z) { accf_push<1>(a, &z, k, b); });
+    /* max first (NaN: bad somewhere), then every thread's sums moved to it and added */
+    const float M = row_all<G>(b ? NAN : a.m, [](float p, float q) { return max_nan(p, q); }, (float *)part);
+    Acc st;
+    st.m = M;
+    st.s = st.c = 0.0;
+    bad = M != M;
+    if (!bad && a.s > 0.0f && M > a.m) accf_raise(a, M, k);
+    st.s = a.s;
+    st.c = a.c;
+    st = row_all<G>(st, [](const Acc &p, const Acc &q) { Acc t = p; t.s += q.s; t.c += q.c; return t; }, part);
+    return st;
 }
 
 /* --- dependency_logits: KL(P || Q), with P from the first matrix (the host swaps them for
@@ -1262,16 +1349,29 @@ __global__ void k_rc_publish(const Hdr *hdr, const vppo_rc_out *src, int32_t *st
 
 thread_local char error_message[256];
 
+/* A launch and its own error (cudaLaunchKernel's return), never cudaGetLastError: that
+   would take, clear and report as ours an error the caller left pending. The arguments
+   are converted to the kernel's parameter types before their addresses are taken. */
+#ifdef VPPO_CUDA_EMULATE
 template <class K, class... A>
 cudaError_t launch(K kernel, unsigned grid, unsigned block, cudaStream_t stream, A... args)
 {
-#ifdef VPPO_CUDA_EMULATE
-    vppo_emu_launch(dim3(grid), dim3(block), stream, [=] { kernel(args...); });
-#else
-    kernel<<<grid, block, 0, stream>>>(args...);
-#endif
-    return cudaGetLastError();
+    return vppo_emu_launch(dim3(grid), dim3(block), stream, [=] { kernel(args...); });
 }
+#else
+template <class... P> struct Launcher {
+    static cudaError_t go(void (*kernel)(P...), unsigned grid, unsigned block, cudaStream_t stream, P... p)
+    {
+        void *argv[] = { (void *)&p... };
+        return cudaLaunchKernel((const void *)kernel, dim3(grid), dim3(block), argv, 0, stream);
+    }
+};
+template <class... P, class... A>
+cudaError_t launch(void (*kernel)(P...), unsigned grid, unsigned block, cudaStream_t stream, A... args)
+{
+    return Launcher<P...>::go(kernel, grid, block, stream, args...);
+}
+#endif
 
 /* What the last kernel of every call (k_publish) writes: the status word and the scalar
    results (device pointers, each may be NULL). */
@@ -1369,6 +1469,7 @@ struct Call {
         if (ws == 0) return VPPO_ERR_SIZE;   /* a batch too large for any workspace */
         if (async) {
             if (!L || !L->status) return VPPO_ERR_NULL;
+            if ((uintptr_t)L->status % alignof(int32_t) != 0) return VPPO_ERR_PARAM;
             if (!L->workspace || (uintptr_t)L->workspace % 16 != 0 || L->workspace_bytes < ws)
                 return VPPO_ERR_WORKSPACE;
             scratch = (char *)L->workspace;
@@ -1463,6 +1564,20 @@ vppo_status check_logits(const vppo_logits *x)
     const vppo_status st = vppo__check_logits(x);
     if (st == VPPO_OK && !(LOG2E / (double)x->temperature <= FLT_MAX)) return VPPO_ERR_PARAM;
     return st;
+}
+
+/* Device pointers must be aligned to their element type (vppo_cuda.h, ALIGNMENT): a
+   misaligned typed access is cudaErrorMisalignedAddress on a GPU, sticky, which would
+   destroy the caller's context. Checked on the host after vppo.h's checks: VPPO_ERR_PARAM.
+   NULL passes (an optional argument; the required ones were checked for NULL). */
+struct Al { const void *p; size_t a; };
+template <class T> Al al(const T *p) { Al r = { p, alignof(T) }; return r; }
+Al al_dtype(const void *p, vppo_dtype dt) { Al r = { p, vppo__dtype_size(dt) }; return r; }
+vppo_status check_align(std::initializer_list<Al> l)
+{
+    for (const Al &x : l)
+        if ((uintptr_t)x.p % x.a != 0) return VPPO_ERR_PARAM;
+    return VPPO_OK;
 }
 
 bool bad_estimator(vppo_estimator e) { return !vppo__enum_in((int)e, VPPO_EST_K3, VPPO_EST_PROB_DROP); }
@@ -1630,13 +1745,13 @@ void run_pipeline(Call &c, const vppo_config *cfg, const vppo_seqs *s, const flo
 
 /* The host checks of the two masks, and their first kernel: offsets, n_b, and the score
    checked (top-k: not NaN; soft mask: finite). */
-vppo_status check_mask_host(const vppo_seqs *s, const float *score, const void *out, double ratio)
+vppo_status check_mask_host(const vppo_seqs *s, const float *score, const void *out, size_t out_align, double ratio)
 {
     vppo_status st = vppo__check_seqs_in(s, 0);
     if (st != VPPO_OK) return st;
     if (!score || !out) return VPPO_ERR_NULL;
     if (!(ratio >= 0.0 && ratio <= 1.0)) return VPPO_ERR_PARAM;
-    return VPPO_OK;
+    return check_align({ al(s->offsets), al(score), Al{ out, out_align } });
 }
 
 SeqA run_score_pass(Call &c, const vppo_seqs *s, const float *score, int kind)
@@ -1656,6 +1771,7 @@ vppo_status dependency_sampled(Call &c, const vppo_seqs *s, const float *logp, c
     if (st != VPPO_OK) return st;
     if (!logp || !logp_aug || !dep) return VPPO_ERR_NULL;
     if (bad_estimator(est)) return VPPO_ERR_PARAM;
+    if ((st = check_align({ al(s->offsets), al(logp), al(logp_aug), al(dep) })) != VPPO_OK) return st;
     if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
     SeqA a = seq_args<SeqA>(s, c);
     a.dep_mode = DEP_SAMPLED;
@@ -1672,6 +1788,8 @@ vppo_status dependency_logits(Call &c, const vppo_logits *orig, const vppo_logit
 {
     vppo_status st = vppo__check_dependency_logits_args(orig, aug, div, dep);
     if (st == VPPO_OK && (st = check_logits(orig)) == VPPO_OK) st = check_logits(aug);
+    if (st == VPPO_OK)
+        st = check_align({ al_dtype(orig->data, orig->dtype), al_dtype(aug->data, aug->dtype), al(dep) });
     if (st != VPPO_OK) return st;
     if ((st = c.begin(0)) != VPPO_OK) return st;
     const vppo_logits *P = div == VPPO_DIV_KL_REVERSE ? aug : orig, *Q = div == VPPO_DIV_KL_REVERSE ? orig : aug;
@@ -1696,6 +1814,8 @@ vppo_status logprobs(Call &c, const vppo_logits *x, const int32_t *ids, float *l
     vppo_status st;
     if ((st = check_logits(x)) != VPPO_OK) return st;
     if (logp && !ids) return VPPO_ERR_NULL;
+    if ((st = check_align({ al_dtype(x->data, x->dtype), al(ids), al(logp), al(lse), al(entropy) })) != VPPO_OK)
+        return st;
     if ((st = c.begin(0)) != VPPO_OK) return st;
     LogprobsArgs a;
     a.x = make_mat(x);
@@ -1719,6 +1839,9 @@ vppo_status logprobs_backward(Call &c, const vppo_logits *x, const int32_t *ids,
 {
     vppo_status st = vppo__check_backward_args(x, ids, dlogp, dlogits);
     if (st == VPPO_OK) st = check_logits(x);
+    if (st == VPPO_OK)
+        st = check_align({ al_dtype(x->data, x->dtype), al(ids), al(lse), al(entropy), al(dlogp), al(dentropy),
+                           al_dtype(dlogits->data, dlogits->dtype) });
     if (st != VPPO_OK) return st;
     if ((st = c.begin(0)) != VPPO_OK) return st;
     const int64_t V = x->vocab, n = x->n_rows;
@@ -1754,6 +1877,7 @@ vppo_status perturb_patch_rows(Call &c, float *rows, int64_t n_rows, int64_t row
     float prob, const float *fill, uint64_t seed)
 {
     vppo_status st = vppo__check_patch_rows_args(rows, n_rows, row_len, row_stride, prob);
+    if (st == VPPO_OK) st = check_align({ al(rows), al(fill) });
     if (st == VPPO_OK) st = c.begin(0);
     if (st != VPPO_OK) return st;
     if (fill && row_len > 0) c.run("k_check_fill", k_check_fill, grid_for(row_len, 256), 256, fill, row_len, c.hdr());
@@ -1766,7 +1890,7 @@ vppo_status perturb_patch_rows(Call &c, float *rows, int64_t n_rows, int64_t row
 vppo_status topk_mask(Call &c, const vppo_seqs *s, const float *score, double ratio, uint8_t *select,
     vppo_topk_info *info)
 {
-    vppo_status st = check_mask_host(s, score, select, ratio);
+    vppo_status st = check_mask_host(s, score, select, 1, ratio);
     if (st != VPPO_OK) return st;
     if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
     run_score_pass(c, s, score, KIND_NOT_NAN);
@@ -1784,7 +1908,7 @@ vppo_status topk_mask(Call &c, const vppo_seqs *s, const float *score, double ra
 
 vppo_status soft_mask(Call &c, const vppo_seqs *s, const float *score, double ratio, float *weight)
 {
-    vppo_status st = check_mask_host(s, score, weight, ratio);
+    vppo_status st = check_mask_host(s, score, weight, alignof(float), ratio);
     if (st != VPPO_OK) return st;
     if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
     const SeqA a = run_score_pass(c, s, score, KIND_FINITE);
@@ -1804,6 +1928,9 @@ vppo_status policy_loss(Call &c, const vppo_loss_config *cfg, const vppo_seqs *s
     float *dlogp, vppo_loss_out *out)
 {
     vppo_status st = vppo__check_loss_args(cfg, s, logp, logp_old, logp_ref, adv, out, 1, 0);
+    if (st == VPPO_OK)
+        st = check_align({ al(s->offsets), al(logp), al(logp_old), al(logp_ref), al(adv), al(weight), al(dlogp),
+                           al(c.async ? out : NULL) });
     if (st != VPPO_OK) return st;
     if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
     const unsigned grid = seq_grid(s->n_seqs);
@@ -1839,6 +1966,11 @@ vppo_status pipeline(Call &c, const vppo_config *cfg, const vppo_seqs *s, const 
     if (st != VPPO_OK) return st;
     if (step && (st = vppo__check_loss_args(&cfg->loss, s, logp, logp_old, logp_ref, NULL, out, 0, 0)) != VPPO_OK)
         return st;
+    if ((st = check_align({ al(s->offsets), al(logp), al(logp_old), al(logp_aug), al(dep_in), al(logp_ref),
+                            al(adv_seq), al(dlogp), al(p->dep), al(p->traj_dep), al(p->count), al(p->scale),
+                            al(p->adv), al(c.async ? global : NULL), al(c.async ? out : NULL),
+                            al(c.async ? stats : NULL), al(c.async ? topk : NULL) })) != VPPO_OK)
+        return st;
     if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
     run_pipeline(c, cfg, s, logp_old, logp_aug, dep_in, adv_seq, global, p, source, step ? &cfg->loss : NULL, logp,
                  logp_ref, dlogp);
@@ -1861,6 +1993,9 @@ vppo_status rollout_correction(Call &c, const vppo_rc_config *cfg, const vppo_se
     if (st != VPPO_OK) return st;
     if ((st = vppo__check_seqs_in(s, 0)) != VPPO_OK) return st;
     if (!logp || !logp_rollout || !out) return VPPO_ERR_NULL;
+    if ((st = check_align({ al(s->offsets), al(logp), al(logp_rollout), al(weight), al(c.async ? out : NULL) })) !=
+        VPPO_OK)
+        return st;
     if ((st = c.begin(s->n_seqs)) != VPPO_OK) return st;
     RcArgs a;
     memset(&a, 0, sizeof a);

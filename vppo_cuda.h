@@ -85,10 +85,33 @@
      at once, errors that the host can see are reported before errors in device data;
      among the device-data errors the CPU function's order of checks is kept.
 
+   ALIGNMENT
+     Every device pointer must be aligned to its element type, checked on the host after
+     vppo.h's own checks (VPPO_ERR_PARAM, nothing enqueued): logits data (vppo_logits)
+     and gradient data (vppo_grad_out) to their dtype's size (4 for F32, 2 for BF16 and
+     F16; rows need not be 16-byte aligned, any row_stride is accepted); every float and
+     int32_t array (logp, ids, lse, entropy, dlogp, dentropy, dep, score, weight, adv,
+     rows, fill, the vppo_prepared float buffers, launch->status) to 4; offsets and
+     vppo_prepared.count to 8; device result structs of the _async forms (vppo_loss_out,
+     vppo_tas_stats, vppo_topk_info, vppo_rc_out, global) to 8; uint8_t arrays (mask,
+     select, keep): any. On a GPU a misaligned access is cudaErrorMisalignedAddress,
+     which is sticky and ends the caller's CUDA context: it is refused before any launch.
+
+   STREAMS
+     stream (or launch->stream) NULL is the legacy default stream, whatever the caller's
+     build: libvppo_cuda is compiled without --default-stream per-thread. Its work then
+     waits for all earlier work on the device's blocking streams, and their later work
+     waits for it. Pass cudaStreamPerThread for the calling thread's default stream, or a
+     created stream to overlap with other work (one created with cudaStreamNonBlocking
+     does not synchronise with the legacy stream).
+
    ERRORS
-     VPPO_ERR_CUDA when a CUDA runtime call or a kernel launch fails;
+     VPPO_ERR_CUDA when a CUDA runtime call or a kernel launch of this call fails;
      vppo_cuda_error_string() then returns CUDA's message (per host thread). A failed
      call leaves the CUDA error state of the runtime cleared where CUDA allows it.
+     Launch errors are taken from the launch's own return (cudaLaunchKernel), never from
+     cudaGetLastError: an error that the caller left pending before the call is neither
+     reported as this call's nor cleared by a call that succeeds.
 
    DETERMINISM
      Every reduction (per row, per sequence, over the batch) runs in a fixed order on a
@@ -99,8 +122,11 @@
 
    PERFORMANCE NOTES
      Logits rows: one thread block per row (a warp per row below 2048 entries), one pass
-     with online max/sum, 16-byte loads when the row start allows it, bf16/f16 read in
-     registers. Per-sequence work (seq means, top-k, soft mask, the loss): one block
+     with online max/sum, 16-byte loads after a scalar head up to 16-byte alignment,
+     bf16/f16 read in registers. logprobs (and the statistics pass of the backward): two
+     16-byte loads in flight per thread, float sums with a lazily raised reference, the
+     approximate exponent (docs/spec.md §12), no FP64 in the loop, max-first reduction.
+     `make cuda-budget` prints each kernel's instruction budget (docs/cuda_budget.md). Per-sequence work (seq means, top-k, soft mask, the loss): one block
      per sequence, so a batch needs many sequences to fill the GPU.
 */
 #ifndef VPPO_CUDA_H

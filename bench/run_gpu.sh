@@ -68,7 +68,8 @@ if "${MAKE[@]}" -n cuda >/dev/null 2>&1; then
 else
     run build bash -c 'set -e
         nvcc -O3 -std=c++14 -Xcompiler -fPIC -gencode arch=compute_80,code=sm_80 \
-             -gencode arch=compute_90,code=sm_90 -c vppo_cuda.cu -o build/vppo_cuda.o
+             -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
+             -c vppo_cuda.cu -o build/vppo_cuda.o
         ar rcs build/libvppo_cuda.a build/vppo_cuda.o
         nvcc -shared -o build/libvppo_cuda.so build/vppo_cuda.o'
 fi

@@ -8,6 +8,8 @@
 #   make test-cuda-emu  the same suite on the CPU, through the CUDA emulator of tests/cuda_emu
 #                       (vppo_cuda.cu compiled as C++), then examples/engine_graph.cu on it;
 #                       part of make test
+#   make test-cuda-emu-contract   the emulated suite compiled with -ffp-contract=fast (FMA, as nvcc
+#                       contracts device code by default); part of make test
 #   make test-cuda-emu-selftest   the emulator's own tests, plain and under ASan+UBSan (make test)
 #   make test-cuda-emu-sanitize   the emulated CUDA suite under ASan+UBSan (.ci/run)
 #
@@ -15,10 +17,13 @@
 
 NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
 CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
-CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+# sm_80 and sm_90 machine code, and compute_90 PTX that the driver compiles for newer GPUs
+# (sm_100, sm_120), which would otherwise find no kernel at all.
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
 NVCCFLAGS := -std=c++14 -O3 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-fPIC -Werror all-warnings
 
-.PHONY: cuda test-cuda test-cuda-emu test-cuda-emu-selftest test-cuda-emu-sanitize
+.PHONY: cuda test-cuda test-cuda-emu test-cuda-emu-contract test-cuda-emu-selftest test-cuda-emu-sanitize
 
 $(BUILD)/vppo_cuda.o: vppo_cuda.cu vppo_cuda.h vppo.h | $(BUILD)
 	$(NVCC) $(NVCCFLAGS) -c vppo_cuda.cu -o $@
@@ -65,6 +70,23 @@ $(BUILD)/test_cuda_emu: $(CUDA_TEST_DEP) vppo_cuda.cu $(EMU_HEADERS) | $(BUILD)
 
 $(BUILD)/engine_graph_emu: examples/engine_graph.cu vppo_cuda.cu vppo_cuda.h vppo.h $(EMU_HEADERS) | $(BUILD)
 	g++ $(EMU_FLAGS) -o $@ -x c++ examples/engine_graph.cu -x c++ vppo_cuda.cu -lm
+
+# The same suite with floating-point contraction, as nvcc compiles device code (it fuses a*b+c
+# into FMA by default): -ffp-contract=fast with FMA instructions (-mfma on x86-64, where
+# the CPU has them; aarch64 always has them). The tolerances of §12 must hold both ways.
+EMU_FMA := $(shell if [ "$$(uname -m)" = x86_64 ]; then grep -qw fma /proc/cpuinfo 2>/dev/null && echo -mfma || echo none; fi)
+$(BUILD)/test_cuda_emu_fma: $(CUDA_TEST_DEP) vppo_cuda.cu $(EMU_HEADERS) | $(BUILD)
+	g++ $(filter-out -ffp-contract=off,$(EMU_FLAGS)) -ffp-contract=fast $(EMU_FMA) -o $@ -x c++ $(CUDA_TEST_SRC) -x c++ vppo_cuda.cu -lm
+
+ifeq ($(EMU_FMA),none)
+test-cuda-emu-contract:
+	@echo "== CUDA suite with contraction: this x86-64 CPU has no FMA instructions, not run"
+else
+test-cuda-emu-contract: $(BUILD)/test_cuda_emu_fma
+	@echo "== CUDA suite on the CPU emulator with -ffp-contract=fast $(EMU_FMA) (FMA, as nvcc)"
+	./$(BUILD)/test_cuda_emu_fma > $(BUILD)/test_cuda_emu_fma.log 2>&1 || { cat $(BUILD)/test_cuda_emu_fma.log; exit 1; }
+	@tail -1 $(BUILD)/test_cuda_emu_fma.log
+endif
 
 test-cuda-emu: $(BUILD)/test_cuda_emu $(BUILD)/engine_graph_emu
 	@echo "== CUDA suite on the CPU emulator (tests/cuda_emu)"

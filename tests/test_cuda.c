@@ -1719,6 +1719,96 @@ void cuda_logits_functions_reject_bad_arguments(void)
     logits_fixture_free(&F);
 }
 
+/* Device pointers not aligned to their element type: VPPO_ERR_PARAM from the host, with
+   nothing launched (a GPU would fault: cudaErrorMisalignedAddress destroys the context).
+   The buffer is zeros: no kernel may run to read it. */
+void cuda_misaligned_device_pointers_are_param_errors(void)
+{
+    const int64_t B = 2, V = 8;
+    char *d = (char *)dev_alloc(1 << 14, 0);
+    float *f = (float *)(d + 1024), *fm = (float *)(d + 2048 + 2), *fm1 = (float *)(d + 3072 + 1);
+    int32_t *ids = (int32_t *)(d + 4096), *idsm = (int32_t *)(d + 4096 + 512 + 2);
+    int64_t *off = (int64_t *)(d + 6144), *offm = (int64_t *)(d + 6144 + 512 + 4);
+    uint8_t *u8 = (uint8_t *)(d + 8192 + 1);
+    vppo_seqs s = { B, off, NULL }, sm = { B, offm, NULL };
+    vppo_logits x, xm, xb;
+    vppo_grad_out o, om, ob;
+    vppo_loss_config lc = vppo_loss_config_default();
+    vppo_rc_config rc = vppo_rc_config_default();
+    vppo_config cfg = vppo_config_default();
+    vppo_prepared pr, prm;
+    int64_t host_off[3] = { 0, 4, 8 };
+    dev_upload_to(off, host_off, sizeof host_off);
+    x.data = f; x.dtype = VPPO_F32; x.n_rows = 2; x.vocab = V; x.row_stride = V; x.temperature = 1.0f;
+    xm = x; xm.data = fm;                                 /* f32 at 2 mod 4 */
+    xb = x; xb.dtype = VPPO_BF16; xb.data = fm1;          /* bf16 at 1 mod 2 */
+    o.data = f; o.dtype = VPPO_F32; o.row_stride = V;
+    om = o; om.data = fm;
+    ob = o; ob.dtype = VPPO_BF16; ob.data = fm1;
+    pr.dep = f; pr.traj_dep = f + 64; pr.count = (int64_t *)(d + 10240); pr.scale = f + 128; pr.adv = f + 192;
+    pr.select = u8;
+    prm = pr; prm.count = (int64_t *)(d + 10240 + 4);
+#define PARAM(sync_call, async_call) CHECK_STATUS(VPPO_ERR_PARAM, BOTH_MODES(sync_call, async_call))
+    /* logits rows: data, ids, each output */
+    PARAM(vppo_cuda_logprobs(&xm, ids, f, NULL, NULL, NULL), vppo_cuda_logprobs_async(&xm, ids, f, NULL, NULL, LAUNCH_));
+    PARAM(vppo_cuda_logprobs(&xb, ids, f, NULL, NULL, NULL), vppo_cuda_logprobs_async(&xb, ids, f, NULL, NULL, LAUNCH_));
+    PARAM(vppo_cuda_logprobs(&x, idsm, f, NULL, NULL, NULL), vppo_cuda_logprobs_async(&x, idsm, f, NULL, NULL, LAUNCH_));
+    PARAM(vppo_cuda_logprobs(&x, ids, fm, NULL, NULL, NULL), vppo_cuda_logprobs_async(&x, ids, fm, NULL, NULL, LAUNCH_));
+    PARAM(vppo_cuda_logprobs(&x, NULL, NULL, fm1, NULL, NULL), vppo_cuda_logprobs_async(&x, NULL, NULL, fm1, NULL, LAUNCH_));
+    PARAM(vppo_cuda_logprobs(&x, NULL, NULL, NULL, fm, NULL), vppo_cuda_logprobs_async(&x, NULL, NULL, NULL, fm, LAUNCH_));
+    PARAM(vppo_cuda_dependency_logits(&x, &xm, VPPO_DIV_KL, f, NULL),
+          vppo_cuda_dependency_logits_async(&x, &xm, VPPO_DIV_KL, f, LAUNCH_));
+    PARAM(vppo_cuda_dependency_logits(&x, &x, VPPO_DIV_JS, fm, NULL),
+          vppo_cuda_dependency_logits_async(&x, &x, VPPO_DIV_JS, fm, LAUNCH_));
+    PARAM(vppo_cuda_logprobs_backward(&x, ids, f, f, f, f, &om, NULL),
+          vppo_cuda_logprobs_backward_async(&x, ids, f, f, f, f, &om, LAUNCH_));
+    PARAM(vppo_cuda_logprobs_backward(&x, ids, f, f, f, f, &ob, NULL),
+          vppo_cuda_logprobs_backward_async(&x, ids, f, f, f, f, &ob, LAUNCH_));
+    PARAM(vppo_cuda_logprobs_backward(&x, ids, fm, f, f, f, &o, NULL),
+          vppo_cuda_logprobs_backward_async(&x, ids, fm, f, f, f, &o, LAUNCH_));
+    PARAM(vppo_cuda_logprobs_backward(&x, ids, f, f, f, fm1, &o, NULL),
+          vppo_cuda_logprobs_backward_async(&x, ids, f, f, f, fm1, &o, LAUNCH_));
+    PARAM(vppo_cuda_logprobs_backward(&xm, ids, f, f, f, f, &o, NULL),
+          vppo_cuda_logprobs_backward_async(&xm, ids, f, f, f, f, &o, LAUNCH_));
+    /* per token and per sequence */
+    PARAM(vppo_cuda_dependency_sampled(&sm, f, f, VPPO_EST_K3, f, NULL),
+          vppo_cuda_dependency_sampled_async(&sm, f, f, VPPO_EST_K3, f, LAUNCH_));
+    PARAM(vppo_cuda_dependency_sampled(&s, f, f, VPPO_EST_K3, fm, NULL),
+          vppo_cuda_dependency_sampled_async(&s, f, f, VPPO_EST_K3, fm, LAUNCH_));
+    PARAM(vppo_cuda_perturb_patch_rows(fm, 2, 4, 4, 0.5f, NULL, 1, NULL),
+          vppo_cuda_perturb_patch_rows_async(fm, 2, 4, 4, 0.5f, NULL, 1, LAUNCH_));
+    PARAM(vppo_cuda_perturb_patch_rows(f, 2, 4, 4, 0.5f, fm1, 1, NULL),
+          vppo_cuda_perturb_patch_rows_async(f, 2, 4, 4, 0.5f, fm1, 1, LAUNCH_));
+    PARAM(vppo_cuda_topk_mask(&s, fm, 0.5, u8, NULL, NULL), vppo_cuda_topk_mask_async(&s, fm, 0.5, u8, NULL, LAUNCH_));
+    PARAM(vppo_cuda_soft_mask(&s, f, 0.5, fm1, NULL), vppo_cuda_soft_mask_async(&s, f, 0.5, fm1, LAUNCH_));
+    {
+        vppo_loss_out lo;
+        PARAM(vppo_cuda_policy_loss(&lc, &s, f, f, NULL, f, NULL, NULL, fm, &lo, NULL),
+              vppo_cuda_policy_loss_async(&lc, &s, f, f, NULL, f, NULL, NULL, fm, SC_(loss), LAUNCH_));
+        PARAM(vppo_cuda_policy_loss(&lc, &sm, f, f, NULL, f, NULL, NULL, f, &lo, NULL),
+              vppo_cuda_policy_loss_async(&lc, &sm, f, f, NULL, f, NULL, NULL, f, SC_(loss), LAUNCH_));
+        PARAM(vppo_cuda_step(&cfg, &s, f, f, f, NULL, f, &prm, f, &lo, NULL),
+              vppo_cuda_step_async(&cfg, &s, f, f, f, NULL, f, &prm, f, SC_(loss), SC_(stats), SC_(topk), LAUNCH_));
+        PARAM(vppo_cuda_step(&cfg, &s, f, f, fm, NULL, f, &pr, f, &lo, NULL),
+              vppo_cuda_step_async(&cfg, &s, f, f, fm, NULL, f, &pr, f, SC_(loss), SC_(stats), SC_(topk), LAUNCH_));
+    }
+    {
+        vppo_rc_out ro;
+        PARAM(vppo_cuda_rollout_correction(&rc, &s, f, fm, NULL, NULL, &ro, NULL),
+              vppo_cuda_rollout_correction_async(&rc, &s, f, fm, NULL, NULL, (vppo_rc_out *)SC_(loss), LAUNCH_));
+    }
+    /* the asynchronous status word */
+    {
+        async_env E = async_env_new(0, NULL);
+        vppo_cuda_launch L = E.L;
+        L.status = (int32_t *)((char *)L.status + 2);
+        CHECK_STATUS(VPPO_ERR_PARAM, vppo_cuda_logprobs_async(&x, NULL, NULL, f, NULL, &L));
+        async_env_free(&E);
+    }
+#undef PARAM
+    CUDA_MUST(cudaFree(d));
+}
+
 void cuda_patch_rows_rejects_bad_input(void)
 {
     mirror rows = mirror_new(4 * 4 * 4, 0), fill = mirror_new(3 * 4, 0), none = mirror_null();
@@ -2306,6 +2396,31 @@ void cuda_every_function_repeats_bit_for_bit(void)
     world_free(&W);
 }
 
+/* An error the caller left pending (a failed cudaMalloc: not sticky) is not ours: every
+   function, synchronous and asynchronous, succeeds and leaves that error in place. */
+void cuda_a_pending_caller_error_is_not_reported_as_ours(void)
+{
+    world W = world_make(10104);
+    async_env E = async_env_new(W.S.h.n_seqs, NULL);
+    int f, mode;
+    for (mode = 0; mode < 2; ++mode)
+        for (f = 0; f < N_FUNCS; ++f) {
+            void *p = NULL;
+            vppo_status st;
+            CHECK(cudaMalloc(&p, (size_t)1 << 62) == cudaErrorMemoryAllocation);
+            CHECK(cudaPeekAtLastError() == cudaErrorMemoryAllocation);
+            st = world_call(&W, f, NULL, mode ? &E : NULL);
+            if (mode && st == VPPO_OK) st = async_env_status(&E);
+            CHECK_MSG(st == VPPO_OK, "%s (mode %d) with an error pending: %s (%s)", func_names[f], mode,
+                      vppo_status_string(st), vppo_cuda_error_string());
+            CHECK_MSG(cudaPeekAtLastError() == cudaErrorMemoryAllocation, "%s (mode %d) took the caller's error",
+                      func_names[f], mode);
+            CHECK(cudaGetLastError() == cudaErrorMemoryAllocation);
+        }
+    async_env_free(&E);
+    world_free(&W);
+}
+
 void cuda_every_function_runs_on_a_created_stream(void)
 {
     world W = world_make(10102);
@@ -2842,6 +2957,7 @@ static const test_entry tests[] = {
     T(cuda_dependency_sampled_rejects_bad_input)
     T(cuda_logits_functions_reject_bad_matrices)
     T(cuda_logits_functions_reject_bad_arguments)
+    T(cuda_misaligned_device_pointers_are_param_errors)
     T(cuda_patch_rows_rejects_bad_input)
     T(cuda_masks_reject_bad_input)
     T(cuda_policy_loss_rejects_bad_input)
@@ -2850,6 +2966,7 @@ static const test_entry tests[] = {
     T(cuda_fuzz_found_edge_cases_match_the_cpu)
     T(cuda_every_function_repeats_bit_for_bit)
     T(cuda_every_function_runs_on_a_created_stream)
+    T(cuda_a_pending_caller_error_is_not_reported_as_ours)
     /* asynchronous mode */
     T(cuda_async_equals_sync_bit_for_bit_without_host_work)
     T(cuda_async_calls_captured_in_a_graph_replay_the_same_bits)

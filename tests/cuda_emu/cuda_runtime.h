@@ -11,10 +11,13 @@
      so that #include <cuda_runtime.h> lands here. The kernels are ordinary functions
      (__global__, __device__ expand to nothing) and are launched through
 
-       template <class F> void vppo_emu_launch(dim3 grid, dim3 block, cudaStream_t s, F body);
+       template <class F> cudaError_t vppo_emu_launch(dim3 grid, dim3 block, cudaStream_t s, F body);
 
      where body is a callable, typically [=] { kernel(args...); }. The launch runs the
-     whole grid before it returns, and checks what a GPU leaves undefined. A launch macro
+     whole grid before it returns, and checks what a GPU leaves undefined. It returns the
+     launch's own error as cudaLaunchKernel does (a configuration error, or an injected
+     or emulated launch failure; cudaSuccess for a launch recorded into a graph), so that
+     code need not call cudaGetLastError, which would also take an error its caller left. A launch macro
      that works both ways:
 
        #ifdef VPPO_CUDA_EMULATE
@@ -70,7 +73,9 @@
      below (host code may dereference a device pointer without complaint), no streams
      running concurrently (every operation completes when it is issued, except the
      deferred copies described below). Fast-math intrinsics mimic the hardware's
-     formulas (__expf = exp2f(x * log2(e)) etc.), not its last bits. Host threads: one.
+     formulas (__expf = exp2f(x * log2(e)) etc.), not its last bits;
+     vppo_emu_ex2_approx_ftz(x) stands for PTX ex2.approx.ftz.f32 at its documented
+     error bound (2^-22 relative) with its flush-to-zero. Host threads: one.
 
    DEVICE MEMORY
      Every device allocation (cudaMalloc, cudaMallocAsync) is host memory, 256-byte
@@ -202,6 +207,7 @@
 #include <math.h>
 #include <cstdarg>
 #include <cstddef>
+#include <cfloat>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -1316,7 +1322,7 @@ inline bool valid_stream(cudaStream_t s)
 
 inline int check_canaries_all(const char *when);
 
-inline void launch_impl(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+inline cudaError_t launch_impl(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
                         void (*invoke)(void *), void *body, const char *name, const std::type_info *type)
 {
     State &s = st();
@@ -1325,22 +1331,19 @@ inline void launch_impl(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t
     if (shared_bytes != 0) {
         report("launch #%ld (%s): %zu bytes of dynamic shared memory requested; the emulator does not support dynamic shared memory",
                number, name ? name : "kernel", shared_bytes);
-        api_error(cudaErrorNotSupported);
-        return;
+        return api_error(cudaErrorNotSupported);
     }
     if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535u || grid.z > 65535u ||
         block.x == 0 || block.y == 0 || block.z == 0 || block.x > 1024u || block.y > 1024u || block.z > 64u ||
         (uint64_t)block.x * block.y * block.z > 1024u) {
-        api_error(cudaErrorInvalidConfiguration);
-        return;
+        return api_error(cudaErrorInvalidConfiguration);
     }
     if (!valid_stream(stream)) {
-        api_error(cudaErrorInvalidResourceHandle);
-        return;
+        return api_error(cudaErrorInvalidResourceHandle);
     }
     if (s.fail_launch >= 0 && s.fail_launch-- == 0) {
         exec_error(cudaErrorLaunchFailure);
-        return;
+        return cudaErrorLaunchFailure;
     }
     Launch L;
     L.number = number;
@@ -1382,6 +1385,7 @@ inline void launch_impl(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t
         std::snprintf(when, sizeof when, "after launch #%ld (%s)", number, launch_name(&L));
         check_canaries_all(when);
     }
+    return ok ? cudaSuccess : cudaErrorLaunchFailure;
 }
 
 template <class F>
@@ -1819,33 +1823,33 @@ namespace vppo_emu {
 namespace detail {
 /* A launch runs now, or, on a capturing stream, is recorded with a copy of its body. */
 template <class F>
-void launch_or_record(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream, F &body, const char *name)
+cudaError_t launch_or_record(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream, F &body, const char *name)
 {
     std::shared_ptr<F> kept = std::make_shared<F>(body);
     if (recorded(stream, [=](cudaStream_t on) {
             F copy = *kept;
-            launch_impl(grid, block, shared_bytes, on, &invoke_body<F>, &copy, name, type_of<F>());
+            (void)launch_impl(grid, block, shared_bytes, on, &invoke_body<F>, &copy, name, type_of<F>());
         }))
-        return;
-    launch_impl(grid, block, shared_bytes, stream, &invoke_body<F>, &body, name, type_of<F>());
+        return cudaSuccess;
+    return launch_impl(grid, block, shared_bytes, stream, &invoke_body<F>, &body, name, type_of<F>());
 }
 } /* namespace detail */
 } /* namespace vppo_emu */
 
 template <class F>
-void vppo_emu_launch(dim3 grid, dim3 block, cudaStream_t stream, F body)
+cudaError_t vppo_emu_launch(dim3 grid, dim3 block, cudaStream_t stream, F body)
 {
-    vppo_emu::detail::launch_or_record(grid, block, 0, stream, body, nullptr);
+    return vppo_emu::detail::launch_or_record(grid, block, 0, stream, body, nullptr);
 }
 template <class F>
-void vppo_emu_launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream, F body)
+cudaError_t vppo_emu_launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream, F body)
 {
-    vppo_emu::detail::launch_or_record(grid, block, shared_bytes, stream, body, nullptr);
+    return vppo_emu::detail::launch_or_record(grid, block, shared_bytes, stream, body, nullptr);
 }
 template <class F>
-void vppo_emu_launch_named(const char *name, dim3 grid, dim3 block, cudaStream_t stream, F body)
+cudaError_t vppo_emu_launch_named(const char *name, dim3 grid, dim3 block, cudaStream_t stream, F body)
 {
-    vppo_emu::detail::launch_or_record(grid, block, 0, stream, body, name);
+    return vppo_emu::detail::launch_or_record(grid, block, 0, stream, body, name);
 }
 
 /* ---------------------------------------------------------------- built-in variables */
@@ -2079,6 +2083,27 @@ inline float __sinf(float x) { return std::sin(x); }
 inline float __cosf(float x) { return std::cos(x); }
 inline float __tanf(float x) { return std::tan(x); }
 inline void __sincosf(float x, float *s, float *c) { *s = std::sin(x); *c = std::cos(x); }
+/* PTX ex2.approx.ftz.f32 (code for a GPU reaches it through inline asm; code built for the
+   emulator calls this): 2^x within the instruction's documented maximum relative error of
+   2^-22 (PTX ISA, ex2), modelled AT that bound so that tolerances are tested against what
+   the GPU may compute: the exact value times 1 + 2^-22 or 1 - 2^-22 (the sign from a hash
+   of x's bits: repeatable), rounded to float; exact for an integral x (a power of two: a
+   zero fraction, as the hardware's table-and-polynomial unit gives; to confirm on a GPU
+   with bench/run_gpu.sh). .ftz: a subnormal input is read as zero (result 1), a result
+   below FLT_MIN is flushed to +0. */
+inline float vppo_emu_ex2_approx_ftz(float x)
+{
+    if (std::fpclassify(x) == FP_SUBNORMAL) x = 0.0f;
+    double r = std::exp2((double)x);
+    if (!(r > 0.0) || std::isinf(r) || x == std::floor(x)) return (float)r < FLT_MIN ? 0.0f : (float)r;
+    uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    bits *= 0x9E3779B1u;
+    r *= (bits >> 31) ? 1.0 + std::ldexp(1.0, -22) : 1.0 - std::ldexp(1.0, -22);
+    const float f = (float)r;
+    return f < FLT_MIN ? 0.0f : f;
+}
+
 inline float __fdividef(float x, float y)
 {
     float ay = std::fabs(y);

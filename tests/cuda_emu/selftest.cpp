@@ -326,6 +326,31 @@ static void test_index_3d()
     CHECK_EQ(32, warpSize);
 }
 
+/* The approximate exponent: within 2^-22 of 2^x (float64 reference) and at that bound
+   (not better) for non-integral x, exact for integral x, flush-to-zero of subnormal inputs
+   and results, NaN and infinities as exp2f. */
+static void test_ex2_approx()
+{
+    const double bound = std::ldexp(1.0, -22) + std::ldexp(1.0, -24);   /* the model's error, then rounding */
+    double worst = 0.0;
+    for (int i = -2000; i <= 2000; ++i) {
+        const float x = (float)i * 0.0625f + 0.01f;
+        const double ref = std::exp2((double)x), got = (double)vppo_emu_ex2_approx_ftz(x);
+        const double rel = std::fabs(got - ref) / ref;
+        CHECK(rel <= bound);
+        if (rel > worst) worst = rel;
+    }
+    CHECK(worst > std::ldexp(1.0, -23));   /* modelled at the bound, not better */
+    for (int i = -126; i <= 127; ++i) CHECK(vppo_emu_ex2_approx_ftz((float)i) == std::ldexp(1.0f, i));
+    CHECK(vppo_emu_ex2_approx_ftz(-126.5f) == 0.0f);             /* subnormal result flushed */
+    CHECK(vppo_emu_ex2_approx_ftz(-200.0f) == 0.0f);
+    CHECK(vppo_emu_ex2_approx_ftz(1e-40f) == 1.0f);              /* subnormal input read as 0 */
+    CHECK(vppo_emu_ex2_approx_ftz(-INFINITY) == 0.0f);
+    CHECK(std::isinf(vppo_emu_ex2_approx_ftz(INFINITY)));
+    CHECK(std::isinf(vppo_emu_ex2_approx_ftz(200.0f)));
+    CHECK(std::isnan(vppo_emu_ex2_approx_ftz(NAN)));
+}
+
 static void test_block_reduction_all_seeds()
 {
     begin("block reduction with __syncthreads: right for every seed and block size");
@@ -1163,6 +1188,7 @@ static void test_two_units()
 int main()
 {
     test_index_3d();
+    test_ex2_approx();
     test_block_reduction_all_seeds();
     test_missing_barrier_shows();
     test_shuffles();
