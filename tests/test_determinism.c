@@ -165,6 +165,24 @@ static void keep_bytes(unsigned char *buf, size_t cap, size_t *at, const void *p
     *at += n;
 }
 
+/* Random per-token inputs of the O(N) functions: a mask valid with probability mask_p,
+   log-probabilities in (-3, 0], a perturbed copy (aug <= 0), a reference, token
+   advantages and 0/1 rewards. */
+static void fill_token_inputs(rng *r, int64_t n, double mask_p, uint8_t *mask, float *logp,
+                              float *aug, float *ref, float *adv, float *rewards)
+{
+    int64_t t;
+    for (t = 0; t < n; ++t) {
+        mask[t] = (uint8_t)(rng_uniform(r) < mask_p);
+        logp[t] = (float)(-3.0 * rng_uniform(r));
+        aug[t] = logp[t] + (float)(0.5 * rng_normal(r));
+        if (aug[t] > 0) aug[t] = 0;
+        ref[t] = logp[t] + (float)(0.1 * rng_normal(r));
+        adv[t] = (float)rng_normal(r);
+        rewards[t] = (float)(rng_uniform(r) < 0.5);
+    }
+}
+
 /* §3-§8 are the same code on every ISA: the same bits whatever is selected, call after call. */
 void determinism_non_logits_functions_same_bits_on_every_isa(void)
 {
@@ -191,14 +209,8 @@ void determinism_non_logits_functions_same_bits_on_every_isa(void)
     int64_t t;
     int isa, rep, tested = 0;
     vppo_offsets_uniform(offsets, B, LEN);
+    fill_token_inputs(&r, N, 0.85, mask, logp, aug, ref, adv_tok, rewards);
     for (t = 0; t < N; ++t) {
-        mask[t] = (uint8_t)(rng_uniform(&r) < 0.85);
-        logp[t] = (float)(-3.0 * rng_uniform(&r));
-        aug[t] = logp[t] + (float)(0.5 * rng_normal(&r));
-        if (aug[t] > 0) aug[t] = 0;
-        ref[t] = logp[t] + (float)(0.1 * rng_normal(&r));
-        adv_tok[t] = (float)rng_normal(&r);
-        rewards[t] = (float)(rng_uniform(&r) < 0.5);
         w[t] = (float)rng_uniform(&r);
         sel[t] = (uint8_t)(rng_uniform(&r) < 0.5);
     }
@@ -293,15 +305,7 @@ void determinism_o_n_functions_same_bits_across_threads(void)
     cap = (size_t)N * 64 + 4096;
     first = (unsigned char *)malloc(cap); now = (unsigned char *)malloc(cap);
     CHECK(mask && sel && psel && first && now);
-    for (t = 0; t < N; ++t) {
-        mask[t] = (uint8_t)(rng_uniform(&r) < 0.9);
-        logp[t] = (float)(-3.0 * rng_uniform(&r));
-        aug[t] = logp[t] + (float)(0.5 * rng_normal(&r));
-        if (aug[t] > 0) aug[t] = 0;
-        ref[t] = logp[t] + (float)(0.1 * rng_normal(&r));
-        adv[t] = (float)rng_normal(&r);
-        rewards[t] = (float)(rng_uniform(&r) < 0.5);
-    }
+    fill_token_inputs(&r, N, 0.9, mask, logp, aug, ref, adv, rewards);
     for (t = 0; t < B; ++t) adv_seq[t] = (float)rng_normal(&r);
     s.n_seqs = B; s.offsets = offsets; s.mask = mask;
     for (c = 0; c < 3; ++c) lc[c] = vppo_loss_config_default();
