@@ -165,6 +165,20 @@ static void keep_bytes(unsigned char *buf, size_t cap, size_t *at, const void *p
     *at += n;
 }
 
+/* The first run's bytes are kept in first (first_n of them); every later run's bytes must
+   equal them. */
+static void same_as_first(unsigned char *first, size_t *first_n, const unsigned char *now,
+                          size_t at, int is_first)
+{
+    if (is_first) {
+        memcpy(first, now, at);
+        *first_n = at;
+    } else {
+        CHECK(at == *first_n);
+        CHECK(memcmp(first, now, *first_n) == 0);
+    }
+}
+
 /* Random per-token inputs of the O(N) functions: a mask valid with probability mask_p,
    log-probabilities in (-3, 0], a perturbed copy (aug <= 0), a reference, token
    advantages and 0/1 rewards. */
@@ -257,13 +271,7 @@ void determinism_non_logits_functions_same_bits_on_every_isa(void)
             CHECK_STATUS(VPPO_OK, vppo_perturb_patch_rows(rows, 64, 6, 7, 0.3f, NULL, 4));
             KEEP(rows, sizeof rows);
 #undef KEEP
-            if (tested == 1 && rep == 0) {
-                memcpy(first, now, at);
-                first_n = at;
-            } else {
-                CHECK(at == first_n);
-                CHECK(memcmp(first, now, first_n) == 0);
-            }
+            same_as_first(first, &first_n, now, at, tested == 1 && rep == 0);
         }
     }
     CHECK(tested >= 1);
@@ -343,13 +351,7 @@ void determinism_o_n_functions_same_bits_across_threads(void)
             KEEP(dl, N * 4); KEEP(&out, sizeof out); KEEP(pdep, N * 4); KEEP(padv, N * 4); KEEP(psel, N);
             KEEP(pscale, sizeof pscale); KEEP(&p.topk, sizeof p.topk);
 #undef KEEP
-            if (tested == 1 && pass == 0) {
-                memcpy(first, now, at);
-                first_n = at;
-            } else {
-                CHECK(at == first_n);
-                CHECK(memcmp(first, now, first_n) == 0);
-            }
+            same_as_first(first, &first_n, now, at, tested == 1 && pass == 0);
         }
     }
 #ifdef _OPENMP
