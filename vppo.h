@@ -753,6 +753,13 @@ extern "C" {
 #else
 #define VPPO_HD
 #endif
+/* Marks the VPPO_HD helpers that only the CUDA unit calls (the CPU runs VPPO__ON_KERNELS):
+   no unused-function warning in the CPU-only builds. */
+#if defined(__GNUC__) || defined(__clang__)
+#define VPPO__DEVICE_ONLY __attribute__((unused))
+#else
+#define VPPO__DEVICE_ONLY
+#endif
 
 static VPPO_HD int vppo__finite(double x) { return x - x == 0.0; }   /* false for NaN and +-inf */
 /* Whether an enum argument lies in [lo, hi]. A function rather than `(int)e < lo` in place:
@@ -795,37 +802,94 @@ static int64_t vppo__count_valid(const vppo_seqs *s, int64_t b)
 /* Below this many tokens (or logits), threads cost more than they bring. */
 #define VPPO__OMP_MIN_WORK 65536
 
-/* Is v outside the finite floats (-inf allowed when ok_bits is that of -inf, 0xff800000;
-   pass 0 to allow nothing)? On the bits, without branches: all exponent bits set. */
-static int vppo__bad_value(const float *v, uint32_t ok_bits)
+/* --- the O(N) kernels' contract (instances in "kernels and ISA dispatch", c2) ----- */
+/* Tokens go in chunks of VPPO__ON_CH; the sums of a call keep VPPO__ON_CH partial sums
+   (token i of a range into slot i mod VPPO__ON_CH) folded in one fixed order, whatever the
+   vector width, so every ISA and the plain C path give the same bits. */
+#define VPPO__ON_CH 16
+#define VPPO__ON_NCHECK 6
+
+/* The per-token checks of one call, on up to VPPO__ON_NCHECK arrays (NULL: unused): x[j]
+   must be finite, or -inf where ninf_ok[j]; pair: x[0] and x[1] are not both -inf;
+   prob_drop: exp(x[0]) - exp(x[1]) is a finite float. A failure reports group[j] (the
+   pair and prob_drop ones group[0]). */
+typedef struct vppo__on_check {
+    const float *x[VPPO__ON_NCHECK];
+    int ninf_ok[VPPO__ON_NCHECK], group[VPPO__ON_NCHECK];
+    int pair, prob_drop;
+    const uint8_t *mask;
+} vppo__on_check;
+
+/* The loss of the tokens of one sequence (§7): the arrays, then the call's constants. */
+typedef struct vppo__on_loss {
+    const float *logp, *logp_old, *logp_ref, *adv, *weight;
+    const uint8_t *mask, *select;
+    float *dlogp;                   /* NULL: sums only */
+    double log_lo, log_hi, r_lo, r_hi, dual, kl_coef, ent_coef;
+    double coef;                    /* the sequence's coefficient in the gradient */
+    double rho;                     /* the sequence's log-ratio when seq_rho */
+    double dpg;                     /* every token's dpg in the gradient when fixed_dpg (GSPO) */
+    int pg_kind, kl_kind, seq_rho, far, fixed_dpg;
+} vppo__on_loss;
+
+/* The sums of vppo__on_loss, in this order. */
+enum { VPPO__ON_PG, VPPO__ON_KL, VPPO__ON_ENT, VPPO__ON_DPG, VPPO__ON_PPO_KL, VPPO__ON_CLIP,
+       VPPO__ON_CLIP_DUAL, VPPO__ON_SEL, VPPO__ON_NSUMS };
+
+typedef struct vppo__on_kernels {
+    /* dep[t0..t1) of estimator est from logp (a) and logp_aug (b), 0 where masked; returns
+       the sum over valid positions of the stored floats */
+    double (*dep)(const float *a, const float *b, const uint8_t *mask, int64_t t0, int64_t t1, int est,
+                  float *dep);
+    /* the sum over valid positions of x (y NULL) or of x - y */
+    double (*sum)(const float *x, const float *y, const uint8_t *mask, int64_t t0, int64_t t1);
+    /* the loss sums of [t0, t1) into sums[VPPO__ON_NSUMS], the gradient into L->dlogp;
+       returns 1 when a gradient left the float range */
+    int (*loss)(const vppo__on_loss *L, int64_t t0, int64_t t1, double *sums);
+    /* the groups of the checks that failed in [t0, t1); 0 when none */
+    int (*check)(const vppo__on_check *c, int64_t t0, int64_t t1);
+    double (*exp)(double x);        /* the exp of these kernels, one value (tests, constants) */
+} vppo__on_kernels;
+
+/* The active ISA's O(N) kernels (the plain C ones for the scalar ISA). */
+static const vppo__on_kernels *vppo__on_active(void);
+
+/* The groups of c's checks (vppo__on_check) that fail at some valid position of s: one
+   branch-free vector pass over all of c's arrays together (errors are rare, and a pass that
+   stops at the first one would keep the common case from vectorising), OpenMP over blocks
+   of tokens in large calls. */
+static int vppo__on_check_run(const vppo_seqs *s, vppo__on_check *c)
 {
-    uint32_t u;
-    memcpy(&u, v, sizeof u);
-    return ((u & 0x7f800000u) == 0x7f800000u) & (u != ok_bits);
+    const vppo__on_kernels *k = vppo__on_active();
+    const int64_t lo = s->offsets[0], hi = s->offsets[s->n_seqs];
+    const int64_t nblk = (hi - lo + VPPO__OMP_MIN_WORK - 1) / VPPO__OMP_MIN_WORK;
+    int64_t i;
+    int bits = 0;
+    c->mask = s->mask;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) reduction(|:bits) if (nblk > 1)
+#endif
+    for (i = 0; i < nblk; ++i)
+        bits |= k->check(c, lo + i * VPPO__OMP_MIN_WORK, vppo__min64(hi, lo + (i + 1) * VPPO__OMP_MIN_WORK));
+    return bits;
 }
 
-/* VPPO_OK when x is finite at every valid position (-inf also allowed when asked). One
-   branch-free pass (OpenMP over the tokens of large calls): errors are rare, and a pass
-   that stops at the first one would keep the common case from vectorising. */
+/* Slot j of c checks x (NULL: no check): finite, or -inf too when allow_neg_inf; a failure
+   reports group. */
+static void vppo__on_check_add(vppo__on_check *c, int j, const float *x, int allow_neg_inf, int group)
+{
+    c->x[j] = x;
+    c->ninf_ok[j] = allow_neg_inf;
+    c->group[j] = group;
+}
+
+/* VPPO_OK when x is finite at every valid position (-inf also allowed when asked). */
 static vppo_status vppo__check_values(const vppo_seqs *s, const float *x, int allow_neg_inf)
 {
-    const int64_t lo = s->offsets[0], hi = s->offsets[s->n_seqs];
-    const uint8_t *mask = s->mask;
-    const uint32_t ok_bits = allow_neg_inf ? 0xff800000u : 0u;
-    int64_t t;
-    int bad = 0;
-    if (!mask) {
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) reduction(|:bad) if (hi - lo >= VPPO__OMP_MIN_WORK)
-#endif
-        for (t = lo; t < hi; ++t) bad |= vppo__bad_value(x + t, ok_bits);
-    } else {
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) reduction(|:bad) if (hi - lo >= VPPO__OMP_MIN_WORK)
-#endif
-        for (t = lo; t < hi; ++t) bad |= (mask[t] != 0) & vppo__bad_value(x + t, ok_bits);
-    }
-    return bad ? VPPO_ERR_NONFINITE : VPPO_OK;
+    vppo__on_check c;
+    memset(&c, 0, sizeof c);
+    vppo__on_check_add(&c, 0, x, allow_neg_inf, 1);
+    return vppo__on_check_run(s, &c) ? VPPO_ERR_NONFINITE : VPPO_OK;
 }
 
 static int vppo__bad_prob(float prob) { return !(prob >= 0.0f && prob <= 1.0f); }   /* NaN too */
@@ -1063,42 +1127,31 @@ VPPODEF vppo_status vppo_perturb_patch_rows(float *rows, int64_t n_rows, int64_t
 
 /* ========================================================= token perception == */
 
-/* The data checks of the sampled estimators: log-probabilities may be -inf, never NaN
-   or +inf; d must not be NaN (both -inf); PROB_DROP's exp(logp) - exp(logp_aug) must be
-   a finite float (it is not for absurd log-probabilities above ~88). The other
-   estimators are bounded by their clamps. */
-/* One pass over both inputs of the sampled estimators: some valid position is NaN or +inf
-   in a or b, or -inf in both? (Branch-free; OpenMP over the tokens of large calls.) */
-static int vppo__bad_pair(const vppo_seqs *s, const float *a, const float *b)
+/* The data checks of the sampled estimators (slots 0 and 1 of c, group 1): log-probabilities
+   may be -inf, never NaN or +inf; d must not be NaN (both -inf); PROB_DROP's exp(logp) -
+   exp(logp_aug) must be a finite float (it is not for absurd log-probabilities above ~88).
+   The other estimators are bounded by their clamps. */
+static void vppo__sampled_checks(vppo__on_check *c, const float *logp, const float *logp_aug, vppo_estimator est)
 {
-    const int64_t lo = s->offsets[0], hi = s->offsets[s->n_seqs];
-    const uint32_t ninf = 0xff800000u;
-    int64_t t;
-    int bad = 0;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) reduction(|:bad) if (hi - lo >= VPPO__OMP_MIN_WORK)
-#endif
-    for (t = lo; t < hi; ++t)
-        bad |= vppo__valid(s, t) & (vppo__bad_value(a + t, ninf) | vppo__bad_value(b + t, ninf) |
-                                    ((a[t] == -VPPO__INF) & (b[t] == -VPPO__INF)));
-    return bad;
+    vppo__on_check_add(c, 0, logp, 1, 1);
+    vppo__on_check_add(c, 1, logp_aug, 1, 1);
+    c->pair = 1;
+    c->prob_drop = est == VPPO_EST_PROB_DROP;
 }
 
 static vppo_status vppo__check_sampled(const vppo_seqs *s, const float *logp, const float *logp_aug,
                                        vppo_estimator est)
 {
-    int64_t t;
+    vppo__on_check c;
     if (!vppo__enum_in((int)est, VPPO_EST_K3, VPPO_EST_PROB_DROP)) return VPPO_ERR_PARAM;
-    if (vppo__bad_pair(s, logp, logp_aug)) return VPPO_ERR_NONFINITE;
-    if (est == VPPO_EST_PROB_DROP)
-        for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t)
-            if (vppo__valid(s, t) && !(fabs(exp((double)logp[t]) - exp((double)logp_aug[t])) <= FLT_MAX))
-                return VPPO_ERR_NONFINITE;
-    return VPPO_OK;
+    memset(&c, 0, sizeof c);
+    vppo__sampled_checks(&c, logp, logp_aug, est);
+    return vppo__on_check_run(s, &c) ? VPPO_ERR_NONFINITE : VPPO_OK;
 }
 
-/* The dependency of one valid token (docs/spec.md §2.1). */
-static VPPO_HD double vppo__sampled_dep(vppo_estimator est, float logp, float logp_aug)
+/* The dependency of one valid token (docs/spec.md §2.1), in libm: the device's (vppo_cuda.cu)
+   and the suite's reference; the CPU runs the kernels' est (VPPO__ON_KERNELS). */
+VPPO__DEVICE_ONLY static VPPO_HD double vppo__sampled_dep(vppo_estimator est, float logp, float logp_aug)
 {
     const double d = vppo__clamp((double)logp_aug - (double)logp, -20.0, 20.0);
     switch (est) {
@@ -1111,16 +1164,29 @@ static VPPO_HD double vppo__sampled_dep(vppo_estimator est, float logp, float lo
     return 0.0;
 }
 
-/* The estimators on inputs already checked (vppo_prepare checks once). */
-static void vppo__dependency_sampled_run(const vppo_seqs *s, const float *logp,
-    const float *logp_aug, vppo_estimator est, float *dep)
+/* mean[b] = sum / n_b (0 when n_b = 0), and count[b] = n_b when count is not NULL. */
+static void vppo__mean_store(const vppo_seqs *s, int64_t b, double sum, float *mean, int64_t *count)
 {
-    int64_t t;
+    const int64_t n = vppo__count_valid(s, b);
+    mean[b] = n > 0 ? (float)(sum / (double)n) : 0.0f;
+    if (count) count[b] = n;
+}
+
+/* The estimators on inputs already checked (vppo_prepare checks once), one sequence at a
+   time (OpenMP over sequences); with mean not NULL, also each sequence's mean dependency
+   and count in the same pass (what vppo__seq_mean_run gives on dep, to the bit). */
+static void vppo__dependency_sampled_run(const vppo_seqs *s, const float *logp,
+    const float *logp_aug, vppo_estimator est, float *dep, float *mean, int64_t *count)
+{
+    const vppo__on_kernels *k = vppo__on_active();
+    int64_t b;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (s->offsets[s->n_seqs] - s->offsets[0] >= VPPO__OMP_MIN_WORK)
+#pragma omp parallel for schedule(static) if (s->n_seqs > 1 && s->offsets[s->n_seqs] - s->offsets[0] >= VPPO__OMP_MIN_WORK)
 #endif
-    for (t = s->offsets[0]; t < s->offsets[s->n_seqs]; ++t)
-        dep[t] = vppo__valid(s, t) ? (float)vppo__sampled_dep(est, logp[t], logp_aug[t]) : 0.0f;
+    for (b = 0; b < s->n_seqs; ++b) {
+        const double sum = k->dep(logp, logp_aug, s->mask, s->offsets[b], s->offsets[b + 1], (int)est, dep);
+        if (mean) vppo__mean_store(s, b, sum, mean, count);
+    }
 }
 
 VPPODEF vppo_status vppo_dependency_sampled(const vppo_seqs *s, const float *logp,
@@ -1130,7 +1196,7 @@ VPPODEF vppo_status vppo_dependency_sampled(const vppo_seqs *s, const float *log
     if (st != VPPO_OK) return st;
     if (!logp || !logp_aug || !dep) return VPPO_ERR_NULL;
     if ((st = vppo__check_sampled(s, logp, logp_aug, est)) != VPPO_OK) return st;
-    vppo__dependency_sampled_run(s, logp, logp_aug, est, dep);
+    vppo__dependency_sampled_run(s, logp, logp_aug, est, dep, NULL, NULL);
     return VPPO_OK;
 }
 
@@ -2037,21 +2103,17 @@ VPPODEF vppo_status vppo_group_filter(const vppo_seqs *groups, const float *scor
 
 /* ================================ Trajectory-level Advantage Shaping (TAS) == */
 
-/* Per-sequence means of x, already checked (count may be NULL). */
+/* Per-sequence means of x, already checked (count may be NULL); the kernels' sum, so the
+   same bits on every ISA. */
 static void vppo__seq_mean_run(const vppo_seqs *s, const float *x, float *mean, int64_t *count)
 {
-    int64_t b, t;
+    const vppo__on_kernels *k = vppo__on_active();
+    int64_t b;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) private(t) if (s->n_seqs > 1 && s->offsets[s->n_seqs] - s->offsets[0] >= VPPO__OMP_MIN_WORK)
+#pragma omp parallel for schedule(static) if (s->n_seqs > 1 && s->offsets[s->n_seqs] - s->offsets[0] >= VPPO__OMP_MIN_WORK)
 #endif
-    for (b = 0; b < s->n_seqs; ++b) {
-        double sum = 0.0;
-        int64_t n = 0;
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
-            if (vppo__valid(s, t)) { sum += x[t]; ++n; }
-        mean[b] = n > 0 ? (float)(sum / (double)n) : 0.0f;
-        if (count) count[b] = n;
-    }
+    for (b = 0; b < s->n_seqs; ++b)
+        vppo__mean_store(s, b, k->sum(x, NULL, s->mask, s->offsets[b], s->offsets[b + 1]), mean, count);
 }
 
 VPPODEF vppo_status vppo_seq_mean(const vppo_seqs *s, const float *x, float *mean, int64_t *count)
@@ -2479,20 +2541,29 @@ static vppo_status vppo__check_loss_args(const vppo_loss_config *cfg, const vppo
     return VPPO_OK;
 }
 
-/* Pointer and per-token checks of vppo_policy_loss. check_adv = 0 skips adv and select,
-   which vppo_step computes itself. */
+/* The per-token checks of the loss's inputs into slots from, from + 1, ... of c, reporting
+   group: logp, logp_old, logp_ref (with a KL term), adv and weight (when not NULL) finite. */
+static void vppo__loss_checks(const vppo_loss_config *cfg, const float *logp, const float *logp_old,
+    const float *logp_ref, const float *adv, const float *weight, vppo__on_check *c, int from, int group)
+{
+    vppo__on_check_add(c, from++, logp, 0, group);
+    vppo__on_check_add(c, from++, logp_old, 0, group);
+    if (cfg->kl_kind != VPPO_KL_NONE) vppo__on_check_add(c, from++, logp_ref, 0, group);
+    if (adv) vppo__on_check_add(c, from++, adv, 0, group);
+    if (weight) vppo__on_check_add(c, from, weight, 0, group);
+}
+
+/* Pointer and per-token checks of vppo_policy_loss (one pass over its arrays). */
 static vppo_status vppo__check_loss_inputs(const vppo_loss_config *cfg, const vppo_seqs *s,
     const float *logp, const float *logp_old, const float *logp_ref, const float *adv,
-    const float *weight, const vppo_loss_out *out, int check_adv)
+    const float *weight, const vppo_loss_out *out)
 {
+    vppo__on_check c;
     vppo_status st;
-    if ((st = vppo__check_loss_args(cfg, s, logp, logp_old, logp_ref, adv, out, check_adv, 1)) != VPPO_OK) return st;
-    if ((st = vppo__check_values(s, logp, 0)) != VPPO_OK) return st;
-    if ((st = vppo__check_values(s, logp_old, 0)) != VPPO_OK) return st;
-    if (cfg->kl_kind != VPPO_KL_NONE && (st = vppo__check_values(s, logp_ref, 0)) != VPPO_OK) return st;
-    if (check_adv && (st = vppo__check_values(s, adv, 0)) != VPPO_OK) return st;
-    if (weight && (st = vppo__check_values(s, weight, 0)) != VPPO_OK) return st;
-    return VPPO_OK;
+    if ((st = vppo__check_loss_args(cfg, s, logp, logp_old, logp_ref, adv, out, 1, 1)) != VPPO_OK) return st;
+    memset(&c, 0, sizeof c);
+    vppo__loss_checks(cfg, logp, logp_old, logp_ref, adv, weight, &c, 0, 1);
+    return vppo__on_check_run(s, &c) ? VPPO_ERR_NONFINITE : VPPO_OK;
 }
 
 /* The KL penalty term of one token and its derivative in logp (k = logp - logp_ref). */
@@ -2601,7 +2672,7 @@ static VPPO_HD void vppo__token_add(const vppo_loss_config *cfg, const float *lo
 }
 
 /* The gradient in logp of a token of a sequence with coefficient coef. */
-static VPPO_HD double vppo__token_grad(const vppo_loss_config *cfg, double coef, double dpg, double dkl)
+VPPO__DEVICE_ONLY static VPPO_HD double vppo__token_grad(const vppo_loss_config *cfg, double coef, double dpg, double dkl)
 {
     return coef * (dpg + (double)cfg->kl_coef * dkl - (double)cfg->entropy_coef);
 }
@@ -2639,7 +2710,7 @@ static VPPO_HD int vppo__loss_out_fill(vppo_loss_out *out, const vppo_loss_confi
 
 /* dlogp[t] = g; the gradient can leave the float range only for absurd inputs
    (advantages around 1e29 and beyond), which *overflow records. */
-static VPPO_HD void vppo__store_grad(float *dlogp, int64_t t, double g, int *overflow)
+VPPO__DEVICE_ONLY static VPPO_HD void vppo__store_grad(float *dlogp, int64_t t, double g, int *overflow)
 {
     if (!(fabs(g) <= FLT_MAX)) *overflow = 1;   /* NaN too: 0 * (1 / a denormal divisor) */
     dlogp[t] = (float)g;
@@ -2649,58 +2720,52 @@ static VPPO_HD void vppo__store_grad(float *dlogp, int64_t t, double g, int *ove
    whether one of its gradients left the float range. */
 typedef struct vppo__loss_part { vppo__loss_sums sum; double coef; int overflow; } vppo__loss_part;
 
-/* The loss inputs of one call, as the per-sequence pass reads them. */
+/* The loss inputs of one call, as the per-sequence pass reads them: the kernels' arguments
+   (on: the arrays and the call's constants) and the kernels. */
 typedef struct vppo__loss_job {
     const vppo_loss_config *cfg;
     const vppo_seqs *s;
-    const float *logp, *logp_old, *logp_ref, *adv, *weight;
-    const uint8_t *select;
-    float *dlogp;
-    vppo__clip clip;
+    const vppo__on_kernels *k;
+    vppo__on_loss on;
     double divisor;
 } vppo__loss_job;
 
 /* Sequence b: its part into *part, its gradient into dlogp (when asked); a vppo__seq_fn
-   (job is a vppo__loss_job, part_ a vppo__loss_part). */
+   (job is a vppo__loss_job, part_ a vppo__loss_part). The per-token terms are the kernels'
+   loss (vppo__token_add_at is the device's and the reference's form of the same rules). */
 static void vppo__loss_seq(const void *job, int64_t b, void *part_)
 {
     const vppo__loss_job *j = (const vppo__loss_job *)job;
     vppo__loss_part *part = (vppo__loss_part *)part_;
     const vppo_loss_config *cfg = j->cfg;
     const vppo_seqs *s = j->s;
-    const float *logp = j->logp, *logp_old = j->logp_old, *logp_ref = j->logp_ref;
-    float *dlogp = j->dlogp;
-    const int seq_ratio = cfg->ratio_level != VPPO_RATIO_TOKEN;
+    const int64_t t0 = s->offsets[b], t1 = s->offsets[b + 1];
     const int spread = cfg->ratio_level == VPPO_RATIO_SEQ && cfg->pg_kind == VPPO_PG_CLIP;
     const int64_t n = vppo__count_valid(s, b);
-    double mean_delta = 0.0, coef;
-    int64_t t;
+    vppo__on_loss L = j->on;
+    double sums[VPPO__ON_NSUMS];
     memset(part, 0, sizeof *part);
     if (n == 0) {
-        if (dlogp) for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) dlogp[t] = 0.0f;
+        if (L.dlogp) memset(L.dlogp + t0, 0, (size_t)(t1 - t0) * sizeof *L.dlogp);
         return;
     }
-    coef = part->coef = vppo__seq_coef(cfg, n, j->divisor);
-    if (seq_ratio) {
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
-            if (vppo__valid(s, t)) mean_delta += (double)logp[t] - (double)logp_old[t];
-        mean_delta /= (double)n;
-    }
-    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
-        vppo__token tk;
-        if (!vppo__valid(s, t)) { if (dlogp) dlogp[t] = 0.0f; continue; }
-        vppo__token_add_at(cfg, &j->clip, logp, logp_old, logp_ref, j->adv, j->select, j->weight, t,
-                           seq_ratio ? &mean_delta : NULL, &tk, &part->sum);
-        if (dlogp && !spread) vppo__store_grad(dlogp, t, vppo__token_grad(cfg, coef, tk.dpg, tk.dkl), &part->overflow);
-    }
-    if (dlogp && spread) {       /* GSPO: drho/dlogp_u = 1/n_b for every valid u of b */
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
-            double dkl = 0.0;
-            if (!vppo__valid(s, t)) { dlogp[t] = 0.0f; continue; }
-            if (cfg->kl_kind != VPPO_KL_NONE)
-                vppo__kl_term(cfg->kl_kind, (double)logp[t] - (double)logp_ref[t], &dkl);
-            vppo__store_grad(dlogp, t, vppo__token_grad(cfg, coef, part->sum.dpg / (double)n, dkl), &part->overflow);
-        }
+    L.coef = part->coef = vppo__seq_coef(cfg, n, j->divisor);
+    if (L.seq_rho) L.rho = j->k->sum(L.logp, L.logp_old, s->mask, t0, t1) / (double)n;
+    if (spread) L.dlogp = NULL;
+    part->overflow = j->k->loss(&L, t0, t1, sums);
+    part->sum.pg = sums[VPPO__ON_PG];
+    part->sum.kl = sums[VPPO__ON_KL];
+    part->sum.ent = sums[VPPO__ON_ENT];
+    part->sum.dpg = sums[VPPO__ON_DPG];
+    part->sum.ppo_kl = sums[VPPO__ON_PPO_KL];
+    part->sum.n_clip = (int64_t)sums[VPPO__ON_CLIP];
+    part->sum.n_clip_dual = (int64_t)sums[VPPO__ON_CLIP_DUAL];
+    part->sum.n_selected = (int64_t)sums[VPPO__ON_SEL];
+    if (spread && j->on.dlogp) {     /* GSPO: drho/dlogp_u = 1/n_b for every valid u of b */
+        L.dlogp = j->on.dlogp;
+        L.fixed_dpg = 1;
+        L.dpg = part->sum.dpg / (double)n;
+        part->overflow = j->k->loss(&L, t0, t1, sums);
     }
 }
 
@@ -2712,11 +2777,19 @@ static vppo_status vppo__policy_loss_run(const vppo_loss_config *cfg, const vppo
     vppo__loss_sums tot;
     int overflow = 0;
     vppo__loss_job j;
+    const vppo__clip clip = vppo__clip_of(cfg);
 
     memset(&tot, 0, sizeof tot);
+    memset(&j, 0, sizeof j);
     for (b = 0; b < s->n_seqs; ++b) n_total += vppo__count_valid(s, b);
-    j.cfg = cfg; j.s = s; j.logp = logp; j.logp_old = logp_old; j.logp_ref = logp_ref; j.adv = adv;
-    j.weight = weight; j.select = select; j.dlogp = dlogp; j.clip = vppo__clip_of(cfg);
+    j.cfg = cfg; j.s = s; j.k = vppo__on_active();
+    j.on.logp = logp; j.on.logp_old = logp_old; j.on.logp_ref = logp_ref; j.on.adv = adv; j.on.weight = weight;
+    j.on.mask = s->mask; j.on.select = select; j.on.dlogp = dlogp;
+    j.on.log_lo = clip.log_lo; j.on.log_hi = clip.log_hi; j.on.r_lo = clip.r_lo; j.on.r_hi = clip.r_hi;
+    j.on.dual = cfg->clip_dual; j.on.kl_coef = cfg->kl_coef; j.on.ent_coef = cfg->entropy_coef;
+    j.on.pg_kind = (int)cfg->pg_kind; j.on.kl_kind = (int)cfg->kl_kind;
+    j.on.seq_rho = cfg->ratio_level != VPPO_RATIO_TOKEN;
+    j.on.far = clip.log_lo < -20.0 || clip.log_hi > 20.0;   /* exp(rho) beyond the clamp can be needed */
     j.divisor = vppo__loss_divisor(cfg, n_total, s->n_seqs);
 
     for (b0 = 0; b0 < s->n_seqs; b0 += VPPO__SEQ_BLOCK) {
@@ -2743,7 +2816,7 @@ VPPODEF vppo_status vppo_policy_loss(const vppo_loss_config *cfg, const vppo_seq
     const float *adv, const uint8_t *select, const float *weight,
     float *dlogp, vppo_loss_out *out)
 {
-    vppo_status st = vppo__check_loss_inputs(cfg, s, logp, logp_old, logp_ref, adv, weight, out, 1);
+    vppo_status st = vppo__check_loss_inputs(cfg, s, logp, logp_old, logp_ref, adv, weight, out);
     if (st != VPPO_OK) return st;
     return vppo__policy_loss_run(cfg, s, logp, logp_old, logp_ref, adv, select, weight, dlogp, out);
 }
@@ -3065,21 +3138,13 @@ static vppo_status vppo__check_prepare_args(const vppo_config *cfg, const vppo_s
     return VPPO_OK;
 }
 
-static vppo_status vppo__check_prepare(const vppo_config *cfg, const vppo_seqs *s,
-    const float *logp_old, const float *logp_aug, const float *dep_in, const float *adv_seq,
-    const vppo_tas_stats *global, const vppo_prepared *p, vppo__dep_source *source)
+/* adv_seq finite, and small enough that scale * adv stays a finite float: a TAS scale is at
+   most beta_max (LINEAR) or beta_min + (1 - beta_min) * (sequences in the call)
+   (MEAN_PRESERVING, since x_b / mean(x) <= number of sequences). */
+static vppo_status vppo__check_adv_seq(const vppo_config *cfg, const vppo_seqs *s, const float *adv_seq)
 {
     int64_t b, n_nonempty = 0;
     double max_scale = 1.0;
-    vppo_status st = vppo__check_prepare_args(cfg, s, logp_old, logp_aug, dep_in, adv_seq, global, p, source, 1);
-    if (st != VPPO_OK) return st;
-    /* per-token data */
-    if (*source == VPPO__DEP_GIVEN && (st = vppo__check_values(s, dep_in, 0)) != VPPO_OK) return st;
-    if (*source == VPPO__DEP_SAMPLED && (st = vppo__check_sampled(s, logp_old, logp_aug, cfg->estimator)) != VPPO_OK)
-        return st;
-    /* adv_seq finite, and small enough that scale * adv stays a finite float: a TAS scale
-       is at most beta_max (LINEAR) or beta_min + (1 - beta_min) * (sequences in the call)
-       (MEAN_PRESERVING, since x_b / mean(x) <= number of sequences) */
     for (b = 0; b < s->n_seqs; ++b) n_nonempty += vppo__count_valid(s, b) > 0;
     if (cfg->use_tas)
         max_scale = cfg->tas.mode == VPPO_TAS_LINEAR ? vppo__max(1.0, cfg->tas.beta_max)
@@ -3092,9 +3157,45 @@ static vppo_status vppo__check_prepare(const vppo_config *cfg, const vppo_seqs *
     return VPPO_OK;
 }
 
+/* The per-token checks of prepare's data into slots 0 and 1 of c (group 1). */
+static void vppo__prepare_checks(const vppo_config *cfg, vppo__dep_source source, const float *logp_old,
+                                 const float *logp_aug, const float *dep_in, vppo__on_check *c)
+{
+    if (source == VPPO__DEP_GIVEN) vppo__on_check_add(c, 0, dep_in, 0, 1);
+    if (source == VPPO__DEP_SAMPLED) vppo__sampled_checks(c, logp_old, logp_aug, cfg->estimator);
+}
+
+/* Everything vppo_prepare checks; vppo_step also passes its loss's arguments (step = 1),
+   whose per-token checks (group 2) go in the same pass over the data. The statuses
+   are those of prepare's checks followed by the loss's: prepare's arguments, prepare's
+   data, adv_seq, the loss's arguments, the loss's data. */
+static vppo_status vppo__check_prepare(const vppo_config *cfg, const vppo_seqs *s,
+    const float *logp_old, const float *logp_aug, const float *dep_in, const float *adv_seq,
+    const vppo_tas_stats *global, const vppo_prepared *p, vppo__dep_source *source,
+    int step, const float *logp, const float *logp_ref, const vppo_loss_out *out)
+{
+    vppo__on_check c;
+    vppo_status loss_st = VPPO_OK;
+    int bits;
+    vppo_status st = vppo__check_prepare_args(cfg, s, logp_old, logp_aug, dep_in, adv_seq, global, p, source, 1);
+    if (st != VPPO_OK) return st;
+    memset(&c, 0, sizeof c);
+    vppo__prepare_checks(cfg, *source, logp_old, logp_aug, dep_in, &c);
+    if (step) {
+        loss_st = vppo__check_loss_args(&cfg->loss, s, logp, logp_old, logp_ref, NULL, out, 0, 1);
+        if (loss_st == VPPO_OK) vppo__loss_checks(&cfg->loss, logp, logp_old, logp_ref, NULL, NULL, &c, 2, 2);
+    }
+    bits = vppo__on_check_run(s, &c);
+    if (bits & 1) return VPPO_ERR_NONFINITE;
+    if ((st = vppo__check_adv_seq(cfg, s, adv_seq)) != VPPO_OK) return st;
+    if (loss_st != VPPO_OK) return loss_st;
+    return bits & 2 ? VPPO_ERR_NONFINITE : VPPO_OK;
+}
+
 /* Runs after vppo__check_prepare passed: the dependency is then finite (every estimator
    clamps, PROB_DROP was checked, a given one was checked), so the steps below run without
-   checking their inputs again (no second read for validation). */
+   checking their inputs again (no second read for validation). A sampled dependency and
+   its sequence means come out of one pass. */
 static vppo_status vppo__prepare_run(const vppo_config *cfg, const vppo_seqs *s,
     const float *logp_old, const float *logp_aug, const float *dep_in, const float *adv_seq,
     const vppo_tas_stats *global, vppo_prepared *p, vppo__dep_source source)
@@ -3103,12 +3204,12 @@ static vppo_status vppo__prepare_run(const vppo_config *cfg, const vppo_seqs *s,
     vppo_status st;
     const int64_t end = s->offsets[s->n_seqs];
     if (source == VPPO__DEP_SAMPLED) {
-        vppo__dependency_sampled_run(s, logp_old, logp_aug, cfg->estimator, p->dep);
+        vppo__dependency_sampled_run(s, logp_old, logp_aug, cfg->estimator, p->dep, p->traj_dep, p->count);
     } else {
         for (t = s->offsets[0]; t < end; ++t)
             p->dep[t] = source == VPPO__DEP_GIVEN && vppo__valid(s, t) ? dep_in[t] : 0.0f;
+        vppo__seq_mean_run(s, p->dep, p->traj_dep, p->count);
     }
-    vppo__seq_mean_run(s, p->dep, p->traj_dep, p->count);
     if (global) p->stats = *global;
     else if ((st = vppo_tas_stats_compute(p->traj_dep, p->count, s->n_seqs, &p->stats)) != VPPO_OK) return st;
     if (cfg->use_tas) vppo__tas_scales_run(&cfg->tas, &p->stats, p->traj_dep, p->count, s->n_seqs, p->scale);
@@ -3128,7 +3229,8 @@ VPPODEF vppo_status vppo_prepare(const vppo_config *cfg, const vppo_seqs *s,
     const float *adv_seq, const vppo_tas_stats *global, vppo_prepared *p)
 {
     vppo__dep_source source;
-    vppo_status st = vppo__check_prepare(cfg, s, logp_old, logp_aug, dep_in, adv_seq, global, p, &source);
+    vppo_status st = vppo__check_prepare(cfg, s, logp_old, logp_aug, dep_in, adv_seq, global, p, &source,
+                                         0, NULL, NULL, NULL);
     if (st != VPPO_OK) return st;
     return vppo__prepare_run(cfg, s, logp_old, logp_aug, dep_in, adv_seq, global, p, source);
 }
@@ -3140,9 +3242,8 @@ VPPODEF vppo_status vppo_step(const vppo_config *cfg, const vppo_seqs *s, const 
     vppo__dep_source source;
     vppo_status st;
     if (!cfg) return VPPO_ERR_NULL;
-    if ((st = vppo__check_prepare(cfg, s, logp_old, logp_aug, NULL, adv_seq, NULL, p, &source)) != VPPO_OK)
-        return st;
-    if ((st = vppo__check_loss_inputs(&cfg->loss, s, logp, logp_old, logp_ref, NULL, NULL, out, 0)) != VPPO_OK)
+    if ((st = vppo__check_prepare(cfg, s, logp_old, logp_aug, NULL, adv_seq, NULL, p, &source,
+                                  1, logp, logp_ref, out)) != VPPO_OK)
         return st;
     if ((st = vppo__prepare_run(cfg, s, logp_old, logp_aug, NULL, adv_seq, NULL, p, source)) != VPPO_OK)
         return st;
@@ -3603,6 +3704,463 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
 #define VPPO__EXP_C5 0.0083747972f
 #define VPPO__EXP_C6 0.0013836717f
 
+/* --- b2. the mapping layer in double, for the O(N) functions -------------------- */
+/* The O(N) functions (§2.1 sampled dependency, §5 sequence sums, §7 loss, the per-token
+   checks) compute in double on every path, through VPPO__ON_KERNELS below. Its columns:
+   c (plain C, one lane: the portable path, also built without SIMD), SSE2, AVX2, AVX-512F,
+   NEON (aarch64). Only IEEE add, subtract, multiply, compare/select and exact bit and
+   conversion steps are used, never an FMA, so each lane of every column computes the same
+   bits as the plain C one (given no floating-point contraction: -ffp-contract=off, which
+   the Makefile sets; see docs/spec.md §12). VD: double vector; VDM: comparison result. */
+#define VPPO__DPICK(I, c, s, a, z, n) VPPO__DPICK_##I(c, s, a, z, n)
+#define VPPO__DPICK_c(c, s, a, z, n) c
+#define VPPO__DPICK_sse2(c, s, a, z, n) s
+#define VPPO__DPICK_avx2(c, s, a, z, n) a
+#define VPPO__DPICK_avx512(c, s, a, z, n) z
+#define VPPO__DPICK_neon(c, s, a, z, n) n
+
+#define VPPO__VD(I)       VPPO__DPICK(I, double,           __m128d,            __m256d,             __m512d,             float64x2_t)
+#define VPPO__VDM(I)      VPPO__DPICK(I, int,              __m128d,            __m256d,             __mmask8,            uint64x2_t)
+#define VPPO__DW(I)       VPPO__DPICK(I, 1,                2,                  4,                   8,                   2)
+#define VPPO__DSET1(I)    VPPO__DPICK(I, (double),         _mm_set1_pd,        _mm256_set1_pd,      _mm512_set1_pd,      vdupq_n_f64)
+#define VPPO__DLOADU(I)   VPPO__DPICK(I, *,                _mm_loadu_pd,       _mm256_loadu_pd,     _mm512_loadu_pd,     vld1q_f64)
+#define VPPO__DSTOREU(I)  VPPO__DPICK(I, vppo__c_dstore,   _mm_storeu_pd,      _mm256_storeu_pd,    _mm512_storeu_pd,    vst1q_f64)
+#define VPPO__DLOADF(I)   VPPO__DPICK(I, (double)*,        VPPO__SSE2_DLOADF,  VPPO__AVX2_DLOADF,   VPPO__AVX512_DLOADF, VPPO__NEON_DLOADF)
+#define VPPO__DSTOREF(I)  VPPO__DPICK(I, vppo__c_dstoref,  VPPO__SSE2_DSTOREF, VPPO__AVX2_DSTOREF,  VPPO__AVX512_DSTOREF, VPPO__NEON_DSTOREF)
+#define VPPO__DROUNDF(I)  VPPO__DPICK(I, vppo__c_droundf,  VPPO__SSE2_DROUNDF, VPPO__AVX2_DROUNDF,  VPPO__AVX512_DROUNDF, VPPO__NEON_DROUNDF)
+#define VPPO__DADD(I)     VPPO__DPICK(I, vppo__c_dadd,     _mm_add_pd,         _mm256_add_pd,       _mm512_add_pd,       vaddq_f64)
+#define VPPO__DSUB(I)     VPPO__DPICK(I, vppo__c_dsub,     _mm_sub_pd,         _mm256_sub_pd,       _mm512_sub_pd,       vsubq_f64)
+#define VPPO__DMUL(I)     VPPO__DPICK(I, vppo__c_dmul,     _mm_mul_pd,         _mm256_mul_pd,       _mm512_mul_pd,       vmulq_f64)
+/* a < b ? a : b and a > b ? a : b exactly (the x86 instructions' rule; NEON by select) */
+#define VPPO__DMIN(I)     VPPO__DPICK(I, vppo__c_dmin,     _mm_min_pd,         _mm256_min_pd,       _mm512_min_pd,       VPPO__NEON_DMIN)
+#define VPPO__DMAX(I)     VPPO__DPICK(I, vppo__c_dmax,     _mm_max_pd,         _mm256_max_pd,       _mm512_max_pd,       VPPO__NEON_DMAX)
+#define VPPO__DABS(I)     VPPO__DPICK(I, fabs,             VPPO__SSE2_DABS,    VPPO__AVX2_DABS,     _mm512_abs_pd,       vabsq_f64)
+#define VPPO__DLT(I)      VPPO__DPICK(I, vppo__c_dlt,      _mm_cmplt_pd,       VPPO__AVX2_DLT,      VPPO__AVX512_DLT,    vcltq_f64)
+#define VPPO__DLE(I)      VPPO__DPICK(I, vppo__c_dle,      _mm_cmple_pd,       VPPO__AVX2_DLE,      VPPO__AVX512_DLE,    vcleq_f64)
+#define VPPO__DGT(I)      VPPO__DPICK(I, vppo__c_dgt,      _mm_cmpgt_pd,       VPPO__AVX2_DGT,      VPPO__AVX512_DGT,    vcgtq_f64)
+#define VPPO__DGE(I)      VPPO__DPICK(I, vppo__c_dge,      _mm_cmpge_pd,       VPPO__AVX2_DGE,      VPPO__AVX512_DGE,    vcgeq_f64)
+#define VPPO__DEQ(I)      VPPO__DPICK(I, vppo__c_deq,      _mm_cmpeq_pd,       VPPO__AVX2_DEQ,      VPPO__AVX512_DEQ,    vceqq_f64)
+#define VPPO__DMAND(I)    VPPO__DPICK(I, vppo__c_mand,     _mm_and_pd,         _mm256_and_pd,       VPPO__AVX512_DMAND,  vandq_u64)
+#define VPPO__DSEL(I)     VPPO__DPICK(I, vppo__c_dsel,     VPPO__SSE2_DSEL,    VPPO__AVX2_DSEL,     VPPO__AVX512_DSEL,   vbslq_f64)
+/* 2^n from t = x log2(e) + 1.5 * 2^52 (n in t's low mantissa bits, -1022 <= n <= 1023) */
+#define VPPO__DPOW2(I)    VPPO__DPICK(I, vppo__c_dpow2,    VPPO__SSE2_DPOW2,   VPPO__AVX2_DPOW2,    VPPO__AVX512_DPOW2,  VPPO__NEON_DPOW2)
+
+#define VPPO__SSE2_DLOADF(p) _mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(const void *)(p))))
+#define VPPO__SSE2_DSTOREF(p, x) _mm_storel_epi64((__m128i *)(void *)(p), _mm_castps_si128(_mm_cvtpd_ps(x)))
+#define VPPO__SSE2_DROUNDF(x) _mm_cvtps_pd(_mm_cvtpd_ps(x))
+#define VPPO__SSE2_DABS(x) _mm_andnot_pd(_mm_set1_pd(-0.0), x)
+#define VPPO__SSE2_DSEL(m, a, b) _mm_or_pd(_mm_and_pd(m, a), _mm_andnot_pd(m, b))
+#define VPPO__SSE2_DPOW2(t) _mm_castsi128_pd(_mm_slli_epi64(_mm_add_epi64(_mm_castpd_si128(t), _mm_set1_epi64x(1023)), 52))
+#define VPPO__AVX2_DLOADF(p) _mm256_cvtps_pd(_mm_loadu_ps(p))
+#define VPPO__AVX2_DSTOREF(p, x) _mm_storeu_ps(p, _mm256_cvtpd_ps(x))
+#define VPPO__AVX2_DROUNDF(x) _mm256_cvtps_pd(_mm256_cvtpd_ps(x))
+#define VPPO__AVX2_DABS(x) _mm256_andnot_pd(_mm256_set1_pd(-0.0), x)
+#define VPPO__AVX2_DLT(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
+#define VPPO__AVX2_DLE(a, b) _mm256_cmp_pd(a, b, _CMP_LE_OQ)
+#define VPPO__AVX2_DGT(a, b) _mm256_cmp_pd(a, b, _CMP_GT_OQ)
+#define VPPO__AVX2_DGE(a, b) _mm256_cmp_pd(a, b, _CMP_GE_OQ)
+#define VPPO__AVX2_DEQ(a, b) _mm256_cmp_pd(a, b, _CMP_EQ_OQ)
+#define VPPO__AVX2_DSEL(m, a, b) _mm256_blendv_pd(b, a, m)
+#define VPPO__AVX2_DPOW2(t) _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(_mm256_castpd_si256(t), _mm256_set1_epi64x(1023)), 52))
+#define VPPO__AVX512_DLOADF(p) _mm512_cvtps_pd(_mm256_loadu_ps(p))
+#define VPPO__AVX512_DSTOREF(p, x) _mm256_storeu_ps(p, _mm512_cvtpd_ps(x))
+#define VPPO__AVX512_DROUNDF(x) _mm512_cvtps_pd(_mm512_cvtpd_ps(x))
+#define VPPO__AVX512_DLT(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ)
+#define VPPO__AVX512_DLE(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LE_OQ)
+#define VPPO__AVX512_DGT(a, b) _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ)
+#define VPPO__AVX512_DGE(a, b) _mm512_cmp_pd_mask(a, b, _CMP_GE_OQ)
+#define VPPO__AVX512_DEQ(a, b) _mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ)
+#define VPPO__AVX512_DMAND(a, b) ((__mmask8)((a) & (b)))
+#define VPPO__AVX512_DSEL(m, a, b) _mm512_mask_blend_pd(m, b, a)
+#define VPPO__AVX512_DPOW2(t) _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_add_epi64(_mm512_castpd_si512(t), _mm512_set1_epi64(1023)), 52))
+#define VPPO__NEON_DLOADF(p) vcvt_f64_f32(vld1_f32(p))
+#define VPPO__NEON_DSTOREF(p, x) vst1_f32(p, vcvt_f32_f64(x))
+#define VPPO__NEON_DROUNDF(x) vcvt_f64_f32(vcvt_f32_f64(x))
+#define VPPO__NEON_DMIN(a, b) vbslq_f64(vcltq_f64(a, b), a, b)
+#define VPPO__NEON_DMAX(a, b) vbslq_f64(vcgtq_f64(a, b), a, b)
+#define VPPO__NEON_DPOW2(t) vreinterpretq_f64_u64(vshlq_n_u64(vaddq_u64(vreinterpretq_u64_f64(t), vdupq_n_u64(1023)), 52))
+
+/* The c column: one lane in plain C. */
+static void vppo__c_dstore(double *p, double x) { *p = x; }
+static void vppo__c_dstoref(float *p, double x) { *p = (float)x; }
+static double vppo__c_droundf(double x) { return (double)(float)x; }
+static double vppo__c_dadd(double a, double b) { return a + b; }
+static double vppo__c_dsub(double a, double b) { return a - b; }
+static double vppo__c_dmul(double a, double b) { return a * b; }
+static double vppo__c_dmin(double a, double b) { return a < b ? a : b; }
+static double vppo__c_dmax(double a, double b) { return a > b ? a : b; }
+static int vppo__c_dlt(double a, double b) { return a < b; }
+static int vppo__c_dle(double a, double b) { return a <= b; }
+static int vppo__c_dgt(double a, double b) { return a > b; }
+static int vppo__c_dge(double a, double b) { return a >= b; }
+static int vppo__c_deq(double a, double b) { return a == b; }
+static int vppo__c_mand(int a, int b) { return a & b; }
+static double vppo__c_dsel(int m, double a, double b) { return m ? a : b; }
+static double vppo__c_dpow2(double t)
+{
+    uint64_t u;
+    memcpy(&u, &t, sizeof u);
+    u = (u + 1023u) << 52;
+    memcpy(&t, &u, sizeof t);
+    return t;
+}
+
+/* --- c2. the O(N) kernels, once for every ISA and the plain C path ---------------- */
+/* vexp in double (VPPO__ON_KERNELS' dexp): n = round(x log2 e) by adding 1.5 * 2^52,
+   Cody-Waite reduction x = n ln2 + r with ln2 split in two (n * VPPO__DLN2_HI is exact),
+   |r| <= ln2/2, e^r by its Taylor polynomial of degree 11 in Horner form (truncation
+   below 1e-14 relative), 2^n put in the exponent field. No FMA: the same operations in
+   every column. Measured against libm's exp (the suite checks it on every ISA the machine
+   runs): at most VPPO__DEXP_ULP ulp of a double on [-708, 709]; 0 below -708 (and for
+   -inf), +inf above 709. NaN never reaches it (the inputs are checked first). */
+#define VPPO__DEXP_LO (-708.0)
+#define VPPO__DEXP_HI 709.0
+#define VPPO__DEXP_MAGIC 6755399441055744.0          /* 1.5 * 2^52 */
+#define VPPO__DLOG2E 1.4426950408889634
+#define VPPO__DLN2_HI 6.93147180369123816490e-01     /* 32 significant bits */
+#define VPPO__DLN2_LO 1.90821492927058770002e-10     /* ln 2 - VPPO__DLN2_HI */
+#define VPPO__DEXP_ULP 4
+#define VPPO__DEXP_N 12
+#define VPPO__K3G_N 13
+/* 1/11!, ..., 1/1!, 1/0! */
+static const double vppo__dexp_c[VPPO__DEXP_N] = {
+    1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0,
+    1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0
+};
+/* 1/14!, ..., 1/2!: e^x - 1 - x = x^2 (1/2! + x/3! + ...) */
+static const double vppo__k3g_c[VPPO__K3G_N] = {
+    1.0 / 87178291200.0, 1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+    1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5
+};
+
+#if defined(__GNUC__) || defined(__clang__)
+#define VPPO__ON_INLINE static __inline__ __attribute__((always_inline))
+#else
+#define VPPO__ON_INLINE static
+#endif
+
+/* The lanes of a chunk of n tokens at t that need masking (a mask, or a short chunk):
+   valid[i] = 1.0 where position t + i exists and is valid, else 0.0; returns 0 (valid
+   untouched) when every lane is valid. */
+static int vppo__on_chunk(const uint8_t *mask, int64_t t, int n, double *valid)
+{
+    int i;
+    if (!mask && n == VPPO__ON_CH) return 0;
+    for (i = 0; i < VPPO__ON_CH; ++i) valid[i] = i < n && (!mask || mask[t + i]) ? 1.0 : 0.0;
+    return 1;
+}
+
+/* x + t for a whole chunk; a short one copied to buf with zeros after it; NULL stays NULL. */
+static const float *vppo__on_src(const float *x, int64_t t, int n, float *buf)
+{
+    if (!x || n == VPPO__ON_CH) return x ? x + t : NULL;
+    memcpy(buf, x + t, (size_t)n * sizeof *buf);
+    memset(buf + n, 0, (size_t)(VPPO__ON_CH - n) * sizeof *buf);
+    return buf;
+}
+
+/* f[i] = 1.0 where flags[t + i] is set (i < n), else 0.0. */
+static void vppo__on_flags(const uint8_t *flags, int64_t t, int n, double *f)
+{
+    int i;
+    for (i = 0; i < VPPO__ON_CH; ++i) f[i] = i < n && flags[t + i] ? 1.0 : 0.0;
+}
+
+/* The VPPO__ON_CH partial sums, added pairwise in a fixed order. */
+static double vppo__on_fold(double *slot)
+{
+    int step, k;
+    for (step = 1; step < VPPO__ON_CH; step *= 2)
+        for (k = 0; k + step < VPPO__ON_CH; k += 2 * step) slot[k] += slot[k + step];
+    return slot[0];
+}
+
+/* VPPO__ON_KERNELS(I, ATTR) defines vppo__<I>_dexp, _k3g, the four kernels of
+   vppo__on_kernels for ISA I (c: plain C) with the target attribute ATTR, and the table
+   vppo__on_kernels_<I>. */
+#define VPPO__ON_KERNELS(I, ATTR) \
+ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_dexp(VPPO__VD(I) x) \
+{ \
+    const VPPO__VD(I) lo = VPPO__DSET1(I)(VPPO__DEXP_LO), hi = VPPO__DSET1(I)(VPPO__DEXP_HI); \
+    const VPPO__VD(I) magic = VPPO__DSET1(I)(VPPO__DEXP_MAGIC); \
+    const VPPO__VDM(I) keep = VPPO__DGE(I)(x, lo), big = VPPO__DGT(I)(x, hi); \
+    const VPPO__VD(I) xc = VPPO__DMIN(I)(VPPO__DMAX(I)(x, lo), hi); \
+    const VPPO__VD(I) t = VPPO__DADD(I)(VPPO__DMUL(I)(xc, VPPO__DSET1(I)(VPPO__DLOG2E)), magic); \
+    const VPPO__VD(I) n = VPPO__DSUB(I)(t, magic); \
+    const VPPO__VD(I) r = VPPO__DSUB(I)(VPPO__DSUB(I)(xc, VPPO__DMUL(I)(n, VPPO__DSET1(I)(VPPO__DLN2_HI))), \
+                                        VPPO__DMUL(I)(n, VPPO__DSET1(I)(VPPO__DLN2_LO))); \
+    VPPO__VD(I) p = VPPO__DSET1(I)(vppo__dexp_c[0]); \
+    int i; \
+    for (i = 1; i < VPPO__DEXP_N; ++i) p = VPPO__DADD(I)(VPPO__DMUL(I)(p, r), VPPO__DSET1(I)(vppo__dexp_c[i])); \
+    p = VPPO__DMUL(I)(p, VPPO__DPOW2(I)(t)); \
+    p = VPPO__DSEL(I)(keep, p, VPPO__DSET1(I)(0.0)); \
+    return VPPO__DSEL(I)(big, VPPO__DSET1(I)(HUGE_VAL), p); \
+} \
+\
+/* e^x - 1 - x without cancellation: its Taylor series x^2/2! + ... + x^14/14! for |x| < \
+   1/2, else from vexp. */ \
+ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_k3g(VPPO__VD(I) x) \
+{ \
+    const VPPO__VD(I) one = VPPO__DSET1(I)(1.0); \
+    const VPPO__VD(I) far = VPPO__DSUB(I)(VPPO__DSUB(I)(vppo__##I##_on_dexp(x), one), x); \
+    VPPO__VD(I) p = VPPO__DSET1(I)(vppo__k3g_c[0]); \
+    int i; \
+    for (i = 1; i < VPPO__K3G_N; ++i) p = VPPO__DADD(I)(VPPO__DMUL(I)(p, x), VPPO__DSET1(I)(vppo__k3g_c[i])); \
+    p = VPPO__DMUL(I)(VPPO__DMUL(I)(p, x), x); \
+    return VPPO__DSEL(I)(VPPO__DLT(I)(VPPO__DABS(I)(x), VPPO__DSET1(I)(0.5)), p, far); \
+} \
+\
+ATTR static double vppo__##I##_on_exp1(double x) \
+{ \
+    double lane[VPPO__DW(I)]; \
+    VPPO__DSTOREU(I)(lane, vppo__##I##_on_dexp(VPPO__DSET1(I)(x))); \
+    return lane[0]; \
+} \
+\
+/* vppo__clamp(x, lo, hi) of §2.1 and §7 as min(max(x, lo), hi): the same for every \
+   non-NaN x */ \
+ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_clamp(VPPO__VD(I) x, double lo, double hi) \
+{ \
+    return VPPO__DMIN(I)(VPPO__DMAX(I)(x, VPPO__DSET1(I)(lo)), VPPO__DSET1(I)(hi)); \
+} \
+\
+/* One vector of the sampled dependency (§2.1; vppo__sampled_dep is the reference). */ \
+ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_est(int est, VPPO__VD(I) a, VPPO__VD(I) b) \
+{ \
+    const VPPO__VD(I) d = vppo__##I##_on_clamp(VPPO__DSUB(I)(b, a), -20.0, 20.0); \
+    switch (est) { \
+    case VPPO_EST_K1:  return VPPO__DMUL(I)(d, VPPO__DSET1(I)(-1.0)); \
+    case VPPO_EST_K2:  return VPPO__DMUL(I)(VPPO__DMUL(I)(VPPO__DSET1(I)(0.5), d), d); \
+    case VPPO_EST_ABS: return VPPO__DABS(I)(d); \
+    case VPPO_EST_PROB_DROP: return VPPO__DSUB(I)(vppo__##I##_on_dexp(a), vppo__##I##_on_dexp(b)); \
+    default: return vppo__##I##_on_clamp(vppo__##I##_on_k3g(d), 0.0, 10.0); \
+    } \
+} \
+\
+/* Lane mask of the valid lanes of the chunk (valid[] from vppo__on_chunk). */ \
+ATTR VPPO__ON_INLINE VPPO__VDM(I) vppo__##I##_on_valid(const double *valid, int k) \
+{ \
+    return VPPO__DGT(I)(VPPO__DLOADU(I)(valid + k * VPPO__DW(I)), VPPO__DSET1(I)(0.0)); \
+} \
+\
+ATTR static double vppo__##I##_on_fold(VPPO__VD(I) *acc) \
+{ \
+    double slot[VPPO__ON_CH]; \
+    int k; \
+    for (k = 0; k < VPPO__ON_CH / VPPO__DW(I); ++k) VPPO__DSTOREU(I)(slot + k * VPPO__DW(I), acc[k]); \
+    return vppo__on_fold(slot); \
+} \
+\
+ATTR static double vppo__##I##_on_dep(const float *a, const float *b, const uint8_t *mask, int64_t t0, int64_t t1, \
+    int est, float *dep) \
+{ \
+    const VPPO__VD(I) zero = VPPO__DSET1(I)(0.0); \
+    VPPO__VD(I) acc[VPPO__ON_CH / VPPO__DW(I)]; \
+    double valid[VPPO__ON_CH]; \
+    float ba[VPPO__ON_CH], bb[VPPO__ON_CH], bd[VPPO__ON_CH]; \
+    int64_t t; \
+    int k; \
+    for (k = 0; k < VPPO__ON_CH / VPPO__DW(I); ++k) acc[k] = zero; \
+    for (t = t0; t < t1; t += VPPO__ON_CH) { \
+        const int n = (int)vppo__min64(VPPO__ON_CH, t1 - t); \
+        const int masked = vppo__on_chunk(mask, t, n, valid); \
+        const float *pa = vppo__on_src(a, t, n, ba), *pb = vppo__on_src(b, t, n, bb); \
+        float *pd = n == VPPO__ON_CH ? dep + t : bd; \
+        for (k = 0; k < VPPO__ON_CH / VPPO__DW(I); ++k) { \
+            VPPO__VD(I) v = vppo__##I##_on_est(est, VPPO__DLOADF(I)(pa + k * VPPO__DW(I)), VPPO__DLOADF(I)(pb + k * VPPO__DW(I))); \
+            if (masked) v = VPPO__DSEL(I)(vppo__##I##_on_valid(valid, k), v, zero); \
+            VPPO__DSTOREF(I)(pd + k * VPPO__DW(I), v); \
+            acc[k] = VPPO__DADD(I)(acc[k], VPPO__DROUNDF(I)(v)); \
+        } \
+        if (n < VPPO__ON_CH) memcpy(dep + t, bd, (size_t)n * sizeof *bd); \
+    } \
+    return vppo__##I##_on_fold(acc); \
+} \
+\
+ATTR static double vppo__##I##_on_sum(const float *x, const float *y, const uint8_t *mask, int64_t t0, int64_t t1) \
+{ \
+    const VPPO__VD(I) zero = VPPO__DSET1(I)(0.0); \
+    VPPO__VD(I) acc[VPPO__ON_CH / VPPO__DW(I)]; \
+    double valid[VPPO__ON_CH]; \
+    float bx[VPPO__ON_CH], by[VPPO__ON_CH]; \
+    int64_t t; \
+    int k; \
+    for (k = 0; k < VPPO__ON_CH / VPPO__DW(I); ++k) acc[k] = zero; \
+    for (t = t0; t < t1; t += VPPO__ON_CH) { \
+        const int n = (int)vppo__min64(VPPO__ON_CH, t1 - t); \
+        const int masked = vppo__on_chunk(mask, t, n, valid); \
+        const float *px = vppo__on_src(x, t, n, bx), *py = vppo__on_src(y, t, n, by); \
+        for (k = 0; k < VPPO__ON_CH / VPPO__DW(I); ++k) { \
+            VPPO__VD(I) v = VPPO__DLOADF(I)(px + k * VPPO__DW(I)); \
+            if (py) v = VPPO__DSUB(I)(v, VPPO__DLOADF(I)(py + k * VPPO__DW(I))); \
+            if (masked) v = VPPO__DSEL(I)(vppo__##I##_on_valid(valid, k), v, zero); \
+            acc[k] = VPPO__DADD(I)(acc[k], v); \
+        } \
+    } \
+    return vppo__##I##_on_fold(acc); \
+} \
+\
+/* The KL penalty of one vector and its derivative (vppo__kl_term is the reference). */ \
+ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_kl(int kind, VPPO__VD(I) k, VPPO__VD(I) *grad) \
+{ \
+    const VPPO__VD(I) zero = VPPO__DSET1(I)(0.0), one = VPPO__DSET1(I)(1.0), mone = VPPO__DSET1(I)(-1.0); \
+    VPPO__VD(I) nk, x, raw; \
+    switch (kind) { \
+    case VPPO_KL_K1: *grad = one; return k; \
+    case VPPO_KL_ABS: \
+        *grad = VPPO__DSEL(I)(VPPO__DGT(I)(k, zero), one, VPPO__DSEL(I)(VPPO__DLT(I)(k, zero), mone, zero)); \
+        return VPPO__DABS(I)(k); \
+    case VPPO_KL_K2: *grad = k; return VPPO__DMUL(I)(VPPO__DMUL(I)(VPPO__DSET1(I)(0.5), k), k); \
+    case VPPO_KL_K3: \
+        nk = VPPO__DMUL(I)(k, mone); \
+        x = vppo__##I##_on_clamp(nk, -20.0, 20.0); \
+        raw = vppo__##I##_on_k3g(x); \
+        *grad = VPPO__DSEL(I)(VPPO__DMAND(I)(VPPO__DMAND(I)(VPPO__DGT(I)(nk, VPPO__DSET1(I)(-20.0)), \
+                                                            VPPO__DLT(I)(nk, VPPO__DSET1(I)(20.0))), \
+                                             VPPO__DLT(I)(raw, VPPO__DSET1(I)(10.0))), \
+                              VPPO__DMUL(I)(VPPO__DADD(I)(raw, x), mone), zero); \
+        return vppo__##I##_on_clamp(raw, -10.0, 10.0); \
+    default: *grad = zero; return zero; \
+    } \
+} \
+\
+ATTR static int vppo__##I##_on_loss(const vppo__on_loss *L, int64_t t0, int64_t t1, double *sums) \
+{ \
+    enum { NV = VPPO__ON_CH / VPPO__DW(I), W = VPPO__DW(I) }; \
+    const VPPO__VD(I) zero = VPPO__DSET1(I)(0.0), one = VPPO__DSET1(I)(1.0), mone = VPPO__DSET1(I)(-1.0); \
+    const VPPO__VD(I) m20 = VPPO__DSET1(I)(-20.0), p20 = VPPO__DSET1(I)(20.0); \
+    const VPPO__VD(I) log_lo = VPPO__DSET1(I)(L->log_lo), log_hi = VPPO__DSET1(I)(L->log_hi); \
+    const VPPO__VD(I) r_lo = VPPO__DSET1(I)(L->r_lo), r_hi = VPPO__DSET1(I)(L->r_hi); \
+    const VPPO__VD(I) dual = VPPO__DSET1(I)(L->dual), vrho = VPPO__DSET1(I)(L->rho), vdpg = VPPO__DSET1(I)(L->dpg); \
+    const VPPO__VD(I) coef = VPPO__DSET1(I)(L->coef), kc = VPPO__DSET1(I)(L->kl_coef), ec = VPPO__DSET1(I)(L->ent_coef); \
+    const VPPO__VD(I) fmax = VPPO__DSET1(I)(FLT_MAX); \
+    const VPPO__VDM(I) dual_on = VPPO__DLT(I)(zero, dual); \
+    const int cispo = L->pg_kind == VPPO_PG_CISPO; \
+    VPPO__VD(I) acc[VPPO__ON_NSUMS][NV], ov = zero; \
+    double valid[VPPO__ON_CH], sel[VPPO__ON_CH]; \
+    float b_lp[VPPO__ON_CH], b_lo[VPPO__ON_CH], b_ref[VPPO__ON_CH], b_adv[VPPO__ON_CH], b_w[VPPO__ON_CH], b_g[VPPO__ON_CH]; \
+    int64_t t; \
+    int k, j; \
+    for (j = 0; j < VPPO__ON_NSUMS; ++j) for (k = 0; k < NV; ++k) acc[j][k] = zero; \
+    for (t = t0; t < t1; t += VPPO__ON_CH) { \
+        const int n = (int)vppo__min64(VPPO__ON_CH, t1 - t); \
+        const int masked = vppo__on_chunk(L->mask, t, n, valid); \
+        const float *lp_ = vppo__on_src(L->logp, t, n, b_lp), *lo_ = vppo__on_src(L->logp_old, t, n, b_lo); \
+        const float *ref_ = L->kl_kind != VPPO_KL_NONE ? vppo__on_src(L->logp_ref, t, n, b_ref) : NULL; \
+        const float *adv_ = vppo__on_src(L->adv, t, n, b_adv), *w_ = vppo__on_src(L->weight, t, n, b_w); \
+        float *g_ = n == VPPO__ON_CH && L->dlogp ? L->dlogp + t : b_g; \
+        if (L->select) vppo__on_flags(L->select, t, n, sel); \
+        for (k = 0; k < NV; ++k) { \
+            const VPPO__VD(I) lp = VPPO__DLOADF(I)(lp_ + k * W), adv = VPPO__DLOADF(I)(adv_ + k * W); \
+            const VPPO__VD(I) delta = VPPO__DSUB(I)(lp, VPPO__DLOADF(I)(lo_ + k * W)); \
+            const VPPO__VD(I) rho = L->seq_rho ? vrho : delta; \
+            const VPPO__VDM(I) inr = VPPO__DMAND(I)(VPPO__DGE(I)(rho, m20), VPPO__DLE(I)(rho, p20)); \
+            const VPPO__VD(I) r = vppo__##I##_on_dexp(vppo__##I##_on_clamp(rho, -20.0, 20.0)); \
+            const VPPO__VD(I) rmid = L->far ? VPPO__DSEL(I)(inr, r, vppo__##I##_on_dexp(rho)) : r; \
+            const VPPO__VD(I) rhat = VPPO__DSEL(I)(VPPO__DLT(I)(rho, log_lo), r_lo, \
+                                                   VPPO__DSEL(I)(VPPO__DGT(I)(rho, log_hi), r_hi, rmid)); \
+            const VPPO__VD(I) nadv = VPPO__DMUL(I)(adv, mone); \
+            const VPPO__VD(I) L1 = VPPO__DMUL(I)(nadv, r), L2 = VPPO__DMUL(I)(nadv, rhat), L3 = VPPO__DMUL(I)(nadv, dual); \
+            const VPPO__VD(I) H = VPPO__DMAX(I)(L1, L2); \
+            const VPPO__VDM(I) cdual = VPPO__DMAND(I)(VPPO__DMAND(I)(VPPO__DLT(I)(adv, zero), dual_on), VPPO__DGT(I)(H, L3)); \
+            VPPO__VD(I) w = L->select ? VPPO__DLOADU(I)(sel + k * W) : one; \
+            VPPO__VD(I) v[VPPO__ON_NSUMS], dkl = zero, kref = zero; \
+            if (w_) w = VPPO__DMUL(I)(w, VPPO__DLOADF(I)(w_ + k * W)); \
+            if (ref_) kref = VPPO__DSUB(I)(lp, VPPO__DLOADF(I)(ref_ + k * W)); \
+            if (cispo) { \
+                v[VPPO__ON_PG] = VPPO__DMUL(I)(w, VPPO__DMUL(I)(L2, lp)); \
+                v[VPPO__ON_DPG] = VPPO__DMUL(I)(w, L2); \
+            } else { \
+                const VPPO__VDM(I) open = VPPO__DMAND(I)(VPPO__DGT(I)(rho, m20), VPPO__DLT(I)(rho, p20)); \
+                v[VPPO__ON_PG] = VPPO__DMUL(I)(w, VPPO__DSEL(I)(cdual, L3, H)); \
+                v[VPPO__ON_DPG] = VPPO__DSEL(I)(cdual, zero, VPPO__DSEL(I)(VPPO__DMAND(I)(VPPO__DGE(I)(L1, L2), open), \
+                                                                     VPPO__DMUL(I)(w, L1), zero)); \
+            } \
+            v[VPPO__ON_KL] = vppo__##I##_on_kl(L->kl_kind, kref, &dkl); \
+            v[VPPO__ON_ENT] = VPPO__DMUL(I)(lp, mone); \
+            v[VPPO__ON_PPO_KL] = VPPO__DMUL(I)(delta, mone); \
+            v[VPPO__ON_CLIP] = VPPO__DSEL(I)(VPPO__DLT(I)(L1, L2), one, zero); \
+            v[VPPO__ON_CLIP_DUAL] = VPPO__DSEL(I)(cdual, one, zero); \
+            v[VPPO__ON_SEL] = VPPO__DSEL(I)(VPPO__DEQ(I)(w, zero), zero, one); \
+            if (masked) { \
+                const VPPO__VDM(I) ok = vppo__##I##_on_valid(valid, k); \
+                for (j = 0; j < VPPO__ON_NSUMS; ++j) v[j] = VPPO__DSEL(I)(ok, v[j], zero); \
+                dkl = VPPO__DSEL(I)(ok, dkl, zero); \
+            } \
+            for (j = 0; j < VPPO__ON_NSUMS; ++j) acc[j][k] = VPPO__DADD(I)(acc[j][k], v[j]); \
+            if (L->dlogp) { \
+                VPPO__VD(I) g = VPPO__DMUL(I)(coef, VPPO__DSUB(I)(VPPO__DADD(I)(L->fixed_dpg ? vdpg : v[VPPO__ON_DPG], \
+                                                                              VPPO__DMUL(I)(kc, dkl)), ec)); \
+                if (masked) g = VPPO__DSEL(I)(vppo__##I##_on_valid(valid, k), g, zero); \
+                ov = VPPO__DADD(I)(ov, VPPO__DSEL(I)(VPPO__DLE(I)(VPPO__DABS(I)(g), fmax), zero, one)); \
+                VPPO__DSTOREF(I)(g_ + k * W, g); \
+            } \
+        } \
+        if (L->dlogp && n < VPPO__ON_CH) memcpy(L->dlogp + t, b_g, (size_t)n * sizeof *b_g); \
+    } \
+    for (j = 0; j < VPPO__ON_NSUMS; ++j) sums[j] = vppo__##I##_on_fold(acc[j]); \
+    { \
+        double lane[W]; \
+        int bad = 0; \
+        VPPO__DSTOREU(I)(lane, ov); \
+        for (k = 0; k < W; ++k) bad |= lane[k] != 0.0; \
+        return bad; \
+    } \
+} \
+\
+ATTR static int vppo__##I##_on_check(const vppo__on_check *c, int64_t t0, int64_t t1) \
+{ \
+    enum { NV = VPPO__ON_CH / VPPO__DW(I), W = VPPO__DW(I) }; \
+    const VPPO__VD(I) zero = VPPO__DSET1(I)(0.0), lowest = VPPO__DSET1(I)(-DBL_MAX); \
+    const VPPO__VD(I) fmax = VPPO__DSET1(I)(FLT_MAX), nan = VPPO__DSET1(I)(NAN); \
+    VPPO__VD(I) acc[VPPO__ON_NCHECK + 1]; \
+    double valid[VPPO__ON_CH], lane[W]; \
+    float buf[VPPO__ON_NCHECK][VPPO__ON_CH]; \
+    int64_t t; \
+    int k, j, bits = 0; \
+    for (j = 0; j <= VPPO__ON_NCHECK; ++j) acc[j] = zero; \
+    for (t = t0; t < t1; t += VPPO__ON_CH) { \
+        const int n = (int)vppo__min64(VPPO__ON_CH, t1 - t); \
+        const int masked = vppo__on_chunk(c->mask, t, n, valid); \
+        const float *x[VPPO__ON_NCHECK]; \
+        for (j = 0; j < VPPO__ON_NCHECK; ++j) x[j] = vppo__on_src(c->x[j], t, n, buf[j]); \
+        for (k = 0; k < NV; ++k) { \
+            for (j = 0; j < VPPO__ON_NCHECK; ++j) { \
+                VPPO__VD(I) v; \
+                if (!x[j]) continue; \
+                v = VPPO__DLOADF(I)(x[j] + k * W); \
+                if (c->ninf_ok[j]) v = VPPO__DMAX(I)(lowest, v);      /* -inf: finite; NaN stays */ \
+                v = VPPO__DMUL(I)(v, zero);                           /* NaN for inf and NaN */ \
+                if (masked) v = VPPO__DSEL(I)(vppo__##I##_on_valid(valid, k), v, zero); \
+                acc[j] = VPPO__DADD(I)(acc[j], v); \
+            } \
+            if (c->pair || c->prob_drop) { \
+                const VPPO__VD(I) a = VPPO__DLOADF(I)(x[0] + k * W), b = VPPO__DLOADF(I)(x[1] + k * W); \
+                VPPO__VD(I) v = zero; \
+                if (c->pair) {                                        /* both -inf: NaN */ \
+                    const VPPO__VD(I) m = VPPO__DMAX(I)(a, b); \
+                    v = VPPO__DSUB(I)(m, m); \
+                } \
+                if (c->prob_drop) \
+                    v = VPPO__DADD(I)(v, VPPO__DSEL(I)(VPPO__DLE(I)(VPPO__DABS(I)(VPPO__DSUB(I)(vppo__##I##_on_dexp(a), \
+                        vppo__##I##_on_dexp(b))), fmax), zero, nan)); \
+                if (masked) v = VPPO__DSEL(I)(vppo__##I##_on_valid(valid, k), v, zero); \
+                acc[VPPO__ON_NCHECK] = VPPO__DADD(I)(acc[VPPO__ON_NCHECK], v); \
+            } \
+        } \
+    } \
+    for (j = 0; j <= VPPO__ON_NCHECK; ++j) { \
+        VPPO__DSTOREU(I)(lane, acc[j]); \
+        for (k = 0; k < W; ++k) \
+            if (lane[k] != lane[k]) bits |= c->group[j < VPPO__ON_NCHECK ? j : 0]; \
+    } \
+    return bits; \
+} \
+\
+static const vppo__on_kernels vppo__on_kernels_##I = { \
+    vppo__##I##_on_dep, vppo__##I##_on_sum, vppo__##I##_on_loss, vppo__##I##_on_check, vppo__##I##_on_exp1 \
+};
+
 #if defined(VPPO__X86) || defined(VPPO__NEON)
 #define VPPO__INLINE static __inline__ __attribute__((always_inline))   /* gcc, clang */
 
@@ -3963,7 +4521,9 @@ __attribute__((target("sse2"))) VPPO__INLINE __m128 vppo__sse2_f16(__m128i h32)
 }
 
 VPPO__KERNELS(sse2, __attribute__((target("sse2"))))
+VPPO__ON_KERNELS(sse2, __attribute__((target("sse2"))))
 VPPO__KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
+VPPO__ON_KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
 VPPO__GEMM_KERNELS(sse2, __attribute__((target("sse2"))))
 VPPO__GEMM_KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
 /* g++ 12 flags the deliberate self-initialisation inside _mm512_undefined_*() of its own
@@ -3974,6 +4534,7 @@ VPPO__GEMM_KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 VPPO__KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
+VPPO__ON_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 VPPO__GEMM_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
@@ -3981,6 +4542,7 @@ VPPO__GEMM_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 #endif /* VPPO__X86 */
 #ifdef VPPO__NEON
 VPPO__KERNELS(neon, )
+VPPO__ON_KERNELS(neon, )
 VPPO__GEMM_KERNELS(neon, )
 #endif
 #endif /* VPPO__X86 || VPPO__NEON */
@@ -4090,6 +4652,9 @@ static void vppo__c_gemm_micro(int64_t kc, const float *pa, const float *pb, flo
 
 static const vppo__gemm_kernels vppo__gemm_kernels_c = { 4, 8, vppo__c_gemm_micro };
 
+/* The O(N) kernels in plain C: the scalar ISA's, and the reference of every other one's bits. */
+VPPO__ON_KERNELS(c, )
+
 /* --- e. detection, selection and the dispatch table ------------------------------ */
 
 #ifdef VPPO__X86
@@ -4195,6 +4760,23 @@ VPPODEF vppo_isa vppo_isa_active(void)
     }
     return (vppo_isa)isa;
 }
+
+static const vppo__on_kernels *vppo__on_kernels_for(vppo_isa isa)
+{
+    switch (isa) {
+#ifdef VPPO__X86
+    case VPPO_ISA_SSE2:   return &vppo__on_kernels_sse2;
+    case VPPO_ISA_AVX2:   return &vppo__on_kernels_avx2;
+    case VPPO_ISA_AVX512: return &vppo__on_kernels_avx512;
+#endif
+#ifdef VPPO__NEON
+    case VPPO_ISA_NEON:   return &vppo__on_kernels_neon;
+#endif
+    default:              return &vppo__on_kernels_c;
+    }
+}
+
+static const vppo__on_kernels *vppo__on_active(void) { return vppo__on_kernels_for(vppo_isa_active()); }
 
 static const vppo__gemm_kernels *vppo__gemm_kernels_active(void)
 {
