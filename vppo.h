@@ -3808,8 +3808,8 @@ static double vppo__c_dpow2(double t)
 /* --- c2. the O(N) kernels, once for every ISA and the plain C path ---------------- */
 /* vexp in double (VPPO__ON_KERNELS' dexp): n = round(x log2 e) by adding 1.5 * 2^52,
    Cody-Waite reduction x = n ln2 + r with ln2 split in two (n * VPPO__DLN2_HI is exact),
-   |r| <= ln2/2, e^r by its Taylor polynomial of degree 11 in Horner form (truncation
-   below 1e-14 relative), 2^n put in the exponent field. No FMA: the same operations in
+   |r| <= ln2/2, e^r by its Taylor polynomial of degree 11 in Estrin form (short chains of
+   dependent operations; truncation below 1e-14 relative), 2^n put in the exponent field. No FMA: the same operations in
    every column. Measured against libm's exp (the suite checks it on every ISA the machine
    runs): at most VPPO__DEXP_ULP ulp of a double on [-708, 709]; 0 below -708 (and for
    -inf), +inf above 709. NaN never reaches it (the inputs are checked first). */
@@ -3820,17 +3820,15 @@ static double vppo__c_dpow2(double t)
 #define VPPO__DLN2_HI 6.93147180369123816490e-01     /* 32 significant bits */
 #define VPPO__DLN2_LO 1.90821492927058770002e-10     /* ln 2 - VPPO__DLN2_HI */
 #define VPPO__DEXP_ULP 4
-#define VPPO__DEXP_N 12
-#define VPPO__K3G_N 13
-/* 1/11!, ..., 1/1!, 1/0! */
-static const double vppo__dexp_c[VPPO__DEXP_N] = {
-    1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0,
-    1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0
+/* 1/0!, 1/1!, ..., 1/11! */
+static const double vppo__dexp_c[12] = {
+    1.0, 1.0, 0.5, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0, 1.0 / 5040.0, 1.0 / 40320.0,
+    1.0 / 362880.0, 1.0 / 3628800.0, 1.0 / 39916800.0
 };
-/* 1/14!, ..., 1/2!: e^x - 1 - x = x^2 (1/2! + x/3! + ...) */
-static const double vppo__k3g_c[VPPO__K3G_N] = {
-    1.0 / 87178291200.0, 1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
-    1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5
+/* 1/2!, ..., 1/14!: e^x - 1 - x = x^2 (1/2! + x/3! + ...) */
+static const double vppo__k3g_c[13] = {
+    0.5, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0, 1.0 / 5040.0, 1.0 / 40320.0, 1.0 / 362880.0,
+    1.0 / 3628800.0, 1.0 / 39916800.0, 1.0 / 479001600.0, 1.0 / 6227020800.0, 1.0 / 87178291200.0
 };
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -3839,31 +3837,37 @@ static const double vppo__k3g_c[VPPO__K3G_N] = {
 #define VPPO__ON_INLINE static
 #endif
 
+/* f[i] = 1.0 where flags[t + i] is set (i < n), else 0.0; branch-free. */
+VPPO__ON_INLINE void vppo__on_flags(const uint8_t *flags, int64_t t, int n, double *f)
+{
+    int i;
+    if (n == VPPO__ON_CH) {
+        for (i = 0; i < VPPO__ON_CH; ++i) f[i] = (double)(flags[t + i] != 0);
+        return;
+    }
+    for (i = 0; i < n; ++i) f[i] = (double)(flags[t + i] != 0);
+    for (; i < VPPO__ON_CH; ++i) f[i] = 0.0;
+}
+
 /* The lanes of a chunk of n tokens at t that need masking (a mask, or a short chunk):
    valid[i] = 1.0 where position t + i exists and is valid, else 0.0; returns 0 (valid
    untouched) when every lane is valid. */
-static int vppo__on_chunk(const uint8_t *mask, int64_t t, int n, double *valid)
+VPPO__ON_INLINE int vppo__on_chunk(const uint8_t *mask, int64_t t, int n, double *valid)
 {
     int i;
-    if (!mask && n == VPPO__ON_CH) return 0;
-    for (i = 0; i < VPPO__ON_CH; ++i) valid[i] = i < n && (!mask || mask[t + i]) ? 1.0 : 0.0;
-    return 1;
+    if (mask) vppo__on_flags(mask, t, n, valid);
+    else if (n < VPPO__ON_CH)
+        for (i = 0; i < VPPO__ON_CH; ++i) valid[i] = i < n ? 1.0 : 0.0;
+    return mask || n < VPPO__ON_CH;
 }
 
 /* x + t for a whole chunk; a short one copied to buf with zeros after it; NULL stays NULL. */
-static const float *vppo__on_src(const float *x, int64_t t, int n, float *buf)
+VPPO__ON_INLINE const float *vppo__on_src(const float *x, int64_t t, int n, float *buf)
 {
     if (!x || n == VPPO__ON_CH) return x ? x + t : NULL;
     memcpy(buf, x + t, (size_t)n * sizeof *buf);
     memset(buf + n, 0, (size_t)(VPPO__ON_CH - n) * sizeof *buf);
     return buf;
-}
-
-/* f[i] = 1.0 where flags[t + i] is set (i < n), else 0.0. */
-static void vppo__on_flags(const uint8_t *flags, int64_t t, int n, double *f)
-{
-    int i;
-    for (i = 0; i < VPPO__ON_CH; ++i) f[i] = i < n && flags[t + i] ? 1.0 : 0.0;
 }
 
 /* The VPPO__ON_CH partial sums, added pairwise in a fixed order. */
@@ -3879,6 +3883,13 @@ static double vppo__on_fold(double *slot)
    vppo__on_kernels for ISA I (c: plain C) with the target attribute ATTR, and the table
    vppo__on_kernels_<I>. */
 #define VPPO__ON_KERNELS(I, ATTR) \
+/* c[0] + c[1] x + c[2] x^2 + c[3] x^3, in Estrin form (x2 = x^2) */ \
+ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_estrin3(const double *c, VPPO__VD(I) x, VPPO__VD(I) x2) \
+{ \
+    return VPPO__DADD(I)(VPPO__DADD(I)(VPPO__DSET1(I)(c[0]), VPPO__DMUL(I)(VPPO__DSET1(I)(c[1]), x)), \
+                         VPPO__DMUL(I)(VPPO__DADD(I)(VPPO__DSET1(I)(c[2]), VPPO__DMUL(I)(VPPO__DSET1(I)(c[3]), x)), x2)); \
+} \
+\
 ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_dexp(VPPO__VD(I) x) \
 { \
     const VPPO__VD(I) lo = VPPO__DSET1(I)(VPPO__DEXP_LO), hi = VPPO__DSET1(I)(VPPO__DEXP_HI); \
@@ -3889,9 +3900,10 @@ ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_dexp(VPPO__VD(I) x) \
     const VPPO__VD(I) n = VPPO__DSUB(I)(t, magic); \
     const VPPO__VD(I) r = VPPO__DSUB(I)(VPPO__DSUB(I)(xc, VPPO__DMUL(I)(n, VPPO__DSET1(I)(VPPO__DLN2_HI))), \
                                         VPPO__DMUL(I)(n, VPPO__DSET1(I)(VPPO__DLN2_LO))); \
-    VPPO__VD(I) p = VPPO__DSET1(I)(vppo__dexp_c[0]); \
-    int i; \
-    for (i = 1; i < VPPO__DEXP_N; ++i) p = VPPO__DADD(I)(VPPO__DMUL(I)(p, r), VPPO__DSET1(I)(vppo__dexp_c[i])); \
+    const VPPO__VD(I) r2 = VPPO__DMUL(I)(r, r), r4 = VPPO__DMUL(I)(r2, r2), r8 = VPPO__DMUL(I)(r4, r4); \
+    VPPO__VD(I) p = VPPO__DADD(I)(vppo__##I##_on_estrin3(vppo__dexp_c, r, r2), \
+                                  VPPO__DMUL(I)(vppo__##I##_on_estrin3(vppo__dexp_c + 4, r, r2), r4)); \
+    p = VPPO__DADD(I)(p, VPPO__DMUL(I)(vppo__##I##_on_estrin3(vppo__dexp_c + 8, r, r2), r8)); \
     p = VPPO__DMUL(I)(p, VPPO__DPOW2(I)(t)); \
     p = VPPO__DSEL(I)(keep, p, VPPO__DSET1(I)(0.0)); \
     return VPPO__DSEL(I)(big, VPPO__DSET1(I)(HUGE_VAL), p); \
@@ -3903,10 +3915,12 @@ ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_k3g(VPPO__VD(I) x) \
 { \
     const VPPO__VD(I) one = VPPO__DSET1(I)(1.0); \
     const VPPO__VD(I) far = VPPO__DSUB(I)(VPPO__DSUB(I)(vppo__##I##_on_dexp(x), one), x); \
-    VPPO__VD(I) p = VPPO__DSET1(I)(vppo__k3g_c[0]); \
-    int i; \
-    for (i = 1; i < VPPO__K3G_N; ++i) p = VPPO__DADD(I)(VPPO__DMUL(I)(p, x), VPPO__DSET1(I)(vppo__k3g_c[i])); \
-    p = VPPO__DMUL(I)(VPPO__DMUL(I)(p, x), x); \
+    const VPPO__VD(I) x2 = VPPO__DMUL(I)(x, x), x4 = VPPO__DMUL(I)(x2, x2), x8 = VPPO__DMUL(I)(x4, x4); \
+    VPPO__VD(I) p = VPPO__DADD(I)(vppo__##I##_on_estrin3(vppo__k3g_c, x, x2), \
+                                  VPPO__DMUL(I)(vppo__##I##_on_estrin3(vppo__k3g_c + 4, x, x2), x4)); \
+    p = VPPO__DADD(I)(p, VPPO__DMUL(I)(VPPO__DADD(I)(vppo__##I##_on_estrin3(vppo__k3g_c + 8, x, x2), \
+                                                     VPPO__DMUL(I)(VPPO__DSET1(I)(vppo__k3g_c[12]), x4)), x8)); \
+    p = VPPO__DMUL(I)(p, x2); \
     return VPPO__DSEL(I)(VPPO__DLT(I)(VPPO__DABS(I)(x), VPPO__DSET1(I)(0.5)), p, far); \
 } \
 \
@@ -4108,50 +4122,52 @@ ATTR static int vppo__##I##_on_loss(const vppo__on_loss *L, int64_t t0, int64_t 
     } \
 } \
 \
+/* One vector of check j of c at offset o of a (and b): 0 where it passes, NaN where not. */ \
+ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_bad(const vppo__on_check *c, int j, const float *a, const float *b, int o) \
+{ \
+    const VPPO__VD(I) zero = VPPO__DSET1(I)(0.0); \
+    VPPO__VD(I) v = VPPO__DLOADF(I)(a + o); \
+    if (j < VPPO__ON_NCHECK) { \
+        if (c->ninf_ok[j]) v = VPPO__DMAX(I)(VPPO__DSET1(I)(-DBL_MAX), v);   /* -inf: finite; NaN stays */ \
+        return VPPO__DMUL(I)(v, zero);                                       /* NaN for inf and NaN */ \
+    } else { \
+        const VPPO__VD(I) w = VPPO__DLOADF(I)(b + o); \
+        VPPO__VD(I) bad = zero; \
+        if (c->pair) {                                                       /* both -inf: NaN */ \
+            const VPPO__VD(I) m = VPPO__DMAX(I)(v, w); \
+            bad = VPPO__DSUB(I)(m, m); \
+        } \
+        if (c->prob_drop) \
+            bad = VPPO__DADD(I)(bad, VPPO__DSEL(I)(VPPO__DLE(I)(VPPO__DABS(I)(VPPO__DSUB(I)(vppo__##I##_on_dexp(v), \
+                vppo__##I##_on_dexp(w))), VPPO__DSET1(I)(FLT_MAX)), zero, VPPO__DSET1(I)(NAN))); \
+        return bad; \
+    } \
+} \
+\
+/* Each check in its own pass over [t0, t1) (the caller's blocks keep the arrays in cache \
+   between the passes): the groups of the checks that fail. */ \
 ATTR static int vppo__##I##_on_check(const vppo__on_check *c, int64_t t0, int64_t t1) \
 { \
-    enum { NV = VPPO__ON_CH / VPPO__DW(I), W = VPPO__DW(I) }; \
-    const VPPO__VD(I) zero = VPPO__DSET1(I)(0.0), lowest = VPPO__DSET1(I)(-DBL_MAX); \
-    const VPPO__VD(I) fmax = VPPO__DSET1(I)(FLT_MAX), nan = VPPO__DSET1(I)(NAN); \
-    VPPO__VD(I) acc[VPPO__ON_NCHECK + 1]; \
-    double valid[VPPO__ON_CH], lane[W]; \
-    float buf[VPPO__ON_NCHECK][VPPO__ON_CH]; \
+    double valid[VPPO__ON_CH], lane[VPPO__DW(I)]; \
+    float ba[VPPO__ON_CH], bb[VPPO__ON_CH]; \
     int64_t t; \
-    int k, j, bits = 0; \
-    for (j = 0; j <= VPPO__ON_NCHECK; ++j) acc[j] = zero; \
-    for (t = t0; t < t1; t += VPPO__ON_CH) { \
-        const int n = (int)vppo__min64(VPPO__ON_CH, t1 - t); \
-        const int masked = vppo__on_chunk(c->mask, t, n, valid); \
-        const float *x[VPPO__ON_NCHECK]; \
-        for (j = 0; j < VPPO__ON_NCHECK; ++j) x[j] = vppo__on_src(c->x[j], t, n, buf[j]); \
-        for (k = 0; k < NV; ++k) { \
-            for (j = 0; j < VPPO__ON_NCHECK; ++j) { \
-                VPPO__VD(I) v; \
-                if (!x[j]) continue; \
-                v = VPPO__DLOADF(I)(x[j] + k * W); \
-                if (c->ninf_ok[j]) v = VPPO__DMAX(I)(lowest, v);      /* -inf: finite; NaN stays */ \
-                v = VPPO__DMUL(I)(v, zero);                           /* NaN for inf and NaN */ \
-                if (masked) v = VPPO__DSEL(I)(vppo__##I##_on_valid(valid, k), v, zero); \
-                acc[j] = VPPO__DADD(I)(acc[j], v); \
-            } \
-            if (c->pair || c->prob_drop) { \
-                const VPPO__VD(I) a = VPPO__DLOADF(I)(x[0] + k * W), b = VPPO__DLOADF(I)(x[1] + k * W); \
-                VPPO__VD(I) v = zero; \
-                if (c->pair) {                                        /* both -inf: NaN */ \
-                    const VPPO__VD(I) m = VPPO__DMAX(I)(a, b); \
-                    v = VPPO__DSUB(I)(m, m); \
-                } \
-                if (c->prob_drop) \
-                    v = VPPO__DADD(I)(v, VPPO__DSEL(I)(VPPO__DLE(I)(VPPO__DABS(I)(VPPO__DSUB(I)(vppo__##I##_on_dexp(a), \
-                        vppo__##I##_on_dexp(b))), fmax), zero, nan)); \
-                if (masked) v = VPPO__DSEL(I)(vppo__##I##_on_valid(valid, k), v, zero); \
-                acc[VPPO__ON_NCHECK] = VPPO__DADD(I)(acc[VPPO__ON_NCHECK], v); \
+    int j, k, bits = 0; \
+    for (j = 0; j <= VPPO__ON_NCHECK; ++j) { \
+        const float *a = j < VPPO__ON_NCHECK ? c->x[j] : c->x[0], *b = j < VPPO__ON_NCHECK ? NULL : c->x[1]; \
+        VPPO__VD(I) acc = VPPO__DSET1(I)(0.0); \
+        if (!a || (j == VPPO__ON_NCHECK && !c->pair && !c->prob_drop)) continue; \
+        for (t = t0; t < t1; t += VPPO__ON_CH) { \
+            const int n = (int)vppo__min64(VPPO__ON_CH, t1 - t); \
+            const int masked = vppo__on_chunk(c->mask, t, n, valid); \
+            const float *pa = vppo__on_src(a, t, n, ba), *pb = vppo__on_src(b, t, n, bb); \
+            for (k = 0; k < VPPO__ON_CH / VPPO__DW(I); ++k) { \
+                VPPO__VD(I) v = vppo__##I##_on_bad(c, j, pa, pb, k * VPPO__DW(I)); \
+                if (masked) v = VPPO__DSEL(I)(vppo__##I##_on_valid(valid, k), v, VPPO__DSET1(I)(0.0)); \
+                acc = VPPO__DADD(I)(acc, v); \
             } \
         } \
-    } \
-    for (j = 0; j <= VPPO__ON_NCHECK; ++j) { \
-        VPPO__DSTOREU(I)(lane, acc[j]); \
-        for (k = 0; k < W; ++k) \
+        VPPO__DSTOREU(I)(lane, acc); \
+        for (k = 0; k < VPPO__DW(I); ++k) \
             if (lane[k] != lane[k]) bits |= c->group[j < VPPO__ON_NCHECK ? j : 0]; \
     } \
     return bits; \
