@@ -59,6 +59,319 @@ void vexp_error_bound_every_isa(void)
     test_check_vector_isas_tested(tested);
 }
 
+/* ------------------------------------------------- the O(N) kernels (white-box) */
+
+/* Every ISA's O(N) kernels that this machine runs, the plain C ones first (index 0). */
+static int on_kernel_list(const vppo__on_kernels **k, vppo_isa *isa)
+{
+    int n = 0, i;
+    k[n] = &vppo__on_kernels_c; isa[n++] = VPPO_ISA_SCALAR;
+    for (i = VPPO_ISA_SSE2; i <= VPPO_ISA_NEON; ++i)
+        if (vppo__kernels_for((vppo_isa)i) && vppo__isa_supported((vppo_isa)i)) {
+            k[n] = vppo__on_kernels_for((vppo_isa)i);
+            isa[n++] = (vppo_isa)i;
+        }
+    return n;
+}
+
+/* Units in the last place of want between got and want (want finite and normal). */
+static double ulps(double got, double want)
+{
+    return fabs(got - want) / (nextafter(fabs(want), HUGE_VAL) - fabs(want));
+}
+
+/* The double vexp of the O(N) kernels: within VPPO__DEXP_ULP ulp of libm's exp on
+   [-708, 709] for every ISA, the same bits as the plain C one, and exact at its edges. */
+void on_dexp_error_bound_every_isa(void)
+{
+    const vppo__on_kernels *k[8];
+    vppo_isa isa[8];
+    const int nk = on_kernel_list(k, isa);
+    rng r = rng_make(2026);
+    int i, j;
+    for (i = 0; i < nk; ++i) {
+        double worst = 0.0, x;
+        long differ = 0, n = 0;
+        for (x = -708.0; x <= 709.0; x += 1.0 / 64) {
+            const double xs[2] = { x, fmin(709.0, x + rng_uniform(&r) / 64) };
+            for (j = 0; j < 2; ++j) {
+                const double got = k[i]->exp(xs[j]), u = ulps(got, exp(xs[j]));
+                if (u > worst) worst = u;
+                differ += got != vppo__on_kernels_c.exp(xs[j]);
+                ++n;
+            }
+        }
+        for (j = 0; j < 100000; ++j) {       /* the range of the log-ratios, densely */
+            const double xr = rng_range(&r, -30.0, 30.0), got = k[i]->exp(xr), u = ulps(got, exp(xr));
+            if (u > worst) worst = u;
+            differ += got != vppo__on_kernels_c.exp(xr);
+        }
+        CHECK(worst <= VPPO__DEXP_ULP);
+        CHECK_EQ_INT(0, differ);
+        CHECK(k[i]->exp(0.0) == 1.0);
+        CHECK(k[i]->exp(-HUGE_VAL) == 0.0);
+        CHECK(k[i]->exp(-708.5) == 0.0);
+        CHECK(k[i]->exp(709.5) == HUGE_VAL);
+        CHECK(k[i]->exp(HUGE_VAL) == HUGE_VAL);
+        printf("        dexp (%s): max error %.3g ulp over [-708, 709] (%ld points)\n",
+               vppo_isa_name(isa[i]), worst, n + 100000);
+    }
+    CHECK_EQ_INT(test_vector_isas_selectable() + 1, nk);
+}
+
+/* Inputs for the kernels: random log-probabilities with extremes mixed in (denormals,
+   signed zeros, large and small log-ratios, -inf where allowed). */
+static float on_value(rng *r, int allow_ninf)
+{
+    static const float extreme[] = { 0.0f, -0.0f, -1e-40f, 1e-40f, -1e-7f, -0.5f, -3.0f, -30.0f, -88.0f,
+                                     -1e4f, 25.0f, -FLT_MAX, -1e-30f };
+    const double u = rng_uniform(r);
+    if (allow_ninf && u < 0.05) return -HUGE_VALF;
+    if (u < 0.25) return extreme[rng_int(r, 0, (int64_t)(sizeof extreme / sizeof extreme[0]) - 1)];
+    return (float)(log(0.001 + 0.999 * rng_uniform(r)) + (rng_uniform(r) < 0.5 ? 0.0 : rng_normal(r) * 0.3));
+}
+
+/* The float64 reference of the estimators (docs/spec.md §2.1), written from the spec. */
+static double ref_estimator(vppo_estimator est, double logp, double aug)
+{
+    double d = aug - logp;
+    if (d != d) return 0.0;
+    d = d < -20.0 ? -20.0 : (d > 20.0 ? 20.0 : d);
+    switch (est) {
+    case VPPO_EST_K3: { const double v = expm1(d) - d; return v < 0.0 ? 0.0 : (v > 10.0 ? 10.0 : v); }
+    case VPPO_EST_K1: return -d;
+    case VPPO_EST_K2: return 0.5 * d * d;
+    case VPPO_EST_ABS: return fabs(d);
+    case VPPO_EST_PROB_DROP: return exp(logp) - exp(aug);
+    }
+    return 0.0;
+}
+
+/* dep and sum: every ISA the same bits as the plain C kernels, and within SPEC §12 of the
+   float64 reference, on every length 1..2*16+1 (the vector tails) and a long one, with and
+   without a mask, extreme inputs included. */
+void on_dep_and_sum_every_isa_match_c_and_float64(void)
+{
+    enum { NMAX = 300 };
+    const vppo__on_kernels *k[8];
+    vppo_isa isa[8];
+    const int nk = on_kernel_list(k, isa);
+    static const int64_t lens[] = { 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 18, 23, 31, 32, 33, 100, NMAX - 3 };
+    float a[NMAX], b[NMAX], dep_c[NMAX], dep[NMAX];
+    uint8_t mask[NMAX];
+    rng r = rng_make(16);
+    int est, li, m, i;
+    int64_t t;
+    for (est = VPPO_EST_K3; est <= VPPO_EST_PROB_DROP; ++est)
+        for (li = 0; li < (int)(sizeof lens / sizeof lens[0]); ++li)
+            for (m = 0; m < 2; ++m) {
+                const int64_t t0 = 3, n = lens[li], t1 = t0 + n;
+                double sum_c, want_sum = 0.0, abs_sum = 0.0;
+                for (t = 0; t < NMAX; ++t) {
+                    a[t] = on_value(&r, est != VPPO_EST_PROB_DROP);
+                    b[t] = on_value(&r, est != VPPO_EST_PROB_DROP);
+                    if (a[t] == -HUGE_VALF && b[t] == -HUGE_VALF) b[t] = -1.0f;
+                    if (est == VPPO_EST_PROB_DROP && (a[t] > 80.0f || b[t] > 80.0f)) a[t] = b[t] = 1.0f;
+                    mask[t] = (uint8_t)(rng_uniform(&r) < 0.7);
+                    dep_c[t] = dep[t] = 12345.0f;
+                }
+                sum_c = k[0]->dep(a, b, m ? mask : NULL, t0, t1, est, dep_c);
+                for (t = 0; t < NMAX; ++t) {
+                    if (t < t0 || t >= t1) { CHECK(dep_c[t] == 12345.0f); continue; }   /* nothing outside */
+                    if (m && !mask[t]) { CHECK_SAME_FLOAT(0.0f, dep_c[t]); continue; }
+                    CHECK_NEAR(ref_estimator((vppo_estimator)est, a[t], b[t]), dep_c[t], TOL_TOKEN);
+                    want_sum += dep_c[t];
+                    abs_sum += fabs(dep_c[t]);
+                }
+                CHECK_NEAR(want_sum, sum_c, 1e-14 * abs_sum, 0.0);   /* another order of the same floats */
+                for (i = 1; i < nk; ++i) {
+                    const double s = k[i]->dep(a, b, m ? mask : NULL, t0, t1, est, dep);
+                    CHECK(memcmp(dep, dep_c, sizeof dep) == 0);
+                    CHECK(memcmp(&s, &sum_c, sizeof s) == 0);
+                    CHECK(k[i]->sum(a, est == VPPO_EST_PROB_DROP ? b : NULL, m ? mask : NULL, t0, t1) ==
+                          k[0]->sum(a, est == VPPO_EST_PROB_DROP ? b : NULL, m ? mask : NULL, t0, t1));
+                }
+            }
+}
+
+/* K3 = e^d - 1 - d keeps its relative accuracy where it cancels (|d| small): within a
+   float's rounding of expm1(d) - d in float64, on every ISA. */
+void on_k3_relative_accuracy_near_zero(void)
+{
+    enum { N = 64 };
+    const vppo__on_kernels *k[8];
+    vppo_isa isa[8];
+    const int nk = on_kernel_list(k, isa);
+    float a[N], b[N], dep[N];
+    int i, t, bad = 0;
+    for (t = 0; t < N; ++t) {
+        const double d = (t % 2 ? -1.0 : 1.0) * pow(10.0, -1.0 - 0.1 * t);   /* 1e-1 down to ~1e-7 */
+        a[t] = -2.0f;
+        b[t] = (float)(-2.0 + d);
+    }
+    for (i = 0; i < nk; ++i) {
+        k[i]->dep(a, b, NULL, 0, N, VPPO_EST_K3, dep);
+        for (t = 0; t < N; ++t) {
+            const double d = (double)b[t] - (double)a[t], want = expm1(d) - d;
+            bad += !(fabs(dep[t] - want) <= 1.2e-7 * want);
+        }
+    }
+    CHECK_EQ_INT(0, bad);
+}
+
+/* The loss kernel: every ISA the same bits as the plain C one (sums, gradients, overflow)
+   and within SPEC §12 of the device's double-precision rules (vppo__token_add_at with
+   libm, the reference of vppo_cuda.cu), for every mode: PG kinds, KL kinds, sequence
+   ratios, clip bounds beyond the clamp (far), GSPO's fixed dpg, select and weight, tails. */
+void on_loss_every_isa_matches_c_and_float64(void)
+{
+    enum { NMAX = 90 };
+    const vppo__on_kernels *k[8];
+    vppo_isa isa[8];
+    const int nk = on_kernel_list(k, isa);
+    float lp[NMAX], lo[NMAX], ref[NMAX], adv[NMAX], w[NMAX], g_c[NMAX], g[NMAX];
+    uint8_t mask[NMAX], sel[NMAX];
+    rng r = rng_make(7);
+    int cfgi, i, j;
+    int64_t t;
+    for (cfgi = 0; cfgi < 400; ++cfgi) {
+        vppo_loss_config cfg = vppo_loss_config_default();
+        vppo__on_loss L;
+        vppo__clip clip;
+        vppo__loss_sums want;
+        const int64_t t0 = rng_int(&r, 0, 5), t1 = t0 + rng_int(&r, 1, 70);
+        const int masked = rng_uniform(&r) < 0.5, fixed = rng_uniform(&r) < 0.2;
+        double sums_c[VPPO__ON_NSUMS], sums[VPPO__ON_NSUMS], mean_delta = 0.0;
+        int ov_c, ov;
+        int64_t nv = 0;
+        cfg.pg_kind = (vppo_pg_kind)rng_int(&r, VPPO_PG_CLIP, VPPO_PG_CISPO);
+        cfg.kl_kind = (vppo_kl_kind)rng_int(&r, VPPO_KL_NONE, VPPO_KL_K3);
+        cfg.kl_coef = 0.05f;
+        cfg.ratio_level = (vppo_ratio_level)rng_int(&r, VPPO_RATIO_TOKEN, VPPO_RATIO_SEQ_TOKEN);
+        cfg.clip_dual = rng_uniform(&r) < 0.5 ? 3.0f : 0.0f;
+        if (rng_uniform(&r) < 0.25) { cfg.clip_low = 1.0f; cfg.clip_high = 1e10f; }   /* far bounds */
+        clip = vppo__clip_of(&cfg);
+        for (t = 0; t < NMAX; ++t) {
+            const double scale = rng_uniform(&r) < 0.1 ? 15.0 : 0.3;   /* log-ratios beyond the clamp */
+            lo[t] = on_value(&r, 0);
+            if (lo[t] < -1e3f) lo[t] = -2.0f;
+            lp[t] = (float)(lo[t] + scale * rng_normal(&r));
+            ref[t] = (float)(lp[t] + rng_normal(&r) * (rng_uniform(&r) < 0.1 ? 25.0 : 0.2));
+            adv[t] = (float)(rng_normal(&r) * (rng_uniform(&r) < 0.05 ? 0.0 : 1.0));
+            w[t] = (float)rng_uniform(&r);
+            mask[t] = (uint8_t)(rng_uniform(&r) < 0.8);
+            sel[t] = (uint8_t)(rng_uniform(&r) < 0.6);
+            g_c[t] = g[t] = 777.0f;
+        }
+        memset(&L, 0, sizeof L);
+        L.logp = lp; L.logp_old = lo; L.logp_ref = ref; L.adv = adv;
+        L.weight = rng_uniform(&r) < 0.5 ? w : NULL;
+        L.select = rng_uniform(&r) < 0.5 ? sel : NULL;
+        L.mask = masked ? mask : NULL;
+        L.dlogp = rng_uniform(&r) < 0.8 ? g_c : NULL;
+        L.log_lo = clip.log_lo; L.log_hi = clip.log_hi; L.r_lo = clip.r_lo; L.r_hi = clip.r_hi;
+        L.dual = cfg.clip_dual; L.kl_coef = cfg.kl_coef; L.ent_coef = cfg.entropy_coef;
+        L.pg_kind = (int)cfg.pg_kind; L.kl_kind = (int)cfg.kl_kind;
+        L.seq_rho = cfg.ratio_level != VPPO_RATIO_TOKEN;
+        L.far = clip.log_lo < -20.0 || clip.log_hi > 20.0;
+        L.coef = 0.01;
+        L.fixed_dpg = fixed;
+        L.dpg = 0.3;
+        for (t = t0; t < t1; ++t)
+            if (!masked || mask[t]) { mean_delta += (double)lp[t] - (double)lo[t]; ++nv; }
+        L.rho = nv ? mean_delta / (double)nv : 0.0;
+        ov_c = k[0]->loss(&L, t0, t1, sums_c);
+        /* the float64 reference, token by token */
+        memset(&want, 0, sizeof want);
+        for (t = 0; t < NMAX; ++t) {
+            vppo__token tk;
+            if (t < t0 || t >= t1) { if (L.dlogp) CHECK(g_c[t] == 777.0f); continue; }
+            if (masked && !mask[t]) { if (L.dlogp) CHECK_SAME_FLOAT(0.0f, g_c[t]); continue; }
+            vppo__token_add_at(&cfg, &clip, lp, lo, ref, adv, L.select, L.weight, t, L.seq_rho ? &L.rho : NULL,
+                               &tk, &want);
+            if (L.dlogp) {
+                const double gw = vppo__token_grad(&cfg, L.coef, fixed ? L.dpg : tk.dpg, tk.dkl);
+                CHECK_NEAR((float)gw, g_c[t], TOL_TOKEN);
+            }
+        }
+        CHECK_NEAR(want.pg, sums_c[VPPO__ON_PG], TOL_SCALAR);
+        CHECK_NEAR(want.kl, sums_c[VPPO__ON_KL], TOL_SCALAR);
+        CHECK_NEAR(want.ent, sums_c[VPPO__ON_ENT], TOL_SCALAR);
+        CHECK_NEAR(want.dpg, sums_c[VPPO__ON_DPG], TOL_SCALAR);
+        CHECK_NEAR(want.ppo_kl, sums_c[VPPO__ON_PPO_KL], TOL_SCALAR);
+        CHECK_EQ_INT(want.n_clip, (int64_t)sums_c[VPPO__ON_CLIP]);
+        CHECK_EQ_INT(want.n_clip_dual, (int64_t)sums_c[VPPO__ON_CLIP_DUAL]);
+        CHECK_EQ_INT(want.n_selected, (int64_t)sums_c[VPPO__ON_SEL]);
+        CHECK_EQ_INT(0, ov_c);
+        for (i = 1; i < nk; ++i) {
+            L.dlogp = L.dlogp ? g : NULL;
+            ov = k[i]->loss(&L, t0, t1, sums);
+            CHECK_EQ_INT(ov_c, ov);
+            for (j = 0; j < VPPO__ON_NSUMS; ++j) CHECK(memcmp(&sums[j], &sums_c[j], sizeof sums[j]) == 0);
+            if (L.dlogp) CHECK(memcmp(g, g_c, sizeof g) == 0);
+            L.dlogp = L.dlogp ? g_c : NULL;
+        }
+    }
+}
+
+/* The check kernel: one bad value at each position of every tail length, in each slot,
+   masked or not, reports its group on every ISA; -inf only where allowed; the pair and
+   PROB_DROP checks. */
+void on_check_every_isa_finds_each_bad_value(void)
+{
+    enum { N = 40 };
+    const vppo__on_kernels *k[8];
+    vppo_isa isa[8];
+    const int nk = on_kernel_list(k, isa);
+    static const float bad[] = { HUGE_VALF, -HUGE_VALF, NAN };
+    float x[3][N];
+    uint8_t mask[N];
+    int i, n, pos, slot, v, m, wrong = 0, tried = 0;
+    for (i = 0; i < N; ++i) { x[0][i] = -1.0f; x[1][i] = -2.0f; x[2][i] = 0.5f; mask[i] = (uint8_t)(i % 3 != 1); }
+    for (i = 0; i < nk; ++i)
+        for (n = 1; n <= 33; ++n)
+            for (pos = 0; pos < n; ++pos)
+                for (slot = 0; slot < 3; ++slot)
+                    for (v = 0; v < 3; ++v)
+                        for (m = 0; m < 2; ++m) {
+                            vppo__on_check c;
+                            const float keep = x[slot][pos + 2];
+                            const int ninf_ok = slot == 1, hidden = m && !mask[pos + 2];
+                            int want, got;
+                            memset(&c, 0, sizeof c);
+                            c.x[0] = x[0]; c.x[2] = x[1]; c.x[5] = x[2];
+                            c.ninf_ok[2] = 1;
+                            c.group[0] = 1; c.group[2] = 2; c.group[5] = 4;
+                            c.mask = m ? mask : NULL;
+                            x[slot][pos + 2] = bad[v];
+                            want = hidden || (ninf_ok && v == 1) ? 0 : (slot == 0 ? 1 : slot == 1 ? 2 : 4);
+                            got = k[i]->check(&c, 2, 2 + n);
+                            wrong += got != want;
+                            ++tried;
+                            x[slot][pos + 2] = keep;
+                        }
+    CHECK_EQ_INT(0, wrong);
+    CHECK(tried > 0);
+    /* the pair (both -inf) and PROB_DROP (exp difference beyond the floats) */
+    for (i = 0; i < nk; ++i) {
+        float a[5] = { -1.0f, -HUGE_VALF, -3.0f, 0.0f, -2.0f }, b[5] = { -HUGE_VALF, -2.0f, -3.0f, 0.0f, -2.0f };
+        vppo__on_check c;
+        memset(&c, 0, sizeof c);
+        c.x[0] = a; c.x[1] = b; c.ninf_ok[0] = c.ninf_ok[1] = 1; c.group[0] = 1; c.group[1] = 1;
+        c.pair = 1;
+        CHECK_EQ_INT(0, k[i]->check(&c, 0, 5));
+        b[1] = -HUGE_VALF;
+        CHECK_EQ_INT(1, k[i]->check(&c, 0, 5));
+        b[1] = -2.0f;
+        c.prob_drop = 1;
+        CHECK_EQ_INT(0, k[i]->check(&c, 0, 5));
+        a[3] = 88.75f;                    /* e^88.75 > FLT_MAX (ln FLT_MAX = 88.72) */
+        CHECK_EQ_INT(1, k[i]->check(&c, 0, 5));
+        a[3] = 88.0f;                     /* e^88 < FLT_MAX */
+        CHECK_EQ_INT(0, k[i]->check(&c, 0, 5));
+    }
+}
+
 /* The runner (test_run), test_checks and test_fail live in test_util.c, shared with the
    CUDA suite (tests/test_cuda.c). */
 
