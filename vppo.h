@@ -3217,9 +3217,13 @@ static vppo_status vppo__prepare_run(const vppo_config *cfg, const vppo_seqs *s,
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) private(t) if (s->n_seqs > 1 && end - s->offsets[0] >= VPPO__OMP_MIN_WORK)
 #endif
-    for (b = 0; b < s->n_seqs; ++b)
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
-            p->adv[t] = vppo__valid(s, t) ? p->scale[b] * adv_seq[b] : 0.0f;
+    for (b = 0; b < s->n_seqs; ++b) {
+        const float a = p->scale[b] * adv_seq[b];
+        if (!s->mask)            /* two loops: the unmasked one is a plain fill */
+            for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) p->adv[t] = a;
+        else
+            for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) p->adv[t] = s->mask[t] ? a : 0.0f;
+    }
     vppo__topk_run(s, p->dep, cfg->use_tgf ? cfg->topk_ratio : 1.0, p->select, &p->topk);
     return VPPO_OK;
 }

@@ -931,7 +931,7 @@ static void bench_topk(void)
 /* ================================================================== step == */
 
 typedef struct step_ctx {
-    int what;   /* 0 step, 1 prepare, 2 policy_loss, 3 memcpy of the inputs */
+    int what;   /* 0 step, 1 prepare, 2 policy_loss, 3 top-k of prepare's dep, 4 memcpy of the inputs */
     vppo_config cfg;
     vppo_seqs s;
     const float *logp, *logp_old, *logp_aug, *adv_seq;
@@ -962,6 +962,9 @@ static void step_run(void *v)
         st = vppo_policy_loss(&c->cfg.loss, &c->s, c->logp, c->logp_old, NULL, c->p.adv, c->p.select,
                               NULL, c->dlogp, &c->out);
         break;
+    case 3:
+        st = vppo_topk_mask(&c->s, c->p.dep, c->cfg.topk_ratio, c->p.select, &c->p.topk);
+        break;
     default:
         memcpy(d, c->logp, nb); d += nb;
         memcpy(d, c->logp_old, nb); d += nb;
@@ -985,9 +988,9 @@ static void bench_step(void)
     step_ctx c;
     vppo_seqs groups;
     vppo_status st;
-    double t_copy;
+    double t_copy, t_step[2] = { 0.0, 0.0 }, t_topk = 0.0;
     int ti, w;
-    static const char *names[] = { "vppo_step", "  vppo_prepare", "  vppo_policy_loss" };
+    static const char *names[] = { "vppo_step", "  vppo_prepare", "  vppo_policy_loss", "    vppo_topk_mask" };
 
     memset(&c, 0, sizeof c);
     vppo_offsets_uniform(off, B, Lq);
@@ -1025,17 +1028,19 @@ static void bench_step(void)
            "outputs: %.1f MiB\n\n", (double)in_bytes / 1048576.0, (double)out_bytes / 1048576.0);
     printf("| call                 | thr |       ms |   Mtok/s | x memcpy |\n");
     printf("|----------------------|----:|---------:|---------:|---------:|\n");
-    c.what = 3;
+    c.what = 4;
     t_copy = time_median(step_run, NULL, &c, g_reps, g_warm);
     printf("| memcpy of the inputs | %3d | %8.3f | %8.1f | %8.2f |\n", 1, t_copy * 1e3,
            (double)N / t_copy * 1e-6, 1.0);
     for (ti = 0; ti < g_nthreads; ++ti) {
         set_threads(g_threads[ti]);
-        for (w = 0; w < 3; ++w) {
+        for (w = 0; w < 4; ++w) {
             double tw;
             c.what = w;
             c.st = VPPO_OK;
             tw = time_median(step_run, NULL, &c, g_reps, g_warm);
+            if (w == 0) t_step[ti] = tw;
+            if (w == 3 && ti == 0) t_topk = tw;
             if (c.st != VPPO_OK)
                 printf("| %-20s | %3d | error: %s |\n", names[w], g_threads[ti], vppo_status_string(c.st));
             else
@@ -1046,8 +1051,14 @@ static void bench_step(void)
     set_threads(g_max_threads);
     printf("\nms: median wall time per call. Mtok/s: tokens per second (millions). x memcpy: time /\n"
            "time of one memcpy of every input array (1 thread). The two indented rows are the halves\n"
-           "of vppo_step. loss of the last call: %.6f, selected %lld of %lld.\n\n",
+           "of vppo_step; vppo_topk_mask is the selection inside vppo_prepare, on its dep. loss of the\n"
+           "last call: %.6f, selected %lld of %lld.\n\n",
            c.out.loss, (long long)c.out.n_selected, (long long)c.out.n_valid);
+    printf("issue 16 targets (isa %s): vppo_step, 1 thread: %.2fx memcpy (target <= 6x); without its\n"
+           "top-k: %.2fx memcpy", vppo_isa_name(vppo_isa_active()), t_step[0] / t_copy, (t_step[0] - t_topk) / t_copy);
+    if (g_nthreads > 1 && t_step[1] > 0.0)
+        printf("; 2 threads: %.2fx the speed of 1 (target >= 1.7x)", t_step[0] / t_step[1]);
+    printf(".\n\n");
     free(off); free(goff); free(logp); free(logp_old); free(logp_aug); free(rewards); free(adv_seq);
     free(c.p.dep); free(c.p.traj_dep); free(c.p.count); free(c.p.scale); free(c.p.adv); free(c.p.select);
     free(c.dlogp); free(c.copy_dst);
