@@ -116,8 +116,14 @@ DETERMINISM
    on the scalar path and SSE2 (computed alike) and one FMA per term on AVX2, AVX-512
    and NEON: each entry of a k-term product is within about k 2^-24 sum|a b| of the
    exact value (the classical bound for this order; FMA only lowers the error), so
-   ISAs differ in the last bits there too. Everything else (§3-§8) is the same code on
-   every ISA. With VPPO_USE_CBLAS the GEMM is the BLAS's own, whose bits may depend on
+   ISAs differ in the last bits there too. Everything else (§3-§8) gives the same bits on
+   every ISA: the O(N) kernels (VPPO__ON_KERNELS: §2.1's sampled estimators, §5's
+   sequence sums, §7's loss and gradient, the per-token input checks) compute in double
+   with the same IEEE operations in every vector lane and in the plain C path (no FMA,
+   the library's own exp: within 3 ulp of libm's on [-708, 709], 2 measured; sums in 16
+   position-indexed partial sums folded in a fixed order), given -ffp-contract=off and,
+   on 32-bit x86, SSE2 arithmetic (tested: determinism_non_logits_functions_same_bits_
+   on_every_isa and the on_* white-box tests). With VPPO_USE_CBLAS the GEMM is the BLAS's own, whose bits may depend on
    its thread count.
 
 SIMD
@@ -710,6 +716,10 @@ VPPODEF const char *vppo_isa_name(vppo_isa isa);
                                 AVX2, AVX-512 (x86, run-time) and NEON (compile-time);
                                 VPPO__GEMM_KERNELS: the linear head's GEMM microkernel
                                 and its table (vppo__gemm_kernels), the same four ISAs
+       b2/c2. the O(N) kernels  a double mapping layer (columns: plain C, SSE2, AVX2,
+                                AVX-512F, NEON) and VPPO__ON_KERNELS (dexp, K3, the
+                                estimators, sums, loss, checks; vppo__on_kernels),
+                                instantiated for the plain C path and the four ISAs
        d. "portable C kernels"  the same contract in C (the linear head's scalar path),
                                 the GEMM microkernel in C
        e. "detection, ..."      CPUID/XGETBV, vppo__kernels_for, vppo_isa_active/
