@@ -3756,6 +3756,8 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
 #define VPPO__DEQ(I)      VPPO__DPICK(I, vppo__c_deq,      _mm_cmpeq_pd,       VPPO__AVX2_DEQ,      VPPO__AVX512_DEQ,    vceqq_f64)
 #define VPPO__DMAND(I)    VPPO__DPICK(I, vppo__c_mand,     _mm_and_pd,         _mm256_and_pd,       VPPO__AVX512_DMAND,  vandq_u64)
 #define VPPO__DSEL(I)     VPPO__DPICK(I, vppo__c_dsel,     VPPO__SSE2_DSEL,    VPPO__AVX2_DSEL,     VPPO__AVX512_DSEL,   vbslq_f64)
+/* the lanes of a comparison result as the bits of an int (lane i: bit i) */
+#define VPPO__DBITS(I)    VPPO__DPICK(I, (int),            _mm_movemask_pd,    _mm256_movemask_pd,  (int),               VPPO__NEON_DBITS)
 /* 2^n from t = x log2(e) + 1.5 * 2^52 (n in t's low mantissa bits, -1022 <= n <= 1023) */
 #define VPPO__DPOW2(I)    VPPO__DPICK(I, vppo__c_dpow2,    VPPO__SSE2_DPOW2,   VPPO__AVX2_DPOW2,    VPPO__AVX512_DPOW2,  VPPO__NEON_DPOW2)
 
@@ -3792,6 +3794,7 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
 #define VPPO__NEON_DROUNDF(x) vcvt_f64_f32(vcvt_f32_f64(x))
 #define VPPO__NEON_DMIN(a, b) vbslq_f64(vcltq_f64(a, b), a, b)
 #define VPPO__NEON_DMAX(a, b) vbslq_f64(vcgtq_f64(a, b), a, b)
+#define VPPO__NEON_DBITS(m) ((int)(vgetq_lane_u64(m, 0) & 1u) | (int)(vgetq_lane_u64(m, 1) & 1u) << 1)
 #define VPPO__NEON_DPOW2(t) vreinterpretq_f64_u64(vshlq_n_u64(vaddq_u64(vreinterpretq_u64_f64(t), vdupq_n_u64(1023)), 52))
 
 /* The c column: one lane in plain C. */
@@ -3926,18 +3929,23 @@ ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_dexp(VPPO__VD(I) x) \
 } \
 \
 /* e^x - 1 - x without cancellation: its Taylor series x^2/2! + ... + x^14/14! for |x| < \
-   1/2, else from vexp. */ \
+   1/2, else from vexp; each branch only when some lane takes it (the same bits). */ \
 ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_k3g(VPPO__VD(I) x) \
 { \
-    const VPPO__VD(I) one = VPPO__DSET1(I)(1.0); \
-    const VPPO__VD(I) far = VPPO__DSUB(I)(VPPO__DSUB(I)(vppo__##I##_on_dexp(x), one), x); \
-    const VPPO__VD(I) x2 = VPPO__DMUL(I)(x, x), x4 = VPPO__DMUL(I)(x2, x2), x8 = VPPO__DMUL(I)(x4, x4); \
-    VPPO__VD(I) p = VPPO__DADD(I)(vppo__##I##_on_estrin3(vppo__k3g_c, x, x2), \
-                                  VPPO__DMUL(I)(vppo__##I##_on_estrin3(vppo__k3g_c + 4, x, x2), x4)); \
-    p = VPPO__DADD(I)(p, VPPO__DMUL(I)(VPPO__DADD(I)(vppo__##I##_on_estrin3(vppo__k3g_c + 8, x, x2), \
-                                                     VPPO__DMUL(I)(VPPO__DSET1(I)(vppo__k3g_c[12]), x4)), x8)); \
-    p = VPPO__DMUL(I)(p, x2); \
-    return VPPO__DSEL(I)(VPPO__DLT(I)(VPPO__DABS(I)(x), VPPO__DSET1(I)(0.5)), p, far); \
+    const VPPO__VDM(I) near = VPPO__DLT(I)(VPPO__DABS(I)(x), VPPO__DSET1(I)(0.5)); \
+    const int bits = VPPO__DBITS(I)(near); \
+    VPPO__VD(I) p = VPPO__DSET1(I)(0.0), far = p; \
+    if (bits != (1 << VPPO__DW(I)) - 1) \
+        far = VPPO__DSUB(I)(VPPO__DSUB(I)(vppo__##I##_on_dexp(x), VPPO__DSET1(I)(1.0)), x); \
+    if (bits != 0) { \
+        const VPPO__VD(I) x2 = VPPO__DMUL(I)(x, x), x4 = VPPO__DMUL(I)(x2, x2), x8 = VPPO__DMUL(I)(x4, x4); \
+        p = VPPO__DADD(I)(vppo__##I##_on_estrin3(vppo__k3g_c, x, x2), \
+                          VPPO__DMUL(I)(vppo__##I##_on_estrin3(vppo__k3g_c + 4, x, x2), x4)); \
+        p = VPPO__DADD(I)(p, VPPO__DMUL(I)(VPPO__DADD(I)(vppo__##I##_on_estrin3(vppo__k3g_c + 8, x, x2), \
+                                                         VPPO__DMUL(I)(VPPO__DSET1(I)(vppo__k3g_c[12]), x4)), x8)); \
+        p = VPPO__DMUL(I)(p, x2); \
+    } \
+    return VPPO__DSEL(I)(near, p, far); \
 } \
 \
 ATTR static double vppo__##I##_on_exp1(double x) \
