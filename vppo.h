@@ -4074,12 +4074,12 @@ ATTR static int vppo__##I##_on_loss(const vppo__on_loss *L, int64_t t0, int64_t 
     const VPPO__VD(I) fmax = VPPO__DSET1(I)(FLT_MAX); \
     const VPPO__VDM(I) dual_on = VPPO__DLT(I)(zero, dual); \
     const int cispo = L->pg_kind == VPPO_PG_CISPO; \
-    VPPO__VD(I) acc[VPPO__ON_NSUMS][NV], ov = zero; \
+    VPPO__VD(I) a_pg[NV], a_kl[NV], a_ent[NV], a_dpg[NV], a_ppo[NV], a_clip[NV], a_cd[NV], a_sel[NV], ov = zero; \
     double valid[VPPO__ON_CH], sel[VPPO__ON_CH]; \
     float b_lp[VPPO__ON_CH], b_lo[VPPO__ON_CH], b_ref[VPPO__ON_CH], b_adv[VPPO__ON_CH], b_w[VPPO__ON_CH], b_g[VPPO__ON_CH]; \
     int64_t t; \
-    int k, j; \
-    for (j = 0; j < VPPO__ON_NSUMS; ++j) for (k = 0; k < NV; ++k) acc[j][k] = zero; \
+    int k; \
+    for (k = 0; k < NV; ++k) a_pg[k] = a_kl[k] = a_ent[k] = a_dpg[k] = a_ppo[k] = a_clip[k] = a_cd[k] = a_sel[k] = zero; \
     for (t = t0; t < t1; t += VPPO__ON_CH) { \
         const int n = (int)vppo__min64(VPPO__ON_CH, t1 - t); \
         const int masked = vppo__on_chunk(L->mask, t, n, valid); \
@@ -4102,32 +4102,38 @@ ATTR static int vppo__##I##_on_loss(const vppo__on_loss *L, int64_t t0, int64_t 
             const VPPO__VD(I) H = VPPO__DMAX(I)(L1, L2); \
             const VPPO__VDM(I) cdual = VPPO__DMAND(I)(VPPO__DMAND(I)(VPPO__DLT(I)(adv, zero), dual_on), VPPO__DGT(I)(H, L3)); \
             VPPO__VD(I) w = L->select ? VPPO__DLOADU(I)(sel + k * W) : one; \
-            VPPO__VD(I) v[VPPO__ON_NSUMS], dkl = zero, kref = zero; \
+            VPPO__VD(I) v_pg, v_kl, v_ent, v_dpg, v_ppo, v_clip, v_cd, v_sel, dkl = zero, kref = zero; \
             if (w_) w = VPPO__DMUL(I)(w, VPPO__DLOADF(I)(w_ + k * W)); \
             if (ref_) kref = VPPO__DSUB(I)(lp, VPPO__DLOADF(I)(ref_ + k * W)); \
             if (cispo) { \
-                v[VPPO__ON_PG] = VPPO__DMUL(I)(w, VPPO__DMUL(I)(L2, lp)); \
-                v[VPPO__ON_DPG] = VPPO__DMUL(I)(w, L2); \
+                v_pg = VPPO__DMUL(I)(w, VPPO__DMUL(I)(L2, lp)); \
+                v_dpg = VPPO__DMUL(I)(w, L2); \
             } else { \
                 const VPPO__VDM(I) open = VPPO__DMAND(I)(VPPO__DGT(I)(rho, m20), VPPO__DLT(I)(rho, p20)); \
-                v[VPPO__ON_PG] = VPPO__DMUL(I)(w, VPPO__DSEL(I)(cdual, L3, H)); \
-                v[VPPO__ON_DPG] = VPPO__DSEL(I)(cdual, zero, VPPO__DSEL(I)(VPPO__DMAND(I)(VPPO__DGE(I)(L1, L2), open), \
+                v_pg = VPPO__DMUL(I)(w, VPPO__DSEL(I)(cdual, L3, H)); \
+                v_dpg = VPPO__DSEL(I)(cdual, zero, VPPO__DSEL(I)(VPPO__DMAND(I)(VPPO__DGE(I)(L1, L2), open), \
                                                                      VPPO__DMUL(I)(w, L1), zero)); \
             } \
-            v[VPPO__ON_KL] = vppo__##I##_on_kl(L->kl_kind, kref, &dkl); \
-            v[VPPO__ON_ENT] = VPPO__DMUL(I)(lp, mone); \
-            v[VPPO__ON_PPO_KL] = VPPO__DMUL(I)(delta, mone); \
-            v[VPPO__ON_CLIP] = VPPO__DSEL(I)(VPPO__DLT(I)(L1, L2), one, zero); \
-            v[VPPO__ON_CLIP_DUAL] = VPPO__DSEL(I)(cdual, one, zero); \
-            v[VPPO__ON_SEL] = VPPO__DSEL(I)(VPPO__DEQ(I)(w, zero), zero, one); \
+            v_kl = vppo__##I##_on_kl(L->kl_kind, kref, &dkl); \
+            v_ent = VPPO__DMUL(I)(lp, mone); \
+            v_ppo = VPPO__DMUL(I)(delta, mone); \
+            v_clip = VPPO__DSEL(I)(VPPO__DLT(I)(L1, L2), one, zero); \
+            v_cd = VPPO__DSEL(I)(cdual, one, zero); \
+            v_sel = VPPO__DSEL(I)(VPPO__DEQ(I)(w, zero), zero, one); \
             if (masked) { \
                 const VPPO__VDM(I) ok = vppo__##I##_on_valid(valid, k); \
-                for (j = 0; j < VPPO__ON_NSUMS; ++j) v[j] = VPPO__DSEL(I)(ok, v[j], zero); \
+                v_pg = VPPO__DSEL(I)(ok, v_pg, zero); v_kl = VPPO__DSEL(I)(ok, v_kl, zero); \
+                v_ent = VPPO__DSEL(I)(ok, v_ent, zero); v_dpg = VPPO__DSEL(I)(ok, v_dpg, zero); \
+                v_ppo = VPPO__DSEL(I)(ok, v_ppo, zero); v_clip = VPPO__DSEL(I)(ok, v_clip, zero); \
+                v_cd = VPPO__DSEL(I)(ok, v_cd, zero); v_sel = VPPO__DSEL(I)(ok, v_sel, zero); \
                 dkl = VPPO__DSEL(I)(ok, dkl, zero); \
             } \
-            for (j = 0; j < VPPO__ON_NSUMS; ++j) acc[j][k] = VPPO__DADD(I)(acc[j][k], v[j]); \
+            a_pg[k] = VPPO__DADD(I)(a_pg[k], v_pg); a_kl[k] = VPPO__DADD(I)(a_kl[k], v_kl); \
+            a_ent[k] = VPPO__DADD(I)(a_ent[k], v_ent); a_dpg[k] = VPPO__DADD(I)(a_dpg[k], v_dpg); \
+            a_ppo[k] = VPPO__DADD(I)(a_ppo[k], v_ppo); a_clip[k] = VPPO__DADD(I)(a_clip[k], v_clip); \
+            a_cd[k] = VPPO__DADD(I)(a_cd[k], v_cd); a_sel[k] = VPPO__DADD(I)(a_sel[k], v_sel); \
             if (L->dlogp) { \
-                VPPO__VD(I) g = VPPO__DMUL(I)(coef, VPPO__DSUB(I)(VPPO__DADD(I)(L->fixed_dpg ? vdpg : v[VPPO__ON_DPG], \
+                VPPO__VD(I) g = VPPO__DMUL(I)(coef, VPPO__DSUB(I)(VPPO__DADD(I)(L->fixed_dpg ? vdpg : v_dpg, \
                                                                               VPPO__DMUL(I)(kc, dkl)), ec)); \
                 if (masked) g = VPPO__DSEL(I)(vppo__##I##_on_valid(valid, k), g, zero); \
                 ov = VPPO__DADD(I)(ov, VPPO__DSEL(I)(VPPO__DLE(I)(VPPO__DABS(I)(g), fmax), zero, one)); \
@@ -4136,7 +4142,10 @@ ATTR static int vppo__##I##_on_loss(const vppo__on_loss *L, int64_t t0, int64_t 
         } \
         if (L->dlogp && n < VPPO__ON_CH) memcpy(L->dlogp + t, b_g, (size_t)n * sizeof *b_g); \
     } \
-    for (j = 0; j < VPPO__ON_NSUMS; ++j) sums[j] = vppo__##I##_on_fold(acc[j]); \
+    sums[VPPO__ON_PG] = vppo__##I##_on_fold(a_pg); sums[VPPO__ON_KL] = vppo__##I##_on_fold(a_kl); \
+    sums[VPPO__ON_ENT] = vppo__##I##_on_fold(a_ent); sums[VPPO__ON_DPG] = vppo__##I##_on_fold(a_dpg); \
+    sums[VPPO__ON_PPO_KL] = vppo__##I##_on_fold(a_ppo); sums[VPPO__ON_CLIP] = vppo__##I##_on_fold(a_clip); \
+    sums[VPPO__ON_CLIP_DUAL] = vppo__##I##_on_fold(a_cd); sums[VPPO__ON_SEL] = vppo__##I##_on_fold(a_sel); \
     { \
         double lane[W]; \
         int bad = 0; \
