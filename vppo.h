@@ -818,6 +818,7 @@ static int64_t vppo__count_valid(const vppo_seqs *s, int64_t b)
    vector width, so every ISA and the plain C path give the same bits. */
 #define VPPO__ON_CH 16
 #define VPPO__ON_NCHECK 6
+#define VPPO__ON_SUM (-1)          /* the op of vppo__on_kernels.map that only sums */
 
 /* The per-token checks of one call, on up to VPPO__ON_NCHECK arrays (NULL: unused): x[j]
    must be finite, or -inf where ninf_ok[j]; pair: x[0] and x[1] are not both -inf;
@@ -847,12 +848,11 @@ enum { VPPO__ON_PG, VPPO__ON_KL, VPPO__ON_ENT, VPPO__ON_DPG, VPPO__ON_PPO_KL, VP
        VPPO__ON_CLIP_DUAL, VPPO__ON_SEL, VPPO__ON_NSUMS };
 
 typedef struct vppo__on_kernels {
-    /* dep[t0..t1) of estimator est from logp (a) and logp_aug (b), 0 where masked; returns
-       the sum over valid positions of the stored floats */
-    double (*dep)(const float *a, const float *b, const uint8_t *mask, int64_t t0, int64_t t1, int est,
-                  float *dep);
-    /* the sum over valid positions of x (y NULL) or of x - y */
-    double (*sum)(const float *x, const float *y, const uint8_t *mask, int64_t t0, int64_t t1);
+    /* op an estimator: out[t0..t1) = its dependency from logp (a) and logp_aug (b), 0 where
+       masked, and the sum over valid positions of the stored floats returned; op =
+       VPPO__ON_SUM (out NULL): the sum over valid positions of a (b NULL) or of a - b */
+    double (*map)(const float *a, const float *b, const uint8_t *mask, int64_t t0, int64_t t1, int op,
+                  float *out);
     /* the loss sums of [t0, t1) into sums[VPPO__ON_NSUMS], the gradient into L->dlogp;
        returns 1 when a gradient left the float range */
     int (*loss)(const vppo__on_loss *L, int64_t t0, int64_t t1, double *sums);
@@ -1194,7 +1194,7 @@ static void vppo__dependency_sampled_run(const vppo_seqs *s, const float *logp,
 #pragma omp parallel for schedule(static) if (s->n_seqs > 1 && s->offsets[s->n_seqs] - s->offsets[0] >= VPPO__OMP_MIN_WORK)
 #endif
     for (b = 0; b < s->n_seqs; ++b) {
-        const double sum = k->dep(logp, logp_aug, s->mask, s->offsets[b], s->offsets[b + 1], (int)est, dep);
+        const double sum = k->map(logp, logp_aug, s->mask, s->offsets[b], s->offsets[b + 1], (int)est, dep);
         if (mean) vppo__mean_store(s, b, sum, mean, count);
     }
 }
@@ -2123,7 +2123,7 @@ static void vppo__seq_mean_run(const vppo_seqs *s, const float *x, float *mean, 
 #pragma omp parallel for schedule(static) if (s->n_seqs > 1 && s->offsets[s->n_seqs] - s->offsets[0] >= VPPO__OMP_MIN_WORK)
 #endif
     for (b = 0; b < s->n_seqs; ++b)
-        vppo__mean_store(s, b, k->sum(x, NULL, s->mask, s->offsets[b], s->offsets[b + 1]), mean, count);
+        vppo__mean_store(s, b, k->map(x, NULL, s->mask, s->offsets[b], s->offsets[b + 1], VPPO__ON_SUM, NULL), mean, count);
 }
 
 VPPODEF vppo_status vppo_seq_mean(const vppo_seqs *s, const float *x, float *mean, int64_t *count)
@@ -2760,7 +2760,7 @@ static void vppo__loss_seq(const void *job, int64_t b, void *part_)
         return;
     }
     L.coef = part->coef = vppo__seq_coef(cfg, n, j->divisor);
-    if (L.seq_rho) L.rho = j->k->sum(L.logp, L.logp_old, s->mask, t0, t1) / (double)n;
+    if (L.seq_rho) L.rho = j->k->map(L.logp, L.logp_old, s->mask, t0, t1, VPPO__ON_SUM, NULL) / (double)n;
     if (spread) L.dlogp = NULL;
     part->overflow = j->k->loss(&L, t0, t1, sums);
     part->sum.pg = sums[VPPO__ON_PG];
@@ -3896,7 +3896,7 @@ static double vppo__on_fold(double *slot)
     return slot[0];
 }
 
-/* VPPO__ON_KERNELS(I, ATTR) defines vppo__<I>_dexp, _k3g, the four kernels of
+/* VPPO__ON_KERNELS(I, ATTR) defines vppo__<I>_dexp, _k3g, the three kernels of
    vppo__on_kernels for ISA I (c: plain C) with the target attribute ATTR, and the table
    vppo__on_kernels_<I>. */
 #define VPPO__ON_KERNELS(I, ATTR) \
@@ -3989,13 +3989,15 @@ ATTR static double vppo__##I##_on_fold(VPPO__VD(I) *acc) \
     return vppo__on_fold(slot); \
 } \
 \
-ATTR static double vppo__##I##_on_dep(const float *a, const float *b, const uint8_t *mask, int64_t t0, int64_t t1, \
-    int est, float *dep) \
+/* The sampled estimator op of a and b into out (0 where masked), returning the sum of the \
+   stored floats; or, op = VPPO__ON_SUM (out NULL), the sum of a (b NULL) or of a - b. */ \
+ATTR static double vppo__##I##_on_map(const float *a, const float *b, const uint8_t *mask, int64_t t0, int64_t t1, \
+    int op, float *out) \
 { \
     const VPPO__VD(I) zero = VPPO__DSET1(I)(0.0); \
     VPPO__VD(I) acc[VPPO__ON_CH / VPPO__DW(I)]; \
     double valid[VPPO__ON_CH]; \
-    float ba[VPPO__ON_CH], bb[VPPO__ON_CH], bd[VPPO__ON_CH]; \
+    float ba[VPPO__ON_CH], bb[VPPO__ON_CH], bo[VPPO__ON_CH]; \
     int64_t t; \
     int k; \
     for (k = 0; k < VPPO__ON_CH / VPPO__DW(I); ++k) acc[k] = zero; \
@@ -4003,37 +4005,19 @@ ATTR static double vppo__##I##_on_dep(const float *a, const float *b, const uint
         const int n = (int)vppo__min64(VPPO__ON_CH, t1 - t); \
         const int masked = vppo__on_chunk(mask, t, n, valid); \
         const float *pa = vppo__on_src(a, t, n, ba), *pb = vppo__on_src(b, t, n, bb); \
-        float *pd = n == VPPO__ON_CH ? dep + t : bd; \
+        float *po = n == VPPO__ON_CH && out ? out + t : bo; \
         for (k = 0; k < VPPO__ON_CH / VPPO__DW(I); ++k) { \
-            VPPO__VD(I) v = vppo__##I##_on_est(est, VPPO__DLOADF(I)(pa + k * VPPO__DW(I)), VPPO__DLOADF(I)(pb + k * VPPO__DW(I))); \
+            VPPO__VD(I) v = VPPO__DLOADF(I)(pa + k * VPPO__DW(I)); \
+            if (op != VPPO__ON_SUM) v = vppo__##I##_on_est(op, v, VPPO__DLOADF(I)(pb + k * VPPO__DW(I))); \
+            else if (pb) v = VPPO__DSUB(I)(v, VPPO__DLOADF(I)(pb + k * VPPO__DW(I))); \
             if (masked) v = VPPO__DSEL(I)(vppo__##I##_on_valid(valid, k), v, zero); \
-            VPPO__DSTOREF(I)(pd + k * VPPO__DW(I), v); \
-            acc[k] = VPPO__DADD(I)(acc[k], VPPO__DROUNDF(I)(v)); \
-        } \
-        if (n < VPPO__ON_CH) memcpy(dep + t, bd, (size_t)n * sizeof *bd); \
-    } \
-    return vppo__##I##_on_fold(acc); \
-} \
-\
-ATTR static double vppo__##I##_on_sum(const float *x, const float *y, const uint8_t *mask, int64_t t0, int64_t t1) \
-{ \
-    const VPPO__VD(I) zero = VPPO__DSET1(I)(0.0); \
-    VPPO__VD(I) acc[VPPO__ON_CH / VPPO__DW(I)]; \
-    double valid[VPPO__ON_CH]; \
-    float bx[VPPO__ON_CH], by[VPPO__ON_CH]; \
-    int64_t t; \
-    int k; \
-    for (k = 0; k < VPPO__ON_CH / VPPO__DW(I); ++k) acc[k] = zero; \
-    for (t = t0; t < t1; t += VPPO__ON_CH) { \
-        const int n = (int)vppo__min64(VPPO__ON_CH, t1 - t); \
-        const int masked = vppo__on_chunk(mask, t, n, valid); \
-        const float *px = vppo__on_src(x, t, n, bx), *py = vppo__on_src(y, t, n, by); \
-        for (k = 0; k < VPPO__ON_CH / VPPO__DW(I); ++k) { \
-            VPPO__VD(I) v = VPPO__DLOADF(I)(px + k * VPPO__DW(I)); \
-            if (py) v = VPPO__DSUB(I)(v, VPPO__DLOADF(I)(py + k * VPPO__DW(I))); \
-            if (masked) v = VPPO__DSEL(I)(vppo__##I##_on_valid(valid, k), v, zero); \
+            if (out) { \
+                VPPO__DSTOREF(I)(po + k * VPPO__DW(I), v); \
+                v = VPPO__DROUNDF(I)(v); \
+            } \
             acc[k] = VPPO__DADD(I)(acc[k], v); \
         } \
+        if (out && n < VPPO__ON_CH) memcpy(out + t, bo, (size_t)n * sizeof *bo); \
     } \
     return vppo__##I##_on_fold(acc); \
 } \
@@ -4207,7 +4191,7 @@ ATTR static int vppo__##I##_on_check(const vppo__on_check *c, int64_t t0, int64_
 } \
 \
 static const vppo__on_kernels vppo__on_kernels_##I = { \
-    vppo__##I##_on_dep, vppo__##I##_on_sum, vppo__##I##_on_loss, vppo__##I##_on_check, vppo__##I##_on_exp1 \
+    vppo__##I##_on_map, vppo__##I##_on_loss, vppo__##I##_on_check, vppo__##I##_on_exp1 \
 };
 
 #if defined(VPPO__X86) || defined(VPPO__NEON)

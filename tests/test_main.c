@@ -175,7 +175,7 @@ void on_dep_and_sum_every_isa_match_c_and_float64(void)
                     mask[t] = (uint8_t)(rng_uniform(&r) < 0.7);
                     dep_c[t] = dep[t] = 12345.0f;
                 }
-                sum_c = k[0]->dep(a, b, m ? mask : NULL, t0, t1, est, dep_c);
+                sum_c = k[0]->map(a, b, m ? mask : NULL, t0, t1, est, dep_c);
                 for (t = 0; t < NMAX; ++t) {
                     if (t < t0 || t >= t1) { CHECK(dep_c[t] == 12345.0f); continue; }   /* nothing outside */
                     if (m && !mask[t]) { CHECK_SAME_FLOAT(0.0f, dep_c[t]); continue; }
@@ -185,11 +185,11 @@ void on_dep_and_sum_every_isa_match_c_and_float64(void)
                 }
                 CHECK_NEAR(want_sum, sum_c, 1e-14 * abs_sum, 0.0);   /* another order of the same floats */
                 for (i = 1; i < nk; ++i) {
-                    const double s = k[i]->dep(a, b, m ? mask : NULL, t0, t1, est, dep);
+                    const double s = k[i]->map(a, b, m ? mask : NULL, t0, t1, est, dep);
                     CHECK(memcmp(dep, dep_c, sizeof dep) == 0);
                     CHECK(memcmp(&s, &sum_c, sizeof s) == 0);
-                    CHECK(k[i]->sum(a, est == VPPO_EST_PROB_DROP ? b : NULL, m ? mask : NULL, t0, t1) ==
-                          k[0]->sum(a, est == VPPO_EST_PROB_DROP ? b : NULL, m ? mask : NULL, t0, t1));
+                    CHECK(k[i]->map(a, est == VPPO_EST_PROB_DROP ? b : NULL, m ? mask : NULL, t0, t1, VPPO__ON_SUM, NULL) ==
+                          k[0]->map(a, est == VPPO_EST_PROB_DROP ? b : NULL, m ? mask : NULL, t0, t1, VPPO__ON_SUM, NULL));
                 }
             }
 }
@@ -210,7 +210,7 @@ void on_k3_relative_accuracy_near_zero(void)
         b[t] = (float)(-2.0 + d);
     }
     for (i = 0; i < nk; ++i) {
-        k[i]->dep(a, b, NULL, 0, N, VPPO_EST_K3, dep);
+        k[i]->map(a, b, NULL, 0, N, VPPO_EST_K3, dep);
         for (t = 0; t < N; ++t) {
             const double d = (double)b[t] - (double)a[t], want = expm1(d) - d;
             bad += !(fabs(dep[t] - want) <= 1.2e-7 * want);
