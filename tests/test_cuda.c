@@ -1075,6 +1075,106 @@ void cuda_soft_mask_matches_float64_bisection(void)
     }
 }
 
+/* Scores for the per-sequence paths' edge cases (issue 19): kind 0 continuous, 1 ties
+   among a few values with -0 and +0, 2 all equal, 3 all negative, 4 +-inf among normals,
+   5 one outlier far above the rest (soft mask: z near sqrt(n)). NaN at invalid positions. */
+static void fill_scores_edge(rng *r, const mseqs *S, mirror *score, int kind)
+{
+    static const float ties[4] = { -0.0f, 0.0f, 1.5f, -2.0f };
+    int64_t b, t;
+    memset(score->h, 0xff, score->bytes);
+    for (b = 0; b < S->h.n_seqs; ++b) {
+        int first = 1;
+        for (t = S->h.offsets[b]; t < S->h.offsets[b + 1]; ++t) {
+            float v;
+            if (!valid_at(S, t)) continue;
+            switch (kind) {
+            case 0: v = (float)rng_normal(r); break;
+            case 1: v = ties[rng_int(r, 0, 3)]; break;
+            case 2: v = 0.75f; break;
+            case 3: v = -1.0f - (float)fabs(rng_normal(r)); break;
+            case 4: v = rng_uniform(r) < 0.2 ? (rng_uniform(r) < 0.5 ? -INFINITY : INFINITY) : (float)rng_normal(r); break;
+            default: v = first ? 1000.0f : (float)(0.01 * rng_normal(r)); break;
+            }
+            HF(*score)[t] = v;
+            first = 0;
+        }
+    }
+    mirror_push(score);
+}
+
+static const int64_t EDGE_LENS[] = { 0, 1, 31, 32, 33, 4095, 4096, 4097, 20000 };
+
+/* The top-k mask on both sides of the shared-memory limit (4096 tokens), at warp-size
+   boundaries, with all-equal scores, ties at the threshold, +-0, negative scores, +-inf,
+   ratios 0 and 1: exactly the CPU's mask and info. */
+void cuda_topk_mask_exact_at_the_shared_memory_limit(void)
+{
+    static const double ratios[] = { 0.0, 0.3, 0.5, 1.0 };
+    rng r = rng_make(6103);
+    int holes, kind, k;
+    for (holes = 0; holes < 2; ++holes) {
+        mseqs S = layout_lengths(&r, EDGE_LENS, 9, 3, holes, 5);
+        mirror score = mirror_new((size_t)S.n * 4, 0xff);
+        for (kind = 0; kind < 5; ++kind) {
+            fill_scores_edge(&r, &S, &score, kind);
+            for (k = 0; k < 4; ++k) check_topk(&S, &score, ratios[k]);
+        }
+        mirror_free(&score);
+        mseqs_free(&S);
+    }
+}
+
+/* The soft mask on the same lengths and scores (and one outlier: z near sqrt(n), the
+   threshold beside it for ratio 1/(2n)): within §12 of the float64 bisection and of the
+   CPU, mean weight = ratio, 0 and 1 exact; two runs give the same bits (fixed-order
+   reductions). */
+void cuda_soft_mask_edge_cases_and_repeatable_bits(void)
+{
+    rng r = rng_make(6202);
+    int holes, kind, k;
+    for (holes = 0; holes < 2; ++holes) {
+        mseqs S = layout_lengths(&r, EDGE_LENS, 9, 2, holes, 3);
+        mirror score = mirror_new((size_t)S.n * 4, 0xff), w = mirror_new((size_t)S.n * 4, 0x7f);
+        float *again = (float *)malloc((size_t)S.n * 4);
+        double *want = doubles_new(S.n, 0);
+        for (kind = 0; kind < 6; ++kind) {
+            if (kind == 4) continue;   /* the soft mask takes finite scores */
+            fill_scores_edge(&r, &S, &score, kind);
+            for (k = 0; k < 5; ++k) {
+                const double ratio = k == 0 ? 0.0 : k == 1 ? 1.0 : k == 2 ? 0.3 : k == 3 ? 0.5 : 1.0 / 40000.0;
+                int64_t b, t, exact_wrong = 0, mean_wrong = 0;
+                CHECK_STATUS(VPPO_OK, vppo_soft_mask(&S.h, HF(score), ratio, HF(w)));
+                CHECK_STATUS(VPPO_OK, vppo_cuda_soft_mask(&S.d, DF(score), ratio, DF(w), NULL));
+                mirror_pull(&w);
+                memcpy(again, G_(float, w), (size_t)S.n * 4);
+                CHECK_STATUS(VPPO_OK, vppo_cuda_soft_mask(&S.d, DF(score), ratio, DF(w), NULL));
+                mirror_pull(&w);
+                CHECK_EQ_INT(0, memcmp(again, G_(float, w), (size_t)S.n * 4));
+                ref_soft_mask(&S, HF(score), ratio, want);
+                for (t = S.begin; t < S.end; ++t) {
+                    CHECK_GPU(want[t], HF(w)[t], GF(w)[t], TOL_TOKEN);
+                    if (ratio == 0.0 || ratio == 1.0 || !valid_at(&S, t)) exact_wrong += GF(w)[t] != (float)want[t];
+                }
+                CHECK_EQ_INT(0, exact_wrong);
+                for (b = 0; b < S.h.n_seqs; ++b) {
+                    double sum = 0;
+                    const int64_t n = n_valid_of(&S, b);
+                    for (t = S.h.offsets[b]; t < S.h.offsets[b + 1]; ++t) if (valid_at(&S, t)) sum += GF(w)[t];
+                    if (n > 0) mean_wrong += fabs(sum / (double)n - ratio) > 1e-6;
+                }
+                CHECK_EQ_INT(0, mean_wrong);
+                CHECK_EQ_INT(0, touched_outside(&w, 4, S.begin, S.end, 0x7f));
+            }
+        }
+        free(again);
+        free(want);
+        mirror_free(&score);
+        mirror_free(&w);
+        mseqs_free(&S);
+    }
+}
+
 /* ================================================================ §7 */
 
 /* loss_out of the GPU against the CPU's and the float64 reference (batch scalars are
@@ -2947,6 +3047,8 @@ static const test_entry tests[] = {
     T(cuda_topk_mask_exact_for_every_length_tie_and_ratio)
     T(cuda_topk_mask_exact_on_a_40000_token_sequence)
     T(cuda_soft_mask_matches_float64_bisection)
+    T(cuda_topk_mask_exact_at_the_shared_memory_limit)
+    T(cuda_soft_mask_edge_cases_and_repeatable_bits)
     /* §7, §8 */
     T(cuda_policy_loss_matches_cpu_over_the_config_matrix)
     T(cuda_prepare_matches_cpu_stage_by_stage)
