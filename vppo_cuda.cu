@@ -900,7 +900,9 @@ __global__ void __launch_bounds__(SEQ_BLOCK) k_seq_a(SeqA a)
                 continue;
             }
             ++n;
-            for (int i = 0; i < a.n_chk; ++i) {
+#pragma unroll
+            for (int i = 0; i < 5; ++i) {   /* unrolled: the arguments indexed by constants, no local copy */
+                if (i >= a.n_chk) break;
                 const float x = a.chk[i][t];
                 if (a.kind[i] == KIND_FINITE) bad |= !finite_f(x);
                 else if (a.kind[i] == KIND_FINITE_OR_NEGINF) bad |= !(x < INFINITY);
@@ -1319,15 +1321,18 @@ __global__ void __launch_bounds__(SEQ_BLOCK) k_loss(SeqB a)
    then c with mean sigmoid(z - c) = ratio, weight = sigmoid(z - c).
    The root is found in float, in base-2 units u = c log2(e): each thread keeps
    z log2(e) as a float (shared memory for up to SEQ_SMEM tokens, else in weight[] as
-   scratch: its own positions), each step adds sigmoid = 1 / (1 + 2^(u - z log2 e)) (one
+   scratch: its own positions); each step adds sigmoid = 1 / (1 + 2^(u - z log2 e)) (one
    approximate exponent, one approximate reciprocal) and its derivative over the sequence
    in float, in a fixed order (per thread, then warp shuffles, then the warps' parts in warp
-   order: deterministic), and moves u by bisection of the bracket [zmin - logit(ratio),
-   zmax - logit(ratio)] (the CPU's), or by a Newton step when that lands inside the bracket;
-   it stops when the bracket is 1e-7 (the CPU's rule, in c) or a step no longer moves u.
-   Then one Newton step with arguments z - c formed in double (z's float rounding removed)
-   fixes c to double accuracy, and the weights take that argument in double, the sigmoid
-   in float. Scores are read twice (SH): once into shared memory, once for the weights.
+   order: deterministic), narrows the bracket [zmin - logit(ratio), zmax - logit(ratio)]
+   (the CPU's) by the sign, and moves u by a Newton step when that lands inside the
+   bracket, else to its middle (bisection). It stops when a Newton step is below
+   max(1e-7 log2 e, 1e-6 |u|), or the bracket is 1e-7 (the CPU's rule, in c) or closed
+   in float; at most 64 steps (3 to 7 on the emulated suite's sequences, 13 at most).
+   Then one Newton step with arguments z - c formed in double and double sums (float sums
+   of many equal terms are biased) fixes c, and the weights take that argument in double,
+   the sigmoid in float: within about 1e-7 of the float64 root's weights.
+   Scores are read twice (SH): once into shared memory, once for the weights.
    Barriers per sequence: 2 (mean; variance) + 1 per root step + 1 (the polishing step). */
 struct SoftArgs { Seqs s; Hdr *hdr; const SeqRec *rec; const float *score; double ratio; float *weight; };
 
@@ -1336,17 +1341,17 @@ struct SoftShared {
     double sum[2][SEQ_WARPS];
     float smin[SEQ_WARPS], smax[SEQ_WARPS];
     float f[2][SEQ_WARPS], g[2][SEQ_WARPS];   /* root steps, alternating */
-    float pf[SEQ_WARPS], pg[SEQ_WARPS];       /* the polishing step */
+    double pf[SEQ_WARPS], pg[SEQ_WARPS];      /* the polishing step */
 };
 
 struct OpFMin { __device__ float operator()(float a, float b) const { return fminf(a, b); } };
 struct OpFMax { __device__ float operator()(float a, float b) const { return fmaxf(a, b); } };
 
-/* sigmoid(x) = 1 / (1 + 2^(-x log2 e)) from the base-2 argument m = -x log2 e: 0 for
-   m = +inf (the reciprocal of infinity), 1 when 2^m flushes to zero. */
+/* sigmoid(x) = 1 / (1 + 2^(-x log2 e)) from the base-2 argument m = -x log2 e, and e = 2^m
+   capped at FLT_MAX: 0 when 2^m > 2^126 (__fdividef's range), 1 when 2^m flushes to zero. */
 __device__ __forceinline__ float sigmoid2(float m, float &e)
 {
-    e = ex2_approx(m);
+    e = fminf(ex2_approx(m), FLT_MAX);   /* finite: w^2 e is then 0, not 0 * inf */
     return __fdividef(1.0f, 1.0f + e);
 }
 
@@ -1410,31 +1415,33 @@ __device__ void soft_seq(const SoftArgs &a, SoftShared &sh, int64_t lo, int64_t 
         if (r > 0.0) ulo = u;
         else if (r < 0.0) uhi = u;
         else break;
-        const float mid = 0.5f * (ulo + uhi);
-        float next = g > 0.0f ? (float)((double)u + r / (LN2 * (double)g)) : mid;
-        if (!(next > ulo && next < uhi)) next = mid;
-        if (!(next > ulo && next < uhi) || uhi - ulo <= tol || fabsf(next - u) <= tol) { u = next; break; }
+        const float mid = 0.5f * (ulo + uhi), thr = fmaxf(tol, 1e-6f * fabsf(u));
+        const float newton = g > 0.0f ? (float)((double)u + r / (LN2 * (double)g)) : NAN;
+        if (fabsf(newton - u) <= thr) { u = fminf(fmaxf(newton, ulo), uhi); break; }   /* converged */
+        const float next = newton > ulo && newton < uhi ? newton : mid;
+        if (!(next > ulo && next < uhi) || uhi - ulo <= tol) { u = next; break; }   /* the bracket is closed */
         u = next;
     }
-    /* one Newton step with double arguments; the result kept inside the bracket */
-    double c = (double)u * LN2;
-    float f = 0.0f, g = 0.0f;
+    /* one Newton step with double arguments and double sums (float sums of many equal
+       terms are biased: up to ~1e-5 in c at 20,000 tied tokens), kept near the bracket
+       (whose ends came from float sums) */
+    double c = (double)u * LN2, fd = 0.0, gd = 0.0;
     for (int64_t t = s0 + lane; t < s1; t += 32) {
         const float x = SH ? sh.s[t - lo] : (valid(a.s, t) ? a.score[t] : NAN);
         if (x != x) continue;
         float e;
         const float w = sigmoid2((float)((c - ((double)x - mean) * inv) * LOG2E), e);
-        f += w;
-        g = fmaf(w * w, e, g);
+        fd += (double)w;
+        gd += (double)(w * w * e);
     }
-    put_part(sh.pf, f, OpAdd());
-    put_part(sh.pg, g, OpAdd());
+    put_part(sh.pf, fd, OpAdd());
+    put_part(sh.pg, gd, OpAdd());
     __syncthreads();
-    f = get_part(sh.pf, OpAdd());
-    g = get_part(sh.pg, OpAdd());
-    if (g > 0.0f) {
-        const double cn = c + ((double)f - target) / (double)g;
-        const double clo = (double)ulo * LN2, chi = (double)uhi * LN2;
+    fd = get_part(sh.pf, OpAdd());
+    gd = get_part(sh.pg, OpAdd());
+    if (gd > 0.0) {
+        const double cn = c + (fd - target) / gd, slack = 1e-5 * (1.0 + fabs(c));
+        const double clo = (double)ulo * LN2 - slack, chi = (double)uhi * LN2 + slack;
         c = cn < clo ? clo : cn > chi ? chi : cn;
     }
     for (int64_t t = s0 + lane; t < s1; t += 32) {   /* the second read of the scores */
@@ -1891,7 +1898,16 @@ template <int D, int G> struct PickBackward { typedef void (*type)(BackwardArgs)
 
 unsigned row_grid(int64_t n, bool long_rows) { return grid_for(n, long_rows ? 1 : 8); }
 unsigned row_block(bool long_rows) { return long_rows ? (unsigned)ROW_BLOCK : 256u; }
-unsigned seq_grid(int64_t B) { return grid_for(B, 1); }
+unsigned seq_grid(int64_t B)
+{
+#ifdef VPPO_CUDA_EMULATE
+    /* test hook of the emulated suite: fewer blocks than sequences, so that each block runs
+       several in its grid-stride loop (shared memory reused, the parts' parity) */
+    const char *e = getenv("VPPO_CUDA_EMU_SEQ_GRID");
+    if (e && atoi(e) > 0 && atoi(e) < B) return (unsigned)atoi(e);
+#endif
+    return grid_for(B, 1);
+}
 
 /* The fields every per-sequence kernel takes from the sequences and the call. */
 template <class T>
