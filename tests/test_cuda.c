@@ -1034,6 +1034,40 @@ static void ref_soft_mask(const mseqs *S, const float *score, double ratio, doub
     }
 }
 
+/* One soft-mask call on both sides against the float64 bisection (want: scratch): §12 of
+   both, and of the reference within tight when tight > 0; 0 and 1 exact; the mean weight
+   of each sequence is the ratio; nothing written outside; with again (scratch), a second
+   GPU call gives the same bits. */
+static void check_soft(const mseqs *S, const mirror *score, mirror *w, double *want, double ratio, double tight,
+                       float *again)
+{
+    int64_t b, t, exact_wrong = 0, mean_wrong = 0;
+    CHECK_STATUS(VPPO_OK, vppo_soft_mask(&S->h, HF(*score), ratio, HF(*w)));
+    CHECK_STATUS(VPPO_OK, vppo_cuda_soft_mask(&S->d, DF(*score), ratio, DF(*w), NULL));
+    mirror_pull(w);
+    if (again) {
+        memcpy(again, G_(float, *w), (size_t)S->n * 4);
+        CHECK_STATUS(VPPO_OK, vppo_cuda_soft_mask(&S->d, DF(*score), ratio, DF(*w), NULL));
+        mirror_pull(w);
+        CHECK_EQ_INT(0, memcmp(again, G_(float, *w), (size_t)S->n * 4));
+    }
+    ref_soft_mask(S, HF(*score), ratio, want);
+    for (t = S->begin; t < S->end; ++t) {
+        CHECK_GPU(want[t], HF(*w)[t], GF(*w)[t], TOL_TOKEN);
+        if (tight > 0.0) CHECK_NEAR_(want[t], GF(*w)[t], tight, 0.0);
+        if (ratio == 0.0 || ratio == 1.0 || !valid_at(S, t)) exact_wrong += GF(*w)[t] != (float)want[t];
+    }
+    CHECK_EQ_INT(0, exact_wrong);   /* 0 and 1 exactly */
+    for (b = 0; b < S->h.n_seqs; ++b) {   /* the mean weight of a sequence is the ratio */
+        double sum = 0;
+        const int64_t n = n_valid_of(S, b);
+        for (t = S->h.offsets[b]; t < S->h.offsets[b + 1]; ++t) if (valid_at(S, t)) sum += GF(*w)[t];
+        if (n > 0) mean_wrong += fabs(sum / (double)n - ratio) > 1e-6;
+    }
+    CHECK_EQ_INT(0, mean_wrong);
+    CHECK_EQ_INT(0, touched_outside(w, 4, S->begin, S->end, 0x7f));
+}
+
 void cuda_soft_mask_matches_float64_bisection(void)
 {
     static const int64_t lens[] = { 0, 1, 2, 3, 255, 256, 257, SIZE_EMU_REAL(1000, 4097) };
@@ -1046,27 +1080,7 @@ void cuda_soft_mask_matches_float64_bisection(void)
         double *want = doubles_new(S.n, 0);
         for (kind = 0; kind < 2; ++kind) {
             fill_scores(&r, &S, &score, kind);
-            for (k = 0; k < 6; ++k) {
-                const double ratio = ratios[k];
-                int64_t b, t, exact_wrong = 0, mean_wrong = 0;
-                CHECK_STATUS(VPPO_OK, vppo_soft_mask(&S.h, HF(score), ratio, HF(w)));
-                CHECK_STATUS(VPPO_OK, vppo_cuda_soft_mask(&S.d, DF(score), ratio, DF(w), NULL));
-                mirror_pull(&w);
-                ref_soft_mask(&S, HF(score), ratio, want);
-                for (t = S.begin; t < S.end; ++t) {
-                    CHECK_GPU(want[t], HF(w)[t], GF(w)[t], TOL_TOKEN);
-                    if (ratio == 0.0 || ratio == 1.0 || !valid_at(&S, t)) exact_wrong += GF(w)[t] != (float)want[t];
-                }
-                CHECK_EQ_INT(0, exact_wrong);   /* 0 and 1 exactly */
-                for (b = 0; b < S.h.n_seqs; ++b) {   /* the mean weight of a sequence is the ratio */
-                    double sum = 0;
-                    const int64_t n = n_valid_of(&S, b);
-                    for (t = S.h.offsets[b]; t < S.h.offsets[b + 1]; ++t) if (valid_at(&S, t)) sum += GF(w)[t];
-                    if (n > 0) mean_wrong += fabs(sum / (double)n - ratio) > 1e-6;
-                }
-                CHECK_EQ_INT(0, mean_wrong);
-                CHECK_EQ_INT(0, touched_outside(&w, 4, S.begin, S.end, 0x7f));
-            }
+            for (k = 0; k < 6; ++k) check_soft(&S, &score, &w, want, ratios[k], 0.0, NULL);
         }
         free(want);
         mirror_free(&score);
@@ -1143,32 +1157,9 @@ void cuda_soft_mask_edge_cases_and_repeatable_bits(void)
         for (kind = 0; kind < 6; ++kind) {
             if (kind == 4) continue;   /* the soft mask takes finite scores */
             fill_scores_edge(&r, &S, &score, kind);
-            for (k = 0; k < 5; ++k) {
-                const double ratio = k == 0 ? 0.0 : k == 1 ? 1.0 : k == 2 ? 0.3 : k == 3 ? 0.5 : 1.0 / 40000.0;
-                int64_t b, t, exact_wrong = 0, mean_wrong = 0;
-                CHECK_STATUS(VPPO_OK, vppo_soft_mask(&S.h, HF(score), ratio, HF(w)));
-                CHECK_STATUS(VPPO_OK, vppo_cuda_soft_mask(&S.d, DF(score), ratio, DF(w), NULL));
-                mirror_pull(&w);
-                memcpy(again, G_(float, w), (size_t)S.n * 4);
-                CHECK_STATUS(VPPO_OK, vppo_cuda_soft_mask(&S.d, DF(score), ratio, DF(w), NULL));
-                mirror_pull(&w);
-                CHECK_EQ_INT(0, memcmp(again, G_(float, w), (size_t)S.n * 4));
-                ref_soft_mask(&S, HF(score), ratio, want);
-                for (t = S.begin; t < S.end; ++t) {
-                    CHECK_GPU(want[t], HF(w)[t], GF(w)[t], TOL_TOKEN);
-                    CHECK_NEAR_(want[t], GF(w)[t], 4e-7, 0.0);   /* the polished root: tighter than §12 */
-                    if (ratio == 0.0 || ratio == 1.0 || !valid_at(&S, t)) exact_wrong += GF(w)[t] != (float)want[t];
-                }
-                CHECK_EQ_INT(0, exact_wrong);
-                for (b = 0; b < S.h.n_seqs; ++b) {
-                    double sum = 0;
-                    const int64_t n = n_valid_of(&S, b);
-                    for (t = S.h.offsets[b]; t < S.h.offsets[b + 1]; ++t) if (valid_at(&S, t)) sum += GF(w)[t];
-                    if (n > 0) mean_wrong += fabs(sum / (double)n - ratio) > 1e-6;
-                }
-                CHECK_EQ_INT(0, mean_wrong);
-                CHECK_EQ_INT(0, touched_outside(&w, 4, S.begin, S.end, 0x7f));
-            }
+            for (k = 0; k < 5; ++k)   /* the polished root: within 4e-7, tighter than §12 */
+                check_soft(&S, &score, &w, want, k == 0 ? 0.0 : k == 1 ? 1.0 : k == 2 ? 0.3 : k == 3 ? 0.5 : 1.0 / 40000.0,
+                           4e-7, again);
         }
         free(again);
         free(want);
