@@ -958,22 +958,60 @@ static void check_topk(const mseqs *S, const mirror *score, double ratio)
     mirror_free(&sel);
 }
 
+/* Scores for the per-sequence paths' edge cases (issue 19): kind 0 continuous, 1 ties
+   among a few values with -0 and +0, 2 all equal, 3 all negative, 4 +-inf among normals,
+   5 one outlier far above the rest (soft mask: z near sqrt(n)). NaN at invalid positions. */
+static void fill_scores_edge(rng *r, const mseqs *S, mirror *score, int kind)
+{
+    static const float ties[4] = { -0.0f, 0.0f, 1.5f, -2.0f };
+    int64_t b, t;
+    memset(score->h, 0xff, score->bytes);
+    for (b = 0; b < S->h.n_seqs; ++b) {
+        int first = 1;
+        for (t = S->h.offsets[b]; t < S->h.offsets[b + 1]; ++t) {
+            float v;
+            if (!valid_at(S, t)) continue;
+            switch (kind) {
+            case 0: v = (float)rng_normal(r); break;
+            case 1: v = ties[rng_int(r, 0, 3)]; break;
+            case 2: v = 0.75f; break;
+            case 3: v = -1.0f - (float)fabs(rng_normal(r)); break;
+            case 4: v = rng_uniform(r) < 0.2 ? (rng_uniform(r) < 0.5 ? -INFINITY : INFINITY) : (float)rng_normal(r); break;
+            default: v = first ? 1000.0f : (float)(0.01 * rng_normal(r)); break;
+            }
+            HF(*score)[t] = v;
+            first = 0;
+        }
+    }
+    mirror_push(score);
+}
+
+static const int64_t EDGE_LENS[] = { 0, 1, 31, 32, 33, 4095, 4096, 4097, 20000 };
+
+/* check_topk for every kind of scores of fill and every ratio; frees S. */
+static void topk_over_kinds(rng *r, mseqs *S, void (*fill)(rng *, const mseqs *, mirror *, int), int kinds,
+                            const double *ratios, int n_ratios)
+{
+    mirror score = mirror_new((size_t)S->n * 4, 0xff);
+    int kind, k;
+    for (kind = 0; kind < kinds; ++kind) {
+        fill(r, S, &score, kind);
+        for (k = 0; k < n_ratios; ++k) check_topk(S, &score, ratios[k]);
+    }
+    mirror_free(&score);
+    mseqs_free(S);
+}
+
 void cuda_topk_mask_exact_for_every_length_tie_and_ratio(void)
 {
     static const int64_t lens[] = { 0, 1, 2, 3, 255, 256, 257, 4097 };
     static const double ratios[] = { 0.0, 0.1, 0.4, 0.5, 1.0 };
     rng r = rng_make(6101);
-    int layout, kind, k;
+    int layout;
     for (layout = 0; layout < 3; ++layout) {
         mseqs S = layout == 2 ? layout_random(&r, SIZE_EMU_REAL(60, 500), 3, 80, 1, 4)   /* many sequences */
                 : layout_lengths(&r, lens, 8, layout ? 5 : 0, layout, 9);              /* with holes or none */
-        mirror score = mirror_new((size_t)S.n * 4, 0xff);
-        for (kind = 0; kind < 3; ++kind) {
-            fill_scores(&r, &S, &score, kind);
-            for (k = 0; k < 5; ++k) check_topk(&S, &score, ratios[k]);
-        }
-        mirror_free(&score);
-        mseqs_free(&S);
+        topk_over_kinds(&r, &S, fill_scores, 3, ratios, 5);
     }
 }
 
@@ -1089,35 +1127,6 @@ void cuda_soft_mask_matches_float64_bisection(void)
     }
 }
 
-/* Scores for the per-sequence paths' edge cases (issue 19): kind 0 continuous, 1 ties
-   among a few values with -0 and +0, 2 all equal, 3 all negative, 4 +-inf among normals,
-   5 one outlier far above the rest (soft mask: z near sqrt(n)). NaN at invalid positions. */
-static void fill_scores_edge(rng *r, const mseqs *S, mirror *score, int kind)
-{
-    static const float ties[4] = { -0.0f, 0.0f, 1.5f, -2.0f };
-    int64_t b, t;
-    memset(score->h, 0xff, score->bytes);
-    for (b = 0; b < S->h.n_seqs; ++b) {
-        int first = 1;
-        for (t = S->h.offsets[b]; t < S->h.offsets[b + 1]; ++t) {
-            float v;
-            if (!valid_at(S, t)) continue;
-            switch (kind) {
-            case 0: v = (float)rng_normal(r); break;
-            case 1: v = ties[rng_int(r, 0, 3)]; break;
-            case 2: v = 0.75f; break;
-            case 3: v = -1.0f - (float)fabs(rng_normal(r)); break;
-            case 4: v = rng_uniform(r) < 0.2 ? (rng_uniform(r) < 0.5 ? -INFINITY : INFINITY) : (float)rng_normal(r); break;
-            default: v = first ? 1000.0f : (float)(0.01 * rng_normal(r)); break;
-            }
-            HF(*score)[t] = v;
-            first = 0;
-        }
-    }
-    mirror_push(score);
-}
-
-static const int64_t EDGE_LENS[] = { 0, 1, 31, 32, 33, 4095, 4096, 4097, 20000 };
 
 /* The top-k mask on both sides of the shared-memory limit (4096 tokens), at warp-size
    boundaries, with all-equal scores, ties at the threshold, +-0, negative scores, +-inf,
@@ -1126,16 +1135,10 @@ void cuda_topk_mask_exact_at_the_shared_memory_limit(void)
 {
     static const double ratios[] = { 0.0, 0.3, 0.5, 1.0 };
     rng r = rng_make(6103);
-    int holes, kind, k;
+    int holes;
     for (holes = 0; holes < 2; ++holes) {
         mseqs S = layout_lengths(&r, EDGE_LENS, 9, 3, holes, 5);
-        mirror score = mirror_new((size_t)S.n * 4, 0xff);
-        for (kind = 0; kind < 5; ++kind) {
-            fill_scores_edge(&r, &S, &score, kind);
-            for (k = 0; k < 4; ++k) check_topk(&S, &score, ratios[k]);
-        }
-        mirror_free(&score);
-        mseqs_free(&S);
+        topk_over_kinds(&r, &S, fill_scores_edge, 5, ratios, 4);
     }
 }
 
