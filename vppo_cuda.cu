@@ -1328,7 +1328,7 @@ __global__ void __launch_bounds__(SEQ_BLOCK) k_loss(SeqB a)
    (the CPU's) by the sign, and moves u by a Newton step when that lands inside the
    bracket, else to its middle (bisection). It stops when a Newton step is below
    max(1e-7 log2 e, 1e-6 |u|), or the bracket is 1e-7 (the CPU's rule, in c) or closed
-   in float; at most 64 steps (3 to 7 on the emulated suite's sequences, 13 at most).
+   in float; at most 64 steps (mostly 3 to 7 on the emulated suite's sequences, 13 at most).
    Then one Newton step with arguments z - c formed in double and double sums (float sums
    of many equal terms are biased) fixes c, and the weights take that argument in double,
    the sigmoid in float: within about 1e-7 of the float64 root's weights.
