@@ -832,6 +832,47 @@ __device__ __forceinline__ float unkey(unsigned key)
 enum { KIND_FINITE = 0, KIND_FINITE_OR_NEGINF = 1, KIND_NOT_NAN = 2 };
 enum { DEP_NONE = 0, DEP_SAMPLED, DEP_GIVEN, DEP_ZERO };
 
+/* ------------------------------------------------ the per-sequence block layout
+
+   k_seq_b and k_soft run one block per sequence (grid-stride over sequences). Warp w owns
+   the contiguous positions [lo + w per, lo + (w + 1) per), per = ceil(len / SEQ_BLOCK) * 32,
+   and its lanes walk them 32 at a time: a warp's accesses are 32 consecutive elements,
+   position order is warp order then iteration then lane (what the tie ranking needs), and
+   every phase walks the same positions per thread, so what a phase reads of an earlier
+   phase's global writes is its own.
+   Block reductions take one barrier: each warp reduces in registers and its lane 0 writes
+   one part (put_part); after the caller's barrier every thread combines the SEQ_WARPS parts
+   in warp order (get_part), so every thread holds the same bits. */
+const int SEQ_WARPS = SEQ_BLOCK / 32;
+/* Sequences of at most this many tokens keep their keys (top-k) or scores (soft mask) in
+   shared memory and read the scores from global memory at most twice; longer ones take
+   the same steps on global memory (correct, slower). */
+const int64_t SEQ_SMEM = 4096;
+
+__device__ __forceinline__ void warp_span(int64_t lo, int64_t hi, int64_t &s0, int64_t &s1)
+{
+    const int64_t per = (hi - lo + SEQ_BLOCK - 1) / SEQ_BLOCK * 32, at = lo + (int64_t)(threadIdx.x >> 5) * per;
+    s0 = at < hi ? at : hi;
+    s1 = s0 + per < hi ? s0 + per : hi;
+}
+
+struct OpUMin { __device__ unsigned operator()(unsigned a, unsigned b) const { return a < b ? a : b; } };
+struct OpUMax { __device__ unsigned operator()(unsigned a, unsigned b) const { return a > b ? a : b; } };
+
+template <class T, class Op> __device__ __forceinline__ void put_part(T *part, T v, Op op)
+{
+    v = warp_all(v, op);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+}
+
+template <class T, class Op> __device__ __forceinline__ T get_part(const T *part, Op op)
+{
+    T v = part[0];
+#pragma unroll
+    for (int w = 1; w < SEQ_WARPS; ++w) v = op(v, part[w]);
+    return v;
+}
+
 /* k_seq_a: per sequence, the checks of per-token inputs, n_b, the dependency (sampled,
    given or zero), its mean, and the mean of logp - logp_old (sequence-level ratios). */
 struct SeqA {
@@ -844,7 +885,10 @@ struct SeqA {
 
 __global__ void __launch_bounds__(SEQ_BLOCK) k_seq_a(SeqA a)
 {
-    for (int64_t b = blockIdx.x; b < (a.s.B > 0 ? a.s.B : 1); b += gridDim.x) {
+    __shared__ long long cnt_part[2][SEQ_WARPS];
+    __shared__ double sum_part[2][2][SEQ_WARPS];
+    int it = 0;
+    for (int64_t b = blockIdx.x; b < (a.s.B > 0 ? a.s.B : 1); b += gridDim.x, ++it) {
         int64_t lo = 0, hi = 0;
         if (!seq_range(a.s, b, a.hdr, lo, hi) || b >= a.s.B) return;   /* uniform over the block */
         long long n = 0;
@@ -856,7 +900,9 @@ __global__ void __launch_bounds__(SEQ_BLOCK) k_seq_a(SeqA a)
                 continue;
             }
             ++n;
-            for (int i = 0; i < a.n_chk; ++i) {
+#pragma unroll
+            for (int i = 0; i < 5; ++i) {   /* unrolled: the arguments indexed by constants, no local copy */
+                if (i >= a.n_chk) break;
                 const float x = a.chk[i][t];
                 if (a.kind[i] == KIND_FINITE) bad |= !finite_f(x);
                 else if (a.kind[i] == KIND_FINITE_OR_NEGINF) bad |= !(x < INFINITY);
@@ -880,10 +926,15 @@ __global__ void __launch_bounds__(SEQ_BLOCK) k_seq_a(SeqA a)
             if (a.d_new) delta_sum += (double)a.d_new[t] - (double)a.d_old[t];
         }
         if (bad) flag(a.hdr, CHK_NONFINITE);
-        n = block_count<SEQ_BLOCK>(n);
-        dep_sum = block_sum<SEQ_BLOCK>(dep_sum);
-        if (a.d_new) delta_sum = block_sum<SEQ_BLOCK>(delta_sum);
+        const int par = it & 1;   /* parts alternate between sequences: the next one may write while thread 0 reads */
+        put_part(cnt_part[par], n, OpAdd());
+        put_part(sum_part[par][0], dep_sum, OpAdd());
+        put_part(sum_part[par][1], delta_sum, OpAdd());
+        __syncthreads();
         if (threadIdx.x == 0) {
+            n = get_part(cnt_part[par], OpAdd());
+            dep_sum = get_part(sum_part[par][0], OpAdd());
+            delta_sum = get_part(sum_part[par][1], OpAdd());
             a.rec[b].count = n;
             a.rec[b].mean_delta = n > 0 ? delta_sum / (double)n : 0.0;
             if (a.count) a.count[b] = n;
@@ -984,224 +1035,438 @@ __global__ void __launch_bounds__(BATCH_BLOCK) k_batch(BatchArgs a)
     }
 }
 
-/* k_seq_b: per sequence, the shaped advantage, the top-k mask (radix select on the
-   order-preserving keys, 8 bits at a time from the top, ties to lower positions) and the
-   loss with its gradient. Each thread visits positions lo + tid + i * SEQ_BLOCK, in
-   every phase, so what a phase reads of an earlier phase's writes is its own. */
+/* k_seq_b: per sequence, the shaped advantage and the top-k mask (the loss is k_loss).
+   Top-k: the order-preserving 32-bit keys (0 marks an invalid position: a valid key is
+   never 0, as only the NaN 0xffffffff maps there) go to shared memory in one read of the
+   scores, with the block's smallest and largest valid key. Their common leading bits are
+   the threshold's; a radix select then fixes the rest 8 bits a pass from the top, only the
+   bytes not common to all keys: per pass each warp counts the digits of its own positions
+   into its own 32-bit histogram, aggregated over the lanes holding the same digit
+   (__match_any_sync: one shared atomic per distinct digit and warp, none serialised on
+   the bins that sign and exponent bytes fill), one barrier, then every warp adds the
+   SEQ_WARPS histograms and finds the digit itself (no broadcast barrier; passes alternate
+   between two sets of histograms so that the next pass may count while slower warps
+   still read). Among keys equal to the threshold the first `left` positions are taken:
+   skipped when all of them are; otherwise one barrier shares each warp's tie count and a
+   ballot ranks the ties inside a warp.
+   Barriers per sequence: 1 (keys) + at most 4 (passes) + at most 1 (ties) + 1 (the sums)
+   = 7, plus 1 per block (stopped()). */
 struct SeqB {
     Seqs s; Hdr *hdr; SeqRec *rec; const Results *res;
     const float *scale, *adv_seq; float *adv_out;
     int do_topk; double ratio; const float *score; uint8_t *select;
-    int do_loss; vppo_loss_config cfg;
+    vppo_loss_config cfg;   /* k_loss */
     const float *logp, *logp_old, *logp_ref, *adv, *weight; const uint8_t *sel_in; float *dlogp;
 };
 
-/* The key of the k-th largest valid score (1 <= k <= n) and how many positions holding
-   exactly that key are selected. */
-__device__ unsigned kth_largest(const SeqB &a, int64_t lo, int64_t hi, long long k, long long &equal_taken)
+struct SeqBShared {
+    unsigned key[SEQ_SMEM];
+    __align__(16) unsigned hist[2][SEQ_WARPS][256];
+    unsigned kmin[SEQ_WARPS], kmax[SEQ_WARPS];
+    long long ties[SEQ_WARPS];
+    double sum[2][2][SEQ_WARPS];      /* [sequence parity][selected, rejected] */
+    long long cnt[2][2][SEQ_WARPS];
+};
+
+template <bool SH>
+__device__ __forceinline__ unsigned key_at(const SeqB &a, const unsigned *key, int64_t lo, int64_t t)
 {
-    __shared__ unsigned long long hist[256];
-    __shared__ unsigned sh_prefix;
-    __shared__ long long sh_need;
-    unsigned prefix = 0, mask = 0;
-    long long need = k;
-    for (int shift = 24; shift >= 0; shift -= 8) {
-        __syncthreads();
-        for (int i = threadIdx.x; i < 256; i += SEQ_BLOCK) hist[i] = 0;
-        __syncthreads();
-        for (int64_t t = lo + threadIdx.x; t < hi; t += SEQ_BLOCK) {
-            if (!valid(a.s, t)) continue;
-            const unsigned key = key_of(a.score[t]);
-            if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 0xffu], 1ULL);
+    if (SH) return key[t - lo];
+    return valid(a.s, t) ? key_of(a.score[t]) : 0u;
+}
+
+/* The key of the k-th largest valid score (1 <= k <= n; every valid key shares the leading
+   `common` bits of kmin), how many keys equal to it are taken (left), and whether that is
+   all of them. C: the type of a digit's count over the block. */
+template <bool SH, class C>
+__device__ unsigned kth_key(const SeqB &a, SeqBShared &sh, int64_t lo, int64_t s0, int64_t s1, long long k,
+                            long long n, unsigned kmin, int common, long long &left, bool &all_ties)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    unsigned mask = common == 32 ? 0xffffffffu : ~(0xffffffffu >> common);
+    unsigned prefix = kmin & mask;
+    long long need = k, have = n;   /* keys matching prefix, and how many of them to take */
+#pragma unroll
+    for (int pass = 0; pass < 4; ++pass) {
+        const int shift = 24 - 8 * pass;
+        if (shift >= 32 - common) continue;   /* a byte every key shares (uniform) */
+        unsigned *h = sh.hist[pass & 1][warp];
+        for (int i = lane; i < 256; i += 32) h[i] = 0;
+        __syncwarp();
+        for (int64_t base = s0; base < s1; base += 32) {   /* warp-uniform trip count */
+            const int64_t t = base + lane;
+            const unsigned key = t < s1 ? key_at<SH>(a, sh.key, lo, t) : 0u;
+            const bool in = key != 0u && (key & mask) == prefix;
+            const unsigned d = in ? (key >> shift) & 0xffu : 0x100u + (unsigned)lane;
+            const unsigned peers = __match_any_sync(0xffffffffu, d);
+            if (in && lane == __ffs((int)peers) - 1) atomicAdd(&h[d], (unsigned)__popc(peers));
         }
         __syncthreads();
-        if (threadIdx.x < 32) {
-            /* lane l sums digits 255 - 8l down to 248 - 8l; a scan over lanes finds the
-               lane where the count from the top reaches need, then the digit inside it:
-               the first digit d from the top with hist[d] >= what is still needed */
-            const int lane = threadIdx.x, top = 255 - 8 * lane;
-            long long cnt = 0;
-            for (int d = top; d > top - 8; --d) cnt += (long long)hist[d];
-            long long incl = cnt;
-            for (int m = 1; m < 32; m <<= 1) {
-                const long long y = __shfl_up_sync(0xffffffffu, incl, m);
-                if (lane >= m) incl += y;
-            }
-            const long long excl = incl - cnt;
-            if (excl < need && (incl >= need || lane == 31)) {
-                long long rem = need - excl;
-                int d = top;
-                while (d > top - 7 && (long long)hist[d] < rem) rem -= (long long)hist[d--];
-                sh_prefix = prefix | (unsigned)d << shift;
-                sh_need = rem;
-            }
+        /* lane l: digits 255 - 8l down to 248 - 8l, summed over the warps (two 16-byte
+           loads per warp); a scan from the top finds the lane where the count reaches
+           need, and that lane the digit */
+        C cnt[8], tot = 0;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) cnt[j] = 0;
+        for (int w = 0; w < SEQ_WARPS; ++w) {
+            const uint4 *p = (const uint4 *)&sh.hist[pass & 1][w][248 - 8 * lane];
+            const uint4 q0 = p[0], q1 = p[1];
+            cnt[7] += q0.x; cnt[6] += q0.y; cnt[5] += q0.z; cnt[4] += q0.w;
+            cnt[3] += q1.x; cnt[2] += q1.y; cnt[1] += q1.z; cnt[0] += q1.w;
         }
-        __syncthreads();
-        prefix = sh_prefix;
-        need = sh_need;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) tot += cnt[j];
+        C incl = tot;
+#pragma unroll
+        for (int m = 1; m < 32; m <<= 1) {
+            const C y = __shfl_up_sync(0xffffffffu, incl, m);
+            if (lane >= m) incl += y;
+        }
+        const long long excl = (long long)(incl - tot);
+        const bool here = excl < need && need <= (long long)incl;
+        long long rem = need - excl, bin = 0;
+        int dj = -1;
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+            if (dj < 0) {
+                if ((long long)cnt[j] >= rem) { dj = j; bin = (long long)cnt[j]; }
+                else rem -= (long long)cnt[j];
+            }
+        const int src = __ffs((int)__ballot_sync(0xffffffffu, here)) - 1;
+        const unsigned digit = (unsigned)__shfl_sync(0xffffffffu, 255 - 8 * lane - dj, src);
+        need = __shfl_sync(0xffffffffu, rem, src);
+        have = __shfl_sync(0xffffffffu, bin, src);
+        prefix |= digit << shift;
         mask |= 0xffu << shift;
     }
-    equal_taken = need;
+    left = need;
+    all_ties = need == have;
     return prefix;
+}
+
+template <bool SH>
+__device__ void topk_seq(const SeqB &a, SeqBShared &sh, int64_t b, int64_t lo, int64_t s0, int64_t s1, long long n,
+                         double &sum_sel, double &sum_rej, long long &n_sel, long long &n_rej)
+{
+    const int lane = threadIdx.x & 31;
+    const float sc = a.adv_out ? a.scale[b] : 0.0f, av = a.adv_out ? a.adv_seq[b] : 0.0f;
+    unsigned kmin = 0xffffffffu, kmax = 0u;
+    for (int64_t t = s0 + lane; t < s1; t += 32) {   /* the one read of the scores (SH) */
+        const bool v = valid(a.s, t);
+        if (a.adv_out) a.adv_out[t] = v ? sc * av : 0.0f;
+        const unsigned key = v ? key_of(a.score[t]) : 0u;
+        if (SH) sh.key[t - lo] = key;
+        if (v) { kmin = key < kmin ? key : kmin; kmax = key > kmax ? key : kmax; }
+    }
+    put_part(sh.kmin, kmin, OpUMin());
+    put_part(sh.kmax, kmax, OpUMax());
+    __syncthreads();
+    kmin = get_part(sh.kmin, OpUMin());
+    kmax = get_part(sh.kmax, OpUMax());
+    const long long k = topk_count(n, a.ratio);
+    unsigned thr = 0;
+    long long left = 0, before = 0;
+    bool all_ties = true;
+    if (k > 0) {
+        const int common = __clz((int)(kmin ^ kmax));
+        thr = SH ? kth_key<true, unsigned>(a, sh, lo, s0, s1, k, n, kmin, common, left, all_ties)
+                 : kth_key<false, unsigned long long>(a, sh, lo, s0, s1, k, n, kmin, common, left, all_ties);
+    }
+    if (!all_ties) {   /* rank the ties: this warp's first one is preceded by the earlier warps' */
+        long long mine = 0;
+        for (int64_t base = s0; base < s1; base += 32) {
+            const int64_t t = base + lane;
+            mine += __popc(__ballot_sync(0xffffffffu, t < s1 && key_at<SH>(a, sh.key, lo, t) == thr));
+        }
+        if (lane == 0) sh.ties[threadIdx.x >> 5] = mine;
+        __syncthreads();
+        for (int w = 0; w < (int)(threadIdx.x >> 5); ++w) before += sh.ties[w];
+    }
+    for (int64_t base = s0; base < s1; base += 32) {
+        const int64_t t = base + lane;
+        const unsigned key = t < s1 ? key_at<SH>(a, sh.key, lo, t) : 0u;
+        const bool eq = k > 0 && key == thr;
+        const unsigned ties = __ballot_sync(0xffffffffu, eq);
+        const bool take = k > 0 && (key > thr || (eq && (all_ties || before + __popc(ties & ((1u << lane) - 1u)) < left)));
+        before += __popc(ties);
+        if (t < s1) {
+            a.select[t] = (uint8_t)take;
+            const float v = unkey(key);
+            if (key != 0u && finite_f(v)) {
+                if (take) { sum_sel += v; ++n_sel; }
+                else { sum_rej += v; ++n_rej; }
+            }
+        }
+    }
+    if (threadIdx.x == 0) {
+        SeqRec &r = a.rec[b];
+        r.k = k;
+        r.has_thr = k > 0 && finite_f(unkey(thr));
+        r.thr = r.has_thr ? (double)unkey(thr) : 0.0;
+    }
 }
 
 __global__ void __launch_bounds__(SEQ_BLOCK) k_seq_b(SeqB a)
 {
-    __shared__ long long tile_base[SEQ_BLOCK / 32];
+    __shared__ SeqBShared sh;
     if (stopped(a.hdr)) return;
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    for (int64_t b = blockIdx.x; b < a.s.B; b += gridDim.x) {
+    const int lane = threadIdx.x & 31;
+    int it = 0;
+    for (int64_t b = blockIdx.x; b < a.s.B; b += gridDim.x, ++it) {
         const int64_t lo = a.s.off[b], hi = a.s.off[b + 1];
         const long long n = a.rec[b].count;
-        if (a.adv_out) {
-            const float sc = a.scale[b], av = a.adv_seq[b];
-            for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK) a.adv_out[t] = valid(a.s, t) ? sc * av : 0.0f;
-        }
+        const int par = it & 1;   /* the sums' parts alternate between sequences */
+        int64_t s0, s1;
+        warp_span(lo, hi, s0, s1);
+        double sum_sel = 0.0, sum_rej = 0.0;
+        long long n_sel = 0, n_rej = 0;
         if (a.do_topk) {
-            const long long k = topk_count(n, a.ratio);
-            unsigned thr = 0;
-            long long left = 0;
-            if (k > 0) thr = kth_largest(a, lo, hi, k, left);
-            /* positions in tiles of SEQ_BLOCK; among keys equal to the threshold the first
-               `left` positions are taken: a ballot scan gives each its rank */
-            double sum_sel = 0.0, sum_rej = 0.0;
-            long long n_sel = 0, n_rej = 0, seen_equal = 0;
-            for (int64_t base = lo; base < hi; base += SEQ_BLOCK) {
-                const int64_t t = base + tid;
-                const bool in = t < hi && valid(a.s, t);
-                const float sc = in ? a.score[t] : 0.0f;
-                const unsigned key = in ? key_of(sc) : 0u;
-                const bool eq = in && k > 0 && key == thr;
-                const unsigned ballot = __ballot_sync(0xffffffffu, eq);
-                __syncthreads();
-                if (lane == 0) tile_base[warp] = __popc(ballot);
-                __syncthreads();
-                long long before = seen_equal, tile_total = 0;
-                for (int w = 0; w < SEQ_BLOCK / 32; ++w) {
-                    if (w < warp) before += tile_base[w];
-                    tile_total += tile_base[w];
-                }
-                before += __popc(ballot & ((1u << lane) - 1u));
-                seen_equal += tile_total;
-                if (t < hi) {
-                    const bool take = in && k > 0 && (key > thr || (eq && before < left));
-                    a.select[t] = (uint8_t)take;
-                    if (in && finite_f(sc)) {
-                        if (take) { sum_sel += sc; ++n_sel; }
-                        else { sum_rej += sc; ++n_rej; }
-                    }
-                }
-            }
-            sum_sel = block_sum<SEQ_BLOCK>(sum_sel);
-            sum_rej = block_sum<SEQ_BLOCK>(sum_rej);
-            n_sel = block_count<SEQ_BLOCK>(n_sel);
-            n_rej = block_count<SEQ_BLOCK>(n_rej);
-            if (tid == 0) {
-                SeqRec &r = a.rec[b];
-                r.k = k;
-                r.has_thr = k > 0 && finite_f(unkey(thr));
-                r.thr = r.has_thr ? (double)unkey(thr) : 0.0;
-                r.sum_sel = sum_sel; r.n_sel_fin = n_sel;
-                r.sum_rej = sum_rej; r.n_rej_fin = n_rej;
-            }
+            if (hi - lo <= SEQ_SMEM) topk_seq<true>(a, sh, b, lo, s0, s1, n, sum_sel, sum_rej, n_sel, n_rej);
+            else topk_seq<false>(a, sh, b, lo, s0, s1, n, sum_sel, sum_rej, n_sel, n_rej);
+        } else if (a.adv_out) {
+            const float sc = a.scale[b], av = a.adv_seq[b];
+            for (int64_t t = s0 + lane; t < s1; t += 32) a.adv_out[t] = valid(a.s, t) ? sc * av : 0.0f;
         }
-        if (a.do_loss) {
-            const vppo_loss_config &cfg = a.cfg;
-            const bool seq_ratio = cfg.ratio_level != VPPO_RATIO_TOKEN;
-            const bool spread = cfg.ratio_level == VPPO_RATIO_SEQ && cfg.pg_kind == VPPO_PG_CLIP;
-            const double coef = n > 0 ? vppo__seq_coef(&cfg, n, a.res->divisor) : 0.0;
-            const double mean_delta = a.rec[b].mean_delta;
-            vppo__loss_sums sum;
-            memset(&sum, 0, sizeof sum);
-            int overflow = 0;
-            for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK) {
-                if (!valid(a.s, t)) { if (a.dlogp) a.dlogp[t] = 0.0f; continue; }
-                vppo__token tk;
-                vppo__token_add(&cfg, a.logp, a.logp_old, a.logp_ref, a.adv, a.sel_in, a.weight, t,
-                                seq_ratio ? &mean_delta : NULL, &tk, &sum);
-                if (a.dlogp && !spread) vppo__store_grad(a.dlogp, t, vppo__token_grad(&cfg, coef, tk.dpg, tk.dkl), &overflow);
-            }
-            sum.pg = block_sum<SEQ_BLOCK>(sum.pg);
-            sum.kl = block_sum<SEQ_BLOCK>(sum.kl);
-            sum.ent = block_sum<SEQ_BLOCK>(sum.ent);
-            sum.ppo_kl = block_sum<SEQ_BLOCK>(sum.ppo_kl);
-            sum.n_clip = block_count<SEQ_BLOCK>(sum.n_clip);
-            sum.n_clip_dual = block_count<SEQ_BLOCK>(sum.n_clip_dual);
-            sum.n_selected = block_count<SEQ_BLOCK>(sum.n_selected);
-            if (spread) {
-                /* GSPO: d rho / d logp_u = 1/n_b for every valid u of b */
-                sum.dpg = block_sum<SEQ_BLOCK>(sum.dpg);
-                if (a.dlogp)
-                    for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK) {
-                        if (!valid(a.s, t)) { a.dlogp[t] = 0.0f; continue; }
-                        double dkl = 0.0;
-                        if (cfg.kl_kind != VPPO_KL_NONE)
-                            vppo__kl_term(cfg.kl_kind, (double)a.logp[t] - (double)a.logp_ref[t], &dkl);
-                        vppo__store_grad(a.dlogp, t, vppo__token_grad(&cfg, coef, sum.dpg / (double)n, dkl), &overflow);
-                    }
-            }
-            if (overflow) flag(a.hdr, CHK_OVERFLOW);
-            if (tid == 0) {
-                a.rec[b].coef = coef;
-                a.rec[b].loss = sum;
-            }
+        put_part(sh.sum[par][0], sum_sel, OpAdd());
+        put_part(sh.sum[par][1], sum_rej, OpAdd());
+        put_part(sh.cnt[par][0], n_sel, OpAdd());
+        put_part(sh.cnt[par][1], n_rej, OpAdd());
+        __syncthreads();   /* the sums; also orders this sequence's reads of sh before the next one's writes */
+        if (a.do_topk && threadIdx.x == 0) {
+            SeqRec &r = a.rec[b];
+            r.sum_sel = get_part(sh.sum[par][0], OpAdd()); r.n_sel_fin = get_part(sh.cnt[par][0], OpAdd());
+            r.sum_rej = get_part(sh.sum[par][1], OpAdd()); r.n_rej_fin = get_part(sh.cnt[par][1], OpAdd());
         }
     }
 }
 
-/* k_soft: per sequence, z = (s - mean) / (std + 1e-6), then c with mean sigmoid(z - c) =
-   ratio by bisection (the CPU's bracket and stopping rule), weight = sigmoid(z - c). */
+/* k_loss: per sequence, the loss and its gradient (vppo.h's per-token math), after k_seq_b
+   (it reads the mask and the advantage k_seq_b wrote) or alone (policy_loss). A kernel of
+   its own: the double-precision token math needs ~95 registers, the top-k ~56.
+   Barriers per sequence: 1 (the sums), plus 1 per block (stopped()). */
+enum { SUM_PG, SUM_KL, SUM_ENT, SUM_PPO_KL, SUM_DPG, N_SUMS };
+enum { CNT_CLIP, CNT_CLIP_DUAL, CNT_SELECTED, N_CNTS };
+
+__global__ void __launch_bounds__(SEQ_BLOCK) k_loss(SeqB a)
+{
+    __shared__ double sums[2][N_SUMS][SEQ_WARPS];   /* [sequence parity] */
+    __shared__ long long cnts[2][N_CNTS][SEQ_WARPS];
+    if (stopped(a.hdr)) return;
+    const int lane = threadIdx.x & 31;
+    const vppo_loss_config &cfg = a.cfg;
+    const bool seq_ratio = cfg.ratio_level != VPPO_RATIO_TOKEN;
+    const bool spread = cfg.ratio_level == VPPO_RATIO_SEQ && cfg.pg_kind == VPPO_PG_CLIP;
+    const vppo__clip clip = vppo__clip_of(&cfg);
+    int it = 0;
+    for (int64_t b = blockIdx.x; b < a.s.B; b += gridDim.x, ++it) {
+        const int64_t lo = a.s.off[b], hi = a.s.off[b + 1];
+        const long long n = a.rec[b].count;
+        const int par = it & 1;   /* the parts alternate between sequences: the spread loop reads them */
+        int64_t s0, s1;
+        warp_span(lo, hi, s0, s1);
+        const double coef = n > 0 ? vppo__seq_coef(&cfg, n, a.res->divisor) : 0.0;
+        const double mean_delta = a.rec[b].mean_delta;
+        vppo__loss_sums sum;
+        memset(&sum, 0, sizeof sum);
+        int overflow = 0;
+        for (int64_t t = s0 + lane; t < s1; t += 32) {
+            if (!valid(a.s, t)) { if (a.dlogp) a.dlogp[t] = 0.0f; continue; }
+            vppo__token tk;
+            if (seq_ratio)   /* two calls: no pointer to a local that may be NULL (a stack slot) */
+                vppo__token_add_at(&cfg, &clip, a.logp, a.logp_old, a.logp_ref, a.adv, a.sel_in, a.weight, t,
+                                   &mean_delta, &tk, &sum);
+            else
+                vppo__token_add_at(&cfg, &clip, a.logp, a.logp_old, a.logp_ref, a.adv, a.sel_in, a.weight, t,
+                                   NULL, &tk, &sum);
+            if (a.dlogp && !spread) vppo__store_grad(a.dlogp, t, vppo__token_grad(&cfg, coef, tk.dpg, tk.dkl), &overflow);
+        }
+        put_part(sums[par][SUM_PG], sum.pg, OpAdd());
+        put_part(sums[par][SUM_KL], sum.kl, OpAdd());
+        put_part(sums[par][SUM_ENT], sum.ent, OpAdd());
+        put_part(sums[par][SUM_PPO_KL], sum.ppo_kl, OpAdd());
+        if (spread) put_part(sums[par][SUM_DPG], sum.dpg, OpAdd());
+        put_part(cnts[par][CNT_CLIP], (long long)sum.n_clip, OpAdd());
+        put_part(cnts[par][CNT_CLIP_DUAL], (long long)sum.n_clip_dual, OpAdd());
+        put_part(cnts[par][CNT_SELECTED], (long long)sum.n_selected, OpAdd());
+        __syncthreads();
+        if (spread && a.dlogp) {
+            /* GSPO: d rho / d logp_u = 1/n_b for every valid u of b */
+            const double dpg = get_part(sums[par][SUM_DPG], OpAdd()) / (double)n;
+            for (int64_t t = s0 + lane; t < s1; t += 32) {
+                if (!valid(a.s, t)) { a.dlogp[t] = 0.0f; continue; }
+                double dkl = 0.0;
+                if (cfg.kl_kind != VPPO_KL_NONE) vppo__kl_term(cfg.kl_kind, (double)a.logp[t] - (double)a.logp_ref[t], &dkl);
+                vppo__store_grad(a.dlogp, t, vppo__token_grad(&cfg, coef, dpg, dkl), &overflow);
+            }
+        }
+        if (overflow) flag(a.hdr, CHK_OVERFLOW);
+        if (threadIdx.x == 0) {
+            vppo__loss_sums r;
+            memset(&r, 0, sizeof r);
+            r.pg = get_part(sums[par][SUM_PG], OpAdd());
+            r.kl = get_part(sums[par][SUM_KL], OpAdd());
+            r.ent = get_part(sums[par][SUM_ENT], OpAdd());
+            r.ppo_kl = get_part(sums[par][SUM_PPO_KL], OpAdd());
+            if (spread) r.dpg = get_part(sums[par][SUM_DPG], OpAdd());
+            r.n_clip = get_part(cnts[par][CNT_CLIP], OpAdd());
+            r.n_clip_dual = get_part(cnts[par][CNT_CLIP_DUAL], OpAdd());
+            r.n_selected = get_part(cnts[par][CNT_SELECTED], OpAdd());
+            a.rec[b].coef = coef;
+            a.rec[b].loss = r;
+        }
+    }
+}
+
+/* k_soft: per sequence, z = (s - mean) / (std + 1e-6) (mean and std in double, as the CPU),
+   then c with mean sigmoid(z - c) = ratio, weight = sigmoid(z - c).
+   The root is found in float, in base-2 units u = c log2(e): each thread keeps
+   z log2(e) as a float (shared memory for up to SEQ_SMEM tokens, else in weight[] as
+   scratch: its own positions); each step adds sigmoid = 1 / (1 + 2^(u - z log2 e)) (one
+   approximate exponent, one approximate reciprocal) and its derivative over the sequence
+   in float, in a fixed order (per thread, then warp shuffles, then the warps' parts in warp
+   order: deterministic), narrows the bracket [zmin - logit(ratio), zmax - logit(ratio)]
+   (the CPU's) by the sign, and moves u by a Newton step when that lands inside the
+   bracket, else to its middle (bisection). It stops when a Newton step is below
+   max(1e-7 log2 e, 1e-6 |u|), or the bracket is 1e-7 (the CPU's rule, in c) or closed
+   in float; at most 64 steps (mostly 3 to 7 on the emulated suite's sequences, 13 at most).
+   Then one Newton step with arguments z - c formed in double and double sums (float sums
+   of many equal terms are biased) fixes c, and the weights take that argument in double,
+   the sigmoid in float: within about 1e-7 of the float64 root's weights.
+   Scores are read twice (SH): once into shared memory, once for the weights.
+   Barriers per sequence: 2 (mean; variance) + 1 per root step + 1 (the polishing step). */
 struct SoftArgs { Seqs s; Hdr *hdr; const SeqRec *rec; const float *score; double ratio; float *weight; };
 
-__device__ __forceinline__ double sigmoid(double x)
+struct SoftShared {
+    float s[SEQ_SMEM], zl[SEQ_SMEM];
+    double sum[2][SEQ_WARPS];
+    float smin[SEQ_WARPS], smax[SEQ_WARPS];
+    float f[2][SEQ_WARPS], g[2][SEQ_WARPS];   /* root steps, alternating */
+    double pf[SEQ_WARPS], pg[SEQ_WARPS];      /* the polishing step */
+};
+
+struct OpFMin { __device__ float operator()(float a, float b) const { return fminf(a, b); } };
+struct OpFMax { __device__ float operator()(float a, float b) const { return fmaxf(a, b); } };
+
+/* sigmoid(x) = 1 / (1 + 2^(-x log2 e)) from the base-2 argument m = -x log2 e, and e = 2^m
+   capped at FLT_MAX: 0 when 2^m > 2^126 (__fdividef's range), 1 when 2^m flushes to zero. */
+__device__ __forceinline__ float sigmoid2(float m, float &e)
 {
-    if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
-    return exp(x) / (1.0 + exp(x));
+    e = fminf(ex2_approx(m), FLT_MAX);   /* finite: w^2 e is then 0, not 0 * inf */
+    return __fdividef(1.0f, 1.0f + e);
+}
+
+/* A float no larger (down) or no smaller than x. */
+__device__ __forceinline__ float float_down(double x) { const float f = (float)x; return (double)f > x ? nextafterf(f, -INFINITY) : f; }
+__device__ __forceinline__ float float_up(double x) { const float f = (float)x; return (double)f < x ? nextafterf(f, INFINITY) : f; }
+
+template <bool SH>
+__device__ void soft_seq(const SoftArgs &a, SoftShared &sh, int64_t lo, int64_t s0, int64_t s1, long long n)
+{
+    const int lane = threadIdx.x & 31;
+    double sum = 0.0;
+    float smin = INFINITY, smax = -INFINITY;
+    for (int64_t t = s0 + lane; t < s1; t += 32) {
+        const bool v = valid(a.s, t);
+        const float x = v ? a.score[t] : NAN;
+        if (SH) sh.s[t - lo] = x;
+        if (v) { sum += x; smin = fminf(smin, x); smax = fmaxf(smax, x); }
+    }
+    put_part(sh.sum[0], sum, OpAdd());
+    put_part(sh.smin, smin, OpFMin());
+    put_part(sh.smax, smax, OpFMax());
+    __syncthreads();
+    const double mean = get_part(sh.sum[0], OpAdd()) / (double)n;
+    smin = get_part(sh.smin, OpFMin());
+    smax = get_part(sh.smax, OpFMax());
+    double var = 0.0;
+    for (int64_t t = s0 + lane; t < s1; t += 32) {
+        const float x = SH ? sh.s[t - lo] : (valid(a.s, t) ? a.score[t] : NAN);
+        if (x == x) var += ((double)x - mean) * ((double)x - mean);
+    }
+    put_part(sh.sum[1], var, OpAdd());
+    __syncthreads();
+    const double inv = 1.0 / (sqrt(get_part(sh.sum[1], OpAdd()) / (double)n) + 1e-6);
+    for (int64_t t = s0 + lane; t < s1; t += 32) {   /* z log2(e), -inf at invalid positions (weight 0) */
+        const float x = SH ? sh.s[t - lo] : (valid(a.s, t) ? a.score[t] : NAN);
+        const float zl = x == x ? (float)(((double)x - mean) * inv * LOG2E) : -INFINITY;
+        if (SH) sh.zl[t - lo] = zl;
+        else a.weight[t] = zl;
+    }
+    /* the CPU's bracket, z's min and max as it computes them, in base-2 units, rounded outwards */
+    const double logit = log(a.ratio / (1.0 - a.ratio)), target = (double)n * a.ratio;
+    float ulo = float_down((((double)smin - mean) * inv - logit) * LOG2E);
+    float uhi = float_up((((double)smax - mean) * inv - logit) * LOG2E);
+    const float tol = (float)(1e-7 * LOG2E);
+    float u = 0.5f * (ulo + uhi);
+    for (int step = 0; step < 64; ++step) {   /* uniform over the block */
+        float f = 0.0f, g = 0.0f;
+        for (int64_t t = s0 + lane; t < s1; t += 32) {
+            float e;
+            const float w = sigmoid2(u - (SH ? sh.zl[t - lo] : a.weight[t]), e);
+            f += w;
+            g = fmaf(w * w, e, g);   /* w (1 - w) = w^2 e */
+        }
+        put_part(sh.f[step & 1], f, OpAdd());
+        put_part(sh.g[step & 1], g, OpAdd());
+        __syncthreads();
+        f = get_part(sh.f[step & 1], OpAdd());
+        g = get_part(sh.g[step & 1], OpAdd());
+        const double r = (double)f - target;   /* f falls as u grows */
+        if (r > 0.0) ulo = u;
+        else if (r < 0.0) uhi = u;
+        else break;
+        const float mid = 0.5f * (ulo + uhi), thr = fmaxf(tol, 1e-6f * fabsf(u));
+        const float newton = g > 0.0f ? (float)((double)u + r / (LN2 * (double)g)) : NAN;
+        if (fabsf(newton - u) <= thr) { u = fminf(fmaxf(newton, ulo), uhi); break; }   /* converged */
+        const float next = newton > ulo && newton < uhi ? newton : mid;
+        if (!(next > ulo && next < uhi) || uhi - ulo <= tol) { u = next; break; }   /* the bracket is closed */
+        u = next;
+    }
+    /* one Newton step with double arguments and double sums (float sums of many equal
+       terms are biased: up to ~1e-5 in c at 20,000 tied tokens), kept near the bracket
+       (whose ends came from float sums) */
+    double c = (double)u * LN2, fd = 0.0, gd = 0.0;
+    for (int64_t t = s0 + lane; t < s1; t += 32) {
+        const float x = SH ? sh.s[t - lo] : (valid(a.s, t) ? a.score[t] : NAN);
+        if (x != x) continue;
+        float e;
+        const float w = sigmoid2((float)((c - ((double)x - mean) * inv) * LOG2E), e);
+        fd += (double)w;
+        gd += (double)(w * w * e);
+    }
+    put_part(sh.pf, fd, OpAdd());
+    put_part(sh.pg, gd, OpAdd());
+    __syncthreads();
+    fd = get_part(sh.pf, OpAdd());
+    gd = get_part(sh.pg, OpAdd());
+    if (gd > 0.0) {
+        const double cn = c + (fd - target) / gd, slack = 1e-5 * (1.0 + fabs(c));
+        const double clo = (double)ulo * LN2 - slack, chi = (double)uhi * LN2 + slack;
+        c = cn < clo ? clo : cn > chi ? chi : cn;
+    }
+    for (int64_t t = s0 + lane; t < s1; t += 32) {   /* the second read of the scores */
+        float w = 0.0f, e;
+        if (valid(a.s, t)) w = sigmoid2((float)((c - ((double)a.score[t] - mean) * inv) * LOG2E), e);
+        a.weight[t] = w;
+    }
 }
 
 __global__ void __launch_bounds__(SEQ_BLOCK) k_soft(SoftArgs a)
 {
+    __shared__ SoftShared sh;
     if (stopped(a.hdr)) return;
-    const int tid = threadIdx.x;
+    const int lane = threadIdx.x & 31;
     for (int64_t b = blockIdx.x; b < a.s.B; b += gridDim.x) {
         const int64_t lo = a.s.off[b], hi = a.s.off[b + 1];
         const long long n = a.rec[b].count;
+        int64_t s0, s1;
+        warp_span(lo, hi, s0, s1);
         if (n == 0 || a.ratio == 0.0 || a.ratio == 1.0) {
-            for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK)
-                a.weight[t] = (float)(valid(a.s, t) && a.ratio == 1.0);
+            for (int64_t t = s0 + lane; t < s1; t += 32) a.weight[t] = (float)(valid(a.s, t) && a.ratio == 1.0);
             continue;
         }
-        double sum = 0.0;
-        for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK)
-            if (valid(a.s, t)) sum += a.score[t];
-        const double mean = block_sum<SEQ_BLOCK>(sum) / (double)n;
-        double var = 0.0;
-        for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK)
-            if (valid(a.s, t)) var += (a.score[t] - mean) * (a.score[t] - mean);
-        const double inv = 1.0 / (sqrt(block_sum<SEQ_BLOCK>(var) / (double)n) + 1e-6);
-        double zmin = INFINITY, zmax = -INFINITY;
-        for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK)
-            if (valid(a.s, t)) {
-                const double z = (a.score[t] - mean) * inv;
-                zmin = z < zmin ? z : zmin;
-                zmax = z > zmax ? z : zmax;
-            }
-        zmin = block_all<SEQ_BLOCK>(zmin, OpMin());
-        zmax = block_all<SEQ_BLOCK>(zmax, OpMax());
-        const double logit = log(a.ratio / (1.0 - a.ratio));
-        double lo_c = zmin - logit, hi_c = zmax - logit;
-        for (int iter = 0; iter < 200 && hi_c - lo_c > 1e-7; ++iter) {   /* uniform over the block */
-            const double mid = 0.5 * (lo_c + hi_c);
-            double f = 0.0;
-            for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK)
-                if (valid(a.s, t)) f += sigmoid((a.score[t] - mean) * inv - mid);
-            f = block_sum<SEQ_BLOCK>(f);
-            if (f / (double)n > a.ratio) lo_c = mid;
-            else hi_c = mid;
-        }
-        const double c = 0.5 * (lo_c + hi_c);
-        for (int64_t t = lo + tid; t < hi; t += SEQ_BLOCK)
-            a.weight[t] = valid(a.s, t) ? (float)sigmoid((a.score[t] - mean) * inv - c) : 0.0f;
+        if (hi - lo <= SEQ_SMEM) soft_seq<true>(a, sh, lo, s0, s1, n);
+        else soft_seq<false>(a, sh, lo, s0, s1, n);
     }
 }
 
@@ -1633,7 +1898,16 @@ template <int D, int G> struct PickBackward { typedef void (*type)(BackwardArgs)
 
 unsigned row_grid(int64_t n, bool long_rows) { return grid_for(n, long_rows ? 1 : 8); }
 unsigned row_block(bool long_rows) { return long_rows ? (unsigned)ROW_BLOCK : 256u; }
-unsigned seq_grid(int64_t B) { return grid_for(B, 1); }
+unsigned seq_grid(int64_t B)
+{
+#ifdef VPPO_CUDA_EMULATE
+    /* test hook of the emulated suite: fewer blocks than sequences, so that each block runs
+       several in its grid-stride loop (shared memory reused, the parts' parity) */
+    const char *e = getenv("VPPO_CUDA_EMU_SEQ_GRID");
+    if (e && atoi(e) > 0 && atoi(e) < B) return (unsigned)atoi(e);
+#endif
+    return grid_for(B, 1);
+}
 
 /* The fields every per-sequence kernel takes from the sequences and the call. */
 template <class T>
@@ -1688,7 +1962,6 @@ BatchArgs batch_base(int64_t B, const Call &c)
 void set_loss(SeqB &b, const vppo_loss_config *cfg, const float *logp, const float *logp_old, const float *logp_ref,
               const float *adv, const uint8_t *select, const float *weight, float *dlogp)
 {
-    b.do_loss = 1;
     b.cfg = *cfg;
     b.logp = logp; b.logp_old = logp_old; b.logp_ref = logp_ref;
     b.adv = adv; b.sel_in = select; b.weight = weight; b.dlogp = dlogp;
@@ -1738,8 +2011,11 @@ void run_pipeline(Call &c, const vppo_config *cfg, const vppo_seqs *s, const flo
     b.ratio = cfg->use_tgf ? cfg->topk_ratio : 1.0;
     b.score = p->dep;
     b.select = p->select;
-    if (loss) set_loss(b, loss, logp, logp_old, logp_ref, p->adv, p->select, NULL, dlogp);
     c.run("k_seq_b", k_seq_b, grid, SEQ_BLOCK, b);
+    if (loss) {
+        set_loss(b, loss, logp, logp_old, logp_ref, p->adv, p->select, NULL, dlogp);
+        c.run("k_loss", k_loss, grid, SEQ_BLOCK, b);
+    }
     run_final(c, s->n_seqs, 1, loss ? 1 : 0);
 }
 
@@ -1945,7 +2221,7 @@ vppo_status policy_loss(Call &c, const vppo_loss_config *cfg, const vppo_seqs *s
     c.run("k_batch", k_batch, 1, BATCH_BLOCK, ba);
     SeqB b = seq_b_base(s, c);
     set_loss(b, cfg, logp, logp_old, logp_ref, adv, select, weight, dlogp);
-    c.run("k_seq_b", k_seq_b, grid, SEQ_BLOCK, b);
+    c.run("k_loss", k_loss, grid, SEQ_BLOCK, b);
     run_final(c, s->n_seqs, 0, 1);
     Publish pub = no_scalars();
     pub.out = out;

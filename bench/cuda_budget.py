@@ -9,7 +9,8 @@ disassembled with `cuobjdump -sass`, and for each row kernel and dtype one line 
     BUDGET kernel=<name> dtype=<t> instr_per_elem=<x> fp64_in_loop=<n> spill_bytes=<n>
            regs=<n> blocks_per_sm=<n> ceiling=<fraction of copy bandwidth>
 
-followed by one `TARGET ... met|MISSED` line per target of issue 19. Exit status 1 when a
+followed by one `TARGET ... met|MISSED` line per target of issue 19, then the per-sequence
+section (SEQ lines and their TARGET lines; method in bench/cuda_budget_seq.py). Exit status 1 when a
 target is missed (--no-fail: always 0), 2 when the tools are missing.
 
 Counting method (static, no profiler):
@@ -262,6 +263,9 @@ def main():
     target("no FP64 in any streaming loop", all(r[3] == 0 for r in rows))
     target("0 spill bytes in every row kernel", all(r[4] == 0 for r in rows))
     target(">= 2 independent 16-byte loads per thread per iteration", all(r[5] >= 2 for r in rows))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import cuda_budget_seq   # the per-sequence section (its method in its docstring)
+    cuda_budget_seq.report(funcs, ptx, open(a.src).read(), is_fp64, target)
     return 1 if missed and not a.no_fail else 0
 
 

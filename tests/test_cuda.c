@@ -958,22 +958,60 @@ static void check_topk(const mseqs *S, const mirror *score, double ratio)
     mirror_free(&sel);
 }
 
+/* Scores for the per-sequence paths' edge cases (issue 19): kind 0 continuous, 1 ties
+   among a few values with -0 and +0, 2 all equal, 3 all negative, 4 +-inf among normals,
+   5 one outlier far above the rest (soft mask: z near sqrt(n)). NaN at invalid positions. */
+static void fill_scores_edge(rng *r, const mseqs *S, mirror *score, int kind)
+{
+    static const float ties[4] = { -0.0f, 0.0f, 1.5f, -2.0f };
+    int64_t b, t;
+    memset(score->h, 0xff, score->bytes);
+    for (b = 0; b < S->h.n_seqs; ++b) {
+        int first = 1;
+        for (t = S->h.offsets[b]; t < S->h.offsets[b + 1]; ++t) {
+            float v;
+            if (!valid_at(S, t)) continue;
+            switch (kind) {
+            case 0: v = (float)rng_normal(r); break;
+            case 1: v = ties[rng_int(r, 0, 3)]; break;
+            case 2: v = 0.75f; break;
+            case 3: v = -1.0f - (float)fabs(rng_normal(r)); break;
+            case 4: v = rng_uniform(r) < 0.2 ? (rng_uniform(r) < 0.5 ? -INFINITY : INFINITY) : (float)rng_normal(r); break;
+            default: v = first ? 1000.0f : (float)(0.01 * rng_normal(r)); break;
+            }
+            HF(*score)[t] = v;
+            first = 0;
+        }
+    }
+    mirror_push(score);
+}
+
+static const int64_t EDGE_LENS[] = { 0, 1, 31, 32, 33, 4095, 4096, 4097, 20000 };
+
+/* check_topk for every kind of scores of fill and every ratio; frees S. */
+static void topk_over_kinds(rng *r, mseqs *S, void (*fill)(rng *, const mseqs *, mirror *, int), int kinds,
+                            const double *ratios, int n_ratios)
+{
+    mirror score = mirror_new((size_t)S->n * 4, 0xff);
+    int kind, k;
+    for (kind = 0; kind < kinds; ++kind) {
+        fill(r, S, &score, kind);
+        for (k = 0; k < n_ratios; ++k) check_topk(S, &score, ratios[k]);
+    }
+    mirror_free(&score);
+    mseqs_free(S);
+}
+
 void cuda_topk_mask_exact_for_every_length_tie_and_ratio(void)
 {
     static const int64_t lens[] = { 0, 1, 2, 3, 255, 256, 257, 4097 };
     static const double ratios[] = { 0.0, 0.1, 0.4, 0.5, 1.0 };
     rng r = rng_make(6101);
-    int layout, kind, k;
+    int layout;
     for (layout = 0; layout < 3; ++layout) {
         mseqs S = layout == 2 ? layout_random(&r, SIZE_EMU_REAL(60, 500), 3, 80, 1, 4)   /* many sequences */
                 : layout_lengths(&r, lens, 8, layout ? 5 : 0, layout, 9);              /* with holes or none */
-        mirror score = mirror_new((size_t)S.n * 4, 0xff);
-        for (kind = 0; kind < 3; ++kind) {
-            fill_scores(&r, &S, &score, kind);
-            for (k = 0; k < 5; ++k) check_topk(&S, &score, ratios[k]);
-        }
-        mirror_free(&score);
-        mseqs_free(&S);
+        topk_over_kinds(&r, &S, fill_scores, 3, ratios, 5);
     }
 }
 
@@ -1034,6 +1072,40 @@ static void ref_soft_mask(const mseqs *S, const float *score, double ratio, doub
     }
 }
 
+/* One soft-mask call on both sides against the float64 bisection (want: scratch): §12 of
+   both, and of the reference within tight when tight > 0; 0 and 1 exact; the mean weight
+   of each sequence is the ratio; nothing written outside; with again (scratch), a second
+   GPU call gives the same bits. */
+static void check_soft(const mseqs *S, const mirror *score, mirror *w, double *want, double ratio, double tight,
+                       float *again)
+{
+    int64_t b, t, exact_wrong = 0, mean_wrong = 0;
+    CHECK_STATUS(VPPO_OK, vppo_soft_mask(&S->h, HF(*score), ratio, HF(*w)));
+    CHECK_STATUS(VPPO_OK, vppo_cuda_soft_mask(&S->d, DF(*score), ratio, DF(*w), NULL));
+    mirror_pull(w);
+    if (again) {
+        memcpy(again, G_(float, *w), (size_t)S->n * 4);
+        CHECK_STATUS(VPPO_OK, vppo_cuda_soft_mask(&S->d, DF(*score), ratio, DF(*w), NULL));
+        mirror_pull(w);
+        CHECK_EQ_INT(0, memcmp(again, G_(float, *w), (size_t)S->n * 4));
+    }
+    ref_soft_mask(S, HF(*score), ratio, want);
+    for (t = S->begin; t < S->end; ++t) {
+        CHECK_GPU(want[t], HF(*w)[t], GF(*w)[t], TOL_TOKEN);
+        if (tight > 0.0) CHECK_NEAR_(want[t], GF(*w)[t], tight, 0.0);
+        if (ratio == 0.0 || ratio == 1.0 || !valid_at(S, t)) exact_wrong += GF(*w)[t] != (float)want[t];
+    }
+    CHECK_EQ_INT(0, exact_wrong);   /* 0 and 1 exactly */
+    for (b = 0; b < S->h.n_seqs; ++b) {   /* the mean weight of a sequence is the ratio */
+        double sum = 0;
+        const int64_t n = n_valid_of(S, b);
+        for (t = S->h.offsets[b]; t < S->h.offsets[b + 1]; ++t) if (valid_at(S, t)) sum += GF(*w)[t];
+        if (n > 0) mean_wrong += fabs(sum / (double)n - ratio) > 1e-6;
+    }
+    CHECK_EQ_INT(0, mean_wrong);
+    CHECK_EQ_INT(0, touched_outside(w, 4, S->begin, S->end, 0x7f));
+}
+
 void cuda_soft_mask_matches_float64_bisection(void)
 {
     static const int64_t lens[] = { 0, 1, 2, 3, 255, 256, 257, SIZE_EMU_REAL(1000, 4097) };
@@ -1046,27 +1118,7 @@ void cuda_soft_mask_matches_float64_bisection(void)
         double *want = doubles_new(S.n, 0);
         for (kind = 0; kind < 2; ++kind) {
             fill_scores(&r, &S, &score, kind);
-            for (k = 0; k < 6; ++k) {
-                const double ratio = ratios[k];
-                int64_t b, t, exact_wrong = 0, mean_wrong = 0;
-                CHECK_STATUS(VPPO_OK, vppo_soft_mask(&S.h, HF(score), ratio, HF(w)));
-                CHECK_STATUS(VPPO_OK, vppo_cuda_soft_mask(&S.d, DF(score), ratio, DF(w), NULL));
-                mirror_pull(&w);
-                ref_soft_mask(&S, HF(score), ratio, want);
-                for (t = S.begin; t < S.end; ++t) {
-                    CHECK_GPU(want[t], HF(w)[t], GF(w)[t], TOL_TOKEN);
-                    if (ratio == 0.0 || ratio == 1.0 || !valid_at(&S, t)) exact_wrong += GF(w)[t] != (float)want[t];
-                }
-                CHECK_EQ_INT(0, exact_wrong);   /* 0 and 1 exactly */
-                for (b = 0; b < S.h.n_seqs; ++b) {   /* the mean weight of a sequence is the ratio */
-                    double sum = 0;
-                    const int64_t n = n_valid_of(&S, b);
-                    for (t = S.h.offsets[b]; t < S.h.offsets[b + 1]; ++t) if (valid_at(&S, t)) sum += GF(w)[t];
-                    if (n > 0) mean_wrong += fabs(sum / (double)n - ratio) > 1e-6;
-                }
-                CHECK_EQ_INT(0, mean_wrong);
-                CHECK_EQ_INT(0, touched_outside(&w, 4, S.begin, S.end, 0x7f));
-            }
+            for (k = 0; k < 6; ++k) check_soft(&S, &score, &w, want, ratios[k], 0.0, NULL);
         }
         free(want);
         mirror_free(&score);
@@ -1074,6 +1126,71 @@ void cuda_soft_mask_matches_float64_bisection(void)
         mseqs_free(&S);
     }
 }
+
+
+/* The top-k mask on both sides of the shared-memory limit (4096 tokens), at warp-size
+   boundaries, with all-equal scores, ties at the threshold, +-0, negative scores, +-inf,
+   ratios 0 and 1: exactly the CPU's mask and info. */
+void cuda_topk_mask_exact_at_the_shared_memory_limit(void)
+{
+    static const double ratios[] = { 0.0, 0.3, 0.5, 1.0 };
+    rng r = rng_make(6103);
+    int holes;
+    for (holes = 0; holes < 2; ++holes) {
+        mseqs S = layout_lengths(&r, EDGE_LENS, 9, 3, holes, 5);
+        topk_over_kinds(&r, &S, fill_scores_edge, 5, ratios, 4);
+    }
+}
+
+/* The soft mask on the same lengths and scores (and one outlier: z near sqrt(n), the
+   threshold beside it for ratio 1/(2n)): within §12 of the float64 bisection and of the
+   CPU, and within 4e-7 of the former (the root polished in double: only the float
+   sigmoid's approximations remain, about 1e-7; a root left at float resolution misses
+   this at 20,000 tied tokens or at the outlier), mean weight = ratio, 0 and 1 exact; two
+   runs give the same bits (fixed-order reductions). */
+void cuda_soft_mask_edge_cases_and_repeatable_bits(void)
+{
+    rng r = rng_make(6202);
+    int holes, kind, k;
+    for (holes = 0; holes < 2; ++holes) {
+        mseqs S = layout_lengths(&r, EDGE_LENS, 9, 2, holes, 3);
+        mirror score = mirror_new((size_t)S.n * 4, 0xff), w = mirror_new((size_t)S.n * 4, 0x7f);
+        float *again = (float *)malloc((size_t)S.n * 4);
+        double *want = doubles_new(S.n, 0);
+        for (kind = 0; kind < 6; ++kind) {
+            if (kind == 4) continue;   /* the soft mask takes finite scores */
+            fill_scores_edge(&r, &S, &score, kind);
+            for (k = 0; k < 5; ++k)   /* the polished root: within 4e-7, tighter than §12 */
+                check_soft(&S, &score, &w, want, k == 0 ? 0.0 : k == 1 ? 1.0 : k == 2 ? 0.3 : k == 3 ? 0.5 : 1.0 / 40000.0,
+                           4e-7, again);
+        }
+        free(again);
+        free(want);
+        mirror_free(&score);
+        mirror_free(&w);
+        mseqs_free(&S);
+    }
+}
+
+#ifdef VPPO_CUDA_EMULATE
+void cuda_topk_mask_exact_at_the_shared_memory_limit(void);
+void cuda_soft_mask_edge_cases_and_repeatable_bits(void);
+void cuda_step_matches_cpu(void);
+void cuda_policy_loss_matches_cpu_over_the_config_matrix(void);
+/* The per-sequence kernels with 3 blocks for all sequences (the emulator build's grid hook):
+   every block runs several sequences of mixed lengths (shared-memory and global paths) in
+   its grid-stride loop; the same checks as with one block per sequence. */
+void cuda_per_sequence_kernels_with_several_sequences_per_block(void)
+{
+    CHECK_EQ_INT(0, setenv("VPPO_CUDA_EMU_SEQ_GRID", "3", 1));
+    cuda_topk_mask_exact_for_every_length_tie_and_ratio();
+    cuda_topk_mask_exact_at_the_shared_memory_limit();
+    cuda_soft_mask_edge_cases_and_repeatable_bits();
+    cuda_step_matches_cpu();
+    cuda_policy_loss_matches_cpu_over_the_config_matrix();
+    CHECK_EQ_INT(0, unsetenv("VPPO_CUDA_EMU_SEQ_GRID"));
+}
+#endif
 
 /* ================================================================ §7 */
 
@@ -2947,6 +3064,11 @@ static const test_entry tests[] = {
     T(cuda_topk_mask_exact_for_every_length_tie_and_ratio)
     T(cuda_topk_mask_exact_on_a_40000_token_sequence)
     T(cuda_soft_mask_matches_float64_bisection)
+    T(cuda_topk_mask_exact_at_the_shared_memory_limit)
+    T(cuda_soft_mask_edge_cases_and_repeatable_bits)
+#ifdef VPPO_CUDA_EMULATE
+    T(cuda_per_sequence_kernels_with_several_sequences_per_block)
+#endif
     /* §7, §8 */
     T(cuda_policy_loss_matches_cpu_over_the_config_matrix)
     T(cuda_prepare_matches_cpu_stage_by_stage)
