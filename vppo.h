@@ -2173,19 +2173,23 @@ VPPODEF vppo_status vppo_tas_scales(const vppo_tas_config *cfg, const vppo_tas_s
 
 /* ==================================== Token-level Gradient Filtering (TGF) == */
 
-/* The order-preserving integer image of a float: a < b as floats iff key(a) < key(b)
-   (for non-NaN), with -0 mapped onto +0 so that they tie, as they compare. */
-static uint32_t vppo__key(float f)
+/* The signed order-preserving image of a float: for non-NaN a and b, a < b as floats iff
+   key(a) < key(b). +-0 -> 0, +-inf -> +-0x7f800000, a negative float -> minus the key of
+   its magnitude; NaN lies outside [-0x7f800000, 0x7f800000]. The vector kernels compute
+   the same (the magnitude's bits, negated where the sign bit is set). */
+#define VPPO__KEY_INF 0x7f800000
+static int32_t vppo__key(float f)
 {
     uint32_t bits;
+    int32_t mag;
     memcpy(&bits, &f, sizeof bits);
-    if (bits == 0x80000000u) bits = 0;
-    return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+    mag = (int32_t)(bits & 0x7fffffffu);
+    return (bits >> 31) ? -mag : mag;
 }
 
-static float vppo__unkey(uint32_t key)
+static float vppo__unkey(int32_t key)
 {
-    uint32_t bits = (key & 0x80000000u) ? key & 0x7fffffffu : ~key;
+    const uint32_t bits = key < 0 ? (uint32_t)-key | 0x80000000u : (uint32_t)key;
     float f;
     memcpy(&f, &bits, sizeof f);
     return f;
@@ -2198,54 +2202,189 @@ static int64_t vppo__topk_count(int64_t n, double ratio)
     return k <= 0.0 ? 0 : (k >= (double)n ? n : (int64_t)k);
 }
 
-/* The key of the k-th largest valid score of sequence b (1 <= k <= n_b): radix select,
-   8 bits at a time from the top, counting only the keys that share the prefix chosen so
-   far. *n_equal_taken = how many positions holding exactly that key are selected. */
-static uint32_t vppo__kth_largest_key(const vppo_seqs *s, const float *score, int64_t b,
-                                      int64_t k, int64_t *n_equal_taken)
+/* The select kernels' info sums of one sequence: position i of the sequence (counted from
+   its start) adds to lane i % 16, every ISA in the same order, and vppo__sum16 adds the
+   lanes in a fixed tree; so the sums have the same bits on every ISA and thread count. */
+typedef struct vppo__topk_acc {
+    double sel[16], rej[16];   /* finite selected / finite rejected valid scores */
+    int64_t n_sel, n_rej;
+} vppo__topk_acc;
+
+static double vppo__sum16(const double *a)
 {
-    uint32_t prefix = 0, prefix_mask = 0;
-    int64_t need = k, t;
-    int shift, d;
-    for (shift = 24; shift >= 0; shift -= 8) {
-        int64_t hist[256];
-        memset(hist, 0, sizeof hist);
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
-            uint32_t key;
-            if (!vppo__valid(s, t)) continue;
-            key = vppo__key(score[t]);
-            if ((key & prefix_mask) == prefix) hist[(key >> shift) & 0xffu] += 1;
-        }
-        for (d = 255; d > 0 && hist[d] < need; --d) need -= hist[d];
-        prefix |= (uint32_t)d << shift;
-        prefix_mask |= 0xffu << shift;
-    }
-    *n_equal_taken = need;
-    return prefix;
+    double q[8];
+    int i;
+    for (i = 0; i < 8; ++i) q[i] = a[2 * i] + a[2 * i + 1];
+    return ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
 }
 
-/* Radix select in a local array of m keys (1 <= k <= m), 8 bits at a time from the top;
-   after each digit the keys that carry it move to the front, so that the later passes
-   see only those. Returns the k-th largest key; *n_equal_taken as above. */
-static uint32_t vppo__kth_largest_local(uint32_t *key, int64_t m, int64_t k, int64_t *n_equal_taken)
+/* Kernels of the selection (one table per ISA; the portable C ones are the reference). */
+typedef struct vppo__select_kernels {
+    /* key[i] = vppo__key(x[i]) for i < n (no NaN among them); mm[0] = min, mm[1] = max (n >= 1) */
+    void (*keys)(const float *x, int64_t n, int32_t *key, int32_t mm[2]);
+    /* Positions a <= i < b of one sequence (x, valid: its scores and mask, valid NULL = all
+       valid): select[i] = valid and key(x[i]) > thr; the finite valid scores go to acc. */
+    void (*mask)(const float *x, const uint8_t *valid, int64_t a, int64_t b, int32_t thr,
+                 uint8_t *select, vppo__topk_acc *acc);
+    /* Is x[i] NaN at a valid i < n? */
+    int (*nan)(const float *x, const uint8_t *valid, int64_t n);
+} vppo__select_kernels;
+
+/* From the ISA section: the selection kernels of the active ISA (never NULL). */
+static const vppo__select_kernels *vppo__select_kernels_active(void);
+
+static void vppo__c_topk_keys(const float *x, int64_t n, int32_t *key, int32_t mm[2])
 {
-    uint32_t prefix = 0;
-    int64_t need = k, i, j;
-    int shift, d;
-    for (shift = 24; shift >= 0 && m > 1; shift -= 8) {
-        int64_t hist[256];
-        memset(hist, 0, sizeof hist);
-        for (i = 0; i < m; ++i) hist[(key[i] >> shift) & 0xffu] += 1;
-        for (d = 255; d > 0 && hist[d] < need; --d) need -= hist[d];
-        prefix |= (uint32_t)d << shift;
-        for (i = j = 0; i < m; ++i) {
-            key[j] = key[i];
-            j += ((key[i] >> shift) & 0xffu) == (uint32_t)d;
-        }
-        m = j;
+    int32_t lo = INT32_MAX, hi = INT32_MIN;
+    int64_t i;
+    for (i = 0; i < n; ++i) {
+        const int32_t k = vppo__key(x[i]);
+        key[i] = k;
+        lo = k < lo ? k : lo;
+        hi = k > hi ? k : hi;
     }
-    *n_equal_taken = need;
-    return m == 1 ? key[0] : prefix;   /* one key left: it is the answer (need is 1) */
+    mm[0] = lo; mm[1] = hi;
+}
+
+static void vppo__c_topk_mask(const float *x, const uint8_t *valid, int64_t a, int64_t b, int32_t thr,
+                              uint8_t *select, vppo__topk_acc *acc)
+{
+    int64_t i;
+    for (i = a; i < b; ++i) {
+        const int32_t key = vppo__key(x[i]);
+        const int ok = !valid || valid[i] != 0, take = ok && key > thr;
+        select[i] = (uint8_t)take;
+        if (ok && key > -VPPO__KEY_INF && key < VPPO__KEY_INF) {   /* the means are over finite scores */
+            if (take) { acc->sel[i & 15] += (double)x[i]; ++acc->n_sel; }
+            else { acc->rej[i & 15] += (double)x[i]; ++acc->n_rej; }
+        }
+    }
+}
+
+static int vppo__c_topk_nan(const float *x, const uint8_t *valid, int64_t n)
+{
+    int64_t i;
+    int bad = 0;
+    for (i = 0; i < n; ++i) bad |= (!valid || valid[i] != 0) && x[i] != x[i];
+    return bad;
+}
+
+static const vppo__select_kernels vppo__select_kernels_c = {
+    vppo__c_topk_keys, vppo__c_topk_mask, vppo__c_topk_nan
+};
+
+/* Radix select: the histogram of up to 2^11 digits of (key - lo) >> shift over the m keys
+   in the window [lo, hi], and the digit that holds the need-th largest of them. */
+#define VPPO__TOPK_BITS 11
+typedef struct vppo__window { int32_t lo, hi; int64_t m, need; } vppo__window;
+
+static int vppo__window_shift(const vppo__window *w)
+{
+    const uint32_t range = (uint32_t)((int64_t)w->hi - w->lo);
+    uint32_t bins = 4;   /* about as many digits as keys, 4 to 2^11 */
+    int shift = 0;
+    while (bins < (1u << VPPO__TOPK_BITS) && (int64_t)bins < w->m) bins <<= 1;
+    while ((range >> shift) >= bins) ++shift;
+    return shift;
+}
+
+/* Narrows w to the digit of hist (w's histogram at this shift) that holds the need-th
+   largest key; need and m become those of the keys inside it. */
+static void vppo__window_pick(vppo__window *w, const int64_t *hist, int shift)
+{
+    int64_t d = (int64_t)((uint32_t)((int64_t)w->hi - w->lo) >> shift), need = w->need;
+    int64_t lo;
+    while (hist[d] < need) need -= hist[d--];
+    lo = (int64_t)w->lo + (d << shift);
+    w->hi = (int32_t)vppo__min64(w->hi, lo + ((int64_t)1 << shift) - 1);
+    w->lo = (int32_t)lo;
+    w->m = hist[d];
+    w->need = need;
+}
+
+/* The need-th largest (1 <= need <= m) of key[0..m), all of them in [w.lo, w.hi] (w.m = m):
+   after each pass the keys of the chosen digit move to the front and the window shrinks to
+   their least and greatest. Returns the key; *n_eq is how many of the keys equal it (all
+   of those lie in every window), *n_take how many of them the top need take. */
+static int32_t vppo__select_local(int32_t *key, vppo__window w, int64_t *n_eq, int64_t *n_take)
+{
+    int64_t hist[1 << VPPO__TOPK_BITS], i, j;
+    while (w.lo < w.hi) {
+        const int shift = vppo__window_shift(&w);
+        const int32_t lo = w.lo;
+        const int64_t m = w.m;
+        uint32_t d;
+        int32_t nlo = INT32_MAX, nhi = INT32_MIN;
+        memset(hist, 0, ((size_t)((uint32_t)((int64_t)w.hi - lo) >> shift) + 1) * sizeof hist[0]);
+        for (i = 0; i < m; ++i) hist[(uint32_t)((int64_t)key[i] - lo) >> shift] += 1;
+        vppo__window_pick(&w, hist, shift);
+        d = (uint32_t)((int64_t)w.lo - lo) >> shift;
+        for (i = j = 0; i < m; ++i) {   /* without branches: the digit test is unpredictable */
+            const int32_t k = key[i];
+            key[j] = k;
+            j += ((uint32_t)((int64_t)k - lo) >> shift) == d;
+        }
+        for (i = 0; i < j; ++i) {
+            nlo = key[i] < nlo ? key[i] : nlo;
+            nhi = key[i] > nhi ? key[i] : nhi;
+        }
+        w.lo = nlo;
+        w.hi = nhi;
+    }
+    *n_eq = w.m;
+    *n_take = w.need;
+    return w.lo;
+}
+
+/* Sequences whose span is at most this many positions are selected in a local copy of
+   their keys (16 KiB of stack); longer ones by passes over the scores until the window
+   holds at most this many keys, which then move to the local copy. */
+#define VPPO__TOPK_LOCAL 4096
+
+/* The need-th largest valid key (1 <= need <= w.m = number of valid positions) of the len
+   scores x (valid: their mask or NULL), as vppo__select_local; local: VPPO__TOPK_LOCAL keys. */
+static int32_t vppo__select_scores(const float *x, const uint8_t *valid, int64_t len, vppo__window w,
+                                   int32_t *local, int64_t *n_eq, int64_t *n_take)
+{
+    int64_t hist[1 << VPPO__TOPK_BITS], i, j;
+    w.lo = INT32_MAX; w.hi = INT32_MIN;
+    for (i = 0; i < len; ++i)
+        if (!valid || valid[i]) {
+            const int32_t k = vppo__key(x[i]);
+            w.lo = k < w.lo ? k : w.lo;
+            w.hi = k > w.hi ? k : w.hi;
+        }
+    while (w.lo < w.hi && w.m > VPPO__TOPK_LOCAL) {
+        const int shift = vppo__window_shift(&w);
+        memset(hist, 0, ((size_t)((uint32_t)((int64_t)w.hi - w.lo) >> shift) + 1) * sizeof hist[0]);
+        for (i = 0; i < len; ++i) {
+            const int32_t k = vppo__key(x[i]);
+            if ((!valid || valid[i]) && k >= w.lo && k <= w.hi) hist[(uint32_t)((int64_t)k - w.lo) >> shift] += 1;
+        }
+        vppo__window_pick(&w, hist, shift);
+    }
+    if (w.lo == w.hi) {
+        *n_eq = w.m;
+        *n_take = w.need;
+        return w.lo;
+    }
+    for (i = j = 0; i < len; ++i) {
+        const int32_t k = vppo__key(x[i]);
+        if ((!valid || valid[i]) && k >= w.lo && k <= w.hi) local[j++] = k;
+    }
+    return vppo__select_local(local, w, n_eq, n_take);
+}
+
+/* One past the position of the n_take-th valid score whose key is t: the ties up to there
+   are selected (the lower positions win). */
+static int64_t vppo__tie_end(const float *x, const uint8_t *valid, int64_t len, int32_t t, int64_t n_take)
+{
+    int64_t i, c = 0;
+    for (i = 0; i < len; ++i) {
+        c += (!valid || valid[i]) && vppo__key(x[i]) == t;
+        if (c == n_take) return i + 1;
+    }
+    return len;
 }
 
 /* What one sequence adds to vppo_topk_info; the parts are summed in sequence order. */
@@ -2254,75 +2393,83 @@ typedef struct vppo__topk_part {
     int64_t n, k, n_thresholds, n_sel_finite, n_rej_finite;
 } vppo__topk_part;
 
-/* Sequences up to this length are selected in a local copy of their keys (16 KiB of
-   stack); longer ones by passes over the scores. */
-#define VPPO__TOPK_LOCAL 4096
-
 /* The arguments of one top-k call. */
-typedef struct vppo__topk_job { const vppo_seqs *s; const float *score; double ratio; uint8_t *select; } vppo__topk_job;
+typedef struct vppo__topk_job {
+    const vppo_seqs *s; const float *score; double ratio; uint8_t *select;
+    const vppo__select_kernels *kern;
+} vppo__topk_job;
 
 /* The mask of sequence b (scores already checked for NaN) and its part of the info
-   (a vppo__seq_fn: job is a vppo__topk_job, part a vppo__topk_part). */
+   (a vppo__seq_fn: job is a vppo__topk_job, part a vppo__topk_part). With t the k-th
+   largest key, the mask is key > t - 1 (key >= t) up to the last tie taken and key > t
+   after it, both by the mask kernel. */
 static void vppo__topk_seq(const void *job, int64_t b, void *part)
 {
     const vppo__topk_job *j = (const vppo__topk_job *)job;
     const vppo_seqs *s = j->s;
-    const float *score = j->score;
-    uint8_t *select = j->select;
+    const int64_t lo = s->offsets[b], len = s->offsets[b + 1] - lo;
+    const float *x = j->score + lo;
+    const uint8_t *valid = s->mask ? s->mask + lo : NULL;
+    uint8_t *select = j->select + lo;
     vppo__topk_part *p = (vppo__topk_part *)part;
-    uint32_t local[VPPO__TOPK_LOCAL], threshold = 0;
-    const int64_t lo = s->offsets[b], hi = s->offsets[b + 1];
-    const int in_local = hi - lo <= VPPO__TOPK_LOCAL;
-    int64_t t, n = 0, equal_left = 0, n_sel = 0, n_rej = 0;
-    double sum_sel = 0.0, sum_rej = 0.0;
-    int any;
+    int32_t local[VPPO__TOPK_LOCAL], mm[2] = { INT32_MAX, INT32_MIN }, thr = INT32_MAX;
+    int64_t i, n = 0, cut = 0;
+    vppo__topk_acc acc;
     memset(p, 0, sizeof *p);
-    if (in_local) {
-        for (t = lo; t < hi; ++t)
-            if (vppo__valid(s, t)) local[n++] = vppo__key(score[t]);
-    } else {
+    memset(&acc, 0, sizeof acc);
+    if (len > VPPO__TOPK_LOCAL) {
         n = vppo__count_valid(s, b);
+    } else if (!valid) {
+        n = len;
+        if (n > 0) j->kern->keys(x, n, local, mm);
+    } else {
+        for (i = 0; i < len; ++i) {     /* the valid keys, without branches */
+            const int32_t k = vppo__key(x[i]);
+            const int ok = valid[i] != 0;
+            local[n] = k;
+            n += ok;
+            mm[0] = ok && k < mm[0] ? k : mm[0];
+            mm[1] = ok && k > mm[1] ? k : mm[1];
+        }
     }
     p->n = n;
     p->k = vppo__topk_count(n, j->ratio);
-    any = p->k > 0;
-    if (any) {
-        threshold = in_local ? vppo__kth_largest_local(local, n, p->k, &equal_left)
-                             : vppo__kth_largest_key(s, score, b, p->k, &equal_left);
-        if (vppo__finite(vppo__unkey(threshold))) {
-            p->sum_threshold = vppo__unkey(threshold);
+    if (p->k > 0) {
+        vppo__window w;
+        int64_t n_eq, n_take;
+        w.lo = mm[0]; w.hi = mm[1]; w.m = n; w.need = p->k;
+        thr = len > VPPO__TOPK_LOCAL ? vppo__select_scores(x, valid, len, w, local, &n_eq, &n_take)
+                                     : vppo__select_local(local, w, &n_eq, &n_take);
+        if (vppo__finite(vppo__unkey(thr))) {
+            p->sum_threshold = vppo__unkey(thr);
             p->n_thresholds = 1;
         }
+        cut = n_take < n_eq ? vppo__tie_end(x, valid, len, thr, n_take) : len;
+        j->kern->mask(x, valid, 0, cut, thr - 1, select, &acc);
     }
-    /* without branches on the (unpredictable) selection (adding 0.0 leaves a sum's bits),
-       and in locals: the byte stores into select may alias *p */
-    for (t = lo; t < hi; ++t) {
-        const float v = score[t];
-        const uint32_t key = vppo__key(v);
-        const int valid = vppo__valid(s, t), tie = key == threshold;
-        const int take = valid && any && (key > threshold || (tie && equal_left > 0));
-        const int finite = valid && v - v == 0.0f;   /* the means are over finite scores */
-        equal_left -= take && tie;
-        select[t] = (uint8_t)take;
-        sum_sel += take && finite ? (double)v : 0.0;
-        sum_rej += !take && finite ? (double)v : 0.0;
-        n_sel += take && finite;
-        n_rej += !take && finite;
-    }
-    p->sum_selected = sum_sel; p->sum_rejected = sum_rej;
-    p->n_sel_finite = n_sel; p->n_rej_finite = n_rej;
+    j->kern->mask(x, valid, cut, len, thr, select, &acc);
+    p->sum_selected = vppo__sum16(acc.sel);
+    p->sum_rejected = vppo__sum16(acc.rej);
+    p->n_sel_finite = acc.n_sel;
+    p->n_rej_finite = acc.n_rej;
 }
 
-/* Does x hold a NaN at a valid position? */
+/* Does x hold a NaN at a valid position? (in chunks, OpenMP over them) */
+#define VPPO__NAN_CHUNK 16384
 static int vppo__has_nan(const vppo_seqs *s, const float *x)
 {
+    const vppo__select_kernels *kern = vppo__select_kernels_active();
     const int64_t lo = s->offsets[0], hi = s->offsets[s->n_seqs];
-    int64_t t;
+    const int64_t n_chunks = (hi - lo + VPPO__NAN_CHUNK - 1) / VPPO__NAN_CHUNK;
+    int64_t c;
     int bad = 0;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) reduction(|:bad) if (hi - lo >= VPPO__OMP_MIN_WORK)
 #endif
-    for (t = lo; t < hi; ++t) bad |= vppo__valid(s, t) && x[t] != x[t];
+    for (c = 0; c < n_chunks; ++c) {
+        const int64_t a = lo + c * VPPO__NAN_CHUNK, e = vppo__min64(hi, a + VPPO__NAN_CHUNK);
+        bad |= kern->nan(x + a, s->mask ? s->mask + a : NULL, e - a);
+    }
     return bad;
 }
 
@@ -2333,7 +2480,7 @@ static void vppo__topk_run(const vppo_seqs *s, const float *score, double ratio,
     int64_t b0, i, n_valid = 0, n_selected = 0, n_thresholds = 0, n_sel_finite = 0, n_rej_finite = 0;
     double sum_threshold = 0.0, sum_selected = 0.0, sum_rejected = 0.0;
     vppo__topk_job j;
-    j.s = s; j.score = score; j.ratio = ratio; j.select = select;
+    j.s = s; j.score = score; j.ratio = ratio; j.select = select; j.kern = vppo__select_kernels_active();
 
     for (b0 = 0; b0 < s->n_seqs; b0 += VPPO__SEQ_BLOCK) {
         vppo__topk_part part[VPPO__SEQ_BLOCK];
@@ -3719,6 +3866,50 @@ static double vppo__hsum_lanes(const float *lane, int w)
 #define VPPO__NEON_LOADF16(p) vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)))
 #define VPPO__NEON_STHIGH16(p, x) vst1_u16(p, vshrn_n_u32(x, 16))
 
+/* Rows of the selection kernels (§6, VPPO__SELECT_KERNELS): 32-bit integer lanes
+   (signed compare, min, max, arithmetic shift, store), W mask bytes in and out, and
+   double vectors of W / 2 lanes (the info sums). */
+#define VPPO__ISTOREU(I)  VPPO__PICK(I, VPPO__SSE2_ISTOREU,  VPPO__AVX2_ISTOREU,   _mm512_storeu_si512,   VPPO__NEON_ISTOREU)
+#define VPPO__SRA(I)      VPPO__PICK(I, _mm_srai_epi32,      _mm256_srai_epi32,    _mm512_srai_epi32,     VPPO__NEON_SRA)
+#define VPPO__IXOR(I)     VPPO__PICK(I, _mm_xor_si128,       _mm256_xor_si256,     _mm512_xor_si512,      veorq_u32)
+#define VPPO__IGT(I)      VPPO__PICK(I, VPPO__SSE2_IGT,      VPPO__AVX2_IGT,       _mm512_cmpgt_epi32_mask, VPPO__NEON_IGT)
+#define VPPO__IMIN(I)     VPPO__PICK(I, VPPO__SSE2_IMIN,     _mm256_min_epi32,     _mm512_min_epi32,      VPPO__NEON_IMIN)
+#define VPPO__IMAX(I)     VPPO__PICK(I, VPPO__SSE2_IMAX,     _mm256_max_epi32,     _mm512_max_epi32,      VPPO__NEON_IMAX)
+#define VPPO__MANDNOT(I)  VPPO__PICK(I, _mm_andnot_ps,       _mm256_andnot_ps,     VPPO__AVX512_MANDNOT,  VPPO__NEON_MANDNOT)
+/* LOAD8: W bytes to W lanes (zero-extended); ST8: the low bytes of W lanes to W bytes */
+#define VPPO__LOAD8(I)    VPPO__PICK(I, vppo__sse2_load8,    VPPO__AVX2_LOAD8,     VPPO__AVX512_LOAD8,    vppo__neon_load8)
+#define VPPO__ST8(I)      VPPO__PICK(I, vppo__sse2_st8,      vppo__avx2_st8,       VPPO__AVX512_ST8,      vppo__neon_st8)
+#define VPPO__VD(I)       VPPO__PICK(I, __m128d,             __m256d,              __m512d,               float64x2_t)
+#define VPPO__DLOADU(I)   VPPO__PICK(I, _mm_loadu_pd,        _mm256_loadu_pd,      _mm512_loadu_pd,       vld1q_f64)
+#define VPPO__DSTOREU(I)  VPPO__PICK(I, _mm_storeu_pd,       _mm256_storeu_pd,     _mm512_storeu_pd,      vst1q_f64)
+#define VPPO__DADD(I)     VPPO__PICK(I, _mm_add_pd,          _mm256_add_pd,        _mm512_add_pd,         vaddq_f64)
+/* DLO, DHI: the low and the high W / 2 lanes of a float vector, as doubles */
+#define VPPO__DLO(I)      VPPO__PICK(I, _mm_cvtps_pd,        VPPO__AVX2_DLO,       VPPO__AVX512_DLO,      VPPO__NEON_DLO)
+#define VPPO__DHI(I)      VPPO__PICK(I, VPPO__SSE2_DHI,      VPPO__AVX2_DHI,       VPPO__AVX512_DHI,      vcvt_high_f64_f32)
+
+#define VPPO__SSE2_ISTOREU(p, x) _mm_storeu_si128((__m128i *)(void *)(p), x)
+#define VPPO__SSE2_IGT(a, b) _mm_castsi128_ps(_mm_cmpgt_epi32(a, b))
+#define VPPO__SSE2_IMIN(a, b) vppo__sse2_iselect(_mm_cmpgt_epi32(a, b), b, a)
+#define VPPO__SSE2_IMAX(a, b) vppo__sse2_iselect(_mm_cmpgt_epi32(a, b), a, b)
+#define VPPO__SSE2_DHI(x) _mm_cvtps_pd(_mm_movehl_ps(x, x))
+#define VPPO__AVX2_ISTOREU(p, x) _mm256_storeu_si256((__m256i *)(void *)(p), x)
+#define VPPO__AVX2_IGT(a, b) _mm256_castsi256_ps(_mm256_cmpgt_epi32(a, b))
+#define VPPO__AVX2_LOAD8(p) _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p)))
+#define VPPO__AVX2_DLO(x) _mm256_cvtps_pd(_mm256_castps256_ps128(x))
+#define VPPO__AVX2_DHI(x) _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1))
+#define VPPO__AVX512_MANDNOT(a, b) ((__mmask16)(~(a) & (b)))
+#define VPPO__AVX512_LOAD8(p) _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p)))
+#define VPPO__AVX512_ST8(p, x) _mm_storeu_si128((__m128i *)(void *)(p), _mm512_cvtepi32_epi8(x))
+#define VPPO__AVX512_DLO(x) _mm512_cvtps_pd(_mm512_castps512_ps256(x))
+#define VPPO__AVX512_DHI(x) _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)))
+#define VPPO__NEON_ISTOREU(p, x) vst1q_s32(p, vreinterpretq_s32_u32(x))
+#define VPPO__NEON_SRA(x, n) vreinterpretq_u32_s32(vshrq_n_s32(vreinterpretq_s32_u32(x), n))
+#define VPPO__NEON_IGT(a, b) vcgtq_s32(vreinterpretq_s32_u32(a), vreinterpretq_s32_u32(b))
+#define VPPO__NEON_IMIN(a, b) vreinterpretq_u32_s32(vminq_s32(vreinterpretq_s32_u32(a), vreinterpretq_s32_u32(b)))
+#define VPPO__NEON_IMAX(a, b) vreinterpretq_u32_s32(vmaxq_s32(vreinterpretq_s32_u32(a), vreinterpretq_s32_u32(b)))
+#define VPPO__NEON_MANDNOT(a, b) vbicq_u32(b, a)
+#define VPPO__NEON_DLO(x) vcvt_f64_f32(vget_low_f32(x))
+
 /* VPPO__GEMM_KERNELS(I, ATTR) defines the GEMM microkernel of the fused head (§9) for ISA
    I and its table vppo__gemm_kernels_<I>: an MR x NR tile, MR = VPPO__GEMM_MR(I) rows of
    two vectors (NR = 2 W), held in registers over the whole k slice; per p, two vector
@@ -3949,6 +4140,112 @@ static const vppo__kernels vppo__kernels_##I = { \
     vppo__##I##_scan, vppo__##I##_sumexp, vppo__##I##_kl, vppo__##I##_js, vppo__##I##_bwd, vppo__##I##_to_bf16 \
 };
 
+/* VPPO__SELECT_KERNELS(I, ATTR) defines the selection kernels of §6 for ISA I (the
+   contract at vppo__select_kernels) and their table vppo__select_kernels_<I>. The mask
+   kernel runs blocks of 16 positions aligned to the sequence start (W-lane vectors; a
+   head and a tail go to the C kernel); position i's score adds to double lane i % 16 as
+   in the C kernel, so the sums have the same bits on every ISA. Counts: 32-bit lanes,
+   flushed every 2^30 positions. */
+#define VPPO__SELECT_KERNELS(I, ATTR) \
+ATTR VPPO__INLINE VPPO__VI(I) vppo__##I##_key(VPPO__V(I) v, VPPO__VI(I) *mag) \
+{ \
+    const VPPO__VI(I) neg = VPPO__SRA(I)(VPPO__BITS(I)(v), 31); \
+    *mag = VPPO__IAND(I)(VPPO__BITS(I)(v), VPPO__ISET1(I)(0x7fffffff)); \
+    return VPPO__ISUB(I)(VPPO__IXOR(I)(*mag, neg), neg); \
+} \
+\
+ATTR static void vppo__##I##_topk_keys(const float *x, int64_t n, int32_t *key, int32_t mm[2]) \
+{ \
+    VPPO__VI(I) lo = VPPO__ISET1(I)(INT32_MAX), hi = VPPO__ISET1(I)(INT32_MIN), mag; \
+    int32_t l[VPPO__W(I)], h[VPPO__W(I)], t[2]; \
+    int64_t i; \
+    int j; \
+    for (i = 0; i + VPPO__W(I) <= n; i += VPPO__W(I)) { \
+        const VPPO__VI(I) k = vppo__##I##_key(VPPO__LOADU(I)(x + i), &mag); \
+        VPPO__ISTOREU(I)(key + i, k); \
+        lo = VPPO__IMIN(I)(lo, k); \
+        hi = VPPO__IMAX(I)(hi, k); \
+    } \
+    VPPO__ISTOREU(I)(l, lo); \
+    VPPO__ISTOREU(I)(h, hi); \
+    vppo__c_topk_keys(x + i, n - i, key + i, t); \
+    for (j = 0; j < VPPO__W(I); ++j) { \
+        t[0] = l[j] < t[0] ? l[j] : t[0]; \
+        t[1] = h[j] > t[1] ? h[j] : t[1]; \
+    } \
+    mm[0] = t[0]; mm[1] = t[1]; \
+} \
+\
+ATTR static void vppo__##I##_topk_mask(const float *x, const uint8_t *valid, int64_t a, int64_t b, int32_t thr, \
+    uint8_t *select, vppo__topk_acc *acc) \
+{ \
+    const VPPO__VI(I) t = VPPO__ISET1(I)(thr), inf = VPPO__ISET1(I)(VPPO__KEY_INF), zero = VPPO__ISET1(I)(0); \
+    const VPPO__V(I) one = VPPO__FLOAT(I)(VPPO__ISET1(I)(1)); \
+    VPPO__VD(I) ds[32 / VPPO__W(I)], dr[32 / VPPO__W(I)]; \
+    int32_t c[VPPO__W(I)]; \
+    int64_t i = vppo__min64(b, (a + 15) & ~(int64_t)15); \
+    int q; \
+    vppo__c_topk_mask(x, valid, a, i, thr, select, acc); \
+    for (q = 0; q < 32 / VPPO__W(I); ++q) { \
+        ds[q] = VPPO__DLOADU(I)(acc->sel + q * (VPPO__W(I) / 2)); \
+        dr[q] = VPPO__DLOADU(I)(acc->rej + q * (VPPO__W(I) / 2)); \
+    } \
+    while (b - i >= 16) { \
+        const int64_t stop = i + vppo__min64(b - i, (int64_t)1 << 30); \
+        VPPO__VI(I) cs = zero, cr = zero; \
+        for (; i + 16 <= stop; i += 16) \
+            for (q = 0; q < 16 / VPPO__W(I); ++q) { \
+                const VPPO__V(I) v = VPPO__LOADU(I)(x + i + q * VPPO__W(I)); \
+                VPPO__VI(I) mag; \
+                const VPPO__VI(I) key = vppo__##I##_key(v, &mag); \
+                VPPO__VM(I) take = VPPO__IGT(I)(key, t), fin = VPPO__IGT(I)(inf, mag), sel, rej; \
+                VPPO__V(I) sv, rv; \
+                if (valid) { \
+                    const VPPO__VM(I) ok = VPPO__IGT(I)(VPPO__LOAD8(I)(valid + i + q * VPPO__W(I)), zero); \
+                    take = VPPO__MAND(I)(take, ok); \
+                    fin = VPPO__MAND(I)(fin, ok); \
+                } \
+                sel = VPPO__MAND(I)(take, fin); \
+                rej = VPPO__MANDNOT(I)(take, fin); \
+                VPPO__ST8(I)(select + i + q * VPPO__W(I), VPPO__BITS(I)(VPPO__KEEP(I)(take, one))); \
+                cs = VPPO__IADD(I)(cs, VPPO__BITS(I)(VPPO__KEEP(I)(sel, one))); \
+                cr = VPPO__IADD(I)(cr, VPPO__BITS(I)(VPPO__KEEP(I)(rej, one))); \
+                sv = VPPO__KEEP(I)(sel, v); \
+                rv = VPPO__KEEP(I)(rej, v); \
+                ds[2 * q] = VPPO__DADD(I)(ds[2 * q], VPPO__DLO(I)(sv)); \
+                ds[2 * q + 1] = VPPO__DADD(I)(ds[2 * q + 1], VPPO__DHI(I)(sv)); \
+                dr[2 * q] = VPPO__DADD(I)(dr[2 * q], VPPO__DLO(I)(rv)); \
+                dr[2 * q + 1] = VPPO__DADD(I)(dr[2 * q + 1], VPPO__DHI(I)(rv)); \
+            } \
+        VPPO__ISTOREU(I)(c, cs); \
+        for (q = 0; q < VPPO__W(I); ++q) acc->n_sel += c[q]; \
+        VPPO__ISTOREU(I)(c, cr); \
+        for (q = 0; q < VPPO__W(I); ++q) acc->n_rej += c[q]; \
+    } \
+    for (q = 0; q < 32 / VPPO__W(I); ++q) { \
+        VPPO__DSTOREU(I)(acc->sel + q * (VPPO__W(I) / 2), ds[q]); \
+        VPPO__DSTOREU(I)(acc->rej + q * (VPPO__W(I) / 2), dr[q]); \
+    } \
+    vppo__c_topk_mask(x, valid, i, b, thr, select, acc); \
+} \
+\
+ATTR static int vppo__##I##_topk_nan(const float *x, const uint8_t *valid, int64_t n) \
+{ \
+    const VPPO__VI(I) inf = VPPO__ISET1(I)(VPPO__KEY_INF), abs = VPPO__ISET1(I)(0x7fffffff), zero = VPPO__ISET1(I)(0); \
+    VPPO__VM(I) bad = VPPO__MNONE(I); \
+    int64_t i; \
+    for (i = 0; i + VPPO__W(I) <= n; i += VPPO__W(I)) { \
+        VPPO__VM(I) m = VPPO__IGT(I)(VPPO__IAND(I)(VPPO__BITS(I)(VPPO__LOADU(I)(x + i)), abs), inf); \
+        if (valid) m = VPPO__MAND(I)(m, VPPO__IGT(I)(VPPO__LOAD8(I)(valid + i), zero)); \
+        bad = VPPO__MOR(I)(bad, m); \
+    } \
+    return VPPO__MANY(I)(bad) != 0 || vppo__c_topk_nan(x + i, valid ? valid + i : NULL, n - i); \
+} \
+\
+static const vppo__select_kernels vppo__select_kernels_##I = { \
+    vppo__##I##_topk_keys, vppo__##I##_topk_mask, vppo__##I##_topk_nan \
+};
+
 #ifdef VPPO__X86
 /* f16 -> f32 without F16C: the 15 magnitude bits moved to a float's place and scaled by
    2^112 (exact for normals and subnormals), then inf/NaN and the sign put back. */
@@ -3966,6 +4263,32 @@ VPPO__KERNELS(sse2, __attribute__((target("sse2"))))
 VPPO__KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
 VPPO__GEMM_KERNELS(sse2, __attribute__((target("sse2"))))
 VPPO__GEMM_KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
+
+/* The byte moves of the selection kernels that are more than one intrinsic. */
+__attribute__((target("sse2"))) VPPO__INLINE __m128i vppo__sse2_iselect(__m128i m, __m128i a, __m128i b)
+{
+    return _mm_or_si128(_mm_and_si128(m, a), _mm_andnot_si128(m, b));
+}
+__attribute__((target("sse2"))) VPPO__INLINE __m128i vppo__sse2_load8(const uint8_t *p)
+{
+    int32_t w;
+    memcpy(&w, p, 4);
+    return _mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(w), _mm_setzero_si128()), _mm_setzero_si128());
+}
+__attribute__((target("sse2"))) VPPO__INLINE void vppo__sse2_st8(uint8_t *p, __m128i x)
+{
+    const __m128i h = _mm_packs_epi32(x, x);
+    const int32_t w = _mm_cvtsi128_si32(_mm_packus_epi16(h, h));
+    memcpy(p, &w, 4);
+}
+__attribute__((target("avx2"))) VPPO__INLINE void vppo__avx2_st8(uint8_t *p, __m256i x)
+{
+    const __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+    _mm_storel_epi64((__m128i *)(void *)p, _mm_packus_epi16(h, h));
+}
+
+VPPO__SELECT_KERNELS(sse2, __attribute__((target("sse2"))))
+VPPO__SELECT_KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
 /* g++ 12 flags the deliberate self-initialisation inside _mm512_undefined_*() of its own
    intrinsic headers once they are inlined here; nothing of ours is uninitialised. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -3975,6 +4298,7 @@ VPPO__GEMM_KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
 #endif
 VPPO__KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 VPPO__GEMM_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
+VPPO__SELECT_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -3982,6 +4306,19 @@ VPPO__GEMM_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 #ifdef VPPO__NEON
 VPPO__KERNELS(neon, )
 VPPO__GEMM_KERNELS(neon, )
+VPPO__INLINE uint32x4_t vppo__neon_load8(const uint8_t *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return vmovl_u16(vget_low_u16(vmovl_u8(vreinterpret_u8_u32(vdup_n_u32(w)))));
+}
+VPPO__INLINE void vppo__neon_st8(uint8_t *p, uint32x4_t x)
+{
+    const uint16x4_t h = vmovn_u32(x);
+    const uint32_t w = vget_lane_u32(vreinterpret_u32_u8(vmovn_u16(vcombine_u16(h, h))), 0);
+    memcpy(p, &w, 4);
+}
+VPPO__SELECT_KERNELS(neon, )
 #endif
 #endif /* VPPO__X86 || VPPO__NEON */
 
@@ -4208,6 +4545,21 @@ static const vppo__gemm_kernels *vppo__gemm_kernels_active(void)
     case VPPO_ISA_NEON:   return &vppo__gemm_kernels_neon;
 #endif
     default:              return &vppo__gemm_kernels_c;
+    }
+}
+
+static const vppo__select_kernels *vppo__select_kernels_active(void)
+{
+    switch (vppo_isa_active()) {
+#ifdef VPPO__X86
+    case VPPO_ISA_SSE2:   return &vppo__select_kernels_sse2;
+    case VPPO_ISA_AVX2:   return &vppo__select_kernels_avx2;
+    case VPPO_ISA_AVX512: return &vppo__select_kernels_avx512;
+#endif
+#ifdef VPPO__NEON
+    case VPPO_ISA_NEON:   return &vppo__select_kernels_neon;
+#endif
+    default:              return &vppo__select_kernels_c;
     }
 }
 
