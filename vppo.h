@@ -3886,7 +3886,10 @@ static double vppo__hsum_lanes(const float *lane, int w)
 /* DLO, DHI: the low and the high W / 2 lanes of a float vector, as doubles */
 #define VPPO__DLO(I)      VPPO__PICK(I, _mm_cvtps_pd,        VPPO__AVX2_DLO,       VPPO__AVX512_DLO,      VPPO__NEON_DLO)
 #define VPPO__DHI(I)      VPPO__PICK(I, VPPO__SSE2_DHI,      VPPO__AVX2_DHI,       VPPO__AVX512_DHI,      vcvt_high_f64_f32)
+/* clears the upper halves of the vector registers where plain SSE code would pay for them */
+#define VPPO__ZEROUPPER(I) VPPO__PICK(I, VPPO__NOTHING,      _mm256_zeroupper,     _mm256_zeroupper,      VPPO__NOTHING)
 
+#define VPPO__NOTHING() ((void)0)
 #define VPPO__SSE2_ISTOREU(p, x) _mm_storeu_si128((__m128i *)(void *)(p), x)
 #define VPPO__SSE2_IGT(a, b) _mm_castsi128_ps(_mm_cmpgt_epi32(a, b))
 #define VPPO__SSE2_IMIN(a, b) vppo__sse2_iselect(_mm_cmpgt_epi32(a, b), b, a)
@@ -4176,16 +4179,24 @@ ATTR static void vppo__##I##_topk_keys(const float *x, int64_t n, int32_t *key, 
     mm[0] = t[0]; mm[1] = t[1]; \
 } \
 \
+ATTR static void vppo__##I##_topk_body(const float *x, const uint8_t *valid, int64_t i, int64_t b, int32_t thr, \
+    uint8_t *select, vppo__topk_acc *acc); \
 ATTR static void vppo__##I##_topk_mask(const float *x, const uint8_t *valid, int64_t a, int64_t b, int32_t thr, \
+    uint8_t *select, vppo__topk_acc *acc) \
+{ \
+    const int64_t i0 = vppo__min64(b, (a + 15) & ~(int64_t)15); \
+    vppo__c_topk_mask(x, valid, a, i0, thr, select, acc); \
+    vppo__##I##_topk_body(x, valid, i0, b, thr, select, acc); \
+} \
+\
+ATTR static void vppo__##I##_topk_body(const float *x, const uint8_t *valid, int64_t i, int64_t b, int32_t thr, \
     uint8_t *select, vppo__topk_acc *acc) \
 { \
     const VPPO__VI(I) t = VPPO__ISET1(I)(thr), inf = VPPO__ISET1(I)(VPPO__KEY_INF), zero = VPPO__ISET1(I)(0); \
     const VPPO__V(I) one = VPPO__FLOAT(I)(VPPO__ISET1(I)(1)); \
     VPPO__VD(I) ds[32 / VPPO__W(I)], dr[32 / VPPO__W(I)]; \
     int32_t c[VPPO__W(I)]; \
-    int64_t i = vppo__min64(b, (a + 15) & ~(int64_t)15); \
     int q; \
-    vppo__c_topk_mask(x, valid, a, i, thr, select, acc); \
     for (q = 0; q < 32 / VPPO__W(I); ++q) { \
         ds[q] = VPPO__DLOADU(I)(acc->sel + q * (VPPO__W(I) / 2)); \
         dr[q] = VPPO__DLOADU(I)(acc->rej + q * (VPPO__W(I) / 2)); \
@@ -4226,6 +4237,7 @@ ATTR static void vppo__##I##_topk_mask(const float *x, const uint8_t *valid, int
         VPPO__DSTOREU(I)(acc->sel + q * (VPPO__W(I) / 2), ds[q]); \
         VPPO__DSTOREU(I)(acc->rej + q * (VPPO__W(I) / 2), dr[q]); \
     } \
+    VPPO__ZEROUPPER(I)();   /* gcc 12 leaves it out here: scalar code after us would pay */ \
     vppo__c_topk_mask(x, valid, i, b, thr, select, acc); \
 } \
 \

@@ -855,7 +855,7 @@ typedef struct topk_ctx {
     vppo_seqs s;
     const float *score;
     uint8_t *sel;
-    float *tmp;
+    float *tmp, *weight;
     int64_t len;
     vppo_status st;
 } topk_ctx;
@@ -864,6 +864,13 @@ static void topk_vppo(void *v)
 {
     topk_ctx *c = (topk_ctx *)v;
     vppo_status st = vppo_topk_mask(&c->s, c->score, 0.4, c->sel, NULL);
+    if (st != VPPO_OK) c->st = st;
+}
+
+static void soft_vppo(void *v)
+{
+    topk_ctx *c = (topk_ctx *)v;
+    vppo_status st = vppo_soft_mask(&c->s, c->score, 0.4, c->weight);
     if (st != VPPO_OK) c->st = st;
 }
 
@@ -921,11 +928,23 @@ static void bench_topk(void)
             printf("| vppo_topk_mask             | %3d | %8.2f | %8.2f | %10.2f | %10lld |\n", g_threads[ti],
                    tv * 1e3, (double)N / tv * 1e-6, t_ref / tv, (long long)mism);
     }
+    c.weight = (float *)xmalloc((size_t)N * 4);
+    for (ti = 0; ti < g_nthreads; ++ti) {
+        double tv;
+        set_threads(g_threads[ti]);
+        tv = time_median(soft_vppo, NULL, &c, g_reps, g_warm);
+        if (c.st != VPPO_OK)
+            printf("| vppo_soft_mask             | %3d | error: %s |\n", g_threads[ti], vppo_status_string(c.st));
+        else
+            printf("| vppo_soft_mask             | %3d | %8.2f | %8.2f | %10.2f | %10s |\n", g_threads[ti],
+                   tv * 1e3, (double)N / tv * 1e-6, t_ref / tv, "-");
+    }
     set_threads(g_max_threads);
     printf("\nms: median wall time per call. Mtok/s: scored tokens per second (millions).\n"
            "qsort/vppo: reference time / vppo time. mismatches: positions where the masks differ\n"
-           "(the scores have no ties, so the two must agree exactly).\n\n");
-    free(off); free(score); free(tmp); free(sel); free(sel_ref);
+           "(the scores have no ties, so the two must agree exactly). vppo_soft_mask: the soft\n"
+           "filter (same scores and ratio) beside them, timed against the same qsort.\n\n");
+    free(off); free(score); free(tmp); free(sel); free(sel_ref); free(c.weight);
 }
 
 /* ================================================================== step == */
