@@ -2518,57 +2518,102 @@ VPPODEF vppo_status vppo_topk_mask(const vppo_seqs *s, const float *score, doubl
     return VPPO_OK;
 }
 
-static double vppo__sigmoid(double x)
+/* The soft mask's sums at c over sequence b's valid scores, z = (x - mean) inv - c:
+   sum sigmoid(z) (returned) and sum sigmoid'(z) = s (1 - s) (*slope); one exp per score. */
+static double vppo__soft_sums(const vppo_seqs *s, const float *score, int64_t b, double mean, double inv,
+                              double c, double *slope)
 {
-    if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
-    return exp(x) / (1.0 + exp(x));
+    double f = 0.0, d = 0.0;
+    int64_t t;
+    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+        if (vppo__valid(s, t)) {
+            const double z = (score[t] - mean) * inv - c, e = exp(-fabs(z)), r = 1.0 / (1.0 + e);
+            f += z >= 0.0 ? r : e * r;
+            d += e * r * r;
+        }
+    *slope = d;
+    return f;
+}
+
+/* The arguments of one soft-mask call. */
+typedef struct vppo__soft_job { const vppo_seqs *s; const float *score; double ratio; float *weight; } vppo__soft_job;
+
+/* The weights of sequence b (a vppo__seq_fn; no part). c is bracketed as in plain
+   bisection, [lo, hi] holding the root and shrinking to 1e-7, but the next point is
+   Newton's (f' = -sum s (1 - s) / n) where it falls inside the bracket and at least halves
+   the previous step, else the midpoint; once Newton's step is below 5e-8 the point goes
+   4e-8 past it, so that the root is caught between two points less than 1e-7 apart.
+   Typically 5 to 8 passes over the scores instead of bisection's 25 to 30; the answer
+   is the same kind (the midpoint of a bracket of width <= 1e-7). */
+static void vppo__soft_seq(const void *job, int64_t b, void *part)
+{
+    const vppo__soft_job *j = (const vppo__soft_job *)job;
+    const vppo_seqs *s = j->s;
+    const float *score = j->score;
+    const double ratio = j->ratio;
+    float *weight = j->weight;
+    const int64_t n = vppo__count_valid(s, b);
+    double mean = 0.0, var = 0.0, inv, zmin = VPPO__INF, zmax = -VPPO__INF, lo, hi, logit, c, step_old = VPPO__INF;
+    int64_t t;
+    int iter;
+    (void)part;
+    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+        if (vppo__valid(s, t)) mean += score[t];
+    mean = n > 0 ? mean / (double)n : 0.0;
+    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+        if (vppo__valid(s, t)) var += (score[t] - mean) * (score[t] - mean);
+    inv = 1.0 / (sqrt(n > 0 ? var / (double)n : 0.0) + 1e-6);
+    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+        if (vppo__valid(s, t)) {
+            double z = (score[t] - mean) * inv;
+            if (z < zmin) zmin = z;
+            if (z > zmax) zmax = z;
+        }
+    if (n == 0 || ratio == 0.0 || ratio == 1.0) {
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+            weight[t] = (float)(vppo__valid(s, t) && ratio == 1.0);
+        return;
+    }
+    /* f(c) = mean sigmoid(z - c) falls with c; sigmoid(zmin - c) <= f <= sigmoid(zmax - c)
+       brackets the root between zmin - logit(ratio) and zmax - logit(ratio). */
+    logit = log(ratio / (1.0 - ratio));
+    lo = zmin - logit;
+    hi = zmax - logit;
+    c = vppo__clamp(-logit, lo, hi);   /* the root when every z is 0 (z has mean 0) */
+    for (iter = 0; iter < 200 && hi - lo > 1e-7; ++iter) {
+        double slope, f = vppo__soft_sums(s, score, b, mean, inv, c, &slope) / (double)n, step, next;
+        if (f > ratio) lo = c;
+        else hi = c;
+        step = (f - ratio) / (slope / (double)n);
+        if (step > -5e-8 && step < 5e-8) step += step >= 0.0 ? 4e-8 : -4e-8;
+        next = c + step;
+        if (!(next > lo && next < hi) || !(fabs(step) <= 0.5 * step_old)) next = 0.5 * (lo + hi);
+        step_old = fabs(next - c);
+        c = next;
+    }
+    c = 0.5 * (lo + hi);
+    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+        if (vppo__valid(s, t)) {
+            const double z = (score[t] - mean) * inv - c, e = exp(-fabs(z)), r = 1.0 / (1.0 + e);
+            weight[t] = (float)(z >= 0.0 ? r : e * r);
+        } else {
+            weight[t] = 0.0f;
+        }
 }
 
 VPPODEF vppo_status vppo_soft_mask(const vppo_seqs *s, const float *score, double ratio, float *weight)
 {
-    int64_t b, t;
+    int64_t b0;
+    vppo__soft_job j;
     vppo_status st = vppo__check_seqs(s);
     if (st != VPPO_OK) return st;
     if (!score || !weight) return VPPO_ERR_NULL;
     if (!(ratio >= 0.0 && ratio <= 1.0)) return VPPO_ERR_PARAM;
     if ((st = vppo__check_values(s, score, 0)) != VPPO_OK) return st;
-
-    for (b = 0; b < s->n_seqs; ++b) {
-        const int64_t n = vppo__count_valid(s, b);
-        double mean = 0.0, var = 0.0, inv, zmin = VPPO__INF, zmax = -VPPO__INF, lo, hi, logit, c;
-        int iter;
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
-            if (vppo__valid(s, t)) mean += score[t];
-        mean = n > 0 ? mean / (double)n : 0.0;
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
-            if (vppo__valid(s, t)) var += (score[t] - mean) * (score[t] - mean);
-        inv = 1.0 / (sqrt(n > 0 ? var / (double)n : 0.0) + 1e-6);
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
-            if (vppo__valid(s, t)) {
-                double z = (score[t] - mean) * inv;
-                if (z < zmin) zmin = z;
-                if (z > zmax) zmax = z;
-            }
-        if (n == 0 || ratio == 0.0 || ratio == 1.0) {
-            for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
-                weight[t] = (float)(vppo__valid(s, t) && ratio == 1.0);
-            continue;
-        }
-        /* f(c) = mean sigmoid(z - c) falls with c; sigmoid(zmin - c) <= f <= sigmoid(zmax - c)
-           brackets the root between zmin - logit(ratio) and zmax - logit(ratio). */
-        logit = log(ratio / (1.0 - ratio));
-        lo = zmin - logit;
-        hi = zmax - logit;
-        for (iter = 0; iter < 200 && hi - lo > 1e-7; ++iter) {
-            double mid = 0.5 * (lo + hi), f = 0.0;
-            for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
-                if (vppo__valid(s, t)) f += vppo__sigmoid((score[t] - mean) * inv - mid);
-            if (f / (double)n > ratio) lo = mid;
-            else hi = mid;
-        }
-        c = 0.5 * (lo + hi);
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
-            weight[t] = vppo__valid(s, t) ? (float)vppo__sigmoid((score[t] - mean) * inv - c) : 0.0f;
+    j.s = s; j.score = score; j.ratio = ratio; j.weight = weight;
+    for (b0 = 0; b0 < s->n_seqs; b0 += VPPO__SEQ_BLOCK) {
+        char none[VPPO__SEQ_BLOCK];
+        vppo__seq_block(s, b0, vppo__min64(VPPO__SEQ_BLOCK, s->n_seqs - b0), vppo__soft_seq, &j, none, 1);
     }
     return VPPO_OK;
 }

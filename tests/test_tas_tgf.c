@@ -658,3 +658,52 @@ void soft_mask_edge_cases(void)
     CHECK_STATUS(VPPO_ERR_PARAM, vppo_soft_mask(&s, x, 1.5, w));
     CHECK_STATUS(VPPO_ERR_NULL, vppo_soft_mask(&s, x, 0.5, NULL));
 }
+
+void soft_mask_matches_bisection_on_hard_inputs(void)
+{
+    /* the root search (Newton inside a shrinking bracket) against the reference's 200
+       plain bisections: skewed, two-valued, one outlier among equal scores, huge and tiny
+       spreads; lengths 1 to 3000; every ratio class; with and without a mask */
+    const double ratios[] = { 1e-6, 0.001, 0.05, 0.4, 0.5, 0.9, 0.999, 1.0 - 1e-6 };
+    const int64_t lens[] = { 1, 2, 3, 17, 100, 3000 };
+    rng r = rng_make(613);
+    int kind, masked;
+    size_t k, l;
+    for (kind = 0; kind < 5; ++kind)
+        for (l = 0; l < sizeof lens / sizeof lens[0]; ++l)
+            for (masked = 0; masked < 2; ++masked) {
+                const int64_t len = lens[l];
+                int64_t off[2] = { 0, len }, i, n = 0;
+                float *x = floats_new(len, NAN), *w = floats_new(len, 0), *xv = floats_new(len, 0);
+                double *want = (double *)malloc((size_t)len * sizeof(double));
+                uint8_t *mask = (uint8_t *)malloc((size_t)len);
+                vppo_seqs s; s.n_seqs = 1; s.offsets = off; s.mask = masked ? mask : NULL;
+                for (i = 0; i < len; ++i) {
+                    mask[i] = (uint8_t)(!masked || i == 0 || rng_int(&r, 0, 3) != 0);
+                    if (!mask[i]) continue;   /* NaN left where the mask says no */
+                    switch (kind) {
+                    case 0: x[i] = (float)(-log(1.0 - rng_uniform(&r)) * 0.05); break;
+                    case 1: x[i] = (float)rng_int(&r, 0, 1); break;
+                    case 2: x[i] = i == len / 2 ? 1e4f : 2.0f; break;
+                    case 3: x[i] = (float)(rng_normal(&r) * 1e30); break;
+                    default: x[i] = (float)(1.0 + rng_normal(&r) * 1e-6); break;
+                    }
+                    xv[n++] = x[i];
+                }
+                for (k = 0; k < sizeof ratios / sizeof ratios[0]; ++k) {
+                    double mean = 0.0;
+                    int64_t j = 0, bad = 0;
+                    CHECK_STATUS(VPPO_OK, vppo_soft_mask(&s, x, ratios[k], w));
+                    ref_soft(xv, n, ratios[k], want);
+                    for (i = 0; i < len; ++i) {
+                        if (!mask[i]) { bad += w[i] != 0.0f; continue; }
+                        bad += !test_near(want[j++], w[i], TOL_TOKEN);
+                        mean += w[i];
+                    }
+                    CHECK_EQ_INT(0, bad);
+                    if (bad) fprintf(stderr, "  kind %d, len %lld, masked %d, ratio %g\n", kind, (long long)len, masked, ratios[k]);
+                    CHECK_NEAR(ratios[k], mean / (double)n, 1e-6, 1e-6);
+                }
+                free(x); free(w); free(xv); free(want); free(mask);
+            }
+}
