@@ -84,7 +84,7 @@ THREADING
    choose how many); each row is computed by one thread in a fixed order, so the thread
    count never changes a bit, and an error reports the lowest failing row's status, as a
    serial run would. Likewise, at 65536 tokens or more, vppo_dependency_sampled,
-   vppo_seq_mean, vppo_topk_mask, vppo_policy_loss, vppo_prepare and vppo_step split
+   vppo_seq_mean, vppo_topk_mask, vppo_soft_mask, vppo_policy_loss, vppo_prepare and vppo_step split
    their sequences (their input checks, their tokens) over threads: each sequence's
    sums are computed by one thread and combined in sequence order, so these too give the
    same bits for any thread count (tested with 1, 2 and 3 threads). The only global mutable state is the ISA selection
@@ -412,14 +412,20 @@ typedef struct vppo_topk_info {
    valid positions with the largest scores, ties broken by lower position, 0 elsewhere.
    ratio in [0, 1] (VPPO_ERR_PARAM); +-inf scores are ordered normally (-0 equals +0),
    NaN is VPPO_ERR_NONFINITE. O(n) per sequence (radix select on the order-preserving
-   integer image of the float), no allocation. The released code's entropy variant is the
-   same call on entropies; masks combine by OR. info optional. */
+   integer image of the float, digits sized to the spread of the keys), no allocation.
+   The mask is the same on every ISA; so is info, bit for bit (its sums run in 16 fixed
+   lanes per sequence, added in a fixed tree, whatever the vector width), and on every
+   thread count. The released code's entropy variant is the same call on entropies;
+   masks combine by OR. info optional. */
 VPPODEF vppo_status vppo_topk_mask(const vppo_seqs *s, const float *score, double ratio,
     uint8_t *select, vppo_topk_info *info);
 
 /* Paper Appendix I's soft filter: within a sequence z = (s - mean) / (std + 1e-6)
    (population std over the valid positions), c solves mean(sigmoid(z - c)) = ratio
-   (bisection to 1e-7), weight [N] = sigmoid(z - c); ratio 0 gives all 0, ratio 1 all 1.
+   (a bracket shrunk to 1e-7, by Newton steps inside it where they help, else bisection;
+   c is its midpoint), weight [N] = sigmoid(z - c); ratio 0 gives all 0, ratio 1 all 1.
+   Double precision and libm's exp on every ISA (the same bits on each, and on every
+   thread count).
    Scores finite (VPPO_ERR_NONFINITE), ratio in [0, 1] (VPPO_ERR_PARAM). */
 VPPODEF vppo_status vppo_soft_mask(const vppo_seqs *s, const float *score, double ratio,
     float *weight);
@@ -709,7 +715,9 @@ VPPODEF const char *vppo_isa_name(vppo_isa isa);
        c. "the leaf kernels"    VPPO__KERNELS: each kernel once, instantiated for SSE2,
                                 AVX2, AVX-512 (x86, run-time) and NEON (compile-time);
                                 VPPO__GEMM_KERNELS: the linear head's GEMM microkernel
-                                and its table (vppo__gemm_kernels), the same four ISAs
+                                and its table (vppo__gemm_kernels), the same four ISAs;
+                                VPPO__SELECT_KERNELS: the top-k keys, mask and NaN
+                                kernels (vppo__select_kernels, §6), the same four ISAs
        d. "portable C kernels"  the same contract in C (the linear head's scalar path),
                                 the GEMM microkernel in C
        e. "detection, ..."      CPUID/XGETBV, vppo__kernels_for, vppo_isa_active/
@@ -2174,9 +2182,10 @@ VPPODEF vppo_status vppo_tas_scales(const vppo_tas_config *cfg, const vppo_tas_s
 /* ==================================== Token-level Gradient Filtering (TGF) == */
 
 /* The signed order-preserving image of a float: for non-NaN a and b, a < b as floats iff
-   key(a) < key(b). +-0 -> 0, +-inf -> +-0x7f800000, a negative float -> minus the key of
-   its magnitude; NaN lies outside [-0x7f800000, 0x7f800000]. The vector kernels compute
-   the same (the magnitude's bits, negated where the sign bit is set). */
+   key(a) < key(b). The magnitude's bits, negated where the sign bit is set: so -0 and +0
+   both map to 0 and tie, as they compare; +-inf -> +-0x7f800000; NaN lies outside that
+   range. Signed, so that SSE2 and AVX2 (which have no unsigned 32-bit compare) can
+   compare keys; the vector kernels compute the same. */
 #define VPPO__KEY_INF 0x7f800000
 static int32_t vppo__key(float f)
 {
@@ -2218,10 +2227,15 @@ static double vppo__sum16(const double *a)
     return ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
 }
 
+/* A window of keys, [lo, hi], holding m of a sequence's keys, the need-th largest of
+   which is sought. */
+typedef struct vppo__window { int32_t lo, hi; int64_t m, need; } vppo__window;
+
 /* Kernels of the selection (one table per ISA; the portable C ones are the reference). */
 typedef struct vppo__select_kernels {
-    /* key[i] = vppo__key(x[i]) for i < n (no NaN among them); mm[0] = min, mm[1] = max (n >= 1) */
-    void (*keys)(const float *x, int64_t n, int32_t *key, int32_t mm[2]);
+    /* key[i] = vppo__key(x[i]) for i < n (no NaN among them); w->lo, w->hi = their least
+       and greatest (INT32_MAX and INT32_MIN when n = 0) */
+    void (*keys)(const float *x, int64_t n, int32_t *key, vppo__window *w);
     /* Positions a <= i < b of one sequence (x, valid: its scores and mask, valid NULL = all
        valid): select[i] = valid and key(x[i]) > thr; the finite valid scores go to acc. */
     void (*mask)(const float *x, const uint8_t *valid, int64_t a, int64_t b, int32_t thr,
@@ -2233,7 +2247,7 @@ typedef struct vppo__select_kernels {
 /* From the ISA section: the selection kernels of the active ISA (never NULL). */
 static const vppo__select_kernels *vppo__select_kernels_active(void);
 
-static void vppo__c_topk_keys(const float *x, int64_t n, int32_t *key, int32_t mm[2])
+static void vppo__c_topk_keys(const float *x, int64_t n, int32_t *key, vppo__window *w)
 {
     int32_t lo = INT32_MAX, hi = INT32_MIN;
     int64_t i;
@@ -2243,7 +2257,8 @@ static void vppo__c_topk_keys(const float *x, int64_t n, int32_t *key, int32_t m
         lo = k < lo ? k : lo;
         hi = k > hi ? k : hi;
     }
-    mm[0] = lo; mm[1] = hi;
+    w->lo = lo;
+    w->hi = hi;
 }
 
 static void vppo__c_topk_mask(const float *x, const uint8_t *valid, int64_t a, int64_t b, int32_t thr,
@@ -2276,7 +2291,6 @@ static const vppo__select_kernels vppo__select_kernels_c = {
 /* Radix select: the histogram of up to 2^11 digits of (key - lo) >> shift over the m keys
    in the window [lo, hi], and the digit that holds the need-th largest of them. */
 #define VPPO__TOPK_BITS 11
-typedef struct vppo__window { int32_t lo, hi; int64_t m, need; } vppo__window;
 
 static int vppo__window_shift(const vppo__window *w)
 {
@@ -2412,32 +2426,35 @@ static void vppo__topk_seq(const void *job, int64_t b, void *part)
     const uint8_t *valid = s->mask ? s->mask + lo : NULL;
     uint8_t *select = j->select + lo;
     vppo__topk_part *p = (vppo__topk_part *)part;
-    int32_t local[VPPO__TOPK_LOCAL], mm[2] = { INT32_MAX, INT32_MIN }, thr = INT32_MAX;
+    int32_t local[VPPO__TOPK_LOCAL], thr = INT32_MAX;
     int64_t i, n = 0, cut = 0;
     vppo__topk_acc acc;
+    vppo__window w;
     memset(p, 0, sizeof *p);
     memset(&acc, 0, sizeof acc);
+    w.lo = INT32_MAX;
+    w.hi = INT32_MIN;
     if (len > VPPO__TOPK_LOCAL) {
         n = vppo__count_valid(s, b);
     } else if (!valid) {
         n = len;
-        if (n > 0) j->kern->keys(x, n, local, mm);
+        j->kern->keys(x, n, local, &w);
     } else {
         for (i = 0; i < len; ++i) {     /* the valid keys, without branches */
             const int32_t k = vppo__key(x[i]);
             const int ok = valid[i] != 0;
             local[n] = k;
             n += ok;
-            mm[0] = ok && k < mm[0] ? k : mm[0];
-            mm[1] = ok && k > mm[1] ? k : mm[1];
+            w.lo = ok && k < w.lo ? k : w.lo;
+            w.hi = ok && k > w.hi ? k : w.hi;
         }
     }
     p->n = n;
     p->k = vppo__topk_count(n, j->ratio);
     if (p->k > 0) {
-        vppo__window w;
         int64_t n_eq, n_take;
-        w.lo = mm[0]; w.hi = mm[1]; w.m = n; w.need = p->k;
+        w.m = n;
+        w.need = p->k;
         thr = len > VPPO__TOPK_LOCAL ? vppo__select_scores(x, valid, len, w, local, &n_eq, &n_take)
                                      : vppo__select_local(local, w, &n_eq, &n_take);
         if (vppo__finite(vppo__unkey(thr))) {
@@ -4190,10 +4207,11 @@ static const vppo__kernels vppo__kernels_##I = { \
 
 /* VPPO__SELECT_KERNELS(I, ATTR) defines the selection kernels of §6 for ISA I (the
    contract at vppo__select_kernels) and their table vppo__select_kernels_<I>. The mask
-   kernel runs blocks of 16 positions aligned to the sequence start (W-lane vectors; a
-   head and a tail go to the C kernel); position i's score adds to double lane i % 16 as
-   in the C kernel, so the sums have the same bits on every ISA. Counts: 32-bit lanes,
-   flushed every 2^30 positions. */
+   kernel (_topk_mask: the C kernel up to the first multiple of 16, then _topk_body) runs
+   blocks of 16 positions aligned to the sequence start (16 / W vectors each) and hands
+   the tail to the C kernel; position i's score adds to double lane i % 16 as in the C
+   kernel, so the sums have the same bits on every ISA. Counts: 32-bit lanes, flushed
+   every 2^30 positions. */
 #define VPPO__SELECT_KERNELS(I, ATTR) \
 ATTR VPPO__INLINE VPPO__VI(I) vppo__##I##_key(VPPO__V(I) v, VPPO__VI(I) *mag) \
 { \
@@ -4202,10 +4220,10 @@ ATTR VPPO__INLINE VPPO__VI(I) vppo__##I##_key(VPPO__V(I) v, VPPO__VI(I) *mag) \
     return VPPO__ISUB(I)(VPPO__IXOR(I)(*mag, neg), neg); \
 } \
 \
-ATTR static void vppo__##I##_topk_keys(const float *x, int64_t n, int32_t *key, int32_t mm[2]) \
+ATTR static void vppo__##I##_topk_keys(const float *x, int64_t n, int32_t *key, vppo__window *w) \
 { \
     VPPO__VI(I) lo = VPPO__ISET1(I)(INT32_MAX), hi = VPPO__ISET1(I)(INT32_MIN), mag; \
-    int32_t l[VPPO__W(I)], h[VPPO__W(I)], t[2]; \
+    int32_t l[VPPO__W(I)], h[VPPO__W(I)]; \
     int64_t i; \
     int j; \
     for (i = 0; i + VPPO__W(I) <= n; i += VPPO__W(I)) { \
@@ -4216,12 +4234,11 @@ ATTR static void vppo__##I##_topk_keys(const float *x, int64_t n, int32_t *key, 
     } \
     VPPO__ISTOREU(I)(l, lo); \
     VPPO__ISTOREU(I)(h, hi); \
-    vppo__c_topk_keys(x + i, n - i, key + i, t); \
+    vppo__c_topk_keys(x + i, n - i, key + i, w); \
     for (j = 0; j < VPPO__W(I); ++j) { \
-        t[0] = l[j] < t[0] ? l[j] : t[0]; \
-        t[1] = h[j] > t[1] ? h[j] : t[1]; \
+        w->lo = l[j] < w->lo ? l[j] : w->lo; \
+        w->hi = h[j] > w->hi ? h[j] : w->hi; \
     } \
-    mm[0] = t[0]; mm[1] = t[1]; \
 } \
 \
 ATTR static void vppo__##I##_topk_body(const float *x, const uint8_t *valid, int64_t i, int64_t b, int32_t thr, \
