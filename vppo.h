@@ -2187,6 +2187,7 @@ VPPODEF vppo_status vppo_tas_scales(const vppo_tas_config *cfg, const vppo_tas_s
    range. Signed, so that SSE2 and AVX2 (which have no unsigned 32-bit compare) can
    compare keys; the vector kernels compute the same. */
 #define VPPO__KEY_INF 0x7f800000
+#define VPPO__KEY_NONE INT32_MIN   /* below every key: where a position is not valid */
 static int32_t vppo__key(float f)
 {
     uint32_t bits;
@@ -2233,9 +2234,10 @@ typedef struct vppo__window { int32_t lo, hi; int64_t m, need; } vppo__window;
 
 /* Kernels of the selection (one table per ISA; the portable C ones are the reference). */
 typedef struct vppo__select_kernels {
-    /* key[i] = vppo__key(x[i]) for i < n (no NaN among them); w->lo, w->hi = their least
-       and greatest (INT32_MAX and INT32_MIN when n = 0) */
-    void (*keys)(const float *x, int64_t n, int32_t *key, vppo__window *w);
+    /* key[i] = vppo__key(x[i]) at the valid i < n (no NaN among them), VPPO__KEY_NONE at
+       the others (valid NULL = all valid); w->m = how many are valid, w->lo, w->hi their
+       least and greatest key (INT32_MAX and INT32_MIN when none) */
+    void (*keys)(const float *x, const uint8_t *valid, int64_t n, int32_t *key, vppo__window *w);
     /* Positions a <= i < b of one sequence (x, valid: its scores and mask, valid NULL = all
        valid): select[i] = valid and key(x[i]) > thr; the finite valid scores go to acc. */
     void (*mask)(const float *x, const uint8_t *valid, int64_t a, int64_t b, int32_t thr,
@@ -2247,18 +2249,21 @@ typedef struct vppo__select_kernels {
 /* From the ISA section: the selection kernels of the active ISA (never NULL). */
 static const vppo__select_kernels *vppo__select_kernels_active(void);
 
-static void vppo__c_topk_keys(const float *x, int64_t n, int32_t *key, vppo__window *w)
+static void vppo__c_topk_keys(const float *x, const uint8_t *valid, int64_t n, int32_t *key, vppo__window *w)
 {
     int32_t lo = INT32_MAX, hi = INT32_MIN;
-    int64_t i;
-    for (i = 0; i < n; ++i) {
-        const int32_t k = vppo__key(x[i]);
+    int64_t i, m = 0;
+    for (i = 0; i < n; ++i) {   /* without branches */
+        const int ok = !valid || valid[i] != 0;
+        const int32_t k = ok ? vppo__key(x[i]) : VPPO__KEY_NONE;
         key[i] = k;
-        lo = k < lo ? k : lo;
+        m += ok;
+        lo = ok && k < lo ? k : lo;
         hi = k > hi ? k : hi;
     }
     w->lo = lo;
     w->hi = hi;
+    w->m = m;
 }
 
 static void vppo__c_topk_mask(const float *x, const uint8_t *valid, int64_t a, int64_t b, int32_t thr,
@@ -2316,28 +2321,33 @@ static void vppo__window_pick(vppo__window *w, const int64_t *hist, int shift)
     w->need = need;
 }
 
-/* The need-th largest (1 <= need <= m) of key[0..m), all of them in [w.lo, w.hi] (w.m = m):
-   after each pass the keys of the chosen digit move to the front and the window shrinks to
-   their least and greatest. Returns the key; *n_eq is how many of the keys equal it (all
-   of those lie in every window), *n_take how many of them the top need take. */
-static int32_t vppo__select_local(int32_t *key, vppo__window w, int64_t *n_eq, int64_t *n_take)
+/* The need-th largest (1 <= need <= w.m) of the w.m keys in [w.lo, w.hi] among key[0..m)
+   (the others are below w.lo: VPPO__KEY_NONE): after each pass the keys of the chosen digit
+   move to the front and the window shrinks to their least and greatest. Returns the key;
+   *n_eq is how many of the keys equal it (all of those lie in every window), *n_take how
+   many of them the top need take. */
+static int32_t vppo__select_local(int32_t *key, int64_t m, vppo__window w, int64_t *n_eq, int64_t *n_take)
 {
-    int64_t hist[1 << VPPO__TOPK_BITS], i, j;
+    int64_t hist[(1 << VPPO__TOPK_BITS) + 1], i, j;
     while (w.lo < w.hi) {
         const int shift = vppo__window_shift(&w);
         const int32_t lo = w.lo;
-        const int64_t m = w.m;
+        const uint32_t top = (uint32_t)((int64_t)w.hi - lo) >> shift;
         uint32_t d;
         int32_t nlo = INT32_MAX, nhi = INT32_MIN;
-        memset(hist, 0, ((size_t)((uint32_t)((int64_t)w.hi - lo) >> shift) + 1) * sizeof hist[0]);
-        for (i = 0; i < m; ++i) hist[(uint32_t)((int64_t)key[i] - lo) >> shift] += 1;
+        memset(hist, 0, ((size_t)top + 2) * sizeof hist[0]);
+        for (i = 0; i < m; ++i) {   /* keys below the window count in digit top + 1 */
+            const int32_t k = key[i];
+            hist[k >= lo ? (uint32_t)((int64_t)k - lo) >> shift : top + 1] += 1;
+        }
         vppo__window_pick(&w, hist, shift);
         d = (uint32_t)((int64_t)w.lo - lo) >> shift;
         for (i = j = 0; i < m; ++i) {   /* without branches: the digit test is unpredictable */
             const int32_t k = key[i];
             key[j] = k;
-            j += ((uint32_t)((int64_t)k - lo) >> shift) == d;
+            j += k >= lo && ((uint32_t)((int64_t)k - lo) >> shift) == d;
         }
+        m = j;
         for (i = 0; i < j; ++i) {
             nlo = key[i] < nlo ? key[i] : nlo;
             nhi = key[i] > nhi ? key[i] : nhi;
@@ -2386,7 +2396,7 @@ static int32_t vppo__select_scores(const float *x, const uint8_t *valid, int64_t
         const int32_t k = vppo__key(x[i]);
         if ((!valid || valid[i]) && k >= w.lo && k <= w.hi) local[j++] = k;
     }
-    return vppo__select_local(local, w, n_eq, n_take);
+    return vppo__select_local(local, j, w, n_eq, n_take);
 }
 
 /* One past the position of the n_take-th valid score whose key is t: the ties up to there
@@ -2427,7 +2437,7 @@ static void vppo__topk_seq(const void *job, int64_t b, void *part)
     uint8_t *select = j->select + lo;
     vppo__topk_part *p = (vppo__topk_part *)part;
     int32_t local[VPPO__TOPK_LOCAL], thr = INT32_MAX;
-    int64_t i, n = 0, cut = 0;
+    int64_t n = 0, cut = 0;
     vppo__topk_acc acc;
     vppo__window w;
     memset(p, 0, sizeof *p);
@@ -2436,18 +2446,9 @@ static void vppo__topk_seq(const void *job, int64_t b, void *part)
     w.hi = INT32_MIN;
     if (len > VPPO__TOPK_LOCAL) {
         n = vppo__count_valid(s, b);
-    } else if (!valid) {
-        n = len;
-        j->kern->keys(x, n, local, &w);
     } else {
-        for (i = 0; i < len; ++i) {     /* the valid keys, without branches */
-            const int32_t k = vppo__key(x[i]);
-            const int ok = valid[i] != 0;
-            local[n] = k;
-            n += ok;
-            w.lo = ok && k < w.lo ? k : w.lo;
-            w.hi = ok && k > w.hi ? k : w.hi;
-        }
+        j->kern->keys(x, valid, len, local, &w);
+        n = w.m;
     }
     p->n = n;
     p->k = vppo__topk_count(n, j->ratio);
@@ -2456,7 +2457,7 @@ static void vppo__topk_seq(const void *job, int64_t b, void *part)
         w.m = n;
         w.need = p->k;
         thr = len > VPPO__TOPK_LOCAL ? vppo__select_scores(x, valid, len, w, local, &n_eq, &n_take)
-                                     : vppo__select_local(local, w, &n_eq, &n_take);
+                                     : vppo__select_local(local, len, w, &n_eq, &n_take);
         if (vppo__finite(vppo__unkey(thr))) {
             p->sum_threshold = vppo__unkey(thr);
             p->n_thresholds = 1;
@@ -4220,21 +4221,35 @@ ATTR VPPO__INLINE VPPO__VI(I) vppo__##I##_key(VPPO__V(I) v, VPPO__VI(I) *mag) \
     return VPPO__ISUB(I)(VPPO__IXOR(I)(*mag, neg), neg); \
 } \
 \
-ATTR static void vppo__##I##_topk_keys(const float *x, int64_t n, int32_t *key, vppo__window *w) \
+ATTR static void vppo__##I##_topk_keys(const float *x, const uint8_t *valid, int64_t n, int32_t *key, \
+    vppo__window *w) \
 { \
-    VPPO__VI(I) lo = VPPO__ISET1(I)(INT32_MAX), hi = VPPO__ISET1(I)(INT32_MIN), mag; \
-    int32_t l[VPPO__W(I)], h[VPPO__W(I)]; \
-    int64_t i; \
+    const VPPO__VI(I) none = VPPO__ISET1(I)(VPPO__KEY_NONE), top = VPPO__ISET1(I)(INT32_MAX), zero = VPPO__ISET1(I)(0); \
+    const VPPO__V(I) one = VPPO__FLOAT(I)(VPPO__ISET1(I)(1)); \
+    VPPO__VI(I) lo = top, hi = none, cnt = zero, mag; \
+    int32_t l[VPPO__W(I)], h[VPPO__W(I)], c[VPPO__W(I)]; \
+    int64_t i, m = 0; \
     int j; \
     for (i = 0; i + VPPO__W(I) <= n; i += VPPO__W(I)) { \
-        const VPPO__VI(I) k = vppo__##I##_key(VPPO__LOADU(I)(x + i), &mag); \
+        VPPO__VI(I) k = vppo__##I##_key(VPPO__LOADU(I)(x + i), &mag); \
+        if (valid) { /* the not valid: VPPO__KEY_NONE (a bitwise select, no arithmetic on them) */ \
+            const VPPO__VM(I) ok = VPPO__IGT(I)(VPPO__LOAD8(I)(valid + i), zero); \
+            k = VPPO__BITS(I)(VPPO__SELECT(I)(ok, VPPO__FLOAT(I)(k), VPPO__FLOAT(I)(none))); \
+            lo = VPPO__IMIN(I)(lo, VPPO__BITS(I)(VPPO__SELECT(I)(ok, VPPO__FLOAT(I)(k), VPPO__FLOAT(I)(top)))); \
+            cnt = VPPO__IADD(I)(cnt, VPPO__BITS(I)(VPPO__KEEP(I)(ok, one))); \
+        } else { \
+            lo = VPPO__IMIN(I)(lo, k); \
+        } \
         VPPO__ISTOREU(I)(key + i, k); \
-        lo = VPPO__IMIN(I)(lo, k); \
         hi = VPPO__IMAX(I)(hi, k); \
     } \
     VPPO__ISTOREU(I)(l, lo); \
     VPPO__ISTOREU(I)(h, hi); \
-    vppo__c_topk_keys(x + i, n - i, key + i, w); \
+    VPPO__ISTOREU(I)(c, cnt); \
+    for (j = 0; j < VPPO__W(I); ++j) m += c[j]; \
+    m = valid ? m : i; \
+    vppo__c_topk_keys(x + i, valid ? valid + i : NULL, n - i, key + i, w); \
+    w->m += m; \
     for (j = 0; j < VPPO__W(I); ++j) { \
         w->lo = l[j] < w->lo ? l[j] : w->lo; \
         w->hi = h[j] > w->hi ? h[j] : w->hi; \
