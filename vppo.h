@@ -84,7 +84,7 @@ THREADING
    choose how many); each row is computed by one thread in a fixed order, so the thread
    count never changes a bit, and an error reports the lowest failing row's status, as a
    serial run would. Likewise, at 65536 tokens or more, vppo_dependency_sampled,
-   vppo_seq_mean, vppo_topk_mask, vppo_policy_loss, vppo_prepare and vppo_step split
+   vppo_seq_mean, vppo_topk_mask, vppo_soft_mask, vppo_policy_loss, vppo_prepare and vppo_step split
    their sequences (their input checks, their tokens) over threads: each sequence's
    sums are computed by one thread and combined in sequence order, so these too give the
    same bits for any thread count (tested with 1, 2 and 3 threads). The only global mutable state is the ISA selection
@@ -418,14 +418,20 @@ typedef struct vppo_topk_info {
    valid positions with the largest scores, ties broken by lower position, 0 elsewhere.
    ratio in [0, 1] (VPPO_ERR_PARAM); +-inf scores are ordered normally (-0 equals +0),
    NaN is VPPO_ERR_NONFINITE. O(n) per sequence (radix select on the order-preserving
-   integer image of the float), no allocation. The released code's entropy variant is the
-   same call on entropies; masks combine by OR. info optional. */
+   integer image of the float, digits sized to the spread of the keys), no allocation.
+   The mask is the same on every ISA; so is info, bit for bit (its sums run in 16 fixed
+   lanes per sequence, added in a fixed tree, whatever the vector width), and on every
+   thread count. The released code's entropy variant is the same call on entropies;
+   masks combine by OR. info optional. */
 VPPODEF vppo_status vppo_topk_mask(const vppo_seqs *s, const float *score, double ratio,
     uint8_t *select, vppo_topk_info *info);
 
 /* Paper Appendix I's soft filter: within a sequence z = (s - mean) / (std + 1e-6)
    (population std over the valid positions), c solves mean(sigmoid(z - c)) = ratio
-   (bisection to 1e-7), weight [N] = sigmoid(z - c); ratio 0 gives all 0, ratio 1 all 1.
+   (a bracket shrunk to 1e-7, by Newton steps inside it where they help, else bisection;
+   c is its midpoint), weight [N] = sigmoid(z - c); ratio 0 gives all 0, ratio 1 all 1.
+   Double precision and libm's exp on every ISA (the same bits on each, and on every
+   thread count).
    Scores finite (VPPO_ERR_NONFINITE), ratio in [0, 1] (VPPO_ERR_PARAM). */
 VPPODEF vppo_status vppo_soft_mask(const vppo_seqs *s, const float *score, double ratio,
     float *weight);
@@ -715,7 +721,9 @@ VPPODEF const char *vppo_isa_name(vppo_isa isa);
        c. "the leaf kernels"    VPPO__KERNELS: each kernel once, instantiated for SSE2,
                                 AVX2, AVX-512 (x86, run-time) and NEON (compile-time);
                                 VPPO__GEMM_KERNELS: the linear head's GEMM microkernel
-                                and its table (vppo__gemm_kernels), the same four ISAs
+                                and its table (vppo__gemm_kernels), the same four ISAs;
+                                VPPO__SELECT_KERNELS: the top-k keys, mask and NaN
+                                kernels (vppo__select_kernels, §6), the same four ISAs
        b2/c2. the O(N) kernels  a double mapping layer (columns: plain C, SSE2, AVX2,
                                 AVX-512F, NEON) and VPPO__ON_KERNELS (dexp, K3, the
                                 estimators, sums, loss, checks; vppo__on_kernels),
@@ -2245,19 +2253,25 @@ VPPODEF vppo_status vppo_tas_scales(const vppo_tas_config *cfg, const vppo_tas_s
 
 /* ==================================== Token-level Gradient Filtering (TGF) == */
 
-/* The order-preserving integer image of a float: a < b as floats iff key(a) < key(b)
-   (for non-NaN), with -0 mapped onto +0 so that they tie, as they compare. */
-static uint32_t vppo__key(float f)
+/* The signed order-preserving image of a float: for non-NaN a and b, a < b as floats iff
+   key(a) < key(b). The magnitude's bits, negated where the sign bit is set: so -0 and +0
+   both map to 0 and tie, as they compare; +-inf -> +-0x7f800000; NaN lies outside that
+   range. Signed, so that SSE2 and AVX2 (which have no unsigned 32-bit compare) can
+   compare keys; the vector kernels compute the same. */
+#define VPPO__KEY_INF 0x7f800000
+#define VPPO__KEY_NONE INT32_MIN   /* below every key: where a position is not valid */
+static int32_t vppo__key(float f)
 {
     uint32_t bits;
+    int32_t mag;
     memcpy(&bits, &f, sizeof bits);
-    if (bits == 0x80000000u) bits = 0;
-    return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+    mag = (int32_t)(bits & 0x7fffffffu);
+    return (bits >> 31) ? -mag : mag;
 }
 
-static float vppo__unkey(uint32_t key)
+static float vppo__unkey(int32_t key)
 {
-    uint32_t bits = (key & 0x80000000u) ? key & 0x7fffffffu : ~key;
+    const uint32_t bits = key < 0 ? (uint32_t)-key | 0x80000000u : (uint32_t)key;
     float f;
     memcpy(&f, &bits, sizeof f);
     return f;
@@ -2270,54 +2284,203 @@ static int64_t vppo__topk_count(int64_t n, double ratio)
     return k <= 0.0 ? 0 : (k >= (double)n ? n : (int64_t)k);
 }
 
-/* The key of the k-th largest valid score of sequence b (1 <= k <= n_b): radix select,
-   8 bits at a time from the top, counting only the keys that share the prefix chosen so
-   far. *n_equal_taken = how many positions holding exactly that key are selected. */
-static uint32_t vppo__kth_largest_key(const vppo_seqs *s, const float *score, int64_t b,
-                                      int64_t k, int64_t *n_equal_taken)
+/* The select kernels' info sums of one sequence: position i of the sequence (counted from
+   its start) adds to lane i % 16, every ISA in the same order, and vppo__sum16 adds the
+   lanes in a fixed tree; so the sums have the same bits on every ISA and thread count. */
+typedef struct vppo__topk_acc {
+    double sel[16], rej[16];   /* finite selected / finite rejected valid scores */
+    int64_t n_sel, n_rej;
+} vppo__topk_acc;
+
+static double vppo__sum16(const double *a)
 {
-    uint32_t prefix = 0, prefix_mask = 0;
-    int64_t need = k, t;
-    int shift, d;
-    for (shift = 24; shift >= 0; shift -= 8) {
-        int64_t hist[256];
-        memset(hist, 0, sizeof hist);
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) {
-            uint32_t key;
-            if (!vppo__valid(s, t)) continue;
-            key = vppo__key(score[t]);
-            if ((key & prefix_mask) == prefix) hist[(key >> shift) & 0xffu] += 1;
-        }
-        for (d = 255; d > 0 && hist[d] < need; --d) need -= hist[d];
-        prefix |= (uint32_t)d << shift;
-        prefix_mask |= 0xffu << shift;
-    }
-    *n_equal_taken = need;
-    return prefix;
+    double q[8];
+    int i;
+    for (i = 0; i < 8; ++i) q[i] = a[2 * i] + a[2 * i + 1];
+    return ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
 }
 
-/* Radix select in a local array of m keys (1 <= k <= m), 8 bits at a time from the top;
-   after each digit the keys that carry it move to the front, so that the later passes
-   see only those. Returns the k-th largest key; *n_equal_taken as above. */
-static uint32_t vppo__kth_largest_local(uint32_t *key, int64_t m, int64_t k, int64_t *n_equal_taken)
+/* A window of keys, [lo, hi], holding m of a sequence's keys, the need-th largest of
+   which is sought. */
+typedef struct vppo__window { int32_t lo, hi; int64_t m, need; } vppo__window;
+
+/* Kernels of the selection (one table per ISA; the portable C ones are the reference). */
+typedef struct vppo__select_kernels {
+    /* key[i] = vppo__key(x[i]) at the valid i < n (no NaN among them), VPPO__KEY_NONE at
+       the others (valid NULL = all valid); w->m = how many are valid, w->lo, w->hi their
+       least and greatest key (INT32_MAX and INT32_MIN when none) */
+    void (*keys)(const float *x, const uint8_t *valid, int64_t n, int32_t *key, vppo__window *w);
+    /* Positions a <= i < b of one sequence (x, valid: its scores and mask, valid NULL = all
+       valid): select[i] = valid and key(x[i]) > thr; the finite valid scores go to acc. */
+    void (*mask)(const float *x, const uint8_t *valid, int64_t a, int64_t b, int32_t thr,
+                 uint8_t *select, vppo__topk_acc *acc);
+    /* Is x[i] NaN at a valid i < n? */
+    int (*nan)(const float *x, const uint8_t *valid, int64_t n);
+} vppo__select_kernels;
+
+/* From the ISA section: the selection kernels of the active ISA (never NULL). */
+static const vppo__select_kernels *vppo__select_kernels_active(void);
+
+static void vppo__c_topk_keys(const float *x, const uint8_t *valid, int64_t n, int32_t *key, vppo__window *w)
 {
-    uint32_t prefix = 0;
-    int64_t need = k, i, j;
-    int shift, d;
-    for (shift = 24; shift >= 0 && m > 1; shift -= 8) {
-        int64_t hist[256];
-        memset(hist, 0, sizeof hist);
-        for (i = 0; i < m; ++i) hist[(key[i] >> shift) & 0xffu] += 1;
-        for (d = 255; d > 0 && hist[d] < need; --d) need -= hist[d];
-        prefix |= (uint32_t)d << shift;
-        for (i = j = 0; i < m; ++i) {
-            key[j] = key[i];
-            j += ((key[i] >> shift) & 0xffu) == (uint32_t)d;
+    int32_t lo = INT32_MAX, hi = INT32_MIN;
+    int64_t i, m = 0;
+    for (i = 0; i < n; ++i) {   /* without branches */
+        const int ok = !valid || valid[i] != 0;
+        const int32_t k = ok ? vppo__key(x[i]) : VPPO__KEY_NONE;
+        key[i] = k;
+        m += ok;
+        lo = ok && k < lo ? k : lo;
+        hi = k > hi ? k : hi;
+    }
+    w->lo = lo;
+    w->hi = hi;
+    w->m = m;
+}
+
+static void vppo__c_topk_mask(const float *x, const uint8_t *valid, int64_t a, int64_t b, int32_t thr,
+                              uint8_t *select, vppo__topk_acc *acc)
+{
+    int64_t i;
+    for (i = a; i < b; ++i) {
+        const int32_t key = vppo__key(x[i]);
+        const int ok = !valid || valid[i] != 0, take = ok && key > thr;
+        select[i] = (uint8_t)take;
+        if (ok && key > -VPPO__KEY_INF && key < VPPO__KEY_INF) {   /* the means are over finite scores */
+            if (take) { acc->sel[i & 15] += (double)x[i]; ++acc->n_sel; }
+            else { acc->rej[i & 15] += (double)x[i]; ++acc->n_rej; }
+        }
+    }
+}
+
+static int vppo__c_topk_nan(const float *x, const uint8_t *valid, int64_t n)
+{
+    int64_t i;
+    int bad = 0;
+    for (i = 0; i < n; ++i) bad |= (!valid || valid[i] != 0) && x[i] != x[i];
+    return bad;
+}
+
+static const vppo__select_kernels vppo__select_kernels_c = {
+    vppo__c_topk_keys, vppo__c_topk_mask, vppo__c_topk_nan
+};
+
+/* Radix select: the histogram of up to 2^11 digits of (key - lo) >> shift over the m keys
+   in the window [lo, hi], and the digit that holds the need-th largest of them. */
+#define VPPO__TOPK_BITS 11
+
+static int vppo__window_shift(const vppo__window *w)
+{
+    const uint32_t range = (uint32_t)((int64_t)w->hi - w->lo);
+    uint32_t bins = 4;   /* about as many digits as keys, 4 to 2^11 */
+    int shift = 0;
+    while (bins < (1u << VPPO__TOPK_BITS) && (int64_t)bins < w->m) bins <<= 1;
+    while ((range >> shift) >= bins) ++shift;
+    return shift;
+}
+
+/* Narrows w to the digit of hist (w's histogram at this shift) that holds the need-th
+   largest key; need and m become those of the keys inside it. */
+static void vppo__window_pick(vppo__window *w, const int64_t *hist, int shift)
+{
+    int64_t d = (int64_t)((uint32_t)((int64_t)w->hi - w->lo) >> shift), need = w->need;
+    int64_t lo;
+    while (hist[d] < need) need -= hist[d--];
+    lo = (int64_t)w->lo + (d << shift);
+    w->hi = (int32_t)vppo__min64(w->hi, lo + ((int64_t)1 << shift) - 1);
+    w->lo = (int32_t)lo;
+    w->m = hist[d];
+    w->need = need;
+}
+
+/* The need-th largest (1 <= need <= w.m) of the w.m keys in [w.lo, w.hi] among key[0..m)
+   (the others are below w.lo: VPPO__KEY_NONE): after each pass the keys of the chosen digit
+   move to the front and the window shrinks to their least and greatest. Returns the key;
+   *n_eq is how many of the keys equal it (all of those lie in every window), *n_take how
+   many of them the top need take. */
+static int32_t vppo__select_local(int32_t *key, int64_t m, vppo__window w, int64_t *n_eq, int64_t *n_take)
+{
+    int64_t hist[(1 << VPPO__TOPK_BITS) + 1], i, j;
+    while (w.lo < w.hi) {
+        const int shift = vppo__window_shift(&w);
+        const int32_t lo = w.lo;
+        const uint32_t top = (uint32_t)((int64_t)w.hi - lo) >> shift;
+        uint32_t d;
+        int32_t nlo = INT32_MAX, nhi = INT32_MIN;
+        memset(hist, 0, ((size_t)top + 2) * sizeof hist[0]);
+        for (i = 0; i < m; ++i) {   /* keys below the window count in digit top + 1 */
+            const int32_t k = key[i];
+            hist[k >= lo ? (uint32_t)((int64_t)k - lo) >> shift : top + 1] += 1;
+        }
+        vppo__window_pick(&w, hist, shift);
+        d = (uint32_t)((int64_t)w.lo - lo) >> shift;
+        for (i = j = 0; i < m; ++i) {   /* without branches: the digit test is unpredictable */
+            const int32_t k = key[i];
+            key[j] = k;
+            j += k >= lo && ((uint32_t)((int64_t)k - lo) >> shift) == d;
         }
         m = j;
+        for (i = 0; i < j; ++i) {
+            nlo = key[i] < nlo ? key[i] : nlo;
+            nhi = key[i] > nhi ? key[i] : nhi;
+        }
+        w.lo = nlo;
+        w.hi = nhi;
     }
-    *n_equal_taken = need;
-    return m == 1 ? key[0] : prefix;   /* one key left: it is the answer (need is 1) */
+    *n_eq = w.m;
+    *n_take = w.need;
+    return w.lo;
+}
+
+/* Sequences whose span is at most this many positions are selected in a local copy of
+   their keys (16 KiB of stack); longer ones by passes over the scores until the window
+   holds at most this many keys, which then move to the local copy. */
+#define VPPO__TOPK_LOCAL 4096
+
+/* The need-th largest valid key (1 <= need <= w.m = number of valid positions) of the len
+   scores x (valid: their mask or NULL), as vppo__select_local; local: VPPO__TOPK_LOCAL keys. */
+static int32_t vppo__select_scores(const float *x, const uint8_t *valid, int64_t len, vppo__window w,
+                                   int32_t *local, int64_t *n_eq, int64_t *n_take)
+{
+    int64_t hist[1 << VPPO__TOPK_BITS], i, j;
+    w.lo = INT32_MAX; w.hi = INT32_MIN;
+    for (i = 0; i < len; ++i)
+        if (!valid || valid[i]) {
+            const int32_t k = vppo__key(x[i]);
+            w.lo = k < w.lo ? k : w.lo;
+            w.hi = k > w.hi ? k : w.hi;
+        }
+    while (w.lo < w.hi && w.m > VPPO__TOPK_LOCAL) {
+        const int shift = vppo__window_shift(&w);
+        memset(hist, 0, ((size_t)((uint32_t)((int64_t)w.hi - w.lo) >> shift) + 1) * sizeof hist[0]);
+        for (i = 0; i < len; ++i) {
+            const int32_t k = vppo__key(x[i]);
+            if ((!valid || valid[i]) && k >= w.lo && k <= w.hi) hist[(uint32_t)((int64_t)k - w.lo) >> shift] += 1;
+        }
+        vppo__window_pick(&w, hist, shift);
+    }
+    if (w.lo == w.hi) {
+        *n_eq = w.m;
+        *n_take = w.need;
+        return w.lo;
+    }
+    for (i = j = 0; i < len; ++i) {
+        const int32_t k = vppo__key(x[i]);
+        if ((!valid || valid[i]) && k >= w.lo && k <= w.hi) local[j++] = k;
+    }
+    return vppo__select_local(local, j, w, n_eq, n_take);
+}
+
+/* One past the position of the n_take-th valid score whose key is t: the ties up to there
+   are selected (the lower positions win). */
+static int64_t vppo__tie_end(const float *x, const uint8_t *valid, int64_t len, int32_t t, int64_t n_take)
+{
+    int64_t i, c = 0;
+    for (i = 0; i < len; ++i) {
+        c += (!valid || valid[i]) && vppo__key(x[i]) == t;
+        if (c == n_take) return i + 1;
+    }
+    return len;
 }
 
 /* What one sequence adds to vppo_topk_info; the parts are summed in sequence order. */
@@ -2326,75 +2489,77 @@ typedef struct vppo__topk_part {
     int64_t n, k, n_thresholds, n_sel_finite, n_rej_finite;
 } vppo__topk_part;
 
-/* Sequences up to this length are selected in a local copy of their keys (16 KiB of
-   stack); longer ones by passes over the scores. */
-#define VPPO__TOPK_LOCAL 4096
-
 /* The arguments of one top-k call. */
-typedef struct vppo__topk_job { const vppo_seqs *s; const float *score; double ratio; uint8_t *select; } vppo__topk_job;
+typedef struct vppo__topk_job {
+    const vppo_seqs *s; const float *score; double ratio; uint8_t *select;
+    const vppo__select_kernels *kern;
+} vppo__topk_job;
 
 /* The mask of sequence b (scores already checked for NaN) and its part of the info
-   (a vppo__seq_fn: job is a vppo__topk_job, part a vppo__topk_part). */
+   (a vppo__seq_fn: job is a vppo__topk_job, part a vppo__topk_part). With t the k-th
+   largest key, the mask is key > t - 1 (key >= t) up to the last tie taken and key > t
+   after it, both by the mask kernel. */
 static void vppo__topk_seq(const void *job, int64_t b, void *part)
 {
     const vppo__topk_job *j = (const vppo__topk_job *)job;
     const vppo_seqs *s = j->s;
-    const float *score = j->score;
-    uint8_t *select = j->select;
+    const int64_t lo = s->offsets[b], len = s->offsets[b + 1] - lo;
+    const float *x = j->score + lo;
+    const uint8_t *valid = s->mask ? s->mask + lo : NULL;
+    uint8_t *select = j->select + lo;
     vppo__topk_part *p = (vppo__topk_part *)part;
-    uint32_t local[VPPO__TOPK_LOCAL], threshold = 0;
-    const int64_t lo = s->offsets[b], hi = s->offsets[b + 1];
-    const int in_local = hi - lo <= VPPO__TOPK_LOCAL;
-    int64_t t, n = 0, equal_left = 0, n_sel = 0, n_rej = 0;
-    double sum_sel = 0.0, sum_rej = 0.0;
-    int any;
+    int32_t local[VPPO__TOPK_LOCAL], thr = INT32_MAX;
+    int64_t n = 0, cut = 0;
+    vppo__topk_acc acc;
+    vppo__window w;
     memset(p, 0, sizeof *p);
-    if (in_local) {
-        for (t = lo; t < hi; ++t)
-            if (vppo__valid(s, t)) local[n++] = vppo__key(score[t]);
-    } else {
+    memset(&acc, 0, sizeof acc);
+    w.lo = INT32_MAX;
+    w.hi = INT32_MIN;
+    if (len > VPPO__TOPK_LOCAL) {
         n = vppo__count_valid(s, b);
+    } else {
+        j->kern->keys(x, valid, len, local, &w);
+        n = w.m;
     }
     p->n = n;
     p->k = vppo__topk_count(n, j->ratio);
-    any = p->k > 0;
-    if (any) {
-        threshold = in_local ? vppo__kth_largest_local(local, n, p->k, &equal_left)
-                             : vppo__kth_largest_key(s, score, b, p->k, &equal_left);
-        if (vppo__finite(vppo__unkey(threshold))) {
-            p->sum_threshold = vppo__unkey(threshold);
+    if (p->k > 0) {
+        int64_t n_eq, n_take;
+        w.m = n;
+        w.need = p->k;
+        thr = len > VPPO__TOPK_LOCAL ? vppo__select_scores(x, valid, len, w, local, &n_eq, &n_take)
+                                     : vppo__select_local(local, len, w, &n_eq, &n_take);
+        if (vppo__finite(vppo__unkey(thr))) {
+            p->sum_threshold = vppo__unkey(thr);
             p->n_thresholds = 1;
         }
+        cut = n_take < n_eq ? vppo__tie_end(x, valid, len, thr, n_take) : len;
+        j->kern->mask(x, valid, 0, cut, thr - 1, select, &acc);
     }
-    /* without branches on the (unpredictable) selection (adding 0.0 leaves a sum's bits),
-       and in locals: the byte stores into select may alias *p */
-    for (t = lo; t < hi; ++t) {
-        const float v = score[t];
-        const uint32_t key = vppo__key(v);
-        const int valid = vppo__valid(s, t), tie = key == threshold;
-        const int take = valid && any && (key > threshold || (tie && equal_left > 0));
-        const int finite = valid && v - v == 0.0f;   /* the means are over finite scores */
-        equal_left -= take && tie;
-        select[t] = (uint8_t)take;
-        sum_sel += take && finite ? (double)v : 0.0;
-        sum_rej += !take && finite ? (double)v : 0.0;
-        n_sel += take && finite;
-        n_rej += !take && finite;
-    }
-    p->sum_selected = sum_sel; p->sum_rejected = sum_rej;
-    p->n_sel_finite = n_sel; p->n_rej_finite = n_rej;
+    j->kern->mask(x, valid, cut, len, thr, select, &acc);
+    p->sum_selected = vppo__sum16(acc.sel);
+    p->sum_rejected = vppo__sum16(acc.rej);
+    p->n_sel_finite = acc.n_sel;
+    p->n_rej_finite = acc.n_rej;
 }
 
-/* Does x hold a NaN at a valid position? */
+/* Does x hold a NaN at a valid position? (in chunks, OpenMP over them) */
+#define VPPO__NAN_CHUNK 16384
 static int vppo__has_nan(const vppo_seqs *s, const float *x)
 {
+    const vppo__select_kernels *kern = vppo__select_kernels_active();
     const int64_t lo = s->offsets[0], hi = s->offsets[s->n_seqs];
-    int64_t t;
+    const int64_t n_chunks = (hi - lo + VPPO__NAN_CHUNK - 1) / VPPO__NAN_CHUNK;
+    int64_t c;
     int bad = 0;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) reduction(|:bad) if (hi - lo >= VPPO__OMP_MIN_WORK)
 #endif
-    for (t = lo; t < hi; ++t) bad |= vppo__valid(s, t) && x[t] != x[t];
+    for (c = 0; c < n_chunks; ++c) {
+        const int64_t a = lo + c * VPPO__NAN_CHUNK, e = vppo__min64(hi, a + VPPO__NAN_CHUNK);
+        bad |= kern->nan(x + a, s->mask ? s->mask + a : NULL, e - a);
+    }
     return bad;
 }
 
@@ -2405,7 +2570,7 @@ static void vppo__topk_run(const vppo_seqs *s, const float *score, double ratio,
     int64_t b0, i, n_valid = 0, n_selected = 0, n_thresholds = 0, n_sel_finite = 0, n_rej_finite = 0;
     double sum_threshold = 0.0, sum_selected = 0.0, sum_rejected = 0.0;
     vppo__topk_job j;
-    j.s = s; j.score = score; j.ratio = ratio; j.select = select;
+    j.s = s; j.score = score; j.ratio = ratio; j.select = select; j.kern = vppo__select_kernels_active();
 
     for (b0 = 0; b0 < s->n_seqs; b0 += VPPO__SEQ_BLOCK) {
         vppo__topk_part part[VPPO__SEQ_BLOCK];
@@ -2443,57 +2608,102 @@ VPPODEF vppo_status vppo_topk_mask(const vppo_seqs *s, const float *score, doubl
     return VPPO_OK;
 }
 
-static double vppo__sigmoid(double x)
+/* The soft mask's sums at c over sequence b's valid scores, z = (x - mean) inv - c:
+   sum sigmoid(z) (returned) and sum sigmoid'(z) = s (1 - s) (*slope); one exp per score. */
+static double vppo__soft_sums(const vppo_seqs *s, const float *score, int64_t b, double mean, double inv,
+                              double c, double *slope)
 {
-    if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
-    return exp(x) / (1.0 + exp(x));
+    double f = 0.0, d = 0.0;
+    int64_t t;
+    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+        if (vppo__valid(s, t)) {
+            const double z = (score[t] - mean) * inv - c, e = exp(-fabs(z)), r = 1.0 / (1.0 + e);
+            f += z >= 0.0 ? r : e * r;
+            d += e * r * r;
+        }
+    *slope = d;
+    return f;
+}
+
+/* The arguments of one soft-mask call. */
+typedef struct vppo__soft_job { const vppo_seqs *s; const float *score; double ratio; float *weight; } vppo__soft_job;
+
+/* The weights of sequence b (a vppo__seq_fn; no part). c is bracketed as in plain
+   bisection, [lo, hi] holding the root and shrinking to 1e-7, but the next point is
+   Newton's (f' = -sum s (1 - s) / n) where it falls inside the bracket and at least halves
+   the previous step, else the midpoint; once Newton's step is below 5e-8 the point goes
+   4e-8 past it, so that the root is caught between two points less than 1e-7 apart.
+   Typically 5 to 8 passes over the scores instead of bisection's 25 to 30; the answer
+   is the same kind (the midpoint of a bracket of width <= 1e-7). */
+static void vppo__soft_seq(const void *job, int64_t b, void *part)
+{
+    const vppo__soft_job *j = (const vppo__soft_job *)job;
+    const vppo_seqs *s = j->s;
+    const float *score = j->score;
+    const double ratio = j->ratio;
+    float *weight = j->weight;
+    const int64_t n = vppo__count_valid(s, b);
+    double mean = 0.0, var = 0.0, inv, zmin = VPPO__INF, zmax = -VPPO__INF, lo, hi, logit, c, step_old = VPPO__INF;
+    int64_t t;
+    int iter;
+    (void)part;
+    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+        if (vppo__valid(s, t)) mean += score[t];
+    mean = n > 0 ? mean / (double)n : 0.0;
+    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+        if (vppo__valid(s, t)) var += (score[t] - mean) * (score[t] - mean);
+    inv = 1.0 / (sqrt(n > 0 ? var / (double)n : 0.0) + 1e-6);
+    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+        if (vppo__valid(s, t)) {
+            double z = (score[t] - mean) * inv;
+            if (z < zmin) zmin = z;
+            if (z > zmax) zmax = z;
+        }
+    if (n == 0 || ratio == 0.0 || ratio == 1.0) {
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+            weight[t] = (float)(vppo__valid(s, t) && ratio == 1.0);
+        return;
+    }
+    /* f(c) = mean sigmoid(z - c) falls with c; sigmoid(zmin - c) <= f <= sigmoid(zmax - c)
+       brackets the root between zmin - logit(ratio) and zmax - logit(ratio). */
+    logit = log(ratio / (1.0 - ratio));
+    lo = zmin - logit;
+    hi = zmax - logit;
+    c = vppo__clamp(-logit, lo, hi);   /* the root when every z is 0 (z has mean 0) */
+    for (iter = 0; iter < 200 && hi - lo > 1e-7; ++iter) {
+        double slope, f = vppo__soft_sums(s, score, b, mean, inv, c, &slope) / (double)n, step, next;
+        if (f > ratio) lo = c;
+        else hi = c;
+        step = (f - ratio) / (slope / (double)n);
+        if (step > -5e-8 && step < 5e-8) step += step >= 0.0 ? 4e-8 : -4e-8;
+        next = c + step;
+        if (!(next > lo && next < hi) || !(fabs(step) <= 0.5 * step_old)) next = 0.5 * (lo + hi);
+        step_old = fabs(next - c);
+        c = next;
+    }
+    c = 0.5 * (lo + hi);
+    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+        if (vppo__valid(s, t)) {
+            const double z = (score[t] - mean) * inv - c, e = exp(-fabs(z)), r = 1.0 / (1.0 + e);
+            weight[t] = (float)(z >= 0.0 ? r : e * r);
+        } else {
+            weight[t] = 0.0f;
+        }
 }
 
 VPPODEF vppo_status vppo_soft_mask(const vppo_seqs *s, const float *score, double ratio, float *weight)
 {
-    int64_t b, t;
+    int64_t b0;
+    vppo__soft_job j;
     vppo_status st = vppo__check_seqs(s);
     if (st != VPPO_OK) return st;
     if (!score || !weight) return VPPO_ERR_NULL;
     if (!(ratio >= 0.0 && ratio <= 1.0)) return VPPO_ERR_PARAM;
     if ((st = vppo__check_values(s, score, 0)) != VPPO_OK) return st;
-
-    for (b = 0; b < s->n_seqs; ++b) {
-        const int64_t n = vppo__count_valid(s, b);
-        double mean = 0.0, var = 0.0, inv, zmin = VPPO__INF, zmax = -VPPO__INF, lo, hi, logit, c;
-        int iter;
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
-            if (vppo__valid(s, t)) mean += score[t];
-        mean = n > 0 ? mean / (double)n : 0.0;
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
-            if (vppo__valid(s, t)) var += (score[t] - mean) * (score[t] - mean);
-        inv = 1.0 / (sqrt(n > 0 ? var / (double)n : 0.0) + 1e-6);
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
-            if (vppo__valid(s, t)) {
-                double z = (score[t] - mean) * inv;
-                if (z < zmin) zmin = z;
-                if (z > zmax) zmax = z;
-            }
-        if (n == 0 || ratio == 0.0 || ratio == 1.0) {
-            for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
-                weight[t] = (float)(vppo__valid(s, t) && ratio == 1.0);
-            continue;
-        }
-        /* f(c) = mean sigmoid(z - c) falls with c; sigmoid(zmin - c) <= f <= sigmoid(zmax - c)
-           brackets the root between zmin - logit(ratio) and zmax - logit(ratio). */
-        logit = log(ratio / (1.0 - ratio));
-        lo = zmin - logit;
-        hi = zmax - logit;
-        for (iter = 0; iter < 200 && hi - lo > 1e-7; ++iter) {
-            double mid = 0.5 * (lo + hi), f = 0.0;
-            for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
-                if (vppo__valid(s, t)) f += vppo__sigmoid((score[t] - mean) * inv - mid);
-            if (f / (double)n > ratio) lo = mid;
-            else hi = mid;
-        }
-        c = 0.5 * (lo + hi);
-        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
-            weight[t] = vppo__valid(s, t) ? (float)vppo__sigmoid((score[t] - mean) * inv - c) : 0.0f;
+    j.s = s; j.score = score; j.ratio = ratio; j.weight = weight;
+    for (b0 = 0; b0 < s->n_seqs; b0 += VPPO__SEQ_BLOCK) {
+        char none[VPPO__SEQ_BLOCK];
+        vppo__seq_block(s, b0, vppo__min64(VPPO__SEQ_BLOCK, s->n_seqs - b0), vppo__soft_seq, &j, none, 1);
     }
     return VPPO_OK;
 }
@@ -4312,6 +4522,53 @@ static double vppo__hsum_lanes(const float *lane, int w)
 #define VPPO__NEON_LOADF16(p) vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)))
 #define VPPO__NEON_STHIGH16(p, x) vst1_u16(p, vshrn_n_u32(x, 16))
 
+/* Rows of the selection kernels (§6, VPPO__SELECT_KERNELS): 32-bit integer lanes
+   (signed compare, min, max, arithmetic shift, store), W mask bytes in and out, and
+   double vectors of W / 2 lanes (the info sums). */
+#define VPPO__ISTOREU(I)  VPPO__PICK(I, VPPO__SSE2_ISTOREU,  VPPO__AVX2_ISTOREU,   _mm512_storeu_si512,   VPPO__NEON_ISTOREU)
+#define VPPO__SRA(I)      VPPO__PICK(I, _mm_srai_epi32,      _mm256_srai_epi32,    _mm512_srai_epi32,     VPPO__NEON_SRA)
+#define VPPO__IXOR(I)     VPPO__PICK(I, _mm_xor_si128,       _mm256_xor_si256,     _mm512_xor_si512,      veorq_u32)
+#define VPPO__IGT(I)      VPPO__PICK(I, VPPO__SSE2_IGT,      VPPO__AVX2_IGT,       _mm512_cmpgt_epi32_mask, VPPO__NEON_IGT)
+#define VPPO__IMIN(I)     VPPO__PICK(I, VPPO__SSE2_IMIN,     _mm256_min_epi32,     _mm512_min_epi32,      VPPO__NEON_IMIN)
+#define VPPO__IMAX(I)     VPPO__PICK(I, VPPO__SSE2_IMAX,     _mm256_max_epi32,     _mm512_max_epi32,      VPPO__NEON_IMAX)
+#define VPPO__MANDNOT(I)  VPPO__PICK(I, _mm_andnot_ps,       _mm256_andnot_ps,     VPPO__AVX512_MANDNOT,  VPPO__NEON_MANDNOT)
+/* LOAD8: W bytes to W lanes (zero-extended); ST8: the low bytes of W lanes to W bytes */
+#define VPPO__LOAD8(I)    VPPO__PICK(I, vppo__sse2_load8,    VPPO__AVX2_LOAD8,     VPPO__AVX512_LOAD8,    vppo__neon_load8)
+#define VPPO__ST8(I)      VPPO__PICK(I, vppo__sse2_st8,      vppo__avx2_st8,       VPPO__AVX512_ST8,      vppo__neon_st8)
+#define VPPO__VD(I)       VPPO__PICK(I, __m128d,             __m256d,              __m512d,               float64x2_t)
+#define VPPO__DLOADU(I)   VPPO__PICK(I, _mm_loadu_pd,        _mm256_loadu_pd,      _mm512_loadu_pd,       vld1q_f64)
+#define VPPO__DSTOREU(I)  VPPO__PICK(I, _mm_storeu_pd,       _mm256_storeu_pd,     _mm512_storeu_pd,      vst1q_f64)
+#define VPPO__DADD(I)     VPPO__PICK(I, _mm_add_pd,          _mm256_add_pd,        _mm512_add_pd,         vaddq_f64)
+/* DLO, DHI: the low and the high W / 2 lanes of a float vector, as doubles */
+#define VPPO__DLO(I)      VPPO__PICK(I, _mm_cvtps_pd,        VPPO__AVX2_DLO,       VPPO__AVX512_DLO,      VPPO__NEON_DLO)
+#define VPPO__DHI(I)      VPPO__PICK(I, VPPO__SSE2_DHI,      VPPO__AVX2_DHI,       VPPO__AVX512_DHI,      vcvt_high_f64_f32)
+/* clears the upper halves of the vector registers where plain SSE code would pay for them */
+#define VPPO__ZEROUPPER(I) VPPO__PICK(I, VPPO__NOTHING,      _mm256_zeroupper,     _mm256_zeroupper,      VPPO__NOTHING)
+
+#define VPPO__NOTHING() ((void)0)
+#define VPPO__SSE2_ISTOREU(p, x) _mm_storeu_si128((__m128i *)(void *)(p), x)
+#define VPPO__SSE2_IGT(a, b) _mm_castsi128_ps(_mm_cmpgt_epi32(a, b))
+#define VPPO__SSE2_IMIN(a, b) vppo__sse2_iselect(_mm_cmpgt_epi32(a, b), b, a)
+#define VPPO__SSE2_IMAX(a, b) vppo__sse2_iselect(_mm_cmpgt_epi32(a, b), a, b)
+#define VPPO__SSE2_DHI(x) _mm_cvtps_pd(_mm_movehl_ps(x, x))
+#define VPPO__AVX2_ISTOREU(p, x) _mm256_storeu_si256((__m256i *)(void *)(p), x)
+#define VPPO__AVX2_IGT(a, b) _mm256_castsi256_ps(_mm256_cmpgt_epi32(a, b))
+#define VPPO__AVX2_LOAD8(p) _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p)))
+#define VPPO__AVX2_DLO(x) _mm256_cvtps_pd(_mm256_castps256_ps128(x))
+#define VPPO__AVX2_DHI(x) _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1))
+#define VPPO__AVX512_MANDNOT(a, b) ((__mmask16)(~(a) & (b)))
+#define VPPO__AVX512_LOAD8(p) _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p)))
+#define VPPO__AVX512_ST8(p, x) _mm_storeu_si128((__m128i *)(void *)(p), _mm512_cvtepi32_epi8(x))
+#define VPPO__AVX512_DLO(x) _mm512_cvtps_pd(_mm512_castps512_ps256(x))
+#define VPPO__AVX512_DHI(x) _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)))
+#define VPPO__NEON_ISTOREU(p, x) vst1q_s32(p, vreinterpretq_s32_u32(x))
+#define VPPO__NEON_SRA(x, n) vreinterpretq_u32_s32(vshrq_n_s32(vreinterpretq_s32_u32(x), n))
+#define VPPO__NEON_IGT(a, b) vcgtq_s32(vreinterpretq_s32_u32(a), vreinterpretq_s32_u32(b))
+#define VPPO__NEON_IMIN(a, b) vreinterpretq_u32_s32(vminq_s32(vreinterpretq_s32_u32(a), vreinterpretq_s32_u32(b)))
+#define VPPO__NEON_IMAX(a, b) vreinterpretq_u32_s32(vmaxq_s32(vreinterpretq_s32_u32(a), vreinterpretq_s32_u32(b)))
+#define VPPO__NEON_MANDNOT(a, b) vbicq_u32(b, a)
+#define VPPO__NEON_DLO(x) vcvt_f64_f32(vget_low_f32(x))
+
 /* VPPO__GEMM_KERNELS(I, ATTR) defines the GEMM microkernel of the fused head (§9) for ISA
    I and its table vppo__gemm_kernels_<I>: an MR x NR tile, MR = VPPO__GEMM_MR(I) rows of
    two vectors (NR = 2 W), held in registers over the whole k slice; per p, two vector
@@ -4542,6 +4799,135 @@ static const vppo__kernels vppo__kernels_##I = { \
     vppo__##I##_scan, vppo__##I##_sumexp, vppo__##I##_kl, vppo__##I##_js, vppo__##I##_bwd, vppo__##I##_to_bf16 \
 };
 
+/* VPPO__SELECT_KERNELS(I, ATTR) defines the selection kernels of §6 for ISA I (the
+   contract at vppo__select_kernels) and their table vppo__select_kernels_<I>. The mask
+   kernel (_topk_mask: the C kernel up to the first multiple of 16, then _topk_body) runs
+   blocks of 16 positions aligned to the sequence start (16 / W vectors each) and hands
+   the tail to the C kernel; position i's score adds to double lane i % 16 as in the C
+   kernel, so the sums have the same bits on every ISA. Counts: 32-bit lanes, flushed
+   every 2^30 positions. */
+#define VPPO__SELECT_KERNELS(I, ATTR) \
+ATTR VPPO__INLINE VPPO__VI(I) vppo__##I##_key(VPPO__V(I) v, VPPO__VI(I) *mag) \
+{ \
+    const VPPO__VI(I) neg = VPPO__SRA(I)(VPPO__BITS(I)(v), 31); \
+    *mag = VPPO__IAND(I)(VPPO__BITS(I)(v), VPPO__ISET1(I)(0x7fffffff)); \
+    return VPPO__ISUB(I)(VPPO__IXOR(I)(*mag, neg), neg); \
+} \
+\
+ATTR static void vppo__##I##_topk_keys(const float *x, const uint8_t *valid, int64_t n, int32_t *key, \
+    vppo__window *w) \
+{ \
+    const VPPO__VI(I) none = VPPO__ISET1(I)(VPPO__KEY_NONE), top = VPPO__ISET1(I)(INT32_MAX), zero = VPPO__ISET1(I)(0); \
+    const VPPO__V(I) one = VPPO__FLOAT(I)(VPPO__ISET1(I)(1)); \
+    VPPO__VI(I) lo = top, hi = none, cnt = zero, mag; \
+    int32_t l[VPPO__W(I)], h[VPPO__W(I)], c[VPPO__W(I)]; \
+    int64_t i, m = 0; \
+    int j; \
+    for (i = 0; i + VPPO__W(I) <= n; i += VPPO__W(I)) { \
+        VPPO__VI(I) k = vppo__##I##_key(VPPO__LOADU(I)(x + i), &mag); \
+        if (valid) { /* the not valid: VPPO__KEY_NONE (a bitwise select, no arithmetic on them) */ \
+            const VPPO__VM(I) ok = VPPO__IGT(I)(VPPO__LOAD8(I)(valid + i), zero); \
+            k = VPPO__BITS(I)(VPPO__SELECT(I)(ok, VPPO__FLOAT(I)(k), VPPO__FLOAT(I)(none))); \
+            lo = VPPO__IMIN(I)(lo, VPPO__BITS(I)(VPPO__SELECT(I)(ok, VPPO__FLOAT(I)(k), VPPO__FLOAT(I)(top)))); \
+            cnt = VPPO__IADD(I)(cnt, VPPO__BITS(I)(VPPO__KEEP(I)(ok, one))); \
+        } else { \
+            lo = VPPO__IMIN(I)(lo, k); \
+        } \
+        VPPO__ISTOREU(I)(key + i, k); \
+        hi = VPPO__IMAX(I)(hi, k); \
+    } \
+    VPPO__ISTOREU(I)(l, lo); \
+    VPPO__ISTOREU(I)(h, hi); \
+    VPPO__ISTOREU(I)(c, cnt); \
+    for (j = 0; j < VPPO__W(I); ++j) m += c[j]; \
+    m = valid ? m : i; \
+    vppo__c_topk_keys(x + i, valid ? valid + i : NULL, n - i, key + i, w); \
+    w->m += m; \
+    for (j = 0; j < VPPO__W(I); ++j) { \
+        w->lo = l[j] < w->lo ? l[j] : w->lo; \
+        w->hi = h[j] > w->hi ? h[j] : w->hi; \
+    } \
+} \
+\
+ATTR static void vppo__##I##_topk_body(const float *x, const uint8_t *valid, int64_t i, int64_t b, int32_t thr, \
+    uint8_t *select, vppo__topk_acc *acc); \
+ATTR static void vppo__##I##_topk_mask(const float *x, const uint8_t *valid, int64_t a, int64_t b, int32_t thr, \
+    uint8_t *select, vppo__topk_acc *acc) \
+{ \
+    const int64_t i0 = vppo__min64(b, (a + 15) & ~(int64_t)15); \
+    vppo__c_topk_mask(x, valid, a, i0, thr, select, acc); \
+    vppo__##I##_topk_body(x, valid, i0, b, thr, select, acc); \
+} \
+\
+ATTR static void vppo__##I##_topk_body(const float *x, const uint8_t *valid, int64_t i, int64_t b, int32_t thr, \
+    uint8_t *select, vppo__topk_acc *acc) \
+{ \
+    const VPPO__VI(I) t = VPPO__ISET1(I)(thr), inf = VPPO__ISET1(I)(VPPO__KEY_INF), zero = VPPO__ISET1(I)(0); \
+    const VPPO__V(I) one = VPPO__FLOAT(I)(VPPO__ISET1(I)(1)); \
+    VPPO__VD(I) ds[32 / VPPO__W(I)], dr[32 / VPPO__W(I)]; \
+    int32_t c[VPPO__W(I)]; \
+    int q; \
+    for (q = 0; q < 32 / VPPO__W(I); ++q) { \
+        ds[q] = VPPO__DLOADU(I)(acc->sel + q * (VPPO__W(I) / 2)); \
+        dr[q] = VPPO__DLOADU(I)(acc->rej + q * (VPPO__W(I) / 2)); \
+    } \
+    while (b - i >= 16) { \
+        const int64_t stop = i + vppo__min64(b - i, (int64_t)1 << 30); \
+        VPPO__VI(I) cs = zero, cr = zero; \
+        for (; i + 16 <= stop; i += 16) \
+            for (q = 0; q < 16 / VPPO__W(I); ++q) { \
+                const VPPO__V(I) v = VPPO__LOADU(I)(x + i + q * VPPO__W(I)); \
+                VPPO__VI(I) mag; \
+                const VPPO__VI(I) key = vppo__##I##_key(v, &mag); \
+                VPPO__VM(I) take = VPPO__IGT(I)(key, t), fin = VPPO__IGT(I)(inf, mag), sel, rej; \
+                VPPO__V(I) sv, rv; \
+                if (valid) { \
+                    const VPPO__VM(I) ok = VPPO__IGT(I)(VPPO__LOAD8(I)(valid + i + q * VPPO__W(I)), zero); \
+                    take = VPPO__MAND(I)(take, ok); \
+                    fin = VPPO__MAND(I)(fin, ok); \
+                } \
+                sel = VPPO__MAND(I)(take, fin); \
+                rej = VPPO__MANDNOT(I)(take, fin); \
+                VPPO__ST8(I)(select + i + q * VPPO__W(I), VPPO__BITS(I)(VPPO__KEEP(I)(take, one))); \
+                cs = VPPO__IADD(I)(cs, VPPO__BITS(I)(VPPO__KEEP(I)(sel, one))); \
+                cr = VPPO__IADD(I)(cr, VPPO__BITS(I)(VPPO__KEEP(I)(rej, one))); \
+                sv = VPPO__KEEP(I)(sel, v); \
+                rv = VPPO__KEEP(I)(rej, v); \
+                ds[2 * q] = VPPO__DADD(I)(ds[2 * q], VPPO__DLO(I)(sv)); \
+                ds[2 * q + 1] = VPPO__DADD(I)(ds[2 * q + 1], VPPO__DHI(I)(sv)); \
+                dr[2 * q] = VPPO__DADD(I)(dr[2 * q], VPPO__DLO(I)(rv)); \
+                dr[2 * q + 1] = VPPO__DADD(I)(dr[2 * q + 1], VPPO__DHI(I)(rv)); \
+            } \
+        VPPO__ISTOREU(I)(c, cs); \
+        for (q = 0; q < VPPO__W(I); ++q) acc->n_sel += c[q]; \
+        VPPO__ISTOREU(I)(c, cr); \
+        for (q = 0; q < VPPO__W(I); ++q) acc->n_rej += c[q]; \
+    } \
+    for (q = 0; q < 32 / VPPO__W(I); ++q) { \
+        VPPO__DSTOREU(I)(acc->sel + q * (VPPO__W(I) / 2), ds[q]); \
+        VPPO__DSTOREU(I)(acc->rej + q * (VPPO__W(I) / 2), dr[q]); \
+    } \
+    VPPO__ZEROUPPER(I)();   /* gcc 12 leaves it out here: scalar code after us would pay */ \
+    vppo__c_topk_mask(x, valid, i, b, thr, select, acc); \
+} \
+\
+ATTR static int vppo__##I##_topk_nan(const float *x, const uint8_t *valid, int64_t n) \
+{ \
+    const VPPO__VI(I) inf = VPPO__ISET1(I)(VPPO__KEY_INF), abs = VPPO__ISET1(I)(0x7fffffff), zero = VPPO__ISET1(I)(0); \
+    VPPO__VM(I) bad = VPPO__MNONE(I); \
+    int64_t i; \
+    for (i = 0; i + VPPO__W(I) <= n; i += VPPO__W(I)) { \
+        VPPO__VM(I) m = VPPO__IGT(I)(VPPO__IAND(I)(VPPO__BITS(I)(VPPO__LOADU(I)(x + i)), abs), inf); \
+        if (valid) m = VPPO__MAND(I)(m, VPPO__IGT(I)(VPPO__LOAD8(I)(valid + i), zero)); \
+        bad = VPPO__MOR(I)(bad, m); \
+    } \
+    return VPPO__MANY(I)(bad) != 0 || vppo__c_topk_nan(x + i, valid ? valid + i : NULL, n - i); \
+} \
+\
+static const vppo__select_kernels vppo__select_kernels_##I = { \
+    vppo__##I##_topk_keys, vppo__##I##_topk_mask, vppo__##I##_topk_nan \
+};
+
 #ifdef VPPO__X86
 /* f16 -> f32 without F16C: the 15 magnitude bits moved to a float's place and scaled by
    2^112 (exact for normals and subnormals), then inf/NaN and the sign put back. */
@@ -4561,6 +4947,32 @@ VPPO__KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
 VPPO__ON_KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
 VPPO__GEMM_KERNELS(sse2, __attribute__((target("sse2"))))
 VPPO__GEMM_KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
+
+/* The byte moves of the selection kernels that are more than one intrinsic. */
+__attribute__((target("sse2"))) VPPO__INLINE __m128i vppo__sse2_iselect(__m128i m, __m128i a, __m128i b)
+{
+    return _mm_or_si128(_mm_and_si128(m, a), _mm_andnot_si128(m, b));
+}
+__attribute__((target("sse2"))) VPPO__INLINE __m128i vppo__sse2_load8(const uint8_t *p)
+{
+    int32_t w;
+    memcpy(&w, p, 4);
+    return _mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(w), _mm_setzero_si128()), _mm_setzero_si128());
+}
+__attribute__((target("sse2"))) VPPO__INLINE void vppo__sse2_st8(uint8_t *p, __m128i x)
+{
+    const __m128i h = _mm_packs_epi32(x, x);
+    const int32_t w = _mm_cvtsi128_si32(_mm_packus_epi16(h, h));
+    memcpy(p, &w, 4);
+}
+__attribute__((target("avx2"))) VPPO__INLINE void vppo__avx2_st8(uint8_t *p, __m256i x)
+{
+    const __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+    _mm_storel_epi64((__m128i *)(void *)p, _mm_packus_epi16(h, h));
+}
+
+VPPO__SELECT_KERNELS(sse2, __attribute__((target("sse2"))))
+VPPO__SELECT_KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
 /* g++ 12 flags the deliberate self-initialisation inside _mm512_undefined_*() of its own
    intrinsic headers once they are inlined here; nothing of ours is uninitialised. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -4571,6 +4983,7 @@ VPPO__GEMM_KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
 VPPO__KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 VPPO__ON_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 VPPO__GEMM_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
+VPPO__SELECT_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -4579,6 +4992,19 @@ VPPO__GEMM_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 VPPO__KERNELS(neon, )
 VPPO__ON_KERNELS(neon, )
 VPPO__GEMM_KERNELS(neon, )
+VPPO__INLINE uint32x4_t vppo__neon_load8(const uint8_t *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return vmovl_u16(vget_low_u16(vmovl_u8(vreinterpret_u8_u32(vdup_n_u32(w)))));
+}
+VPPO__INLINE void vppo__neon_st8(uint8_t *p, uint32x4_t x)
+{
+    const uint16x4_t h = vmovn_u32(x);
+    const uint32_t w = vget_lane_u32(vreinterpret_u32_u8(vmovn_u16(vcombine_u16(h, h))), 0);
+    memcpy(p, &w, 4);
+}
+VPPO__SELECT_KERNELS(neon, )
 #endif
 #endif /* VPPO__X86 || VPPO__NEON */
 
@@ -4825,6 +5251,21 @@ static const vppo__gemm_kernels *vppo__gemm_kernels_active(void)
     case VPPO_ISA_NEON:   return &vppo__gemm_kernels_neon;
 #endif
     default:              return &vppo__gemm_kernels_c;
+    }
+}
+
+static const vppo__select_kernels *vppo__select_kernels_active(void)
+{
+    switch (vppo_isa_active()) {
+#ifdef VPPO__X86
+    case VPPO_ISA_SSE2:   return &vppo__select_kernels_sse2;
+    case VPPO_ISA_AVX2:   return &vppo__select_kernels_avx2;
+    case VPPO_ISA_AVX512: return &vppo__select_kernels_avx512;
+#endif
+#ifdef VPPO__NEON
+    case VPPO_ISA_NEON:   return &vppo__select_kernels_neon;
+#endif
+    default:              return &vppo__select_kernels_c;
     }
 }
 

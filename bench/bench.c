@@ -855,7 +855,7 @@ typedef struct topk_ctx {
     vppo_seqs s;
     const float *score;
     uint8_t *sel;
-    float *tmp;
+    float *tmp, *weight;
     int64_t len;
     vppo_status st;
 } topk_ctx;
@@ -864,6 +864,13 @@ static void topk_vppo(void *v)
 {
     topk_ctx *c = (topk_ctx *)v;
     vppo_status st = vppo_topk_mask(&c->s, c->score, 0.4, c->sel, NULL);
+    if (st != VPPO_OK) c->st = st;
+}
+
+static void soft_vppo(void *v)
+{
+    topk_ctx *c = (topk_ctx *)v;
+    vppo_status st = vppo_soft_mask(&c->s, c->score, 0.4, c->weight);
     if (st != VPPO_OK) c->st = st;
 }
 
@@ -883,15 +890,42 @@ static void topk_ref(void *v)
     }
 }
 
+/* The rows of one vppo call (fn on c) at every thread count: time, tokens/s, the qsort
+   time over it, the 1-thread time over it, and (when sel_ref is given) the positions where
+   c->sel differs from sel_ref. */
+static void topk_rows(const char *name, bench_fn fn, topk_ctx *c, int64_t N, double t_ref, const uint8_t *sel_ref)
+{
+    double t1 = 0.0;
+    int ti;
+    for (ti = 0; ti < g_nthreads; ++ti) {
+        char mism[32] = "-";
+        double tv;
+        int64_t t, m = 0;
+        set_threads(g_threads[ti]);
+        tv = time_median(fn, NULL, c, g_reps, g_warm);
+        if (ti == 0) t1 = tv;
+        if (sel_ref) {
+            for (t = 0; t < N; ++t) m += (c->sel[t] != 0) != (sel_ref[t] != 0);
+            snprintf(mism, sizeof mism, "%lld", (long long)m);
+        }
+        if (c->st != VPPO_OK)
+            printf("| %-26s | %3d | error: %s |\n", name, g_threads[ti], vppo_status_string(c->st));
+        else
+            printf("| %-26s | %3d | %8.2f | %8.2f | %10.2f | %8.2f | %10s |\n", name, g_threads[ti], tv * 1e3,
+                   (double)N / tv * 1e-6, t_ref / tv, t1 / tv, mism);
+    }
+    set_threads(g_max_threads);
+}
+
 static void bench_topk(void)
 {
-    int64_t B = g_quick ? 16 : 1024, Lq = g_quick ? 256 : 2048, N = B * Lq, t, mism = 0;
+    int64_t B = g_quick ? 16 : 1024, Lq = g_quick ? 256 : 2048, N = B * Lq, t;
     int64_t *off = (int64_t *)xmalloc((size_t)(B + 1) * 8);
     float *score = (float *)xmalloc((size_t)N * 4), *tmp = (float *)xmalloc((size_t)Lq * 4);
+    float *weight = (float *)xmalloc((size_t)N * 4);
     uint8_t *sel = (uint8_t *)xmalloc((size_t)N), *sel_ref = (uint8_t *)xmalloc((size_t)N);
     topk_ctx c;
     double t_ref;
-    int ti;
 
     vppo_offsets_uniform(off, B, Lq);
     for (t = 0; t < N; ++t) {            /* K3-like dependencies: mostly small, a long tail */
@@ -899,33 +933,24 @@ static void bench_topk(void)
         score[t] = -logf(1.0f - u) * 0.05f;
     }
     c.s.n_seqs = B; c.s.offsets = off; c.s.mask = NULL;
-    c.score = score; c.tmp = tmp; c.len = Lq; c.st = VPPO_OK;
+    c.score = score; c.tmp = tmp; c.weight = weight; c.len = Lq; c.st = VPPO_OK;
 
     printf("## vppo_topk_mask, ratio 0.4, %lld sequences x %lld tokens\n\n", (long long)B, (long long)Lq);
-    printf("| impl                       | thr |       ms |   Mtok/s | qsort/vppo | mismatches |\n");
-    printf("|----------------------------|----:|---------:|---------:|-----------:|-----------:|\n");
+    printf("| impl                       | thr |       ms |   Mtok/s | qsort/vppo | 1 thr/it | mismatches |\n");
+    printf("|----------------------------|----:|---------:|---------:|-----------:|---------:|-----------:|\n");
     c.sel = sel_ref;
     t_ref = time_median(topk_ref, NULL, &c, g_quick ? 1 : 3, 0);
-    printf("| per-sequence qsort (ref)   | %3d | %8.2f | %8.2f | %10.2f | %10s |\n", 1, t_ref * 1e3,
-           (double)N / t_ref * 1e-6, 1.0, "-");
+    printf("| per-sequence qsort (ref)   | %3d | %8.2f | %8.2f | %10.2f | %8s | %10s |\n", 1, t_ref * 1e3,
+           (double)N / t_ref * 1e-6, 1.0, "-", "-");
     c.sel = sel;
-    for (ti = 0; ti < g_nthreads; ++ti) {
-        double tv;
-        set_threads(g_threads[ti]);
-        tv = time_median(topk_vppo, NULL, &c, g_reps, g_warm);
-        mism = 0;
-        for (t = 0; t < N; ++t) mism += (sel[t] != 0) != (sel_ref[t] != 0);
-        if (c.st != VPPO_OK)
-            printf("| vppo_topk_mask             | %3d | error: %s |\n", g_threads[ti], vppo_status_string(c.st));
-        else
-            printf("| vppo_topk_mask             | %3d | %8.2f | %8.2f | %10.2f | %10lld |\n", g_threads[ti],
-                   tv * 1e3, (double)N / tv * 1e-6, t_ref / tv, (long long)mism);
-    }
-    set_threads(g_max_threads);
+    topk_rows("vppo_topk_mask", topk_vppo, &c, N, t_ref, sel_ref);
+    topk_rows("vppo_soft_mask", soft_vppo, &c, N, t_ref, NULL);
     printf("\nms: median wall time per call. Mtok/s: scored tokens per second (millions).\n"
-           "qsort/vppo: reference time / vppo time. mismatches: positions where the masks differ\n"
-           "(the scores have no ties, so the two must agree exactly).\n\n");
-    free(off); free(score); free(tmp); free(sel); free(sel_ref);
+           "qsort/vppo: reference time / vppo time. 1 thr/it: the 1-thread time / this row's (the\n"
+           "speed-up of the threads). mismatches: positions where the masks differ (the scores\n"
+           "have no ties, so the two must agree exactly). vppo_soft_mask: the soft filter on the\n"
+           "same scores and ratio, timed against the same qsort.\n\n");
+    free(off); free(score); free(tmp); free(weight); free(sel); free(sel_ref);
 }
 
 /* ================================================================== step == */

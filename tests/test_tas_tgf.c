@@ -426,6 +426,161 @@ void topk_mask_large_sequence(void)
     free(score);
 }
 
+/* Adversarial scores for the ISA comparisons: kind 0 distinct, 1 all equal, 2 four values
+   (ties at every threshold), 3 +-0 and +-denormals, 4 +-inf, huge, denormal and normal
+   values mixed, 5 the bench's exponential (mostly small, a long tail), 6 half of them one
+   value and half spread over 26 decades (ties cut at the threshold; sums in double that
+   depend on their order). */
+static float adversarial_score(rng *r, int kind)
+{
+    static const float mixed[] = { INFINITY, -INFINITY, 3.4e38f, -3.4e38f, 1e-45f, -1e-45f, 1.17549435e-38f,
+                                   1e-40f, 0.0f, -0.0f, 1.0f, -1.0f, 0.5f };
+    switch (kind) {
+    case 0: return (float)rng_range(r, -10, 10);
+    case 1: return 0.25f;
+    case 2: return (float)rng_int(r, 0, 3);
+    case 3: return rng_int(r, 0, 1) ? (rng_int(r, 0, 1) ? 0.0f : -0.0f) : (float)rng_int(r, -3, 3) * 1e-45f;
+    case 4: return mixed[rng_int(r, 0, (int64_t)(sizeof mixed / sizeof mixed[0]) - 1)];
+    case 5: return (float)(-log(1.0 - rng_uniform(r)) * 0.05);
+    default: return rng_int(r, 0, 1) ? 0.3f : (float)exp(rng_range(r, -30, 30));
+    }
+}
+
+/* One sequence of every length that matters to the kernels: 0, 1, 2, around the vector
+   widths (4, 8, 16) and the 16-position blocks, around the 4096-key local buffer, and far
+   beyond it; offsets start at 5 (positions 0-4 are outside every sequence). */
+static const int64_t topk_lengths[] = { 0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65,
+                                        100, 255, 256, 257, 4095, 4096, 4097, 4111, 12000 };
+#define N_TOPK_LENGTHS ((int64_t)(sizeof topk_lengths / sizeof topk_lengths[0]))
+
+/* The mask and the info under ISA isa (which the caller has checked that it runs). */
+static vppo_status topk_under(vppo_isa isa, const vppo_seqs *s, const float *score, double ratio, uint8_t *sel,
+                              vppo_topk_info *info)
+{
+    const vppo_isa before = vppo_isa_active();
+    vppo_status st;
+    CHECK_STATUS(VPPO_OK, vppo_isa_select(isa));
+    st = vppo_topk_mask(s, score, ratio, sel, info);
+    CHECK_STATUS(VPPO_OK, vppo_isa_select(before));
+    return st;
+}
+
+void topk_mask_every_isa_matches_scalar_and_sort(void)
+{
+    const double ratios[] = { 0.0, 1e-9, 0.05, 0.3, 0.4, 0.5, 2.0 / 3.0, 0.7, 0.999, 1.0 };
+    int64_t off[N_TOPK_LENGTHS + 1], t, b;
+    const int64_t N = 5 + 4111 * 3 + 12000 + 4096 * 2 + 5000;
+    float *score = floats_new(N, NAN);
+    uint8_t *mask = (uint8_t *)malloc((size_t)N), *want = (uint8_t *)malloc((size_t)N);
+    uint8_t *scalar = (uint8_t *)malloc((size_t)N), *got = (uint8_t *)malloc((size_t)N);
+    rng r = rng_make(610);
+    int kind, masked, isa;
+    size_t k;
+    off[0] = 5;
+    for (b = 0; b < N_TOPK_LENGTHS; ++b) off[b + 1] = off[b] + topk_lengths[b];
+    CHECK(off[N_TOPK_LENGTHS] <= N);
+    for (kind = 0; kind < 7; ++kind)
+        for (masked = 0; masked < 2; ++masked) {
+            vppo_seqs s;
+            s.n_seqs = N_TOPK_LENGTHS; s.offsets = off; s.mask = masked ? mask : NULL;
+            for (t = 0; t < N; ++t) {
+                mask[t] = (uint8_t)(masked ? rng_int(&r, 0, 4) != 0 : 1);   /* about 1 in 5 left out */
+                score[t] = mask[t] ? adversarial_score(&r, kind) : NAN;      /* garbage where left out */
+            }
+            for (k = 0; k < sizeof ratios / sizeof ratios[0]; ++k) {
+                vppo_topk_info wi, si, gi;
+                int64_t wrong = 0;
+                ref_topk(&s, score, ratios[k], want, &wi);
+                CHECK_STATUS(VPPO_OK, topk_under(VPPO_ISA_SCALAR, &s, score, ratios[k], scalar, &si));
+                for (t = off[0]; t < off[N_TOPK_LENGTHS]; ++t) wrong += scalar[t] != want[t];
+                CHECK_EQ_INT(0, wrong);
+                CHECK_EQ_INT(wi.n_valid, si.n_valid);
+                CHECK_EQ_INT(wi.n_selected, si.n_selected);
+                CHECK_NEAR(wi.threshold_mean, si.threshold_mean, TOL_SCALAR);
+                CHECK_NEAR(wi.mean_selected, si.mean_selected, TOL_SCALAR);
+                CHECK_NEAR(wi.mean_rejected, si.mean_rejected, TOL_SCALAR);
+                for (isa = VPPO_ISA_SSE2; isa <= VPPO_ISA_NEON; ++isa) {
+                    if (vppo_isa_select((vppo_isa)isa) != VPPO_OK) continue;   /* not on this machine */
+                    memset(got, 7, (size_t)N);
+                    CHECK_STATUS(VPPO_OK, topk_under((vppo_isa)isa, &s, score, ratios[k], got, &gi));
+                    wrong = 0;
+                    for (t = off[0]; t < off[N_TOPK_LENGTHS]; ++t) wrong += got[t] != scalar[t];
+                    CHECK_EQ_INT(0, wrong);
+                    CHECK(memcmp(got, "\7\7\7\7\7", 5) == 0);   /* nothing before offsets[0] */
+                    CHECK(memcmp(&gi, &si, sizeof gi) == 0);     /* the info: the same bits */
+                    if (wrong || memcmp(&gi, &si, sizeof gi) != 0)
+                        fprintf(stderr, "  %s, kind %d, masked %d, ratio %g\n", vppo_isa_name((vppo_isa)isa), kind,
+                                masked, ratios[k]);
+                }
+            }
+        }
+    free(score); free(mask); free(want); free(scalar); free(got);
+}
+
+void topk_mask_nan_is_an_error_on_every_isa(void)
+{
+    static const uint32_t nans[] = { 0x7fc00000u, 0xffc00000u, 0x7f800001u, 0xffffffffu };
+    int64_t off[N_TOPK_LENGTHS + 1], b, t;
+    const int64_t N = 5 + 4111 * 3 + 12000 + 4096 * 2 + 5000;
+    float *score = floats_new(N, 1.0f);
+    uint8_t *mask = (uint8_t *)malloc((size_t)N), *sel = (uint8_t *)malloc((size_t)N);
+    rng r = rng_make(611);
+    int isa;
+    off[0] = 5;
+    for (b = 0; b < N_TOPK_LENGTHS; ++b) off[b + 1] = off[b] + topk_lengths[b];
+    for (t = 0; t < N; ++t) { score[t] = (float)rng_normal(&r); mask[t] = 1; }
+    for (isa = VPPO_ISA_SCALAR; isa <= VPPO_ISA_NEON; ++isa) {
+        int64_t missed = 0, false_alarm = 0;
+        if (isa != VPPO_ISA_SCALAR && vppo_isa_select((vppo_isa)isa) != VPPO_OK) continue;
+        for (b = 0; b < N_TOPK_LENGTHS; ++b) {
+            int64_t at[3], i;
+            vppo_seqs s;
+            s.n_seqs = N_TOPK_LENGTHS; s.offsets = off; s.mask = mask;
+            if (topk_lengths[b] == 0) continue;
+            at[0] = off[b]; at[1] = off[b + 1] - 1; at[2] = off[b] + topk_lengths[b] / 2;   /* head, tail, body */
+            for (i = 0; i < 3; ++i) {
+                const float keep = score[at[i]];
+                uint32_t bits = nans[(b + i) % 4];
+                memcpy(&score[at[i]], &bits, sizeof bits);
+                missed += topk_under((vppo_isa)isa, &s, score, 0.4, sel, NULL) != VPPO_ERR_NONFINITE;
+                mask[at[i]] = 0;   /* a NaN at a left-out position is ignored */
+                false_alarm += topk_under((vppo_isa)isa, &s, score, 0.4, sel, NULL) != VPPO_OK;
+                s.mask = NULL;     /* and counts again without a mask */
+                missed += topk_under((vppo_isa)isa, &s, score, 0.4, sel, NULL) != VPPO_ERR_NONFINITE;
+                s.mask = mask;
+                mask[at[i]] = 1;
+                score[at[i]] = keep;
+            }
+        }
+        CHECK_EQ_INT(0, missed);
+        CHECK_EQ_INT(0, false_alarm);
+    }
+    free(score); free(mask); free(sel);
+}
+
+void topk_mask_long_sequences_of_two_values(void)
+{
+    /* 12000 tokens of 0 and 1: the window over the scores holds more than the local buffer
+       after its first passes (every key of one value), then a single key */
+    rng r = rng_make(612);
+    const int64_t n = 12000;
+    int64_t off[3] = { 0, n, 2 * n }, t;
+    float *score = floats_new(2 * n, 0);
+    uint8_t *mask = (uint8_t *)malloc((size_t)(2 * n));
+    vppo_seqs s; s.n_seqs = 2; s.offsets = off; s.mask = NULL;
+    for (t = 0; t < 2 * n; ++t) {
+        score[t] = (float)rng_int(&r, 0, 1) * (t < n ? 1.0f : -1e30f);
+        mask[t] = (uint8_t)(rng_int(&r, 0, 9) != 0);
+    }
+    check_topk(&s, score, 0.3);
+    check_topk(&s, score, 0.5);
+    check_topk(&s, score, 0.9);
+    s.mask = mask;
+    check_topk(&s, score, 0.3);
+    check_topk(&s, score, 0.7);
+    free(score); free(mask);
+}
+
 /* Soft mask reference: bisection on c with a fixed 200 iterations. */
 static void ref_soft(const float *x, int64_t n, double ratio, double *w)
 {
@@ -502,4 +657,53 @@ void soft_mask_edge_cases(void)
     x[5] = 0;
     CHECK_STATUS(VPPO_ERR_PARAM, vppo_soft_mask(&s, x, 1.5, w));
     CHECK_STATUS(VPPO_ERR_NULL, vppo_soft_mask(&s, x, 0.5, NULL));
+}
+
+void soft_mask_matches_bisection_on_hard_inputs(void)
+{
+    /* the root search (Newton inside a shrinking bracket) against the reference's 200
+       plain bisections: skewed, two-valued, one outlier among equal scores, huge and tiny
+       spreads; lengths 1 to 3000; every ratio class; with and without a mask */
+    const double ratios[] = { 1e-6, 0.001, 0.05, 0.4, 0.5, 0.9, 0.999, 1.0 - 1e-6 };
+    const int64_t lens[] = { 1, 2, 3, 17, 100, 3000 };
+    rng r = rng_make(613);
+    int kind, masked;
+    size_t k, l;
+    for (kind = 0; kind < 5; ++kind)
+        for (l = 0; l < sizeof lens / sizeof lens[0]; ++l)
+            for (masked = 0; masked < 2; ++masked) {
+                const int64_t len = lens[l];
+                int64_t off[2] = { 0, len }, i, n = 0;
+                float *x = floats_new(len, NAN), *w = floats_new(len, 0), *xv = floats_new(len, 0);
+                double *want = (double *)malloc((size_t)len * sizeof(double));
+                uint8_t *mask = (uint8_t *)malloc((size_t)len);
+                vppo_seqs s; s.n_seqs = 1; s.offsets = off; s.mask = masked ? mask : NULL;
+                for (i = 0; i < len; ++i) {
+                    mask[i] = (uint8_t)(!masked || i == 0 || rng_int(&r, 0, 3) != 0);
+                    if (!mask[i]) continue;   /* NaN left where the mask says no */
+                    switch (kind) {
+                    case 0: x[i] = (float)(-log(1.0 - rng_uniform(&r)) * 0.05); break;
+                    case 1: x[i] = (float)rng_int(&r, 0, 1); break;
+                    case 2: x[i] = i == len / 2 ? 1e4f : 2.0f; break;
+                    case 3: x[i] = (float)(rng_normal(&r) * 1e30); break;
+                    default: x[i] = (float)(1.0 + rng_normal(&r) * 1e-6); break;
+                    }
+                    xv[n++] = x[i];
+                }
+                for (k = 0; k < sizeof ratios / sizeof ratios[0]; ++k) {
+                    double mean = 0.0;
+                    int64_t j = 0, bad = 0;
+                    CHECK_STATUS(VPPO_OK, vppo_soft_mask(&s, x, ratios[k], w));
+                    ref_soft(xv, n, ratios[k], want);
+                    for (i = 0; i < len; ++i) {
+                        if (!mask[i]) { bad += w[i] != 0.0f; continue; }
+                        bad += !test_near(want[j++], w[i], TOL_TOKEN);
+                        mean += w[i];
+                    }
+                    CHECK_EQ_INT(0, bad);
+                    if (bad) fprintf(stderr, "  kind %d, len %lld, masked %d, ratio %g\n", kind, (long long)len, masked, ratios[k]);
+                    CHECK_NEAR(ratios[k], mean / (double)n, 1e-6, 1e-6);
+                }
+                free(x); free(w); free(xv); free(want); free(mask);
+            }
 }
