@@ -4524,7 +4524,7 @@ static double vppo__hsum_lanes(const float *lane, int w)
 
 /* Rows of the selection kernels (§6, VPPO__SELECT_KERNELS): 32-bit integer lanes
    (signed compare, min, max, arithmetic shift, store), W mask bytes in and out, and
-   double vectors of W / 2 lanes (the info sums). */
+   the float-to-double halves of W / 2 lanes (the info sums). */
 #define VPPO__ISTOREU(I)  VPPO__PICK(I, VPPO__SSE2_ISTOREU,  VPPO__AVX2_ISTOREU,   _mm512_storeu_si512,   VPPO__NEON_ISTOREU)
 #define VPPO__SRA(I)      VPPO__PICK(I, _mm_srai_epi32,      _mm256_srai_epi32,    _mm512_srai_epi32,     VPPO__NEON_SRA)
 #define VPPO__IXOR(I)     VPPO__PICK(I, _mm_xor_si128,       _mm256_xor_si256,     _mm512_xor_si512,      veorq_u32)
@@ -4535,10 +4535,8 @@ static double vppo__hsum_lanes(const float *lane, int w)
 /* LOAD8: W bytes to W lanes (zero-extended); ST8: the low bytes of W lanes to W bytes */
 #define VPPO__LOAD8(I)    VPPO__PICK(I, vppo__sse2_load8,    VPPO__AVX2_LOAD8,     VPPO__AVX512_LOAD8,    vppo__neon_load8)
 #define VPPO__ST8(I)      VPPO__PICK(I, vppo__sse2_st8,      vppo__avx2_st8,       VPPO__AVX512_ST8,      vppo__neon_st8)
-#define VPPO__VD(I)       VPPO__PICK(I, __m128d,             __m256d,              __m512d,               float64x2_t)
-#define VPPO__DLOADU(I)   VPPO__PICK(I, _mm_loadu_pd,        _mm256_loadu_pd,      _mm512_loadu_pd,       vld1q_f64)
-#define VPPO__DSTOREU(I)  VPPO__PICK(I, _mm_storeu_pd,       _mm256_storeu_pd,     _mm512_storeu_pd,      vst1q_f64)
-#define VPPO__DADD(I)     VPPO__PICK(I, _mm_add_pd,          _mm256_add_pd,        _mm512_add_pd,         vaddq_f64)
+/* the double vectors themselves (VD, DLOADU, DSTOREU, DADD) are the O(N) kernels' rows
+   (VPPO__DPICK, section 11 b2) */
 /* DLO, DHI: the low and the high W / 2 lanes of a float vector, as doubles */
 #define VPPO__DLO(I)      VPPO__PICK(I, _mm_cvtps_pd,        VPPO__AVX2_DLO,       VPPO__AVX512_DLO,      VPPO__NEON_DLO)
 #define VPPO__DHI(I)      VPPO__PICK(I, VPPO__SSE2_DHI,      VPPO__AVX2_DHI,       VPPO__AVX512_DHI,      vcvt_high_f64_f32)
