@@ -53,7 +53,8 @@ const int64_t MAX_INDEX = VPPO__MAX_INDEX;
 /* Rows of fewer entries are reduced by one warp (8 rows per block), longer ones by a
    block of ROW_BLOCK threads. */
 const int64_t LONG_ROW = 2048;
-const int ROW_BLOCK = 512;
+const int ROW_BLOCK = 256;
+const int ROW_MIN_BLOCKS = 4;   /* per SM: at most 64 registers per thread */
 const int SEQ_BLOCK = 256;      /* per-sequence kernels: one block per sequence */
 const int BATCH_BLOCK = 1024;   /* single-block batch kernels */
 const unsigned MAX_GRID = 1u << 22;
@@ -545,47 +546,283 @@ __device__ __forceinline__ Acc row_stats(const Mat &x, int64_t r, int64_t V, int
     return st;
 }
 
+/* --- fast rows (issue 19): the references are kept in scaled units, R = z k rounded to
+   float, so that an entry's exponent is one FFMA, d = z k - R (the product is exact inside
+   the FFMA, one rounding; the reference's own rounding is common to every term and cancels
+   between the sums and the results). References stay within [-REF_MAX, REF_MAX], where
+   their rounding is at most 1 (2^24); a row whose maximum lies above that (huge logits or
+   a tiny temperature) is an exact row. The streaming step computes its terms against the
+   current references speculatively and keeps them when their sum stays below STEP_LIM
+   (no NaN, no +inf, no entry far above a reference); otherwise the step is redone out of
+   line (step_pair: the chunk maxima, bad values, the lazy raise of the references), which
+   happens a few times per thread and row. Exact rows and rows with bad values are done
+   again by the robust code of section 2 (double sums, raw references), also out of line. */
+const float REF_MAX = 16777216.0f;   /* 2^24 */
+const float STEP_LIM = 256.0f;       /* 2^LAZY */
+const float TINY_SUM = 8.67361738e-19f;   /* 2^-60: a row sum below it is an exact row */
+
+enum : int { RF_BAD = 1, RF_EXACT = 2 };
+
+/* A thread's state for KL(P || Q) of a pair of rows: references ru, rv (scaled), sums
+   su = sum eu, sv = sum ev, df = sum eu (du - dv) in float, flags RF_*. */
+struct PairF { float ru, rv, su, sv, df; int flags; };
+
+__device__ __forceinline__ void pairf_init(PairF &a)
+{
+    a.ru = a.rv = -REF_MAX;
+    a.su = a.sv = a.df = 0.0f;
+    a.flags = 0;
+}
+
+/* One entry's terms. du is floored (-inf logits of P give eu = 0 and a finite du - dv);
+   dv is not: a -inf of Q under a p > 0 makes df +inf (KL = +inf), under p = 0 NaN (an
+   exact row decides). */
+__device__ __forceinline__ void pairf_term(float zu, float zv, float ru, float rv, float ku, float kv, float &psu,
+                                           float &psv, float &pdf)
+{
+    const float du = fmaxf(fmaf(zu, ku, -ru), -1e30f), dv = fmaf(zv, kv, -rv);
+    const float eu = ex2_approx(du), ev = ex2_approx(dv);
+    psu += eu;
+    psv += ev;
+    pdf = fmaf(eu, du - dv, pdf);
+}
+
+/* Move the sums to references nu >= ru, nv >= rv. */
+__device__ __forceinline__ void pairf_raise(PairF &a, float nu, float nv)
+{
+    const float du = nu - a.ru, dv = nv - a.rv;
+    if (a.su > 0.0f && du > 0.0f) {
+        const float s = ex2_approx(-du);
+        a.df = s * (a.df - (du - dv) * a.su);
+        a.su *= s;
+    } else if (a.su > 0.0f) {
+        a.df += dv * a.su;
+    }
+    if (a.sv > 0.0f && dv > 0.0f) a.sv *= ex2_approx(-dv);
+    a.ru = nu;
+    a.rv = nv;
+}
+
+/* The reference for an entry z (-REF_MAX when below the range; 2 REF_MAX, out of the range
+   above, when z k is: an exact row). */
+__device__ __forceinline__ float ref_for(float z, float k)
+{
+    const float r = z * k;
+    return r > REF_MAX ? 2.0f * REF_MAX : fmaxf(r, -REF_MAX);
+}
+
+/* Out of line: entries j0 + g gstride + i (g < ng, i < glen) below jend of a pair of rows,
+   one at a time: a bad value (NaN, +inf) or an exact row flags the state, an entry above a
+   reference by more than LAZY raises it. The streaming step's slow path (about once per
+   thread and row: its first step), and the head, tail and last chunks. */
+template <int D>
+__device__ __noinline__ PairF step_pair(PairF a, const char *pu, const char *pv, int64_t j0, int ng, int64_t gstride,
+                                        int glen, int64_t jend, float ku, float kv)
+{
+    float psu = 0.0f, psv = 0.0f, pdf = 0.0f;
+    for (int g = 0; g < ng; ++g)
+        for (int i = 0; i < glen; ++i) {
+            const int64_t j = j0 + g * gstride + i;
+            if (j >= jend) break;
+            const float zu = load1<D>(pu, D, j), zv = load1<D>(pv, D, j);
+            if (!(zu < INFINITY) || !(zv < INFINITY)) { a.flags |= RF_BAD; return a; }
+            const float nu = ref_for(zu, ku), nv = ref_for(zv, kv);
+            if (nu > a.ru + LAZY || nv > a.rv + LAZY) {
+                if (fmaxf(nu, nv) > REF_MAX) { a.flags |= RF_EXACT; return a; }
+                a.su += psu; a.sv += psv; a.df += pdf;
+                psu = psv = pdf = 0.0f;
+                pairf_raise(a, fmaxf(a.ru, nu), fmaxf(a.rv, nv));
+            }
+            pairf_term(zu, zv, a.ru, a.rv, ku, kv, psu, psv, pdf);
+        }
+    a.su += psu;
+    a.sv += psv;
+    a.df += pdf;
+    return a;
+}
+
+/* The streaming walk of a pair of rows with the same dtype D < 3 and the same offset from
+   16-byte alignment: PAIR_U chunks of 8 entries from each row per step (2 PAIR_U
+   independent 16-byte loads in flight); a step whose terms fail the check, the head, the
+   tail and the last chunks go out of line. */
+const int PAIR_U = 2;
+
+template <int D, int G>
+__device__ __forceinline__ void pairf_walk(PairF &st, const char *pu, const char *pv, int64_t V, int lane, float ku,
+                                           float kv)
+{
+    const int es = D == VPPO_F32 ? 4 : 2, U = PAIR_U;
+    int64_t h = (int64_t)((16 - ((uintptr_t)pu & 15)) & 15) / es;
+    if (h > V) h = V;
+    const int64_t steps = (V - h) / 8, tail = h + steps * 8;
+    if (lane < h || tail + lane < V)   /* one head entry, one tail entry */
+        st = step_pair<D>(st, pu, pv, lane < h ? lane : tail + lane, lane < h && tail + lane < V ? 2 : 1,
+                          tail, 1, V, ku, kv);
+    /* chunk c of this thread: lane + c G; full steps of U chunks */
+    const int64_t mine = steps > lane ? (steps - lane + G - 1) / G : 0;
+    const int n_steps = (int)(mine / U);
+    const char *bu = pu + (h + (int64_t)lane * 8) * es, *bv = pv + (h + (int64_t)lane * 8) * es;
+    int s = 0;
+    for (;;) {
+#pragma unroll 1
+        for (; s < n_steps; ++s, bu += U * G * 16, bv += U * G * 16) {
+            float zu[U][8], zv[U][8];
+#pragma unroll
+            for (int u = 0; u < U; ++u) {
+                load8<D>(bu + u * G * 16, zu[u]);
+                load8<D>(bv + u * G * 16, zv[u]);
+            }
+            float psu = 0.0f, psv = 0.0f, pdf = 0.0f;
+#pragma unroll
+            for (int u = 0; u < U; ++u)
+#pragma unroll
+                for (int i = 0; i < 8; ++i) pairf_term(zu[u][i], zv[u][i], st.ru, st.rv, ku, kv, psu, psv, pdf);
+            if (!(psu + psv < STEP_LIM)) break;   /* NaN, +inf, an entry above a reference */
+            st.su += psu;
+            st.sv += psv;
+            st.df += pdf;
+        }
+        if (s >= n_steps || st.flags) break;
+        st = step_pair<D>(st, pu, pv, (bu - pu) / es, U, (int64_t)G * 8, 8, V, ku, kv);
+        ++s; bu += U * G * 16; bv += U * G * 16;
+    }
+    const int64_t left = mine - (int64_t)n_steps * U;
+    if (left > 0 && !st.flags) st = step_pair<D>(st, pu, pv, (bu - pu) / es, (int)left, (int64_t)G * 8, 8, V, ku, kv);
+}
+
+struct F2 { float a, b; };
+struct F3 { float a, b, c; };
+__device__ __forceinline__ F2 shfl_xor(const F2 &v, int m)
+{
+    F2 r;
+    r.a = __shfl_xor_sync(0xffffffffu, v.a, m);
+    r.b = __shfl_xor_sync(0xffffffffu, v.b, m);
+    return r;
+}
+__device__ __forceinline__ F3 shfl_xor(const F3 &v, int m)
+{
+    F3 r;
+    r.a = __shfl_xor_sync(0xffffffffu, v.a, m);
+    r.b = __shfl_xor_sync(0xffffffffu, v.b, m);
+    r.c = __shfl_xor_sync(0xffffffffu, v.c, m);
+    return r;
+}
+
+/* The row's KL state from the threads' ones, max first: the largest references (NaN when
+   some thread flagged the row), every thread's sums moved to them, then added (float,
+   fixed trees). ok: a fast row (no flag, both sums >= TINY_SUM, for KL df not NaN). */
+template <int G, bool JS>
+__device__ __forceinline__ PairF pairf_row(PairF st, bool &ok, F2 *p2, F3 *p3)
+{
+    F2 m;
+    m.a = st.flags ? NAN : st.ru;
+    m.b = st.rv;
+    m = row_all<G>(m, [](const F2 &x, const F2 &y) { F2 t; t.a = max_nan(x.a, y.a); t.b = fmaxf(x.b, y.b); return t; }, p2);
+    PairF r;
+    r.ru = m.a; r.rv = m.b; r.flags = 0;
+    r.su = r.sv = r.df = 0.0f;
+    ok = m.a == m.a;
+    if (!ok) return r;
+    pairf_raise(st, m.a, m.b);
+    F3 s;
+    s.a = st.su; s.b = st.sv; s.c = st.df;
+    s = row_all<G>(s, [](const F3 &x, const F3 &y) { F3 t; t.a = x.a + y.a; t.b = x.b + y.b; t.c = x.c + y.c; return t; }, p3);
+    r.su = s.a; r.sv = s.b; r.df = s.c;
+    ok = r.su >= TINY_SUM && r.sv >= TINY_SUM && (JS || r.df == r.df);   /* JS does not use df */
+    return r;
+}
+
+/* One entry's JS terms from its log-probabilities lp, lq (natural logs, floored): with
+   hi = max, delta = min - hi <= 0 and L = log1p(e^delta), the larger side contributes
+   e^hi (ln2 - L), the smaller e^lo (delta + ln2 - L); equal log-probabilities give 0. */
+__device__ __forceinline__ float js_term(float lp, float lq)
+{
+    const float ln2f = (float)LN2;
+    const float hi = fmaxf(lp, lq), lo = fminf(lp, lq), delta = lo - hi;
+    const float L = delta == 0.0f ? ln2f : log1pf(expf(delta));
+    return expf(hi) * (ln2f - L) + expf(lo) * (delta + ln2f - L);
+}
+
 /* --- dependency_logits: KL(P || Q), with P from the first matrix (the host swaps them for
-   KL_REVERSE); JS adds a second pass. */
-struct DepArgs { Mat p, q; int64_t n, V; int js; float *dep; Hdr *hdr; };
+   KL_REVERSE); JS adds a second pass. Pairs of rows with the same dtype and alignment run
+   the fast walk (k_dependency<D < 3>); a row it cannot do (bad values, an exact row, a -inf
+   of Q under p = 0) gets the marker DEP_REDO in dep[r], and k_dependency<3> with
+   marked_only then does exactly those rows with the robust code (and every row of the
+   pairs that cannot be walked with 16-byte loads). */
+struct DepArgs { Mat p, q; int64_t n, V; int js, marked_only; float *dep; Hdr *hdr; };
+
+const unsigned DEP_REDO = 0x7fc0de9du;   /* a NaN no divergence is */
 
 template <int D, int G, bool JS>
-__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_dependency(DepArgs a)
+__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_MIN_BLOCKS) k_dependency(DepArgs a)
 {
-    __shared__ Pair part[G == 32 ? 1 : ROW_BLOCK / 32];
-    __shared__ int bpart[G == 32 ? 1 : ROW_BLOCK / 32];
-    __shared__ double spart[G == 32 ? 1 : ROW_BLOCK / 32];
+    const int NW = G == 32 ? 1 : ROW_BLOCK / 32;
     const int lane = row_lane<G>();
     const float ku = a.p.k, kv = a.q.k;
+    if (D == 3) {   /* the robust rows: raw maxima, double sums */
+        __shared__ Pair part[NW];
+        __shared__ int bpart[NW];
+        __shared__ double spart[NW];
+        for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
+            if (a.marked_only && __float_as_uint(a.dep[r]) != DEP_REDO) continue;
+            const char *pu = row_ptr(a.p, r), *pv = row_ptr(a.q, r);
+            Pair st;
+            pair_init(st);
+            bool bad = false;
+            walk2<3, G>(pu, a.p.dtype, pv, a.q.dtype, a.V, lane,
+                [&](const float *u, const float *v) { pair_push8(st, u, v, ku, kv, bad); },
+                [&](float u, float v) { pair_push1(st, u, v, ku, kv, bad); });
+            st = row_all<G>(st, [ku, kv](const Pair &x, const Pair &y) { return pair_merge(x, y, ku, kv); }, part);
+            bad = row_all<G>((int)bad, [](int x, int y) { return x | y; }, bpart) != 0;
+            if (bad || !(st.su > 0.0) || !(st.sv > 0.0)) {
+                if (lane == 0) flag_row(a.hdr, r, !bad);
+                continue;
+            }
+            double value;
+            if (!JS) {
+                value = st.inf ? (double)INFINITY : vppo__max(0.0, LN2 * st.diff / st.su - log(st.su) + log(st.sv));
+            } else {
+                /* lp = (zu - mu)/T_u - ln su (natural log), floored */
+                const float mu = st.mu, mv = st.mv, lsu = (float)log(st.su), lsv = (float)log(st.sv);
+                const float tu = (float)a.p.inv_t, tv = (float)a.q.inv_t;
+                double acc = 0.0;
+                walk2<3, G>(pu, a.p.dtype, pv, a.q.dtype, a.V, lane, [](const float *, const float *) {},
+                    [&](float u, float v) {
+                        acc += js_term(fmaxf((u - mu) * tu - lsu, -1e30f), fmaxf((v - mv) * tv - lsv, -1e30f));
+                    });
+                acc = row_all<G>(acc, [](double x, double y) { return x + y; }, spart);
+                value = vppo__max(0.0, 0.5 * acc);
+            }
+            if (lane == 0) a.dep[r] = (float)value;
+        }
+        return;
+    }
+    __shared__ F2 p2[NW];
+    __shared__ F3 p3[NW];
+    __shared__ float pf[NW];
+    const float ln2f = (float)LN2;
     for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
         const char *pu = row_ptr(a.p, r), *pv = row_ptr(a.q, r);
-        Pair st;
-        pair_init(st);
-        bool bad = false;
-        walk2<D, G>(pu, a.p.dtype, pv, a.q.dtype, a.V, lane,
-            [&](const float *u, const float *v) { pair_push8(st, u, v, ku, kv, bad); },
-            [&](float u, float v) { pair_push1(st, u, v, ku, kv, bad); });
-        st = row_all<G>(st, [ku, kv](const Pair &x, const Pair &y) { return pair_merge(x, y, ku, kv); }, part);
-        bad = row_all<G>((int)bad, [](int x, int y) { return x | y; }, bpart) != 0;
-        if (bad || !(st.su > 0.0) || !(st.sv > 0.0)) {
-            if (lane == 0) flag_row(a.hdr, r, !bad);
+        bool ok;
+        PairF st;
+        pairf_init(st);
+        pairf_walk<D, G>(st, pu, pv, a.V, lane, ku, kv);
+        st = pairf_row<G, JS>(st, ok, p2, p3);
+        if (!ok) {
+            if (lane == 0) a.dep[r] = __uint_as_float(DEP_REDO);
             continue;
         }
-        double value;
+        const float lsu = logf(st.su), lsv = logf(st.sv);
+        float value;
         if (!JS) {
-            value = st.inf ? (double)INFINITY : vppo__max(0.0, LN2 * st.diff / st.su - log(st.su) + log(st.sv));
+            value = fmaxf(0.0f, __fdividef(ln2f * st.df, st.su) - lsu + lsv);   /* df = +inf: KL = +inf */
         } else {
-            /* JS terms with lp = (zu - mu)/T_u - ln su (natural log), lm = log((p + q)/2):
-               with hi = max(lp, lq), delta = min - hi <= 0 and L = log1p(e^delta),
-               the larger side contributes e^hi (ln2 - L), the smaller e^lo (delta + ln2 - L). */
-            const float mu = st.mu, mv = st.mv, lsu = (float)log(st.su), lsv = (float)log(st.sv);
-            const float tu = (float)a.p.inv_t, tv = (float)a.q.inv_t, ln2f = (float)LN2;
-            double acc = 0.0;
-            auto term = [&](float zu, float zv) {
-                const float lp = fmaxf((zu - mu) * tu - lsu, -1e30f), lq = fmaxf((zv - mv) * tv - lsv, -1e30f);
-                const float hi = fmaxf(lp, lq), lo = fminf(lp, lq), delta = lo - hi;
-                const float L = delta == 0.0f ? ln2f : log1pf(expf(delta));
-                return expf(hi) * (ln2f - L) + expf(lo) * (delta + ln2f - L);
+            /* log-probabilities from the row's references: lp = ln2 (zu ku - Ru) - ln su */
+            const float mu = st.ru, mv = st.rv;
+            float acc = 0.0f;
+            auto term = [&](float u, float v) {
+                return js_term(fmaxf(fmaf(fmaf(u, ku, -mu), ln2f, -lsu), -1e30f),
+                               fmaxf(fmaf(fmaf(v, kv, -mv), ln2f, -lsv), -1e30f));
             };
             walk2<D, G>(pu, a.p.dtype, pv, a.q.dtype, a.V, lane,
                 [&](const float *u, const float *v) {
@@ -595,10 +832,10 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_
                     acc += s;
                 },
                 [&](float u, float v) { acc += term(u, v); });
-            acc = row_all<G>(acc, [](double x, double y) { return x + y; }, spart);
-            value = vppo__max(0.0, 0.5 * acc);
+            acc = row_all<G>(acc, [](float x, float y) { return x + y; }, pf);
+            value = fmaxf(0.0f, 0.5f * acc);
         }
-        if (lane == 0) a.dep[r] = (float)value;
+        if (lane == 0) a.dep[r] = value;
     }
 }
 
@@ -606,7 +843,7 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_
 struct LogprobsArgs { Mat x; int64_t n, V; const int32_t *ids; float *logp, *lse, *entropy; Hdr *hdr; };
 
 template <int D, int G>
-__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_logprobs(LogprobsArgs a)
+__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_MIN_BLOCKS) k_logprobs(LogprobsArgs a)
 {
     __shared__ Acc part[G == 32 ? 1 : ROW_BLOCK / 32];
     __shared__ int bpart[G == 32 ? 1 : ROW_BLOCK / 32];
@@ -676,7 +913,7 @@ __device__ __forceinline__ void store8(char *row, int dt, int64_t j, const float
 }
 
 template <int D, int G>
-__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_backward(BackwardArgs a)
+__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_MIN_BLOCKS) k_backward(BackwardArgs a)
 {
     __shared__ Acc part[G == 32 ? 1 : ROW_BLOCK / 32];
     __shared__ int bpart[G == 32 ? 1 : ROW_BLOCK / 32];
@@ -1799,13 +2036,20 @@ vppo_status dependency_logits(Call &c, const vppo_logits *orig, const vppo_logit
     a.n = orig->n_rows;
     a.V = orig->vocab;
     a.js = div == VPPO_DIV_JS;
+    a.marked_only = 0;
     a.dep = dep;
     a.hdr = c.hdr();
     const bool long_rows = a.V >= LONG_ROW;
     const int D = pair_vectorizable(P, Q) ? (int)P->dtype : 3;
-    if (a.n > 0)
-        c.run("k_dependency", a.js ? pick_kernel<PickJS>(D, long_rows) : pick_kernel<PickKL>(D, long_rows),
-              row_grid(a.n, long_rows), row_block(long_rows), a);
+    if (a.n > 0) {
+        const unsigned grid = row_grid(a.n, long_rows), block = row_block(long_rows);
+        if (D < 3) {   /* the fast walk, then the rows it marked */
+            c.run("k_dependency", a.js ? pick_kernel<PickJS>(D, long_rows) : pick_kernel<PickKL>(D, long_rows), grid,
+                  block, a);
+            a.marked_only = 1;
+        }
+        c.run("k_dependency", a.js ? pick_kernel<PickJS>(3, long_rows) : pick_kernel<PickKL>(3, long_rows), grid, block, a);
+    }
     return c.finish(no_scalars());
 }
 

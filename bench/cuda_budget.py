@@ -150,10 +150,13 @@ def loops(code):
     addr = {a: i for i, (a, _) in enumerate(code)}
     out = []
     for i, (a, ins) in enumerate(code):
-        m = re.search(r"\bBRA\s+(?:`\()?[^0-9]*0x([0-9a-f]+)", ins)
+        # BRA [.U|.DIV ...] [!]P<n>, 0x<target>: the predicate operand is optional
+        m = re.search(r"\bBRA(?:\.\S+)?\s+(?:!?U?P[T0-9],\s*)?(?:`\()?[^0-9]*0x([0-9a-f]+)", ins)
         if m and opcode(ins).startswith("BRA"):
             t = int(m.group(1), 16)
-            if t <= a and t in addr:
+            # a jump back from out-of-line code (past an unconditional EXIT: the divergent-
+            # shuffle fallbacks, called functions) into the kernel is not a loop
+            if t <= a and t in addr and not any(code[k][1] == "EXIT" for k in range(addr[t], i)):
                 out.append((addr[t], i))
     return out
 
@@ -189,8 +192,32 @@ def analyse(code, mats, es, which):
             continue   # a streaming loop, or the row loop around one
         for k in range(s, e + 1):
             weight[k] = 5
+    for k in divergent_fallbacks(code):
+        weight[k] = 0
     per_row = sum(weight[k] for k in range(len(code)) if k not in in_stream)
     return ipe, fp64, loads, per_row, len(used)
+
+
+def divergent_fallbacks(code):
+    """Indices of the out-of-line blocks a BRA.DIV jumps to (a shuffle's fallback for a warp
+    that is not converged, placed after the kernel's EXIT): from the target to the first
+    unconditional branch back. The row kernels call their shuffles with every lane of the
+    group, so a converged warp never runs them."""
+    addr = {a: i for i, (a, _) in enumerate(code)}
+    out = set()
+    for a, ins in code:
+        m = re.search(r"\bBRA\.DIV\s+\S+,\s*0x([0-9a-f]+)", ins)
+        if not m or int(m.group(1), 16) not in addr:
+            continue
+        k = addr[int(m.group(1), 16)]
+        while k < len(code):
+            out.add(k)
+            op = code[k][1]
+            mb = re.match(r"BRA\s+(?:`\()?0x([0-9a-f]+)", op)
+            if mb and int(mb.group(1), 16) < code[k][0]:
+                break
+            k += 1
+    return out
 
 
 def main():
