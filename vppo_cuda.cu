@@ -873,6 +873,7 @@ struct BackwardArgs {
     const int32_t *ids; const float *lse, *entropy, *dlogp, *dentropy;
     char *out; int out_dtype, out_es; int64_t out_stride;
     int need_stats;
+    int skip_fast;   /* k_backward after k_backward_fast: the rows that one did are skipped */
     Hdr *hdr;
 };
 
@@ -912,6 +913,181 @@ __device__ __forceinline__ void store8(char *row, int dt, int64_t j, const float
     }
 }
 
+/* --- the fast gradient rows (issue 19), for the training path (lse and entropy given, the
+   rows walked with 16-byte loads and stores). In base 2 with k = log2(e)/T rounded to
+   float: hi + lo = lse T as above, L = hi k + lo k (exact in double) = L1 + L2 with L1 its
+   float, so that d = z k - L1 is one FFMA whose error scales z - hi - lo only, and
+   p = 2^d 2^-L2; the gradient is then 2^d (A + B d) with per-row A, B (L2 and the signs
+   folded in). d is floored at -200 (p = 0, A + B d finite). The id entry is read before
+   the row (by the thread whose chunk holds it: in place is safe) and its exact value
+   (grad_exact) is stored after. Bad values are found by a NaN-propagating running maximum
+   of the raw entries (packed for 16-bit dtypes). A row with non-finite or too large
+   constants, or an output not 16-byte aligned with the input, is left to k_backward. */
+struct BwdRow { float l1, ca, cb; int64_t id; double lse, H, g, h; };
+
+/* The row's constants (lse and entropy given); false: an exact row. k_backward uses the
+   same ones, so that a row gets the same bits from both kernels. */
+__device__ __forceinline__ bool bwd_consts(const BackwardArgs &a, int64_t r, BwdRow &b)
+{
+    b.lse = (double)a.lse[r];
+    b.H = a.entropy ? (double)a.entropy[r] : 0.0;
+    b.g = a.dlogp ? (double)a.dlogp[r] : 0.0;
+    b.h = a.dentropy ? (double)a.dentropy[r] : 0.0;
+    b.id = a.dlogp ? (int64_t)a.ids[r] : -1;
+    const double t = (double)a.x.t, lt = b.lse * t, k = (double)a.x.k;
+    const float hi = (float)lt, lo = (float)(lt - (double)hi);
+    if (!finite_f(hi) || !finite_f(lo)) return false;
+    const double L = (double)hi * k + (double)lo * k;
+    b.l1 = (float)L;
+    const double l2 = L - (double)b.l1, s2 = exp2(-l2), it = 1.0 / t;
+    const double A = -it * s2 * (b.g + b.h * b.H - b.h * LN2 * l2), B = -it * s2 * b.h * LN2;
+    b.ca = (float)A;
+    b.cb = (float)B;
+    return finite_f(b.l1) && fabs(A) + 256.0 * fabs(B) < 1e37;
+}
+
+/* The gradient of one entry of a row with constants b. */
+__device__ __forceinline__ float bwd_grad(float z, float k, const BwdRow &b)
+{
+    const float d = fmaxf(fmaf(z, k, -b.l1), -200.0f);
+    return ex2_approx(d) * fmaf(b.cb, d, b.ca);
+}
+
+/* A row of the fast kernel: lse and entropy given, constants finite, input and output at
+   the same offset from 16-byte alignment (D < 3). */
+template <int D>
+__device__ __forceinline__ bool bwd_fast_row(const BackwardArgs &a, int64_t r, BwdRow &b)
+{
+    if (D == 3 || a.need_stats) return false;
+    const char *in = row_ptr(a.x, r);
+    const char *out = a.out + r * a.out_stride * a.out_es;
+    int64_t head = (int64_t)((16 - ((uintptr_t)in & 15)) & 15) / (D == VPPO_F32 ? 4 : 2);
+    if (head > a.V) head = a.V;
+    if ((((uintptr_t)out + (uintptr_t)(head * a.out_es)) & 15) != 0) return false;
+    return bwd_consts(a, r, b);
+}
+
+/* The raw 16 bytes of a chunk, and the NaN-propagating maximum of two packed pairs. */
+__device__ __forceinline__ uint4 load_raw(const char *p) { return *(const uint4 *)p; }
+
+template <int D>
+__device__ __forceinline__ unsigned max_nan2(unsigned a, unsigned b)
+{
+#ifdef VPPO_CUDA_EMULATE
+    unsigned r = 0;
+    for (int s = 0; s < 32; s += 16) {
+        const unsigned ha = (a >> s) & 0xffffu, hb = (b >> s) & 0xffffu;
+        const float fa = D == VPPO_BF16 ? bf16_to_f32(ha) : f16_to_f32(ha);
+        const float fb = D == VPPO_BF16 ? bf16_to_f32(hb) : f16_to_f32(hb);
+        r |= (fa != fa ? ha : fb != fb ? hb : fa >= fb ? ha : hb) << s;
+    }
+    return r;
+#else
+    unsigned r;
+    if (D == VPPO_BF16) asm("max.NaN.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+    else asm("max.NaN.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#endif
+}
+
+/* Two floats to a pair of bf16, round to nearest even (cvt.rn.bf16x2.f32), lo first. */
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi)
+{
+#ifdef VPPO_CUDA_EMULATE
+    return f32_to_bf16(lo) | f32_to_bf16(hi) << 16;
+#else
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+#endif
+}
+
+const int BWD_U = 2;
+
+template <int D, int G>
+__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_MIN_BLOCKS) k_backward_fast(BackwardArgs a)
+{
+    __shared__ float mpart[G == 32 ? 1 : ROW_BLOCK / 32];
+    if (stopped(a.hdr)) return;
+    const int lane = row_lane<G>();
+    const float k = a.x.k;
+    const int es = D == VPPO_F32 ? 4 : 2, oes = a.out_es;
+    const bool obf = a.out_dtype == VPPO_BF16;
+    for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
+        BwdRow b;
+        if (!bwd_fast_row<D>(a, r, b)) continue;
+        const char *in = row_ptr(a.x, r);
+        char *out = a.out + r * a.out_stride * oes;
+        int64_t h = (int64_t)((16 - ((uintptr_t)in & 15)) & 15) / es;
+        if (h > a.V) h = a.V;
+        const int64_t steps = (a.V - h) / 8, tail = h + steps * 8;
+        /* the id entry's owner reads it before the row is written */
+        const int64_t id = b.id;
+        const bool own = id >= 0 && (id < h ? id == lane : id >= tail ? id - tail == lane : ((id - h) / 8) % G == lane);
+        const float zid = own ? load1<D>(in, D, id) : 0.0f;
+        auto grad = [&](float z) { return bwd_grad(z, k, b); };
+        float m = -INFINITY;   /* running maximum (NaN: a bad value) */
+        unsigned m2 = 0xff80ff80u & (D == VPPO_BF16 ? 0xffffffffu : 0xfc00fc00u);   /* -inf, -inf */
+        auto scalar = [&](int64_t j) {
+            const float z = load1<D>(in, D, j);
+            m = max_nan(m, z);
+            store1(out, a.out_dtype, j, grad(z));
+        };
+        if (lane < h) scalar(lane);
+        if (tail + lane < a.V) scalar(tail + lane);
+        auto chunk = [&](const char *pi, char *po) {
+            float z[8], gr[8];
+            if (D == VPPO_F32) {
+                load8<D>(pi, z);
+#pragma unroll
+                for (int i = 0; i < 8; ++i) m = max_nan(m, z[i]);
+            } else {
+                const uint4 q = load_raw(pi);
+                m2 = max_nan2<D>(m2, max_nan2<D>(max_nan2<D>(q.x, q.y), max_nan2<D>(q.z, q.w)));
+                const unsigned w[4] = { q.x, q.y, q.z, q.w };
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    z[2 * i] = D == VPPO_BF16 ? __uint_as_float(w[i] << 16) : f16_to_f32(w[i] & 0xffffu);
+                    z[2 * i + 1] = D == VPPO_BF16 ? __uint_as_float(w[i] & 0xffff0000u) : f16_to_f32(w[i] >> 16);
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < 8; ++i) gr[i] = grad(z[i]);
+            if (obf) {
+                uint4 o;
+                o.x = pack_bf16x2(gr[0], gr[1]); o.y = pack_bf16x2(gr[2], gr[3]);
+                o.z = pack_bf16x2(gr[4], gr[5]); o.w = pack_bf16x2(gr[6], gr[7]);
+                *(uint4 *)po = o;
+            } else {
+                ((float4 *)po)[0] = make_float4(gr[0], gr[1], gr[2], gr[3]);
+                ((float4 *)po)[1] = make_float4(gr[4], gr[5], gr[6], gr[7]);
+            }
+        };
+        const int64_t mine = steps > lane ? (steps - lane + G - 1) / G : 0;
+        const int n_steps = (int)(mine / BWD_U);
+        const char *pi = in + (h + (int64_t)lane * 8) * es;
+        char *po = out + (h + (int64_t)lane * 8) * oes;
+#pragma unroll 1
+        for (int s = 0; s < n_steps; ++s, pi += BWD_U * G * 8 * es, po += BWD_U * G * 8 * oes) {
+#pragma unroll
+            for (int u = 0; u < BWD_U; ++u) chunk(pi + u * G * 8 * es, po + u * G * 8 * oes);
+        }
+        if (mine > (int64_t)n_steps * BWD_U) chunk(pi, po);   /* BWD_U = 2: at most one left */
+        if (own) {
+            const float gi = grad_exact(zid, (double)a.x.t, 0.0, b.lse, b.H, b.g, b.h, true);
+            store1(out, a.out_dtype, id, gi);
+        }
+        if (D != VPPO_F32) {
+            const float lo = D == VPPO_BF16 ? bf16_to_f32(m2 & 0xffffu) : f16_to_f32(m2 & 0xffffu);
+            const float hi = D == VPPO_BF16 ? bf16_to_f32(m2 >> 16) : f16_to_f32(m2 >> 16);
+            m = max_nan(m, max_nan(lo, hi));
+        }
+        m = row_all<G>(m, [](float x, float y) { return max_nan(x, y); }, mpart);
+        if (lane == 0 && !(m < INFINITY)) flag_row(a.hdr, r, 0);
+        else if (lane == 0 && !(m > -INFINITY)) flag_row(a.hdr, r, 1);
+    }
+}
+
 template <int D, int G>
 __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_MIN_BLOCKS) k_backward(BackwardArgs a)
 {
@@ -922,6 +1098,9 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_M
     const double t = (double)a.x.t;
     const float it = (float)(1.0 / t);
     for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
+        BwdRow b;
+        if (a.skip_fast && bwd_fast_row<D>(a, r, b)) continue;
+        const bool fast = !a.need_stats && bwd_consts(a, r, b);   /* the fast kernel's formula */
         double lse = a.lse ? (double)a.lse[r] : 0.0, H = a.entropy ? (double)a.entropy[r] : 0.0;
         /* lse recomputed is kept in two parts, the raw max and log sum, so that u - lse keeps
            its precision next to huge u (tiny temperatures), as on the CPU */
@@ -959,7 +1138,9 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_M
         auto grad = [&](int64_t j, float z) -> float {
             bad |= !(z < INFINITY);
             any |= z > -INFINITY;
-            if (exact || j == id) return grad_exact(z, t, shift, base, H, g, h, j == id);
+            if (j == id) return grad_exact(z, t, shift, base, H, g, h, true);
+            if (fast) return bwd_grad(z, a.x.k, b);
+            if (exact) return grad_exact(z, t, shift, base, H, g, h, false);
             if (z == -INFINITY) return 0.0f;
             const float lp = ((z - hi) - lo) * it, p = expf(lp);
             return (-gf * p - hf * p * (lp + Hf)) * it;
@@ -1867,6 +2048,10 @@ template <int D, int G> struct PickKL { typedef void (*type)(DepArgs); static ty
 template <int D, int G> struct PickJS { typedef void (*type)(DepArgs); static type get() { return k_dependency<D, G, true>; } };
 template <int D, int G> struct PickLogprobs { typedef void (*type)(LogprobsArgs); static type get() { return k_logprobs<D, G>; } };
 template <int D, int G> struct PickBackward { typedef void (*type)(BackwardArgs); static type get() { return k_backward<D, G>; } };
+template <int D, int G> struct PickBackwardFast {
+    typedef void (*type)(BackwardArgs);
+    static type get() { return D < 3 ? k_backward_fast<D < 3 ? D : 0, G> : k_backward<D, G>; }
+};
 
 unsigned row_grid(int64_t n, bool long_rows) { return grid_for(n, long_rows ? 1 : 8); }
 unsigned row_block(bool long_rows) { return long_rows ? (unsigned)ROW_BLOCK : 256u; }
@@ -2112,6 +2297,12 @@ vppo_status logprobs_backward(Call &c, const vppo_logits *x, const int32_t *ids,
         c.run("k_check_rows", k_check_rows, grid_for(n, 256), 256, rc);
         /* k_backward does nothing when the check failed: the CPU function writes nothing
            then, which matters in place */
+        a.skip_fast = 0;
+        if (D < 3 && !a.need_stats) {   /* the fast rows, then the others */
+            c.run("k_backward_fast", pick_kernel<PickBackwardFast>(D, long_rows), row_grid(n, long_rows),
+                  row_block(long_rows), a);
+            a.skip_fast = 1;
+        }
         c.run("k_backward", pick_kernel<PickBackward>(D, long_rows), row_grid(n, long_rows), row_block(long_rows), a);
     }
     return c.finish(no_scalars());

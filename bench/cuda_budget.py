@@ -62,7 +62,8 @@ KERNELS = [
     ("logprobs", "k_logprobs", 1, 1, "all"),
     ("kl_pair", "k_dependency", 2, 2, "all"),   # the JS=false instance
     ("js_pair", "k_dependency", 2, 2, "all"),   # the JS=true instance (two passes)
-    ("backward", "k_backward", 1, 2, "store"),
+    ("backward", "k_backward_fast", 1, 2, "store"),   # lse and entropy given (training)
+    ("backward_stats", "k_backward", 1, 2, "store"),  # lse or entropy recomputed, exact rows
 ]
 TARGETS = {  # kernel -> (max instr_per_elem, min ceiling)
     "logprobs": (8.0, 0.9), "kl_pair": (12.0, 0.85), "backward": (8.0, 0.9),
@@ -266,7 +267,8 @@ def main():
             wpb = g // 32
             bps = min(32, 64 // wpb, 65536 // (((regs + 7) // 8 * 8) * g), (228 * 1024) // (info["smem"] + 1024))
             out_es = 2 if dt == "bf16" else 4
-            bytes_el = es * (mats if name != "backward" else 1) + (out_es if name == "backward" else 0)
+            bwd = name.startswith("backward")
+            bytes_el = es * (mats if not bwd else 1) + (out_es if bwd else 0)
             issue = issue_rate / (BW / bytes_el) / ipe_total if ipe_total > 0 else 0.0
             mlp = bps * g * loads * 16 / need_inflight
             ceiling = min(1.0, issue, mlp)
