@@ -509,6 +509,8 @@ struct Mat {
     int dtype, es;
     int64_t stride;
     float k;          /* log2(e) / T, rounded to float */
+    float zfloor;     /* bf16: -F, F >= 2^25 / k a bf16 value (-inf when none is): the fast
+                         backward's floor of the entries */
     double inv_t;     /* 1 / T */
     float t;          /* T */
 };
@@ -878,15 +880,15 @@ struct BackwardArgs {
 };
 
 /* The exact entry (the id entry, and every entry when lse T is not a finite float), in
-   double as vppo.h computes it: (1/T)[g (onehot - p) - h p (logp + H)], with
+   double as vppo.h computes it: (1/T)[g (onehot - p) - h p (logp + H)] (1/T: it, as the host rounded it), with
    logp = (z - shift)/T - base (shift, base = the raw max and log sum when lse was
    recomputed, 0 and lse when it was given). */
-__device__ __forceinline__ float grad_exact(float z, double t, double shift, double base, double H, double g, double h,
+__device__ __forceinline__ float grad_exact(float z, double it, double shift, double base, double H, double g, double h,
                                             bool onehot)
 {
-    if (z == -INFINITY) return onehot ? (float)(g / t) : 0.0f;
-    const double lp = ((double)z - shift) / t - base, p = exp(lp);
-    return (float)((g * ((onehot ? 1.0 : 0.0) - p) - h * p * (lp + H)) / t);
+    if (z == -INFINITY) return onehot ? (float)(g * it) : 0.0f;
+    const double lp = ((double)z - shift) * it - base, p = exp(lp);
+    return (float)((g * ((onehot ? 1.0 : 0.0) - p) - h * p * (lp + H)) * it);
 }
 
 __device__ __forceinline__ void store1(char *row, int dt, int64_t j, float g)
@@ -939,16 +941,27 @@ __device__ __forceinline__ bool bwd_consts(const BackwardArgs &a, int64_t r, Bwd
     if (!finite_f(hi) || !finite_f(lo)) return false;
     const double L = (double)hi * k + (double)lo * k;
     b.l1 = (float)L;
-    const double l2 = L - (double)b.l1, s2 = exp2(-l2), it = 1.0 / t;
+    const double l2 = L - (double)b.l1, s2 = (double)exp2f(-(float)l2), it = a.x.inv_t;
     const double A = -it * s2 * (b.g + b.h * b.H - b.h * LN2 * l2), B = -it * s2 * b.h * LN2;
     b.ca = (float)A;
     b.cb = (float)B;
+    if (a.x.dtype == VPPO_BF16) {   /* entries floored at zfloor: d <= -200 there, A + B d finite */
+        const double dfl = (double)a.x.zfloor * k - (double)b.l1;
+        return dfl <= -200.0 && fabs(A) + fabs(B) * -dfl < 1e37;
+    }
     return finite_f(b.l1) && fabs(A) + 256.0 * fabs(B) < 1e37;
 }
 
-/* The gradient of one entry of a row with constants b. */
-__device__ __forceinline__ float bwd_grad(float z, float k, const BwdRow &b)
+/* The gradient of one entry of a row with constants b: bf16 entries floored at zfloor
+   (the fast kernel does it on the packed pairs), other dtypes' exponents at -200. */
+__device__ __forceinline__ float bwd_grad_floored(float zf, float k, const BwdRow &b)
 {
+    const float d = fmaf(zf, k, -b.l1);
+    return ex2_approx(d) * fmaf(b.cb, d, b.ca);
+}
+__device__ __forceinline__ float bwd_grad(float z, float k, float zfloor, int dt, const BwdRow &b)
+{
+    if (dt == VPPO_BF16) return bwd_grad_floored(fmaxf(z, zfloor), k, b);
     const float d = fmaxf(fmaf(z, k, -b.l1), -200.0f);
     return ex2_approx(d) * fmaf(b.cb, d, b.ca);
 }
@@ -1004,15 +1017,15 @@ __device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi)
 
 const int BWD_U = 2;
 
-template <int D, int G>
+template <int D, int G, int O>
 __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_MIN_BLOCKS) k_backward_fast(BackwardArgs a)
 {
     __shared__ float mpart[G == 32 ? 1 : ROW_BLOCK / 32];
     if (stopped(a.hdr)) return;
     const int lane = row_lane<G>();
     const float k = a.x.k;
-    const int es = D == VPPO_F32 ? 4 : 2, oes = a.out_es;
-    const bool obf = a.out_dtype == VPPO_BF16;
+    const int es = D == VPPO_F32 ? 4 : 2, oes = O == VPPO_F32 ? 4 : 2;
+    const bool obf = O == VPPO_BF16;
     for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
         BwdRow b;
         if (!bwd_fast_row<D>(a, r, b)) continue;
@@ -1025,13 +1038,14 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_M
         const int64_t id = b.id;
         const bool own = id >= 0 && (id < h ? id == lane : id >= tail ? id - tail == lane : ((id - h) / 8) % G == lane);
         const float zid = own ? load1<D>(in, D, id) : 0.0f;
-        auto grad = [&](float z) { return bwd_grad(z, k, b); };
+        auto grad = [&](float z) { return bwd_grad(z, k, a.x.zfloor, D, b); };
         float m = -INFINITY;   /* running maximum (NaN: a bad value) */
         unsigned m2 = 0xff80ff80u & (D == VPPO_BF16 ? 0xffffffffu : 0xfc00fc00u);   /* -inf, -inf */
+        const unsigned fl2 = (__float_as_uint(a.x.zfloor) >> 16) * 0x10001u;   /* bf16 pair of zfloor */
         auto scalar = [&](int64_t j) {
             const float z = load1<D>(in, D, j);
             m = max_nan(m, z);
-            store1(out, a.out_dtype, j, grad(z));
+            store1(out, O, j, grad(z));
         };
         if (lane < h) scalar(lane);
         if (tail + lane < a.V) scalar(tail + lane);
@@ -1043,16 +1057,18 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_M
                 for (int i = 0; i < 8; ++i) m = max_nan(m, z[i]);
             } else {
                 const uint4 q = load_raw(pi);
-                m2 = max_nan2<D>(m2, max_nan2<D>(max_nan2<D>(q.x, q.y), max_nan2<D>(q.z, q.w)));
-                const unsigned w[4] = { q.x, q.y, q.z, q.w };
+                m2 = max_nan2<D>(max_nan2<D>(m2, q.x), q.y);   /* 3-input packed maxima */
+                m2 = max_nan2<D>(max_nan2<D>(m2, q.z), q.w);
+                unsigned w[4] = { q.x, q.y, q.z, q.w };
 #pragma unroll
                 for (int i = 0; i < 4; ++i) {
+                    if (D == VPPO_BF16) w[i] = max_nan2<D>(w[i], fl2);   /* the floor, two at a time */
                     z[2 * i] = D == VPPO_BF16 ? __uint_as_float(w[i] << 16) : f16_to_f32(w[i] & 0xffffu);
                     z[2 * i + 1] = D == VPPO_BF16 ? __uint_as_float(w[i] & 0xffff0000u) : f16_to_f32(w[i] >> 16);
                 }
             }
 #pragma unroll
-            for (int i = 0; i < 8; ++i) gr[i] = grad(z[i]);
+            for (int i = 0; i < 8; ++i) gr[i] = D == VPPO_BF16 ? bwd_grad_floored(z[i], k, b) : grad(z[i]);
             if (obf) {
                 uint4 o;
                 o.x = pack_bf16x2(gr[0], gr[1]); o.y = pack_bf16x2(gr[2], gr[3]);
@@ -1074,8 +1090,8 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_M
         }
         if (mine > (int64_t)n_steps * BWD_U) chunk(pi, po);   /* BWD_U = 2: at most one left */
         if (own) {
-            const float gi = grad_exact(zid, (double)a.x.t, 0.0, b.lse, b.H, b.g, b.h, true);
-            store1(out, a.out_dtype, id, gi);
+            const float gi = grad_exact(zid, a.x.inv_t, 0.0, b.lse, b.H, b.g, b.h, true);
+            store1(out, O, id, gi);
         }
         if (D != VPPO_F32) {
             const float lo = D == VPPO_BF16 ? bf16_to_f32(m2 & 0xffffu) : f16_to_f32(m2 & 0xffffu);
@@ -1138,9 +1154,9 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_M
         auto grad = [&](int64_t j, float z) -> float {
             bad |= !(z < INFINITY);
             any |= z > -INFINITY;
-            if (j == id) return grad_exact(z, t, shift, base, H, g, h, true);
-            if (fast) return bwd_grad(z, a.x.k, b);
-            if (exact) return grad_exact(z, t, shift, base, H, g, h, false);
+            if (j == id) return grad_exact(z, a.x.inv_t, shift, base, H, g, h, true);
+            if (fast) return bwd_grad(z, a.x.k, a.x.zfloor, a.x.dtype, b);
+            if (exact) return grad_exact(z, a.x.inv_t, shift, base, H, g, h, false);
             if (z == -INFINITY) return 0.0f;
             const float lp = ((z - hi) - lo) * it, p = expf(lp);
             return (-gf * p - hf * p * (lp + Hf)) * it;
@@ -2010,6 +2026,14 @@ Mat make_mat(const vppo_logits *x)
     m.inv_t = 1.0 / (double)x->temperature;
     m.k = (float)(LOG2E / (double)x->temperature);
     m.t = x->temperature;
+    {   /* 2^25 / k rounded up to a bf16 value */
+        float f = (float)(33554432.0 / (double)m.k);
+        uint32_t bits;
+        memcpy(&bits, &f, 4);
+        if (bits & 0xffffu) bits = (bits | 0xffffu) + 1u;
+        memcpy(&f, &bits, 4);
+        m.zfloor = f < 3.38e38f ? -f : -INFINITY;
+    }
     return m;
 }
 
@@ -2048,9 +2072,12 @@ template <int D, int G> struct PickKL { typedef void (*type)(DepArgs); static ty
 template <int D, int G> struct PickJS { typedef void (*type)(DepArgs); static type get() { return k_dependency<D, G, true>; } };
 template <int D, int G> struct PickLogprobs { typedef void (*type)(LogprobsArgs); static type get() { return k_logprobs<D, G>; } };
 template <int D, int G> struct PickBackward { typedef void (*type)(BackwardArgs); static type get() { return k_backward<D, G>; } };
-template <int D, int G> struct PickBackwardFast {
-    typedef void (*type)(BackwardArgs);
-    static type get() { return D < 3 ? k_backward_fast<D < 3 ? D : 0, G> : k_backward<D, G>; }
+/* The fast backward for input dtype D < 3 and output dtype O (F32 or BF16). */
+template <int O> struct PickBackwardFastOut {
+    template <int D, int G> struct Pick {
+        typedef void (*type)(BackwardArgs);
+        static type get() { return D < 3 ? k_backward_fast<D < 3 ? D : 0, G, O> : k_backward<D, G>; }
+    };
 };
 
 unsigned row_grid(int64_t n, bool long_rows) { return grid_for(n, long_rows ? 1 : 8); }
@@ -2299,8 +2326,9 @@ vppo_status logprobs_backward(Call &c, const vppo_logits *x, const int32_t *ids,
            then, which matters in place */
         a.skip_fast = 0;
         if (D < 3 && !a.need_stats) {   /* the fast rows, then the others */
-            c.run("k_backward_fast", pick_kernel<PickBackwardFast>(D, long_rows), row_grid(n, long_rows),
-                  row_block(long_rows), a);
+            c.run("k_backward_fast", a.out_dtype == VPPO_BF16 ? pick_kernel<PickBackwardFastOut<VPPO_BF16>::Pick>(D, long_rows)
+                                                            : pick_kernel<PickBackwardFastOut<VPPO_F32>::Pick>(D, long_rows),
+                  row_grid(n, long_rows), row_block(long_rows), a);
             a.skip_fast = 1;
         }
         c.run("k_backward", pick_kernel<PickBackward>(D, long_rows), row_grid(n, long_rows), row_block(long_rows), a);

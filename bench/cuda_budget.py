@@ -253,7 +253,9 @@ def main():
     rows = []
     for name, stem, mats, bfac, which in KERNELS:
         for d, (dt, es) in DTYPES.items():
-            pat = re.compile(re.escape(stem) + r"ILi%dELi(\d+)E%s" % (d, {"kl_pair": "Lb0E", "js_pair": "Lb1E"}.get(name, "")))
+            # the fast backward's output dtype: bf16 for bf16 logits, else f32
+            tail = {"kl_pair": "Lb0E", "js_pair": "Lb1E", "backward": "Li%dE" % (1 if d == 1 else 0)}.get(name, "")
+            pat = re.compile(re.escape(stem) + r"ILi%dELi(\d+)E%s" % (d, tail))
             cands = [(int(pat.search(f).group(1)), f) for f in funcs if pat.search(f)]
             if not cands:
                 print("BUDGET kernel=%s dtype=%s missing" % (name, dt))
