@@ -224,6 +224,41 @@ __device__ __forceinline__ float max_nan(float a, float b)
 #endif
 }
 
+/* The raw 16 bytes of a chunk, and the NaN-propagating maximum of two packed pairs. */
+__device__ __forceinline__ uint4 load_raw(const char *p) { return *(const uint4 *)p; }
+
+template <int D>
+__device__ __forceinline__ unsigned max_nan2(unsigned a, unsigned b)
+{
+#ifdef VPPO_CUDA_EMULATE
+    unsigned r = 0;
+    for (int s = 0; s < 32; s += 16) {
+        const unsigned ha = (a >> s) & 0xffffu, hb = (b >> s) & 0xffffu;
+        const float fa = D == VPPO_BF16 ? bf16_to_f32(ha) : f16_to_f32(ha);
+        const float fb = D == VPPO_BF16 ? bf16_to_f32(hb) : f16_to_f32(hb);
+        r |= (fa != fa ? ha : fb != fb ? hb : fa >= fb ? ha : hb) << s;
+    }
+    return r;
+#else
+    unsigned r;
+    if (D == VPPO_BF16) asm("max.NaN.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+    else asm("max.NaN.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#endif
+}
+
+/* Two floats to a pair of bf16, round to nearest even (cvt.rn.bf16x2.f32), lo first. */
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi)
+{
+#ifdef VPPO_CUDA_EMULATE
+    return f32_to_bf16(lo) | f32_to_bf16(hi) << 16;
+#else
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+#endif
+}
+
 /*
    Online softmax in base 2: with k = log2(e)/T and a reference m (a raw logit),
    d = (z - m) k, e = 2^d. While streaming, a thread keeps {m, s = sum e, c = sum e d} in
@@ -667,12 +702,12 @@ __device__ __forceinline__ void pairf_walk(PairF &st, const char *pu, const char
     int s = 0;
     for (;;) {
 #pragma unroll 1
-        for (; s < n_steps; ++s, bu += U * G * 16, bv += U * G * 16) {
+        for (; s < n_steps; ++s, bu += U * G * 8 * es, bv += U * G * 8 * es) {
             float zu[U][8], zv[U][8];
 #pragma unroll
             for (int u = 0; u < U; ++u) {
-                load8<D>(bu + u * G * 16, zu[u]);
-                load8<D>(bv + u * G * 16, zv[u]);
+                load8<D>(bu + u * G * 8 * es, zu[u]);
+                load8<D>(bv + u * G * 8 * es, zv[u]);
             }
             float psu = 0.0f, psv = 0.0f, pdf = 0.0f;
 #pragma unroll
@@ -686,7 +721,7 @@ __device__ __forceinline__ void pairf_walk(PairF &st, const char *pu, const char
         }
         if (s >= n_steps || st.flags) break;
         st = step_pair<D>(st, pu, pv, (bu - pu) / es, U, (int64_t)G * 8, 8, V, ku, kv);
-        ++s; bu += U * G * 16; bv += U * G * 16;
+        ++s; bu += U * G * 8 * es; bv += U * G * 8 * es;
     }
     const int64_t left = mine - (int64_t)n_steps * U;
     if (left > 0 && !st.flags) st = step_pair<D>(st, pu, pv, (bu - pu) / es, (int)left, (int64_t)G * 8, 8, V, ku, kv);
@@ -841,31 +876,189 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_M
     }
 }
 
-/* --- logprobs: lse, entropy and logp of ids[r]; a bad id is VPPO_ERR_INDEX. */
-struct LogprobsArgs { Mat x; int64_t n, V; const int32_t *ids; float *logp, *lse, *entropy; Hdr *hdr; };
+/* --- logprobs: lse, entropy and logp of ids[r]; a bad id is VPPO_ERR_INDEX. Rows walked
+   with 16-byte loads run the fast walk (k_logprobs<D < 3>: one stream of the pair walk
+   above, sums s = sum e and c = sum e d); a row it cannot do gets the marker DEP_REDO in
+   its first requested output and k_logprobs<3> with marked_only does it with the robust
+   code (row_stats), as it does every row of unaligned matrices and calls without outputs. */
+struct LogprobsArgs { Mat x; int64_t n, V; const int32_t *ids; float *logp, *lse, *entropy; int marked_only; Hdr *hdr; };
+
+__device__ __forceinline__ float *lp_marker(const LogprobsArgs &a) { return a.lse ? a.lse : a.entropy ? a.entropy : a.logp; }
+
+/* A thread's state: reference r (scaled) and zr, the entry it was taken from; s, c (float),
+   flags RF_*. */
+struct AccS { float r, zr, s, c; int flags; };
+
+/* One entry's terms; zf: floored (bf16: at zfloor by the caller; else d at -1e30). */
+template <int D>
+__device__ __forceinline__ void accs_term(float z, float r, float k, float &ps, float &pc)
+{
+    const float d = D == VPPO_BF16 ? fmaf(z, k, -r) : fmaxf(fmaf(z, k, -r), -1e30f);
+    const float e = ex2_approx(d);
+    ps += e;
+    pc = fmaf(e, d, pc);
+}
+
+__device__ __forceinline__ void accs_raise(AccS &a, float nr)
+{
+    const float dl = nr - a.r;
+    if (a.s > 0.0f && dl > 0.0f) {
+        const float sc = ex2_approx(-dl);
+        a.c = sc * (a.c - dl * a.s);
+        a.s *= sc;
+    }
+    a.r = nr;
+}
+
+/* Out of line, as step_pair: entries j0 + g gstride + i (i < glen) below jend. */
+template <int D>
+__device__ __noinline__ AccS step_single(AccS a, const char *p, int64_t j0, int ng, int64_t gstride, int glen,
+                                         int64_t jend, float k, float zfloor)
+{
+    float ps = 0.0f, pc = 0.0f;
+    for (int g = 0; g < ng; ++g)
+        for (int i = 0; i < glen; ++i) {
+            const int64_t j = j0 + g * gstride + i;
+            if (j >= jend) break;
+            float z = load1<D>(p, D, j);
+            if (!(z < INFINITY)) { a.flags |= RF_BAD; return a; }
+            if (D == VPPO_BF16) z = fmaxf(z, zfloor);
+            const float nr = ref_for(z, k);
+            if (nr > a.r + LAZY) {
+                if (nr > REF_MAX) { a.flags |= RF_EXACT; return a; }
+                a.s += ps; a.c += pc;
+                ps = pc = 0.0f;
+                accs_raise(a, nr);
+                a.zr = z;
+            }
+            accs_term<D>(z, a.r, k, ps, pc);
+        }
+    a.s += ps;
+    a.c += pc;
+    return a;
+}
+
+const int SINGLE_U = 2;
+
+template <int D, int G>
+__device__ __forceinline__ void accs_walk(AccS &st, const char *p, int64_t V, int lane, float k, float zfloor)
+{
+    const int es = D == VPPO_F32 ? 4 : 2, U = SINGLE_U;
+    int64_t h = (int64_t)((16 - ((uintptr_t)p & 15)) & 15) / es;
+    if (h > V) h = V;
+    const int64_t steps = (V - h) / 8, tail = h + steps * 8;
+    if (lane < h || tail + lane < V)
+        st = step_single<D>(st, p, lane < h ? lane : tail + lane, lane < h && tail + lane < V ? 2 : 1, tail, 1, V, k,
+                            zfloor);
+    const int64_t mine = steps > lane ? (steps - lane + G - 1) / G : 0;
+    const int n_steps = (int)(mine / U);
+    const char *b = p + (h + (int64_t)lane * 8) * es;
+    const unsigned fl2 = (__float_as_uint(zfloor) >> 16) * 0x10001u;
+    int s = 0;
+    for (;;) {
+#pragma unroll 1
+        for (; s < n_steps; ++s, b += U * G * 8 * es) {
+            float z[U][8];
+#pragma unroll
+            for (int u = 0; u < U; ++u) {
+                if (D == VPPO_BF16) {   /* floored two at a time (NaN kept) */
+                    const uint4 q = load_raw(b + u * G * 8 * es);
+                    const unsigned w[4] = { max_nan2<D>(q.x, fl2), max_nan2<D>(q.y, fl2), max_nan2<D>(q.z, fl2),
+                                            max_nan2<D>(q.w, fl2) };
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) {
+                        z[u][2 * i] = __uint_as_float(w[i] << 16);
+                        z[u][2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+                    }
+                } else {
+                    load8<D>(b + u * G * 8 * es, z[u]);
+                }
+            }
+            float ps = 0.0f, pc = 0.0f;
+#pragma unroll
+            for (int u = 0; u < U; ++u)
+#pragma unroll
+                for (int i = 0; i < 8; ++i) accs_term<D>(z[u][i], st.r, k, ps, pc);
+            if (!(ps < STEP_LIM)) break;   /* NaN, +inf, an entry above the reference */
+            st.s += ps;
+            st.c += pc;
+        }
+        if (s >= n_steps || st.flags) break;
+        st = step_single<D>(st, p, (b - p) / es, U, (int64_t)G * 8, 8, V, k, zfloor);
+        ++s; b += U * G * 8 * es;
+    }
+    const int64_t left = mine - (int64_t)n_steps * U;
+    if (left > 0 && !st.flags) st = step_single<D>(st, p, (b - p) / es, (int)left, (int64_t)G * 8, 8, V, k, zfloor);
+}
 
 template <int D, int G>
 __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_MIN_BLOCKS) k_logprobs(LogprobsArgs a)
 {
-    __shared__ Acc part[G == 32 ? 1 : ROW_BLOCK / 32];
-    __shared__ int bpart[G == 32 ? 1 : ROW_BLOCK / 32];
+    const int NW = G == 32 ? 1 : ROW_BLOCK / 32;
     const int lane = row_lane<G>();
+    if (D == 3) {   /* the robust rows */
+        __shared__ Acc part[NW];
+        __shared__ int bpart[NW];
+        float *mark = lp_marker(a);
+        for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
+            if (a.marked_only && __float_as_uint(mark[r]) != DEP_REDO) continue;
+            bool bad;
+            const Acc st = row_stats<D, G>(a.x, r, a.V, lane, bad, part, bpart);
+            if (lane != 0) continue;
+            const int32_t id = a.logp ? a.ids[r] : 0;
+            const bool bad_id = id < 0 || id >= a.V;   /* reported before any row error, as on the CPU */
+            if (bad_id) flag(a.hdr, CHK_INDEX);
+            if (bad || !(st.s > 0.0)) { flag_row(a.hdr, r, !bad); continue; }
+            const double logsum = log(st.s);
+            if (a.lse) a.lse[r] = (float)((double)st.m * a.x.inv_t + logsum);
+            if (a.entropy) a.entropy[r] = (float)vppo__max(0.0, logsum - LN2 * st.c / st.s);
+            if (a.logp && !bad_id) {
+                const double z = (double)load1<D>(row_ptr(a.x, r), a.x.dtype, id);
+                /* formed around the max, so that huge logits keep logp's precision */
+                a.logp[r] = (float)(((z - (double)st.m) * a.x.inv_t) - logsum);
+            }
+        }
+        return;
+    }
+    __shared__ F2 p2[NW];
+    __shared__ F2 p3[NW];
+    const float k = a.x.k, ln2f = (float)LN2;
+    float *mark = lp_marker(a);
     for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
-        bool bad;
-        const Acc st = row_stats<D, G>(a.x, r, a.V, lane, bad, part, bpart);
+        const char *p = row_ptr(a.x, r);
+        AccS st;
+        st.r = -REF_MAX; st.zr = 0.0f; st.s = st.c = 0.0f; st.flags = 0;
+        accs_walk<D, G>(st, p, a.V, lane, k, a.x.zfloor);
+        /* max first (NaN: a flagged thread), every thread's sums moved to it, then added */
+        F2 m;   /* the largest reference and its entry (NaN: a flagged thread) */
+        m.a = st.flags ? NAN : st.r;
+        m.b = st.zr;
+        m = row_all<G>(m, [](const F2 &x, const F2 &y) {
+            return x.a != x.a || x.a > y.a || (x.a == y.a && x.b >= y.b) ? x : y; }, p2);
+        const float M = m.a, zr = m.b;
+        F2 sc;
+        sc.a = sc.b = 0.0f;
+        if (M == M) {
+            accs_raise(st, M);
+            sc.a = st.s; sc.b = st.c;
+            sc = row_all<G>(sc, [](const F2 &x, const F2 &y) { F2 t; t.a = x.a + y.a; t.b = x.b + y.b; return t; }, p3);
+        }
         if (lane != 0) continue;
         const int32_t id = a.logp ? a.ids[r] : 0;
-        const bool bad_id = id < 0 || id >= a.V;   /* reported before any row error, as on the CPU */
+        const bool bad_id = id < 0 || id >= a.V;
         if (bad_id) flag(a.hdr, CHK_INDEX);
-        if (bad || !(st.s > 0.0)) { flag_row(a.hdr, r, !bad); continue; }
-        const double logsum = log(st.s);
-        if (a.lse) a.lse[r] = (float)((double)st.m * a.x.inv_t + logsum);
-        if (a.entropy) a.entropy[r] = (float)vppo__max(0.0, logsum - LN2 * st.c / st.s);
-        if (a.logp && !bad_id) {
-            const double z = (double)load1<D>(row_ptr(a.x, r), a.x.dtype, id);
-            /* formed around the max, so that huge logits keep logp's precision */
-            a.logp[r] = (float)(((z - (double)st.m) * a.x.inv_t) - logsum);
+        if (!(M == M) || !(sc.a >= TINY_SUM) || sc.b != sc.b) {   /* the robust kernel does it */
+            mark[r] = __uint_as_float(DEP_REDO);
+            continue;
         }
+        /* around the entry zr of the reference: its term 2^dz and the others' sum q, so that
+           ln S = ln2 dz + log1p(q), lse = zr/T + log1p(q) (a one-entry row gives its logit,
+           exactly) and logp = ln2 (z k - M - dz) - log1p(q) */
+        const float dz = fmaf(zr, k, -M), q = fmaxf(sc.a - ex2_approx(dz), 0.0f) * ex2_approx(-dz);
+        const float l1p = log1pf(q), ls = fmaf(ln2f, dz, l1p);
+        if (a.lse) a.lse[r] = (float)((double)zr * a.x.inv_t + (double)l1p);
+        if (a.entropy) a.entropy[r] = fmaxf(0.0f, ls - ln2f * __fdividef(sc.b, sc.a));
+        if (a.logp && !bad_id) a.logp[r] = ln2f * (fmaf(load1<D>(p, D, id), k, -M) - dz) - l1p;
     }
 }
 
@@ -978,41 +1171,6 @@ __device__ __forceinline__ bool bwd_fast_row(const BackwardArgs &a, int64_t r, B
     if (head > a.V) head = a.V;
     if ((((uintptr_t)out + (uintptr_t)(head * a.out_es)) & 15) != 0) return false;
     return bwd_consts(a, r, b);
-}
-
-/* The raw 16 bytes of a chunk, and the NaN-propagating maximum of two packed pairs. */
-__device__ __forceinline__ uint4 load_raw(const char *p) { return *(const uint4 *)p; }
-
-template <int D>
-__device__ __forceinline__ unsigned max_nan2(unsigned a, unsigned b)
-{
-#ifdef VPPO_CUDA_EMULATE
-    unsigned r = 0;
-    for (int s = 0; s < 32; s += 16) {
-        const unsigned ha = (a >> s) & 0xffffu, hb = (b >> s) & 0xffffu;
-        const float fa = D == VPPO_BF16 ? bf16_to_f32(ha) : f16_to_f32(ha);
-        const float fb = D == VPPO_BF16 ? bf16_to_f32(hb) : f16_to_f32(hb);
-        r |= (fa != fa ? ha : fb != fb ? hb : fa >= fb ? ha : hb) << s;
-    }
-    return r;
-#else
-    unsigned r;
-    if (D == VPPO_BF16) asm("max.NaN.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-    else asm("max.NaN.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-    return r;
-#endif
-}
-
-/* Two floats to a pair of bf16, round to nearest even (cvt.rn.bf16x2.f32), lo first. */
-__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi)
-{
-#ifdef VPPO_CUDA_EMULATE
-    return f32_to_bf16(lo) | f32_to_bf16(hi) << 16;
-#else
-    unsigned r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-#endif
 }
 
 const int BWD_U = 2;
@@ -2281,12 +2439,19 @@ vppo_status logprobs(Call &c, const vppo_logits *x, const int32_t *ids, float *l
     a.logp = logp;
     a.lse = lse;
     a.entropy = entropy;
+    a.marked_only = 0;
     a.hdr = c.hdr();
     const bool long_rows = a.V >= LONG_ROW;
     const int D = rows_vectorizable(x) ? (int)x->dtype : 3;
-    /* with no outputs the rows are still checked, as on the CPU */
-    if (a.n > 0)
-        c.run("k_logprobs", pick_kernel<PickLogprobs>(D, long_rows), row_grid(a.n, long_rows), row_block(long_rows), a);
+    /* with no outputs the rows are still checked, as on the CPU (by the robust kernel) */
+    if (a.n > 0) {
+        const unsigned grid = row_grid(a.n, long_rows), block = row_block(long_rows);
+        if (D < 3 && (logp || lse || entropy)) {   /* the fast walk, then the rows it marked */
+            c.run("k_logprobs", pick_kernel<PickLogprobs>(D, long_rows), grid, block, a);
+            a.marked_only = 1;
+        }
+        c.run("k_logprobs", pick_kernel<PickLogprobs>(3, long_rows), grid, block, a);
+    }
     return c.finish(no_scalars());
 }
 

@@ -600,11 +600,12 @@ void cuda_dependency_logits_kl_is_infinite_exactly_when_q_vanishes(void)
    1 and 2 around +-3e4, row 3 of N(0, 30)). Warp rows and block rows, f32 and bf16. */
 void cuda_dependency_logits_exact_and_raising_rows_match_float64(void)
 {
-    const int64_t vocabs[2] = { 100, 3000 };
+    /* 1500 and 20000: several streaming steps per thread (warp rows, block rows) */
+    const int64_t vocabs[4] = { 100, 1500, 3000, 20000 };
     rng r = rng_make(2204);
     int v, d, t;
     int64_t i, j;
-    for (v = 0; v < 2; ++v)
+    for (v = 0; v < 4; ++v)
         for (d = VPPO_F32; d <= VPPO_BF16; ++d)
             for (t = 0; t < 2; ++t) {
                 const int64_t V = vocabs[v], n = 4;
@@ -721,6 +722,41 @@ void cuda_logprobs_every_vocab_dtype_stride_and_output_subset(void)
         free(lp);
         free(lse);
     }
+}
+
+/* The fast walk's rows against float64 and the CPU (issue 19): vocabularies with several
+   streaming steps per thread (1500: warp rows, 20000: block rows), every dtype, row 0
+   ascending (raises in every step), rows 1 and 2 beyond the references' range above and
+   below (done by the robust kernel), row 3 N(0, 3) with 10% -inf; T = 1 and 1e-3. */
+void cuda_logprobs_long_exact_and_raising_rows_match_float64(void)
+{
+    const int64_t vocabs[2] = { 1500, 20000 };
+    rng r = rng_make(2302);
+    int v, d, t;
+    int64_t i, j;
+    for (v = 0; v < 2; ++v)
+        for (d = VPPO_F32; d <= VPPO_F16; ++d)
+            for (t = 0; t < 2; ++t) {
+                const int64_t V = vocabs[v], n = 4;
+                mlogits L = mlogits_new((vppo_dtype)d, n, V, V, 0, t ? 1e-3f : 1.0f);
+                double *lp = doubles_new(n * V, 0), *lse = doubles_new(n, 0);
+                mirror ids;
+                for (i = 0; i < n; ++i)
+                    for (j = 0; j < V; ++j) {
+                        const double g = rng_normal(&r), big = d == VPPO_F16 ? (t ? 30.0 : 3e4) : t ? 3e4 : 3e7;
+                        const double z = i == 0 ? 20.0 * (double)j / (double)V + 0.1 * g : i == 1 ? big + 3.0 * g
+                                       : i == 2 ? -big + 3.0 * g : j > 0 && rng_uniform(&r) < 0.1 ? -INFINITY : 3.0 * g;
+                        mlogits_set(&L, i, j, z);
+                    }
+                mirror_push(&L.m);
+                ids = ids_make(&r, &L);
+                ref_rows(&L, lp, lse);
+                check_logprobs(&L, &ids, 7, lp, lse);
+                mirror_free(&ids);
+                mirror_free(&L.m);
+                free(lp);
+                free(lse);
+            }
 }
 
 /* float64 dL/dz of one row, docs/spec.md §2.3: (1/T) [g (delta(j, id) - p_j) - h p_j (log p_j + H)]
@@ -2972,6 +3008,7 @@ static const test_entry tests[] = {
     T(cuda_dependency_logits_exact_and_raising_rows_match_float64)
     T(cuda_logprobs_dtype_conversions_are_exact)
     T(cuda_logprobs_every_vocab_dtype_stride_and_output_subset)
+    T(cuda_logprobs_long_exact_and_raising_rows_match_float64)
     T(cuda_logprobs_backward_matches_float64_formula)
     T(cuda_logprobs_backward_in_place_gives_the_out_of_place_bits)
     /* §3 */
