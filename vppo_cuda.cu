@@ -614,10 +614,12 @@ __device__ __forceinline__ void pairf_init(PairF &a)
 /* One entry's terms. du is floored (-inf logits of P give eu = 0 and a finite du - dv);
    dv is not: a -inf of Q under a p > 0 makes df +inf (KL = +inf), under p = 0 NaN (an
    exact row decides). */
+template <int D>
 __device__ __forceinline__ void pairf_term(float zu, float zv, float ru, float rv, float ku, float kv, float &psu,
                                            float &psv, float &pdf)
 {
-    const float du = fmaxf(fmaf(zu, ku, -ru), -1e30f), dv = fmaf(zv, kv, -rv);
+    /* bf16: zu floored at zfloor by the caller */
+    const float du = D == VPPO_BF16 ? fmaf(zu, ku, -ru) : fmaxf(fmaf(zu, ku, -ru), -1e30f), dv = fmaf(zv, kv, -rv);
     const float eu = ex2_approx(du), ev = ex2_approx(dv);
     psu += eu;
     psv += ev;
@@ -654,15 +656,17 @@ __device__ __forceinline__ float ref_for(float z, float k)
    thread and row: its first step), and the head, tail and last chunks. */
 template <int D>
 __device__ __noinline__ PairF step_pair(PairF a, const char *pu, const char *pv, int64_t j0, int ng, int64_t gstride,
-                                        int glen, int64_t jend, float ku, float kv)
+                                        int glen, int64_t jend, float ku, float kv, float zfloor)
 {
     float psu = 0.0f, psv = 0.0f, pdf = 0.0f;
     for (int g = 0; g < ng; ++g)
         for (int i = 0; i < glen; ++i) {
             const int64_t j = j0 + g * gstride + i;
             if (j >= jend) break;
-            const float zu = load1<D>(pu, D, j), zv = load1<D>(pv, D, j);
+            float zu = load1<D>(pu, D, j);
+            const float zv = load1<D>(pv, D, j);
             if (!(zu < INFINITY) || !(zv < INFINITY)) { a.flags |= RF_BAD; return a; }
+            if (D == VPPO_BF16) zu = fmaxf(zu, zfloor);
             const float nu = ref_for(zu, ku), nv = ref_for(zv, kv);
             if (nu > a.ru + LAZY || nv > a.rv + LAZY) {
                 if (fmaxf(nu, nv) > REF_MAX) { a.flags |= RF_EXACT; return a; }
@@ -670,7 +674,7 @@ __device__ __noinline__ PairF step_pair(PairF a, const char *pu, const char *pv,
                 psu = psv = pdf = 0.0f;
                 pairf_raise(a, fmaxf(a.ru, nu), fmaxf(a.rv, nv));
             }
-            pairf_term(zu, zv, a.ru, a.rv, ku, kv, psu, psv, pdf);
+            pairf_term<D>(zu, zv, a.ru, a.rv, ku, kv, psu, psv, pdf);
         }
     a.su += psu;
     a.sv += psv;
@@ -686,45 +690,62 @@ const int PAIR_U = 2;
 
 template <int D, int G>
 __device__ __forceinline__ void pairf_walk(PairF &st, const char *pu, const char *pv, int64_t V, int lane, float ku,
-                                           float kv)
+                                           float kv, float zfloor)
 {
     const int es = D == VPPO_F32 ? 4 : 2, U = PAIR_U;
     int64_t h = (int64_t)((16 - ((uintptr_t)pu & 15)) & 15) / es;
     if (h > V) h = V;
     const int64_t steps = (V - h) / 8, tail = h + steps * 8;
-    if (lane < h || tail + lane < V)   /* one head entry, one tail entry */
-        st = step_pair<D>(st, pu, pv, lane < h ? lane : tail + lane, lane < h && tail + lane < V ? 2 : 1,
-                          tail, 1, V, ku, kv);
-    /* chunk c of this thread: lane + c G; full steps of U chunks */
     const int64_t mine = steps > lane ? (steps - lane + G - 1) / G : 0;
-    const int n_steps = (int)(mine / U);
+    const int n_steps = (int)(mine / U), left = (int)(mine - (int64_t)n_steps * U);
     const char *bu = pu + (h + (int64_t)lane * 8) * es, *bv = pv + (h + (int64_t)lane * 8) * es;
-    int s = 0;
+    const unsigned fl2 = (__float_as_uint(zfloor) >> 16) * 0x10001u;
+    /* one call site out of line (as accs_walk): head and tail, a failed step, the last chunks */
+    int64_t cj = lane < h ? lane : tail + lane, cgs = tail;
+    int cng = lane < h && tail + lane < V ? 2 : 1, cgl = 1, s = 0;
+    bool pending = lane < h || tail + lane < V, rest = left > 0;
     for (;;) {
+        if (pending) st = step_pair<D>(st, pu, pv, cj, cng, cgs, cgl, V, ku, kv, zfloor);
+        if (st.flags) break;
 #pragma unroll 1
         for (; s < n_steps; ++s, bu += U * G * 8 * es, bv += U * G * 8 * es) {
             float zu[U][8], zv[U][8];
 #pragma unroll
             for (int u = 0; u < U; ++u) {
-                load8<D>(bu + u * G * 8 * es, zu[u]);
+                if (D == VPPO_BF16) {   /* P's entries floored two at a time (NaN kept) */
+                    const uint4 q = load_raw(bu + u * G * 8 * es);
+                    const unsigned w[4] = { max_nan2<D>(q.x, fl2), max_nan2<D>(q.y, fl2), max_nan2<D>(q.z, fl2),
+                                            max_nan2<D>(q.w, fl2) };
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) {
+                        zu[u][2 * i] = __uint_as_float(w[i] << 16);
+                        zu[u][2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+                    }
+                } else {
+                    load8<D>(bu + u * G * 8 * es, zu[u]);
+                }
                 load8<D>(bv + u * G * 8 * es, zv[u]);
             }
             float psu = 0.0f, psv = 0.0f, pdf = 0.0f;
 #pragma unroll
             for (int u = 0; u < U; ++u)
 #pragma unroll
-                for (int i = 0; i < 8; ++i) pairf_term(zu[u][i], zv[u][i], st.ru, st.rv, ku, kv, psu, psv, pdf);
+                for (int i = 0; i < 8; ++i) pairf_term<D>(zu[u][i], zv[u][i], st.ru, st.rv, ku, kv, psu, psv, pdf);
             if (!(psu + psv < STEP_LIM)) break;   /* NaN, +inf, an entry above a reference */
             st.su += psu;
             st.sv += psv;
             st.df += pdf;
         }
-        if (s >= n_steps || st.flags) break;
-        st = step_pair<D>(st, pu, pv, (bu - pu) / es, U, (int64_t)G * 8, 8, V, ku, kv);
-        ++s; bu += U * G * 8 * es; bv += U * G * 8 * es;
+        cj = (bu - pu) / es; cgs = (int64_t)G * 8; cgl = 8;
+        if (s < n_steps) {   /* the failed step */
+            cng = U; ++s; bu += U * G * 8 * es; bv += U * G * 8 * es;
+        } else if (rest) {   /* the last chunks */
+            cng = left; rest = false;
+        } else {
+            break;
+        }
+        pending = true;
     }
-    const int64_t left = mine - (int64_t)n_steps * U;
-    if (left > 0 && !st.flags) st = step_pair<D>(st, pu, pv, (bu - pu) / es, (int)left, (int64_t)G * 8, 8, V, ku, kv);
 }
 
 struct F2 { float a, b; };
@@ -843,17 +864,17 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_M
         bool ok;
         PairF st;
         pairf_init(st);
-        pairf_walk<D, G>(st, pu, pv, a.V, lane, ku, kv);
+        pairf_walk<D, G>(st, pu, pv, a.V, lane, ku, kv, a.p.zfloor);
         st = pairf_row<G, JS>(st, ok, p2, p3);
         if (!ok) {
             if (lane == 0) a.dep[r] = __uint_as_float(DEP_REDO);
             continue;
         }
-        const float lsu = logf(st.su), lsv = logf(st.sv);
         float value;
-        if (!JS) {
-            value = fmaxf(0.0f, __fdividef(ln2f * st.df, st.su) - lsu + lsv);   /* df = +inf: KL = +inf */
+        if (!JS) {   /* df = +inf: KL = +inf */
+            value = fmaxf(0.0f, __fdividef(ln2f * st.df, st.su) + logf(__fdividef(st.sv, st.su)));
         } else {
+            const float lsu = logf(st.su), lsv = logf(st.sv);
             /* log-probabilities from the row's references: lp = ln2 (zu ku - Ru) - ln su */
             const float mu = st.ru, mv = st.rv;
             float acc = 0.0f;
@@ -947,15 +968,18 @@ __device__ __forceinline__ void accs_walk(AccS &st, const char *p, int64_t V, in
     int64_t h = (int64_t)((16 - ((uintptr_t)p & 15)) & 15) / es;
     if (h > V) h = V;
     const int64_t steps = (V - h) / 8, tail = h + steps * 8;
-    if (lane < h || tail + lane < V)
-        st = step_single<D>(st, p, lane < h ? lane : tail + lane, lane < h && tail + lane < V ? 2 : 1, tail, 1, V, k,
-                            zfloor);
     const int64_t mine = steps > lane ? (steps - lane + G - 1) / G : 0;
-    const int n_steps = (int)(mine / U);
+    const int n_steps = (int)(mine / U), left = (int)(mine - (int64_t)n_steps * U);
     const char *b = p + (h + (int64_t)lane * 8) * es;
     const unsigned fl2 = (__float_as_uint(zfloor) >> 16) * 0x10001u;
-    int s = 0;
+    /* one call site out of line: first the head and tail entries, then a failed step, then
+       the last chunks */
+    int64_t cj = lane < h ? lane : tail + lane, cgs = tail;
+    int cng = lane < h && tail + lane < V ? 2 : 1, cgl = 1, s = 0;
+    bool pending = lane < h || tail + lane < V, rest = left > 0;
     for (;;) {
+        if (pending) st = step_single<D>(st, p, cj, cng, cgs, cgl, V, k, zfloor);
+        if (st.flags) break;
 #pragma unroll 1
         for (; s < n_steps; ++s, b += U * G * 8 * es) {
             float z[U][8];
@@ -983,12 +1007,16 @@ __device__ __forceinline__ void accs_walk(AccS &st, const char *p, int64_t V, in
             st.s += ps;
             st.c += pc;
         }
-        if (s >= n_steps || st.flags) break;
-        st = step_single<D>(st, p, (b - p) / es, U, (int64_t)G * 8, 8, V, k, zfloor);
-        ++s; b += U * G * 8 * es;
+        cj = (b - p) / es; cgs = (int64_t)G * 8; cgl = 8;
+        if (s < n_steps) {   /* the failed step */
+            cng = U; ++s; b += U * G * 8 * es;
+        } else if (rest) {   /* the last chunks */
+            cng = left; rest = false;
+        } else {
+            break;
+        }
+        pending = true;
     }
-    const int64_t left = mine - (int64_t)n_steps * U;
-    if (left > 0 && !st.flags) st = step_single<D>(st, p, (b - p) / es, (int)left, (int64_t)G * 8, 8, V, k, zfloor);
 }
 
 template <int D, int G>
