@@ -688,6 +688,23 @@ __device__ __noinline__ PairF step_pair(PairF a, const char *pu, const char *pv,
    tail and the last chunks go out of line. */
 const int PAIR_U = 2;
 
+/* Eight entries of a chunk, bf16 floored at zfloor two at a time (fl2: the pair; NaN kept). */
+template <int D>
+__device__ __forceinline__ void load8_floored(const char *p, unsigned fl2, float z[8])
+{
+    if (D != VPPO_BF16) {
+        load8<D>(p, z);
+        return;
+    }
+    const uint4 q = load_raw(p);
+    const unsigned w[4] = { max_nan2<D>(q.x, fl2), max_nan2<D>(q.y, fl2), max_nan2<D>(q.z, fl2), max_nan2<D>(q.w, fl2) };
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        z[2 * i] = __uint_as_float(w[i] << 16);
+        z[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+}
+
 template <int D, int G>
 __device__ __forceinline__ void pairf_walk(PairF &st, const char *pu, const char *pv, int64_t V, int lane, float ku,
                                            float kv, float zfloor)
@@ -712,18 +729,7 @@ __device__ __forceinline__ void pairf_walk(PairF &st, const char *pu, const char
             float zu[U][8], zv[U][8];
 #pragma unroll
             for (int u = 0; u < U; ++u) {
-                if (D == VPPO_BF16) {   /* P's entries floored two at a time (NaN kept) */
-                    const uint4 q = load_raw(bu + u * G * 8 * es);
-                    const unsigned w[4] = { max_nan2<D>(q.x, fl2), max_nan2<D>(q.y, fl2), max_nan2<D>(q.z, fl2),
-                                            max_nan2<D>(q.w, fl2) };
-#pragma unroll
-                    for (int i = 0; i < 4; ++i) {
-                        zu[u][2 * i] = __uint_as_float(w[i] << 16);
-                        zu[u][2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-                    }
-                } else {
-                    load8<D>(bu + u * G * 8 * es, zu[u]);
-                }
+                load8_floored<D>(bu + u * G * 8 * es, fl2, zu[u]);   /* P's entries floored */
                 load8<D>(bv + u * G * 8 * es, zv[u]);
             }
             float psu = 0.0f, psv = 0.0f, pdf = 0.0f;
@@ -984,20 +990,7 @@ __device__ __forceinline__ void accs_walk(AccS &st, const char *p, int64_t V, in
         for (; s < n_steps; ++s, b += U * G * 8 * es) {
             float z[U][8];
 #pragma unroll
-            for (int u = 0; u < U; ++u) {
-                if (D == VPPO_BF16) {   /* floored two at a time (NaN kept) */
-                    const uint4 q = load_raw(b + u * G * 8 * es);
-                    const unsigned w[4] = { max_nan2<D>(q.x, fl2), max_nan2<D>(q.y, fl2), max_nan2<D>(q.z, fl2),
-                                            max_nan2<D>(q.w, fl2) };
-#pragma unroll
-                    for (int i = 0; i < 4; ++i) {
-                        z[u][2 * i] = __uint_as_float(w[i] << 16);
-                        z[u][2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-                    }
-                } else {
-                    load8<D>(b + u * G * 8 * es, z[u]);
-                }
-            }
+            for (int u = 0; u < U; ++u) load8_floored<D>(b + u * G * 8 * es, fl2, z[u]);
             float ps = 0.0f, pc = 0.0f;
 #pragma unroll
             for (int u = 0; u < U; ++u)

@@ -14,8 +14,13 @@ target is missed (--no-fail: always 0), 2 when the tools are missing.
 
 Counting method (static, no profiler):
 * Variant: the kernel template instance for long rows (the largest block size G in its
-  name), with the dtype as the template argument D (0 f32, 1 bf16, 2 f16); the
-  V = 151,936 row of a Qwen-class vocabulary runs on it.
+  name: 256 threads, rows of >= 2048 entries; shorter rows run a warp each), with the
+  dtype as the template argument D (0 f32, 1 bf16, 2 f16); the V = 151,936 row of a
+  Qwen-class vocabulary runs on it. KL and JS: the pair of rows with the same dtype and
+  alignment (the fast walk). backward: k_backward_fast, the training path (lse and entropy
+  given), with a bf16 gradient for bf16 logits and f32 otherwise; backward_stats:
+  k_backward, which recomputes lse or entropy (and does the rows the fast kernels leave:
+  exact rows, unaligned outputs), reported without a target.
 * Streaming loop: a backward branch at address b to a target t <= b spans [t, b]; a span
   that holds a 16-byte global load (LDG.E.128) and no smaller such span is a streaming
   loop. Its instruction count is every instruction in the span (NOPs excluded): a
@@ -31,6 +36,13 @@ Counting method (static, no profiler):
   left rolled) weighted by 5 trips, times the warps of a row (G / 32), amortised over the
   V = 151,936 elements of a row: per-row warp-instructions * 32 / V is added to
   instr_per_elem (thread-instructions per element, i.e. warp-instructions per 32 elements).
+  This includes the code after the kernel's EXIT that it CALLs (the out-of-line step of the
+  fast walks: the first step of every thread, a step whose speculative terms fail the
+  check, head, tail and last chunks; its loops weighted 5 as above), counted once per warp
+  and row. Not counted: the blocks a BRA.DIV jumps to (a shuffle's fallback for a warp
+  that is not converged; the row kernels shuffle with every lane). A backward branch is
+  recognised with or without a predicate operand (BRA P3, 0x...); a jump back from code
+  past an unconditional EXIT into the kernel is not a loop.
 * fp64_in_loop: instructions of a streaming loop whose opcode works on doubles (D*,
   F2F/I2F/F2I with .F64, MUFU.*64H, DSETP...).
 * spill_bytes, regs: ptxas -v (spill stores + spill loads, registers) for that instance.
