@@ -53,7 +53,8 @@ const int64_t MAX_INDEX = VPPO__MAX_INDEX;
 /* Rows of fewer entries are reduced by one warp (8 rows per block), longer ones by a
    block of ROW_BLOCK threads. */
 const int64_t LONG_ROW = 2048;
-const int ROW_BLOCK = 512;
+const int ROW_BLOCK = 256;
+const int ROW_MIN_BLOCKS = 4;   /* per SM: at most 64 registers per thread */
 const int SEQ_BLOCK = 256;      /* per-sequence kernels: one block per sequence */
 const int BATCH_BLOCK = 1024;   /* single-block batch kernels */
 const unsigned MAX_GRID = 1u << 22;
@@ -219,6 +220,41 @@ __device__ __forceinline__ float max_nan(float a, float b)
 #else
     float r;
     asm("max.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+#endif
+}
+
+/* The raw 16 bytes of a chunk, and the NaN-propagating maximum of two packed pairs. */
+__device__ __forceinline__ uint4 load_raw(const char *p) { return *(const uint4 *)p; }
+
+template <int D>
+__device__ __forceinline__ unsigned max_nan2(unsigned a, unsigned b)
+{
+#ifdef VPPO_CUDA_EMULATE
+    unsigned r = 0;
+    for (int s = 0; s < 32; s += 16) {
+        const unsigned ha = (a >> s) & 0xffffu, hb = (b >> s) & 0xffffu;
+        const float fa = D == VPPO_BF16 ? bf16_to_f32(ha) : f16_to_f32(ha);
+        const float fb = D == VPPO_BF16 ? bf16_to_f32(hb) : f16_to_f32(hb);
+        r |= (fa != fa ? ha : fb != fb ? hb : fa >= fb ? ha : hb) << s;
+    }
+    return r;
+#else
+    unsigned r;
+    if (D == VPPO_BF16) asm("max.NaN.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+    else asm("max.NaN.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#endif
+}
+
+/* Two floats to a pair of bf16, round to nearest even (cvt.rn.bf16x2.f32), lo first. */
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi)
+{
+#ifdef VPPO_CUDA_EMULATE
+    return f32_to_bf16(lo) | f32_to_bf16(hi) << 16;
+#else
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
     return r;
 #endif
 }
@@ -508,6 +544,8 @@ struct Mat {
     int dtype, es;
     int64_t stride;
     float k;          /* log2(e) / T, rounded to float */
+    float zfloor;     /* bf16: -F, F >= 2^25 / k a bf16 value (-inf when none is): the fast
+                         backward's floor of the entries */
     double inv_t;     /* 1 / T */
     float t;          /* T */
 };
@@ -545,47 +583,310 @@ __device__ __forceinline__ Acc row_stats(const Mat &x, int64_t r, int64_t V, int
     return st;
 }
 
+/* --- fast rows (issue 19): the references are kept in scaled units, R = z k rounded to
+   float, so that an entry's exponent is one FFMA, d = z k - R (the product is exact inside
+   the FFMA, one rounding; the reference's own rounding is common to every term and cancels
+   between the sums and the results). References stay within [-REF_MAX, REF_MAX], where
+   their rounding is at most 1 (2^24); a row whose maximum lies above that (huge logits or
+   a tiny temperature) is an exact row. The streaming step computes its terms against the
+   current references speculatively and keeps them when their sum stays below STEP_LIM
+   (no NaN, no +inf, no entry far above a reference); otherwise the step is redone out of
+   line (step_pair: the chunk maxima, bad values, the lazy raise of the references), which
+   happens a few times per thread and row. Exact rows and rows with bad values are done
+   again by the robust code of section 2 (double sums, raw references), also out of line. */
+const float REF_MAX = 16777216.0f;   /* 2^24 */
+const float STEP_LIM = 256.0f;       /* 2^LAZY */
+const float TINY_SUM = 8.67361738e-19f;   /* 2^-60: a row sum below it is an exact row */
+
+enum : int { RF_BAD = 1, RF_EXACT = 2 };
+
+/* A thread's state for KL(P || Q) of a pair of rows: references ru, rv (scaled), sums
+   su = sum eu, sv = sum ev, df = sum eu (du - dv) in float, flags RF_*. */
+struct PairF { float ru, rv, su, sv, df; int flags; };
+
+__device__ __forceinline__ void pairf_init(PairF &a)
+{
+    a.ru = a.rv = -REF_MAX;
+    a.su = a.sv = a.df = 0.0f;
+    a.flags = 0;
+}
+
+/* One entry's terms. du is floored (-inf logits of P give eu = 0 and a finite du - dv);
+   dv is not: a -inf of Q under a p > 0 makes df +inf (KL = +inf), under p = 0 NaN (an
+   exact row decides). */
+template <int D>
+__device__ __forceinline__ void pairf_term(float zu, float zv, float ru, float rv, float ku, float kv, float &psu,
+                                           float &psv, float &pdf)
+{
+    /* bf16: zu floored at zfloor by the caller */
+    const float du = D == VPPO_BF16 ? fmaf(zu, ku, -ru) : fmaxf(fmaf(zu, ku, -ru), -1e30f), dv = fmaf(zv, kv, -rv);
+    const float eu = ex2_approx(du), ev = ex2_approx(dv);
+    psu += eu;
+    psv += ev;
+    pdf = fmaf(eu, du - dv, pdf);
+}
+
+/* Move the sums to references nu >= ru, nv >= rv. */
+__device__ __forceinline__ void pairf_raise(PairF &a, float nu, float nv)
+{
+    const float du = nu - a.ru, dv = nv - a.rv;
+    if (a.su > 0.0f && du > 0.0f) {
+        const float s = ex2_approx(-du);
+        a.df = s * (a.df - (du - dv) * a.su);
+        a.su *= s;
+    } else if (a.su > 0.0f) {
+        a.df += dv * a.su;
+    }
+    if (a.sv > 0.0f && dv > 0.0f) a.sv *= ex2_approx(-dv);
+    a.ru = nu;
+    a.rv = nv;
+}
+
+/* The reference for an entry z (-REF_MAX when below the range; 2 REF_MAX, out of the range
+   above, when z k is: an exact row). */
+__device__ __forceinline__ float ref_for(float z, float k)
+{
+    const float r = z * k;
+    return r > REF_MAX ? 2.0f * REF_MAX : fmaxf(r, -REF_MAX);
+}
+
+/* Out of line: entries j0 + g gstride + i (g < ng, i < glen) below jend of a pair of rows,
+   one at a time: a bad value (NaN, +inf) or an exact row flags the state, an entry above a
+   reference by more than LAZY raises it. The streaming step's slow path (about once per
+   thread and row: its first step), and the head, tail and last chunks. */
+template <int D>
+__device__ __noinline__ PairF step_pair(PairF a, const char *pu, const char *pv, int64_t j0, int ng, int64_t gstride,
+                                        int glen, int64_t jend, float ku, float kv, float zfloor)
+{
+    float psu = 0.0f, psv = 0.0f, pdf = 0.0f;
+    for (int g = 0; g < ng; ++g)
+        for (int i = 0; i < glen; ++i) {
+            const int64_t j = j0 + g * gstride + i;
+            if (j >= jend) break;
+            float zu = load1<D>(pu, D, j);
+            const float zv = load1<D>(pv, D, j);
+            if (!(zu < INFINITY) || !(zv < INFINITY)) { a.flags |= RF_BAD; return a; }
+            if (D == VPPO_BF16) zu = fmaxf(zu, zfloor);
+            const float nu = ref_for(zu, ku), nv = ref_for(zv, kv);
+            if (nu > a.ru + LAZY || nv > a.rv + LAZY) {
+                if (fmaxf(nu, nv) > REF_MAX) { a.flags |= RF_EXACT; return a; }
+                a.su += psu; a.sv += psv; a.df += pdf;
+                psu = psv = pdf = 0.0f;
+                pairf_raise(a, fmaxf(a.ru, nu), fmaxf(a.rv, nv));
+            }
+            pairf_term<D>(zu, zv, a.ru, a.rv, ku, kv, psu, psv, pdf);
+        }
+    a.su += psu;
+    a.sv += psv;
+    a.df += pdf;
+    return a;
+}
+
+/* The streaming walk of a pair of rows with the same dtype D < 3 and the same offset from
+   16-byte alignment: PAIR_U chunks of 8 entries from each row per step (2 PAIR_U
+   independent 16-byte loads in flight); a step whose terms fail the check, the head, the
+   tail and the last chunks go out of line. */
+const int PAIR_U = 2;
+
+/* Eight entries of a chunk, bf16 floored at zfloor two at a time (fl2: the pair; NaN kept). */
+template <int D>
+__device__ __forceinline__ void load8_floored(const char *p, unsigned fl2, float z[8])
+{
+    if (D != VPPO_BF16) {
+        load8<D>(p, z);
+        return;
+    }
+    const uint4 q = load_raw(p);
+    const unsigned w[4] = { max_nan2<D>(q.x, fl2), max_nan2<D>(q.y, fl2), max_nan2<D>(q.z, fl2), max_nan2<D>(q.w, fl2) };
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        z[2 * i] = __uint_as_float(w[i] << 16);
+        z[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+}
+
+template <int D, int G>
+__device__ __forceinline__ void pairf_walk(PairF &st, const char *pu, const char *pv, int64_t V, int lane, float ku,
+                                           float kv, float zfloor)
+{
+    const int es = D == VPPO_F32 ? 4 : 2, U = PAIR_U;
+    int64_t h = (int64_t)((16 - ((uintptr_t)pu & 15)) & 15) / es;
+    if (h > V) h = V;
+    const int64_t steps = (V - h) / 8, tail = h + steps * 8;
+    const int64_t mine = steps > lane ? (steps - lane + G - 1) / G : 0;
+    const int n_steps = (int)(mine / U), left = (int)(mine - (int64_t)n_steps * U);
+    const char *bu = pu + (h + (int64_t)lane * 8) * es, *bv = pv + (h + (int64_t)lane * 8) * es;
+    const unsigned fl2 = (__float_as_uint(zfloor) >> 16) * 0x10001u;
+    /* one call site out of line (as accs_walk): head and tail, a failed step, the last chunks */
+    int64_t cj = lane < h ? lane : tail + lane, cgs = tail;
+    int cng = lane < h && tail + lane < V ? 2 : 1, cgl = 1, s = 0;
+    bool pending = lane < h || tail + lane < V, rest = left > 0;
+    for (;;) {
+        if (pending) st = step_pair<D>(st, pu, pv, cj, cng, cgs, cgl, V, ku, kv, zfloor);
+        if (st.flags) break;
+#pragma unroll 1
+        for (; s < n_steps; ++s, bu += U * G * 8 * es, bv += U * G * 8 * es) {
+            float zu[U][8], zv[U][8];
+#pragma unroll
+            for (int u = 0; u < U; ++u) {
+                load8_floored<D>(bu + u * G * 8 * es, fl2, zu[u]);   /* P's entries floored */
+                load8<D>(bv + u * G * 8 * es, zv[u]);
+            }
+            float psu = 0.0f, psv = 0.0f, pdf = 0.0f;
+#pragma unroll
+            for (int u = 0; u < U; ++u)
+#pragma unroll
+                for (int i = 0; i < 8; ++i) pairf_term<D>(zu[u][i], zv[u][i], st.ru, st.rv, ku, kv, psu, psv, pdf);
+            if (!(psu + psv < STEP_LIM)) break;   /* NaN, +inf, an entry above a reference */
+            st.su += psu;
+            st.sv += psv;
+            st.df += pdf;
+        }
+        cj = (bu - pu) / es; cgs = (int64_t)G * 8; cgl = 8;
+        if (s < n_steps) {   /* the failed step */
+            cng = U; ++s; bu += U * G * 8 * es; bv += U * G * 8 * es;
+        } else if (rest) {   /* the last chunks */
+            cng = left; rest = false;
+        } else {
+            break;
+        }
+        pending = true;
+    }
+}
+
+struct F2 { float a, b; };
+struct F3 { float a, b, c; };
+__device__ __forceinline__ F2 shfl_xor(const F2 &v, int m)
+{
+    F2 r;
+    r.a = __shfl_xor_sync(0xffffffffu, v.a, m);
+    r.b = __shfl_xor_sync(0xffffffffu, v.b, m);
+    return r;
+}
+__device__ __forceinline__ F3 shfl_xor(const F3 &v, int m)
+{
+    F3 r;
+    r.a = __shfl_xor_sync(0xffffffffu, v.a, m);
+    r.b = __shfl_xor_sync(0xffffffffu, v.b, m);
+    r.c = __shfl_xor_sync(0xffffffffu, v.c, m);
+    return r;
+}
+
+/* The row's KL state from the threads' ones, max first: the largest references (NaN when
+   some thread flagged the row), every thread's sums moved to them, then added (float,
+   fixed trees). ok: a fast row (no flag, both sums >= TINY_SUM, for KL df not NaN). */
+template <int G, bool JS>
+__device__ __forceinline__ PairF pairf_row(PairF st, bool &ok, F2 *p2, F3 *p3)
+{
+    F2 m;
+    m.a = st.flags ? NAN : st.ru;
+    m.b = st.rv;
+    m = row_all<G>(m, [](const F2 &x, const F2 &y) { F2 t; t.a = max_nan(x.a, y.a); t.b = fmaxf(x.b, y.b); return t; }, p2);
+    PairF r;
+    r.ru = m.a; r.rv = m.b; r.flags = 0;
+    r.su = r.sv = r.df = 0.0f;
+    ok = m.a == m.a;
+    if (!ok) return r;
+    pairf_raise(st, m.a, m.b);
+    F3 s;
+    s.a = st.su; s.b = st.sv; s.c = st.df;
+    s = row_all<G>(s, [](const F3 &x, const F3 &y) { F3 t; t.a = x.a + y.a; t.b = x.b + y.b; t.c = x.c + y.c; return t; }, p3);
+    r.su = s.a; r.sv = s.b; r.df = s.c;
+    ok = r.su >= TINY_SUM && r.sv >= TINY_SUM && (JS || r.df == r.df);   /* JS does not use df */
+    return r;
+}
+
+/* One entry's JS terms from its log-probabilities lp, lq (natural logs, floored): with
+   hi = max, delta = min - hi <= 0 and L = log1p(e^delta), the larger side contributes
+   e^hi (ln2 - L), the smaller e^lo (delta + ln2 - L); equal log-probabilities give 0. */
+__device__ __forceinline__ float js_term(float lp, float lq)
+{
+    const float ln2f = (float)LN2;
+    const float hi = fmaxf(lp, lq), lo = fminf(lp, lq), delta = lo - hi;
+    const float L = delta == 0.0f ? ln2f : log1pf(expf(delta));
+    return expf(hi) * (ln2f - L) + expf(lo) * (delta + ln2f - L);
+}
+
 /* --- dependency_logits: KL(P || Q), with P from the first matrix (the host swaps them for
-   KL_REVERSE); JS adds a second pass. */
-struct DepArgs { Mat p, q; int64_t n, V; int js; float *dep; Hdr *hdr; };
+   KL_REVERSE); JS adds a second pass. Pairs of rows with the same dtype and alignment run
+   the fast walk (k_dependency<D < 3>); a row it cannot do (bad values, an exact row, a -inf
+   of Q under p = 0) gets the marker DEP_REDO in dep[r], and k_dependency<3> with
+   marked_only then does exactly those rows with the robust code (and every row of the
+   pairs that cannot be walked with 16-byte loads). */
+struct DepArgs { Mat p, q; int64_t n, V; int js, marked_only; float *dep; Hdr *hdr; };
+
+const unsigned DEP_REDO = 0x7fc0de9du;   /* a NaN no divergence is */
 
 template <int D, int G, bool JS>
-__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_dependency(DepArgs a)
+__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_MIN_BLOCKS) k_dependency(DepArgs a)
 {
-    __shared__ Pair part[G == 32 ? 1 : ROW_BLOCK / 32];
-    __shared__ int bpart[G == 32 ? 1 : ROW_BLOCK / 32];
-    __shared__ double spart[G == 32 ? 1 : ROW_BLOCK / 32];
+    const int NW = G == 32 ? 1 : ROW_BLOCK / 32;
     const int lane = row_lane<G>();
     const float ku = a.p.k, kv = a.q.k;
+    if (D == 3) {   /* the robust rows: raw maxima, double sums */
+        __shared__ Pair part[NW];
+        __shared__ int bpart[NW];
+        __shared__ double spart[NW];
+        for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
+            if (a.marked_only && __float_as_uint(a.dep[r]) != DEP_REDO) continue;
+            const char *pu = row_ptr(a.p, r), *pv = row_ptr(a.q, r);
+            Pair st;
+            pair_init(st);
+            bool bad = false;
+            walk2<3, G>(pu, a.p.dtype, pv, a.q.dtype, a.V, lane,
+                [&](const float *u, const float *v) { pair_push8(st, u, v, ku, kv, bad); },
+                [&](float u, float v) { pair_push1(st, u, v, ku, kv, bad); });
+            st = row_all<G>(st, [ku, kv](const Pair &x, const Pair &y) { return pair_merge(x, y, ku, kv); }, part);
+            bad = row_all<G>((int)bad, [](int x, int y) { return x | y; }, bpart) != 0;
+            if (bad || !(st.su > 0.0) || !(st.sv > 0.0)) {
+                if (lane == 0) flag_row(a.hdr, r, !bad);
+                continue;
+            }
+            double value;
+            if (!JS) {
+                value = st.inf ? (double)INFINITY : vppo__max(0.0, LN2 * st.diff / st.su - log(st.su) + log(st.sv));
+            } else {
+                /* lp = (zu - mu)/T_u - ln su (natural log), floored */
+                const float mu = st.mu, mv = st.mv, lsu = (float)log(st.su), lsv = (float)log(st.sv);
+                const float tu = (float)a.p.inv_t, tv = (float)a.q.inv_t;
+                double acc = 0.0;
+                walk2<3, G>(pu, a.p.dtype, pv, a.q.dtype, a.V, lane, [](const float *, const float *) {},
+                    [&](float u, float v) {
+                        acc += js_term(fmaxf((u - mu) * tu - lsu, -1e30f), fmaxf((v - mv) * tv - lsv, -1e30f));
+                    });
+                acc = row_all<G>(acc, [](double x, double y) { return x + y; }, spart);
+                value = vppo__max(0.0, 0.5 * acc);
+            }
+            if (lane == 0) a.dep[r] = (float)value;
+        }
+        return;
+    }
+    __shared__ F2 p2[NW];
+    __shared__ F3 p3[NW];
+    __shared__ float pf[NW];
+    const float ln2f = (float)LN2;
     for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
         const char *pu = row_ptr(a.p, r), *pv = row_ptr(a.q, r);
-        Pair st;
-        pair_init(st);
-        bool bad = false;
-        walk2<D, G>(pu, a.p.dtype, pv, a.q.dtype, a.V, lane,
-            [&](const float *u, const float *v) { pair_push8(st, u, v, ku, kv, bad); },
-            [&](float u, float v) { pair_push1(st, u, v, ku, kv, bad); });
-        st = row_all<G>(st, [ku, kv](const Pair &x, const Pair &y) { return pair_merge(x, y, ku, kv); }, part);
-        bad = row_all<G>((int)bad, [](int x, int y) { return x | y; }, bpart) != 0;
-        if (bad || !(st.su > 0.0) || !(st.sv > 0.0)) {
-            if (lane == 0) flag_row(a.hdr, r, !bad);
+        bool ok;
+        PairF st;
+        pairf_init(st);
+        pairf_walk<D, G>(st, pu, pv, a.V, lane, ku, kv, a.p.zfloor);
+        st = pairf_row<G, JS>(st, ok, p2, p3);
+        if (!ok) {
+            if (lane == 0) a.dep[r] = __uint_as_float(DEP_REDO);
             continue;
         }
-        double value;
-        if (!JS) {
-            value = st.inf ? (double)INFINITY : vppo__max(0.0, LN2 * st.diff / st.su - log(st.su) + log(st.sv));
+        float value;
+        if (!JS) {   /* df = +inf: KL = +inf */
+            value = fmaxf(0.0f, __fdividef(ln2f * st.df, st.su) + logf(__fdividef(st.sv, st.su)));
         } else {
-            /* JS terms with lp = (zu - mu)/T_u - ln su (natural log), lm = log((p + q)/2):
-               with hi = max(lp, lq), delta = min - hi <= 0 and L = log1p(e^delta),
-               the larger side contributes e^hi (ln2 - L), the smaller e^lo (delta + ln2 - L). */
-            const float mu = st.mu, mv = st.mv, lsu = (float)log(st.su), lsv = (float)log(st.sv);
-            const float tu = (float)a.p.inv_t, tv = (float)a.q.inv_t, ln2f = (float)LN2;
-            double acc = 0.0;
-            auto term = [&](float zu, float zv) {
-                const float lp = fmaxf((zu - mu) * tu - lsu, -1e30f), lq = fmaxf((zv - mv) * tv - lsv, -1e30f);
-                const float hi = fmaxf(lp, lq), lo = fminf(lp, lq), delta = lo - hi;
-                const float L = delta == 0.0f ? ln2f : log1pf(expf(delta));
-                return expf(hi) * (ln2f - L) + expf(lo) * (delta + ln2f - L);
+            const float lsu = logf(st.su), lsv = logf(st.sv);
+            /* log-probabilities from the row's references: lp = ln2 (zu ku - Ru) - ln su */
+            const float mu = st.ru, mv = st.rv;
+            float acc = 0.0f;
+            auto term = [&](float u, float v) {
+                return js_term(fmaxf(fmaf(fmaf(u, ku, -mu), ln2f, -lsu), -1e30f),
+                               fmaxf(fmaf(fmaf(v, kv, -mv), ln2f, -lsv), -1e30f));
             };
             walk2<D, G>(pu, a.p.dtype, pv, a.q.dtype, a.V, lane,
                 [&](const float *u, const float *v) {
@@ -595,38 +896,190 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_
                     acc += s;
                 },
                 [&](float u, float v) { acc += term(u, v); });
-            acc = row_all<G>(acc, [](double x, double y) { return x + y; }, spart);
-            value = vppo__max(0.0, 0.5 * acc);
+            acc = row_all<G>(acc, [](float x, float y) { return x + y; }, pf);
+            value = fmaxf(0.0f, 0.5f * acc);
         }
-        if (lane == 0) a.dep[r] = (float)value;
+        if (lane == 0) a.dep[r] = value;
     }
 }
 
-/* --- logprobs: lse, entropy and logp of ids[r]; a bad id is VPPO_ERR_INDEX. */
-struct LogprobsArgs { Mat x; int64_t n, V; const int32_t *ids; float *logp, *lse, *entropy; Hdr *hdr; };
+/* --- logprobs: lse, entropy and logp of ids[r]; a bad id is VPPO_ERR_INDEX. Rows walked
+   with 16-byte loads run the fast walk (k_logprobs<D < 3>: one stream of the pair walk
+   above, sums s = sum e and c = sum e d); a row it cannot do gets the marker DEP_REDO in
+   its first requested output and k_logprobs<3> with marked_only does it with the robust
+   code (row_stats), as it does every row of unaligned matrices and calls without outputs. */
+struct LogprobsArgs { Mat x; int64_t n, V; const int32_t *ids; float *logp, *lse, *entropy; int marked_only; Hdr *hdr; };
+
+__device__ __forceinline__ float *lp_marker(const LogprobsArgs &a) { return a.lse ? a.lse : a.entropy ? a.entropy : a.logp; }
+
+/* A thread's state: reference r (scaled) and zr, the entry it was taken from; s, c (float),
+   flags RF_*. */
+struct AccS { float r, zr, s, c; int flags; };
+
+/* One entry's terms; zf: floored (bf16: at zfloor by the caller; else d at -1e30). */
+template <int D>
+__device__ __forceinline__ void accs_term(float z, float r, float k, float &ps, float &pc)
+{
+    const float d = D == VPPO_BF16 ? fmaf(z, k, -r) : fmaxf(fmaf(z, k, -r), -1e30f);
+    const float e = ex2_approx(d);
+    ps += e;
+    pc = fmaf(e, d, pc);
+}
+
+__device__ __forceinline__ void accs_raise(AccS &a, float nr)
+{
+    const float dl = nr - a.r;
+    if (a.s > 0.0f && dl > 0.0f) {
+        const float sc = ex2_approx(-dl);
+        a.c = sc * (a.c - dl * a.s);
+        a.s *= sc;
+    }
+    a.r = nr;
+}
+
+/* Out of line, as step_pair: entries j0 + g gstride + i (i < glen) below jend. */
+template <int D>
+__device__ __noinline__ AccS step_single(AccS a, const char *p, int64_t j0, int ng, int64_t gstride, int glen,
+                                         int64_t jend, float k, float zfloor)
+{
+    float ps = 0.0f, pc = 0.0f;
+    for (int g = 0; g < ng; ++g)
+        for (int i = 0; i < glen; ++i) {
+            const int64_t j = j0 + g * gstride + i;
+            if (j >= jend) break;
+            float z = load1<D>(p, D, j);
+            if (!(z < INFINITY)) { a.flags |= RF_BAD; return a; }
+            if (D == VPPO_BF16) z = fmaxf(z, zfloor);
+            const float nr = ref_for(z, k);
+            if (nr > a.r + LAZY) {
+                if (nr > REF_MAX) { a.flags |= RF_EXACT; return a; }
+                a.s += ps; a.c += pc;
+                ps = pc = 0.0f;
+                accs_raise(a, nr);
+                a.zr = z;
+            }
+            accs_term<D>(z, a.r, k, ps, pc);
+        }
+    a.s += ps;
+    a.c += pc;
+    return a;
+}
+
+const int SINGLE_U = 2;
 
 template <int D, int G>
-__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_logprobs(LogprobsArgs a)
+__device__ __forceinline__ void accs_walk(AccS &st, const char *p, int64_t V, int lane, float k, float zfloor)
 {
-    __shared__ Acc part[G == 32 ? 1 : ROW_BLOCK / 32];
-    __shared__ int bpart[G == 32 ? 1 : ROW_BLOCK / 32];
+    const int es = D == VPPO_F32 ? 4 : 2, U = SINGLE_U;
+    int64_t h = (int64_t)((16 - ((uintptr_t)p & 15)) & 15) / es;
+    if (h > V) h = V;
+    const int64_t steps = (V - h) / 8, tail = h + steps * 8;
+    const int64_t mine = steps > lane ? (steps - lane + G - 1) / G : 0;
+    const int n_steps = (int)(mine / U), left = (int)(mine - (int64_t)n_steps * U);
+    const char *b = p + (h + (int64_t)lane * 8) * es;
+    const unsigned fl2 = (__float_as_uint(zfloor) >> 16) * 0x10001u;
+    /* one call site out of line: first the head and tail entries, then a failed step, then
+       the last chunks */
+    int64_t cj = lane < h ? lane : tail + lane, cgs = tail;
+    int cng = lane < h && tail + lane < V ? 2 : 1, cgl = 1, s = 0;
+    bool pending = lane < h || tail + lane < V, rest = left > 0;
+    for (;;) {
+        if (pending) st = step_single<D>(st, p, cj, cng, cgs, cgl, V, k, zfloor);
+        if (st.flags) break;
+#pragma unroll 1
+        for (; s < n_steps; ++s, b += U * G * 8 * es) {
+            float z[U][8];
+#pragma unroll
+            for (int u = 0; u < U; ++u) load8_floored<D>(b + u * G * 8 * es, fl2, z[u]);
+            float ps = 0.0f, pc = 0.0f;
+#pragma unroll
+            for (int u = 0; u < U; ++u)
+#pragma unroll
+                for (int i = 0; i < 8; ++i) accs_term<D>(z[u][i], st.r, k, ps, pc);
+            if (!(ps < STEP_LIM)) break;   /* NaN, +inf, an entry above the reference */
+            st.s += ps;
+            st.c += pc;
+        }
+        cj = (b - p) / es; cgs = (int64_t)G * 8; cgl = 8;
+        if (s < n_steps) {   /* the failed step */
+            cng = U; ++s; b += U * G * 8 * es;
+        } else if (rest) {   /* the last chunks */
+            cng = left; rest = false;
+        } else {
+            break;
+        }
+        pending = true;
+    }
+}
+
+template <int D, int G>
+__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_MIN_BLOCKS) k_logprobs(LogprobsArgs a)
+{
+    const int NW = G == 32 ? 1 : ROW_BLOCK / 32;
     const int lane = row_lane<G>();
+    if (D == 3) {   /* the robust rows */
+        __shared__ Acc part[NW];
+        __shared__ int bpart[NW];
+        float *mark = lp_marker(a);
+        for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
+            if (a.marked_only && __float_as_uint(mark[r]) != DEP_REDO) continue;
+            bool bad;
+            const Acc st = row_stats<D, G>(a.x, r, a.V, lane, bad, part, bpart);
+            if (lane != 0) continue;
+            const int32_t id = a.logp ? a.ids[r] : 0;
+            const bool bad_id = id < 0 || id >= a.V;   /* reported before any row error, as on the CPU */
+            if (bad_id) flag(a.hdr, CHK_INDEX);
+            if (bad || !(st.s > 0.0)) { flag_row(a.hdr, r, !bad); continue; }
+            const double logsum = log(st.s);
+            if (a.lse) a.lse[r] = (float)((double)st.m * a.x.inv_t + logsum);
+            if (a.entropy) a.entropy[r] = (float)vppo__max(0.0, logsum - LN2 * st.c / st.s);
+            if (a.logp && !bad_id) {
+                const double z = (double)load1<D>(row_ptr(a.x, r), a.x.dtype, id);
+                /* formed around the max, so that huge logits keep logp's precision */
+                a.logp[r] = (float)(((z - (double)st.m) * a.x.inv_t) - logsum);
+            }
+        }
+        return;
+    }
+    __shared__ F2 p2[NW];
+    __shared__ F2 p3[NW];
+    const float k = a.x.k, ln2f = (float)LN2;
+    float *mark = lp_marker(a);
     for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
-        bool bad;
-        const Acc st = row_stats<D, G>(a.x, r, a.V, lane, bad, part, bpart);
+        const char *p = row_ptr(a.x, r);
+        AccS st;
+        st.r = -REF_MAX; st.zr = 0.0f; st.s = st.c = 0.0f; st.flags = 0;
+        accs_walk<D, G>(st, p, a.V, lane, k, a.x.zfloor);
+        /* max first (NaN: a flagged thread), every thread's sums moved to it, then added */
+        F2 m;   /* the largest reference and its entry (NaN: a flagged thread) */
+        m.a = st.flags ? NAN : st.r;
+        m.b = st.zr;
+        m = row_all<G>(m, [](const F2 &x, const F2 &y) {
+            return x.a != x.a || x.a > y.a || (x.a == y.a && x.b >= y.b) ? x : y; }, p2);
+        const float M = m.a, zr = m.b;
+        F2 sc;
+        sc.a = sc.b = 0.0f;
+        if (M == M) {
+            accs_raise(st, M);
+            sc.a = st.s; sc.b = st.c;
+            sc = row_all<G>(sc, [](const F2 &x, const F2 &y) { F2 t; t.a = x.a + y.a; t.b = x.b + y.b; return t; }, p3);
+        }
         if (lane != 0) continue;
         const int32_t id = a.logp ? a.ids[r] : 0;
-        const bool bad_id = id < 0 || id >= a.V;   /* reported before any row error, as on the CPU */
+        const bool bad_id = id < 0 || id >= a.V;
         if (bad_id) flag(a.hdr, CHK_INDEX);
-        if (bad || !(st.s > 0.0)) { flag_row(a.hdr, r, !bad); continue; }
-        const double logsum = log(st.s);
-        if (a.lse) a.lse[r] = (float)((double)st.m * a.x.inv_t + logsum);
-        if (a.entropy) a.entropy[r] = (float)vppo__max(0.0, logsum - LN2 * st.c / st.s);
-        if (a.logp && !bad_id) {
-            const double z = (double)load1<D>(row_ptr(a.x, r), a.x.dtype, id);
-            /* formed around the max, so that huge logits keep logp's precision */
-            a.logp[r] = (float)(((z - (double)st.m) * a.x.inv_t) - logsum);
+        if (!(M == M) || !(sc.a >= TINY_SUM) || sc.b != sc.b) {   /* the robust kernel does it */
+            mark[r] = __uint_as_float(DEP_REDO);
+            continue;
         }
+        /* around the entry zr of the reference: its term 2^dz and the others' sum q, so that
+           ln S = ln2 dz + log1p(q), lse = zr/T + log1p(q) (a one-entry row gives its logit,
+           exactly) and logp = ln2 (z k - M - dz) - log1p(q) */
+        const float dz = fmaf(zr, k, -M), q = fmaxf(sc.a - ex2_approx(dz), 0.0f) * ex2_approx(-dz);
+        const float l1p = log1pf(q), ls = fmaf(ln2f, dz, l1p);
+        if (a.lse) a.lse[r] = (float)((double)zr * a.x.inv_t + (double)l1p);
+        if (a.entropy) a.entropy[r] = fmaxf(0.0f, ls - ln2f * __fdividef(sc.b, sc.a));
+        if (a.logp && !bad_id) a.logp[r] = ln2f * (fmaf(load1<D>(p, D, id), k, -M) - dz) - l1p;
     }
 }
 
@@ -636,19 +1089,20 @@ struct BackwardArgs {
     const int32_t *ids; const float *lse, *entropy, *dlogp, *dentropy;
     char *out; int out_dtype, out_es; int64_t out_stride;
     int need_stats;
+    int skip_fast;   /* k_backward after k_backward_fast: the rows that one did are skipped */
     Hdr *hdr;
 };
 
 /* The exact entry (the id entry, and every entry when lse T is not a finite float), in
-   double as vppo.h computes it: (1/T)[g (onehot - p) - h p (logp + H)], with
+   double as vppo.h computes it: (1/T)[g (onehot - p) - h p (logp + H)] (1/T: it, as the host rounded it), with
    logp = (z - shift)/T - base (shift, base = the raw max and log sum when lse was
    recomputed, 0 and lse when it was given). */
-__device__ __forceinline__ float grad_exact(float z, double t, double shift, double base, double H, double g, double h,
+__device__ __forceinline__ float grad_exact(float z, double it, double shift, double base, double H, double g, double h,
                                             bool onehot)
 {
-    if (z == -INFINITY) return onehot ? (float)(g / t) : 0.0f;
-    const double lp = ((double)z - shift) / t - base, p = exp(lp);
-    return (float)((g * ((onehot ? 1.0 : 0.0) - p) - h * p * (lp + H)) / t);
+    if (z == -INFINITY) return onehot ? (float)(g * it) : 0.0f;
+    const double lp = ((double)z - shift) * it - base, p = exp(lp);
+    return (float)((g * ((onehot ? 1.0 : 0.0) - p) - h * p * (lp + H)) * it);
 }
 
 __device__ __forceinline__ void store1(char *row, int dt, int64_t j, float g)
@@ -675,8 +1129,162 @@ __device__ __forceinline__ void store8(char *row, int dt, int64_t j, const float
     }
 }
 
+/* --- the fast gradient rows (issue 19), for the training path (lse and entropy given, the
+   rows walked with 16-byte loads and stores). In base 2 with k = log2(e)/T rounded to
+   float: hi + lo = lse T as above, L = hi k + lo k (exact in double) = L1 + L2 with L1 its
+   float, so that d = z k - L1 is one FFMA whose error scales z - hi - lo only, and
+   p = 2^d 2^-L2; the gradient is then 2^d (A + B d) with per-row A, B (L2 and the signs
+   folded in). d is floored at -200 (p = 0, A + B d finite). The id entry is read before
+   the row (by the thread whose chunk holds it: in place is safe) and its exact value
+   (grad_exact) is stored after. Bad values are found by a NaN-propagating running maximum
+   of the raw entries (packed for 16-bit dtypes). A row with non-finite or too large
+   constants, or an output not 16-byte aligned with the input, is left to k_backward. */
+struct BwdRow { float l1, ca, cb; int64_t id; double lse, H, g, h; };
+
+/* The row's constants (lse and entropy given); false: an exact row. k_backward uses the
+   same ones, so that a row gets the same bits from both kernels. */
+__device__ __forceinline__ bool bwd_consts(const BackwardArgs &a, int64_t r, BwdRow &b)
+{
+    b.lse = (double)a.lse[r];
+    b.H = a.entropy ? (double)a.entropy[r] : 0.0;
+    b.g = a.dlogp ? (double)a.dlogp[r] : 0.0;
+    b.h = a.dentropy ? (double)a.dentropy[r] : 0.0;
+    b.id = a.dlogp ? (int64_t)a.ids[r] : -1;
+    const double t = (double)a.x.t, lt = b.lse * t, k = (double)a.x.k;
+    const float hi = (float)lt, lo = (float)(lt - (double)hi);
+    if (!finite_f(hi) || !finite_f(lo)) return false;
+    const double L = (double)hi * k + (double)lo * k;
+    b.l1 = (float)L;
+    const double l2 = L - (double)b.l1, s2 = (double)exp2f(-(float)l2), it = a.x.inv_t;
+    const double A = -it * s2 * (b.g + b.h * b.H - b.h * LN2 * l2), B = -it * s2 * b.h * LN2;
+    b.ca = (float)A;
+    b.cb = (float)B;
+    if (a.x.dtype == VPPO_BF16) {   /* entries floored at zfloor: d <= -200 there, A + B d finite */
+        const double dfl = (double)a.x.zfloor * k - (double)b.l1;
+        return dfl <= -200.0 && fabs(A) + fabs(B) * -dfl < 1e37;
+    }
+    return finite_f(b.l1) && fabs(A) + 256.0 * fabs(B) < 1e37;
+}
+
+/* The gradient of one entry of a row with constants b: bf16 entries floored at zfloor
+   (the fast kernel does it on the packed pairs), other dtypes' exponents at -200. */
+__device__ __forceinline__ float bwd_grad_floored(float zf, float k, const BwdRow &b)
+{
+    const float d = fmaf(zf, k, -b.l1);
+    return ex2_approx(d) * fmaf(b.cb, d, b.ca);
+}
+__device__ __forceinline__ float bwd_grad(float z, float k, float zfloor, int dt, const BwdRow &b)
+{
+    if (dt == VPPO_BF16) return bwd_grad_floored(fmaxf(z, zfloor), k, b);
+    const float d = fmaxf(fmaf(z, k, -b.l1), -200.0f);
+    return ex2_approx(d) * fmaf(b.cb, d, b.ca);
+}
+
+/* A row of the fast kernel: lse and entropy given, constants finite, input and output at
+   the same offset from 16-byte alignment (D < 3). */
+template <int D>
+__device__ __forceinline__ bool bwd_fast_row(const BackwardArgs &a, int64_t r, BwdRow &b)
+{
+    if (D == 3 || a.need_stats) return false;
+    const char *in = row_ptr(a.x, r);
+    const char *out = a.out + r * a.out_stride * a.out_es;
+    int64_t head = (int64_t)((16 - ((uintptr_t)in & 15)) & 15) / (D == VPPO_F32 ? 4 : 2);
+    if (head > a.V) head = a.V;
+    if ((((uintptr_t)out + (uintptr_t)(head * a.out_es)) & 15) != 0) return false;
+    return bwd_consts(a, r, b);
+}
+
+const int BWD_U = 2;
+
+template <int D, int G, int O>
+__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_MIN_BLOCKS) k_backward_fast(BackwardArgs a)
+{
+    __shared__ float mpart[G == 32 ? 1 : ROW_BLOCK / 32];
+    if (stopped(a.hdr)) return;
+    const int lane = row_lane<G>();
+    const float k = a.x.k;
+    const int es = D == VPPO_F32 ? 4 : 2, oes = O == VPPO_F32 ? 4 : 2;
+    const bool obf = O == VPPO_BF16;
+    for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
+        BwdRow b;
+        if (!bwd_fast_row<D>(a, r, b)) continue;
+        const char *in = row_ptr(a.x, r);
+        char *out = a.out + r * a.out_stride * oes;
+        int64_t h = (int64_t)((16 - ((uintptr_t)in & 15)) & 15) / es;
+        if (h > a.V) h = a.V;
+        const int64_t steps = (a.V - h) / 8, tail = h + steps * 8;
+        /* the id entry's owner reads it before the row is written */
+        const int64_t id = b.id;
+        const bool own = id >= 0 && (id < h ? id == lane : id >= tail ? id - tail == lane : ((id - h) / 8) % G == lane);
+        const float zid = own ? load1<D>(in, D, id) : 0.0f;
+        auto grad = [&](float z) { return bwd_grad(z, k, a.x.zfloor, D, b); };
+        float m = -INFINITY;   /* running maximum (NaN: a bad value) */
+        unsigned m2 = 0xff80ff80u & (D == VPPO_BF16 ? 0xffffffffu : 0xfc00fc00u);   /* -inf, -inf */
+        const unsigned fl2 = (__float_as_uint(a.x.zfloor) >> 16) * 0x10001u;   /* bf16 pair of zfloor */
+        auto scalar = [&](int64_t j) {
+            const float z = load1<D>(in, D, j);
+            m = max_nan(m, z);
+            store1(out, O, j, grad(z));
+        };
+        if (lane < h) scalar(lane);
+        if (tail + lane < a.V) scalar(tail + lane);
+        auto chunk = [&](const char *pi, char *po) {
+            float z[8], gr[8];
+            if (D == VPPO_F32) {
+                load8<D>(pi, z);
+#pragma unroll
+                for (int i = 0; i < 8; ++i) m = max_nan(m, z[i]);
+            } else {
+                const uint4 q = load_raw(pi);
+                m2 = max_nan2<D>(max_nan2<D>(m2, q.x), q.y);   /* 3-input packed maxima */
+                m2 = max_nan2<D>(max_nan2<D>(m2, q.z), q.w);
+                unsigned w[4] = { q.x, q.y, q.z, q.w };
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    if (D == VPPO_BF16) w[i] = max_nan2<D>(w[i], fl2);   /* the floor, two at a time */
+                    z[2 * i] = D == VPPO_BF16 ? __uint_as_float(w[i] << 16) : f16_to_f32(w[i] & 0xffffu);
+                    z[2 * i + 1] = D == VPPO_BF16 ? __uint_as_float(w[i] & 0xffff0000u) : f16_to_f32(w[i] >> 16);
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < 8; ++i) gr[i] = D == VPPO_BF16 ? bwd_grad_floored(z[i], k, b) : grad(z[i]);
+            if (obf) {
+                uint4 o;
+                o.x = pack_bf16x2(gr[0], gr[1]); o.y = pack_bf16x2(gr[2], gr[3]);
+                o.z = pack_bf16x2(gr[4], gr[5]); o.w = pack_bf16x2(gr[6], gr[7]);
+                *(uint4 *)po = o;
+            } else {
+                ((float4 *)po)[0] = make_float4(gr[0], gr[1], gr[2], gr[3]);
+                ((float4 *)po)[1] = make_float4(gr[4], gr[5], gr[6], gr[7]);
+            }
+        };
+        const int64_t mine = steps > lane ? (steps - lane + G - 1) / G : 0;
+        const int n_steps = (int)(mine / BWD_U);
+        const char *pi = in + (h + (int64_t)lane * 8) * es;
+        char *po = out + (h + (int64_t)lane * 8) * oes;
+#pragma unroll 1
+        for (int s = 0; s < n_steps; ++s, pi += BWD_U * G * 8 * es, po += BWD_U * G * 8 * oes) {
+#pragma unroll
+            for (int u = 0; u < BWD_U; ++u) chunk(pi + u * G * 8 * es, po + u * G * 8 * oes);
+        }
+        if (mine > (int64_t)n_steps * BWD_U) chunk(pi, po);   /* BWD_U = 2: at most one left */
+        if (own) {
+            const float gi = grad_exact(zid, a.x.inv_t, 0.0, b.lse, b.H, b.g, b.h, true);
+            store1(out, O, id, gi);
+        }
+        if (D != VPPO_F32) {
+            const float lo = D == VPPO_BF16 ? bf16_to_f32(m2 & 0xffffu) : f16_to_f32(m2 & 0xffffu);
+            const float hi = D == VPPO_BF16 ? bf16_to_f32(m2 >> 16) : f16_to_f32(m2 >> 16);
+            m = max_nan(m, max_nan(lo, hi));
+        }
+        m = row_all<G>(m, [](float x, float y) { return max_nan(x, y); }, mpart);
+        if (lane == 0 && !(m < INFINITY)) flag_row(a.hdr, r, 0);
+        else if (lane == 0 && !(m > -INFINITY)) flag_row(a.hdr, r, 1);
+    }
+}
+
 template <int D, int G>
-__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_backward(BackwardArgs a)
+__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_MIN_BLOCKS) k_backward(BackwardArgs a)
 {
     __shared__ Acc part[G == 32 ? 1 : ROW_BLOCK / 32];
     __shared__ int bpart[G == 32 ? 1 : ROW_BLOCK / 32];
@@ -685,6 +1293,9 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_
     const double t = (double)a.x.t;
     const float it = (float)(1.0 / t);
     for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
+        BwdRow b;
+        if (a.skip_fast && bwd_fast_row<D>(a, r, b)) continue;
+        const bool fast = !a.need_stats && bwd_consts(a, r, b);   /* the fast kernel's formula */
         double lse = a.lse ? (double)a.lse[r] : 0.0, H = a.entropy ? (double)a.entropy[r] : 0.0;
         /* lse recomputed is kept in two parts, the raw max and log sum, so that u - lse keeps
            its precision next to huge u (tiny temperatures), as on the CPU */
@@ -722,7 +1333,9 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : 2) k_
         auto grad = [&](int64_t j, float z) -> float {
             bad |= !(z < INFINITY);
             any |= z > -INFINITY;
-            if (exact || j == id) return grad_exact(z, t, shift, base, H, g, h, j == id);
+            if (j == id) return grad_exact(z, a.x.inv_t, shift, base, H, g, h, true);
+            if (fast) return bwd_grad(z, a.x.k, a.x.zfloor, a.x.dtype, b);
+            if (exact) return grad_exact(z, a.x.inv_t, shift, base, H, g, h, false);
             if (z == -INFINITY) return 0.0f;
             const float lp = ((z - hi) - lo) * it, p = expf(lp);
             return (-gf * p - hf * p * (lp + Hf)) * it;
@@ -1857,6 +2470,14 @@ Mat make_mat(const vppo_logits *x)
     m.inv_t = 1.0 / (double)x->temperature;
     m.k = (float)(LOG2E / (double)x->temperature);
     m.t = x->temperature;
+    {   /* 2^25 / k rounded up to a bf16 value */
+        float f = (float)(33554432.0 / (double)m.k);
+        uint32_t bits;
+        memcpy(&bits, &f, 4);
+        if (bits & 0xffffu) bits = (bits | 0xffffu) + 1u;
+        memcpy(&f, &bits, 4);
+        m.zfloor = f < 3.38e38f ? -f : -INFINITY;
+    }
     return m;
 }
 
@@ -1895,6 +2516,13 @@ template <int D, int G> struct PickKL { typedef void (*type)(DepArgs); static ty
 template <int D, int G> struct PickJS { typedef void (*type)(DepArgs); static type get() { return k_dependency<D, G, true>; } };
 template <int D, int G> struct PickLogprobs { typedef void (*type)(LogprobsArgs); static type get() { return k_logprobs<D, G>; } };
 template <int D, int G> struct PickBackward { typedef void (*type)(BackwardArgs); static type get() { return k_backward<D, G>; } };
+/* The fast backward for input dtype D < 3 and output dtype O (F32 or BF16). */
+template <int O> struct PickBackwardFastOut {
+    template <int D, int G> struct Pick {
+        typedef void (*type)(BackwardArgs);
+        static type get() { return D < 3 ? k_backward_fast<D < 3 ? D : 0, G, O> : k_backward<D, G>; }
+    };
+};
 
 unsigned row_grid(int64_t n, bool long_rows) { return grid_for(n, long_rows ? 1 : 8); }
 unsigned row_block(bool long_rows) { return long_rows ? (unsigned)ROW_BLOCK : 256u; }
@@ -2075,13 +2703,20 @@ vppo_status dependency_logits(Call &c, const vppo_logits *orig, const vppo_logit
     a.n = orig->n_rows;
     a.V = orig->vocab;
     a.js = div == VPPO_DIV_JS;
+    a.marked_only = 0;
     a.dep = dep;
     a.hdr = c.hdr();
     const bool long_rows = a.V >= LONG_ROW;
     const int D = pair_vectorizable(P, Q) ? (int)P->dtype : 3;
-    if (a.n > 0)
-        c.run("k_dependency", a.js ? pick_kernel<PickJS>(D, long_rows) : pick_kernel<PickKL>(D, long_rows),
-              row_grid(a.n, long_rows), row_block(long_rows), a);
+    if (a.n > 0) {
+        const unsigned grid = row_grid(a.n, long_rows), block = row_block(long_rows);
+        if (D < 3) {   /* the fast walk, then the rows it marked */
+            c.run("k_dependency", a.js ? pick_kernel<PickJS>(D, long_rows) : pick_kernel<PickKL>(D, long_rows), grid,
+                  block, a);
+            a.marked_only = 1;
+        }
+        c.run("k_dependency", a.js ? pick_kernel<PickJS>(3, long_rows) : pick_kernel<PickKL>(3, long_rows), grid, block, a);
+    }
     return c.finish(no_scalars());
 }
 
@@ -2101,12 +2736,19 @@ vppo_status logprobs(Call &c, const vppo_logits *x, const int32_t *ids, float *l
     a.logp = logp;
     a.lse = lse;
     a.entropy = entropy;
+    a.marked_only = 0;
     a.hdr = c.hdr();
     const bool long_rows = a.V >= LONG_ROW;
     const int D = rows_vectorizable(x) ? (int)x->dtype : 3;
-    /* with no outputs the rows are still checked, as on the CPU */
-    if (a.n > 0)
-        c.run("k_logprobs", pick_kernel<PickLogprobs>(D, long_rows), row_grid(a.n, long_rows), row_block(long_rows), a);
+    /* with no outputs the rows are still checked, as on the CPU (by the robust kernel) */
+    if (a.n > 0) {
+        const unsigned grid = row_grid(a.n, long_rows), block = row_block(long_rows);
+        if (D < 3 && (logp || lse || entropy)) {   /* the fast walk, then the rows it marked */
+            c.run("k_logprobs", pick_kernel<PickLogprobs>(D, long_rows), grid, block, a);
+            a.marked_only = 1;
+        }
+        c.run("k_logprobs", pick_kernel<PickLogprobs>(3, long_rows), grid, block, a);
+    }
     return c.finish(no_scalars());
 }
 
@@ -2144,6 +2786,13 @@ vppo_status logprobs_backward(Call &c, const vppo_logits *x, const int32_t *ids,
         c.run("k_check_rows", k_check_rows, grid_for(n, 256), 256, rc);
         /* k_backward does nothing when the check failed: the CPU function writes nothing
            then, which matters in place */
+        a.skip_fast = 0;
+        if (D < 3 && !a.need_stats) {   /* the fast rows, then the others */
+            c.run("k_backward_fast", a.out_dtype == VPPO_BF16 ? pick_kernel<PickBackwardFastOut<VPPO_BF16>::Pick>(D, long_rows)
+                                                            : pick_kernel<PickBackwardFastOut<VPPO_F32>::Pick>(D, long_rows),
+                  row_grid(n, long_rows), row_block(long_rows), a);
+            a.skip_fast = 1;
+        }
         c.run("k_backward", pick_kernel<PickBackward>(D, long_rows), row_grid(n, long_rows), row_block(long_rows), a);
     }
     return c.finish(no_scalars());

@@ -15,8 +15,13 @@ target is missed (--no-fail: always 0), 2 when the tools are missing.
 
 Counting method (static, no profiler):
 * Variant: the kernel template instance for long rows (the largest block size G in its
-  name), with the dtype as the template argument D (0 f32, 1 bf16, 2 f16); the
-  V = 151,936 row of a Qwen-class vocabulary runs on it.
+  name: 256 threads, rows of >= 2048 entries; shorter rows run a warp each), with the
+  dtype as the template argument D (0 f32, 1 bf16, 2 f16); the V = 151,936 row of a
+  Qwen-class vocabulary runs on it. KL and JS: the pair of rows with the same dtype and
+  alignment (the fast walk). backward: k_backward_fast, the training path (lse and entropy
+  given), with a bf16 gradient for bf16 logits and f32 otherwise; backward_stats:
+  k_backward, which recomputes lse or entropy (and does the rows the fast kernels leave:
+  exact rows, unaligned outputs), reported without a target.
 * Streaming loop: a backward branch at address b to a target t <= b spans [t, b]; a span
   that holds a 16-byte global load (LDG.E.128) and no smaller such span is a streaming
   loop. Its instruction count is every instruction in the span (NOPs excluded): a
@@ -32,6 +37,13 @@ Counting method (static, no profiler):
   left rolled) weighted by 5 trips, times the warps of a row (G / 32), amortised over the
   V = 151,936 elements of a row: per-row warp-instructions * 32 / V is added to
   instr_per_elem (thread-instructions per element, i.e. warp-instructions per 32 elements).
+  This includes the code after the kernel's EXIT that it CALLs (the out-of-line step of the
+  fast walks: the first step of every thread, a step whose speculative terms fail the
+  check, head, tail and last chunks; its loops weighted 5 as above), counted once per warp
+  and row. Not counted: the blocks a BRA.DIV jumps to (a shuffle's fallback for a warp
+  that is not converged; the row kernels shuffle with every lane). A backward branch is
+  recognised with or without a predicate operand (BRA P3, 0x...); a jump back from code
+  past an unconditional EXIT into the kernel is not a loop.
 * fp64_in_loop: instructions of a streaming loop whose opcode works on doubles (D*,
   F2F/I2F/F2I with .F64, MUFU.*64H, DSETP...).
 * spill_bytes, regs: ptxas -v (spill stores + spill loads, registers) for that instance.
@@ -63,7 +75,8 @@ KERNELS = [
     ("logprobs", "k_logprobs", 1, 1, "all"),
     ("kl_pair", "k_dependency", 2, 2, "all"),   # the JS=false instance
     ("js_pair", "k_dependency", 2, 2, "all"),   # the JS=true instance (two passes)
-    ("backward", "k_backward", 1, 2, "store"),
+    ("backward", "k_backward_fast", 1, 2, "store"),   # lse and entropy given (training)
+    ("backward_stats", "k_backward", 1, 2, "store"),  # lse or entropy recomputed, exact rows
 ]
 TARGETS = {  # kernel -> (max instr_per_elem, min ceiling)
     "logprobs": (8.0, 0.9), "kl_pair": (12.0, 0.85), "backward": (8.0, 0.9),
@@ -151,10 +164,13 @@ def loops(code):
     addr = {a: i for i, (a, _) in enumerate(code)}
     out = []
     for i, (a, ins) in enumerate(code):
-        m = re.search(r"\bBRA\s+(?:`\()?[^0-9]*0x([0-9a-f]+)", ins)
+        # BRA [.U|.DIV ...] [!]P<n>, 0x<target>: the predicate operand is optional
+        m = re.search(r"\bBRA(?:\.\S+)?\s+(?:!?U?P[T0-9],\s*)?(?:`\()?[^0-9]*0x([0-9a-f]+)", ins)
         if m and opcode(ins).startswith("BRA"):
             t = int(m.group(1), 16)
-            if t <= a and t in addr:
+            # a jump back from out-of-line code (past an unconditional EXIT: the divergent-
+            # shuffle fallbacks, called functions) into the kernel is not a loop
+            if t <= a and t in addr and not any(code[k][1] == "EXIT" for k in range(addr[t], i)):
                 out.append((addr[t], i))
     return out
 
@@ -190,8 +206,32 @@ def analyse(code, mats, es, which):
             continue   # a streaming loop, or the row loop around one
         for k in range(s, e + 1):
             weight[k] = 5
+    for k in divergent_fallbacks(code):
+        weight[k] = 0
     per_row = sum(weight[k] for k in range(len(code)) if k not in in_stream)
     return ipe, fp64, loads, per_row, len(used)
+
+
+def divergent_fallbacks(code):
+    """Indices of the out-of-line blocks a BRA.DIV jumps to (a shuffle's fallback for a warp
+    that is not converged, placed after the kernel's EXIT): from the target to the first
+    unconditional branch back. The row kernels call their shuffles with every lane of the
+    group, so a converged warp never runs them."""
+    addr = {a: i for i, (a, _) in enumerate(code)}
+    out = set()
+    for a, ins in code:
+        m = re.search(r"\bBRA\.DIV\s+\S+,\s*0x([0-9a-f]+)", ins)
+        if not m or int(m.group(1), 16) not in addr:
+            continue
+        k = addr[int(m.group(1), 16)]
+        while k < len(code):
+            out.add(k)
+            op = code[k][1]
+            mb = re.match(r"BRA\s+(?:`\()?0x([0-9a-f]+)", op)
+            if mb and int(mb.group(1), 16) < code[k][0]:
+                break
+            k += 1
+    return out
 
 
 def main():
@@ -226,7 +266,9 @@ def main():
     rows = []
     for name, stem, mats, bfac, which in KERNELS:
         for d, (dt, es) in DTYPES.items():
-            pat = re.compile(re.escape(stem) + r"ILi%dELi(\d+)E%s" % (d, {"kl_pair": "Lb0E", "js_pair": "Lb1E"}.get(name, "")))
+            # the fast backward's output dtype: bf16 for bf16 logits, else f32
+            tail = {"kl_pair": "Lb0E", "js_pair": "Lb1E", "backward": "Li%dE" % (1 if d == 1 else 0)}.get(name, "")
+            pat = re.compile(re.escape(stem) + r"ILi%dELi(\d+)E%s" % (d, tail))
             cands = [(int(pat.search(f).group(1)), f) for f in funcs if pat.search(f)]
             if not cands:
                 print("BUDGET kernel=%s dtype=%s missing" % (name, dt))
@@ -240,7 +282,8 @@ def main():
             wpb = g // 32
             bps = min(32, 64 // wpb, 65536 // (((regs + 7) // 8 * 8) * g), (228 * 1024) // (info["smem"] + 1024))
             out_es = 2 if dt == "bf16" else 4
-            bytes_el = es * (mats if name != "backward" else 1) + (out_es if name == "backward" else 0)
+            bwd = name.startswith("backward")
+            bytes_el = es * (mats if not bwd else 1) + (out_es if bwd else 0)
             issue = issue_rate / (BW / bytes_el) / ipe_total if ipe_total > 0 else 0.0
             mlp = bps * g * loads * 16 / need_inflight
             ceiling = min(1.0, issue, mlp)

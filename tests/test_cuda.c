@@ -593,6 +593,39 @@ void cuda_dependency_logits_kl_is_infinite_exactly_when_q_vanishes(void)
     }
 }
 
+/* Rows the fast walk hands to the robust code (issue 19: references within 2^24 in scaled
+   units), and rows whose every step raises its references: against float64 and the CPU.
+   Row 0 ascends (each step above the last), row 1 is around 3e7 (z/T beyond the range),
+   row 2 around -3e7 (its maximum below it), row 3 plain; then the same at T = 1e-3 (rows
+   1 and 2 around +-3e4, row 3 of N(0, 30)). Warp rows and block rows, f32 and bf16. */
+void cuda_dependency_logits_exact_and_raising_rows_match_float64(void)
+{
+    /* 1500 and 20000: several streaming steps per thread (warp rows, block rows) */
+    const int64_t vocabs[4] = { 100, 1500, 3000, 20000 };
+    rng r = rng_make(2204);
+    int v, d, t;
+    int64_t i, j;
+    for (v = 0; v < 4; ++v)
+        for (d = VPPO_F32; d <= VPPO_BF16; ++d)
+            for (t = 0; t < 2; ++t) {
+                const int64_t V = vocabs[v], n = 4;
+                const float T = t ? 1e-3f : 1.0f;
+                mlogits P = mlogits_new((vppo_dtype)d, n, V, V, 0, T), Q = mlogits_new((vppo_dtype)d, n, V, V, 0, T);
+                for (i = 0; i < n; ++i)
+                    for (j = 0; j < V; ++j) {
+                        const double g = rng_normal(&r), big = t ? 3e4 : 3e7, z = i == 0 ? 40.0 * (double)j / (double)V + 0.1 * g
+                                       : i == 1 ? big + 3.0 * g : i == 2 ? -big + 3.0 * g : (t ? 30.0 : 3.0) * g;
+                        mlogits_set(&P, i, j, z);
+                        mlogits_set(&Q, i, j, z + (t ? 0.05 : 0.5) * rng_normal(&r));
+                    }
+                mirror_push(&P.m);
+                mirror_push(&Q.m);
+                check_dependency_logits(&P, &Q);
+                mirror_free(&P.m);
+                mirror_free(&Q.m);
+            }
+}
+
 /* ================================================================ §2.3 */
 
 void cuda_logprobs_dtype_conversions_are_exact(void)
@@ -689,6 +722,41 @@ void cuda_logprobs_every_vocab_dtype_stride_and_output_subset(void)
         free(lp);
         free(lse);
     }
+}
+
+/* The fast walk's rows against float64 and the CPU (issue 19): vocabularies with several
+   streaming steps per thread (1500: warp rows, 20000: block rows), every dtype, row 0
+   ascending (raises in every step), rows 1 and 2 beyond the references' range above and
+   below (done by the robust kernel), row 3 N(0, 3) with 10% -inf; T = 1 and 1e-3. */
+void cuda_logprobs_long_exact_and_raising_rows_match_float64(void)
+{
+    const int64_t vocabs[2] = { 1500, 20000 };
+    rng r = rng_make(2302);
+    int v, d, t;
+    int64_t i, j;
+    for (v = 0; v < 2; ++v)
+        for (d = VPPO_F32; d <= VPPO_F16; ++d)
+            for (t = 0; t < 2; ++t) {
+                const int64_t V = vocabs[v], n = 4;
+                mlogits L = mlogits_new((vppo_dtype)d, n, V, V, 0, t ? 1e-3f : 1.0f);
+                double *lp = doubles_new(n * V, 0), *lse = doubles_new(n, 0);
+                mirror ids;
+                for (i = 0; i < n; ++i)
+                    for (j = 0; j < V; ++j) {
+                        const double g = rng_normal(&r), big = d == VPPO_F16 ? (t ? 30.0 : 3e4) : t ? 3e4 : 3e7;
+                        const double z = i == 0 ? 20.0 * (double)j / (double)V + 0.1 * g : i == 1 ? big + 3.0 * g
+                                       : i == 2 ? -big + 3.0 * g : j > 0 && rng_uniform(&r) < 0.1 ? -INFINITY : 3.0 * g;
+                        mlogits_set(&L, i, j, z);
+                    }
+                mirror_push(&L.m);
+                ids = ids_make(&r, &L);
+                ref_rows(&L, lp, lse);
+                check_logprobs(&L, &ids, 7, lp, lse);
+                mirror_free(&ids);
+                mirror_free(&L.m);
+                free(lp);
+                free(lse);
+            }
 }
 
 /* float64 dL/dz of one row, docs/spec.md §2.3: (1/T) [g (delta(j, id) - p_j) - h p_j (log p_j + H)]
@@ -3054,8 +3122,10 @@ static const test_entry tests[] = {
     T(cuda_dependency_logits_identical_rows_give_zero)
     T(cuda_dependency_logits_nearly_identical_rows_are_never_negative)
     T(cuda_dependency_logits_kl_is_infinite_exactly_when_q_vanishes)
+    T(cuda_dependency_logits_exact_and_raising_rows_match_float64)
     T(cuda_logprobs_dtype_conversions_are_exact)
     T(cuda_logprobs_every_vocab_dtype_stride_and_output_subset)
+    T(cuda_logprobs_long_exact_and_raising_rows_match_float64)
     T(cuda_logprobs_backward_matches_float64_formula)
     T(cuda_logprobs_backward_in_place_gives_the_out_of_place_bits)
     /* §3 */
