@@ -18,17 +18,27 @@ static const test_entry tests[] = {
 #undef T
 };
 
-/* White-box: the vector exp of every ISA this machine runs, seen through its sumexp
-   kernel (a block holding x and 15 entries of -inf, max 0 and scale 1 sums to vexp(x)). */
-static double vexp_through_kernel(const vppo__kernels *k, float x)
+/* White-box: the vector exp of every ISA this machine runs, seen through two kernels.
+   The stats kernel (its exp without range handling, floored at DLOW): a row holding x and
+   -inf padding, reference 0, scale 1 and no rescale sums to vexp(x). The backward kernel
+   (the exp with the upper clamp): hi = lo = 0, s = 1, a = 1, b = 0 gives p = vexp(x). */
+static double vexp_through_kernel(const vppo__kernels *k, float x, int via_bwd)
 {
-    float block[VPPO__PAD];
-    double out[2];
+    float row[VPPO__PAD], g[VPPO__PAD];
+    double out[2] = { 0.0, 0.0 };
+    vppo__bwd_args c;
     int i;
-    for (i = 0; i < VPPO__PAD; ++i) block[i] = -HUGE_VALF;
-    block[0] = x;
-    k->sumexp(block, VPPO__PAD, 0.0f, 1.0f, out);
-    return out[0];
+    for (i = 0; i < VPPO__PAD; ++i) row[i] = -HUGE_VALF;
+    row[0] = x;
+    if (!via_bwd) {
+        if (k->stats(row, VPPO_F32, 0, VPPO__PAD, 0.0f, FLT_MAX, 1.0f, out) != VPPO__PAD) return -1.0;
+        return out[0];
+    }
+    memset(&c, 0, sizeof c);
+    c.s = 1.0f;
+    c.a = 1.0f;
+    if (k->bwd(row, VPPO_F32, VPPO__PAD, &c, g, VPPO_F32) & 1) return -1.0;
+    return g[0];
 }
 
 void vexp_error_bound_every_isa(void)
@@ -38,20 +48,27 @@ void vexp_error_bound_every_isa(void)
         const vppo__kernels *k = vppo__kernels_for((vppo_isa)isa);
         double worst = 0.0, x;
         long bad = 0;
+        int via;
         if (!k || !vppo__isa_supported((vppo_isa)isa)) continue;
         ++tested;
         for (x = -100.0; x <= 88.0; x += 1.0 / 1024) {
             const float xf = (float)x;
-            const double got = vexp_through_kernel(k, xf), want = exp((double)xf);
-            if (xf < VPPO__EXP_FLUSH) { bad += got != 0.0; continue; }
-            if (fabs(got - want) / want > worst) worst = fabs(got - want) / want;
-            bad += !(got >= FLT_MIN);                /* never a denormal, never 0 above the flush */
+            const double want = exp((double)xf);
+            int via;
+            for (via = 0; via < 2; ++via) {
+                const double got = vexp_through_kernel(k, xf, via);
+                if (xf < VPPO__EXP_FLUSH) { bad += got != 0.0; continue; }
+                if (fabs(got - want) / want > worst) worst = fabs(got - want) / want;
+                bad += !(got >= FLT_MIN);                /* never a denormal, never 0 above the flush */
+            }
         }
         CHECK_EQ_INT(0, bad);
         CHECK(worst <= 2e-7);
-        CHECK(vexp_through_kernel(k, -HUGE_VALF) == 0.0);
-        CHECK(vexp_through_kernel(k, -1e30f) == 0.0);
-        CHECK(vexp_through_kernel(k, 0.0f) == 1.0);
+        for (via = 0; via < 2; ++via) {
+            CHECK(vexp_through_kernel(k, -HUGE_VALF, via) == 0.0);
+            CHECK(vexp_through_kernel(k, -1e30f, via) == 0.0);
+            CHECK(vexp_through_kernel(k, 0.0f, via) == 1.0);
+        }
         printf("        vexp (%s): max relative error %.3g over [%g, 88]\n", vppo_isa_name((vppo_isa)isa),
                worst, (double)VPPO__EXP_FLUSH);
     }
