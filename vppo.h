@@ -1395,8 +1395,9 @@ typedef struct vppo__kernels {
        entry, or n. */
     int64_t (*stats)(const void *src, vppo_dtype dt, int64_t i, int64_t n, float m, float th, float s,
                      double out[2]);
-    /* The same for a pair of rows u, v (thresholds tu, tv): du = max((u - mu) su, DFLOOR),
-       dv likewise, eu = vexp(du), ev = vexp(dv): the sums of vppo__kl_sums. */
+    /* The same for a pair of rows u, v (thresholds tu, tv): du = max((u - mu) su, DLOW),
+       dv = max((v - mv) sv, DFLOOR), eu = vexp(du), ev = vexp(dv): the sums of
+       vppo__kl_sums. */
     int64_t (*kl)(const void *u, vppo_dtype udt, const void *v, vppo_dtype vdt, int64_t i, int64_t n,
                   const vppo__kl_args *c, vppo__kl_sums *out);
     /* lp = du - lu, lq = dv - lv, lm = log((p + q)/2)
@@ -3824,12 +3825,14 @@ static const vppo__gemm_kernels vppo__gemm_kernels_##I = { VPPO__GEMM_MR(I), 2 *
    vppo__kernels_<I>. Sums run in VPPO__PAD / W accumulators of W lanes, added
    pairwise ((a0 + a1) + (a2 + a3)) and then lane by lane in double. */
 #define VPPO__KERNELS(I, ATTR) \
-/* e^x without the range handling, for x in [-87.3, 88.7] (2^n stays a normal float) */ \
+/* e^x without the range handling, for x in [-87.3, 88.7] (2^n stays a normal float). \
+   The rounding constant carries the exponent bias: t's low bits hold n + 127, and the \
+   shift by 23 drops everything above them, so 2^n costs one shift. */ \
 ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_exp_core(VPPO__V(I) x) \
 { \
-    const VPPO__V(I) magic = VPPO__SET1(I)(VPPO__EXP_MAGIC); \
+    const VPPO__V(I) magic = VPPO__SET1(I)(VPPO__EXP_MAGIC + 127.0f); \
     VPPO__V(I) t, n, r, r2, p; \
-    t = VPPO__FMA(I)(x, VPPO__SET1(I)(VPPO__LOG2E), magic);           /* n in the low bits */ \
+    t = VPPO__FMA(I)(x, VPPO__SET1(I)(VPPO__LOG2E), magic);           /* n + 127 in the low bits */ \
     n = VPPO__SUB(I)(t, magic); \
     r = VPPO__FNMA(I)(n, VPPO__SET1(I)(VPPO__LN2_HI), x); \
     r = VPPO__FNMA(I)(n, VPPO__SET1(I)(VPPO__LN2_LO), r); \
@@ -3838,20 +3841,19 @@ ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_exp_core(VPPO__V(I) x) \
                      VPPO__FMA(I)(VPPO__SET1(I)(VPPO__EXP_C5), r, VPPO__SET1(I)(VPPO__EXP_C4))); \
     p = VPPO__FMA(I)(p, r2, VPPO__FMA(I)(VPPO__SET1(I)(VPPO__EXP_C3), r, VPPO__SET1(I)(VPPO__EXP_C2))); \
     p = VPPO__FMA(I)(p, r2, VPPO__FMA(I)(VPPO__SET1(I)(VPPO__EXP_C1), r, VPPO__SET1(I)(VPPO__EXP_C0))); \
-    t = VPPO__FLOAT(I)(VPPO__SHL(I)(VPPO__IADD(I)(VPPO__BITS(I)(t), VPPO__ISET1(I)(127)), 23)); \
-    return VPPO__MUL(I)(p, t); \
+    return VPPO__MUL(I)(p, VPPO__FLOAT(I)(VPPO__SHL(I)(VPPO__BITS(I)(t), 23))); \
 } \
 \
-/* e^x for x up to 88 (the range handling of the note above); x >= DLOW: no low clamp */ \
-ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_exp_hi(VPPO__V(I) x) \
+/* e^x for x in [DLOW, 88]: exactly 0 below VPPO__EXP_FLUSH */ \
+ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_exp_in(VPPO__V(I) x) \
 { \
-    const VPPO__VM(I) keep = VPPO__GE(I)(x, VPPO__SET1(I)(VPPO__EXP_FLUSH)); \
-    return VPPO__KEEP(I)(keep, vppo__##I##_exp_core(VPPO__MIN(I)(x, VPPO__SET1(I)(88.0f)))); \
+    return VPPO__KEEP(I)(VPPO__GE(I)(x, VPPO__SET1(I)(VPPO__EXP_FLUSH)), vppo__##I##_exp_core(x)); \
 } \
 \
+/* e^x for any x (the note above) */ \
 ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_exp(VPPO__V(I) x) \
 { \
-    return vppo__##I##_exp_hi(VPPO__MAX(I)(x, VPPO__SET1(I)(VPPO__DLOW))); \
+    return vppo__##I##_exp_in(VPPO__MIN(I)(VPPO__MAX(I)(x, VPPO__SET1(I)(VPPO__DLOW)), VPPO__SET1(I)(88.0f))); \
 } \
 \
 ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_log(VPPO__V(I) x)     /* x normal and > 0 */ \
@@ -3929,7 +3931,7 @@ ATTR VPPO__INLINE void vppo__##I##_stats_one(VPPO__V(I) x, VPPO__V(I) m, VPPO__V
     VPPO__V(I) *cen) \
 { \
     const VPPO__V(I) d = VPPO__MAX(I)(VPPO__MUL(I)(VPPO__SUB(I)(x, m), s), VPPO__SET1(I)(VPPO__DLOW)); \
-    const VPPO__V(I) e = VPPO__KEEP(I)(VPPO__GE(I)(d, VPPO__SET1(I)(VPPO__EXP_FLUSH)), vppo__##I##_exp_core(d)); \
+    const VPPO__V(I) e = vppo__##I##_exp_in(d);                       /* d <= about RESCALE */ \
     *sum = VPPO__ADD(I)(*sum, e); \
     *cen = VPPO__FMA(I)(e, d, *cen); \
 } \
@@ -3987,11 +3989,11 @@ ATTR VPPO__INLINE void vppo__##I##_kl_one(VPPO__V(I) zu, VPPO__V(I) zv, const VP
     VPPO__VM(I) *inf) \
 { \
     const VPPO__V(I) fl = VPPO__SET1(I)(VPPO__DFLOOR), ninf = VPPO__SET1(I)(-HUGE_VALF); \
-    const VPPO__V(I) du = VPPO__MAX(I)(VPPO__MUL(I)(VPPO__SUB(I)(zu, c[0]), c[1]), fl); \
+    const VPPO__V(I) du = VPPO__MAX(I)(VPPO__MUL(I)(VPPO__SUB(I)(zu, c[0]), c[1]), VPPO__SET1(I)(VPPO__DLOW)); \
     const VPPO__V(I) dv = VPPO__MAX(I)(VPPO__MUL(I)(VPPO__SUB(I)(zv, c[2]), c[3]), fl); \
-    const VPPO__V(I) eu = vppo__##I##_exp(du); \
-    acc[0] = VPPO__ADD(I)(acc[0], eu); \
-    acc[1] = VPPO__ADD(I)(acc[1], vppo__##I##_exp(dv)); \
+    const VPPO__V(I) eu = vppo__##I##_exp_in(du);       /* du, dv <= about RESCALE; du - dv is only */ \
+    acc[0] = VPPO__ADD(I)(acc[0], eu);                  /* used where eu > 0, so du >= DLOW will do */ \
+    acc[1] = VPPO__ADD(I)(acc[1], vppo__##I##_exp_in(VPPO__MAX(I)(dv, VPPO__SET1(I)(VPPO__DLOW)))); \
     acc[2] = VPPO__FMA(I)(eu, VPPO__SUB(I)(du, dv), acc[2]); \
     *inf = VPPO__MOR(I)(*inf, VPPO__MAND(I)(VPPO__GT(I)(zu, ninf), VPPO__EQ(I)(zv, ninf))); \
 } \
@@ -4081,7 +4083,7 @@ ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_bwd_one(VPPO__V(I) x, const VPPO__V(I) 
                                        VPPO__SET1(I)(VPPO__DLOW)); \
     *mx = VPPO__MAX(I)(*mx, x); \
     *bad = VPPO__MOR(I)(*bad, VPPO__NLT(I)(x, VPPO__SET1(I)(HUGE_VALF))); \
-    return VPPO__MUL(I)(vppo__##I##_exp_hi(lp), VPPO__FMA(I)(c[4], lp, c[3])); \
+    return VPPO__MUL(I)(vppo__##I##_exp_in(VPPO__MIN(I)(lp, VPPO__SET1(I)(88.0f))), VPPO__FMA(I)(c[4], lp, c[3])); \
 } \
 \
 /* W floats g stored as bf16 at dst, rounded to nearest even */ \
