@@ -3831,16 +3831,17 @@ static const vppo__gemm_kernels vppo__gemm_kernels_##I = { VPPO__GEMM_MR(I), 2 *
 ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_exp_core(VPPO__V(I) x) \
 { \
     const VPPO__V(I) magic = VPPO__SET1(I)(VPPO__EXP_MAGIC + 127.0f); \
-    VPPO__V(I) t, n, r, r2, p; \
+    VPPO__V(I) t, n, r, p; \
     t = VPPO__FMA(I)(x, VPPO__SET1(I)(VPPO__LOG2E), magic);           /* n + 127 in the low bits */ \
     n = VPPO__SUB(I)(t, magic); \
     r = VPPO__FNMA(I)(n, VPPO__SET1(I)(VPPO__LN2_HI), x); \
     r = VPPO__FNMA(I)(n, VPPO__SET1(I)(VPPO__LN2_LO), r); \
-    r2 = VPPO__MUL(I)(r, r); \
-    p = VPPO__FMA(I)(VPPO__SET1(I)(VPPO__EXP_C6), r2, \
-                     VPPO__FMA(I)(VPPO__SET1(I)(VPPO__EXP_C5), r, VPPO__SET1(I)(VPPO__EXP_C4))); \
-    p = VPPO__FMA(I)(p, r2, VPPO__FMA(I)(VPPO__SET1(I)(VPPO__EXP_C3), r, VPPO__SET1(I)(VPPO__EXP_C2))); \
-    p = VPPO__FMA(I)(p, r2, VPPO__FMA(I)(VPPO__SET1(I)(VPPO__EXP_C1), r, VPPO__SET1(I)(VPPO__EXP_C0))); \
+    p = VPPO__FMA(I)(VPPO__SET1(I)(VPPO__EXP_C6), r, VPPO__SET1(I)(VPPO__EXP_C5)); \
+    p = VPPO__FMA(I)(p, r, VPPO__SET1(I)(VPPO__EXP_C4)); \
+    p = VPPO__FMA(I)(p, r, VPPO__SET1(I)(VPPO__EXP_C3)); \
+    p = VPPO__FMA(I)(p, r, VPPO__SET1(I)(VPPO__EXP_C2)); \
+    p = VPPO__FMA(I)(p, r, VPPO__SET1(I)(VPPO__EXP_C1)); \
+    p = VPPO__FMA(I)(p, r, VPPO__SET1(I)(VPPO__EXP_C0)); \
     return VPPO__MUL(I)(p, VPPO__FLOAT(I)(VPPO__SHL(I)(VPPO__BITS(I)(t), 23))); \
 } \
 \
