@@ -3702,6 +3702,7 @@ static double vppo__hsum_lanes(const float *lane, int w)
 #define VPPO__W(I)        VPPO__PICK(I, 4,                   8,                    16,                    4)
 #define VPPO__SET1(I)     VPPO__PICK(I, _mm_set1_ps,         _mm256_set1_ps,       _mm512_set1_ps,        vdupq_n_f32)
 #define VPPO__LOADU(I)    VPPO__PICK(I, _mm_loadu_ps,        _mm256_loadu_ps,      _mm512_loadu_ps,       vld1q_f32)
+#define VPPO__ILOADU(I)   VPPO__PICK(I, VPPO__SSE2_ILOADU,   VPPO__AVX2_ILOADU,    VPPO__AVX512_ILOADU,   VPPO__NEON_ILOADU)
 #define VPPO__STOREU(I)   VPPO__PICK(I, _mm_storeu_ps,       _mm256_storeu_ps,     _mm512_storeu_ps,      vst1q_f32)
 #define VPPO__ADD(I)      VPPO__PICK(I, _mm_add_ps,          _mm256_add_ps,        _mm512_add_ps,         vaddq_f32)
 #define VPPO__SUB(I)      VPPO__PICK(I, _mm_sub_ps,          _mm256_sub_ps,        _mm512_sub_ps,         vsubq_f32)
@@ -3742,7 +3743,12 @@ static double vppo__hsum_lanes(const float *lane, int w)
 #define VPPO__LOADF16(I)  VPPO__PICK(I, VPPO__SSE2_LOADF16,  VPPO__AVX2_LOADF16,   VPPO__AVX512_LOADF16,  VPPO__NEON_LOADF16)
 #define VPPO__STHIGH16(I) VPPO__PICK(I, VPPO__SSE2_STHIGH16, VPPO__AVX2_STHIGH16,  VPPO__AVX512_STHIGH16, VPPO__NEON_STHIGH16)
 
-/* The operations that are not one intrinsic, by ISA. */
+/* The operations that are not one intrinsic, by ISA. ILOADU(p): the W 32-bit words at p
+   (2 W 16-bit entries, entry 2k in the low half of word k). */
+#define VPPO__SSE2_ILOADU(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
+#define VPPO__AVX2_ILOADU(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define VPPO__AVX512_ILOADU(p) _mm512_loadu_si512((const void *)(p))
+#define VPPO__NEON_ILOADU(p) vreinterpretq_u32_u16(vld1q_u16((const uint16_t *)(const void *)(p)))
 #define VPPO__SSE2_FMA(a, b, c) _mm_add_ps(_mm_mul_ps(a, b), c)
 #define VPPO__SSE2_FNMA(a, b, c) _mm_sub_ps(c, _mm_mul_ps(a, b))
 #define VPPO__SSE2_NFMS(a, b, c) _mm_sub_ps(_mm_setzero_ps(), _mm_add_ps(c, _mm_mul_ps(a, b)))
@@ -3897,6 +3903,22 @@ ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_load(const void *src, vppo_dtype dt, in
     return VPPO__LOADF16(I)((const uint16_t *)src + i); \
 } \
 \
+/* 2 W entries from i for a reduction: a = [i, i + W), b = the next W; with perm and bf16 \
+   data, a = the even entries and b = the odd ones (one load, a shift and a mask: the \
+   order of a sum's terms does not matter, but both rows of a pair must agree). */ \
+ATTR VPPO__INLINE void vppo__##I##_load2(const void *src, vppo_dtype dt, int64_t i, int perm, VPPO__V(I) *a, \
+    VPPO__V(I) *b) \
+{ \
+    if (perm && dt == VPPO_BF16) { \
+        const VPPO__VI(I) w = VPPO__ILOADU(I)((const uint16_t *)src + i); \
+        *a = VPPO__FLOAT(I)(VPPO__SHL(I)(w, 16)); \
+        *b = VPPO__FLOAT(I)(VPPO__IAND(I)(w, VPPO__ISET1(I)(0xffff0000u))); \
+        return; \
+    } \
+    *a = vppo__##I##_load(src, dt, i); \
+    *b = vppo__##I##_load(src, dt, i + VPPO__W(I)); \
+} \
+\
 /* Whole vectors of a scan; dt and store are constants at every call, so each call \
    becomes its own loop. Returns the first entry not scanned. */ \
 ATTR VPPO__INLINE int64_t vppo__##I##_scan_run(const void *src, vppo_dtype dt, int64_t n, float *dst, \
@@ -3944,9 +3966,9 @@ ATTR VPPO__INLINE int64_t vppo__##I##_stats_run(const void *src, vppo_dtype dt, 
     VPPO__V(I) m, VPPO__V(I) th, VPPO__V(I) s, VPPO__V(I) *sum, VPPO__V(I) *cen) \
 { \
     for (; i < n; i += 4 * VPPO__W(I)) { \
-        const VPPO__V(I) x0 = vppo__##I##_load(src, dt, i), x1 = vppo__##I##_load(src, dt, i + VPPO__W(I)); \
-        const VPPO__V(I) x2 = vppo__##I##_load(src, dt, i + 2 * VPPO__W(I)); \
-        const VPPO__V(I) x3 = vppo__##I##_load(src, dt, i + 3 * VPPO__W(I)); \
+        VPPO__V(I) x0, x1, x2, x3; \
+        vppo__##I##_load2(src, dt, i, 1, &x0, &x1); \
+        vppo__##I##_load2(src, dt, i + 2 * VPPO__W(I), 1, &x2, &x3); \
         if (VPPO__MANY(I)(VPPO__MOR(I)(VPPO__MOR(I)(VPPO__NLE(I)(x0, th), VPPO__NLE(I)(x1, th)), \
                                        VPPO__MOR(I)(VPPO__NLE(I)(x2, th), VPPO__NLE(I)(x3, th))))) break; \
         vppo__##I##_stats_one(x0, m, s, &sum[0], &cen[0]); \
@@ -4004,8 +4026,9 @@ ATTR VPPO__INLINE int64_t vppo__##I##_kl_run(const void *u, vppo_dtype udt, cons
     int64_t i, int64_t n, const VPPO__V(I) *c, VPPO__V(I) *a0, VPPO__V(I) *a1, VPPO__VM(I) *inf) \
 { \
     for (; i < n; i += 2 * VPPO__W(I)) { \
-        const VPPO__V(I) u0 = vppo__##I##_load(u, udt, i), u1 = vppo__##I##_load(u, udt, i + VPPO__W(I)); \
-        const VPPO__V(I) v0 = vppo__##I##_load(v, vdt, i), v1 = vppo__##I##_load(v, vdt, i + VPPO__W(I)); \
+        VPPO__V(I) u0, u1, v0, v1; \
+        vppo__##I##_load2(u, udt, i, udt == vdt, &u0, &u1); \
+        vppo__##I##_load2(v, vdt, i, udt == vdt, &v0, &v1); \
         if (VPPO__MANY(I)(VPPO__MOR(I)(VPPO__MOR(I)(VPPO__NLE(I)(u0, c[4]), VPPO__NLE(I)(u1, c[4])), \
                                        VPPO__MOR(I)(VPPO__NLE(I)(v0, c[5]), VPPO__NLE(I)(v1, c[5]))))) break; \
         vppo__##I##_kl_one(u0, v0, c, a0, inf); \
