@@ -4008,17 +4008,15 @@ ATTR static int64_t vppo__##I##_stats(const void *src, vppo_dtype dt, int64_t i,
 } \
 \
 /* One vector of the KL pair kernel. */ \
-ATTR VPPO__INLINE void vppo__##I##_kl_one(VPPO__V(I) zu, VPPO__V(I) zv, const VPPO__V(I) *c, VPPO__V(I) *acc, \
-    VPPO__VM(I) *inf) \
+ATTR VPPO__INLINE void vppo__##I##_kl_one(VPPO__V(I) zu, VPPO__V(I) zv, const VPPO__V(I) *c, VPPO__V(I) *acc) \
 { \
-    const VPPO__V(I) fl = VPPO__SET1(I)(VPPO__DFLOOR), ninf = VPPO__SET1(I)(-HUGE_VALF); \
+    const VPPO__V(I) fl = VPPO__SET1(I)(VPPO__DFLOOR); \
     const VPPO__V(I) du = VPPO__MAX(I)(VPPO__MUL(I)(VPPO__SUB(I)(zu, c[0]), c[1]), VPPO__SET1(I)(VPPO__DLOW)); \
     const VPPO__V(I) dv = VPPO__MAX(I)(VPPO__MUL(I)(VPPO__SUB(I)(zv, c[2]), c[3]), fl); \
     const VPPO__V(I) eu = vppo__##I##_exp_in(du);       /* du, dv <= about RESCALE; du - dv is only */ \
     acc[0] = VPPO__ADD(I)(acc[0], eu);                  /* used where eu > 0, so du >= DLOW will do */ \
     acc[1] = VPPO__ADD(I)(acc[1], vppo__##I##_exp_in(VPPO__MAX(I)(dv, VPPO__SET1(I)(VPPO__DLOW)))); \
     acc[2] = VPPO__FMA(I)(eu, VPPO__SUB(I)(du, dv), acc[2]); \
-    *inf = VPPO__MOR(I)(*inf, VPPO__MAND(I)(VPPO__GT(I)(zu, ninf), VPPO__EQ(I)(zv, ninf))); \
 } \
 \
 /* Groups of 2 W entries of both rows, as stats_run; c: mu, su, mv, sv, tu, tv as vectors. */ \
@@ -4031,8 +4029,15 @@ ATTR VPPO__INLINE int64_t vppo__##I##_kl_run(const void *u, vppo_dtype udt, cons
         vppo__##I##_load2(v, vdt, i, udt == vdt, &v0, &v1); \
         if (VPPO__MANY(I)(VPPO__MOR(I)(VPPO__MOR(I)(VPPO__NLE(I)(u0, c[4]), VPPO__NLE(I)(u1, c[4])), \
                                        VPPO__MOR(I)(VPPO__NLE(I)(v0, c[5]), VPPO__NLE(I)(v1, c[5]))))) break; \
-        vppo__##I##_kl_one(u0, v0, c, a0, inf); \
-        vppo__##I##_kl_one(u1, v1, c, a1, inf); \
+        { /* KL is +inf where u > -inf meets v = -inf: looked at when the group has a v = -inf */ \
+            const VPPO__V(I) ninf = VPPO__SET1(I)(-HUGE_VALF); \
+            const VPPO__VM(I) q0 = VPPO__EQ(I)(v0, ninf), q1 = VPPO__EQ(I)(v1, ninf); \
+            if (VPPO__MANY(I)(VPPO__MOR(I)(q0, q1))) \
+                *inf = VPPO__MOR(I)(*inf, VPPO__MOR(I)(VPPO__MAND(I)(q0, VPPO__GT(I)(u0, ninf)), \
+                                                       VPPO__MAND(I)(q1, VPPO__GT(I)(u1, ninf)))); \
+        } \
+        vppo__##I##_kl_one(u0, v0, c, a0); \
+        vppo__##I##_kl_one(u1, v1, c, a1); \
     } \
     return i; \
 } \
