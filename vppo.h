@@ -3949,11 +3949,18 @@ ATTR static int vppo__##I##_scan(const void *src, vppo_dtype dt, int64_t n, floa
     return vppo__scan_finish(src, dt, i, n, dst, vppo__hmax_lanes(lane, VPPO__W(I)), VPPO__MANY(I)(bad) != 0, max); \
 } \
 \
+/* y s; unit (a constant at every call: 1/T = 1, the usual temperature) skips the \
+   product, which changes no bit. */ \
+ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_scaled(VPPO__V(I) y, VPPO__V(I) s, int unit) \
+{ \
+    return unit ? y : VPPO__MUL(I)(y, s); \
+} \
+\
 /* One vector of stats: W entries x against reference m, 1/T = s. */ \
-ATTR VPPO__INLINE void vppo__##I##_stats_one(VPPO__V(I) x, VPPO__V(I) m, VPPO__V(I) s, VPPO__V(I) *sum, \
+ATTR VPPO__INLINE void vppo__##I##_stats_one(VPPO__V(I) x, VPPO__V(I) m, VPPO__V(I) s, int unit, VPPO__V(I) *sum, \
     VPPO__V(I) *cen) \
 { \
-    const VPPO__V(I) d = VPPO__MAX(I)(VPPO__MUL(I)(VPPO__SUB(I)(x, m), s), VPPO__SET1(I)(VPPO__DLOW)); \
+    const VPPO__V(I) d = VPPO__MAX(I)(vppo__##I##_scaled(VPPO__SUB(I)(x, m), s, unit), VPPO__SET1(I)(VPPO__DLOW)); \
     const VPPO__V(I) e = vppo__##I##_exp_in(d);                       /* d <= about RESCALE */ \
     *sum = VPPO__ADD(I)(*sum, e); \
     *cen = VPPO__FMA(I)(e, d, *cen); \
@@ -3963,7 +3970,7 @@ ATTR VPPO__INLINE void vppo__##I##_stats_one(VPPO__V(I) x, VPPO__V(I) m, VPPO__V
    until a group holds an entry above th or a NaN; returns where it stopped. dt is a \
    constant at every call, so each call becomes its own loop. */ \
 ATTR VPPO__INLINE int64_t vppo__##I##_stats_run(const void *src, vppo_dtype dt, int64_t i, int64_t n, \
-    VPPO__V(I) m, VPPO__V(I) th, VPPO__V(I) s, VPPO__V(I) *sum, VPPO__V(I) *cen) \
+    VPPO__V(I) m, VPPO__V(I) th, VPPO__V(I) s, int unit, VPPO__V(I) *sum, VPPO__V(I) *cen) \
 { \
     for (; i < n; i += 4 * VPPO__W(I)) { \
         VPPO__V(I) x0, x1, x2, x3; \
@@ -3971,12 +3978,21 @@ ATTR VPPO__INLINE int64_t vppo__##I##_stats_run(const void *src, vppo_dtype dt, 
         vppo__##I##_load2(src, dt, i + 2 * VPPO__W(I), 1, &x2, &x3); \
         if (VPPO__MANY(I)(VPPO__MOR(I)(VPPO__MOR(I)(VPPO__NLE(I)(x0, th), VPPO__NLE(I)(x1, th)), \
                                        VPPO__MOR(I)(VPPO__NLE(I)(x2, th), VPPO__NLE(I)(x3, th))))) break; \
-        vppo__##I##_stats_one(x0, m, s, &sum[0], &cen[0]); \
-        vppo__##I##_stats_one(x1, m, s, &sum[1], &cen[1]); \
-        vppo__##I##_stats_one(x2, m, s, &sum[2], &cen[2]); \
-        vppo__##I##_stats_one(x3, m, s, &sum[3], &cen[3]); \
+        vppo__##I##_stats_one(x0, m, s, unit, &sum[0], &cen[0]); \
+        vppo__##I##_stats_one(x1, m, s, unit, &sum[1], &cen[1]); \
+        vppo__##I##_stats_one(x2, m, s, unit, &sum[2], &cen[2]); \
+        vppo__##I##_stats_one(x3, m, s, unit, &sum[3], &cen[3]); \
     } \
     return i; \
+} \
+\
+/* stats_run with dt made a constant: one loop per dtype (and per unit) */ \
+ATTR VPPO__INLINE int64_t vppo__##I##_stats_dt(const void *src, vppo_dtype dt, int64_t i, int64_t n, \
+    VPPO__V(I) m, VPPO__V(I) th, VPPO__V(I) s, int unit, VPPO__V(I) *sum, VPPO__V(I) *cen) \
+{ \
+    if (dt == VPPO_F32) return vppo__##I##_stats_run(src, VPPO_F32, i, n, m, th, s, unit, sum, cen); \
+    if (dt == VPPO_BF16) return vppo__##I##_stats_run(src, VPPO_BF16, i, n, m, th, s, unit, sum, cen); \
+    return vppo__##I##_stats_run(src, VPPO_F16, i, n, m, th, s, unit, sum, cen); \
 } \
 \
 ATTR static int64_t vppo__##I##_stats(const void *src, vppo_dtype dt, int64_t i, int64_t n, float m, float th, \
@@ -3991,12 +4007,11 @@ ATTR static int64_t vppo__##I##_stats(const void *src, vppo_dtype dt, int64_t i,
         int k; \
         for (k = 0; k < 4; ++k) sum[k] = cen[k] = VPPO__SET1(I)(0.0f); \
         if (i < full) { \
-            j = dt == VPPO_F32 ? vppo__##I##_stats_run(src, VPPO_F32, i, end, vm, vt, vs, sum, cen) \
-              : dt == VPPO_BF16 ? vppo__##I##_stats_run(src, VPPO_BF16, i, end, vm, vt, vs, sum, cen) \
-              : vppo__##I##_stats_run(src, VPPO_F16, i, end, vm, vt, vs, sum, cen); \
+            j = s != 1.0f ? vppo__##I##_stats_dt(src, dt, i, end, vm, vt, vs, 0, sum, cen) \
+                          : vppo__##I##_stats_dt(src, dt, i, end, vm, vt, vs, 1, sum, cen); \
         } else {                                   /* the last partial group, padded */ \
             vppo__tail_f32(src, dt, i, n, buf, g); \
-            j = vppo__##I##_stats_run(buf, VPPO_F32, 0, g, vm, vt, vs, sum, cen) ? n : i; \
+            j = vppo__##I##_stats_run(buf, VPPO_F32, 0, g, vm, vt, vs, 0, sum, cen) ? n : i; \
             end = n; \
         } \
         out[0] += vppo__##I##_hsum(sum, 4); \
@@ -4008,11 +4023,12 @@ ATTR static int64_t vppo__##I##_stats(const void *src, vppo_dtype dt, int64_t i,
 } \
 \
 /* One vector of the KL pair kernel. */ \
-ATTR VPPO__INLINE void vppo__##I##_kl_one(VPPO__V(I) zu, VPPO__V(I) zv, const VPPO__V(I) *c, VPPO__V(I) *acc) \
+ATTR VPPO__INLINE void vppo__##I##_kl_one(VPPO__V(I) zu, VPPO__V(I) zv, const VPPO__V(I) *c, int unit, \
+    VPPO__V(I) *acc) \
 { \
     const VPPO__V(I) fl = VPPO__SET1(I)(VPPO__DFLOOR); \
-    const VPPO__V(I) du = VPPO__MAX(I)(VPPO__MUL(I)(VPPO__SUB(I)(zu, c[0]), c[1]), VPPO__SET1(I)(VPPO__DLOW)); \
-    const VPPO__V(I) dv = VPPO__MAX(I)(VPPO__MUL(I)(VPPO__SUB(I)(zv, c[2]), c[3]), fl); \
+    const VPPO__V(I) du = VPPO__MAX(I)(vppo__##I##_scaled(VPPO__SUB(I)(zu, c[0]), c[1], unit), VPPO__SET1(I)(VPPO__DLOW)); \
+    const VPPO__V(I) dv = VPPO__MAX(I)(vppo__##I##_scaled(VPPO__SUB(I)(zv, c[2]), c[3], unit), fl); \
     const VPPO__V(I) eu = vppo__##I##_exp_in(du);       /* du, dv <= about RESCALE; du - dv is only */ \
     acc[0] = VPPO__ADD(I)(acc[0], eu);                  /* used where eu > 0, so du >= DLOW will do */ \
     acc[1] = VPPO__ADD(I)(acc[1], vppo__##I##_exp_in(VPPO__MAX(I)(dv, VPPO__SET1(I)(VPPO__DLOW)))); \
@@ -4021,7 +4037,7 @@ ATTR VPPO__INLINE void vppo__##I##_kl_one(VPPO__V(I) zu, VPPO__V(I) zv, const VP
 \
 /* Groups of 2 W entries of both rows, as stats_run; c: mu, su, mv, sv, tu, tv as vectors. */ \
 ATTR VPPO__INLINE int64_t vppo__##I##_kl_run(const void *u, vppo_dtype udt, const void *v, vppo_dtype vdt, \
-    int64_t i, int64_t n, const VPPO__V(I) *c, VPPO__V(I) *a0, VPPO__V(I) *a1, VPPO__VM(I) *inf) \
+    int64_t i, int64_t n, const VPPO__V(I) *c, int unit, VPPO__V(I) *a0, VPPO__V(I) *a1, VPPO__VM(I) *inf) \
 { \
     for (; i < n; i += 2 * VPPO__W(I)) { \
         VPPO__V(I) u0, u1, v0, v1; \
@@ -4036,10 +4052,19 @@ ATTR VPPO__INLINE int64_t vppo__##I##_kl_run(const void *u, vppo_dtype udt, cons
                 *inf = VPPO__MOR(I)(*inf, VPPO__MOR(I)(VPPO__MAND(I)(q0, VPPO__GT(I)(u0, ninf)), \
                                                        VPPO__MAND(I)(q1, VPPO__GT(I)(u1, ninf)))); \
         } \
-        vppo__##I##_kl_one(u0, v0, c, a0); \
-        vppo__##I##_kl_one(u1, v1, c, a1); \
+        vppo__##I##_kl_one(u0, v0, c, unit, a0); \
+        vppo__##I##_kl_one(u1, v1, c, unit, a1); \
     } \
     return i; \
+} \
+\
+/* kl_run for two rows of dtype dt, made a constant: one loop per dtype (and per unit) */ \
+ATTR VPPO__INLINE int64_t vppo__##I##_kl_dt(const void *u, const void *v, vppo_dtype dt, int64_t i, int64_t n, \
+    const VPPO__V(I) *c, int unit, VPPO__V(I) *a0, VPPO__V(I) *a1, VPPO__VM(I) *inf) \
+{ \
+    if (dt == VPPO_F32) return vppo__##I##_kl_run(u, VPPO_F32, v, VPPO_F32, i, n, c, unit, a0, a1, inf); \
+    if (dt == VPPO_BF16) return vppo__##I##_kl_run(u, VPPO_BF16, v, VPPO_BF16, i, n, c, unit, a0, a1, inf); \
+    return vppo__##I##_kl_run(u, VPPO_F16, v, VPPO_F16, i, n, c, unit, a0, a1, inf); \
 } \
 \
 ATTR static int64_t vppo__##I##_kl(const void *u, vppo_dtype udt, const void *v, vppo_dtype vdt, int64_t i, \
@@ -4057,14 +4082,13 @@ ATTR static int64_t vppo__##I##_kl(const void *u, vppo_dtype udt, const void *v,
         int k; \
         for (k = 0; k < 3; ++k) a0[k] = a1[k] = VPPO__SET1(I)(0.0f); \
         if (i < full) { \
-            j = udt != vdt ? vppo__##I##_kl_run(u, udt, v, vdt, i, end, c, a0, a1, &inf) \
-              : udt == VPPO_F32 ? vppo__##I##_kl_run(u, VPPO_F32, v, VPPO_F32, i, end, c, a0, a1, &inf) \
-              : udt == VPPO_BF16 ? vppo__##I##_kl_run(u, VPPO_BF16, v, VPPO_BF16, i, end, c, a0, a1, &inf) \
-              : vppo__##I##_kl_run(u, VPPO_F16, v, VPPO_F16, i, end, c, a0, a1, &inf); \
+            j = udt != vdt ? vppo__##I##_kl_run(u, udt, v, vdt, i, end, c, 0, a0, a1, &inf) \
+              : ca->su != 1.0f || ca->sv != 1.0f ? vppo__##I##_kl_dt(u, v, udt, i, end, c, 0, a0, a1, &inf) \
+              : vppo__##I##_kl_dt(u, v, udt, i, end, c, 1, a0, a1, &inf); \
         } else {                                   /* the last partial group, padded */ \
             vppo__tail_f32(u, udt, i, n, bu, g); \
             vppo__tail_f32(v, vdt, i, n, bv, g); \
-            j = vppo__##I##_kl_run(bu, VPPO_F32, bv, VPPO_F32, 0, g, c, a0, a1, &inf) ? n : i; \
+            j = vppo__##I##_kl_run(bu, VPPO_F32, bv, VPPO_F32, 0, g, c, 0, a0, a1, &inf) ? n : i; \
             end = n; \
         } \
         s2[0] = a0[0]; s2[1] = a1[0]; out->su += vppo__##I##_hsum(s2, 2); \
@@ -4105,10 +4129,10 @@ ATTR static double vppo__##I##_js(const float *u, const float *v, int64_t n, con
 \
 /* One vector of the backward: the gradient of W entries x; marks NaN/+inf in *bad and \
    keeps the running max in *mx. c: hi, lo, s, a, b as vectors. */ \
-ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_bwd_one(VPPO__V(I) x, const VPPO__V(I) *c, VPPO__V(I) *mx, \
+ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_bwd_one(VPPO__V(I) x, const VPPO__V(I) *c, int unit, VPPO__V(I) *mx, \
     VPPO__VM(I) *bad) \
 { \
-    const VPPO__V(I) lp = VPPO__MAX(I)(VPPO__MUL(I)(VPPO__SUB(I)(VPPO__SUB(I)(x, c[0]), c[1]), c[2]), \
+    const VPPO__V(I) lp = VPPO__MAX(I)(vppo__##I##_scaled(VPPO__SUB(I)(VPPO__SUB(I)(x, c[0]), c[1]), c[2], unit), \
                                        VPPO__SET1(I)(VPPO__DLOW)); \
     *mx = VPPO__MAX(I)(*mx, x); \
     *bad = VPPO__MOR(I)(*bad, VPPO__NLT(I)(x, VPPO__SET1(I)(HUGE_VALF))); \
@@ -4125,15 +4149,29 @@ ATTR VPPO__INLINE void vppo__##I##_store_bf16(uint16_t *dst, VPPO__V(I) g) \
 \
 /* Whole vectors of the backward; dt and odt are constants at every call. */ \
 ATTR VPPO__INLINE int64_t vppo__##I##_bwd_run(const void *src, vppo_dtype dt, int64_t n, const VPPO__V(I) *c, \
-    void *dst, vppo_dtype odt, VPPO__V(I) *mx, VPPO__VM(I) *bad) \
+    int unit, void *dst, vppo_dtype odt, VPPO__V(I) *mx, VPPO__VM(I) *bad) \
 { \
     int64_t i; \
     for (i = 0; i + VPPO__W(I) <= n; i += VPPO__W(I)) { \
-        const VPPO__V(I) g = vppo__##I##_bwd_one(vppo__##I##_load(src, dt, i), c, mx, bad); \
+        const VPPO__V(I) g = vppo__##I##_bwd_one(vppo__##I##_load(src, dt, i), c, unit, mx, bad); \
         if (odt == VPPO_F32) VPPO__STOREU(I)((float *)dst + i, g); \
         else vppo__##I##_store_bf16((uint16_t *)dst + i, g); \
     } \
     return i; \
+} \
+\
+/* bwd_run with dt and odt made constants: one loop per pair (and per unit) */ \
+ATTR VPPO__INLINE int64_t vppo__##I##_bwd_dt(const void *src, vppo_dtype dt, int64_t n, const VPPO__V(I) *c, \
+    int unit, void *dst, vppo_dtype odt, VPPO__V(I) *mx, VPPO__VM(I) *bad) \
+{ \
+    if (odt == VPPO_F32) { \
+        if (dt == VPPO_F32) return vppo__##I##_bwd_run(src, VPPO_F32, n, c, unit, dst, VPPO_F32, mx, bad); \
+        if (dt == VPPO_BF16) return vppo__##I##_bwd_run(src, VPPO_BF16, n, c, unit, dst, VPPO_F32, mx, bad); \
+        return vppo__##I##_bwd_run(src, VPPO_F16, n, c, unit, dst, VPPO_F32, mx, bad); \
+    } \
+    if (dt == VPPO_F32) return vppo__##I##_bwd_run(src, VPPO_F32, n, c, unit, dst, VPPO_BF16, mx, bad); \
+    if (dt == VPPO_BF16) return vppo__##I##_bwd_run(src, VPPO_BF16, n, c, unit, dst, VPPO_BF16, mx, bad); \
+    return vppo__##I##_bwd_run(src, VPPO_F16, n, c, unit, dst, VPPO_BF16, mx, bad); \
 } \
 \
 ATTR static int vppo__##I##_bwd(const void *src, vppo_dtype dt, int64_t n, const vppo__bwd_args *ca, void *dst, \
@@ -4145,17 +4183,11 @@ ATTR static int vppo__##I##_bwd(const void *src, vppo_dtype dt, int64_t n, const
     int64_t i; \
     c[0] = VPPO__SET1(I)(ca->hi); c[1] = VPPO__SET1(I)(ca->lo); c[2] = VPPO__SET1(I)(ca->s); \
     c[3] = VPPO__SET1(I)(ca->a); c[4] = VPPO__SET1(I)(ca->b); \
-    if (odt == VPPO_F32) \
-        i = dt == VPPO_F32 ? vppo__##I##_bwd_run(src, VPPO_F32, n, c, dst, VPPO_F32, &mx, &bad) \
-          : dt == VPPO_BF16 ? vppo__##I##_bwd_run(src, VPPO_BF16, n, c, dst, VPPO_F32, &mx, &bad) \
-          : vppo__##I##_bwd_run(src, VPPO_F16, n, c, dst, VPPO_F32, &mx, &bad); \
-    else \
-        i = dt == VPPO_F32 ? vppo__##I##_bwd_run(src, VPPO_F32, n, c, dst, VPPO_BF16, &mx, &bad) \
-          : dt == VPPO_BF16 ? vppo__##I##_bwd_run(src, VPPO_BF16, n, c, dst, VPPO_BF16, &mx, &bad) \
-          : vppo__##I##_bwd_run(src, VPPO_F16, n, c, dst, VPPO_BF16, &mx, &bad); \
+    i = ca->s != 1.0f ? vppo__##I##_bwd_dt(src, dt, n, c, 0, dst, odt, &mx, &bad) \
+                      : vppo__##I##_bwd_dt(src, dt, n, c, 1, dst, odt, &mx, &bad); \
     if (i < n) {                                   /* the last partial vector, padded */ \
         vppo__tail_f32(src, dt, i, n, buf, VPPO__W(I)); \
-        VPPO__STOREU(I)(buf, vppo__##I##_bwd_one(VPPO__LOADU(I)(buf), c, &mx, &bad)); \
+        VPPO__STOREU(I)(buf, vppo__##I##_bwd_one(VPPO__LOADU(I)(buf), c, 0, &mx, &bad)); \
         if (odt == VPPO_F32) memcpy((float *)dst + i, buf, (size_t)(n - i) * sizeof(float)); \
         else vppo__to_bf16_tail(buf, 0, n - i, (uint16_t *)dst + i); \
     } \
