@@ -1367,6 +1367,10 @@ static vppo_status vppo__row_js(const vppo_logits *P, int64_t rp, const vppo_log
 #define VPPO__DLOW (-87.0f)        /* below VPPO__EXP_FLUSH: exp gives exactly 0 there */
 #define VPPO__RESCALE 1.0          /* d may exceed 0 by this much before a rescale */
 #define VPPO__SUM_TERMS 32         /* float terms per accumulator lane between double sums */
+/* An out-of-place F32 gradient of at least this many bytes is written with streaming
+   stores: it cannot stay in the caches, and they save reading each line before writing it. */
+#define VPPO__STREAM_BYTES ((size_t)32 << 20)
+enum { VPPO__OUT_F32, VPPO__OUT_BF16, VPPO__OUT_STREAM };   /* how a backward kernel stores */
 
 /* The arguments of the pair and backward kernels. m: a reference of the raw logits,
    s: 1/T, t: the rescale threshold (see above), l: the log of the normaliser relative to
@@ -1406,9 +1410,11 @@ typedef struct vppo__kernels {
     double (*js)(const float *u, const float *v, int64_t n, const vppo__js_args *c);
     /* The gradient of entries [0, n) of src (dtype dt) into dst (F32 or BF16, odt; dst may
        be src when both are F32): lp = max((z - hi - lo) s, DLOW), p = vexp(lp),
-       grad = p (a + b lp) (the one-hot term is added by the driver). Returns bit 0 if an
-       entry is NaN or +inf (the output is then unspecified), bit 1 if one is above -inf. */
-    int (*bwd)(const void *src, vppo_dtype dt, int64_t n, const vppo__bwd_args *c, void *dst, vppo_dtype odt);
+       grad = p (a + b lp) (the one-hot term is added by the driver). stream: dst will not
+       be read soon (F32 stores may bypass the caches). Returns bit 0 if an entry is NaN or
+       +inf (the output is then unspecified), bit 1 if one is above -inf. */
+    int (*bwd)(const void *src, vppo_dtype dt, int64_t n, const vppo__bwd_args *c, void *dst, vppo_dtype odt,
+               int stream);
 } vppo__kernels;
 
 /* src[i..n) as floats in buf, padded with -inf up to g entries (n - i <= g). */
@@ -1678,6 +1684,7 @@ typedef struct vppo__rows_job {
     const float *lse, *entropy, *dlogp, *dentropy;
     float *out_a, *out_b, *out_c;
     const vppo_grad_out *grad;
+    int stream;                                  /* the backward's stores may bypass the caches */
 } vppo__rows_job;
 
 typedef vppo_status (*vppo__row_fn)(const vppo__rows_job *job, int64_t r);
@@ -1925,7 +1932,7 @@ static vppo_status vppo__backward_row(const vppo__rows_job *j, int64_t r)
     if (j->k && vppo__finite((float)lt) && vppo__bwd_args_ok(&c)) {       /* the vector path */
         const vppo_grad_out *out = j->grad;
         void *dst = (char *)out->data + (size_t)(r * out->row_stride) * vppo__dtype_size(out->dtype);
-        const int flags = j->k->bwd(vppo__row_ptr(x, r), x->dtype, V, &c, dst, out->dtype);
+        const int flags = j->k->bwd(vppo__row_ptr(x, r), x->dtype, V, &c, dst, out->dtype, j->stream);
         if (flags & 1) return VPPO_ERR_NONFINITE;
         if (id >= 0) {
             const float gid = (float)(split ? vppo__grad_entry((z_id - zraw) / t, logsum, row_h, g, h, 1, t)
@@ -1999,6 +2006,8 @@ VPPODEF vppo_status vppo_logprobs_backward(const vppo_logits *x, const int32_t *
     job.dlogp = dlogp;
     job.dentropy = dentropy;
     job.grad = dlogits;
+    job.stream = dlogits->data != x->data && dlogits->dtype == VPPO_F32 &&
+                 (size_t)(x->n_rows * V) >= VPPO__STREAM_BYTES / sizeof(float);
     return vppo__run_rows(vppo__backward_row, &job, x->n_rows, V);
 }
 
@@ -3604,7 +3613,7 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
                 float *gout = pl.tile_b + i * cw;
                 int64_t j0;
                 if (vppo__bwd_args_ok(&c)) {
-                    bad |= k->bwd(z, VPPO_F32, cw, &c, gout, VPPO_F32) & 1;
+                    bad |= k->bwd(z, VPPO_F32, cw, &c, gout, VPPO_F32, 0) & 1;
                 } else {   /* lse T beyond the float range (a huge temperature): the double formula */
                     for (j0 = 0; j0 < cw; ++j0) {
                         if (!(z[j0] < HUGE_VALF)) bad = 1;
@@ -3704,6 +3713,9 @@ static double vppo__hsum_lanes(const float *lane, int w)
 #define VPPO__LOADU(I)    VPPO__PICK(I, _mm_loadu_ps,        _mm256_loadu_ps,      _mm512_loadu_ps,       vld1q_f32)
 #define VPPO__ILOADU(I)   VPPO__PICK(I, VPPO__SSE2_ILOADU,   VPPO__AVX2_ILOADU,    VPPO__AVX512_ILOADU,   VPPO__NEON_ILOADU)
 #define VPPO__STOREU(I)   VPPO__PICK(I, _mm_storeu_ps,       _mm256_storeu_ps,     _mm512_storeu_ps,      vst1q_f32)
+/* a store of W floats at a 4 W-byte aligned address that need not stay in the caches;
+   x86 orders such stores with VPPO__SFENCE() */
+#define VPPO__STREAM(I)   VPPO__PICK(I, _mm_stream_ps,       _mm256_stream_ps,     _mm512_stream_ps,      vst1q_f32)
 #define VPPO__ADD(I)      VPPO__PICK(I, _mm_add_ps,          _mm256_add_ps,        _mm512_add_ps,         vaddq_f32)
 #define VPPO__SUB(I)      VPPO__PICK(I, _mm_sub_ps,          _mm256_sub_ps,        _mm512_sub_ps,         vsubq_f32)
 #define VPPO__MUL(I)      VPPO__PICK(I, _mm_mul_ps,          _mm256_mul_ps,        _mm512_mul_ps,         vmulq_f32)
@@ -3743,6 +3755,11 @@ static double vppo__hsum_lanes(const float *lane, int w)
 #define VPPO__LOADF16(I)  VPPO__PICK(I, VPPO__SSE2_LOADF16,  VPPO__AVX2_LOADF16,   VPPO__AVX512_LOADF16,  VPPO__NEON_LOADF16)
 #define VPPO__STHIGH16(I) VPPO__PICK(I, VPPO__SSE2_STHIGH16, VPPO__AVX2_STHIGH16,  VPPO__AVX512_STHIGH16, VPPO__NEON_STHIGH16)
 
+#ifdef VPPO__X86
+#define VPPO__SFENCE() _mm_sfence()
+#else
+#define VPPO__SFENCE() ((void)0)
+#endif
 /* The operations that are not one intrinsic, by ISA. ILOADU(p): the W 32-bit words at p
    (2 W 16-bit entries, entry 2k in the low half of word k). */
 #define VPPO__SSE2_ILOADU(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
@@ -4149,48 +4166,73 @@ ATTR VPPO__INLINE void vppo__##I##_store_bf16(uint16_t *dst, VPPO__V(I) g) \
 \
 /* Whole vectors of the backward; dt and odt are constants at every call. */ \
 ATTR VPPO__INLINE int64_t vppo__##I##_bwd_run(const void *src, vppo_dtype dt, int64_t n, const VPPO__V(I) *c, \
-    int unit, void *dst, vppo_dtype odt, VPPO__V(I) *mx, VPPO__VM(I) *bad) \
+    int unit, void *dst, int how, VPPO__V(I) *mx, VPPO__VM(I) *bad) \
 { \
     int64_t i; \
     for (i = 0; i + VPPO__W(I) <= n; i += VPPO__W(I)) { \
         const VPPO__V(I) g = vppo__##I##_bwd_one(vppo__##I##_load(src, dt, i), c, unit, mx, bad); \
-        if (odt == VPPO_F32) VPPO__STOREU(I)((float *)dst + i, g); \
+        if (how == VPPO__OUT_F32) VPPO__STOREU(I)((float *)dst + i, g); \
+        else if (how == VPPO__OUT_STREAM) VPPO__STREAM(I)((float *)dst + i, g); \
         else vppo__##I##_store_bf16((uint16_t *)dst + i, g); \
     } \
     return i; \
 } \
 \
-/* bwd_run with dt and odt made constants: one loop per pair (and per unit) */ \
-ATTR VPPO__INLINE int64_t vppo__##I##_bwd_dt(const void *src, vppo_dtype dt, int64_t n, const VPPO__V(I) *c, \
-    int unit, void *dst, vppo_dtype odt, VPPO__V(I) *mx, VPPO__VM(I) *bad) \
+/* Entries [i, n) (fewer than W) of the backward, through a padded buffer. */ \
+ATTR static void vppo__##I##_bwd_part(const void *src, vppo_dtype dt, int64_t i, int64_t n, const VPPO__V(I) *c, \
+    void *dst, vppo_dtype odt, VPPO__V(I) *mx, VPPO__VM(I) *bad) \
 { \
-    if (odt == VPPO_F32) { \
-        if (dt == VPPO_F32) return vppo__##I##_bwd_run(src, VPPO_F32, n, c, unit, dst, VPPO_F32, mx, bad); \
-        if (dt == VPPO_BF16) return vppo__##I##_bwd_run(src, VPPO_BF16, n, c, unit, dst, VPPO_F32, mx, bad); \
-        return vppo__##I##_bwd_run(src, VPPO_F16, n, c, unit, dst, VPPO_F32, mx, bad); \
+    float buf[VPPO__W(I)]; \
+    vppo__tail_f32(src, dt, i, n, buf, VPPO__W(I)); \
+    VPPO__STOREU(I)(buf, vppo__##I##_bwd_one(VPPO__LOADU(I)(buf), c, 0, mx, bad)); \
+    if (odt == VPPO_F32) memcpy((float *)dst + i, buf, (size_t)(n - i) * sizeof(float)); \
+    else vppo__to_bf16_tail(buf, 0, n - i, (uint16_t *)dst + i); \
+} \
+\
+/* bwd_run with dt and how made constants: one loop per pair (and per unit) */ \
+ATTR VPPO__INLINE int64_t vppo__##I##_bwd_dt(const void *src, vppo_dtype dt, int64_t n, const VPPO__V(I) *c, \
+    int unit, void *dst, int how, VPPO__V(I) *mx, VPPO__VM(I) *bad) \
+{ \
+    if (how == VPPO__OUT_F32) { \
+        if (dt == VPPO_F32) return vppo__##I##_bwd_run(src, VPPO_F32, n, c, unit, dst, VPPO__OUT_F32, mx, bad); \
+        if (dt == VPPO_BF16) return vppo__##I##_bwd_run(src, VPPO_BF16, n, c, unit, dst, VPPO__OUT_F32, mx, bad); \
+        return vppo__##I##_bwd_run(src, VPPO_F16, n, c, unit, dst, VPPO__OUT_F32, mx, bad); \
     } \
-    if (dt == VPPO_F32) return vppo__##I##_bwd_run(src, VPPO_F32, n, c, unit, dst, VPPO_BF16, mx, bad); \
-    if (dt == VPPO_BF16) return vppo__##I##_bwd_run(src, VPPO_BF16, n, c, unit, dst, VPPO_BF16, mx, bad); \
-    return vppo__##I##_bwd_run(src, VPPO_F16, n, c, unit, dst, VPPO_BF16, mx, bad); \
+    if (how == VPPO__OUT_STREAM) { \
+        if (dt == VPPO_F32) return vppo__##I##_bwd_run(src, VPPO_F32, n, c, unit, dst, VPPO__OUT_STREAM, mx, bad); \
+        if (dt == VPPO_BF16) return vppo__##I##_bwd_run(src, VPPO_BF16, n, c, unit, dst, VPPO__OUT_STREAM, mx, bad); \
+        return vppo__##I##_bwd_run(src, VPPO_F16, n, c, unit, dst, VPPO__OUT_STREAM, mx, bad); \
+    } \
+    if (dt == VPPO_F32) return vppo__##I##_bwd_run(src, VPPO_F32, n, c, unit, dst, VPPO__OUT_BF16, mx, bad); \
+    if (dt == VPPO_BF16) return vppo__##I##_bwd_run(src, VPPO_BF16, n, c, unit, dst, VPPO__OUT_BF16, mx, bad); \
+    return vppo__##I##_bwd_run(src, VPPO_F16, n, c, unit, dst, VPPO__OUT_BF16, mx, bad); \
 } \
 \
 ATTR static int vppo__##I##_bwd(const void *src, vppo_dtype dt, int64_t n, const vppo__bwd_args *ca, void *dst, \
-    vppo_dtype odt) \
+    vppo_dtype odt, int stream) \
 { \
+    const size_t es = vppo__dtype_size(dt); \
     VPPO__V(I) c[5], mx = VPPO__SET1(I)(-HUGE_VALF); \
     VPPO__VM(I) bad = VPPO__MNONE(I); \
-    float buf[VPPO__W(I)], lane[VPPO__W(I)]; \
-    int64_t i; \
+    float lane[VPPO__W(I)]; \
+    int64_t h = 0, i; \
+    int how = odt == VPPO_F32 ? VPPO__OUT_F32 : VPPO__OUT_BF16; \
     c[0] = VPPO__SET1(I)(ca->hi); c[1] = VPPO__SET1(I)(ca->lo); c[2] = VPPO__SET1(I)(ca->s); \
     c[3] = VPPO__SET1(I)(ca->a); c[4] = VPPO__SET1(I)(ca->b); \
-    i = ca->s != 1.0f ? vppo__##I##_bwd_dt(src, dt, n, c, 0, dst, odt, &mx, &bad) \
-                      : vppo__##I##_bwd_dt(src, dt, n, c, 1, dst, odt, &mx, &bad); \
-    if (i < n) {                                   /* the last partial vector, padded */ \
-        vppo__tail_f32(src, dt, i, n, buf, VPPO__W(I)); \
-        VPPO__STOREU(I)(buf, vppo__##I##_bwd_one(VPPO__LOADU(I)(buf), c, 0, &mx, &bad)); \
-        if (odt == VPPO_F32) memcpy((float *)dst + i, buf, (size_t)(n - i) * sizeof(float)); \
-        else vppo__to_bf16_tail(buf, 0, n - i, (uint16_t *)dst + i); \
+    if (stream && odt == VPPO_F32 && (uintptr_t)dst % sizeof(float) == 0) {   /* aligned stores after a head */ \
+        h = (int64_t)((0u - (uintptr_t)dst) % (VPPO__W(I) * sizeof(float)) / sizeof(float)); \
+        if (h < n) { \
+            how = VPPO__OUT_STREAM; \
+            if (h) vppo__##I##_bwd_part(src, dt, 0, h, c, dst, odt, &mx, &bad); \
+        } else { \
+            h = 0; \
+        } \
     } \
+    i = h + (ca->s != 1.0f \
+             ? vppo__##I##_bwd_dt((const char *)src + h * es, dt, n - h, c, 0, (float *)dst + h, how, &mx, &bad) \
+             : vppo__##I##_bwd_dt((const char *)src + h * es, dt, n - h, c, 1, (float *)dst + h, how, &mx, &bad)); \
+    if (how == VPPO__OUT_STREAM) VPPO__SFENCE(); \
+    if (i < n) vppo__##I##_bwd_part(src, dt, i, n, c, dst, odt, &mx, &bad);   /* the last partial vector */ \
     VPPO__STOREU(I)(lane, mx); \
     return (VPPO__MANY(I)(bad) != 0) | (vppo__hmax_lanes(lane, VPPO__W(I)) > -HUGE_VALF) << 1; \
 } \
@@ -4313,10 +4355,11 @@ static double vppo__c_js(const float *u, const float *v, int64_t n, const vppo__
 }
 
 static int vppo__c_bwd(const void *src, vppo_dtype dt, int64_t n, const vppo__bwd_args *c, void *dst,
-    vppo_dtype odt)
+    vppo_dtype odt, int stream)
 {
     int64_t i;
     int flags = 0;
+    (void)stream;
     for (i = 0; i < n; ++i) {
         const double z = vppo__c_at(src, dt, i);
         double lp, p;

@@ -37,7 +37,7 @@ static double vexp_through_kernel(const vppo__kernels *k, float x, int via_bwd)
     memset(&c, 0, sizeof c);
     c.s = 1.0f;
     c.a = 1.0f;
-    if (k->bwd(row, VPPO_F32, VPPO__PAD, &c, g, VPPO_F32) & 1) return -1.0;
+    if (k->bwd(row, VPPO_F32, VPPO__PAD, &c, g, VPPO_F32, 0) & 1) return -1.0;
     return g[0];
 }
 
@@ -73,6 +73,43 @@ void vexp_error_bound_every_isa(void)
                worst, (double)VPPO__EXP_FLUSH);
     }
     CHECK_EQ_INT(test_vector_isas_selectable(), tested);   /* every ISA the library offers */
+    test_check_vector_isas_tested(tested);
+}
+
+/* White-box: the backward kernel of every ISA with streaming stores (an aligned body after
+   a head) writes the same bits, and reports the same, as with ordinary stores: lengths
+   around the vector widths, destinations at every float offset from a 64-byte boundary,
+   -inf entries, a NaN, temperatures 1 and 0.7. */
+void backward_streaming_stores_every_isa(void)
+{
+    static float src[300], a[300 + 64], b[300 + 64];
+    int isa, tested = 0, n, off, t, bad;
+    for (n = 0; n < 300; ++n) src[n] = n % 11 == 3 ? -HUGE_VALF : (float)((n * 37 % 101) - 50) * 0.05f;
+    for (isa = VPPO_ISA_SSE2; isa <= VPPO_ISA_NEON; ++isa) {
+        const vppo__kernels *k = vppo__kernels_for((vppo_isa)isa);
+        if (!k || !vppo__isa_supported((vppo_isa)isa)) continue;
+        ++tested;
+        for (t = 0; t < 2; ++t)
+            for (bad = 0; bad < 2; ++bad)
+                for (n = 1; n <= 300; n += n < 70 ? 1 : 23)
+                    for (off = 0; off < 16; off += 1 + (n > 70) * 4) {
+                        const vppo__bwd_args c = vppo__bwd_args_of(0, 0.0, 0.0, 2.5, t ? 0.7 : 1.0, 0.5, -0.25, 1.5);
+                        float *pa = (float *)((uintptr_t)(a + 16) / 64 * 64) + off, *pb = b + off;
+                        const float keep = src[n / 2];
+                        int fa, fb;
+                        if (bad) src[n / 2] = NAN;
+                        memset(a, 0, sizeof a);
+                        memset(b, 0, sizeof b);
+                        fa = k->bwd(src, VPPO_F32, n, &c, pa, VPPO_F32, 1);
+                        fb = k->bwd(src, VPPO_F32, n, &c, pb, VPPO_F32, 0);
+                        CHECK_EQ_INT(bad ? 1 : 0, fa & 1);    /* with a NaN, bit 1 is not defined */
+                        CHECK_EQ_INT(bad ? 1 : fb, bad ? fb & 1 : fa);
+                        if (!bad) CHECK(memcmp(pa, pb, (size_t)n * sizeof(float)) == 0);
+                        CHECK(pa[n] == 0.0f && pa[-1] == 0.0f);   /* nothing outside [0, n) */
+                        src[n / 2] = keep;
+                    }
+    }
+    CHECK_EQ_INT(test_vector_isas_selectable(), tested);
     test_check_vector_isas_tested(tested);
 }
 
