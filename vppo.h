@@ -1366,6 +1366,7 @@ static vppo_status vppo__row_js(const vppo_logits *P, int64_t rp, const vppo_log
 #define VPPO__DFLOOR (-1e30f)
 #define VPPO__DLOW (-87.0f)        /* below VPPO__EXP_FLUSH: exp gives exactly 0 there */
 #define VPPO__RESCALE 1.0          /* d may exceed 0 by this much before a rescale */
+#define VPPO__PREFETCH 512         /* entries ahead that the one-pass kernels prefetch */
 #define VPPO__SUM_TERMS 32         /* float terms per accumulator lane between double sums */
 /* An out-of-place F32 gradient of F32 logits of at least this many bytes is written with
    streaming stores: it cannot stay in the caches, and they save reading each line before
@@ -3688,6 +3689,12 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
 
 #if defined(VPPO__X86) || defined(VPPO__NEON)
 #define VPPO__INLINE static __inline__ __attribute__((always_inline))   /* gcc, clang */
+/* A hint to fetch entry i + VPPO__PREFETCH of a row of dtype dt (an address past the row
+   is harmless: a prefetch never faults; formed as an integer, not a pointer). Measured on
+   the loaded development machine (AVX-512, 64 x 151,936): bf16 KL 31 -> 17 ms, in-place
+   backward 30 -> 16 ms; the hardware prefetcher alone kept the loops waiting. */
+#define VPPO__PREFETCH_AT(p, i, dt) \
+    __builtin_prefetch((const void *)((uintptr_t)(p) + (uintptr_t)(((i) + VPPO__PREFETCH) * (int64_t)vppo__dtype_size(dt))))
 
 static float vppo__hmax_lanes(const float *lane, int w)
 {
@@ -4003,6 +4010,7 @@ ATTR VPPO__INLINE int64_t vppo__##I##_stats_run(const void *src, vppo_dtype dt, 
 { \
     for (; i < n; i += 4 * VPPO__W(I)) { \
         VPPO__V(I) x0, x1, x2, x3; \
+        VPPO__PREFETCH_AT(src, i, dt); \
         vppo__##I##_load2(src, dt, i, 1, &x0, &x1); \
         vppo__##I##_load2(src, dt, i + 2 * VPPO__W(I), 1, &x2, &x3); \
         if (VPPO__MANY(I)(VPPO__MOR(I)(VPPO__MOR(I)(VPPO__NLE(I)(x0, th), VPPO__NLE(I)(x1, th)), \
@@ -4070,6 +4078,8 @@ ATTR VPPO__INLINE int64_t vppo__##I##_kl_run(const void *u, vppo_dtype udt, cons
 { \
     for (; i < n; i += 2 * VPPO__W(I)) { \
         VPPO__V(I) u0, u1, v0, v1; \
+        VPPO__PREFETCH_AT(u, i, udt); \
+        VPPO__PREFETCH_AT(v, i, vdt); \
         vppo__##I##_load2(u, udt, i, udt == vdt, &u0, &u1); \
         vppo__##I##_load2(v, vdt, i, udt == vdt, &v0, &v1); \
         if (VPPO__MANY(I)(VPPO__MOR(I)(VPPO__MOR(I)(VPPO__NLE(I)(u0, c[4]), VPPO__NLE(I)(u1, c[4])), \
@@ -4182,7 +4192,9 @@ ATTR VPPO__INLINE int64_t vppo__##I##_bwd_run(const void *src, vppo_dtype dt, in
 { \
     int64_t i; \
     for (i = 0; i + VPPO__W(I) <= n; i += VPPO__W(I)) { \
-        const VPPO__V(I) g = vppo__##I##_bwd_one(vppo__##I##_load(src, dt, i), c, unit, mx, bad); \
+        VPPO__V(I) g; \
+        VPPO__PREFETCH_AT(src, i, dt); \
+        g = vppo__##I##_bwd_one(vppo__##I##_load(src, dt, i), c, unit, mx, bad); \
         if (how == VPPO__OUT_F32) VPPO__STOREU(I)((float *)dst + i, g); \
         else if (how == VPPO__OUT_STREAM) VPPO__STREAM(I)((float *)dst + i, g); \
         else vppo__##I##_store_bf16((uint16_t *)dst + i, g); \
