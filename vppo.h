@@ -1340,8 +1340,9 @@ static vppo_status vppo__row_js(const vppo_logits *P, int64_t rp, const vppo_log
 /*
    How the vector paths work. The reductions of a row (sum of exp and centred sum for
    lse and entropy; both rows' sums and the KL term) and the backward read the row where
-   it lies, once, in groups of VPPO__GROUPS(W) entries converted to float in registers
-   (f32, bf16 or f16); the last partial group is converted into a -inf-padded buffer.
+   it lies, once, in groups of 4 W entries (2 W per row for KL; W for the backward)
+   converted to float in registers (f32, bf16 or f16), prefetching ahead; the last
+   partial group is converted into a -inf-padded buffer.
    The reductions keep a reference m of each row (a float entry of the row) and
    d = (z - m) * (1/T); they stop at the first group that holds an entry above
    th = m + VPPO__RESCALE * T (or a NaN or +inf, whose test is the same comparison), and
