@@ -497,7 +497,7 @@ static void ref_backward(const vppo_logits *x, const int32_t *ids, const float *
 
 /* ===================================================== logits kernel tables == */
 
-enum { K_KL, K_JS, K_LP_FULL, K_LP_LSE, K_BW_SEP, K_BW_INPLACE };
+enum { K_KL, K_JS, K_LP_FULL, K_LP_LSE, K_BW_SEP, K_BW_INPLACE, K_COUNT };
 static const char *k_names[] = { "dependency KL", "dependency JS", "logprobs ids+logp+lse+H",
                                  "logprobs lse+H", "backward -> F32 buffer", "backward in place" };
 
@@ -670,6 +670,14 @@ static double run_ref(int kind, ldata *L, const vppo_logits *x, const vppo_logit
     return time_median(ref_run, NULL, &rc, reps, 0);
 }
 
+/* The rows the logits targets of issue 16 are read from: default ISA, largest V, per
+   kernel, dtype (f32, bf16) and thread count (g_threads index). */
+static int64_t g_vocabs[2];
+static int64_t g_rows;
+
+typedef struct krow { double t, t_read; int set; } krow;
+static krow g_krow[K_COUNT][2][2];
+
 /* One table row: kernel `kind` on data L, dtype dt, every ISA (or only the default) and
    thread count (or only 1). */
 static void run_rows(int kind, ldata *L, vppo_dtype dt, double t_ref, int all_isas, int all_threads)
@@ -751,6 +759,10 @@ static void run_rows(int kind, ldata *L, vppo_dtype dt, double t_ref, int all_is
             case K_BW_SEP: err = max_abs_diff(L->gout, L->gref, nv); break;
             case K_BW_INPLACE: err = max_abs_diff(L->scratch, L->gref, nv); break;
             }
+            if (isa == g_default_isa && V == g_vocabs[1]) {
+                krow *k = &g_krow[kind][dt == VPPO_F32 ? 0 : 1][ti];
+                k->t = t; k->t_read = t_read; k->set = 1;
+            }
             printf("| %-24s | %6lld | %-5s | %-6s | %3d | %8.2f | %6.2f | %10.0f | %6.2f | %8.2f | %9.2e |\n",
                    k_names[kind], (long long)V, dt == VPPO_F32 ? "f32" : "bf16", vppo_isa_name(isa), thr,
                    t * 1e3, bytes / t * 1e-9, (double)n / t, t / t_read, t_ref / t, err);
@@ -761,8 +773,6 @@ static void run_rows(int kind, ldata *L, vppo_dtype dt, double t_ref, int all_is
     set_threads(g_max_threads);
 }
 
-static int64_t g_vocabs[2];
-static int64_t g_rows;
 static ldata g_ld[2];
 static int g_ld_ready = 0;
 
@@ -828,19 +838,50 @@ static void backward_cell(ldata *L, vppo_dtype dt, const vppo_logits *x, const v
     if (dt == VPPO_F32) run_rows(K_BW_INPLACE, L, dt, t_ref, 1, 1);
 }
 
-static void bench_dep(void)
+/* The targets as ratios of rows measured in this run; a row not measured prints "-". */
+static void logits_targets(const int *kinds, int nk)
 {
-    logits_table("vppo_dependency_logits (KL(P||Q) per row; JS: f32, default ISA, 1 thread)", dep_cell, 0);
+    static const double limit[K_COUNT] = { 1.8, 0.0, 1.6, 1.6, 0.0, 1.4 };
+    int i;
+    printf("Targets (issue 16; %s, V = %lld, rows as above):\n", vppo_isa_name(g_default_isa),
+           (long long)g_vocabs[1]);
+    printf("| kernel                   | x read, 1 thr | target | bf16/f32 tok/s | target | 2 thr/1 thr f32 | target |\n");
+    printf("|--------------------------|--------------:|-------:|---------------:|-------:|----------------:|-------:|\n");
+    for (i = 0; i < nk; ++i) {
+        const krow *f = g_krow[kinds[i]][0], *b = g_krow[kinds[i]][1];
+        char xr[32] = "-", bf[32] = "-", th[32] = "-", lim[16] = "-";
+        if (f[0].set) snprintf(xr, sizeof xr, "%.2f", f[0].t / f[0].t_read);
+        if (f[0].set && b[0].set) snprintf(bf, sizeof bf, "%.2f", f[0].t / b[0].t);
+        if (f[0].set && f[1].set) snprintf(th, sizeof th, "%.2f", f[0].t / f[1].t);
+        if (limit[kinds[i]] > 0.0) snprintf(lim, sizeof lim, "<= %.1f", limit[kinds[i]]);
+        printf("| %-24s | %13s | %6s | %14s | %6s | %15s | %6s |\n", k_names[kinds[i]], xr, lim, bf,
+               kinds[i] == K_BW_INPLACE ? "-" : ">= 1.4", th, g_nthreads > 1 ? ">= 1.8" : "-");
+    }
+    printf("\n");
 }
 
-static void bench_logprobs(void) { logits_table("vppo_logprobs", logprobs_cell, 0); }
+static void bench_dep(void)
+{
+    static const int kinds[] = { K_KL };
+    logits_table("vppo_dependency_logits (KL(P||Q) per row; JS: f32, default ISA, 1 thread)", dep_cell, 0);
+    logits_targets(kinds, 1);
+}
+
+static void bench_logprobs(void)
+{
+    static const int kinds[] = { K_LP_FULL, K_LP_LSE };
+    logits_table("vppo_logprobs", logprobs_cell, 0);
+    logits_targets(kinds, 2);
+}
 
 static void bench_backward(void)
 {
+    static const int kinds[] = { K_BW_SEP, K_BW_INPLACE };
     logits_table("vppo_logprobs_backward (lse, entropy, dlogp, dentropy given; F32 gradient)", backward_cell, 1);
     printf("The reference recomputes lse and the entropy (its pass 2 sums e and e*u); the kernel\n"
            "is given both. In place needs F32 logits, so it has f32 rows only; its bytes count the\n"
            "logits read and the gradient written over them.\n\n");
+    logits_targets(kinds, 2);
 }
 
 /* ================================================================= top-k == */

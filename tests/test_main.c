@@ -18,17 +18,27 @@ static const test_entry tests[] = {
 #undef T
 };
 
-/* White-box: the vector exp of every ISA this machine runs, seen through its sumexp
-   kernel (a block holding x and 15 entries of -inf, max 0 and scale 1 sums to vexp(x)). */
-static double vexp_through_kernel(const vppo__kernels *k, float x)
+/* White-box: the vector exp of every ISA this machine runs, seen through two kernels.
+   The stats kernel (its exp without range handling, floored at DLOW): a row holding x and
+   -inf padding, reference 0, scale 1 and no rescale sums to vexp(x). The backward kernel
+   (the exp with the upper clamp): hi = lo = 0, s = 1, a = 1, b = 0 gives p = vexp(x). */
+static double vexp_through_kernel(const vppo__kernels *k, float x, int via_bwd)
 {
-    float block[VPPO__PAD];
-    double out[2];
+    float row[VPPO__PAD], g[VPPO__PAD];
+    double out[2] = { 0.0, 0.0 };
+    vppo__bwd_args c;
     int i;
-    for (i = 0; i < VPPO__PAD; ++i) block[i] = -HUGE_VALF;
-    block[0] = x;
-    k->sumexp(block, VPPO__PAD, 0.0f, 1.0f, out);
-    return out[0];
+    for (i = 0; i < VPPO__PAD; ++i) row[i] = -HUGE_VALF;
+    row[0] = x;
+    if (!via_bwd) {
+        if (k->stats(row, VPPO_F32, 0, VPPO__PAD, 0.0f, FLT_MAX, 1.0f, out) != VPPO__PAD) return -1.0;
+        return out[0];
+    }
+    memset(&c, 0, sizeof c);
+    c.s = 1.0f;
+    c.a = 1.0f;
+    if (k->bwd(row, VPPO_F32, VPPO__PAD, &c, g, VPPO_F32, 0) & 1) return -1.0;
+    return g[0];
 }
 
 void vexp_error_bound_every_isa(void)
@@ -38,20 +48,27 @@ void vexp_error_bound_every_isa(void)
         const vppo__kernels *k = vppo__kernels_for((vppo_isa)isa);
         double worst = 0.0, x;
         long bad = 0;
+        int via;
         if (!k || !vppo__isa_supported((vppo_isa)isa)) continue;
         ++tested;
         for (x = -100.0; x <= 88.0; x += 1.0 / 1024) {
             const float xf = (float)x;
-            const double got = vexp_through_kernel(k, xf), want = exp((double)xf);
-            if (xf < VPPO__EXP_FLUSH) { bad += got != 0.0; continue; }
-            if (fabs(got - want) / want > worst) worst = fabs(got - want) / want;
-            bad += !(got >= FLT_MIN);                /* never a denormal, never 0 above the flush */
+            const double want = exp((double)xf);
+            int via;
+            for (via = 0; via < 2; ++via) {
+                const double got = vexp_through_kernel(k, xf, via);
+                if (xf < VPPO__EXP_FLUSH) { bad += got != 0.0; continue; }
+                if (fabs(got - want) / want > worst) worst = fabs(got - want) / want;
+                bad += !(got >= FLT_MIN);                /* never a denormal, never 0 above the flush */
+            }
         }
         CHECK_EQ_INT(0, bad);
         CHECK(worst <= 2e-7);
-        CHECK(vexp_through_kernel(k, -HUGE_VALF) == 0.0);
-        CHECK(vexp_through_kernel(k, -1e30f) == 0.0);
-        CHECK(vexp_through_kernel(k, 0.0f) == 1.0);
+        for (via = 0; via < 2; ++via) {
+            CHECK(vexp_through_kernel(k, -HUGE_VALF, via) == 0.0);
+            CHECK(vexp_through_kernel(k, -1e30f, via) == 0.0);
+            CHECK(vexp_through_kernel(k, 0.0f, via) == 1.0);
+        }
         printf("        vexp (%s): max relative error %.3g over [%g, 88]\n", vppo_isa_name((vppo_isa)isa),
                worst, (double)VPPO__EXP_FLUSH);
     }
@@ -370,6 +387,43 @@ void on_check_every_isa_finds_each_bad_value(void)
         a[3] = 88.0f;                     /* e^88 < FLT_MAX */
         CHECK_EQ_INT(0, k[i]->check(&c, 0, 5));
     }
+}
+
+/* White-box: the backward kernel of every ISA with streaming stores (an aligned body after
+   a head) writes the same bits, and reports the same, as with ordinary stores: lengths
+   around the vector widths, destinations at every float offset from a 64-byte boundary,
+   -inf entries, a NaN, temperatures 1 and 0.7. */
+void backward_streaming_stores_every_isa(void)
+{
+    static float src[300], a[300 + 64], b[300 + 64];
+    int isa, tested = 0, n, off, t, bad;
+    for (n = 0; n < 300; ++n) src[n] = n % 11 == 3 ? -HUGE_VALF : (float)((n * 37 % 101) - 50) * 0.05f;
+    for (isa = VPPO_ISA_SSE2; isa <= VPPO_ISA_NEON; ++isa) {
+        const vppo__kernels *k = vppo__kernels_for((vppo_isa)isa);
+        if (!k || !vppo__isa_supported((vppo_isa)isa)) continue;
+        ++tested;
+        for (t = 0; t < 2; ++t)
+            for (bad = 0; bad < 2; ++bad)
+                for (n = 1; n <= 300; n += n < 70 ? 1 : 23)
+                    for (off = 0; off < 16; off += 1 + (n > 70) * 4) {
+                        const vppo__bwd_args c = vppo__bwd_args_of(0, 0.0, 0.0, 2.5, t ? 0.7 : 1.0, 0.5, -0.25, 1.5);
+                        float *pa = (float *)((uintptr_t)(a + 16) / 64 * 64) + off, *pb = b + off;
+                        const float keep = src[n / 2];
+                        int fa, fb;
+                        if (bad) src[n / 2] = NAN;
+                        memset(a, 0, sizeof a);
+                        memset(b, 0, sizeof b);
+                        fa = k->bwd(src, VPPO_F32, n, &c, pa, VPPO_F32, 1);
+                        fb = k->bwd(src, VPPO_F32, n, &c, pb, VPPO_F32, 0);
+                        CHECK_EQ_INT(bad ? 1 : 0, fa & 1);    /* with a NaN, bit 1 is not defined */
+                        CHECK_EQ_INT(bad ? 1 : fb, bad ? fb & 1 : fa);
+                        if (!bad) CHECK(memcmp(pa, pb, (size_t)n * sizeof(float)) == 0);
+                        CHECK(pa[n] == 0.0f && pa[-1] == 0.0f);   /* nothing outside [0, n) */
+                        src[n / 2] = keep;
+                    }
+    }
+    CHECK_EQ_INT(test_vector_isas_selectable(), tested);
+    test_check_vector_isas_tested(tested);
 }
 
 /* The runner (test_run), test_checks and test_fail live in test_util.c, shared with the

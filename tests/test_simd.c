@@ -87,7 +87,10 @@ static mat mat_new(vppo_dtype dt, int64_t n, int64_t V, float temperature)
     return m;
 }
 
-enum { KIND_NORMAL, KIND_HUGE, KIND_TINY, KIND_NEG_INF, N_KINDS };
+/* KIND_RISING: rows that rise along the vocabulary (with noise), so that the one-pass
+   kernels raise their reference again and again, by more and by less than their rescale
+   threshold. */
+enum { KIND_NORMAL, KIND_HUGE, KIND_TINY, KIND_NEG_INF, KIND_RISING, N_KINDS };
 
 /* P and Q = P perturbed; KIND_NEG_INF puts -inf in both and a few more in Q only. */
 static void fill_pair(mat *P, mat *Q, int kind, rng *r)
@@ -99,6 +102,7 @@ static void fill_pair(mat *P, mat *Q, int kind, rng *r)
             switch (kind) {
             case KIND_HUGE: z = (P->x.dtype == VPPO_F16 ? 3e4 : 1e4) + rng_normal(r) * 3; break;
             case KIND_TINY: z = rng_normal(r) * 1e-3; break;
+            case KIND_RISING: z = (double)j * (i == 1 ? 1e-3 : 20.0 / (double)P->x.vocab) + rng_normal(r) * 0.3; break;
             default:        z = rng_normal(r) * 3; break;
             }
             w = z + rng_normal(r) * (kind == KIND_TINY ? 1e-3 : 0.5);
@@ -150,7 +154,9 @@ static void run_all(const mat *P, const mat *Q, const int32_t *ids, const float 
 
 void simd_paths_agree_with_scalar(void)
 {
-    static const int64_t vocabs[] = { 1, 7, 15, 16, 17, 511, 512, 513, 1000, 4099 };
+    /* around the vector widths, the groups of the one-pass kernels (2 W and 4 W entries) and
+       their float partial sums (32 groups of 64 on AVX-512), the blocks of JS (512) */
+    static const int64_t vocabs[] = { 1, 7, 15, 16, 17, 31, 33, 63, 64, 65, 511, 512, 513, 1000, 2047, 2049, 4099 };
     static const vppo_dtype dtypes[] = { VPPO_F32, VPPO_BF16, VPPO_F16 };
     const vppo_isa before = vppo_isa_active();
     rng r = rng_make(4242);
@@ -164,7 +170,8 @@ void simd_paths_agree_with_scalar(void)
             for (di = 0; di < 3; ++di)
                 for (kind = 0; kind < N_KINDS; ++kind) {
                     const int64_t n = 3, V = vocabs[vi], gs = V + 1;
-                    const float temp = kind == KIND_HUGE ? 0.7f : (vi % 2 ? 1.0f : 1.3f);
+                    const float temp = kind == KIND_HUGE ? 0.7f : kind == KIND_RISING && di == 1 ? 1e-3f
+                                     : (vi % 2 ? 1.0f : 1.3f);
                     mat P = mat_new(dtypes[di], n, V, temp), Q = mat_new(dtypes[di], n, V, 0.9f * temp);
                     int32_t ids[3];
                     float dlogp[3], dent[3];
@@ -208,21 +215,26 @@ void simd_paths_agree_with_scalar(void)
     CHECK_STATUS(VPPO_OK, vppo_isa_select(before));
 }
 
-/* Errors are found by the vector paths as by the scalar one. */
+/* Errors are found by the vector paths as by the scalar one: a NaN or +inf first in a
+   row, inside it, in the last whole group (1024 = 16 groups of 64) and in the padded
+   tail; a row of only -inf. */
 void simd_paths_report_bad_logits(void)
 {
+    static const int64_t where[] = { 0, 700, 1000, 1030, 1036 };
     const vppo_isa before = vppo_isa_active();
     int isa;
     for (isa = VPPO_ISA_SCALAR; isa <= VPPO_ISA_NEON; ++isa) {
-        const int64_t V = 1037, at = 700;
+        const int64_t V = 1037;
         mat P, Q;
         float dep[2], lse[2], grad[2 * 1037];
         vppo_grad_out g = { NULL, VPPO_F32, 1037 };
-        int bad;
+        int c;
         int64_t j;
         if (vppo_isa_select((vppo_isa)isa) != VPPO_OK) continue;
         g.data = grad;
-        for (bad = 0; bad < 3; ++bad) {
+        for (c = 0; c < 3 * 5; ++c) {      /* what is bad (NaN in P, +inf in Q, all -inf) x where */
+            const int bad = c / 5;
+            const int64_t at = where[c % 5];
             P = mat_new(VPPO_F32, 2, V, 1.0f);
             Q = mat_new(VPPO_F32, 2, V, 1.0f);
             for (j = 0; j < V; ++j) { mat_set(&P, 1, j, (double)(j % 13)); mat_set(&Q, 1, j, (double)(j % 7)); }
@@ -239,6 +251,36 @@ void simd_paths_report_bad_logits(void)
             }
             free(P.mem); free(Q.mem);
         }
+    }
+    CHECK_STATUS(VPPO_OK, vppo_isa_select(before));
+}
+
+/* The divergences of a pair whose rows have different dtypes (f32 against bf16, f16
+   against f32): every ISA against the scalar reference. */
+void simd_pair_of_mixed_dtypes(void)
+{
+    static const vppo_dtype du[] = { VPPO_F32, VPPO_F16 }, dv[] = { VPPO_BF16, VPPO_F32 };
+    static const int64_t vocabs[] = { 67, 1000 };
+    const vppo_isa before = vppo_isa_active();
+    rng r = rng_make(77);
+    int isa, c, div;
+    for (c = 0; c < 4; ++c) {
+        const int64_t n = 3, V = vocabs[c / 2];
+        mat P = mat_new(du[c % 2], n, V, 1.0f), Q = mat_new(dv[c % 2], n, V, 0.8f);
+        float ref[3][3], got[3][3];
+        int64_t i;
+        fill_pair(&P, &Q, KIND_NEG_INF, &r);
+        CHECK_STATUS(VPPO_OK, vppo_isa_select(VPPO_ISA_SCALAR));
+        for (div = 0; div < 3; ++div)
+            CHECK_STATUS(VPPO_OK, vppo_dependency_logits(&P.x, &Q.x, (vppo_divergence)div, ref[div]));
+        for (isa = VPPO_ISA_SSE2; isa <= VPPO_ISA_NEON; ++isa) {
+            if (vppo_isa_select((vppo_isa)isa) != VPPO_OK) continue;
+            for (div = 0; div < 3; ++div) {
+                CHECK_STATUS(VPPO_OK, vppo_dependency_logits(&P.x, &Q.x, (vppo_divergence)div, got[div]));
+                for (i = 0; i < n; ++i) check_close(ref[div][i], got[div][i], TOL_DIV);
+            }
+        }
+        free(P.mem); free(Q.mem);
     }
     CHECK_STATUS(VPPO_OK, vppo_isa_select(before));
 }
