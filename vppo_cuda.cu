@@ -1139,20 +1139,13 @@ __device__ __forceinline__ void store8(char *row, int dt, int64_t j, const float
    (grad_exact) is stored after. Bad values are found by a NaN-propagating running maximum
    of the raw entries (packed for 16-bit dtypes). A row with non-finite or too large
    constants, or an output not 16-byte aligned with the input, is left to k_backward. */
-struct BwdRow { float l1, ca, cb; int64_t id; double lse, H, g, h; };
+struct BwdRow { float l1, ca, cb; int64_t id; double lse, shift, H, g, h; };
 
-/* The row's constants (lse and entropy given); false: an exact row. k_backward uses the
-   same ones, so that a row gets the same bits from both kernels. */
-__device__ __forceinline__ bool bwd_consts(const BackwardArgs &a, int64_t r, BwdRow &b)
+/* The row's constants from lse T = hi + lo (b.H, b.g, b.h set); false: an exact row. */
+__device__ __forceinline__ bool bwd_consts_hl(const BackwardArgs &a, BwdRow &b, float hi, float lo)
 {
-    b.lse = (double)a.lse[r];
-    b.H = a.entropy ? (double)a.entropy[r] : 0.0;
-    b.g = a.dlogp ? (double)a.dlogp[r] : 0.0;
-    b.h = a.dentropy ? (double)a.dentropy[r] : 0.0;
-    b.id = a.dlogp ? (int64_t)a.ids[r] : -1;
-    const double t = (double)a.x.t, lt = b.lse * t, k = (double)a.x.k;
-    const float hi = (float)lt, lo = (float)(lt - (double)hi);
     if (!finite_f(hi) || !finite_f(lo)) return false;
+    const double k = (double)a.x.k;
     const double L = (double)hi * k + (double)lo * k;
     b.l1 = (float)L;
     const double l2 = L - (double)b.l1, s2 = (double)exp2f(-(float)l2), it = a.x.inv_t;
@@ -1164,6 +1157,21 @@ __device__ __forceinline__ bool bwd_consts(const BackwardArgs &a, int64_t r, Bwd
         return dfl <= -200.0 && fabs(A) + fabs(B) * -dfl < 1e37;
     }
     return finite_f(b.l1) && fabs(A) + 256.0 * fabs(B) < 1e37;
+}
+
+/* lse and entropy given. k_backward uses the same constants, so that a row gets the same
+   bits from both kernels. */
+__device__ __forceinline__ bool bwd_consts(const BackwardArgs &a, int64_t r, BwdRow &b)
+{
+    b.lse = (double)a.lse[r];
+    b.shift = 0.0;
+    b.H = a.entropy ? (double)a.entropy[r] : 0.0;
+    b.g = a.dlogp ? (double)a.dlogp[r] : 0.0;
+    b.h = a.dentropy ? (double)a.dentropy[r] : 0.0;
+    b.id = a.dlogp ? (int64_t)a.ids[r] : -1;
+    const double lt = b.lse * (double)a.x.t;
+    const float hi = (float)lt;
+    return bwd_consts_hl(a, b, hi, (float)(lt - (double)hi));
 }
 
 /* The gradient of one entry of a row with constants b: bf16 entries floored at zfloor
@@ -1183,31 +1191,32 @@ __device__ __forceinline__ float bwd_grad(float z, float k, float zfloor, int dt
 /* A row of the fast kernel: lse and entropy given, constants finite, input and output at
    the same offset from 16-byte alignment (D < 3). */
 template <int D>
-__device__ __forceinline__ bool bwd_fast_row(const BackwardArgs &a, int64_t r, BwdRow &b)
+__device__ __forceinline__ bool bwd_out_aligned(const BackwardArgs &a, int64_t r)
 {
-    if (D == 3 || a.need_stats) return false;
     const char *in = row_ptr(a.x, r);
     const char *out = a.out + r * a.out_stride * a.out_es;
     int64_t head = (int64_t)((16 - ((uintptr_t)in & 15)) & 15) / (D == VPPO_F32 ? 4 : 2);
     if (head > a.V) head = a.V;
-    if ((((uintptr_t)out + (uintptr_t)(head * a.out_es)) & 15) != 0) return false;
+    return (((uintptr_t)out + (uintptr_t)(head * a.out_es)) & 15) == 0;
+}
+template <int D>
+__device__ __forceinline__ bool bwd_fast_row(const BackwardArgs &a, int64_t r, BwdRow &b)
+{
+    if (D == 3 || a.need_stats || !bwd_out_aligned<D < 3 ? D : 0>(a, r)) return false;
     return bwd_consts(a, r, b);
 }
 
 const int BWD_U = 2;
 
-template <int D, int G, int O>
-__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_MIN_BLOCKS) k_backward_fast(BackwardArgs a)
+/* One fast row with constants b (its id entry exact: grad_exact around b.shift, b.lse;
+   SHIFT false: b.shift is 0, lse given). */
+template <int D, int G, int O, bool SHIFT>
+__device__ __forceinline__ void bwd_fast_body(const BackwardArgs &a, int64_t r, int lane, const BwdRow &b, float *mpart)
 {
-    __shared__ float mpart[G == 32 ? 1 : ROW_BLOCK / 32];
-    if (stopped(a.hdr)) return;
-    const int lane = row_lane<G>();
     const float k = a.x.k;
     const int es = D == VPPO_F32 ? 4 : 2, oes = O == VPPO_F32 ? 4 : 2;
     const bool obf = O == VPPO_BF16;
-    for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
-        BwdRow b;
-        if (!bwd_fast_row<D>(a, r, b)) continue;
+    {
         const char *in = row_ptr(a.x, r);
         char *out = a.out + r * a.out_stride * oes;
         int64_t h = (int64_t)((16 - ((uintptr_t)in & 15)) & 15) / es;
@@ -1269,7 +1278,7 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_M
         }
         if (mine > (int64_t)n_steps * BWD_U) chunk(pi, po);   /* BWD_U = 2: at most one left */
         if (own) {
-            const float gi = grad_exact(zid, a.x.inv_t, 0.0, b.lse, b.H, b.g, b.h, true);
+            const float gi = grad_exact(zid, a.x.inv_t, SHIFT ? b.shift : 0.0, b.lse, b.H, b.g, b.h, true);
             store1(out, O, id, gi);
         }
         if (D != VPPO_F32) {
@@ -1283,30 +1292,90 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_M
     }
 }
 
-template <int D, int G>
-__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_MIN_BLOCKS) k_backward(BackwardArgs a)
+template <int D, int G, int O>
+__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_MIN_BLOCKS) k_backward_fast(BackwardArgs a)
 {
-    __shared__ Acc part[G == 32 ? 1 : ROW_BLOCK / 32];
-    __shared__ int bpart[G == 32 ? 1 : ROW_BLOCK / 32];
+    __shared__ float mpart[G == 32 ? 1 : ROW_BLOCK / 32];
     if (stopped(a.hdr)) return;
     const int lane = row_lane<G>();
-    const double t = (double)a.x.t;
-    const float it = (float)(1.0 / t);
     for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
         BwdRow b;
-        if (a.skip_fast && bwd_fast_row<D>(a, r, b)) continue;
-        const bool fast = !a.need_stats && bwd_consts(a, r, b);   /* the fast kernel's formula */
+        if (bwd_fast_row<D>(a, r, b)) bwd_fast_body<D, G, O, false>(a, r, lane, b, mpart);
+    }
+}
+
+/* need_stats, D < 3: the fast logprobs walk, then the constants from the recomputed
+   statistics (those given are used as given); false: the row is bwd_row_robust's (bad
+   values, an exact row, constants out of range). */
+template <int D, int G>
+__device__ __forceinline__ bool bwd_stats_fast(const BackwardArgs &a, int64_t r, int lane, BwdRow &b, F2 *p2, F2 *p3)
+{
+    const char *in = row_ptr(a.x, r);
+    const float k = a.x.k, ln2f = (float)LN2;
+    AccS st;
+    st.r = -REF_MAX; st.zr = 0.0f; st.s = st.c = 0.0f; st.flags = 0;
+    accs_walk<D, G>(st, in, a.V, lane, k, a.x.zfloor);
+    F2 m;
+    m.a = st.flags ? NAN : st.r;
+    m.b = st.zr;
+    m = row_all<G>(m, [](const F2 &x, const F2 &y) {
+        return x.a != x.a || x.a > y.a || (x.a == y.a && x.b >= y.b) ? x : y; }, p2);
+    const float M = m.a, zr = m.b;
+    if (!(M == M)) return false;
+    accs_raise(st, M);
+    F2 sc;
+    sc.a = st.s; sc.b = st.c;
+    sc = row_all<G>(sc, [](const F2 &x, const F2 &y) { F2 t; t.a = x.a + y.a; t.b = x.b + y.b; return t; }, p3);
+    if (!(sc.a >= TINY_SUM) || sc.b != sc.b) return false;
+    /* as k_logprobs: ln S = ln2 dz + log1p(q), lse = zr/T + log1p(q) */
+    const float dz = fmaf(zr, k, -M), q = fmaxf(sc.a - ex2_approx(dz), 0.0f) * ex2_approx(-dz);
+    const float l1p = log1pf(q), ls = fmaf(ln2f, dz, l1p);
+    b.H = a.entropy ? (double)a.entropy[r] : (double)fmaxf(0.0f, ls - ln2f * __fdividef(sc.b, sc.a));
+    b.g = a.dlogp ? (double)a.dlogp[r] : 0.0;
+    b.h = a.dentropy ? (double)a.dentropy[r] : 0.0;
+    b.id = a.dlogp ? (int64_t)a.ids[r] : -1;
+    float hi, lo;
+    if (a.lse) {
+        b.lse = (double)a.lse[r];
+        b.shift = 0.0;
+        const double lt = b.lse * (double)a.x.t;
+        hi = (float)lt;
+        lo = (float)(lt - (double)hi);
+    } else {   /* logp = (z - zr)/T - log1p(q) */
+        b.lse = (double)l1p;
+        b.shift = (double)zr;
+        hi = zr;
+        lo = (float)((double)l1p * (double)a.x.t);
+    }
+    return bwd_consts_hl(a, b, hi, lo);
+}
+
+/* The robust row, out of line and with scalar loads (walk<3>): the statistics in double
+   (row_stats) when they are needed, then the gradient entry by entry (the exact ones in
+   double, grad_exact). It does the rows the fast code cannot: rows of unaligned matrices or
+   outputs, bad values, rows whose constants are not finite floats (huge lse T). */
+template <int G>
+__device__ __noinline__ void bwd_row_robust(const BackwardArgs a, int64_t r, int lane, Acc *part, int *bpart,
+                                            BwdRow b, bool have)
+{
+    const double t = (double)a.x.t;
+    const float it = (float)(1.0 / t);
+    {
+        /* the fast kernels' formula and constants, for the same bits in any alignment */
+        const bool fast = have || (!a.need_stats && bwd_consts(a, r, b));
         double lse = a.lse ? (double)a.lse[r] : 0.0, H = a.entropy ? (double)a.entropy[r] : 0.0;
         /* lse recomputed is kept in two parts, the raw max and log sum, so that u - lse keeps
            its precision next to huge u (tiny temperatures), as on the CPU */
         double shift = 0.0, logsum = 0.0;
         bool split = false;
-        if (a.need_stats) {   /* what was not given, in a first pass */
+        if (have) {   /* statistics from the fast walk */
+            shift = b.shift; lse = b.lse; H = b.H; split = b.shift != 0.0; logsum = b.lse;
+        } else if (a.need_stats) {   /* what was not given, in a first pass */
             bool bad;
-            const Acc st = row_stats<D, G>(a.x, r, a.V, lane, bad, part, bpart);
+            const Acc st = row_stats<3, G>(a.x, r, a.V, lane, bad, part, bpart);
             if (bad || !(st.s > 0.0)) {
                 if (lane == 0) flag_row(a.hdr, r, !bad);
-                continue;
+                return;
             }
             logsum = log(st.s);
             if (!a.lse) { split = true; shift = st.m; }
@@ -1323,12 +1392,6 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_M
         const float hi = split ? (float)shift : (float)lt, lo = split ? (float)(logsum * t) : (float)(lt - (double)hi);
         const bool exact = !finite_f(hi) || !finite_f(lo);
         const float gf = (float)g, hf = (float)h, Hf = (float)H;
-        int64_t head = 0;
-        if (D < 3) {
-            head = (int64_t)((16 - ((uintptr_t)in & 15)) & 15) / (D == VPPO_F32 ? 4 : 2);
-            if (head > a.V) head = a.V;
-        }
-        const bool aligned = D < 3 && (((uintptr_t)out + (uintptr_t)(head * a.out_es)) & 15) == 0;
         bool bad = false, any = false;
         auto grad = [&](int64_t j, float z) -> float {
             bad |= !(z < INFINITY);
@@ -1341,12 +1404,12 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_M
             return (-gf * p - hf * p * (lp + Hf)) * it;
         };
         /* each thread reads its entries before it writes them: in place is safe */
-        walk<D, G>(in, a.x.dtype, a.V, lane,
+        walk<3, G>(in, a.x.dtype, a.V, lane,
             [&](int64_t j, const float *z) {
                 float gr[8];
 #pragma unroll
                 for (int i = 0; i < 8; ++i) gr[i] = grad(j + i, z[i]);
-                store8(out, a.out_dtype, j, gr, aligned);
+                store8(out, a.out_dtype, j, gr, false);
             },
             [&](int64_t j, float z) { store1(out, a.out_dtype, j, grad(j, z)); });
         if (!a.need_stats) {   /* the row was not scanned before: its errors are found here */
@@ -1354,6 +1417,38 @@ __global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_M
             if (lane == 0 && (flags & 1)) flag_row(a.hdr, r, 0);
             else if (lane == 0 && !(flags & 2)) flag_row(a.hdr, r, 1);
         }
+    }
+}
+
+/* lse or entropy recomputed (need_stats), and the rows k_backward_fast left: a row of
+   aligned matrices gets its statistics by the fast logprobs walk (accs_walk, as k_logprobs'
+   fast rows) and its gradient by k_backward_fast's loop (lse recomputed: hi = zr, the entry
+   of the largest reference, lo = log1p(q) T, and the id entry exact around zr); every other
+   row is bwd_row_robust's. */
+template <int D, int G, int O>
+__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_MIN_BLOCKS) k_backward(BackwardArgs a)
+{
+    const int NW = G == 32 ? 1 : ROW_BLOCK / 32;
+    __shared__ Acc part[NW];
+    __shared__ int bpart[NW];
+    __shared__ F2 p2[NW];
+    __shared__ F2 p3[NW];
+    __shared__ float mpart[NW];
+    if (stopped(a.hdr)) return;
+    const int lane = row_lane<G>();
+    for (int64_t r = first_row<G>(); r < a.n; r += row_step<G>()) {
+        BwdRow b;
+        bool have = false;
+        if (D < 3 && !a.need_stats) {   /* k_backward_fast did the rows it could */
+            if (a.skip_fast && bwd_fast_row<D>(a, r, b)) continue;
+        } else if (D < 3 && bwd_stats_fast<D < 3 ? D : 0, G>(a, r, lane, b, p2, p3)) {
+            if (bwd_out_aligned<D < 3 ? D : 0>(a, r)) {
+                bwd_fast_body<D < 3 ? D : 0, G, O, true>(a, r, lane, b, mpart);
+                continue;
+            }
+            have = true;
+        }
+        bwd_row_robust<G>(a, r, lane, part, bpart, b, have);
     }
 }
 
@@ -2515,12 +2610,18 @@ typename Pick<0, 32>::type pick_kernel(int D, bool long_rows)
 template <int D, int G> struct PickKL { typedef void (*type)(DepArgs); static type get() { return k_dependency<D, G, false>; } };
 template <int D, int G> struct PickJS { typedef void (*type)(DepArgs); static type get() { return k_dependency<D, G, true>; } };
 template <int D, int G> struct PickLogprobs { typedef void (*type)(LogprobsArgs); static type get() { return k_logprobs<D, G>; } };
-template <int D, int G> struct PickBackward { typedef void (*type)(BackwardArgs); static type get() { return k_backward<D, G>; } };
 /* The fast backward for input dtype D < 3 and output dtype O (F32 or BF16). */
 template <int O> struct PickBackwardFastOut {
     template <int D, int G> struct Pick {
         typedef void (*type)(BackwardArgs);
-        static type get() { return D < 3 ? k_backward_fast<D < 3 ? D : 0, G, O> : k_backward<D, G>; }
+        static type get() { return D < 3 ? k_backward_fast<D < 3 ? D : 0, G, O> : k_backward<D, G, O>; }
+    };
+};
+/* k_backward for input dtype D and output dtype O (F32 or BF16). */
+template <int O> struct PickBackwardOut {
+    template <int D, int G> struct Pick {
+        typedef void (*type)(BackwardArgs);
+        static type get() { return k_backward<D, G, O>; }
     };
 };
 
@@ -2793,7 +2894,9 @@ vppo_status logprobs_backward(Call &c, const vppo_logits *x, const int32_t *ids,
                   row_grid(n, long_rows), row_block(long_rows), a);
             a.skip_fast = 1;
         }
-        c.run("k_backward", pick_kernel<PickBackward>(D, long_rows), row_grid(n, long_rows), row_block(long_rows), a);
+        c.run("k_backward", a.out_dtype == VPPO_BF16 ? pick_kernel<PickBackwardOut<VPPO_BF16>::Pick>(D, long_rows)
+                                                     : pick_kernel<PickBackwardOut<VPPO_F32>::Pick>(D, long_rows),
+              row_grid(n, long_rows), row_block(long_rows), a);
     }
     return c.finish(no_scalars());
 }

@@ -20,8 +20,9 @@ Counting method (static, no profiler):
   Qwen-class vocabulary runs on it. KL and JS: the pair of rows with the same dtype and
   alignment (the fast walk). backward: k_backward_fast, the training path (lse and entropy
   given), with a bf16 gradient for bf16 logits and f32 otherwise; backward_stats:
-  k_backward, which recomputes lse or entropy (and does the rows the fast kernels leave:
-  exact rows, unaligned outputs), reported without a target.
+  k_backward (same output dtype), which recomputes lse or entropy by the fast logprobs
+  walk and runs the same gradient loop (the rows the fast code cannot do are done out of
+  line with scalar loads, counted as per-row work), reported without a target of its own.
 * Streaming loop: a backward branch at address b to a target t <= b spans [t, b]; a span
   that holds a 16-byte global load (LDG.E.128) and no smaller such span is a streaming
   loop. Its instruction count is every instruction in the span (NOPs excluded): a
@@ -267,7 +268,8 @@ def main():
     for name, stem, mats, bfac, which in KERNELS:
         for d, (dt, es) in DTYPES.items():
             # the fast backward's output dtype: bf16 for bf16 logits, else f32
-            tail = {"kl_pair": "Lb0E", "js_pair": "Lb1E", "backward": "Li%dE" % (1 if d == 1 else 0)}.get(name, "")
+            tail = {"kl_pair": "Lb0E", "js_pair": "Lb1E", "backward": "Li%dE" % (1 if d == 1 else 0),
+                    "backward_stats": "Li%dE" % (1 if d == 1 else 0)}.get(name, "")
             pat = re.compile(re.escape(stem) + r"ILi%dELi(\d+)E%s" % (d, tail))
             cands = [(int(pat.search(f).group(1)), f) for f in funcs if pat.search(f)]
             if not cands:

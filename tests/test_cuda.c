@@ -724,6 +724,21 @@ void cuda_logprobs_every_vocab_dtype_stride_and_output_subset(void)
     }
 }
 
+/* The 4 rows below (vocabulary V of L, dtype d, t: T = 1e-3), pushed to the device. */
+static void long_rows_fill(mlogits *L, rng *r, int d, int t)
+{
+    const int64_t V = L->h.vocab;
+    int64_t i, j;
+    for (i = 0; i < 4; ++i)
+        for (j = 0; j < V; ++j) {
+            const double g = rng_normal(r), big = d == VPPO_F16 ? (t ? 30.0 : 3e4) : t ? 3e4 : 3e7;
+            const double z = i == 0 ? 20.0 * (double)j / (double)V + 0.1 * g : i == 1 ? big + 3.0 * g
+                           : i == 2 ? -big + 3.0 * g : j > 0 && rng_uniform(r) < 0.1 ? -INFINITY : 3.0 * g;
+            mlogits_set(L, i, j, z);
+        }
+    mirror_push(&L->m);
+}
+
 /* The fast walk's rows against float64 and the CPU (issue 19): vocabularies with several
    streaming steps per thread (1500: warp rows, 20000: block rows), every dtype, row 0
    ascending (raises in every step), rows 1 and 2 beyond the references' range above and
@@ -733,7 +748,6 @@ void cuda_logprobs_long_exact_and_raising_rows_match_float64(void)
     const int64_t vocabs[2] = { 1500, 20000 };
     rng r = rng_make(2302);
     int v, d, t;
-    int64_t i, j;
     for (v = 0; v < 2; ++v)
         for (d = VPPO_F32; d <= VPPO_F16; ++d)
             for (t = 0; t < 2; ++t) {
@@ -741,14 +755,7 @@ void cuda_logprobs_long_exact_and_raising_rows_match_float64(void)
                 mlogits L = mlogits_new((vppo_dtype)d, n, V, V, 0, t ? 1e-3f : 1.0f);
                 double *lp = doubles_new(n * V, 0), *lse = doubles_new(n, 0);
                 mirror ids;
-                for (i = 0; i < n; ++i)
-                    for (j = 0; j < V; ++j) {
-                        const double g = rng_normal(&r), big = d == VPPO_F16 ? (t ? 30.0 : 3e4) : t ? 3e4 : 3e7;
-                        const double z = i == 0 ? 20.0 * (double)j / (double)V + 0.1 * g : i == 1 ? big + 3.0 * g
-                                       : i == 2 ? -big + 3.0 * g : j > 0 && rng_uniform(&r) < 0.1 ? -INFINITY : 3.0 * g;
-                        mlogits_set(&L, i, j, z);
-                    }
-                mirror_push(&L.m);
+                long_rows_fill(&L, &r, d, t);
                 ids = ids_make(&r, &L);
                 ref_rows(&L, lp, lse);
                 check_logprobs(&L, &ids, 7, lp, lse);
@@ -854,6 +861,56 @@ void cuda_logprobs_backward_matches_float64_formula(void)
         ref_rows(&L, lp, lse);
         check_backward(&L, &r, 15, lp, lse);       /* everything given */
         check_backward(&L, &r, k % 16, lp, lse);   /* and one combination, all 16 met across k */
+        mirror_free(&L.m);
+        free(lp);
+        free(lse);
+    }
+}
+
+/* The backward that recomputes lse or entropy (issue 19: the fast logprobs walk, then the
+   fast gradient loop; exact rows out of line) on the rows of
+   cuda_logprobs_long_exact_and_raising_rows_match_float64: every dtype, warp and block rows,
+   T = 1 and 1e-3, rows raising in every step, rows beyond the references' range (exact rows),
+   rows with -inf; nothing given, and lse given with the entropy recomputed; against float64
+   and the CPU, outputs of stride V + 2 (rows aligned with the input and rows not). Then in
+   place (F32) against out of place at the same alignment: the same bits. */
+void cuda_logprobs_backward_recomputed_long_and_exact_rows(void)
+{
+    rng r = rng_make(2403);
+    int k;
+    int64_t i;
+    for (k = 0; k < 12; ++k) {   /* vocabulary 1500 or 20000, dtype, T = 1 or 1e-3 */
+        const int d = (k / 2) % 3, t = k % 2;
+        const int64_t V = k < 6 ? 1500 : 20000, n = 4;
+        mlogits L = mlogits_new((vppo_dtype)d, n, V, V, 0, t ? 1e-3f : 1.0f);
+        double *lp = doubles_new(n * V, 0), *lse = doubles_new(n, 0);
+        long_rows_fill(&L, &r, d, t);
+        ref_rows(&L, lp, lse);
+        check_backward(&L, &r, 12, lp, lse);   /* lse and entropy recomputed */
+        check_backward(&L, &r, 13, lp, lse);   /* lse given, entropy recomputed */
+        if (d == VPPO_F32) {
+            mirror ids = ids_make(&r, &L), g = mirror_new(n * 4, 0), h = mirror_new(n * 4, 0);
+            mirror out = mirror_new((size_t)(n * V) * 4, 0xff), copy = mirror_new(L.m.bytes, 0);
+            vppo_logits xin = L.d;
+            vppo_grad_out go;
+            int64_t wrong = 0;
+            for (i = 0; i < n; ++i) { HF(g)[i] = (float)rng_normal(&r); HF(h)[i] = (float)rng_normal(&r); }
+            mirror_push(&g); mirror_push(&h);
+            memcpy(copy.h, L.m.h, L.m.bytes);
+            mirror_push(&copy);
+            go.data = out.d; go.dtype = VPPO_F32; go.row_stride = V;
+            CHECK_STATUS(VPPO_OK, vppo_cuda_logprobs_backward(&L.d, D_(int32_t, ids), NULL, NULL, DF(g), DF(h),
+                                                              &go, NULL));
+            xin.data = copy.d;
+            go.data = copy.d;
+            CHECK_STATUS(VPPO_OK, vppo_cuda_logprobs_backward(&xin, D_(int32_t, ids), NULL, NULL, DF(g), DF(h),
+                                                              &go, NULL));
+            mirror_pull(&out);
+            mirror_pull(&copy);
+            for (i = 0; i < n * V; ++i) wrong += memcmp(GF(out) + i, GF(copy) + i, 4) != 0;
+            CHECK_EQ_INT(0, wrong);
+            mirror_free(&ids); mirror_free(&g); mirror_free(&h); mirror_free(&out); mirror_free(&copy);
+        }
         mirror_free(&L.m);
         free(lp);
         free(lse);
@@ -3128,6 +3185,7 @@ static const test_entry tests[] = {
     T(cuda_logprobs_long_exact_and_raising_rows_match_float64)
     T(cuda_logprobs_backward_matches_float64_formula)
     T(cuda_logprobs_backward_in_place_gives_the_out_of_place_bits)
+    T(cuda_logprobs_backward_recomputed_long_and_exact_rows)
     /* §3 */
     T(cuda_patch_rows_bit_exact_and_gaps_kept)
     /* §6 */
