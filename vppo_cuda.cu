@@ -686,7 +686,11 @@ __device__ __noinline__ PairF step_pair(PairF a, const char *pu, const char *pv,
    16-byte alignment: PAIR_U chunks of 8 entries from each row per step (2 PAIR_U
    independent 16-byte loads in flight); a step whose terms fail the check, the head, the
    tail and the last chunks go out of line. */
-const int PAIR_U = 2;
+const int PAIR_U = 4;
+/* Threads per long pair row (a block each): fewer warps a row than ROW_BLOCK, so that the
+   per-row reductions cost less per element; PAIR_U 16-byte loads from each row per thread
+   keep enough bytes in flight (cuda-budget's ceiling line). */
+const int PAIR_BLOCK = 64;
 
 /* Eight entries of a chunk, bf16 floored at zfloor two at a time (fl2: the pair; NaN kept). */
 template <int D>
@@ -818,9 +822,9 @@ struct DepArgs { Mat p, q; int64_t n, V; int js, marked_only; float *dep; Hdr *h
 const unsigned DEP_REDO = 0x7fc0de9du;   /* a NaN no divergence is */
 
 template <int D, int G, bool JS>
-__global__ void __launch_bounds__(G == 32 ? 256 : ROW_BLOCK, G == 32 ? 4 : ROW_MIN_BLOCKS) k_dependency(DepArgs a)
+__global__ void __launch_bounds__(G == 32 ? 256 : G, G == 32 ? 4 : ROW_BLOCK * ROW_MIN_BLOCKS / G) k_dependency(DepArgs a)
 {
-    const int NW = G == 32 ? 1 : ROW_BLOCK / 32;
+    const int NW = G == 32 ? 1 : G / 32;
     const int lane = row_lane<G>();
     const float ku = a.p.k, kv = a.q.k;
     if (D == 3) {   /* the robust rows: raw maxima, double sums */
@@ -2607,8 +2611,15 @@ typename Pick<0, 32>::type pick_kernel(int D, bool long_rows)
     }
 }
 
-template <int D, int G> struct PickKL { typedef void (*type)(DepArgs); static type get() { return k_dependency<D, G, false>; } };
-template <int D, int G> struct PickJS { typedef void (*type)(DepArgs); static type get() { return k_dependency<D, G, true>; } };
+/* the long pair rows run PAIR_BLOCK threads a row (G = ROW_BLOCK selects them) */
+template <int D, int G> struct PickKL {
+    typedef void (*type)(DepArgs);
+    static type get() { return k_dependency<D, G == 32 ? 32 : PAIR_BLOCK, false>; }
+};
+template <int D, int G> struct PickJS {
+    typedef void (*type)(DepArgs);
+    static type get() { return k_dependency<D, G == 32 ? 32 : PAIR_BLOCK, true>; }
+};
 template <int D, int G> struct PickLogprobs { typedef void (*type)(LogprobsArgs); static type get() { return k_logprobs<D, G>; } };
 /* The fast backward for input dtype D < 3 and output dtype O (F32 or BF16). */
 template <int O> struct PickBackwardFastOut {
@@ -2810,7 +2821,7 @@ vppo_status dependency_logits(Call &c, const vppo_logits *orig, const vppo_logit
     const bool long_rows = a.V >= LONG_ROW;
     const int D = pair_vectorizable(P, Q) ? (int)P->dtype : 3;
     if (a.n > 0) {
-        const unsigned grid = row_grid(a.n, long_rows), block = row_block(long_rows);
+        const unsigned grid = row_grid(a.n, long_rows), block = long_rows ? (unsigned)PAIR_BLOCK : row_block(false);
         if (D < 3) {   /* the fast walk, then the rows it marked */
             c.run("k_dependency", a.js ? pick_kernel<PickJS>(D, long_rows) : pick_kernel<PickKL>(D, long_rows), grid,
                   block, a);

@@ -15,7 +15,8 @@ target is missed (--no-fail: always 0), 2 when the tools are missing.
 
 Counting method (static, no profiler):
 * Variant: the kernel template instance for long rows (the largest block size G in its
-  name: 256 threads, rows of >= 2048 entries; shorter rows run a warp each), with the
+  name: 256 threads, 64 for the KL/JS pair, rows of >= 2048 entries; shorter rows run a
+  warp each), with the
   dtype as the template argument D (0 f32, 1 bf16, 2 f16); the V = 151,936 row of a
   Qwen-class vocabulary runs on it. KL and JS: the pair of rows with the same dtype and
   alignment (the fast walk). backward: k_backward_fast, the training path (lse and entropy
