@@ -4499,6 +4499,17 @@ static const vppo__on_kernels vppo__on_kernels_##I = { \
    backward 30 -> 16 ms; the hardware prefetcher alone kept the loops waiting. */
 #define VPPO__PREFETCH_AT(p, i, dt) \
     __builtin_prefetch((const void *)((uintptr_t)(p) + (uintptr_t)(((i) + VPPO__PREFETCH) * (int64_t)vppo__dtype_size(dt))))
+/* The hint for every 64-byte line of the n entries from i on, VPPO__PREFETCH entries ahead:
+   a loop step that reads several lines asks for each of them (one hint per step, for a
+   step of four AVX-512 vectors, left three lines in four to the hardware prefetcher:
+   measured, f32 lse + entropy, 128 x 151,936, AVX-512, best of 7, three runs side by side:
+   1.3-1.55x the read-once loop with one hint per step, 0.8-0.9x with one per line). */
+#define VPPO__PREFETCH_SPAN(p, i, dt, n) do { \
+        int64_t vppo__o_; \
+        for (vppo__o_ = 0; vppo__o_ < (int64_t)(n) * (int64_t)vppo__dtype_size(dt); vppo__o_ += 64) \
+            __builtin_prefetch((const void *)((uintptr_t)(p) + (uintptr_t)vppo__o_ + \
+                               (uintptr_t)(((i) + VPPO__PREFETCH) * (int64_t)vppo__dtype_size(dt)))); \
+    } while (0)
 
 static float vppo__hmax_lanes(const float *lane, int w)
 {
@@ -4859,7 +4870,7 @@ ATTR VPPO__INLINE int64_t vppo__##I##_stats_run(const void *src, vppo_dtype dt, 
 { \
     for (; i < n; i += 4 * VPPO__W(I)) { \
         VPPO__V(I) x0, x1, x2, x3; \
-        VPPO__PREFETCH_AT(src, i, dt); \
+        VPPO__PREFETCH_SPAN(src, i, dt, 4 * VPPO__W(I)); \
         vppo__##I##_load2(src, dt, i, 1, &x0, &x1); \
         vppo__##I##_load2(src, dt, i + 2 * VPPO__W(I), 1, &x2, &x3); \
         if (VPPO__MANY(I)(VPPO__MOR(I)(VPPO__MOR(I)(VPPO__NLE(I)(x0, th), VPPO__NLE(I)(x1, th)), \
@@ -4927,8 +4938,8 @@ ATTR VPPO__INLINE int64_t vppo__##I##_kl_run(const void *u, vppo_dtype udt, cons
 { \
     for (; i < n; i += 2 * VPPO__W(I)) { \
         VPPO__V(I) u0, u1, v0, v1; \
-        VPPO__PREFETCH_AT(u, i, udt); \
-        VPPO__PREFETCH_AT(v, i, vdt); \
+        VPPO__PREFETCH_SPAN(u, i, udt, 2 * VPPO__W(I)); \
+        VPPO__PREFETCH_SPAN(v, i, vdt, 2 * VPPO__W(I)); \
         vppo__##I##_load2(u, udt, i, udt == vdt, &u0, &u1); \
         vppo__##I##_load2(v, vdt, i, udt == vdt, &v0, &v1); \
         if (VPPO__MANY(I)(VPPO__MOR(I)(VPPO__MOR(I)(VPPO__NLE(I)(u0, c[4]), VPPO__NLE(I)(u1, c[4])), \
