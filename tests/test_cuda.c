@@ -1085,7 +1085,9 @@ static void check_topk(const mseqs *S, const mirror *score, double ratio)
 
 /* Scores for the per-sequence paths' edge cases (issue 19): kind 0 continuous, 1 ties
    among a few values with -0 and +0, 2 all equal, 3 all negative, 4 +-inf among normals,
-   5 one outlier far above the rest (soft mask: z near sqrt(n)). NaN at invalid positions. */
+   5 one outlier far above the rest (soft mask: z near sqrt(n)); hard for the soft mask's
+   root: 6 an outlier 1e6 above the rest, 7 two clusters 1e6 apart, 8 a heavy tail (exp of
+   8 normals), 9 three tied values (the sum a step function). NaN at invalid positions. */
 static void fill_scores_edge(rng *r, const mseqs *S, mirror *score, int kind)
 {
     static const float ties[4] = { -0.0f, 0.0f, 1.5f, -2.0f };
@@ -1102,7 +1104,11 @@ static void fill_scores_edge(rng *r, const mseqs *S, mirror *score, int kind)
             case 2: v = 0.75f; break;
             case 3: v = -1.0f - (float)fabs(rng_normal(r)); break;
             case 4: v = rng_uniform(r) < 0.2 ? (rng_uniform(r) < 0.5 ? -INFINITY : INFINITY) : (float)rng_normal(r); break;
-            default: v = first ? 1000.0f : (float)(0.01 * rng_normal(r)); break;
+            case 5: v = first ? 1000.0f : (float)(0.01 * rng_normal(r)); break;
+            case 6: v = first ? 1e6f : (float)(1e-3 * rng_normal(r)); break;
+            case 7: v = (rng_uniform(r) < 0.5 ? 1e6f : 0.0f) + (float)rng_normal(r); break;
+            case 8: v = (float)exp(8.0 * rng_normal(r)); break;
+            default: v = (float)rng_int(r, 0, 2); break;
             }
             HF(*score)[t] = v;
             first = 0;
@@ -1301,37 +1307,13 @@ void cuda_soft_mask_edge_cases_and_repeatable_bits(void)
 /* The emulator build's count of the soft mask's root steps (vppo_cuda.cu's test hook). */
 extern "C" int vppo_cuda_emu_soft_steps(int reset, int *capped);
 
-/* Scores that are hard for the soft mask's root: 0 an outlier far above the rest (z near
-   sqrt(n), the root beside it), 1 two clusters 1e6 apart, 2 a heavy tail (exp of 8
-   normals), 3 a few distinct values (ties, the sum a step function). */
-static void fill_scores_hard_root(rng *r, const mseqs *S, mirror *score, int kind)
-{
-    int64_t b, t;
-    memset(score->h, 0xff, score->bytes);
-    for (b = 0; b < S->h.n_seqs; ++b) {
-        int first = 1;
-        for (t = S->h.offsets[b]; t < S->h.offsets[b + 1]; ++t) {
-            float v;
-            if (!valid_at(S, t)) continue;
-            switch (kind) {
-            case 0: v = first ? 1e6f : (float)(1e-3 * rng_normal(r)); break;
-            case 1: v = (rng_uniform(r) < 0.5 ? 1e6f : 0.0f) + (float)rng_normal(r); break;
-            case 2: v = (float)exp(8.0 * rng_normal(r)); break;
-            default: v = (float)rng_int(r, 0, 2); break;
-            }
-            HF(*score)[t] = v;
-            first = 0;
-        }
-    }
-    mirror_push(score);
-}
-
 /* Issue 19: the soft mask within 12 block barriers per sequence, i.e. at most 8 root
    steps (1 for k_seq_a, 1 for the stop flag, 1 for mean and variance, 1 for the
-   polishing step). On inputs that are hard for the root (above; ratios at 1/(2n), near 0
-   and 1, 0.5), no sequence takes more than 8 steps, some take more than one, and the
-   weights stay within 4e-7 of the float64 bisection whether or not a sequence stopped at
-   the cap (check_soft: also the CPU, mean weight = ratio, two runs the same bits). */
+   polishing step). On inputs that are hard for the root (fill_scores_edge 6 to 9;
+   ratios at 1/(2n), near 0 and 1, 0.5), no sequence takes more than 8 steps, some take
+   more than one, and the weights stay within 4e-7 of the float64 bisection whether or not
+   a sequence stopped at the cap (check_soft: also the CPU, mean weight = ratio, two runs
+   the same bits). */
 void cuda_soft_mask_root_steps_bounded_on_hard_inputs(void)
 {
     static const int64_t lens[] = { 2, 3, 33, 1000, 4096, 4097, 20000 };
@@ -1343,7 +1325,7 @@ void cuda_soft_mask_root_steps_bounded_on_hard_inputs(void)
     double *want = doubles_new(S.n, 0);
     int kind, k, most = 0, capped = 0;
     for (kind = 0; kind < 4; ++kind) {
-        fill_scores_hard_root(&r, &S, &score, kind);
+        fill_scores_edge(&r, &S, &score, 6 + kind);
         for (k = 0; k < 5; ++k) {
             int c = 0, m;
             vppo_cuda_emu_soft_steps(1, NULL);
