@@ -36,6 +36,9 @@
 #include <cuda_fp16.h>
 #include <float.h>
 #include <initializer_list>
+#ifdef VPPO_CUDA_EMULATE
+#include <atomic>
+#endif
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -2031,28 +2034,58 @@ __global__ void __launch_bounds__(SEQ_BLOCK) k_loss(SeqB a)
 
 /* k_soft: per sequence, z = (s - mean) / (std + 1e-6) (mean and std in double, as the CPU),
    then c with mean sigmoid(z - c) = ratio, weight = sigmoid(z - c).
-   The root is found in float, in base-2 units u = c log2(e): each thread keeps
-   z log2(e) as a float (shared memory for up to SEQ_SMEM tokens, else in weight[] as
+   Mean and variance take one barrier (each warp's own mean and squared deviations, merged
+   in warp order). The root is found in float, in base-2 units u = c log2(e): each thread
+   keeps z log2(e) as a float (shared memory for up to SEQ_SMEM tokens, else in weight[] as
    scratch: its own positions); each step adds sigmoid = 1 / (1 + 2^(u - z log2 e)) (one
    approximate exponent, one approximate reciprocal) and its derivative over the sequence
    in float, in a fixed order (per thread, then warp shuffles, then the warps' parts in warp
-   order: deterministic), narrows the bracket [zmin - logit(ratio), zmax - logit(ratio)]
-   (the CPU's) by the sign, and moves u by a Newton step when that lands inside the
-   bracket, else to its middle (bisection). It stops when a Newton step is below
-   max(1e-7 log2 e, 1e-6 |u|), or the bracket is 1e-7 (the CPU's rule, in c) or closed
-   in float; at most 64 steps (mostly 3 to 7 on the emulated suite's sequences, 13 at most).
+   order: deterministic), and in the same pass the sums at SOFT_GRID points splitting the
+   bracket [zmin - logit(ratio), zmax - logit(ratio)] (the CPU's) into equal parts; it
+   narrows the bracket by the signs (at least (SOFT_GRID + 1)-fold per step), and moves u by
+   a Newton step when that lands inside the bracket, else to its middle. It stops when a
+   Newton step is below max(1e-7 log2 e, 1e-6 |u|), or the bracket is 1e-7 (the CPU's
+   rule, in c) or closed in float, and after SOFT_MAX_STEPS steps in any case: then u lies
+   in a bracket 8^-8 = 2^-24 of the first one wide (about 1e-5 in c at 20,000 tokens with
+   an outlier, z up to sqrt(n)), where one Newton step in double is quadratically accurate.
    Then one Newton step with arguments z - c formed in double and double sums (float sums
    of many equal terms are biased) fixes c, and the weights take that argument in double,
    the sigmoid in float: within about 1e-7 of the float64 root's weights.
    Scores are read twice (SH): once into shared memory, once for the weights.
-   Barriers per sequence: 2 (mean; variance) + 1 per root step + 1 (the polishing step). */
+   Barriers per sequence: 1 (mean and variance) + 1 per root step (at most SOFT_MAX_STEPS)
+   + 1 (the polishing step); with stopped()'s and k_seq_a's, 12 at most (issue 19: 12). */
+const int SOFT_GRID = 7, SOFT_MAX_STEPS = 8;
+
+#ifdef VPPO_CUDA_EMULATE
+/* test hook of the emulated suite: the most root steps any sequence took, and how many
+   sequences stopped at the cap, since the last vppo_cuda_emu_soft_steps(1) */
+static std::atomic<int> soft_steps_max(0), soft_steps_capped(0);
+extern "C" int vppo_cuda_emu_soft_steps(int reset, int *capped)
+{
+    const int m = soft_steps_max.load();
+    if (capped) *capped = soft_steps_capped.load();
+    if (reset) { soft_steps_max.store(0); soft_steps_capped.store(0); }
+    return m;
+}
+__device__ __forceinline__ void soft_steps_note(int steps)
+{
+    if (threadIdx.x != 0) return;
+    int m = soft_steps_max.load();
+    while (steps > m && !soft_steps_max.compare_exchange_weak(m, steps)) {}
+    if (steps >= SOFT_MAX_STEPS) ++soft_steps_capped;
+}
+#else
+__device__ __forceinline__ void soft_steps_note(int) {}
+#endif
+
 struct SoftArgs { Seqs s; Hdr *hdr; const SeqRec *rec; const float *score; double ratio; float *weight; };
 
 struct SoftShared {
     float s[SEQ_SMEM], zl[SEQ_SMEM];
     double sum[2][SEQ_WARPS];
     float smin[SEQ_WARPS], smax[SEQ_WARPS];
-    float f[2][SEQ_WARPS], g[2][SEQ_WARPS];   /* root steps, alternating */
+    long long wn[SEQ_WARPS];                  /* valid tokens per warp span */
+    float f[2][SOFT_GRID + 1][SEQ_WARPS], g[2][SEQ_WARPS];   /* root steps, alternating */
     double pf[SEQ_WARPS], pg[SEQ_WARPS];      /* the polishing step */
 };
 
@@ -2072,18 +2105,31 @@ __device__ __forceinline__ float float_down(double x) { const float f = (float)x
 __device__ __forceinline__ float float_up(double x) { const float f = (float)x; return (double)f < x ? nextafterf(f, INFINITY) : f; }
 
 template <bool SH>
-__device__ void soft_seq(const SoftArgs &a, SoftShared &sh, int64_t lo, int64_t s0, int64_t s1, long long n)
+__device__ void soft_seq(const SoftArgs &a, SoftShared &sh, int64_t lo, int64_t len, int64_t s0, int64_t s1, long long n)
 {
     const int lane = threadIdx.x & 31;
+    /* mean and variance behind one barrier: each warp sums its own span (shuffles, no
+       barrier), then sums its squared deviations from its own mean; the warps' parts are
+       merged in warp order (Chan et al.: M2 = sum of M2_w + n_w (mean_w - mean)^2) */
     double sum = 0.0;
+    long long cnt = 0;
     float smin = INFINITY, smax = -INFINITY;
     for (int64_t t = s0 + lane; t < s1; t += 32) {
         const bool v = valid(a.s, t);
         const float x = v ? a.score[t] : NAN;
         if (SH) sh.s[t - lo] = x;
-        if (v) { sum += x; smin = fminf(smin, x); smax = fmaxf(smax, x); }
+        if (v) { sum += x; ++cnt; smin = fminf(smin, x); smax = fmaxf(smax, x); }
     }
-    put_part(sh.sum[0], sum, OpAdd());
+    sum = warp_all(sum, OpAdd());
+    cnt = warp_all(cnt, OpAdd());
+    const double wmean = cnt > 0 ? sum / (double)cnt : 0.0;
+    double m2 = 0.0;
+    for (int64_t t = s0 + lane; t < s1; t += 32) {   /* this thread's own positions: no barrier */
+        const float x = SH ? sh.s[t - lo] : (valid(a.s, t) ? a.score[t] : NAN);
+        if (x == x) m2 += ((double)x - wmean) * ((double)x - wmean);
+    }
+    if (lane == 0) { sh.sum[0][threadIdx.x >> 5] = sum; sh.wn[threadIdx.x >> 5] = cnt; }
+    put_part(sh.sum[1], m2, OpAdd());
     put_part(sh.smin, smin, OpFMin());
     put_part(sh.smax, smax, OpFMax());
     __syncthreads();
@@ -2091,13 +2137,13 @@ __device__ void soft_seq(const SoftArgs &a, SoftShared &sh, int64_t lo, int64_t 
     smin = get_part(sh.smin, OpFMin());
     smax = get_part(sh.smax, OpFMax());
     double var = 0.0;
-    for (int64_t t = s0 + lane; t < s1; t += 32) {
-        const float x = SH ? sh.s[t - lo] : (valid(a.s, t) ? a.score[t] : NAN);
-        if (x == x) var += ((double)x - mean) * ((double)x - mean);
-    }
-    put_part(sh.sum[1], var, OpAdd());
-    __syncthreads();
-    const double inv = 1.0 / (sqrt(get_part(sh.sum[1], OpAdd()) / (double)n) + 1e-6);
+#pragma unroll
+    for (int w = 0; w < SEQ_WARPS; ++w)
+        if (sh.wn[w] > 0) {
+            const double d = sh.sum[0][w] / (double)sh.wn[w] - mean;
+            var += sh.sum[1][w] + (double)sh.wn[w] * d * d;
+        }
+    const double inv = 1.0 / (sqrt(var / (double)n) + 1e-6);
     for (int64_t t = s0 + lane; t < s1; t += 32) {   /* z log2(e), -inf at invalid positions (weight 0) */
         const float x = SH ? sh.s[t - lo] : (valid(a.s, t) ? a.score[t] : NAN);
         const float zl = x == x ? (float)(((double)x - mean) * inv * LOG2E) : -INFINITY;
@@ -2110,33 +2156,70 @@ __device__ void soft_seq(const SoftArgs &a, SoftShared &sh, int64_t lo, int64_t 
     float uhi = float_up((((double)smax - mean) * inv - logit) * LOG2E);
     const float tol = (float)(1e-7 * LOG2E);
     float u = 0.5f * (ulo + uhi);
-    for (int step = 0; step < 64; ++step) {   /* uniform over the block */
-        float f = 0.0f, g = 0.0f;
+    /* (tlo, thi): the bracket narrowed only by signs the float sums cannot get wrong, for
+       the polishing step's clamp: a sum of at most m = ceil(len / SEQ_BLOCK) terms per
+       thread, 5 shuffle levels and SEQ_WARPS parts, each term within a few 2^-22 (the
+       approximate exponent and reciprocal), is within (m + 16) 2^-22 of itself exactly */
+    float tlo = ulo, thi = uhi;
+    const double sum_eps = (double)((len + SEQ_BLOCK - 1) / SEQ_BLOCK + 16) * 2.384185791015625e-7;   /* 2^-22 */
+    int step = 0;
+#pragma unroll 1
+    for (; step < SOFT_MAX_STEPS; ++step) {   /* uniform over the block; one barrier per step */
+        /* one pass evaluates the sum at u (with its derivative: the Newton step) and at
+           SOFT_GRID points splitting the bracket into SOFT_GRID + 1 equal parts: the bracket
+           shrinks at least (SOFT_GRID + 1)-fold per step whatever Newton does */
+        const float h = (uhi - ulo) / (float)(SOFT_GRID + 1);
+        float f[SOFT_GRID + 1], g = 0.0f;
+#pragma unroll
+        for (int j = 0; j <= SOFT_GRID; ++j) f[j] = 0.0f;
         for (int64_t t = s0 + lane; t < s1; t += 32) {
+            const float zl = SH ? sh.zl[t - lo] : a.weight[t];
             float e;
-            const float w = sigmoid2(u - (SH ? sh.zl[t - lo] : a.weight[t]), e);
-            f += w;
+            const float w = sigmoid2(u - zl, e);
+            f[0] += w;
             g = fmaf(w * w, e, g);   /* w (1 - w) = w^2 e */
+#pragma unroll
+            for (int j = 1; j <= SOFT_GRID; ++j) f[j] += sigmoid2(fmaf((float)j, h, ulo) - zl, e);
         }
-        put_part(sh.f[step & 1], f, OpAdd());
-        put_part(sh.g[step & 1], g, OpAdd());
+        const int par = step & 1;
+#pragma unroll
+        for (int j = 0; j <= SOFT_GRID; ++j) put_part(sh.f[par][j], f[j], OpAdd());
+        put_part(sh.g[par], g, OpAdd());
         __syncthreads();
-        f = get_part(sh.f[step & 1], OpAdd());
-        g = get_part(sh.g[step & 1], OpAdd());
-        const double r = (double)f - target;   /* f falls as u grows */
-        if (r > 0.0) ulo = u;
-        else if (r < 0.0) uhi = u;
-        else break;
+        g = get_part(sh.g[par], OpAdd());
+        /* f falls as u grows: every point with a sum above the target is below the root,
+           every point below is above it (a point's own rounding can break that order; the
+           scan keeps ulo < uhi, and a contradiction closes the bracket) */
+        float nlo = ulo, nhi = uhi;
+        bool exact = false;
+        const float f0 = get_part(sh.f[par][0], OpAdd());
+        const double r = (double)f0 - target;
+#pragma unroll
+        for (int j = 0; j <= SOFT_GRID; ++j) {
+            const float p = j == 0 ? u : fmaf((float)j, h, ulo), fj = j == 0 ? f0 : get_part(sh.f[par][j], OpAdd());
+            const double rj = (double)fj - target, err = sum_eps * (double)fj;
+            if (rj > 0.0 && p > nlo) nlo = p;
+            else if (rj < 0.0 && p < nhi) nhi = p;
+            else if (rj == 0.0 && p >= nlo && p <= nhi) { exact = true; nlo = nhi = p; }
+            if (rj > err && p > tlo) tlo = p;
+            else if (rj < -err && p < thi) thi = p;
+        }
+        if (exact || !(nlo < nhi)) { ulo = fminf(nlo, nhi); uhi = fmaxf(nlo, nhi); u = 0.5f * (ulo + uhi); ++step; break; }
+        ulo = nlo;
+        uhi = nhi;
         const float mid = 0.5f * (ulo + uhi), thr = fmaxf(tol, 1e-6f * fabsf(u));
         const float newton = g > 0.0f ? (float)((double)u + r / (LN2 * (double)g)) : NAN;
-        if (fabsf(newton - u) <= thr) { u = fminf(fmaxf(newton, ulo), uhi); break; }   /* converged */
+        if (fabsf(newton - u) <= thr) { u = fminf(fmaxf(newton, ulo), uhi); ++step; break; }   /* converged */
         const float next = newton > ulo && newton < uhi ? newton : mid;
-        if (!(next > ulo && next < uhi) || uhi - ulo <= tol) { u = next; break; }   /* the bracket is closed */
         u = next;
+        if (!(next > ulo && next < uhi) || uhi - ulo <= tol) { ++step; break; }   /* the bracket is closed */
     }
+    /* after SOFT_MAX_STEPS steps u is inside a bracket at most (SOFT_GRID + 1)^-SOFT_MAX_STEPS
+       of the first one wide: close enough for the polishing step's quadratic convergence */
+    soft_steps_note(step);
     /* one Newton step with double arguments and double sums (float sums of many equal
        terms are biased: up to ~1e-5 in c at 20,000 tied tokens), kept near the bracket
-       (whose ends came from float sums) */
+       (the one whose ends no rounding of the float sums can misplace) */
     double c = (double)u * LN2, fd = 0.0, gd = 0.0;
     for (int64_t t = s0 + lane; t < s1; t += 32) {
         const float x = SH ? sh.s[t - lo] : (valid(a.s, t) ? a.score[t] : NAN);
@@ -2153,7 +2236,7 @@ __device__ void soft_seq(const SoftArgs &a, SoftShared &sh, int64_t lo, int64_t 
     gd = get_part(sh.pg, OpAdd());
     if (gd > 0.0) {
         const double cn = c + (fd - target) / gd, slack = 1e-5 * (1.0 + fabs(c));
-        const double clo = (double)ulo * LN2 - slack, chi = (double)uhi * LN2 + slack;
+        const double clo = (double)tlo * LN2 - slack, chi = (double)thi * LN2 + slack;
         c = cn < clo ? clo : cn > chi ? chi : cn;
     }
     for (int64_t t = s0 + lane; t < s1; t += 32) {   /* the second read of the scores */
@@ -2177,8 +2260,8 @@ __global__ void __launch_bounds__(SEQ_BLOCK) k_soft(SoftArgs a)
             for (int64_t t = s0 + lane; t < s1; t += 32) a.weight[t] = (float)(valid(a.s, t) && a.ratio == 1.0);
             continue;
         }
-        if (hi - lo <= SEQ_SMEM) soft_seq<true>(a, sh, lo, s0, s1, n);
-        else soft_seq<false>(a, sh, lo, s0, s1, n);
+        if (hi - lo <= SEQ_SMEM) soft_seq<true>(a, sh, lo, hi - lo, s0, s1, n);
+        else soft_seq<false>(a, sh, lo, hi - lo, s0, s1, n);
     }
 }
 

@@ -25,6 +25,11 @@ Counting method:
   (stopped()'s barrier); the host launches one block per sequence (up to 2^22), so the
   sequence pays it too. An inner loop holding a barrier (k_soft's root steps) is reported
   as per_step: each step after the first adds that many.
+* Soft mask worst case: k_seq_a's barriers + k_soft's barriers_per_block + barriers_per_seq
+  (the first root step included) + per_step * (SOFT_MAX_STEPS - 1), SOFT_MAX_STEPS read
+  from vppo_cuda.cu (the root loop's hard cap: every step also evaluates SOFT_GRID points
+  splitting the bracket, so the cap is reached with the bracket 1/(SOFT_GRID + 1)^cap of
+  its first width). The count is static: a sequence that converges earlier pays less.
 * score_reads: passes over the scores in global memory for a sequence of up to SEQ_SMEM
   tokens (keys or scores in shared memory), declared from the code (vppo_cuda.cu's
   comments on k_seq_b and k_soft), not measured; longer sequences take the global path.
@@ -164,13 +169,19 @@ def report(funcs, ptx, src_text, is_fp64, target):
     topk = b["per_block"] + b["per_seq"]
     step = a["per_block"] + a["per_seq"] + topk + lo["per_block"] + lo["per_seq"]
     soft_fixed = so["per_block"] + so["per_seq"]
+    m = re.search(r"SOFT_MAX_STEPS\s*=\s*(\d+)", src_text)
+    cap = int(m.group(1)) if m else 0
+    soft_worst = a["per_block"] + a["per_seq"] + soft_fixed + so["per_step"] * (cap - 1)
     print("# step/prepare: k_seq_a, k_batch (one block for the batch), k_seq_b, k_loss (step), k_final;"
           " topk_mask: k_seq_a, k_seq_b, k_final; soft_mask: k_seq_a, k_soft")
-    print("# k_soft: %d barriers + %d per root step after the first (bisection with Newton steps, <= 64 steps)"
-          % (soft_fixed, so["per_step"]))
+    g = re.search(r"SOFT_GRID\s*=\s*(\d+)", src_text)
+    print("# k_soft: %d barriers + %d per root step after the first (Newton point and %s grid points per step,"
+          " <= %d steps)" % (soft_fixed, so["per_step"], g.group(1) if g else "?", cap))
     target("top-k (k_seq_b) barriers per sequence %d <= %d" % (topk, MAX_BARRIERS), topk <= MAX_BARRIERS)
     target("step path (k_seq_a + k_seq_b + k_loss) barriers per sequence %d <= %d" % (step, MAX_BARRIERS),
            step <= MAX_BARRIERS)
+    target("soft mask worst case (k_seq_a + k_soft, %d root steps) barriers per sequence %d <= %d"
+           % (cap, soft_worst, MAX_BARRIERS), 0 < cap and soft_worst <= MAX_BARRIERS)
     target("scores read at most twice (<= %d tokens): top-k %d, soft mask %d" % (seq_smem, b["reads"], so["reads"]),
            b["reads"] <= 2 and so["reads"] <= 2)
     target("keys in shared memory up to %d tokens (k_seq_b smem %d >= %d)" % (seq_smem, b["smem"], 4 * seq_smem),

@@ -1085,7 +1085,9 @@ static void check_topk(const mseqs *S, const mirror *score, double ratio)
 
 /* Scores for the per-sequence paths' edge cases (issue 19): kind 0 continuous, 1 ties
    among a few values with -0 and +0, 2 all equal, 3 all negative, 4 +-inf among normals,
-   5 one outlier far above the rest (soft mask: z near sqrt(n)). NaN at invalid positions. */
+   5 one outlier far above the rest (soft mask: z near sqrt(n)); hard for the soft mask's
+   root: 6 an outlier 1e6 above the rest, 7 two clusters 1e6 apart, 8 a heavy tail (exp of
+   8 normals), 9 three tied values (the sum a step function). NaN at invalid positions. */
 static void fill_scores_edge(rng *r, const mseqs *S, mirror *score, int kind)
 {
     static const float ties[4] = { -0.0f, 0.0f, 1.5f, -2.0f };
@@ -1102,7 +1104,11 @@ static void fill_scores_edge(rng *r, const mseqs *S, mirror *score, int kind)
             case 2: v = 0.75f; break;
             case 3: v = -1.0f - (float)fabs(rng_normal(r)); break;
             case 4: v = rng_uniform(r) < 0.2 ? (rng_uniform(r) < 0.5 ? -INFINITY : INFINITY) : (float)rng_normal(r); break;
-            default: v = first ? 1000.0f : (float)(0.01 * rng_normal(r)); break;
+            case 5: v = first ? 1000.0f : (float)(0.01 * rng_normal(r)); break;
+            case 6: v = first ? 1e6f : (float)(1e-3 * rng_normal(r)); break;
+            case 7: v = (rng_uniform(r) < 0.5 ? 1e6f : 0.0f) + (float)rng_normal(r); break;
+            case 8: v = (float)exp(8.0 * rng_normal(r)); break;
+            default: v = (float)rng_int(r, 0, 2); break;
             }
             HF(*score)[t] = v;
             first = 0;
@@ -1298,6 +1304,48 @@ void cuda_soft_mask_edge_cases_and_repeatable_bits(void)
 }
 
 #ifdef VPPO_CUDA_EMULATE
+/* The emulator build's count of the soft mask's root steps (vppo_cuda.cu's test hook). */
+extern "C" int vppo_cuda_emu_soft_steps(int reset, int *capped);
+
+/* Issue 19: the soft mask within 12 block barriers per sequence, i.e. at most 8 root
+   steps (1 for k_seq_a, 1 for the stop flag, 1 for mean and variance, 1 for the
+   polishing step). On inputs that are hard for the root (fill_scores_edge 6 to 9;
+   ratios at 1/(2n), near 0 and 1, 0.5), no sequence takes more than 8 steps, some take
+   more than one, and the weights stay within 4e-7 of the float64 bisection whether or not
+   a sequence stopped at the cap (check_soft: also the CPU, mean weight = ratio, two runs
+   the same bits). */
+void cuda_soft_mask_root_steps_bounded_on_hard_inputs(void)
+{
+    static const int64_t lens[] = { 2, 3, 33, 1000, 4096, 4097, 20000 };
+    static const double ratios[] = { 1.0 / 40000.0, 1e-4, 0.5, 0.97, 1.0 - 1.0 / 40000.0 };
+    rng r = rng_make(6203);
+    mseqs S = layout_lengths(&r, lens, 7, 2, 1, 3);
+    mirror score = mirror_new((size_t)S.n * 4, 0xff), w = mirror_new((size_t)S.n * 4, 0x7f);
+    float *again = (float *)malloc((size_t)S.n * 4);
+    double *want = doubles_new(S.n, 0);
+    int kind, k, most = 0, capped = 0;
+    for (kind = 0; kind < 4; ++kind) {
+        fill_scores_edge(&r, &S, &score, 6 + kind);
+        for (k = 0; k < 5; ++k) {
+            int c = 0, m;
+            vppo_cuda_emu_soft_steps(1, NULL);
+            check_soft(&S, &score, &w, want, ratios[k], 4e-7, again);
+            m = vppo_cuda_emu_soft_steps(1, &c);
+            CHECK_MSG(m >= 1 && m <= 8, "kind %d ratio %g: %d root steps (1 to 8 expected)", kind, ratios[k], m);
+            most = m > most ? m : most;
+            capped += c;
+        }
+    }
+    CHECK_MSG(most > 1, "the hard inputs never took a second root step (%d)", most);
+    fprintf(stderr, "  note  soft mask root steps on hard inputs: at most %d, %d sequence runs at the cap\n", most,
+            capped);
+    free(again);
+    free(want);
+    mirror_free(&score);
+    mirror_free(&w);
+    mseqs_free(&S);
+}
+
 void cuda_topk_mask_exact_at_the_shared_memory_limit(void);
 void cuda_soft_mask_edge_cases_and_repeatable_bits(void);
 void cuda_step_matches_cpu(void);
@@ -3195,6 +3243,7 @@ static const test_entry tests[] = {
     T(cuda_topk_mask_exact_at_the_shared_memory_limit)
     T(cuda_soft_mask_edge_cases_and_repeatable_bits)
 #ifdef VPPO_CUDA_EMULATE
+    T(cuda_soft_mask_root_steps_bounded_on_hard_inputs)
     T(cuda_per_sequence_kernels_with_several_sequences_per_block)
 #endif
     /* §7, §8 */
