@@ -4184,6 +4184,53 @@ VPPO__ON_INLINE const float *vppo__on_src(const float *x, int64_t t, int n, floa
     return buf;
 }
 
+/* The mask bytes of a chunk of n tokens at t for the check kernels: NULL when every lane is
+   valid; a short chunk's bytes copied to buf, 0 past n. */
+VPPO__ON_INLINE const uint8_t *vppo__on_mask_src(const uint8_t *mask, int64_t t, int n, uint8_t *buf)
+{
+    int i;
+    if (n == VPPO__ON_CH) return mask ? mask + t : NULL;
+    for (i = 0; i < VPPO__ON_CH; ++i) buf[i] = (uint8_t)(i < n && (!mask || mask[t + i]));
+    return buf;
+}
+
+/* The distinct arrays of a check (an array in two slots, like logp_old in vppo_step's, is
+   read once): x[0..n), and of[j], the index of slot j's array (-1: none); pair: the
+   pair and PROB_DROP checks have both their arrays (indices of[0], of[1]). */
+typedef struct vppo__on_arrays {
+    const float *x[VPPO__ON_NCHECK];
+    int of[VPPO__ON_NCHECK], n, pair;
+} vppo__on_arrays;
+
+static void vppo__on_check_arrays(const vppo__on_check *c, vppo__on_arrays *A)
+{
+    int j, a;
+    A->n = 0;
+    for (j = 0; j < VPPO__ON_NCHECK; ++j) {
+        A->of[j] = -1;
+        if (!c->x[j]) continue;
+        for (a = 0; a < A->n && A->x[a] != c->x[j]; ++a) {}
+        if (a == A->n) A->x[A->n++] = c->x[j];
+        A->of[j] = a;
+    }
+    A->pair = (c->pair || c->prob_drop) && c->x[0] && c->x[1];
+}
+
+/* The groups that fail, from what a check kernel saw at the valid positions of each
+   distinct array: pos[a], NaN or +inf; ninf[a], -inf; pair, both of the pair -inf at one
+   position; drop, the PROB_DROP check failed. */
+static int vppo__on_check_groups(const vppo__on_check *c, const vppo__on_arrays *A, const int *pos,
+                                 const int *ninf, int pair, int drop)
+{
+    int j, bits = 0;
+    for (j = 0; j < VPPO__ON_NCHECK; ++j) {
+        const int a = A->of[j];
+        if (a >= 0 && (pos[a] || (ninf[a] && !c->ninf_ok[j]))) bits |= c->group[j];
+    }
+    if ((c->pair && pair) || drop) bits |= c->group[0];
+    return bits;
+}
+
 /* The VPPO__ON_CH partial sums, added pairwise in a fixed order. */
 static double vppo__on_fold(double *slot)
 {
@@ -4436,60 +4483,92 @@ ATTR static int vppo__##I##_on_loss(const vppo__on_loss *L, int64_t t0, int64_t 
     } \
 } \
 \
-/* One vector of check j of c at offset o of a (and b): 0 where it passes, NaN where not. */ \
-ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_bad(const vppo__on_check *c, int j, const float *a, const float *b, int o) \
+/* PROB_DROP's check of one chunk (VPPO__ON_CH floats of a and b; mask bytes pm, NULL: \
+   every lane valid): nonzero when exp(a) - exp(b) is not a finite float at a valid lane. \
+   The check kernels call it only for a chunk with a valid lane above 88 (or NaN): below, \
+   both exponentials are at most e^88 < FLT_MAX / 2 and the difference is finite. */ \
+ATTR static int vppo__##I##_on_pdrop(const float *a, const float *b, const uint8_t *pm) \
 { \
     const VPPO__VD(I) zero = VPPO__DSET1(I)(0.0); \
-    VPPO__VD(I) v = VPPO__DLOADF(I)(a + o); \
-    if (j < VPPO__ON_NCHECK) { \
-        if (c->ninf_ok[j]) v = VPPO__DMAX(I)(VPPO__DSET1(I)(-DBL_MAX), v);   /* -inf: finite; NaN stays */ \
-        return VPPO__DMUL(I)(v, zero);                                       /* NaN for inf and NaN */ \
-    } else { \
-        const VPPO__VD(I) w = VPPO__DLOADF(I)(b + o); \
-        VPPO__VD(I) bad = zero; \
-        if (c->pair) {                                                       /* both -inf: NaN */ \
-            const VPPO__VD(I) m = VPPO__DMAX(I)(v, w); \
-            bad = VPPO__DSUB(I)(m, m); \
-        } \
-        if (c->prob_drop) \
-            bad = VPPO__DADD(I)(bad, VPPO__DSEL(I)(VPPO__DLE(I)(VPPO__DABS(I)(VPPO__DSUB(I)(vppo__##I##_on_dexp(v), \
-                vppo__##I##_on_dexp(w))), VPPO__DSET1(I)(FLT_MAX)), zero, VPPO__DSET1(I)(NAN))); \
-        return bad; \
+    VPPO__VD(I) acc = zero; \
+    double valid[VPPO__ON_CH], lane[VPPO__DW(I)]; \
+    int k, bad = 0; \
+    if (pm) vppo__on_flags(pm, 0, VPPO__ON_CH, valid); \
+    for (k = 0; k < VPPO__ON_CH / VPPO__DW(I); ++k) { \
+        const VPPO__VD(I) d = VPPO__DSUB(I)(vppo__##I##_on_dexp(VPPO__DLOADF(I)(a + k * VPPO__DW(I))), \
+                                            vppo__##I##_on_dexp(VPPO__DLOADF(I)(b + k * VPPO__DW(I)))); \
+        VPPO__VD(I) v = VPPO__DSEL(I)(VPPO__DLE(I)(VPPO__DABS(I)(d), VPPO__DSET1(I)(FLT_MAX)), zero, \
+                                      VPPO__DSET1(I)(NAN)); \
+        if (pm) v = VPPO__DSEL(I)(vppo__##I##_on_valid(valid, k), v, zero); \
+        acc = VPPO__DADD(I)(acc, v); \
     } \
+    VPPO__DSTOREU(I)(lane, acc); \
+    for (k = 0; k < VPPO__DW(I); ++k) bad |= lane[k] != lane[k]; \
+    return bad; \
 } \
 \
-/* Each check in its own pass over [t0, t1) (the caller's blocks keep the arrays in cache \
-   between the passes): the groups of the checks that fail. */ \
-ATTR static int vppo__##I##_on_check(const vppo__on_check *c, int64_t t0, int64_t t1) \
-{ \
-    double valid[VPPO__ON_CH], lane[VPPO__DW(I)]; \
-    float ba[VPPO__ON_CH], bb[VPPO__ON_CH]; \
-    int64_t t; \
-    int j, k, bits = 0; \
-    for (j = 0; j <= VPPO__ON_NCHECK; ++j) { \
-        const float *a = j < VPPO__ON_NCHECK ? c->x[j] : c->x[0], *b = j < VPPO__ON_NCHECK ? NULL : c->x[1]; \
-        VPPO__VD(I) acc = VPPO__DSET1(I)(0.0); \
-        if (!a || (j == VPPO__ON_NCHECK && !c->pair && !c->prob_drop)) continue; \
-        for (t = t0; t < t1; t += VPPO__ON_CH) { \
-            const int n = (int)vppo__min64(VPPO__ON_CH, t1 - t); \
-            const int masked = vppo__on_chunk(c->mask, t, n, valid); \
-            const float *pa = vppo__on_src(a, t, n, ba), *pb = vppo__on_src(b, t, n, bb); \
-            for (k = 0; k < VPPO__ON_CH / VPPO__DW(I); ++k) { \
-                VPPO__VD(I) v = vppo__##I##_on_bad(c, j, pa, pb, k * VPPO__DW(I)); \
-                if (masked) v = VPPO__DSEL(I)(vppo__##I##_on_valid(valid, k), v, VPPO__DSET1(I)(0.0)); \
-                acc = VPPO__DADD(I)(acc, v); \
-            } \
-        } \
-        VPPO__DSTOREU(I)(lane, acc); \
-        for (k = 0; k < VPPO__DW(I); ++k) \
-            if (lane[k] != lane[k]) bits |= c->group[j < VPPO__ON_NCHECK ? j : 0]; \
-    } \
-    return bits; \
-} \
+/* the check kernel, on float lanes (VPPO__ON_CHECK_KERNEL; plain C for the scalar ISA) */ \
+ATTR static int vppo__##I##_on_check(const vppo__on_check *c, int64_t t0, int64_t t1); \
 \
 static const vppo__on_kernels vppo__on_kernels_##I = { \
     vppo__##I##_on_map, vppo__##I##_on_loss, vppo__##I##_on_check, vppo__##I##_on_exp1 \
 };
+
+/* VPPO__ON_CHECK_KERNEL(I, ATTR) defines vppo__<I>_on_check, the check kernel of
+   vppo__on_kernels for a vector ISA I (vppo__c_on_check is the scalar ISA's): one pass over
+   [t0, t1) in chunks of VPPO__ON_CH, each distinct array loaded once per chunk and tested
+   on its float lanes (NaN or +inf: !(x <= FLT_MAX); -inf: x < -FLT_MAX), the results
+   or-ed into lane masks; the pair check from the two -inf masks; PROB_DROP's exponentials
+   only for a chunk that has a valid lane above 88 (vppo__<I>_on_pdrop). Branch-free in the
+   common case (errors are rare; a pass that stops at the first one would not vectorise). */
+#define VPPO__ON_CHECK_KERNEL(I, ATTR) \
+ATTR static int vppo__##I##_on_check(const vppo__on_check *c, int64_t t0, int64_t t1) \
+{ \
+    enum { W = VPPO__W(I), NV = VPPO__ON_CH / VPPO__W(I) }; \
+    const VPPO__V(I) fmax = VPPO__SET1(I)(FLT_MAX), fmin = VPPO__SET1(I)(-FLT_MAX), lim = VPPO__SET1(I)(88.0f); \
+    VPPO__VM(I) pos[VPPO__ON_NCHECK], ninf[VPPO__ON_NCHECK], pair = VPPO__MNONE(I); \
+    float buf[VPPO__ON_NCHECK][VPPO__ON_CH]; \
+    uint8_t mbuf[VPPO__ON_CH]; \
+    vppo__on_arrays A; \
+    int a, k, any_pos[VPPO__ON_NCHECK], any_ninf[VPPO__ON_NCHECK], drop = 0; \
+    int64_t t; \
+    vppo__on_check_arrays(c, &A); \
+    for (a = 0; a < VPPO__ON_NCHECK; ++a) pos[a] = ninf[a] = VPPO__MNONE(I); \
+    for (t = t0; t < t1; t += VPPO__ON_CH) { \
+        const int n = (int)vppo__min64(VPPO__ON_CH, t1 - t); \
+        const uint8_t *pm = vppo__on_mask_src(c->mask, t, n, mbuf); \
+        const float *p[VPPO__ON_NCHECK]; \
+        VPPO__VM(I) big = VPPO__MNONE(I); \
+        for (a = 0; a < A.n; ++a) p[a] = vppo__on_src(A.x[a], t, n, buf[a]); \
+        for (k = 0; k < NV; ++k) { \
+            const VPPO__VM(I) valid = pm ? VPPO__IGT(I)(VPPO__LOAD8(I)(pm + k * W), VPPO__ISET1(I)(0)) : VPPO__MNONE(I); \
+            VPPO__VM(I) ni[VPPO__ON_NCHECK]; \
+            for (a = 0; a < A.n; ++a) { \
+                const VPPO__V(I) v = VPPO__LOADU(I)(p[a] + k * W); \
+                VPPO__VM(I) bp = VPPO__NLE(I)(v, fmax), bn = VPPO__GT(I)(fmin, v); \
+                if (pm) { bp = VPPO__MAND(I)(bp, valid); bn = VPPO__MAND(I)(bn, valid); } \
+                pos[a] = VPPO__MOR(I)(pos[a], bp); \
+                ninf[a] = VPPO__MOR(I)(ninf[a], bn); \
+                ni[a] = bn; \
+            } \
+            if (A.pair && c->pair) pair = VPPO__MOR(I)(pair, VPPO__MAND(I)(ni[A.of[0]], ni[A.of[1]])); \
+            if (A.pair && c->prob_drop) { \
+                VPPO__VM(I) hi = VPPO__MOR(I)(VPPO__NLE(I)(VPPO__LOADU(I)(p[A.of[0]] + k * W), lim), \
+                                              VPPO__NLE(I)(VPPO__LOADU(I)(p[A.of[1]] + k * W), lim)); \
+                if (pm) hi = VPPO__MAND(I)(hi, valid); \
+                big = VPPO__MOR(I)(big, hi); \
+            } \
+        } \
+        if (VPPO__MANY(I)(big)) drop |= vppo__##I##_on_pdrop(p[A.of[0]], p[A.of[1]], pm); \
+    } \
+    for (a = 0; a < A.n; ++a) { \
+        any_pos[a] = VPPO__MANY(I)(pos[a]) != 0; \
+        any_ninf[a] = VPPO__MANY(I)(ninf[a]) != 0; \
+    } \
+    a = VPPO__MANY(I)(pair) != 0; \
+    VPPO__ZEROUPPER(I)(); \
+    return vppo__on_check_groups(c, &A, any_pos, any_ninf, a, drop); \
+}
 
 #if defined(VPPO__X86) || defined(VPPO__NEON)
 #define VPPO__INLINE static __inline__ __attribute__((always_inline))   /* gcc, clang */
@@ -5298,7 +5377,9 @@ __attribute__((target("avx2"))) VPPO__INLINE void vppo__avx2_st8(uint8_t *p, __m
 }
 
 VPPO__SELECT_KERNELS(sse2, __attribute__((target("sse2"))))
+VPPO__ON_CHECK_KERNEL(sse2, __attribute__((target("sse2"))))
 VPPO__SELECT_KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
+VPPO__ON_CHECK_KERNEL(avx2, __attribute__((target("avx2,fma,f16c"))))
 /* g++ 12 flags the deliberate self-initialisation inside _mm512_undefined_*() of its own
    intrinsic headers once they are inlined here; nothing of ours is uninitialised. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -5310,6 +5391,7 @@ VPPO__KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 VPPO__ON_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 VPPO__GEMM_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 VPPO__SELECT_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
+VPPO__ON_CHECK_KERNEL(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -5331,6 +5413,7 @@ VPPO__INLINE void vppo__neon_st8(uint8_t *p, uint32x4_t x)
     memcpy(p, &w, 4);
 }
 VPPO__SELECT_KERNELS(neon, )
+VPPO__ON_CHECK_KERNEL(neon, )
 #endif
 #endif /* VPPO__X86 || VPPO__NEON */
 
@@ -5456,6 +5539,36 @@ static const vppo__gemm_kernels vppo__gemm_kernels_c = { 4, 8, vppo__c_gemm_micr
 
 /* The O(N) kernels in plain C: the scalar ISA's, and the reference of every other one's bits. */
 VPPO__ON_KERNELS(c, )
+
+/* The check kernel of the scalar ISA: VPPO__ON_CHECK_KERNEL's tests one token at a time. */
+static int vppo__c_on_check(const vppo__on_check *c, int64_t t0, int64_t t1)
+{
+    float buf[VPPO__ON_NCHECK][VPPO__ON_CH];
+    uint8_t mbuf[VPPO__ON_CH];
+    vppo__on_arrays A;
+    int a, i, pos[VPPO__ON_NCHECK] = { 0 }, ninf[VPPO__ON_NCHECK] = { 0 }, pair = 0, drop = 0;
+    int64_t t;
+    vppo__on_check_arrays(c, &A);
+    for (t = t0; t < t1; t += VPPO__ON_CH) {
+        const int n = (int)vppo__min64(VPPO__ON_CH, t1 - t);
+        const uint8_t *pm = vppo__on_mask_src(c->mask, t, n, mbuf);
+        const float *p[VPPO__ON_NCHECK];
+        int big = 0;
+        for (a = 0; a < A.n; ++a) p[a] = vppo__on_src(A.x[a], t, n, buf[a]);
+        for (i = 0; i < VPPO__ON_CH; ++i) {
+            int ni[VPPO__ON_NCHECK];
+            if (pm && !pm[i]) continue;
+            for (a = 0; a < A.n; ++a) {
+                pos[a] |= !(p[a][i] <= FLT_MAX);
+                ninf[a] |= ni[a] = p[a][i] < -FLT_MAX;
+            }
+            if (A.pair && c->pair) pair |= ni[A.of[0]] && ni[A.of[1]];
+            if (A.pair && c->prob_drop) big |= !(p[A.of[0]][i] <= 88.0f) || !(p[A.of[1]][i] <= 88.0f);
+        }
+        if (big) drop |= vppo__c_on_pdrop(p[A.of[0]], p[A.of[1]], pm);
+    }
+    return vppo__on_check_groups(c, &A, pos, ninf, pair, drop);
+}
 
 /* --- e. detection, selection and the dispatch table ------------------------------ */
 

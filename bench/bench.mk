@@ -143,3 +143,20 @@ $(BUILD)/abcompare: bench/abcompare.c vppo.h $(BUILD)/bitcheck_base.h | $(BUILD)
 
 bench-ab: $(BUILD)/abcompare
 	./$(BUILD)/abcompare $(BENCH_AB_CALLS)
+
+# ------------------------------------------------------------- bench-step-ab
+#   make bench-step-ab          bench/stepab.c: vppo_step (and its check pass alone) of
+#                               BITCHECK_BASE's vppo.h and of ./vppo.h, alternating calls in
+#                               one process, 1 and 2 threads; BENCH_STEP_AB_REPS: calls per side.
+BENCH_STEP_AB_REPS ?= 11
+.PHONY: bench-step-ab
+
+$(BUILD)/stepab: bench/stepab.c vppo.h $(BUILD)/bitcheck_base.h | $(BUILD)
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) $(BENCH_OMP) -DAB_SIDE=base \
+	    -DAB_HEADER='"$(CURDIR)/$(BUILD)/bitcheck_base.h"' -c bench/stepab.c -o $(BUILD)/stepab_base.o
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) $(BENCH_OMP) -DAB_SIDE=new -c bench/stepab.c -o $(BUILD)/stepab_new.o
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) $(OPT) $(BENCH_OMP) -D_POSIX_C_SOURCE=199309L -DAB_MAIN -c bench/stepab.c -o $(BUILD)/stepab_main.o
+	$(BENCH_CC) $(BENCH_OMP) -o $@ $(BUILD)/stepab_main.o $(BUILD)/stepab_base.o $(BUILD)/stepab_new.o $(LDLIBS)
+
+bench-step-ab: $(BUILD)/stepab
+	./$(BUILD)/stepab $(BENCH_STEP_AB_REPS)

@@ -387,6 +387,40 @@ void on_check_every_isa_finds_each_bad_value(void)
         a[3] = 88.0f;                     /* e^88 < FLT_MAX */
         CHECK_EQ_INT(0, k[i]->check(&c, 0, 5));
     }
+    /* PROB_DROP's exact test (a chunk with a value above 88) at every position of a range
+       with a tail, masked or not; one array in two slots (read once) with -inf allowed in
+       one of them only */
+    for (i = 0; i < nk; ++i) {
+        float a[N], b[N];
+        for (pos = 0; pos < N; ++pos) { a[pos] = -1.0f; b[pos] = -2.0f; }
+        for (n = 1; n <= 33; ++n)
+            for (pos = 0; pos < n; ++pos)
+                for (m = 0; m < 2; ++m) {
+                    vppo__on_check c;
+                    const int hidden = m && !mask[pos + 2];
+                    memset(&c, 0, sizeof c);
+                    c.x[0] = a; c.x[1] = b; c.ninf_ok[0] = c.ninf_ok[1] = 1; c.group[0] = c.group[1] = 1;
+                    c.prob_drop = 1;
+                    c.mask = m ? mask : NULL;
+                    a[pos + 2] = 88.5f; b[pos + 2] = 88.5f;   /* above 88, a finite difference */
+                    wrong += k[i]->check(&c, 2, 2 + n) != 0;
+                    b[pos + 2] = 80.0f;                       /* e^88.5 - e^80 < FLT_MAX */
+                    wrong += k[i]->check(&c, 2, 2 + n) != 0;
+                    b[pos + 2] = -2.0f; a[pos + 2] = 88.75f;  /* e^88.75 > FLT_MAX */
+                    wrong += k[i]->check(&c, 2, 2 + n) != (hidden ? 0 : 1);
+                    a[pos + 2] = -1.0f;
+                    c.prob_drop = 0;
+                    c.x[1] = NULL; c.x[3] = a; c.group[3] = 2;   /* slot 0: -inf allowed; slot 3: not */
+                    a[pos + 2] = -HUGE_VALF;
+                    wrong += k[i]->check(&c, 2, 2 + n) != (hidden ? 0 : 2);
+                    a[pos + 2] = NAN;
+                    wrong += k[i]->check(&c, 2, 2 + n) != (hidden ? 0 : 3);
+                    a[pos + 2] = -1.0f;
+                    tried += 5;
+                }
+    }
+    CHECK_EQ_INT(0, wrong);
+    CHECK(tried > 0);
 }
 
 /* White-box: the backward kernel of every ISA with streaming stores (an aligned body after

@@ -455,3 +455,73 @@ void step_validates_before_writing(void)
     CHECK(memcmp(pb.traj_dep, before.traj_dep, sizeof pb.traj_dep) == 0);
     CHECK_STATUS(VPPO_OK, vppo_step(&cfg, &c.s, c.logp, c.old, c.aug, NULL, pb.adv_seq, &pb.p, pb.dlogp, &out));
 }
+
+/* The step's one check pass over several OpenMP blocks of tokens: NaN, +inf and -inf in
+   each input at the first and last position of a block (and of the batch) and at a
+   masked-out position; -inf is allowed in logp_aug only (logp_old is -inf-tolerant for
+   the dependency but must be finite for the loss: it is checked once for both). Then the
+   precedence of a loss argument error (checked after prepare's data) over the loss's data
+   but not over prepare's. */
+void step_checks_each_input_at_block_edges(void)
+{
+    enum { B = 4, N = 2 * 65536 + 37, NPOS = 7 };
+    const int64_t pos[NPOS] = { 0, 65535, 65536, 2 * 65536 - 1, 2 * 65536, N - 1, 70001 };
+    const float bad[3] = { NAN, HUGE_VALF, -HUGE_VALF };
+    int64_t off[B + 1] = { 0, 40000, 65536 + 11, 2 * 65536 + 5, N };
+    float *in[3], *dep = (float *)malloc(N * sizeof(float)), *adv = (float *)malloc(N * sizeof(float));
+    float *dlogp = (float *)malloc(N * sizeof(float)), traj[B], scale[B], adv_seq[B] = { 1.0f, -1.0f, 0.5f, 2.0f };
+    uint8_t *mask = (uint8_t *)malloc(N), *sel = (uint8_t *)malloc(N);
+    int64_t count[B], t;
+    vppo_config cfg = vppo_config_default();
+    vppo_seqs s;
+    vppo_prepared p;
+    vppo_loss_out out;
+    int a, i, v, wrong = 0, tried = 0;
+    for (a = 0; a < 3; ++a) in[a] = (float *)malloc(N * sizeof(float));   /* logp, logp_old, logp_aug */
+    for (t = 0; t < N; ++t) {
+        mask[t] = (uint8_t)(t != 70001 && t % 7 != 3);
+        in[0][t] = -1.0f - 0.001f * (float)(t % 13);
+        in[1][t] = -1.05f - 0.001f * (float)(t % 11);
+        in[2][t] = -1.3f - 0.002f * (float)(t % 5);
+    }
+    s.n_seqs = B; s.offsets = off; s.mask = mask;
+    memset(&p, 0, sizeof p);
+    p.dep = dep; p.traj_dep = traj; p.count = count; p.scale = scale; p.adv = adv; p.select = sel;
+    CHECK_STATUS(VPPO_OK, vppo_step(&cfg, &s, in[0], in[1], in[2], NULL, adv_seq, &p, dlogp, &out));
+    for (a = 0; a < 3; ++a)
+        for (i = 0; i < NPOS; ++i)
+            for (v = 0; v < 3; ++v) {
+                const float keep = in[a][pos[i]];
+                const int hidden = !mask[pos[i]], allowed = a == 2 && v == 2;
+                const vppo_status want = hidden || allowed ? VPPO_OK : VPPO_ERR_NONFINITE;
+                vppo_status got;
+                in[a][pos[i]] = bad[v];
+                got = vppo_step(&cfg, &s, in[0], in[1], in[2], NULL, adv_seq, &p, dlogp, &out);
+                if (got != want) {
+                    printf("        input %d at %lld = %g: %s, want %s\n", a, (long long)pos[i], (double)bad[v],
+                           vppo_status_string(got), vppo_status_string(want));
+                    ++wrong;
+                }
+                ++tried;
+                in[a][pos[i]] = keep;
+            }
+    CHECK_EQ_INT(0, wrong);
+    CHECK_EQ_INT(3 * NPOS * 3, tried);
+    /* a loss argument error (the dual clip below 1) comes after prepare's data checks and
+       before the loss's: logp_old = -inf fails only the loss's */
+    cfg.loss.clip_dual = 0.5f;
+    in[1][2 * 65536] = -HUGE_VALF;
+    CHECK_STATUS(VPPO_ERR_PARAM, vppo_step(&cfg, &s, in[0], in[1], in[2], NULL, adv_seq, &p, dlogp, &out));
+    in[1][2 * 65536] = NAN;
+    CHECK_STATUS(VPPO_ERR_NONFINITE, vppo_step(&cfg, &s, in[0], in[1], in[2], NULL, adv_seq, &p, dlogp, &out));
+    in[1][2 * 65536] = -1.0f;
+    in[0][65535] = NAN;
+    CHECK_STATUS(VPPO_ERR_PARAM, vppo_step(&cfg, &s, in[0], in[1], in[2], NULL, adv_seq, &p, dlogp, &out));
+    in[0][65535] = -1.0f;
+    in[2][N - 1] = HUGE_VALF;
+    CHECK_STATUS(VPPO_ERR_NONFINITE, vppo_step(&cfg, &s, in[0], in[1], in[2], NULL, adv_seq, &p, dlogp, &out));
+    in[2][N - 1] = -HUGE_VALF;
+    CHECK_STATUS(VPPO_ERR_PARAM, vppo_step(&cfg, &s, in[0], in[1], in[2], NULL, adv_seq, &p, dlogp, &out));
+    for (a = 0; a < 3; ++a) free(in[a]);
+    free(dep); free(adv); free(dlogp); free(mask); free(sel);
+}
