@@ -808,13 +808,39 @@ static vppo_status vppo__check_seqs_in(const vppo_seqs *s, int read_offsets)
 
 static vppo_status vppo__check_seqs(const vppo_seqs *s) { return vppo__check_seqs_in(s, 1); }
 
+/* The number of nonzero bytes of m[0..n): eight at a time in a 64-bit word (each byte
+   folded to its lowest bit, the bits added by one multiply), the rest one by one. */
+static int64_t vppo__count_nonzero(const uint8_t *m, int64_t n)
+{
+    const uint64_t ones = 0x0101010101010101u;
+    int64_t i = 0, k = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, m + i, 8);
+        w |= w >> 4;
+        w |= w >> 2;
+        w |= w >> 1;
+        k += (int64_t)(((w & ones) * ones) >> 56);
+    }
+    for (; i < n; ++i) k += m[i] != 0;
+    return k;
+}
+
 /* n_b: the number of valid positions of sequence b. */
 static int64_t vppo__count_valid(const vppo_seqs *s, int64_t b)
 {
-    int64_t t, n = 0;
     if (!s->mask) return s->offsets[b + 1] - s->offsets[b];
-    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) n += s->mask[t] != 0;
-    return n;
+    return vppo__count_nonzero(s->mask + s->offsets[b], s->offsets[b + 1] - s->offsets[b]);
+}
+
+/* Whether sequence b has a valid position (it stops at the first one). */
+static int vppo__any_valid(const vppo_seqs *s, int64_t b)
+{
+    int64_t t;
+    if (!s->mask) return s->offsets[b + 1] > s->offsets[b];
+    for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t)
+        if (s->mask[t]) return 1;
+    return 0;
 }
 
 /* Below this many tokens (or logits), threads cost more than they bring. */
@@ -3446,13 +3472,13 @@ static vppo_status vppo__check_adv_seq(const vppo_config *cfg, const vppo_seqs *
 {
     int64_t b, n_nonempty = 0;
     double max_scale = 1.0;
-    for (b = 0; b < s->n_seqs; ++b) n_nonempty += vppo__count_valid(s, b) > 0;
+    for (b = 0; b < s->n_seqs; ++b) n_nonempty += vppo__any_valid(s, b);
     if (cfg->use_tas)
         max_scale = cfg->tas.mode == VPPO_TAS_LINEAR ? vppo__max(1.0, cfg->tas.beta_max)
                   : cfg->tas.beta_min + (1.0 - (double)cfg->tas.beta_min) * (double)n_nonempty;
     for (b = 0; b < s->n_seqs; ++b) {
-        if (vppo__count_valid(s, b) == 0) continue;
-        if (!vppo__finite(adv_seq[b]) || fabs((double)adv_seq[b]) * max_scale * (1.0 + 1e-6) > FLT_MAX)
+        if ((!vppo__finite(adv_seq[b]) || fabs((double)adv_seq[b]) * max_scale * (1.0 + 1e-6) > FLT_MAX) &&
+            vppo__any_valid(s, b))
             return VPPO_ERR_NONFINITE;
     }
     return VPPO_OK;
@@ -4184,16 +4210,6 @@ VPPO__ON_INLINE const float *vppo__on_src(const float *x, int64_t t, int n, floa
     return buf;
 }
 
-/* The mask bytes of a chunk of n tokens at t for the check kernels: NULL when every lane is
-   valid; a short chunk's bytes copied to buf, 0 past n. */
-VPPO__ON_INLINE const uint8_t *vppo__on_mask_src(const uint8_t *mask, int64_t t, int n, uint8_t *buf)
-{
-    int i;
-    if (n == VPPO__ON_CH) return mask ? mask + t : NULL;
-    for (i = 0; i < VPPO__ON_CH; ++i) buf[i] = (uint8_t)(i < n && (!mask || mask[t + i]));
-    return buf;
-}
-
 /* The distinct arrays of a check (an array in two slots, like logp_old in vppo_step's, is
    read once): x[0..n), and of[j], the index of slot j's array (-1: none); pair: the
    pair and PROB_DROP checks have both their arrays (indices of[0], of[1]). */
@@ -4229,6 +4245,72 @@ static int vppo__on_check_groups(const vppo__on_check *c, const vppo__on_arrays 
     }
     if ((c->pair && pair) || drop) bits |= c->group[0];
     return bits;
+}
+
+/* What a scan (vppo__<I>_on_scan) saw at the valid positions of [t0, t1) of one array: */
+#define VPPO__ON_POS  1            /* NaN or +inf */
+#define VPPO__ON_NINF 2            /* -inf */
+#define VPPO__ON_BIG  4            /* above 88, or NaN (only when asked: hi) */
+#define VPPO__ON_SUB  1024         /* the tokens of one sub-block of vppo__on_check_drive */
+
+/* A short run of n tokens at t of x and mask, padded to w lanes: buf with zeros after x's,
+   mbuf 1 at the valid ones (every one without a mask), 0 after them. */
+static void vppo__on_tail(const float *x, const uint8_t *mask, int64_t t, int n, int w, float *buf, uint8_t *mbuf)
+{
+    int i;
+    for (i = 0; i < w; ++i) {
+        buf[i] = i < n ? x[t + i] : 0.0f;
+        mbuf[i] = (uint8_t)(i < n && (!mask || mask[t + i]));
+    }
+}
+
+typedef int (*vppo__on_scan_fn)(const float *x, const uint8_t *mask, int64_t t0, int64_t t1, int hi);
+typedef int (*vppo__on_pdrop_fn)(const float *a, const float *b, const uint8_t *pm);
+
+/* The check kernel of every ISA over its scan and PROB_DROP test: sub-blocks of
+   VPPO__ON_SUB tokens, and in each, one scan per distinct array (each array read once from
+   memory), first without the mask: only when that finds something (a bad value, or
+   garbage at a masked-out position) is the sub-block, still in cache, scanned again with
+   it. The pair and PROB_DROP checks look at the two arrays together only in a
+   sub-block where both scans saw -inf (the pair) or one saw a value above 88 (PROB_DROP,
+   in the ISA's double exponentials, 16 tokens at a time): rare in real data, and the
+   sub-block is then still in cache. */
+static int vppo__on_check_drive(const vppo__on_check *c, int64_t t0, int64_t t1, vppo__on_scan_fn scan,
+                                vppo__on_pdrop_fn pdrop)
+{
+    vppo__on_arrays A;
+    int a, pos[VPPO__ON_NCHECK] = { 0 }, ninf[VPPO__ON_NCHECK] = { 0 }, pair = 0, drop = 0;
+    int64_t s0, t;
+    vppo__on_check_arrays(c, &A);
+    for (s0 = t0; s0 < t1; s0 += VPPO__ON_SUB) {
+        const int64_t s1 = vppo__min64(t1, s0 + VPPO__ON_SUB);
+        int f[VPPO__ON_NCHECK];
+        for (a = 0; a < A.n; ++a) {
+            const int hi = c->prob_drop && A.pair && (a == A.of[0] || a == A.of[1]);
+            f[a] = scan(A.x[a], NULL, s0, s1, hi);   /* masked-out positions are rarely suspect */
+            if (f[a] && c->mask) f[a] = scan(A.x[a], c->mask, s0, s1, hi);
+            pos[a] |= f[a] & VPPO__ON_POS;
+            ninf[a] |= f[a] & VPPO__ON_NINF;
+        }
+        if (!A.pair) continue;
+        if (c->pair && (f[A.of[0]] & f[A.of[1]] & VPPO__ON_NINF))
+            for (t = s0; t < s1; ++t)
+                pair |= (!c->mask || c->mask[t]) && A.x[A.of[0]][t] < -FLT_MAX && A.x[A.of[1]][t] < -FLT_MAX;
+        if (c->prob_drop && ((f[A.of[0]] | f[A.of[1]]) & VPPO__ON_BIG))
+            for (t = s0; t < s1; t += VPPO__ON_CH) {
+                const int n = (int)vppo__min64(VPPO__ON_CH, s1 - t);
+                float ba[VPPO__ON_CH], bb[VPPO__ON_CH];
+                uint8_t mb[VPPO__ON_CH];
+                if (n == VPPO__ON_CH) {
+                    drop |= pdrop(A.x[A.of[0]] + t, A.x[A.of[1]] + t, c->mask ? c->mask + t : NULL);
+                } else {
+                    vppo__on_tail(A.x[A.of[0]], c->mask, t, n, VPPO__ON_CH, ba, mb);
+                    vppo__on_tail(A.x[A.of[1]], c->mask, t, n, VPPO__ON_CH, bb, mb);
+                    drop |= pdrop(ba, bb, mb);
+                }
+            }
+    }
+    return vppo__on_check_groups(c, &A, pos, ninf, pair, drop);
 }
 
 /* The VPPO__ON_CH partial sums, added pairwise in a fixed order. */
@@ -4515,59 +4597,51 @@ static const vppo__on_kernels vppo__on_kernels_##I = { \
 };
 
 /* VPPO__ON_CHECK_KERNEL(I, ATTR) defines vppo__<I>_on_check, the check kernel of
-   vppo__on_kernels for a vector ISA I (vppo__c_on_check is the scalar ISA's): one pass over
-   [t0, t1) in chunks of VPPO__ON_CH, each distinct array loaded once per chunk and tested
-   on its float lanes (NaN or +inf: !(x <= FLT_MAX); -inf: x < -FLT_MAX), the results
-   or-ed into lane masks; the pair check from the two -inf masks; PROB_DROP's exponentials
-   only for a chunk that has a valid lane above 88 (vppo__<I>_on_pdrop). Branch-free in the
-   common case (errors are rare; a pass that stops at the first one would not vectorise). */
+   vppo__on_kernels for a vector ISA I (the scalar ISA's is plain C): vppo__on_check_drive
+   over vppo__<I>_on_scan, which tests the float lanes of one array directly (NaN or +inf:
+   !(x <= FLT_MAX); -inf: x < -FLT_MAX; above 88 or NaN: !(x <= 88)) and or-s the
+   results into lane masks, one compare per test and vector. */
 #define VPPO__ON_CHECK_KERNEL(I, ATTR) \
+ATTR VPPO__ON_INLINE void vppo__##I##_on_lanes(const float *x, const uint8_t *m, int hi, VPPO__VM(I) *pos, \
+                                               VPPO__VM(I) *ninf, VPPO__VM(I) *big) \
+{ \
+    const VPPO__V(I) v = VPPO__LOADU(I)(x); \
+    VPPO__VM(I) bp = VPPO__NLE(I)(v, VPPO__SET1(I)(FLT_MAX)), bn = VPPO__GT(I)(VPPO__SET1(I)(-FLT_MAX), v); \
+    VPPO__VM(I) bh = hi ? VPPO__NLE(I)(v, VPPO__SET1(I)(88.0f)) : VPPO__MNONE(I); \
+    if (m) { \
+        const VPPO__VM(I) valid = VPPO__IGT(I)(VPPO__LOAD8(I)(m), VPPO__ISET1(I)(0)); \
+        bp = VPPO__MAND(I)(bp, valid); bn = VPPO__MAND(I)(bn, valid); bh = VPPO__MAND(I)(bh, valid); \
+    } \
+    *pos = VPPO__MOR(I)(*pos, bp); *ninf = VPPO__MOR(I)(*ninf, bn); *big = VPPO__MOR(I)(*big, bh); \
+} \
+\
+ATTR static int vppo__##I##_on_scan(const float *x, const uint8_t *mask, int64_t t0, int64_t t1, int hi) \
+{ \
+    enum { W = VPPO__W(I) }; \
+    VPPO__VM(I) pos = VPPO__MNONE(I), ninf = VPPO__MNONE(I), big = VPPO__MNONE(I); \
+    float buf[W]; \
+    uint8_t mbuf[W]; \
+    int64_t t = t0; \
+    int r; \
+    if (mask) \
+        for (; t + W <= t1; t += W) vppo__##I##_on_lanes(x + t, mask + t, hi, &pos, &ninf, &big); \
+    else if (hi) \
+        for (; t + W <= t1; t += W) vppo__##I##_on_lanes(x + t, NULL, 1, &pos, &ninf, &big); \
+    else \
+        for (; t + W <= t1; t += W) vppo__##I##_on_lanes(x + t, NULL, 0, &pos, &ninf, &big); \
+    if (t < t1) { \
+        vppo__on_tail(x, mask, t, (int)(t1 - t), W, buf, mbuf); \
+        vppo__##I##_on_lanes(buf, mbuf, hi, &pos, &ninf, &big); \
+    } \
+    r = (VPPO__MANY(I)(pos) ? VPPO__ON_POS : 0) | (VPPO__MANY(I)(ninf) ? VPPO__ON_NINF : 0) | \
+        (VPPO__MANY(I)(big) ? VPPO__ON_BIG : 0); \
+    VPPO__ZEROUPPER(I)(); \
+    return r; \
+} \
+\
 ATTR static int vppo__##I##_on_check(const vppo__on_check *c, int64_t t0, int64_t t1) \
 { \
-    enum { W = VPPO__W(I), NV = VPPO__ON_CH / VPPO__W(I) }; \
-    const VPPO__V(I) fmax = VPPO__SET1(I)(FLT_MAX), fmin = VPPO__SET1(I)(-FLT_MAX), lim = VPPO__SET1(I)(88.0f); \
-    VPPO__VM(I) pos[VPPO__ON_NCHECK], ninf[VPPO__ON_NCHECK], pair = VPPO__MNONE(I); \
-    float buf[VPPO__ON_NCHECK][VPPO__ON_CH]; \
-    uint8_t mbuf[VPPO__ON_CH]; \
-    vppo__on_arrays A; \
-    int a, k, any_pos[VPPO__ON_NCHECK], any_ninf[VPPO__ON_NCHECK], drop = 0; \
-    int64_t t; \
-    vppo__on_check_arrays(c, &A); \
-    for (a = 0; a < VPPO__ON_NCHECK; ++a) pos[a] = ninf[a] = VPPO__MNONE(I); \
-    for (t = t0; t < t1; t += VPPO__ON_CH) { \
-        const int n = (int)vppo__min64(VPPO__ON_CH, t1 - t); \
-        const uint8_t *pm = vppo__on_mask_src(c->mask, t, n, mbuf); \
-        const float *p[VPPO__ON_NCHECK]; \
-        VPPO__VM(I) big = VPPO__MNONE(I); \
-        for (a = 0; a < A.n; ++a) p[a] = vppo__on_src(A.x[a], t, n, buf[a]); \
-        for (k = 0; k < NV; ++k) { \
-            const VPPO__VM(I) valid = pm ? VPPO__IGT(I)(VPPO__LOAD8(I)(pm + k * W), VPPO__ISET1(I)(0)) : VPPO__MNONE(I); \
-            VPPO__VM(I) ni[VPPO__ON_NCHECK]; \
-            for (a = 0; a < A.n; ++a) { \
-                const VPPO__V(I) v = VPPO__LOADU(I)(p[a] + k * W); \
-                VPPO__VM(I) bp = VPPO__NLE(I)(v, fmax), bn = VPPO__GT(I)(fmin, v); \
-                if (pm) { bp = VPPO__MAND(I)(bp, valid); bn = VPPO__MAND(I)(bn, valid); } \
-                pos[a] = VPPO__MOR(I)(pos[a], bp); \
-                ninf[a] = VPPO__MOR(I)(ninf[a], bn); \
-                ni[a] = bn; \
-            } \
-            if (A.pair && c->pair) pair = VPPO__MOR(I)(pair, VPPO__MAND(I)(ni[A.of[0]], ni[A.of[1]])); \
-            if (A.pair && c->prob_drop) { \
-                VPPO__VM(I) hi = VPPO__MOR(I)(VPPO__NLE(I)(VPPO__LOADU(I)(p[A.of[0]] + k * W), lim), \
-                                              VPPO__NLE(I)(VPPO__LOADU(I)(p[A.of[1]] + k * W), lim)); \
-                if (pm) hi = VPPO__MAND(I)(hi, valid); \
-                big = VPPO__MOR(I)(big, hi); \
-            } \
-        } \
-        if (VPPO__MANY(I)(big)) drop |= vppo__##I##_on_pdrop(p[A.of[0]], p[A.of[1]], pm); \
-    } \
-    for (a = 0; a < A.n; ++a) { \
-        any_pos[a] = VPPO__MANY(I)(pos[a]) != 0; \
-        any_ninf[a] = VPPO__MANY(I)(ninf[a]) != 0; \
-    } \
-    a = VPPO__MANY(I)(pair) != 0; \
-    VPPO__ZEROUPPER(I)(); \
-    return vppo__on_check_groups(c, &A, any_pos, any_ninf, a, drop); \
+    return vppo__on_check_drive(c, t0, t1, vppo__##I##_on_scan, vppo__##I##_on_pdrop); \
 }
 
 #if defined(VPPO__X86) || defined(VPPO__NEON)
@@ -5540,34 +5614,23 @@ static const vppo__gemm_kernels vppo__gemm_kernels_c = { 4, 8, vppo__c_gemm_micr
 /* The O(N) kernels in plain C: the scalar ISA's, and the reference of every other one's bits. */
 VPPO__ON_KERNELS(c, )
 
-/* The check kernel of the scalar ISA: VPPO__ON_CHECK_KERNEL's tests one token at a time. */
+/* The check kernel of the scalar ISA: VPPO__ON_CHECK_KERNEL's tests one float at a time. */
+static int vppo__c_on_scan(const float *x, const uint8_t *mask, int64_t t0, int64_t t1, int hi)
+{
+    int64_t t;
+    int pos = 0, ninf = 0, big = 0;
+    for (t = t0; t < t1; ++t) {
+        if (mask && !mask[t]) continue;
+        pos |= !(x[t] <= FLT_MAX);
+        ninf |= x[t] < -FLT_MAX;
+        big |= hi && !(x[t] <= 88.0f);
+    }
+    return (pos ? VPPO__ON_POS : 0) | (ninf ? VPPO__ON_NINF : 0) | (big ? VPPO__ON_BIG : 0);
+}
+
 static int vppo__c_on_check(const vppo__on_check *c, int64_t t0, int64_t t1)
 {
-    float buf[VPPO__ON_NCHECK][VPPO__ON_CH];
-    uint8_t mbuf[VPPO__ON_CH];
-    vppo__on_arrays A;
-    int a, i, pos[VPPO__ON_NCHECK] = { 0 }, ninf[VPPO__ON_NCHECK] = { 0 }, pair = 0, drop = 0;
-    int64_t t;
-    vppo__on_check_arrays(c, &A);
-    for (t = t0; t < t1; t += VPPO__ON_CH) {
-        const int n = (int)vppo__min64(VPPO__ON_CH, t1 - t);
-        const uint8_t *pm = vppo__on_mask_src(c->mask, t, n, mbuf);
-        const float *p[VPPO__ON_NCHECK];
-        int big = 0;
-        for (a = 0; a < A.n; ++a) p[a] = vppo__on_src(A.x[a], t, n, buf[a]);
-        for (i = 0; i < VPPO__ON_CH; ++i) {
-            int ni[VPPO__ON_NCHECK];
-            if (pm && !pm[i]) continue;
-            for (a = 0; a < A.n; ++a) {
-                pos[a] |= !(p[a][i] <= FLT_MAX);
-                ninf[a] |= ni[a] = p[a][i] < -FLT_MAX;
-            }
-            if (A.pair && c->pair) pair |= ni[A.of[0]] && ni[A.of[1]];
-            if (A.pair && c->prob_drop) big |= !(p[A.of[0]][i] <= 88.0f) || !(p[A.of[1]][i] <= 88.0f);
-        }
-        if (big) drop |= vppo__c_on_pdrop(p[A.of[0]], p[A.of[1]], pm);
-    }
-    return vppo__on_check_groups(c, &A, pos, ninf, pair, drop);
+    return vppo__on_check_drive(c, t0, t1, vppo__c_on_scan, vppo__c_on_pdrop);
 }
 
 /* --- e. detection, selection and the dispatch table ------------------------------ */

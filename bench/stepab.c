@@ -7,6 +7,7 @@
      step    the whole vppo_step
      check   vppo_step with a NaN in logp at the last token: the argument and data checks
              only (it returns VPPO_ERR_NONFINITE after the one pass over the data)
+     check+m the same with a mask (every 8th token masked out)
      memcpy  one memcpy of the inputs (bench.c's "memcpy of the inputs")
    at 1 thread, and at 2 when built with OpenMP. Nothing is asserted: speed is measured here. */
 #include <stdint.h>
@@ -18,6 +19,7 @@ typedef struct sab_data {
     float *dep, *traj, *scale, *adv, *dlogp;
     int64_t *count;
     unsigned char *select;
+    const unsigned char *mask;    /* the masked rows' mask (every 8th token out) */
 } sab_data;
 
 #ifdef AB_SIDE
@@ -31,8 +33,9 @@ typedef struct sab_data {
 #define SAB_CAT2(a, b) a##b
 #define SAB_CAT(a, b) SAB_CAT2(a, b)
 
-/* One vppo_step on d (bad: logp with a NaN at the last token); its status. */
-int SAB_CAT(sab_step_, AB_SIDE)(const sab_data *d, int bad)
+/* One vppo_step on d (what: 0 the inputs, 1 logp with a NaN at the last token, 2 that with
+   d->mask); its status. */
+int SAB_CAT(sab_step_, AB_SIDE)(const sab_data *d, int what)
 {
     static int64_t off[4097];
     vppo_config cfg = vppo_config_default();
@@ -40,11 +43,11 @@ int SAB_CAT(sab_step_, AB_SIDE)(const sab_data *d, int bad)
     vppo_prepared p;
     vppo_loss_out out;
     vppo_offsets_uniform(off, d->B, d->L);
-    s.n_seqs = d->B; s.offsets = off; s.mask = NULL;
+    s.n_seqs = d->B; s.offsets = off; s.mask = what == 2 ? d->mask : NULL;
     memset(&p, 0, sizeof p);
     p.dep = d->dep; p.traj_dep = d->traj; p.count = d->count; p.scale = d->scale; p.adv = d->adv;
     p.select = d->select;
-    return (int)vppo_step(&cfg, &s, bad ? d->logp_bad : d->logp, d->logp_old, d->logp_aug, NULL, d->adv_seq,
+    return (int)vppo_step(&cfg, &s, what ? d->logp_bad : d->logp, d->logp_old, d->logp_aug, NULL, d->adv_seq,
                           &p, d->dlogp, &out);
 }
 #endif /* AB_SIDE */
@@ -58,8 +61,8 @@ int SAB_CAT(sab_step_, AB_SIDE)(const sab_data *d, int bad)
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-int sab_step_base(const sab_data *d, int bad);
-int sab_step_new(const sab_data *d, int bad);
+int sab_step_base(const sab_data *d, int what);
+int sab_step_new(const sab_data *d, int what);
 
 static double now(void)
 {
@@ -103,7 +106,7 @@ int main(int argc, char **argv)
     float *aug = (float *)xmalloc((size_t)N * 4), *bad = (float *)xmalloc((size_t)N * 4);
     float *adv_seq = (float *)xmalloc((size_t)B * 4);
     const size_t in_bytes = (size_t)N * 12 + (size_t)B * 4 + (size_t)(B + 1) * 8;
-    unsigned char *copy = (unsigned char *)xmalloc(in_bytes);
+    unsigned char *copy = (unsigned char *)xmalloc(in_bytes), *mask = (unsigned char *)xmalloc((size_t)N);
     int nthr = 1, ti, w, r;
     int64_t t;
     for (t = 0; t < N; ++t) {
@@ -112,17 +115,20 @@ int main(int argc, char **argv)
         logp[t] = (float)(lo + 0.02 * (unif() - 0.5));
         aug[t] = (float)(lo + 0.3 * (unif() - 0.5));
     }
+    for (t = 0; t < N; ++t) mask[t] = (unsigned char)(t % 8 != 5);
     memcpy(bad, logp, (size_t)N * 4);
     bad[N - 1] = NAN;
     for (t = 0; t < B; ++t) adv_seq[t] = (t % 3) ? 0.5f : -1.0f;
     memset(&d, 0, sizeof d);
     d.logp = logp; d.logp_old = old; d.logp_aug = aug; d.logp_bad = bad; d.adv_seq = adv_seq; d.B = B; d.L = L;
+    d.mask = mask;
     d.dep = (float *)xmalloc((size_t)N * 4); d.adv = (float *)xmalloc((size_t)N * 4);
     d.dlogp = (float *)xmalloc((size_t)N * 4); d.select = (unsigned char *)xmalloc((size_t)N);
     d.traj = (float *)xmalloc((size_t)B * 4); d.scale = (float *)xmalloc((size_t)B * 4);
     d.count = (int64_t *)xmalloc((size_t)B * 8);
     memset(copy, 1, in_bytes);
-    if (sab_step_base(&d, 0) != 0 || sab_step_new(&d, 0) != 0 || sab_step_base(&d, 1) == 0 || sab_step_new(&d, 1) == 0) {
+    if (sab_step_base(&d, 0) != 0 || sab_step_new(&d, 0) != 0 || sab_step_base(&d, 1) == 0 || sab_step_new(&d, 1) == 0 ||
+        sab_step_base(&d, 2) == 0 || sab_step_new(&d, 2) == 0) {
         printf("unexpected status\n");
         return 1;
     }
@@ -130,7 +136,7 @@ int main(int argc, char **argv)
     nthr = 2;
 #endif
     printf("## vppo_step, base vs new (one process, alternating calls; median of %d each)\n\n", reps);
-    printf("| what   | thr | base ms | new ms | new/base | new x memcpy |\n|---|--:|--:|--:|--:|--:|\n");
+    printf("| what    | thr | base ms | new ms | new/base | new x memcpy |\n|---|--:|--:|--:|--:|--:|\n");
     {
         double *tc = (double *)xmalloc((size_t)reps * sizeof(double)), mc;
         for (r = 0; r < reps; ++r) {
@@ -142,12 +148,12 @@ int main(int argc, char **argv)
             tc[r] = now() - t0;
         }
         mc = median(tc, reps);
-        printf("| memcpy |   1 | %7.3f | %6.3f |     1.00 |         1.00 |\n", mc * 1e3, mc * 1e3);
+        printf("| memcpy  |   1 | %7.3f | %6.3f |     1.00 |         1.00 |\n", mc * 1e3, mc * 1e3);
         for (ti = 1; ti <= nthr; ++ti) {
 #ifdef _OPENMP
             omp_set_num_threads(ti);
 #endif
-            for (w = 0; w < 2; ++w) {
+            for (w = 0; w < 3; ++w) {
                 double *tb = (double *)xmalloc((size_t)reps * sizeof(double));
                 double *tn = (double *)xmalloc((size_t)reps * sizeof(double)), mb, mn;
                 (void)sab_step_base(&d, w); (void)sab_step_new(&d, w);   /* warm */
@@ -162,14 +168,15 @@ int main(int argc, char **argv)
                     }
                 }
                 mb = median(tb, reps); mn = median(tn, reps);
-                printf("| %-6s | %3d | %7.3f | %6.3f | %8.3f | %12.2f |\n", w ? "check" : "step", ti, mb * 1e3,
+                printf("| %-7s | %3d | %7.3f | %6.3f | %8.3f | %12.2f |\n", w == 2 ? "check+m" : w ? "check" : "step", ti, mb * 1e3,
                        mn * 1e3, mn / mb, mn / mc);
                 free(tb); free(tn);
             }
         }
         free(tc);
     }
-    printf("\ncheck: vppo_step with a NaN in logp at the last token (arguments and the data pass only).\n");
+    printf("\ncheck: vppo_step with a NaN in logp at the last token (arguments and the data pass only);\n"
+           "check+m: the same with a mask (every 8th token masked out).\n");
     return 0;
 }
 #endif /* AB_MAIN */

@@ -331,6 +331,26 @@ void on_loss_every_isa_matches_c_and_float64(void)
     }
 }
 
+/* The word-at-a-time count of nonzero bytes (vppo__count_valid) against a byte loop: every
+   length and start offset up to 40, bytes with one bit set at each place, 0 and 255. */
+void count_nonzero_matches_a_byte_loop(void)
+{
+    uint8_t m[64];
+    int i, n, off, want, wrong = 0;
+    uint32_t x = 12345u;
+    for (i = 0; i < 64; ++i) {
+        x = x * 1103515245u + 12345u;
+        m[i] = (x >> 16) % 3 == 0 ? 0 : (uint8_t)(1u << ((x >> 20) % 8));
+    }
+    m[5] = 255; m[17] = 0x80; m[18] = 0; m[19] = 0x01;
+    for (off = 0; off < 8; ++off)
+        for (n = 0; n <= 40; ++n) {
+            for (want = 0, i = 0; i < n; ++i) want += m[off + i] != 0;
+            wrong += vppo__count_nonzero(m + off, n) != want;
+        }
+    CHECK_EQ_INT(0, wrong);
+}
+
 /* The check kernel: one bad value at each position of every tail length, in each slot,
    masked or not, reports its group on every ISA; -inf only where allowed; the pair and
    PROB_DROP checks. */
