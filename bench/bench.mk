@@ -154,7 +154,8 @@ BENCH_STEP_AB_REPS ?= 11
 $(BUILD)/stepab: bench/stepab.c vppo.h $(BUILD)/bitcheck_base.h | $(BUILD)
 	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) $(BENCH_OMP) -DAB_SIDE=base \
 	    -DAB_HEADER='"$(CURDIR)/$(BUILD)/bitcheck_base.h"' -c bench/stepab.c -o $(BUILD)/stepab_base.o
-	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) $(BENCH_OMP) -DAB_SIDE=new -c bench/stepab.c -o $(BUILD)/stepab_new.o
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) $(BENCH_OMP) -DAB_SIDE=new \
+	    -DAB_HEADER='"$(CURDIR)/vppo.h"' -c bench/stepab.c -o $(BUILD)/stepab_new.o
 	$(BENCH_CC) $(CSTD) $(BENCH_WARN) $(OPT) $(BENCH_OMP) -D_POSIX_C_SOURCE=199309L -DAB_MAIN -c bench/stepab.c -o $(BUILD)/stepab_main.o
 	$(BENCH_CC) $(BENCH_OMP) -o $@ $(BUILD)/stepab_main.o $(BUILD)/stepab_base.o $(BUILD)/stepab_new.o $(LDLIBS)
 

@@ -1,9 +1,9 @@
 /* stepab.c - vppo_step of two builds of vppo.h side by side in one process (make bench-step-ab).
 
-   Compiled three times like abcompare.c: AB_SIDE=base (the header AB_HEADER, BITCHECK_BASE's
-   vppo.h) and AB_SIDE=new (./vppo.h), each with VPPODEF static, and AB_MAIN for the driver.
-   The driver times, at 1024 x 2048 tokens with vppo_config_default (bench.c's step inputs,
-   no mask), calls alternating base, new, new, base, ... and prints the median of each side:
+   Compiled three times like abcompare.c: AB_SIDE=base (AB_HEADER: BITCHECK_BASE's vppo.h) and
+   AB_SIDE=new (AB_HEADER: ./vppo.h), each with VPPODEF static, and AB_MAIN for the driver.
+   The driver times, at 1024 x 2048 tokens with vppo_config_default (inputs like those of
+   bench.c's step table, no mask), calls alternating base, new, new, base, ... and prints the median of each side:
      step    the whole vppo_step
      check   vppo_step with a NaN in logp at the last token: the argument and data checks
              only (it returns VPPO_ERR_NONFINITE after the one pass over the data)
@@ -25,11 +25,7 @@ typedef struct sab_data {
 #ifdef AB_SIDE
 #define VPPODEF static
 #define VPPO_IMPLEMENTATION
-#ifdef AB_HEADER
-#include AB_HEADER
-#else
-#include "../vppo.h"
-#endif
+#include AB_HEADER                /* the side's vppo.h (bench.mk names both) */
 #define SAB_CAT2(a, b) a##b
 #define SAB_CAT(a, b) SAB_CAT2(a, b)
 
