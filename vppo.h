@@ -898,10 +898,10 @@ typedef struct vppo__on_kernels {
 /* The active ISA's O(N) kernels (the plain C ones for the scalar ISA). */
 static const vppo__on_kernels *vppo__on_active(void);
 
-/* The groups of c's checks (vppo__on_check) that fail at some valid position of s: one
-   branch-free vector pass over all of c's arrays together (errors are rare, and a pass that
-   stops at the first one would keep the common case from vectorising), OpenMP over blocks
-   of tokens in large calls. */
+/* The groups of c's checks (vppo__on_check) that fail at some valid position of s: each
+   distinct array read once, its float lanes tested without branches (errors are rare, and
+   a pass that stops at the first one would keep the common case from vectorising; see
+   vppo__on_check_drive), OpenMP over blocks of tokens in large calls. */
 static int vppo__on_check_run(const vppo_seqs *s, vppo__on_check *c)
 {
     const vppo__on_kernels *k = vppo__on_active();
