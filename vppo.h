@@ -4618,6 +4618,14 @@ static const vppo__on_kernels vppo__on_kernels_##I = { \
    over vppo__<I>_on_scan, which tests the float lanes of one array directly (NaN or +inf:
    !(x <= FLT_MAX); -inf: x < -FLT_MAX; above 88 or NaN: !(x <= 88)) and or-s the
    results into lane masks, one compare per test and vector. */
+/* The hint for float t + VPPO__ON_SUB of x, the same place in the array's next sub-block
+   (the scans of a sub-block go array by array, a 4 KiB page each, and each page started
+   cold). Measured with perf over 60 vppo_step calls (1 thread, AVX-512, 1024 x 2048): the
+   scans' CPU time 2.2 ms per step instead of 2.8 (two runs each); two sub-blocks ahead, or
+   sub-blocks of 2048 or 4096 tokens, were no better. An address past the array is harmless
+   (formed as an integer; a prefetch never faults). */
+#define VPPO__ON_SCAN_PREFETCH(x, t) \
+    __builtin_prefetch((const void *)((uintptr_t)(x) + (uintptr_t)((t) + VPPO__ON_SUB) * sizeof(float)))
 #define VPPO__ON_CHECK_KERNEL(I, ATTR) \
 ATTR VPPO__ON_INLINE void vppo__##I##_on_lanes(const float *x, const uint8_t *m, int hi, VPPO__VM(I) *pos, \
                                                VPPO__VM(I) *ninf, VPPO__VM(I) *big) \
@@ -4643,9 +4651,15 @@ ATTR static int vppo__##I##_on_scan(const float *x, const uint8_t *mask, int64_t
     if (mask) \
         for (; t + W <= t1; t += W) vppo__##I##_on_lanes(x + t, mask + t, hi, &pos, &ninf, &big); \
     else if (hi) \
-        for (; t + W <= t1; t += W) vppo__##I##_on_lanes(x + t, NULL, 1, &pos, &ninf, &big); \
+        for (; t + W <= t1; t += W) { \
+            VPPO__ON_SCAN_PREFETCH(x, t); \
+            vppo__##I##_on_lanes(x + t, NULL, 1, &pos, &ninf, &big); \
+        } \
     else \
-        for (; t + W <= t1; t += W) vppo__##I##_on_lanes(x + t, NULL, 0, &pos, &ninf, &big); \
+        for (; t + W <= t1; t += W) { \
+            VPPO__ON_SCAN_PREFETCH(x, t); \
+            vppo__##I##_on_lanes(x + t, NULL, 0, &pos, &ninf, &big); \
+        } \
     if (t < t1) { \
         vppo__on_tail(x, mask, t, (int)(t1 - t), W, buf, mbuf); \
         vppo__##I##_on_lanes(buf, mbuf, hi, &pos, &ninf, &big); \
