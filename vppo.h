@@ -2385,6 +2385,9 @@ static double vppo__sum16(const double *a)
    which is sought. */
 typedef struct vppo__window { int32_t lo, hi; int64_t m, need; } vppo__window;
 
+/* What a partition pass (vppo__select_kernels.part) finds. */
+typedef struct vppo__part { int64_t mid, above, m; int32_t lo, hi; } vppo__part;
+
 /* Kernels of the selection (one table per ISA; the portable C ones are the reference). */
 typedef struct vppo__select_kernels {
     /* key[i] = vppo__key(x[i]) at the valid i < n (no NaN among them), VPPO__KEY_NONE at
@@ -2397,6 +2400,13 @@ typedef struct vppo__select_kernels {
                  uint8_t *select, vppo__topk_acc *acc);
     /* Is x[i] NaN at a valid i < n? */
     int (*nan)(const float *x, const uint8_t *valid, int64_t n);
+    /* One partition pass, added to *o: the keys of positions i < n (those of the scores x at
+       the valid i, valid NULL = all valid; x NULL: the keys src[i], all valid) that lie in
+       [lo, hi] go to dst[o->mid..] (in any order; dst may be src, or a buffer of n keys:
+       dst[o->mid + n - 1] may be overwritten, never anything above); o->above counts those
+       > hi, o->m the valid ones, o->lo, o->hi the least and greatest moved. */
+    void (*part)(const float *x, const uint8_t *valid, const int32_t *src, int64_t n, int32_t lo, int32_t hi,
+                 int32_t *dst, struct vppo__part *o);
 } vppo__select_kernels;
 
 /* From the ISA section: the selection kernels of the active ISA (never NULL). */
@@ -2442,8 +2452,32 @@ static int vppo__c_topk_nan(const float *x, const uint8_t *valid, int64_t n)
     return bad;
 }
 
+static void vppo__c_topk_part(const float *x, const uint8_t *valid, const int32_t *src, int64_t n, int32_t lo,
+                              int32_t hi, int32_t *dst, vppo__part *o)
+{
+    int64_t i, j = o->mid, j0 = o->mid, a = 0, m = 0;
+    int32_t l = o->lo, h = o->hi;
+    for (i = 0; i < n; ++i) {   /* without branches: the test is unpredictable */
+        const int ok = !x || !valid || valid[i] != 0;
+        const int32_t k = x ? vppo__key(x[i]) : src[i];
+        dst[j] = k;
+        j += ok && k >= lo && k <= hi;
+        a += ok && k > hi;
+        m += ok;
+    }
+    for (i = j0; i < j; ++i) {
+        l = dst[i] < l ? dst[i] : l;
+        h = dst[i] > h ? dst[i] : h;
+    }
+    o->mid = j;
+    o->above += a;
+    o->m += m;
+    o->lo = l;
+    o->hi = h;
+}
+
 static const vppo__select_kernels vppo__select_kernels_c = {
-    vppo__c_topk_keys, vppo__c_topk_mask, vppo__c_topk_nan
+    vppo__c_topk_keys, vppo__c_topk_mask, vppo__c_topk_nan, vppo__c_topk_part
 };
 
 /* Radix select: the histogram of up to 2^11 digits of (key - lo) >> shift over the m keys
@@ -2511,6 +2545,114 @@ static int32_t vppo__select_local(int32_t *key, int64_t m, vppo__window w, int64
     *n_eq = w.m;
     *n_take = w.need;
     return w.lo;
+}
+
+/* Sample-guided narrowing (sequences of at most VPPO__TOPK_LOCAL positions): while more
+   than VPPO__TOPK_FEW keys remain, a histogram of VPPO__TOPK_SAMPLE of them (every n / S-th)
+   gives a key range that holds the sought one with high probability (its expected sample
+   rank +- 3 standard deviations + 2), and one pass of the part kernel keeps the keys inside
+   it. The first pass makes the keys from the scores at the same time. If a range misses
+   (rare: a sample unlike the whole), the keys are made again and vppo__select_local does
+   all. Only the speed depends on the sample: the result is the need-th largest key. */
+#define VPPO__TOPK_SAMPLE 128
+#define VPPO__TOPK_FEW 256
+
+/* The range [*plo, *phi] (open-ended at the extremes) in which the s sampled keys smp (all
+   in [lo, hi]) put the key with q of them above it; 0 if that is every key. Two histograms taken turn about,
+   so that runs of one digit do not wait on each other. */
+static int vppo__sample_range(const int32_t *smp, int64_t s, int32_t lo, int32_t hi, double q, int32_t *plo,
+                              int32_t *phi)
+{
+    uint32_t hist[2][VPPO__TOPK_SAMPLE];
+    int64_t t, c = 0, d, d_hi = -1, top;
+    const double r = q * (double)s, dev = 3.0 * sqrt((double)s * q * (1.0 - q)) + 2.0;
+    int shift = 0;
+    if (lo >= hi) return 0;
+    while (((uint32_t)((int64_t)hi - lo) >> shift) >= VPPO__TOPK_SAMPLE) ++shift;
+    top = (int64_t)((uint32_t)((int64_t)hi - lo) >> shift);
+    memset(hist, 0, sizeof hist);
+    for (t = 0; t < s; ++t) hist[t & 1][(uint32_t)((int64_t)smp[t] - lo) >> shift] += 1;
+    for (d = top; d > 0; --d) {
+        c += hist[0][d] + hist[1][d];
+        if (d_hi < 0 && (double)c > r - dev) d_hi = d;
+        if ((double)c >= r + dev) break;
+    }
+    d_hi = d_hi < 0 ? d : d_hi;
+    if (d_hi == top && d == 0) return 0;
+    *phi = d_hi == top ? INT32_MAX : (int32_t)((int64_t)lo + ((d_hi + 1) << shift) - 1);
+    *plo = d == 0 ? INT32_MIN + 1 : (int32_t)((int64_t)lo + (d << shift));
+    return 1;
+}
+
+/* The first pass of a sequence of len <= VPPO__TOPK_LOCAL scores x (valid: their mask) at a
+   ratio below 1: sampled scores, then the keys of the range made and kept in key at once.
+   1 with *w the window of the *n_keys kept (need: the rank in it of the k-th largest of
+   the *n valid) when the range holds it; 0 otherwise (key then holds nothing usable). */
+static int vppo__topk_first(const vppo__select_kernels *kern, const float *x, const uint8_t *valid, int64_t len,
+                            double ratio, int32_t *key, vppo__window *w, int64_t *n_keys, int64_t *n)
+{
+    int32_t smp[VPPO__TOPK_SAMPLE], plo, phi, lo = INT32_MAX, hi = INT32_MIN;
+    int64_t t, s = 0, k;
+    vppo__part o;
+    for (t = 0; t < VPPO__TOPK_SAMPLE; ++t) {
+        const int64_t i = t * len / VPPO__TOPK_SAMPLE;
+        const int32_t key_i = vppo__key(x[i]);
+        const int ok = !valid || valid[i] != 0;
+        smp[s] = key_i;
+        s += ok;
+        lo = ok && key_i < lo ? key_i : lo;
+        hi = ok && key_i > hi ? key_i : hi;
+    }
+    if (!vppo__sample_range(smp, s, lo, hi, ratio, &plo, &phi)) return 0;
+    o.mid = o.above = o.m = 0;
+    o.lo = INT32_MAX;
+    o.hi = INT32_MIN;
+    kern->part(x, valid, NULL, len, plo, phi, key, &o);
+    *n = o.m;
+    k = vppo__topk_count(o.m, ratio);
+    if (!(k > o.above && k <= o.above + o.mid && k < o.m)) return 0;
+    w->lo = o.lo;
+    w->hi = o.hi;
+    w->m = *n_keys = o.mid;
+    w->need = k - o.above;
+    return 1;
+}
+
+/* The need-th largest of the w.m keys in [w.lo, w.hi] among key[0..n) (the others below
+   w.lo), as vppo__select_local, narrowed first by samples; if a range misses, the keys of
+   the len scores x (valid: their mask) are made again and k_all, the rank among all of
+   them, is sought. */
+static int32_t vppo__select_sampled(const vppo__select_kernels *kern, const float *x, const uint8_t *valid,
+                                    int64_t len, int64_t k_all, int32_t *key, int64_t n, vppo__window w,
+                                    int64_t *n_eq, int64_t *n_take)
+{
+    int32_t smp[VPPO__TOPK_SAMPLE], plo, phi;
+    while (w.lo < w.hi && w.m > VPPO__TOPK_FEW) {
+        int64_t t, s = 0;
+        vppo__part o;
+        for (t = 0; t < VPPO__TOPK_SAMPLE; ++t) {
+            smp[s] = key[t * n / VPPO__TOPK_SAMPLE];
+            s += smp[s] >= w.lo;
+        }
+        if (!vppo__sample_range(smp, s, w.lo, w.hi, (double)w.need / (double)w.m, &plo, &phi)) break;
+        o.mid = o.above = o.m = 0;
+        o.lo = INT32_MAX;
+        o.hi = INT32_MIN;
+        kern->part(NULL, NULL, key, n, plo < w.lo ? w.lo : plo, phi, key, &o);
+        if (w.need <= o.above || w.need > o.above + o.mid) {   /* missed: start again, without samples */
+            kern->keys(x, valid, len, key, &w);
+            w.need = k_all;
+            n = len;
+            break;
+        }
+        n = o.mid;
+        w.need -= o.above;
+        w.lo = o.lo;
+        w.hi = o.hi;
+        if (4 * o.mid > 3 * w.m) { w.m = o.mid; break; }   /* the keys bunch: samples narrow little */
+        w.m = o.mid;
+    }
+    return vppo__select_local(key, n, w, n_eq, n_take);
 }
 
 /* Sequences whose span is at most this many positions are selected in a local copy of
@@ -2590,14 +2732,27 @@ static void vppo__topk_seq(const void *job, int64_t b, void *part)
     uint8_t *select = j->select + lo;
     vppo__topk_part *p = (vppo__topk_part *)part;
     int32_t local[VPPO__TOPK_LOCAL], thr = INT32_MAX;
-    int64_t n = 0, cut = 0;
+    int64_t n = 0, cut = 0, n_keys = len;
+    int narrowed = 0;
     vppo__topk_acc acc;
     vppo__window w;
     memset(p, 0, sizeof *p);
     memset(&acc, 0, sizeof acc);
     w.lo = INT32_MAX;
     w.hi = INT32_MIN;
-    if (len > VPPO__TOPK_LOCAL) {
+    if (len <= VPPO__TOPK_LOCAL && j->ratio < 1.0 && len > VPPO__TOPK_FEW)
+        narrowed = vppo__topk_first(j->kern, x, valid, len, j->ratio, local, &w, &n_keys, &n);
+    if (narrowed) {
+        /* w: the window of the n_keys keys in local that the first pass kept; n: all valid */
+    } else if (len > VPPO__TOPK_LOCAL && j->ratio >= 1.0) {   /* the least valid key: by the keys kernel in chunks */
+        int64_t a;
+        for (a = 0; a < len; a += VPPO__TOPK_LOCAL) {
+            vppo__window c;
+            j->kern->keys(x + a, valid ? valid + a : NULL, vppo__min64(VPPO__TOPK_LOCAL, len - a), local, &c);
+            n += c.m;
+            w.lo = c.lo < w.lo ? c.lo : w.lo;
+        }
+    } else if (len > VPPO__TOPK_LOCAL) {
         n = vppo__count_valid(s, b);
     } else {
         j->kern->keys(x, valid, len, local, &w);
@@ -2606,11 +2761,17 @@ static void vppo__topk_seq(const void *job, int64_t b, void *part)
     p->n = n;
     p->k = vppo__topk_count(n, j->ratio);
     if (p->k > 0) {
-        int64_t n_eq, n_take;
-        w.m = n;
-        w.need = p->k;
-        thr = len > VPPO__TOPK_LOCAL ? vppo__select_scores(x, valid, len, w, local, &n_eq, &n_take)
-                                     : vppo__select_local(local, len, w, &n_eq, &n_take);
+        int64_t n_eq = 1, n_take = 1;
+        if (!narrowed) {
+            w.m = n;
+            w.need = p->k;
+        }
+        if (p->k == n && (len <= VPPO__TOPK_LOCAL || j->ratio >= 1.0))
+            thr = w.lo;   /* all valid taken (ratio 1): the least key, with every tie of it */
+        else if (len > VPPO__TOPK_LOCAL)
+            thr = vppo__select_scores(x, valid, len, w, local, &n_eq, &n_take);
+        else
+            thr = vppo__select_sampled(j->kern, x, valid, len, p->k, local, n_keys, w, &n_eq, &n_take);
         if (vppo__finite(vppo__unkey(thr))) {
             p->sum_threshold = vppo__unkey(thr);
             p->n_thresholds = 1;
@@ -4662,6 +4823,8 @@ static double vppo__hsum_lanes(const float *lane, int w)
 #define VPPO__DHI(I)      VPPO__PICK(I, VPPO__SSE2_DHI,      VPPO__AVX2_DHI,       VPPO__AVX512_DHI,      vcvt_high_f64_f32)
 /* clears the upper halves of the vector registers where plain SSE code would pay for them */
 #define VPPO__ZEROUPPER(I) VPPO__PICK(I, VPPO__NOTHING,      _mm256_zeroupper,     _mm256_zeroupper,      VPPO__NOTHING)
+/* the partition of the top-k keys (vppo__select_kernels.part): a compress on AVX-512, C elsewhere */
+#define VPPO__TOPK_PART(I) VPPO__PICK(I, vppo__c_topk_part,  vppo__c_topk_part,    vppo__avx512_topk_part, vppo__c_topk_part)
 
 #define VPPO__NOTHING() ((void)0)
 #define VPPO__SSE2_ISTOREU(p, x) _mm_storeu_si128((__m128i *)(void *)(p), x)
@@ -5251,7 +5414,7 @@ ATTR static int vppo__##I##_topk_nan(const float *x, const uint8_t *valid, int64
 } \
 \
 static const vppo__select_kernels vppo__select_kernels_##I = { \
-    vppo__##I##_topk_keys, vppo__##I##_topk_mask, vppo__##I##_topk_nan \
+    vppo__##I##_topk_keys, vppo__##I##_topk_mask, vppo__##I##_topk_nan, VPPO__TOPK_PART(I) \
 };
 
 #ifdef VPPO__X86
@@ -5309,6 +5472,46 @@ VPPO__SELECT_KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
 VPPO__KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 VPPO__ON_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 VPPO__GEMM_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
+/* vppo__select_kernels.part on AVX-512: 16 keys at a time (made from the scores, or
+   loaded), the ones in [lo, hi] compressed in a register and stored whole at dst + j (j <=
+   i: in place it overwrites only keys already read), the counts by popcount; the tail in C. */
+__attribute__((target("avx512f,avx2,fma,f16c,popcnt")))
+static void vppo__avx512_topk_part(const float *x, const uint8_t *valid, const int32_t *src, int64_t n, int32_t lo,
+                                   int32_t hi, int32_t *dst, vppo__part *o)
+{
+    const __m512i vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(hi), abs = _mm512_set1_epi32(0x7fffffff);
+    __m512i mn = _mm512_set1_epi32(o->lo), mx = _mm512_set1_epi32(o->hi);
+    int64_t i, j = o->mid, a = 0, m = 0;
+    for (i = 0; i + 16 <= n; i += 16) {
+        __mmask16 ok = 0xffff, up, in;
+        __m512i k;
+        if (x) {
+            const __m512i bits = _mm512_castps_si512(_mm512_loadu_ps(x + i)), neg = _mm512_srai_epi32(bits, 31);
+            k = _mm512_sub_epi32(_mm512_xor_si512(_mm512_and_si512(bits, abs), neg), neg);
+            if (valid) {
+                const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(valid + i)));
+                ok = _mm512_test_epi32_mask(v, v);
+            }
+        } else {
+            k = _mm512_loadu_si512(src + i);
+        }
+        up = _mm512_mask_cmpgt_epi32_mask(ok, k, vhi);
+        in = _mm512_mask_cmpge_epi32_mask((__mmask16)(ok & ~up), k, vlo);
+        _mm512_storeu_si512(dst + j, _mm512_maskz_compress_epi32(in, k));
+        mn = _mm512_mask_min_epi32(mn, in, mn, k);
+        mx = _mm512_mask_max_epi32(mx, in, mx, k);
+        j += _mm_popcnt_u32(in);
+        a += _mm_popcnt_u32(up);
+        m += _mm_popcnt_u32(ok);
+    }
+    o->mid = j;
+    o->above += a;
+    o->m += m;
+    o->lo = _mm512_reduce_min_epi32(mn);
+    o->hi = _mm512_reduce_max_epi32(mx);
+    _mm256_zeroupper();
+    vppo__c_topk_part(x ? x + i : NULL, valid && x ? valid + i : NULL, src ? src + i : NULL, n - i, lo, hi, dst, o);
+}
 VPPO__SELECT_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
