@@ -4823,6 +4823,34 @@ static double vppo__hsum_lanes(const float *lane, int w)
 #define VPPO__DHI(I)      VPPO__PICK(I, VPPO__SSE2_DHI,      VPPO__AVX2_DHI,       VPPO__AVX512_DHI,      vcvt_high_f64_f32)
 /* clears the upper halves of the vector registers where plain SSE code would pay for them */
 #define VPPO__ZEROUPPER(I) VPPO__PICK(I, VPPO__NOTHING,      _mm256_zeroupper,     _mm256_zeroupper,      VPPO__NOTHING)
+/* ICOUNT: c + 1 in the lanes of mask m (one: the float whose bits are the integer 1);
+   TOPK_SUMS: the W float lanes v as doubles added to ds[0..1] where sel, to dr[0..1]
+   where rej. AVX-512 converts once and adds under the masks: the lanes left alone are the
+   lanes that the others add +0.0 to, the same bits (a sum that starts at +0.0 never is -0.0). */
+#define VPPO__ICOUNT(I)   VPPO__PICK(I, VPPO__GEN_ICOUNT_sse2, VPPO__GEN_ICOUNT_avx2, VPPO__AVX512_ICOUNT, VPPO__GEN_ICOUNT_neon)
+#define VPPO__TOPK_SUMS(I) VPPO__PICK(I, VPPO__GEN_SUMS_sse2, VPPO__GEN_SUMS_avx2,  VPPO__AVX512_SUMS,     VPPO__GEN_SUMS_neon)
+#define VPPO__GEN_ICOUNT_(I, c, m, one) VPPO__IADD(I)(c, VPPO__BITS(I)(VPPO__KEEP(I)(m, one)))
+#define VPPO__GEN_SUMS_(I, ds, dr, sel, rej, v) do { \
+        const VPPO__V(I) sv_ = VPPO__KEEP(I)(sel, v), rv_ = VPPO__KEEP(I)(rej, v); \
+        (ds)[0] = VPPO__DADD(I)((ds)[0], VPPO__DLO(I)(sv_)); \
+        (ds)[1] = VPPO__DADD(I)((ds)[1], VPPO__DHI(I)(sv_)); \
+        (dr)[0] = VPPO__DADD(I)((dr)[0], VPPO__DLO(I)(rv_)); \
+        (dr)[1] = VPPO__DADD(I)((dr)[1], VPPO__DHI(I)(rv_)); \
+    } while (0)
+#define VPPO__GEN_ICOUNT_sse2(c, m, one) VPPO__GEN_ICOUNT_(sse2, c, m, one)
+#define VPPO__GEN_ICOUNT_avx2(c, m, one) VPPO__GEN_ICOUNT_(avx2, c, m, one)
+#define VPPO__GEN_ICOUNT_neon(c, m, one) VPPO__GEN_ICOUNT_(neon, c, m, one)
+#define VPPO__GEN_SUMS_sse2(ds, dr, sel, rej, v) VPPO__GEN_SUMS_(sse2, ds, dr, sel, rej, v)
+#define VPPO__GEN_SUMS_avx2(ds, dr, sel, rej, v) VPPO__GEN_SUMS_(avx2, ds, dr, sel, rej, v)
+#define VPPO__GEN_SUMS_neon(ds, dr, sel, rej, v) VPPO__GEN_SUMS_(neon, ds, dr, sel, rej, v)
+#define VPPO__AVX512_ICOUNT(c, m, one) _mm512_mask_add_epi32(c, m, c, _mm512_castps_si512(one))
+#define VPPO__AVX512_SUMS(ds, dr, sel, rej, v) do { \
+        const __m512d lo_ = VPPO__AVX512_DLO(v), hi_ = VPPO__AVX512_DHI(v); \
+        (ds)[0] = _mm512_mask_add_pd((ds)[0], (__mmask8)(sel), (ds)[0], lo_); \
+        (ds)[1] = _mm512_mask_add_pd((ds)[1], (__mmask8)((sel) >> 8), (ds)[1], hi_); \
+        (dr)[0] = _mm512_mask_add_pd((dr)[0], (__mmask8)(rej), (dr)[0], lo_); \
+        (dr)[1] = _mm512_mask_add_pd((dr)[1], (__mmask8)((rej) >> 8), (dr)[1], hi_); \
+    } while (0)
 /* the partition of the top-k keys (vppo__select_kernels.part): a compress on AVX-512, C elsewhere */
 #define VPPO__TOPK_PART(I) VPPO__PICK(I, vppo__c_topk_part,  vppo__c_topk_part,    vppo__avx512_topk_part, vppo__c_topk_part)
 
@@ -5369,7 +5397,6 @@ ATTR static void vppo__##I##_topk_body(const float *x, const uint8_t *valid, int
                 VPPO__VI(I) mag; \
                 const VPPO__VI(I) key = vppo__##I##_key(v, &mag); \
                 VPPO__VM(I) take = VPPO__IGT(I)(key, t), fin = VPPO__IGT(I)(inf, mag), sel, rej; \
-                VPPO__V(I) sv, rv; \
                 if (valid) { \
                     const VPPO__VM(I) ok = VPPO__IGT(I)(VPPO__LOAD8(I)(valid + i + q * VPPO__W(I)), zero); \
                     take = VPPO__MAND(I)(take, ok); \
@@ -5378,14 +5405,9 @@ ATTR static void vppo__##I##_topk_body(const float *x, const uint8_t *valid, int
                 sel = VPPO__MAND(I)(take, fin); \
                 rej = VPPO__MANDNOT(I)(take, fin); \
                 VPPO__ST8(I)(select + i + q * VPPO__W(I), VPPO__BITS(I)(VPPO__KEEP(I)(take, one))); \
-                cs = VPPO__IADD(I)(cs, VPPO__BITS(I)(VPPO__KEEP(I)(sel, one))); \
-                cr = VPPO__IADD(I)(cr, VPPO__BITS(I)(VPPO__KEEP(I)(rej, one))); \
-                sv = VPPO__KEEP(I)(sel, v); \
-                rv = VPPO__KEEP(I)(rej, v); \
-                ds[2 * q] = VPPO__DADD(I)(ds[2 * q], VPPO__DLO(I)(sv)); \
-                ds[2 * q + 1] = VPPO__DADD(I)(ds[2 * q + 1], VPPO__DHI(I)(sv)); \
-                dr[2 * q] = VPPO__DADD(I)(dr[2 * q], VPPO__DLO(I)(rv)); \
-                dr[2 * q + 1] = VPPO__DADD(I)(dr[2 * q + 1], VPPO__DHI(I)(rv)); \
+                cs = VPPO__ICOUNT(I)(cs, sel, one); \
+                cr = VPPO__ICOUNT(I)(cr, rej, one); \
+                VPPO__TOPK_SUMS(I)(ds + 2 * q, dr + 2 * q, sel, rej, v); \
             } \
         VPPO__ISTOREU(I)(c, cs); \
         for (q = 0; q < VPPO__W(I); ++q) acc->n_sel += c[q]; \
