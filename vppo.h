@@ -2513,34 +2513,28 @@ static void vppo__window_pick(vppo__window *w, const int64_t *hist, int shift)
    move to the front and the window shrinks to their least and greatest. Returns the key;
    *n_eq is how many of the keys equal it (all of those lie in every window), *n_take how
    many of them the top need take. */
-static int32_t vppo__select_local(int32_t *key, int64_t m, vppo__window w, int64_t *n_eq, int64_t *n_take)
+static int32_t vppo__select_local(const vppo__select_kernels *kern, int32_t *key, int64_t m, vppo__window w,
+                                  int64_t *n_eq, int64_t *n_take)
 {
-    int64_t hist[(1 << VPPO__TOPK_BITS) + 1], i, j;
+    int64_t hist[(1 << VPPO__TOPK_BITS) + 1], i;
     while (w.lo < w.hi) {
         const int shift = vppo__window_shift(&w);
         const int32_t lo = w.lo;
         const uint32_t top = (uint32_t)((int64_t)w.hi - lo) >> shift;
-        uint32_t d;
-        int32_t nlo = INT32_MAX, nhi = INT32_MIN;
+        vppo__part o;
         memset(hist, 0, ((size_t)top + 2) * sizeof hist[0]);
         for (i = 0; i < m; ++i) {   /* keys below the window count in digit top + 1 */
             const int32_t k = key[i];
             hist[k >= lo ? (uint32_t)((int64_t)k - lo) >> shift : top + 1] += 1;
         }
         vppo__window_pick(&w, hist, shift);
-        d = (uint32_t)((int64_t)w.lo - lo) >> shift;
-        for (i = j = 0; i < m; ++i) {   /* without branches: the digit test is unpredictable */
-            const int32_t k = key[i];
-            key[j] = k;
-            j += k >= lo && ((uint32_t)((int64_t)k - lo) >> shift) == d;
-        }
-        m = j;
-        for (i = 0; i < j; ++i) {
-            nlo = key[i] < nlo ? key[i] : nlo;
-            nhi = key[i] > nhi ? key[i] : nhi;
-        }
-        w.lo = nlo;
-        w.hi = nhi;
+        o.mid = o.above = o.m = 0;   /* the keys of the digit to the front; the window: their least and greatest */
+        o.lo = INT32_MAX;
+        o.hi = INT32_MIN;
+        kern->part(NULL, NULL, key, m, w.lo, w.hi, key, &o);
+        m = o.mid;
+        w.lo = o.lo;
+        w.hi = o.hi;
     }
     *n_eq = w.m;
     *n_take = w.need;
@@ -2652,7 +2646,7 @@ static int32_t vppo__select_sampled(const vppo__select_kernels *kern, const floa
         if (4 * o.mid > 3 * w.m) { w.m = o.mid; break; }   /* the keys bunch: samples narrow little */
         w.m = o.mid;
     }
-    return vppo__select_local(key, n, w, n_eq, n_take);
+    return vppo__select_local(kern, key, n, w, n_eq, n_take);
 }
 
 /* Sequences whose span is at most this many positions are selected in a local copy of
@@ -2662,8 +2656,8 @@ static int32_t vppo__select_sampled(const vppo__select_kernels *kern, const floa
 
 /* The need-th largest valid key (1 <= need <= w.m = number of valid positions) of the len
    scores x (valid: their mask or NULL), as vppo__select_local; local: VPPO__TOPK_LOCAL keys. */
-static int32_t vppo__select_scores(const float *x, const uint8_t *valid, int64_t len, vppo__window w,
-                                   int32_t *local, int64_t *n_eq, int64_t *n_take)
+static int32_t vppo__select_scores(const vppo__select_kernels *kern, const float *x, const uint8_t *valid,
+                                   int64_t len, vppo__window w, int32_t *local, int64_t *n_eq, int64_t *n_take)
 {
     int64_t hist[1 << VPPO__TOPK_BITS], i, j;
     w.lo = INT32_MAX; w.hi = INT32_MIN;
@@ -2691,7 +2685,7 @@ static int32_t vppo__select_scores(const float *x, const uint8_t *valid, int64_t
         const int32_t k = vppo__key(x[i]);
         if ((!valid || valid[i]) && k >= w.lo && k <= w.hi) local[j++] = k;
     }
-    return vppo__select_local(local, j, w, n_eq, n_take);
+    return vppo__select_local(kern, local, j, w, n_eq, n_take);
 }
 
 /* One past the position of the n_take-th valid score whose key is t: the ties up to there
@@ -2769,7 +2763,7 @@ static void vppo__topk_seq(const void *job, int64_t b, void *part)
         if (p->k == n && (len <= VPPO__TOPK_LOCAL || j->ratio >= 1.0))
             thr = w.lo;   /* all valid taken (ratio 1): the least key, with every tie of it */
         else if (len > VPPO__TOPK_LOCAL)
-            thr = vppo__select_scores(x, valid, len, w, local, &n_eq, &n_take);
+            thr = vppo__select_scores(j->kern, x, valid, len, w, local, &n_eq, &n_take);
         else
             thr = vppo__select_sampled(j->kern, x, valid, len, p->k, local, n_keys, w, &n_eq, &n_take);
         if (vppo__finite(vppo__unkey(thr))) {
