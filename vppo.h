@@ -2402,7 +2402,7 @@ typedef struct vppo__select_kernels {
     int (*nan)(const float *x, const uint8_t *valid, int64_t n);
     /* One partition pass, added to *o: the keys of positions i < n (those of the scores x at
        the valid i, valid NULL = all valid; x NULL: the keys src[i], all valid) that lie in
-       [lo, hi] go to dst[o->mid..] (in any order; dst may be src, or a buffer of n keys:
+       [lo, hi] (lo <= hi) go to dst[o->mid..] (in any order; dst may be src, or a buffer of n keys:
        dst[o->mid + n - 1] may be overwritten, never anything above); o->above counts those
        > hi, o->m the valid ones, o->lo, o->hi the least and greatest moved. */
     void (*part)(const float *x, const uint8_t *valid, const int32_t *src, int64_t n, int32_t lo, int32_t hi,
@@ -2455,15 +2455,32 @@ static int vppo__c_topk_nan(const float *x, const uint8_t *valid, int64_t n)
 static void vppo__c_topk_part(const float *x, const uint8_t *valid, const int32_t *src, int64_t n, int32_t lo,
                               int32_t hi, int32_t *dst, vppo__part *o)
 {
-    int64_t i, j = o->mid, j0 = o->mid, a = 0, m = 0;
+    const uint32_t width = (uint32_t)hi - (uint32_t)lo;   /* k in [lo, hi]: (uint32) (k - lo) <= width */
+    int64_t i, j = o->mid, j0 = o->mid, a = 0, m = n;
     int32_t l = o->lo, h = o->hi;
-    for (i = 0; i < n; ++i) {   /* without branches: the test is unpredictable */
-        const int ok = !x || !valid || valid[i] != 0;
-        const int32_t k = x ? vppo__key(x[i]) : src[i];
-        dst[j] = k;
-        j += ok && k >= lo && k <= hi;
-        a += ok && k > hi;
-        m += ok;
+    if (!x) {   /* three loops without branches inside: the tests are unpredictable */
+        for (i = 0; i < n; ++i) {
+            const int32_t k = src[i];
+            dst[j] = k;
+            j += (uint32_t)k - (uint32_t)lo <= width;
+            a += k > hi;
+        }
+    } else if (!valid) {
+        for (i = 0; i < n; ++i) {
+            const int32_t k = vppo__key(x[i]);
+            dst[j] = k;
+            j += (uint32_t)k - (uint32_t)lo <= width;
+            a += k > hi;
+        }
+    } else {
+        for (i = m = 0; i < n; ++i) {
+            const int32_t k = vppo__key(x[i]);
+            const int ok = valid[i] != 0;
+            dst[j] = k;
+            j += ok & ((uint32_t)k - (uint32_t)lo <= width);
+            a += ok & (k > hi);
+            m += ok;
+        }
     }
     for (i = j0; i < j; ++i) {
         l = dst[i] < l ? dst[i] : l;
@@ -4845,8 +4862,9 @@ static double vppo__hsum_lanes(const float *lane, int w)
         (dr)[0] = _mm512_mask_add_pd((dr)[0], (__mmask8)(rej), (dr)[0], lo_); \
         (dr)[1] = _mm512_mask_add_pd((dr)[1], (__mmask8)((rej) >> 8), (dr)[1], hi_); \
     } while (0)
-/* the partition of the top-k keys (vppo__select_kernels.part): a compress on AVX-512, C elsewhere */
-#define VPPO__TOPK_PART(I) VPPO__PICK(I, vppo__c_topk_part,  vppo__c_topk_part,    vppo__avx512_topk_part, vppo__c_topk_part)
+/* the partition of the top-k keys (vppo__select_kernels.part): a compress on AVX-512, a
+   permutation on AVX2, C elsewhere */
+#define VPPO__TOPK_PART(I) VPPO__PICK(I, vppo__c_topk_part,  vppo__avx2_topk_part, vppo__avx512_topk_part, vppo__c_topk_part)
 
 #define VPPO__NOTHING() ((void)0)
 #define VPPO__SSE2_ISTOREU(p, x) _mm_storeu_si128((__m128i *)(void *)(p), x)
@@ -5474,6 +5492,91 @@ __attribute__((target("avx2"))) VPPO__INLINE void vppo__avx2_st8(uint8_t *p, __m
 {
     const __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
     _mm_storel_epi64((__m128i *)(void *)p, _mm_packus_epi16(h, h));
+}
+
+/* vppo__select_kernels.part on AVX2: 8 keys at a time, the ones in [lo, hi] moved to the
+   front of the vector by a permutation from vppo__compact8 and stored whole at dst + j (j
+   <= i, as on AVX-512); vppo__compact8[m]: the positions of the set bits of the 8-bit mask
+   m in order, 3 bits each, and their count in bits 24-27. */
+static const uint32_t vppo__compact8[256] = {
+    0x0000000, 0x1000000, 0x1000001, 0x2000008, 0x1000002, 0x2000010, 0x2000011, 0x3000088,
+    0x1000003, 0x2000018, 0x2000019, 0x30000c8, 0x200001a, 0x30000d0, 0x30000d1, 0x4000688,
+    0x1000004, 0x2000020, 0x2000021, 0x3000108, 0x2000022, 0x3000110, 0x3000111, 0x4000888,
+    0x2000023, 0x3000118, 0x3000119, 0x40008c8, 0x300011a, 0x40008d0, 0x40008d1, 0x5004688,
+    0x1000005, 0x2000028, 0x2000029, 0x3000148, 0x200002a, 0x3000150, 0x3000151, 0x4000a88,
+    0x200002b, 0x3000158, 0x3000159, 0x4000ac8, 0x300015a, 0x4000ad0, 0x4000ad1, 0x5005688,
+    0x200002c, 0x3000160, 0x3000161, 0x4000b08, 0x3000162, 0x4000b10, 0x4000b11, 0x5005888,
+    0x3000163, 0x4000b18, 0x4000b19, 0x50058c8, 0x4000b1a, 0x50058d0, 0x50058d1, 0x602c688,
+    0x1000006, 0x2000030, 0x2000031, 0x3000188, 0x2000032, 0x3000190, 0x3000191, 0x4000c88,
+    0x2000033, 0x3000198, 0x3000199, 0x4000cc8, 0x300019a, 0x4000cd0, 0x4000cd1, 0x5006688,
+    0x2000034, 0x30001a0, 0x30001a1, 0x4000d08, 0x30001a2, 0x4000d10, 0x4000d11, 0x5006888,
+    0x30001a3, 0x4000d18, 0x4000d19, 0x50068c8, 0x4000d1a, 0x50068d0, 0x50068d1, 0x6034688,
+    0x2000035, 0x30001a8, 0x30001a9, 0x4000d48, 0x30001aa, 0x4000d50, 0x4000d51, 0x5006a88,
+    0x30001ab, 0x4000d58, 0x4000d59, 0x5006ac8, 0x4000d5a, 0x5006ad0, 0x5006ad1, 0x6035688,
+    0x30001ac, 0x4000d60, 0x4000d61, 0x5006b08, 0x4000d62, 0x5006b10, 0x5006b11, 0x6035888,
+    0x4000d63, 0x5006b18, 0x5006b19, 0x60358c8, 0x5006b1a, 0x60358d0, 0x60358d1, 0x71ac688,
+    0x1000007, 0x2000038, 0x2000039, 0x30001c8, 0x200003a, 0x30001d0, 0x30001d1, 0x4000e88,
+    0x200003b, 0x30001d8, 0x30001d9, 0x4000ec8, 0x30001da, 0x4000ed0, 0x4000ed1, 0x5007688,
+    0x200003c, 0x30001e0, 0x30001e1, 0x4000f08, 0x30001e2, 0x4000f10, 0x4000f11, 0x5007888,
+    0x30001e3, 0x4000f18, 0x4000f19, 0x50078c8, 0x4000f1a, 0x50078d0, 0x50078d1, 0x603c688,
+    0x200003d, 0x30001e8, 0x30001e9, 0x4000f48, 0x30001ea, 0x4000f50, 0x4000f51, 0x5007a88,
+    0x30001eb, 0x4000f58, 0x4000f59, 0x5007ac8, 0x4000f5a, 0x5007ad0, 0x5007ad1, 0x603d688,
+    0x30001ec, 0x4000f60, 0x4000f61, 0x5007b08, 0x4000f62, 0x5007b10, 0x5007b11, 0x603d888,
+    0x4000f63, 0x5007b18, 0x5007b19, 0x603d8c8, 0x5007b1a, 0x603d8d0, 0x603d8d1, 0x71ec688,
+    0x200003e, 0x30001f0, 0x30001f1, 0x4000f88, 0x30001f2, 0x4000f90, 0x4000f91, 0x5007c88,
+    0x30001f3, 0x4000f98, 0x4000f99, 0x5007cc8, 0x4000f9a, 0x5007cd0, 0x5007cd1, 0x603e688,
+    0x30001f4, 0x4000fa0, 0x4000fa1, 0x5007d08, 0x4000fa2, 0x5007d10, 0x5007d11, 0x603e888,
+    0x4000fa3, 0x5007d18, 0x5007d19, 0x603e8c8, 0x5007d1a, 0x603e8d0, 0x603e8d1, 0x71f4688,
+    0x30001f5, 0x4000fa8, 0x4000fa9, 0x5007d48, 0x4000faa, 0x5007d50, 0x5007d51, 0x603ea88,
+    0x4000fab, 0x5007d58, 0x5007d59, 0x603eac8, 0x5007d5a, 0x603ead0, 0x603ead1, 0x71f5688,
+    0x4000fac, 0x5007d60, 0x5007d61, 0x603eb08, 0x5007d62, 0x603eb10, 0x603eb11, 0x71f5888,
+    0x5007d63, 0x603eb18, 0x603eb19, 0x71f58c8, 0x603eb1a, 0x71f58d0, 0x71f58d1, 0x8fac688
+};
+__attribute__((target("avx2,fma,f16c")))
+static void vppo__avx2_topk_part(const float *x, const uint8_t *valid, const int32_t *src, int64_t n, int32_t lo,
+                                 int32_t hi, int32_t *dst, vppo__part *o)
+{
+    const __m256i vlo = _mm256_set1_epi32(lo), vhi = _mm256_set1_epi32(hi), abs = _mm256_set1_epi32(0x7fffffff);
+    const __m256i top = _mm256_set1_epi32(INT32_MAX), bottom = _mm256_set1_epi32(INT32_MIN), zero = _mm256_setzero_si256();
+    const __m256i slot = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21), seven = _mm256_set1_epi32(7);
+    __m256i mn = _mm256_set1_epi32(o->lo), mx = _mm256_set1_epi32(o->hi), n_up = zero, n_ok = zero;
+    int32_t l[8], h[8], c[8];
+    int64_t i, j = o->mid;
+    int q;
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256i k, ok = _mm256_cmpeq_epi32(zero, zero), up, in;
+        uint32_t e;
+        if (x) {
+            const __m256i bits = _mm256_castps_si256(_mm256_loadu_ps(x + i)), neg = _mm256_srai_epi32(bits, 31);
+            k = _mm256_sub_epi32(_mm256_xor_si256(_mm256_and_si256(bits, abs), neg), neg);
+            if (valid) ok = _mm256_cmpgt_epi32(VPPO__AVX2_LOAD8(valid + i), zero);
+        } else {
+            k = _mm256_loadu_si256((const __m256i *)(const void *)(src + i));
+        }
+        up = _mm256_and_si256(ok, _mm256_cmpgt_epi32(k, vhi));
+        in = _mm256_andnot_si256(_mm256_or_si256(up, _mm256_cmpgt_epi32(vlo, k)), ok);
+        e = vppo__compact8[_mm256_movemask_ps(_mm256_castsi256_ps(in))];
+        _mm256_storeu_si256((__m256i *)(void *)(dst + j), _mm256_permutevar8x32_epi32(k,
+            _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int32_t)e), slot), seven)));
+        mn = _mm256_min_epi32(mn, _mm256_blendv_epi8(top, k, in));
+        mx = _mm256_max_epi32(mx, _mm256_blendv_epi8(bottom, k, in));
+        n_up = _mm256_sub_epi32(n_up, up);
+        n_ok = _mm256_sub_epi32(n_ok, ok);
+        j += e >> 24;
+    }
+    _mm256_storeu_si256((__m256i *)(void *)l, mn);
+    _mm256_storeu_si256((__m256i *)(void *)h, mx);
+    _mm256_storeu_si256((__m256i *)(void *)c, n_up);
+    for (q = 0; q < 8; ++q) {
+        o->lo = l[q] < o->lo ? l[q] : o->lo;
+        o->hi = h[q] > o->hi ? h[q] : o->hi;
+        o->above += c[q];
+    }
+    _mm256_storeu_si256((__m256i *)(void *)c, n_ok);
+    for (q = 0; q < 8; ++q) o->m += c[q];
+    o->mid = j;
+    _mm256_zeroupper();
+    vppo__c_topk_part(x ? x + i : NULL, valid && x ? valid + i : NULL, src ? src + i : NULL, n - i, lo, hi, dst, o);
 }
 
 VPPO__SELECT_KERNELS(sse2, __attribute__((target("sse2"))))
