@@ -1,9 +1,9 @@
 /* topk_ab.c - vppo_topk_mask of two builds of vppo.h side by side in one process
    (make bench-ab-topk).
 
-   Compiled three times like abcompare.c: AB_SIDE=base against AB_HEADER (main's vppo.h by
-   default, see bench.mk), AB_SIDE=new against ./vppo.h (each with VPPODEF static), and
-   AB_MAIN for the driver. For each ISA, thread count and case (1024 x 2048 K3-like
+   Compiled three times like abcompare.c: AB_SIDE=base and AB_SIDE=new, each against the
+   header AB_HEADER (main's vppo.h by default and ./vppo.h, see bench.mk) with VPPODEF
+   static, and AB_MAIN for the driver. For each ISA, thread count and case (1024 x 2048 K3-like
    scores at ratio 0.4 and 1.0, with and without a mask) the driver alternates the sides
    call by call (base, new, new, base, ...), takes the median of each side, prints
    new/base, and counts the positions and info fields where the two outputs differ (they
@@ -21,21 +21,16 @@ typedef struct ab_topk {
     double info[5];   /* n_valid, n_selected, threshold_mean, mean_selected, mean_rejected */
 } ab_topk;
 
-#ifdef AB_SIDE
+#ifdef AB_SIDE   /* one side: AB_HEADER (bench.mk names main's copy or ./vppo.h), its names prefixed */
 #define VPPODEF static
 #define VPPO_IMPLEMENTATION
-#ifdef AB_HEADER
 #include AB_HEADER
-#else
-#include "../vppo.h"
-#endif
+#define TOPK_NAME_(what, side) topk_##what##_##side
+#define TOPK_NAME(what, side) TOPK_NAME_(what, side)
 
-#define AB_CAT2(a, b) a##b
-#define AB_CAT(a, b) AB_CAT2(a, b)
+int TOPK_NAME(select, AB_SIDE)(int isa) { return vppo_isa_select((vppo_isa)isa) != VPPO_OK; }
 
-int AB_CAT(topk_select_, AB_SIDE)(int isa) { return vppo_isa_select((vppo_isa)isa) != VPPO_OK; }
-
-int AB_CAT(topk_call_, AB_SIDE)(ab_topk *a)
+int TOPK_NAME(call, AB_SIDE)(ab_topk *a)
 {
     vppo_seqs s;
     vppo_topk_info info;

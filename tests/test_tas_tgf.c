@@ -465,6 +465,39 @@ static vppo_status topk_under(vppo_isa isa, const vppo_seqs *s, const float *sco
     return st;
 }
 
+/* The scalar path's mask and info against the sort, and every other ISA's against the
+   scalar path's, bit for bit; want, scalar, got: buffers of N bytes, got filled with 7
+   first, so that a write before offsets[0] shows. kind, masked: for the message. */
+static void check_topk_isas(const vppo_seqs *s, const float *score, double ratio, int64_t N, uint8_t *want,
+                            uint8_t *scalar, uint8_t *got, int kind, int masked)
+{
+    const int64_t lo = s->offsets[0], hi = s->offsets[s->n_seqs];
+    vppo_topk_info wi, si, gi;
+    int64_t t, wrong = 0;
+    int isa;
+    ref_topk(s, score, ratio, want, &wi);
+    CHECK_STATUS(VPPO_OK, topk_under(VPPO_ISA_SCALAR, s, score, ratio, scalar, &si));
+    for (t = lo; t < hi; ++t) wrong += scalar[t] != want[t];
+    CHECK_EQ_INT(0, wrong);
+    CHECK_EQ_INT(wi.n_valid, si.n_valid);
+    CHECK_EQ_INT(wi.n_selected, si.n_selected);
+    CHECK_NEAR(wi.threshold_mean, si.threshold_mean, TOL_SCALAR);
+    CHECK_NEAR(wi.mean_selected, si.mean_selected, TOL_SCALAR);
+    CHECK_NEAR(wi.mean_rejected, si.mean_rejected, TOL_SCALAR);
+    for (isa = VPPO_ISA_SSE2; isa <= VPPO_ISA_NEON; ++isa) {
+        if (vppo_isa_select((vppo_isa)isa) != VPPO_OK) continue;   /* not on this machine */
+        memset(got, 7, (size_t)N);
+        CHECK_STATUS(VPPO_OK, topk_under((vppo_isa)isa, s, score, ratio, got, &gi));
+        wrong = 0;
+        for (t = lo; t < hi; ++t) wrong += got[t] != scalar[t];
+        for (t = 0; t < lo; ++t) wrong += got[t] != 7;   /* nothing before offsets[0] */
+        CHECK_EQ_INT(0, wrong);
+        CHECK(memcmp(&gi, &si, sizeof gi) == 0);     /* the info: the same bits */
+        if (wrong || memcmp(&gi, &si, sizeof gi) != 0)
+            fprintf(stderr, "  %s, kind %d, masked %d, ratio %g\n", vppo_isa_name((vppo_isa)isa), kind, masked, ratio);
+    }
+}
+
 void topk_mask_every_isa_matches_scalar_and_sort(void)
 {
     const double ratios[] = { 0.0, 1e-9, 0.05, 0.3, 0.4, 0.5, 2.0 / 3.0, 0.7, 0.999, 1.0 };
@@ -474,7 +507,7 @@ void topk_mask_every_isa_matches_scalar_and_sort(void)
     uint8_t *mask = (uint8_t *)malloc((size_t)N), *want = (uint8_t *)malloc((size_t)N);
     uint8_t *scalar = (uint8_t *)malloc((size_t)N), *got = (uint8_t *)malloc((size_t)N);
     rng r = rng_make(610);
-    int kind, masked, isa;
+    int kind, masked;
     size_t k;
     off[0] = 5;
     for (b = 0; b < N_TOPK_LENGTHS; ++b) off[b + 1] = off[b] + topk_lengths[b];
@@ -487,32 +520,8 @@ void topk_mask_every_isa_matches_scalar_and_sort(void)
                 mask[t] = (uint8_t)(masked ? rng_int(&r, 0, 4) != 0 : 1);   /* about 1 in 5 left out */
                 score[t] = mask[t] ? adversarial_score(&r, kind) : NAN;      /* garbage where left out */
             }
-            for (k = 0; k < sizeof ratios / sizeof ratios[0]; ++k) {
-                vppo_topk_info wi, si, gi;
-                int64_t wrong = 0;
-                ref_topk(&s, score, ratios[k], want, &wi);
-                CHECK_STATUS(VPPO_OK, topk_under(VPPO_ISA_SCALAR, &s, score, ratios[k], scalar, &si));
-                for (t = off[0]; t < off[N_TOPK_LENGTHS]; ++t) wrong += scalar[t] != want[t];
-                CHECK_EQ_INT(0, wrong);
-                CHECK_EQ_INT(wi.n_valid, si.n_valid);
-                CHECK_EQ_INT(wi.n_selected, si.n_selected);
-                CHECK_NEAR(wi.threshold_mean, si.threshold_mean, TOL_SCALAR);
-                CHECK_NEAR(wi.mean_selected, si.mean_selected, TOL_SCALAR);
-                CHECK_NEAR(wi.mean_rejected, si.mean_rejected, TOL_SCALAR);
-                for (isa = VPPO_ISA_SSE2; isa <= VPPO_ISA_NEON; ++isa) {
-                    if (vppo_isa_select((vppo_isa)isa) != VPPO_OK) continue;   /* not on this machine */
-                    memset(got, 7, (size_t)N);
-                    CHECK_STATUS(VPPO_OK, topk_under((vppo_isa)isa, &s, score, ratios[k], got, &gi));
-                    wrong = 0;
-                    for (t = off[0]; t < off[N_TOPK_LENGTHS]; ++t) wrong += got[t] != scalar[t];
-                    CHECK_EQ_INT(0, wrong);
-                    CHECK(memcmp(got, "\7\7\7\7\7", 5) == 0);   /* nothing before offsets[0] */
-                    CHECK(memcmp(&gi, &si, sizeof gi) == 0);     /* the info: the same bits */
-                    if (wrong || memcmp(&gi, &si, sizeof gi) != 0)
-                        fprintf(stderr, "  %s, kind %d, masked %d, ratio %g\n", vppo_isa_name((vppo_isa)isa), kind,
-                                masked, ratios[k]);
-                }
-            }
+            for (k = 0; k < sizeof ratios / sizeof ratios[0]; ++k)
+                check_topk_isas(&s, score, ratios[k], N, want, scalar, got, kind, masked);
         }
     free(score); free(mask); free(want); free(scalar); free(got);
 }
@@ -613,7 +622,7 @@ void topk_mask_sampled_ranges_match_sort_on_every_isa(void)
     float *score;
     uint8_t *mask, *want, *scalar, *got;
     rng r = rng_make(613);
-    int masked, isa;
+    int masked;
     size_t k;
     off[0] = 0;
     for (b = 0; b < n_seqs; ++b) off[b + 1] = off[b] + lens[(b / 2) % n_lens];
@@ -630,27 +639,8 @@ void topk_mask_sampled_ranges_match_sort_on_every_isa(void)
         vppo_seqs s;
         s.n_seqs = n_seqs; s.offsets = off; s.mask = masked ? mask : NULL;
         for (t = 0; t < N; ++t) mask[t] = (uint8_t)(!masked || rng_int(&r, 0, 3) != 0);
-        for (k = 0; k < sizeof ratios / sizeof ratios[0]; ++k) {
-            vppo_topk_info wi, si, gi;
-            int64_t wrong = 0;
-            ref_topk(&s, score, ratios[k], want, &wi);
-            CHECK_STATUS(VPPO_OK, topk_under(VPPO_ISA_SCALAR, &s, score, ratios[k], scalar, &si));
-            for (t = 0; t < N; ++t) wrong += scalar[t] != want[t];
-            CHECK_EQ_INT(0, wrong);
-            CHECK_EQ_INT(wi.n_valid, si.n_valid);
-            CHECK_EQ_INT(wi.n_selected, si.n_selected);
-            CHECK_NEAR(wi.threshold_mean, si.threshold_mean, TOL_SCALAR);
-            CHECK_NEAR(wi.mean_selected, si.mean_selected, TOL_SCALAR);
-            CHECK_NEAR(wi.mean_rejected, si.mean_rejected, TOL_SCALAR);
-            for (isa = VPPO_ISA_SSE2; isa <= VPPO_ISA_NEON; ++isa) {
-                if (vppo_isa_select((vppo_isa)isa) != VPPO_OK) continue;   /* not on this machine */
-                CHECK_STATUS(VPPO_OK, topk_under((vppo_isa)isa, &s, score, ratios[k], got, &gi));
-                wrong = 0;
-                for (t = 0; t < N; ++t) wrong += got[t] != scalar[t];
-                CHECK_EQ_INT(0, wrong);
-                CHECK(memcmp(&gi, &si, sizeof gi) == 0);   /* the info: the same bits */
-            }
-        }
+        for (k = 0; k < sizeof ratios / sizeof ratios[0]; ++k)
+            check_topk_isas(&s, score, ratios[k], N, want, scalar, got, -1, masked);
     }
     free(off); free(score); free(mask); free(want); free(scalar); free(got);
 }
