@@ -11,8 +11,8 @@
 #   make crosscheck  vppo.h against verl's core_algos, a torch transcription of the VPPO release's
 #                  update_policy and torch.nn.functional (optional: Python with numpy, torch, verl);
 #                  make golden rewrites tests/data/*.txt (checked by make test) from them
-#   make bench     benchmarks (bench/bench.mk; bench-peers: against PyTorch CPU; bitcheck, bench-ab:
-#                  the kernels' output bits and speed against main's vppo.h)
+#   make bench     benchmarks (bench/bench.mk; bench-peers: against PyTorch CPU; bitcheck, bench-ab,
+#                  bench-ab-topk: the kernels' output bits and speed against main's vppo.h)
 #   make install   PREFIX=/usr/local: the header and a pkg-config file
 #
 # No -ffast-math / -Ofast anywhere: NaN handling and exact masks depend on IEEE rules.

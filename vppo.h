@@ -2411,6 +2411,9 @@ static double vppo__sum16(const double *a)
    which is sought. */
 typedef struct vppo__window { int32_t lo, hi; int64_t m, need; } vppo__window;
 
+/* What a partition pass (vppo__select_kernels.part) finds. */
+typedef struct vppo__part { int64_t mid, above, m; int32_t lo, hi; } vppo__part;
+
 /* Kernels of the selection (one table per ISA; the portable C ones are the reference). */
 typedef struct vppo__select_kernels {
     /* key[i] = vppo__key(x[i]) at the valid i < n (no NaN among them), VPPO__KEY_NONE at
@@ -2423,6 +2426,13 @@ typedef struct vppo__select_kernels {
                  uint8_t *select, vppo__topk_acc *acc);
     /* Is x[i] NaN at a valid i < n? */
     int (*nan)(const float *x, const uint8_t *valid, int64_t n);
+    /* One partition pass, added to *o: the keys of positions i < n (those of the scores x at
+       the valid i, valid NULL = all valid; x NULL: the keys src[i], all valid) that lie in
+       [lo, hi] (lo <= hi) go to dst[o->mid..] (in any order; dst may be src, or a buffer of n keys:
+       dst[o->mid + n - 1] may be overwritten, never anything above); o->above counts those
+       > hi, o->m the valid ones, o->lo, o->hi the least and greatest moved. */
+    void (*part)(const float *x, const uint8_t *valid, const int32_t *src, int64_t n, int32_t lo, int32_t hi,
+                 int32_t *dst, struct vppo__part *o);
 } vppo__select_kernels;
 
 /* From the ISA section: the selection kernels of the active ISA (never NULL). */
@@ -2468,8 +2478,49 @@ static int vppo__c_topk_nan(const float *x, const uint8_t *valid, int64_t n)
     return bad;
 }
 
+static void vppo__c_topk_part(const float *x, const uint8_t *valid, const int32_t *src, int64_t n, int32_t lo,
+                              int32_t hi, int32_t *dst, vppo__part *o)
+{
+    const uint32_t width = (uint32_t)hi - (uint32_t)lo;   /* k in [lo, hi]: (uint32) (k - lo) <= width */
+    int64_t i, j = o->mid, j0 = o->mid, a = 0, m = n;
+    int32_t l = o->lo, h = o->hi;
+    if (!x) {   /* three loops without branches inside: the tests are unpredictable */
+        for (i = 0; i < n; ++i) {
+            const int32_t k = src[i];
+            dst[j] = k;
+            j += (uint32_t)k - (uint32_t)lo <= width;
+            a += k > hi;
+        }
+    } else if (!valid) {
+        for (i = 0; i < n; ++i) {
+            const int32_t k = vppo__key(x[i]);
+            dst[j] = k;
+            j += (uint32_t)k - (uint32_t)lo <= width;
+            a += k > hi;
+        }
+    } else {
+        for (i = m = 0; i < n; ++i) {
+            const int32_t k = vppo__key(x[i]);
+            const int ok = valid[i] != 0;
+            dst[j] = k;
+            j += ok & ((uint32_t)k - (uint32_t)lo <= width);
+            a += ok & (k > hi);
+            m += ok;
+        }
+    }
+    for (i = j0; i < j; ++i) {
+        l = dst[i] < l ? dst[i] : l;
+        h = dst[i] > h ? dst[i] : h;
+    }
+    o->mid = j;
+    o->above += a;
+    o->m += m;
+    o->lo = l;
+    o->hi = h;
+}
+
 static const vppo__select_kernels vppo__select_kernels_c = {
-    vppo__c_topk_keys, vppo__c_topk_mask, vppo__c_topk_nan
+    vppo__c_topk_keys, vppo__c_topk_mask, vppo__c_topk_nan, vppo__c_topk_part
 };
 
 /* Radix select: the histogram of up to 2^11 digits of (key - lo) >> shift over the m keys
@@ -2505,38 +2556,140 @@ static void vppo__window_pick(vppo__window *w, const int64_t *hist, int shift)
    move to the front and the window shrinks to their least and greatest. Returns the key;
    *n_eq is how many of the keys equal it (all of those lie in every window), *n_take how
    many of them the top need take. */
-static int32_t vppo__select_local(int32_t *key, int64_t m, vppo__window w, int64_t *n_eq, int64_t *n_take)
+static int32_t vppo__select_local(const vppo__select_kernels *kern, int32_t *key, int64_t m, vppo__window w,
+                                  int64_t *n_eq, int64_t *n_take)
 {
-    int64_t hist[(1 << VPPO__TOPK_BITS) + 1], i, j;
+    int64_t hist[(1 << VPPO__TOPK_BITS) + 1], i;
     while (w.lo < w.hi) {
         const int shift = vppo__window_shift(&w);
         const int32_t lo = w.lo;
         const uint32_t top = (uint32_t)((int64_t)w.hi - lo) >> shift;
-        uint32_t d;
-        int32_t nlo = INT32_MAX, nhi = INT32_MIN;
+        vppo__part o;
         memset(hist, 0, ((size_t)top + 2) * sizeof hist[0]);
         for (i = 0; i < m; ++i) {   /* keys below the window count in digit top + 1 */
             const int32_t k = key[i];
             hist[k >= lo ? (uint32_t)((int64_t)k - lo) >> shift : top + 1] += 1;
         }
         vppo__window_pick(&w, hist, shift);
-        d = (uint32_t)((int64_t)w.lo - lo) >> shift;
-        for (i = j = 0; i < m; ++i) {   /* without branches: the digit test is unpredictable */
-            const int32_t k = key[i];
-            key[j] = k;
-            j += k >= lo && ((uint32_t)((int64_t)k - lo) >> shift) == d;
-        }
-        m = j;
-        for (i = 0; i < j; ++i) {
-            nlo = key[i] < nlo ? key[i] : nlo;
-            nhi = key[i] > nhi ? key[i] : nhi;
-        }
-        w.lo = nlo;
-        w.hi = nhi;
+        o.mid = o.above = o.m = 0;   /* the keys of the digit to the front; the window: their least and greatest */
+        o.lo = INT32_MAX;
+        o.hi = INT32_MIN;
+        kern->part(NULL, NULL, key, m, w.lo, w.hi, key, &o);
+        m = o.mid;
+        w.lo = o.lo;
+        w.hi = o.hi;
     }
     *n_eq = w.m;
     *n_take = w.need;
     return w.lo;
+}
+
+/* Sample-guided narrowing (sequences of at most VPPO__TOPK_LOCAL positions): while more
+   than VPPO__TOPK_FEW keys remain, a histogram of VPPO__TOPK_SAMPLE of them (every n / S-th)
+   gives a key range that holds the sought one with high probability (its expected sample
+   rank +- 3 standard deviations + 2), and one pass of the part kernel keeps the keys inside
+   it. The first pass makes the keys from the scores at the same time. If a range misses
+   (rare: a sample unlike the whole), the keys are made again and vppo__select_local does
+   all. Only the speed depends on the sample: the result is the need-th largest key. */
+#define VPPO__TOPK_SAMPLE 128
+#define VPPO__TOPK_FEW 256
+
+/* The range [*plo, *phi] (open-ended at the extremes) in which the s sampled keys smp (all
+   in [lo, hi]) put the key with q of them above it; 0 if that is every key. Two histograms taken turn about,
+   so that runs of one digit do not wait on each other. */
+static int vppo__sample_range(const int32_t *smp, int64_t s, int32_t lo, int32_t hi, double q, int32_t *plo,
+                              int32_t *phi)
+{
+    uint32_t hist[2][VPPO__TOPK_SAMPLE];
+    int64_t t, c = 0, d, d_hi = -1, top;
+    const double r = q * (double)s, dev = 3.0 * sqrt((double)s * q * (1.0 - q)) + 2.0;
+    int shift = 0;
+    if (lo >= hi) return 0;
+    while (((uint32_t)((int64_t)hi - lo) >> shift) >= VPPO__TOPK_SAMPLE) ++shift;
+    top = (int64_t)((uint32_t)((int64_t)hi - lo) >> shift);
+    memset(hist, 0, sizeof hist);
+    for (t = 0; t < s; ++t) hist[t & 1][(uint32_t)((int64_t)smp[t] - lo) >> shift] += 1;
+    for (d = top; d > 0; --d) {
+        c += hist[0][d] + hist[1][d];
+        if (d_hi < 0 && (double)c > r - dev) d_hi = d;
+        if ((double)c >= r + dev) break;
+    }
+    d_hi = d_hi < 0 ? d : d_hi;
+    if (d_hi == top && d == 0) return 0;
+    *phi = d_hi == top ? INT32_MAX : (int32_t)((int64_t)lo + ((d_hi + 1) << shift) - 1);
+    *plo = d == 0 ? INT32_MIN + 1 : (int32_t)((int64_t)lo + (d << shift));
+    return 1;
+}
+
+/* The first pass of a sequence of len <= VPPO__TOPK_LOCAL scores x (valid: their mask) at a
+   ratio below 1: sampled scores, then the keys of the range made and kept in key at once.
+   1 with *w the window of the *n_keys kept (need: the rank in it of the k-th largest of
+   the *n valid) when the range holds it; 0 otherwise (key then holds nothing usable). */
+static int vppo__topk_first(const vppo__select_kernels *kern, const float *x, const uint8_t *valid, int64_t len,
+                            double ratio, int32_t *key, vppo__window *w, int64_t *n_keys, int64_t *n)
+{
+    int32_t smp[VPPO__TOPK_SAMPLE], plo, phi, lo = INT32_MAX, hi = INT32_MIN;
+    int64_t t, s = 0, k;
+    vppo__part o;
+    for (t = 0; t < VPPO__TOPK_SAMPLE; ++t) {
+        const int64_t i = t * len / VPPO__TOPK_SAMPLE;
+        const int32_t key_i = vppo__key(x[i]);
+        const int ok = !valid || valid[i] != 0;
+        smp[s] = key_i;
+        s += ok;
+        lo = ok && key_i < lo ? key_i : lo;
+        hi = ok && key_i > hi ? key_i : hi;
+    }
+    if (!vppo__sample_range(smp, s, lo, hi, ratio, &plo, &phi)) return 0;
+    o.mid = o.above = o.m = 0;
+    o.lo = INT32_MAX;
+    o.hi = INT32_MIN;
+    kern->part(x, valid, NULL, len, plo, phi, key, &o);
+    *n = o.m;
+    k = vppo__topk_count(o.m, ratio);
+    if (!(k > o.above && k <= o.above + o.mid && k < o.m)) return 0;
+    w->lo = o.lo;
+    w->hi = o.hi;
+    w->m = *n_keys = o.mid;
+    w->need = k - o.above;
+    return 1;
+}
+
+/* The need-th largest of the w.m keys in [w.lo, w.hi] among key[0..n) (the others below
+   w.lo), as vppo__select_local, narrowed first by samples; if a range misses, the keys of
+   the len scores x (valid: their mask) are made again and k_all, the rank among all of
+   them, is sought. */
+static int32_t vppo__select_sampled(const vppo__select_kernels *kern, const float *x, const uint8_t *valid,
+                                    int64_t len, int64_t k_all, int32_t *key, int64_t n, vppo__window w,
+                                    int64_t *n_eq, int64_t *n_take)
+{
+    int32_t smp[VPPO__TOPK_SAMPLE], plo, phi;
+    while (w.lo < w.hi && w.m > VPPO__TOPK_FEW) {
+        int64_t t, s = 0;
+        vppo__part o;
+        for (t = 0; t < VPPO__TOPK_SAMPLE; ++t) {
+            smp[s] = key[t * n / VPPO__TOPK_SAMPLE];
+            s += smp[s] >= w.lo;
+        }
+        if (!vppo__sample_range(smp, s, w.lo, w.hi, (double)w.need / (double)w.m, &plo, &phi)) break;
+        o.mid = o.above = o.m = 0;
+        o.lo = INT32_MAX;
+        o.hi = INT32_MIN;
+        kern->part(NULL, NULL, key, n, plo < w.lo ? w.lo : plo, phi, key, &o);
+        if (w.need <= o.above || w.need > o.above + o.mid) {   /* missed: start again, without samples */
+            kern->keys(x, valid, len, key, &w);
+            w.need = k_all;
+            n = len;
+            break;
+        }
+        n = o.mid;
+        w.need -= o.above;
+        w.lo = o.lo;
+        w.hi = o.hi;
+        if (4 * o.mid > 3 * w.m) { w.m = o.mid; break; }   /* the keys bunch: samples narrow little */
+        w.m = o.mid;
+    }
+    return vppo__select_local(kern, key, n, w, n_eq, n_take);
 }
 
 /* Sequences whose span is at most this many positions are selected in a local copy of
@@ -2546,8 +2699,8 @@ static int32_t vppo__select_local(int32_t *key, int64_t m, vppo__window w, int64
 
 /* The need-th largest valid key (1 <= need <= w.m = number of valid positions) of the len
    scores x (valid: their mask or NULL), as vppo__select_local; local: VPPO__TOPK_LOCAL keys. */
-static int32_t vppo__select_scores(const float *x, const uint8_t *valid, int64_t len, vppo__window w,
-                                   int32_t *local, int64_t *n_eq, int64_t *n_take)
+static int32_t vppo__select_scores(const vppo__select_kernels *kern, const float *x, const uint8_t *valid,
+                                   int64_t len, vppo__window w, int32_t *local, int64_t *n_eq, int64_t *n_take)
 {
     int64_t hist[1 << VPPO__TOPK_BITS], i, j;
     w.lo = INT32_MAX; w.hi = INT32_MIN;
@@ -2575,7 +2728,7 @@ static int32_t vppo__select_scores(const float *x, const uint8_t *valid, int64_t
         const int32_t k = vppo__key(x[i]);
         if ((!valid || valid[i]) && k >= w.lo && k <= w.hi) local[j++] = k;
     }
-    return vppo__select_local(local, j, w, n_eq, n_take);
+    return vppo__select_local(kern, local, j, w, n_eq, n_take);
 }
 
 /* One past the position of the n_take-th valid score whose key is t: the ties up to there
@@ -2616,14 +2769,27 @@ static void vppo__topk_seq(const void *job, int64_t b, void *part)
     uint8_t *select = j->select + lo;
     vppo__topk_part *p = (vppo__topk_part *)part;
     int32_t local[VPPO__TOPK_LOCAL], thr = INT32_MAX;
-    int64_t n = 0, cut = 0;
+    int64_t n = 0, cut = 0, n_keys = len;
+    int narrowed = 0;
     vppo__topk_acc acc;
     vppo__window w;
     memset(p, 0, sizeof *p);
     memset(&acc, 0, sizeof acc);
     w.lo = INT32_MAX;
     w.hi = INT32_MIN;
-    if (len > VPPO__TOPK_LOCAL) {
+    if (len <= VPPO__TOPK_LOCAL && j->ratio < 1.0 && len > VPPO__TOPK_FEW)
+        narrowed = vppo__topk_first(j->kern, x, valid, len, j->ratio, local, &w, &n_keys, &n);
+    if (narrowed) {
+        /* w: the window of the n_keys keys in local that the first pass kept; n: all valid */
+    } else if (len > VPPO__TOPK_LOCAL && j->ratio >= 1.0) {   /* the least valid key: by the keys kernel in chunks */
+        int64_t a;
+        for (a = 0; a < len; a += VPPO__TOPK_LOCAL) {
+            vppo__window c;
+            j->kern->keys(x + a, valid ? valid + a : NULL, vppo__min64(VPPO__TOPK_LOCAL, len - a), local, &c);
+            n += c.m;
+            w.lo = c.lo < w.lo ? c.lo : w.lo;
+        }
+    } else if (len > VPPO__TOPK_LOCAL) {
         n = vppo__count_valid(s, b);
     } else {
         j->kern->keys(x, valid, len, local, &w);
@@ -2632,11 +2798,17 @@ static void vppo__topk_seq(const void *job, int64_t b, void *part)
     p->n = n;
     p->k = vppo__topk_count(n, j->ratio);
     if (p->k > 0) {
-        int64_t n_eq, n_take;
-        w.m = n;
-        w.need = p->k;
-        thr = len > VPPO__TOPK_LOCAL ? vppo__select_scores(x, valid, len, w, local, &n_eq, &n_take)
-                                     : vppo__select_local(local, len, w, &n_eq, &n_take);
+        int64_t n_eq = 1, n_take = 1;
+        if (!narrowed) {
+            w.m = n;
+            w.need = p->k;
+        }
+        if (p->k == n && (len <= VPPO__TOPK_LOCAL || j->ratio >= 1.0))
+            thr = w.lo;   /* all valid taken (ratio 1): the least key, with every tie of it */
+        else if (len > VPPO__TOPK_LOCAL)
+            thr = vppo__select_scores(j->kern, x, valid, len, w, local, &n_eq, &n_take);
+        else
+            thr = vppo__select_sampled(j->kern, x, valid, len, p->k, local, n_keys, w, &n_eq, &n_take);
         if (vppo__finite(vppo__unkey(thr))) {
             p->sum_threshold = vppo__unkey(thr);
             p->n_thresholds = 1;
@@ -4846,6 +5018,37 @@ static double vppo__hsum_lanes(const float *lane, int w)
 #define VPPO__DHI(I)      VPPO__PICK(I, VPPO__SSE2_DHI,      VPPO__AVX2_DHI,       VPPO__AVX512_DHI,      vcvt_high_f64_f32)
 /* clears the upper halves of the vector registers where plain SSE code would pay for them */
 #define VPPO__ZEROUPPER(I) VPPO__PICK(I, VPPO__NOTHING,      _mm256_zeroupper,     _mm256_zeroupper,      VPPO__NOTHING)
+/* ICOUNT: c + 1 in the lanes of mask m (one: the float whose bits are the integer 1);
+   TOPK_SUMS: the W float lanes v as doubles added to ds[0..1] where sel, to dr[0..1]
+   where rej. AVX-512 converts once and adds under the masks: the lanes left alone are the
+   lanes that the others add +0.0 to, the same bits (a sum that starts at +0.0 never is -0.0). */
+#define VPPO__ICOUNT(I)   VPPO__PICK(I, VPPO__GEN_ICOUNT_sse2, VPPO__GEN_ICOUNT_avx2, VPPO__AVX512_ICOUNT, VPPO__GEN_ICOUNT_neon)
+#define VPPO__TOPK_SUMS(I) VPPO__PICK(I, VPPO__GEN_SUMS_sse2, VPPO__GEN_SUMS_avx2,  VPPO__AVX512_SUMS,     VPPO__GEN_SUMS_neon)
+#define VPPO__GEN_ICOUNT_(I, c, m, one) VPPO__IADD(I)(c, VPPO__BITS(I)(VPPO__KEEP(I)(m, one)))
+#define VPPO__GEN_SUMS_(I, ds, dr, sel, rej, v) do { \
+        const VPPO__V(I) sv_ = VPPO__KEEP(I)(sel, v), rv_ = VPPO__KEEP(I)(rej, v); \
+        (ds)[0] = VPPO__DADD(I)((ds)[0], VPPO__DLO(I)(sv_)); \
+        (ds)[1] = VPPO__DADD(I)((ds)[1], VPPO__DHI(I)(sv_)); \
+        (dr)[0] = VPPO__DADD(I)((dr)[0], VPPO__DLO(I)(rv_)); \
+        (dr)[1] = VPPO__DADD(I)((dr)[1], VPPO__DHI(I)(rv_)); \
+    } while (0)
+#define VPPO__GEN_ICOUNT_sse2(c, m, one) VPPO__GEN_ICOUNT_(sse2, c, m, one)
+#define VPPO__GEN_ICOUNT_avx2(c, m, one) VPPO__GEN_ICOUNT_(avx2, c, m, one)
+#define VPPO__GEN_ICOUNT_neon(c, m, one) VPPO__GEN_ICOUNT_(neon, c, m, one)
+#define VPPO__GEN_SUMS_sse2(ds, dr, sel, rej, v) VPPO__GEN_SUMS_(sse2, ds, dr, sel, rej, v)
+#define VPPO__GEN_SUMS_avx2(ds, dr, sel, rej, v) VPPO__GEN_SUMS_(avx2, ds, dr, sel, rej, v)
+#define VPPO__GEN_SUMS_neon(ds, dr, sel, rej, v) VPPO__GEN_SUMS_(neon, ds, dr, sel, rej, v)
+#define VPPO__AVX512_ICOUNT(c, m, one) _mm512_mask_add_epi32(c, m, c, _mm512_castps_si512(one))
+#define VPPO__AVX512_SUMS(ds, dr, sel, rej, v) do { \
+        const __m512d lo_ = VPPO__AVX512_DLO(v), hi_ = VPPO__AVX512_DHI(v); \
+        (ds)[0] = _mm512_mask_add_pd((ds)[0], (__mmask8)(sel), (ds)[0], lo_); \
+        (ds)[1] = _mm512_mask_add_pd((ds)[1], (__mmask8)((sel) >> 8), (ds)[1], hi_); \
+        (dr)[0] = _mm512_mask_add_pd((dr)[0], (__mmask8)(rej), (dr)[0], lo_); \
+        (dr)[1] = _mm512_mask_add_pd((dr)[1], (__mmask8)((rej) >> 8), (dr)[1], hi_); \
+    } while (0)
+/* the partition of the top-k keys (vppo__select_kernels.part): a compress on AVX-512, a
+   permutation on AVX2, C elsewhere */
+#define VPPO__TOPK_PART(I) VPPO__PICK(I, vppo__c_topk_part,  vppo__avx2_topk_part, vppo__avx512_topk_part, vppo__c_topk_part)
 
 #define VPPO__NOTHING() ((void)0)
 #define VPPO__SSE2_ISTOREU(p, x) _mm_storeu_si128((__m128i *)(void *)(p), x)
@@ -5390,7 +5593,6 @@ ATTR static void vppo__##I##_topk_body(const float *x, const uint8_t *valid, int
                 VPPO__VI(I) mag; \
                 const VPPO__VI(I) key = vppo__##I##_key(v, &mag); \
                 VPPO__VM(I) take = VPPO__IGT(I)(key, t), fin = VPPO__IGT(I)(inf, mag), sel, rej; \
-                VPPO__V(I) sv, rv; \
                 if (valid) { \
                     const VPPO__VM(I) ok = VPPO__IGT(I)(VPPO__LOAD8(I)(valid + i + q * VPPO__W(I)), zero); \
                     take = VPPO__MAND(I)(take, ok); \
@@ -5399,14 +5601,9 @@ ATTR static void vppo__##I##_topk_body(const float *x, const uint8_t *valid, int
                 sel = VPPO__MAND(I)(take, fin); \
                 rej = VPPO__MANDNOT(I)(take, fin); \
                 VPPO__ST8(I)(select + i + q * VPPO__W(I), VPPO__BITS(I)(VPPO__KEEP(I)(take, one))); \
-                cs = VPPO__IADD(I)(cs, VPPO__BITS(I)(VPPO__KEEP(I)(sel, one))); \
-                cr = VPPO__IADD(I)(cr, VPPO__BITS(I)(VPPO__KEEP(I)(rej, one))); \
-                sv = VPPO__KEEP(I)(sel, v); \
-                rv = VPPO__KEEP(I)(rej, v); \
-                ds[2 * q] = VPPO__DADD(I)(ds[2 * q], VPPO__DLO(I)(sv)); \
-                ds[2 * q + 1] = VPPO__DADD(I)(ds[2 * q + 1], VPPO__DHI(I)(sv)); \
-                dr[2 * q] = VPPO__DADD(I)(dr[2 * q], VPPO__DLO(I)(rv)); \
-                dr[2 * q + 1] = VPPO__DADD(I)(dr[2 * q + 1], VPPO__DHI(I)(rv)); \
+                cs = VPPO__ICOUNT(I)(cs, sel, one); \
+                cr = VPPO__ICOUNT(I)(cr, rej, one); \
+                VPPO__TOPK_SUMS(I)(ds + 2 * q, dr + 2 * q, sel, rej, v); \
             } \
         VPPO__ISTOREU(I)(c, cs); \
         for (q = 0; q < VPPO__W(I); ++q) acc->n_sel += c[q]; \
@@ -5435,7 +5632,7 @@ ATTR static int vppo__##I##_topk_nan(const float *x, const uint8_t *valid, int64
 } \
 \
 static const vppo__select_kernels vppo__select_kernels_##I = { \
-    vppo__##I##_topk_keys, vppo__##I##_topk_mask, vppo__##I##_topk_nan \
+    vppo__##I##_topk_keys, vppo__##I##_topk_mask, vppo__##I##_topk_nan, VPPO__TOPK_PART(I) \
 };
 
 #ifdef VPPO__X86
@@ -5481,6 +5678,91 @@ __attribute__((target("avx2"))) VPPO__INLINE void vppo__avx2_st8(uint8_t *p, __m
     _mm_storel_epi64((__m128i *)(void *)p, _mm_packus_epi16(h, h));
 }
 
+/* vppo__select_kernels.part on AVX2: 8 keys at a time, the ones in [lo, hi] moved to the
+   front of the vector by a permutation from vppo__compact8 and stored whole at dst + j (j
+   <= i, as on AVX-512); vppo__compact8[m]: the positions of the set bits of the 8-bit mask
+   m in order, 3 bits each, and their count in bits 24-27. */
+static const uint32_t vppo__compact8[256] = {
+    0x0000000, 0x1000000, 0x1000001, 0x2000008, 0x1000002, 0x2000010, 0x2000011, 0x3000088,
+    0x1000003, 0x2000018, 0x2000019, 0x30000c8, 0x200001a, 0x30000d0, 0x30000d1, 0x4000688,
+    0x1000004, 0x2000020, 0x2000021, 0x3000108, 0x2000022, 0x3000110, 0x3000111, 0x4000888,
+    0x2000023, 0x3000118, 0x3000119, 0x40008c8, 0x300011a, 0x40008d0, 0x40008d1, 0x5004688,
+    0x1000005, 0x2000028, 0x2000029, 0x3000148, 0x200002a, 0x3000150, 0x3000151, 0x4000a88,
+    0x200002b, 0x3000158, 0x3000159, 0x4000ac8, 0x300015a, 0x4000ad0, 0x4000ad1, 0x5005688,
+    0x200002c, 0x3000160, 0x3000161, 0x4000b08, 0x3000162, 0x4000b10, 0x4000b11, 0x5005888,
+    0x3000163, 0x4000b18, 0x4000b19, 0x50058c8, 0x4000b1a, 0x50058d0, 0x50058d1, 0x602c688,
+    0x1000006, 0x2000030, 0x2000031, 0x3000188, 0x2000032, 0x3000190, 0x3000191, 0x4000c88,
+    0x2000033, 0x3000198, 0x3000199, 0x4000cc8, 0x300019a, 0x4000cd0, 0x4000cd1, 0x5006688,
+    0x2000034, 0x30001a0, 0x30001a1, 0x4000d08, 0x30001a2, 0x4000d10, 0x4000d11, 0x5006888,
+    0x30001a3, 0x4000d18, 0x4000d19, 0x50068c8, 0x4000d1a, 0x50068d0, 0x50068d1, 0x6034688,
+    0x2000035, 0x30001a8, 0x30001a9, 0x4000d48, 0x30001aa, 0x4000d50, 0x4000d51, 0x5006a88,
+    0x30001ab, 0x4000d58, 0x4000d59, 0x5006ac8, 0x4000d5a, 0x5006ad0, 0x5006ad1, 0x6035688,
+    0x30001ac, 0x4000d60, 0x4000d61, 0x5006b08, 0x4000d62, 0x5006b10, 0x5006b11, 0x6035888,
+    0x4000d63, 0x5006b18, 0x5006b19, 0x60358c8, 0x5006b1a, 0x60358d0, 0x60358d1, 0x71ac688,
+    0x1000007, 0x2000038, 0x2000039, 0x30001c8, 0x200003a, 0x30001d0, 0x30001d1, 0x4000e88,
+    0x200003b, 0x30001d8, 0x30001d9, 0x4000ec8, 0x30001da, 0x4000ed0, 0x4000ed1, 0x5007688,
+    0x200003c, 0x30001e0, 0x30001e1, 0x4000f08, 0x30001e2, 0x4000f10, 0x4000f11, 0x5007888,
+    0x30001e3, 0x4000f18, 0x4000f19, 0x50078c8, 0x4000f1a, 0x50078d0, 0x50078d1, 0x603c688,
+    0x200003d, 0x30001e8, 0x30001e9, 0x4000f48, 0x30001ea, 0x4000f50, 0x4000f51, 0x5007a88,
+    0x30001eb, 0x4000f58, 0x4000f59, 0x5007ac8, 0x4000f5a, 0x5007ad0, 0x5007ad1, 0x603d688,
+    0x30001ec, 0x4000f60, 0x4000f61, 0x5007b08, 0x4000f62, 0x5007b10, 0x5007b11, 0x603d888,
+    0x4000f63, 0x5007b18, 0x5007b19, 0x603d8c8, 0x5007b1a, 0x603d8d0, 0x603d8d1, 0x71ec688,
+    0x200003e, 0x30001f0, 0x30001f1, 0x4000f88, 0x30001f2, 0x4000f90, 0x4000f91, 0x5007c88,
+    0x30001f3, 0x4000f98, 0x4000f99, 0x5007cc8, 0x4000f9a, 0x5007cd0, 0x5007cd1, 0x603e688,
+    0x30001f4, 0x4000fa0, 0x4000fa1, 0x5007d08, 0x4000fa2, 0x5007d10, 0x5007d11, 0x603e888,
+    0x4000fa3, 0x5007d18, 0x5007d19, 0x603e8c8, 0x5007d1a, 0x603e8d0, 0x603e8d1, 0x71f4688,
+    0x30001f5, 0x4000fa8, 0x4000fa9, 0x5007d48, 0x4000faa, 0x5007d50, 0x5007d51, 0x603ea88,
+    0x4000fab, 0x5007d58, 0x5007d59, 0x603eac8, 0x5007d5a, 0x603ead0, 0x603ead1, 0x71f5688,
+    0x4000fac, 0x5007d60, 0x5007d61, 0x603eb08, 0x5007d62, 0x603eb10, 0x603eb11, 0x71f5888,
+    0x5007d63, 0x603eb18, 0x603eb19, 0x71f58c8, 0x603eb1a, 0x71f58d0, 0x71f58d1, 0x8fac688
+};
+__attribute__((target("avx2,fma,f16c")))
+static void vppo__avx2_topk_part(const float *x, const uint8_t *valid, const int32_t *src, int64_t n, int32_t lo,
+                                 int32_t hi, int32_t *dst, vppo__part *o)
+{
+    const __m256i vlo = _mm256_set1_epi32(lo), vhi = _mm256_set1_epi32(hi), abs = _mm256_set1_epi32(0x7fffffff);
+    const __m256i top = _mm256_set1_epi32(INT32_MAX), bottom = _mm256_set1_epi32(INT32_MIN), zero = _mm256_setzero_si256();
+    const __m256i slot = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21), seven = _mm256_set1_epi32(7);
+    __m256i mn = _mm256_set1_epi32(o->lo), mx = _mm256_set1_epi32(o->hi), n_up = zero, n_ok = zero;
+    int32_t l[8], h[8], c[8];
+    int64_t i, j = o->mid;
+    int q;
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256i k, ok = _mm256_cmpeq_epi32(zero, zero), up, in;
+        uint32_t e;
+        if (x) {
+            const __m256i bits = _mm256_castps_si256(_mm256_loadu_ps(x + i)), neg = _mm256_srai_epi32(bits, 31);
+            k = _mm256_sub_epi32(_mm256_xor_si256(_mm256_and_si256(bits, abs), neg), neg);
+            if (valid) ok = _mm256_cmpgt_epi32(VPPO__AVX2_LOAD8(valid + i), zero);
+        } else {
+            k = _mm256_loadu_si256((const __m256i *)(const void *)(src + i));
+        }
+        up = _mm256_and_si256(ok, _mm256_cmpgt_epi32(k, vhi));
+        in = _mm256_andnot_si256(_mm256_or_si256(up, _mm256_cmpgt_epi32(vlo, k)), ok);
+        e = vppo__compact8[_mm256_movemask_ps(_mm256_castsi256_ps(in))];
+        _mm256_storeu_si256((__m256i *)(void *)(dst + j), _mm256_permutevar8x32_epi32(k,
+            _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int32_t)e), slot), seven)));
+        mn = _mm256_min_epi32(mn, _mm256_blendv_epi8(top, k, in));
+        mx = _mm256_max_epi32(mx, _mm256_blendv_epi8(bottom, k, in));
+        n_up = _mm256_sub_epi32(n_up, up);
+        n_ok = _mm256_sub_epi32(n_ok, ok);
+        j += e >> 24;
+    }
+    _mm256_storeu_si256((__m256i *)(void *)l, mn);
+    _mm256_storeu_si256((__m256i *)(void *)h, mx);
+    _mm256_storeu_si256((__m256i *)(void *)c, n_up);
+    for (q = 0; q < 8; ++q) {
+        o->lo = l[q] < o->lo ? l[q] : o->lo;
+        o->hi = h[q] > o->hi ? h[q] : o->hi;
+        o->above += c[q];
+    }
+    _mm256_storeu_si256((__m256i *)(void *)c, n_ok);
+    for (q = 0; q < 8; ++q) o->m += c[q];
+    o->mid = j;
+    _mm256_zeroupper();
+    vppo__c_topk_part(x ? x + i : NULL, valid && x ? valid + i : NULL, src ? src + i : NULL, n - i, lo, hi, dst, o);
+}
+
 VPPO__SELECT_KERNELS(sse2, __attribute__((target("sse2"))))
 VPPO__ON_CHECK_KERNEL(sse2, __attribute__((target("sse2"))))
 VPPO__SELECT_KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
@@ -5495,6 +5777,46 @@ VPPO__ON_CHECK_KERNEL(avx2, __attribute__((target("avx2,fma,f16c"))))
 VPPO__KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 VPPO__ON_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 VPPO__GEMM_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
+/* vppo__select_kernels.part on AVX-512: 16 keys at a time (made from the scores, or
+   loaded), the ones in [lo, hi] compressed in a register and stored whole at dst + j (j <=
+   i: in place it overwrites only keys already read), the counts by popcount; the tail in C. */
+__attribute__((target("avx512f,avx2,fma,f16c,popcnt")))
+static void vppo__avx512_topk_part(const float *x, const uint8_t *valid, const int32_t *src, int64_t n, int32_t lo,
+                                   int32_t hi, int32_t *dst, vppo__part *o)
+{
+    const __m512i vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(hi), abs = _mm512_set1_epi32(0x7fffffff);
+    __m512i mn = _mm512_set1_epi32(o->lo), mx = _mm512_set1_epi32(o->hi);
+    int64_t i, j = o->mid, a = 0, m = 0;
+    for (i = 0; i + 16 <= n; i += 16) {
+        __mmask16 ok = 0xffff, up, in;
+        __m512i k;
+        if (x) {
+            const __m512i bits = _mm512_castps_si512(_mm512_loadu_ps(x + i)), neg = _mm512_srai_epi32(bits, 31);
+            k = _mm512_sub_epi32(_mm512_xor_si512(_mm512_and_si512(bits, abs), neg), neg);
+            if (valid) {
+                const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(valid + i)));
+                ok = _mm512_test_epi32_mask(v, v);
+            }
+        } else {
+            k = _mm512_loadu_si512(src + i);
+        }
+        up = _mm512_mask_cmpgt_epi32_mask(ok, k, vhi);
+        in = _mm512_mask_cmpge_epi32_mask((__mmask16)(ok & ~up), k, vlo);
+        _mm512_storeu_si512(dst + j, _mm512_maskz_compress_epi32(in, k));
+        mn = _mm512_mask_min_epi32(mn, in, mn, k);
+        mx = _mm512_mask_max_epi32(mx, in, mx, k);
+        j += _mm_popcnt_u32(in);
+        a += _mm_popcnt_u32(up);
+        m += _mm_popcnt_u32(ok);
+    }
+    o->mid = j;
+    o->above += a;
+    o->m += m;
+    o->lo = _mm512_reduce_min_epi32(mn);
+    o->hi = _mm512_reduce_max_epi32(mx);
+    _mm256_zeroupper();
+    vppo__c_topk_part(x ? x + i : NULL, valid && x ? valid + i : NULL, src ? src + i : NULL, n - i, lo, hi, dst, o);
+}
 VPPO__SELECT_KERNELS(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 VPPO__ON_CHECK_KERNEL(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 #if defined(__GNUC__) && !defined(__clang__)

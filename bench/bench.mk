@@ -161,3 +161,21 @@ $(BUILD)/stepab: bench/stepab.c vppo.h $(BUILD)/bitcheck_base.h | $(BUILD)
 
 bench-step-ab: $(BUILD)/stepab
 	./$(BUILD)/stepab $(BENCH_STEP_AB_REPS)
+
+# ------------------------------------------------------------------ bench-ab-topk
+#   make bench-ab-topk          bench/topk_ab.c: vppo_topk_mask of BITCHECK_BASE's vppo.h and of
+#                               ./vppo.h in one program, called alternately; medians, new/base
+#                               and the outputs compared bit for bit. BENCH_AB_TOPK_REPS: calls.
+BENCH_AB_TOPK_REPS ?= 11
+.PHONY: bench-ab-topk
+
+$(BUILD)/topk_ab: bench/topk_ab.c vppo.h $(BUILD)/bitcheck_base.h | $(BUILD)
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) $(BENCH_OMP) -DAB_SIDE=base \
+	    -DAB_HEADER='"$(CURDIR)/$(BUILD)/bitcheck_base.h"' -c bench/topk_ab.c -o $(BUILD)/topk_ab_base.o
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) $(BENCH_OMP) -DAB_SIDE=new \
+	    -DAB_HEADER='"$(CURDIR)/vppo.h"' -c bench/topk_ab.c -o $(BUILD)/topk_ab_new.o
+	$(BENCH_CC) $(CSTD) $(BENCH_WARN) $(OPT) $(BENCH_OMP) -D_POSIX_C_SOURCE=199309L -DAB_MAIN -c bench/topk_ab.c -o $(BUILD)/topk_ab_main.o
+	$(BENCH_CC) $(BENCH_OMP) -o $@ $(BUILD)/topk_ab_main.o $(BUILD)/topk_ab_base.o $(BUILD)/topk_ab_new.o $(LDLIBS)
+
+bench-ab-topk: $(BUILD)/topk_ab
+	./$(BUILD)/topk_ab $(BENCH_AB_TOPK_REPS)

@@ -465,6 +465,39 @@ static vppo_status topk_under(vppo_isa isa, const vppo_seqs *s, const float *sco
     return st;
 }
 
+/* The scalar path's mask and info against the sort, and every other ISA's against the
+   scalar path's, bit for bit; want, scalar, got: buffers of N bytes, got filled with 7
+   first, so that a write before offsets[0] shows. kind, masked: for the message. */
+static void check_topk_isas(const vppo_seqs *s, const float *score, double ratio, int64_t N, uint8_t *want,
+                            uint8_t *scalar, uint8_t *got, int kind, int masked)
+{
+    const int64_t lo = s->offsets[0], hi = s->offsets[s->n_seqs];
+    vppo_topk_info wi, si, gi;
+    int64_t t, wrong = 0;
+    int isa;
+    ref_topk(s, score, ratio, want, &wi);
+    CHECK_STATUS(VPPO_OK, topk_under(VPPO_ISA_SCALAR, s, score, ratio, scalar, &si));
+    for (t = lo; t < hi; ++t) wrong += scalar[t] != want[t];
+    CHECK_EQ_INT(0, wrong);
+    CHECK_EQ_INT(wi.n_valid, si.n_valid);
+    CHECK_EQ_INT(wi.n_selected, si.n_selected);
+    CHECK_NEAR(wi.threshold_mean, si.threshold_mean, TOL_SCALAR);
+    CHECK_NEAR(wi.mean_selected, si.mean_selected, TOL_SCALAR);
+    CHECK_NEAR(wi.mean_rejected, si.mean_rejected, TOL_SCALAR);
+    for (isa = VPPO_ISA_SSE2; isa <= VPPO_ISA_NEON; ++isa) {
+        if (vppo_isa_select((vppo_isa)isa) != VPPO_OK) continue;   /* not on this machine */
+        memset(got, 7, (size_t)N);
+        CHECK_STATUS(VPPO_OK, topk_under((vppo_isa)isa, s, score, ratio, got, &gi));
+        wrong = 0;
+        for (t = lo; t < hi; ++t) wrong += got[t] != scalar[t];
+        for (t = 0; t < lo; ++t) wrong += got[t] != 7;   /* nothing before offsets[0] */
+        CHECK_EQ_INT(0, wrong);
+        CHECK(memcmp(&gi, &si, sizeof gi) == 0);     /* the info: the same bits */
+        if (wrong || memcmp(&gi, &si, sizeof gi) != 0)
+            fprintf(stderr, "  %s, kind %d, masked %d, ratio %g\n", vppo_isa_name((vppo_isa)isa), kind, masked, ratio);
+    }
+}
+
 void topk_mask_every_isa_matches_scalar_and_sort(void)
 {
     const double ratios[] = { 0.0, 1e-9, 0.05, 0.3, 0.4, 0.5, 2.0 / 3.0, 0.7, 0.999, 1.0 };
@@ -474,7 +507,7 @@ void topk_mask_every_isa_matches_scalar_and_sort(void)
     uint8_t *mask = (uint8_t *)malloc((size_t)N), *want = (uint8_t *)malloc((size_t)N);
     uint8_t *scalar = (uint8_t *)malloc((size_t)N), *got = (uint8_t *)malloc((size_t)N);
     rng r = rng_make(610);
-    int kind, masked, isa;
+    int kind, masked;
     size_t k;
     off[0] = 5;
     for (b = 0; b < N_TOPK_LENGTHS; ++b) off[b + 1] = off[b] + topk_lengths[b];
@@ -487,32 +520,8 @@ void topk_mask_every_isa_matches_scalar_and_sort(void)
                 mask[t] = (uint8_t)(masked ? rng_int(&r, 0, 4) != 0 : 1);   /* about 1 in 5 left out */
                 score[t] = mask[t] ? adversarial_score(&r, kind) : NAN;      /* garbage where left out */
             }
-            for (k = 0; k < sizeof ratios / sizeof ratios[0]; ++k) {
-                vppo_topk_info wi, si, gi;
-                int64_t wrong = 0;
-                ref_topk(&s, score, ratios[k], want, &wi);
-                CHECK_STATUS(VPPO_OK, topk_under(VPPO_ISA_SCALAR, &s, score, ratios[k], scalar, &si));
-                for (t = off[0]; t < off[N_TOPK_LENGTHS]; ++t) wrong += scalar[t] != want[t];
-                CHECK_EQ_INT(0, wrong);
-                CHECK_EQ_INT(wi.n_valid, si.n_valid);
-                CHECK_EQ_INT(wi.n_selected, si.n_selected);
-                CHECK_NEAR(wi.threshold_mean, si.threshold_mean, TOL_SCALAR);
-                CHECK_NEAR(wi.mean_selected, si.mean_selected, TOL_SCALAR);
-                CHECK_NEAR(wi.mean_rejected, si.mean_rejected, TOL_SCALAR);
-                for (isa = VPPO_ISA_SSE2; isa <= VPPO_ISA_NEON; ++isa) {
-                    if (vppo_isa_select((vppo_isa)isa) != VPPO_OK) continue;   /* not on this machine */
-                    memset(got, 7, (size_t)N);
-                    CHECK_STATUS(VPPO_OK, topk_under((vppo_isa)isa, &s, score, ratios[k], got, &gi));
-                    wrong = 0;
-                    for (t = off[0]; t < off[N_TOPK_LENGTHS]; ++t) wrong += got[t] != scalar[t];
-                    CHECK_EQ_INT(0, wrong);
-                    CHECK(memcmp(got, "\7\7\7\7\7", 5) == 0);   /* nothing before offsets[0] */
-                    CHECK(memcmp(&gi, &si, sizeof gi) == 0);     /* the info: the same bits */
-                    if (wrong || memcmp(&gi, &si, sizeof gi) != 0)
-                        fprintf(stderr, "  %s, kind %d, masked %d, ratio %g\n", vppo_isa_name((vppo_isa)isa), kind,
-                                masked, ratios[k]);
-                }
-            }
+            for (k = 0; k < sizeof ratios / sizeof ratios[0]; ++k)
+                check_topk_isas(&s, score, ratios[k], N, want, scalar, got, kind, masked);
         }
     free(score); free(mask); free(want); free(scalar); free(got);
 }
@@ -579,6 +588,116 @@ void topk_mask_long_sequences_of_two_values(void)
     check_topk(&s, score, 0.3);
     check_topk(&s, score, 0.7);
     free(score); free(mask);
+}
+
+/* Scores that steer the sampled narrowing of the selection (every n/128-th key of a
+   sequence is sampled) into each of its paths: kind 0 K3-like (the ranges hold), 1 the
+   sampled positions far above the rest (the first range misses), 2 a few values (ties
+   across digits), 3 all but a few alike (the sample sees one value), 4 ascending, 5 a
+   saw of period p (the sample sees one phase), 6 two clusters 1e-30 and 1e30 of both
+   signs, 7 uniform with one score per 16 far off (later ranges narrow a mixed window). */
+static float sampled_score(rng *r, int kind, int64_t i, int64_t len, int64_t p)
+{
+    const int64_t stride = len / 128 > 0 ? len / 128 : 1;
+    switch (kind) {
+    case 0: return (float)(-log(1.0 - rng_uniform(r)) * 0.05);
+    case 1: return i % stride == 0 ? (float)(1000 + i) : (float)rng_uniform(r);
+    case 2: return (float)rng_int(r, 0, 3) * 1e6f + (float)rng_int(r, 0, 1);
+    case 3: return rng_int(r, 0, 50) == 0 ? (float)rng_normal(r) : 0.5f;
+    case 4: return (float)i * 1e-3f;
+    case 5: return (float)(i % p) + (float)rng_uniform(r) * 1e-3f;
+    case 6: return (rng_int(r, 0, 1) ? 1e30f : 1e-30f) * (float)rng_range(r, -2, 2);
+    default: return i % 16 == 3 ? (float)rng_range(r, -1e20, 1e20) : (float)rng_uniform(r);
+    }
+}
+
+void topk_mask_sampled_ranges_match_sort_on_every_isa(void)
+{
+    static const int64_t lens[] = { 257, 300, 511, 1000, 2048, 2049, 3333, 4096 };
+    static const int64_t periods[] = { 2, 3, 16, 17, 64 };
+    const double ratios[] = { 0.01, 0.3, 0.4, 0.5, 0.9, 0.999 };
+    const int n_kinds = 8, n_lens = (int)(sizeof lens / sizeof lens[0]);
+    const int64_t n_seqs = (int64_t)n_kinds * n_lens * 2;
+    int64_t *off = (int64_t *)malloc((size_t)(n_seqs + 1) * sizeof(int64_t)), t, b, N;
+    float *score;
+    uint8_t *mask, *want, *scalar, *got;
+    rng r = rng_make(613);
+    int masked;
+    size_t k;
+    off[0] = 0;
+    for (b = 0; b < n_seqs; ++b) off[b + 1] = off[b] + lens[(b / 2) % n_lens];
+    N = off[n_seqs];
+    score = floats_new(N, NAN);
+    mask = (uint8_t *)malloc((size_t)N); want = (uint8_t *)malloc((size_t)N);
+    scalar = (uint8_t *)malloc((size_t)N); got = (uint8_t *)malloc((size_t)N);
+    for (b = 0; b < n_seqs; ++b)   /* kind b / (2 n_lens); every other sequence reversed */
+        for (t = off[b]; t < off[b + 1]; ++t) {
+            const int64_t len = off[b + 1] - off[b], i = b % 2 ? off[b + 1] - 1 - t : t - off[b];
+            score[t] = sampled_score(&r, (int)(b / (2 * n_lens)), i, len, periods[b % 5]);
+        }
+    for (masked = 0; masked < 2; ++masked) {
+        vppo_seqs s;
+        s.n_seqs = n_seqs; s.offsets = off; s.mask = masked ? mask : NULL;
+        for (t = 0; t < N; ++t) mask[t] = (uint8_t)(!masked || rng_int(&r, 0, 3) != 0);
+        for (k = 0; k < sizeof ratios / sizeof ratios[0]; ++k)
+            check_topk_isas(&s, score, ratios[k], N, want, scalar, got, -1, masked);
+    }
+    free(off); free(score); free(mask); free(want); free(scalar); free(got);
+}
+
+/* Ratio 1 takes every valid position without a search; its outputs must be those of the
+   search. Longer than the 4096-key local buffer, ratio 1 - 1e-6 still has k = n but goes
+   through the search: the two calls must agree bit for bit. For every length, a sequence
+   alone: the threshold is its least valid score exactly. */
+void topk_mask_ratio_1_equals_the_search(void)
+{
+    static const int64_t lens[] = { 0, 1, 2, 3, 17, 256, 257, 4096, 4097, 6001, 12000 };
+    const int n_lens = (int)(sizeof lens / sizeof lens[0]);
+    int64_t off[sizeof lens / sizeof lens[0] + 1], t, b, N;
+    float *score;
+    uint8_t *mask, *one, *search;
+    rng r = rng_make(614);
+    int masked, isa;
+    off[0] = 0;
+    for (b = 0; b < n_lens; ++b) off[b + 1] = off[b] + lens[b];
+    N = off[n_lens];
+    score = floats_new(N + 1, NAN);
+    mask = (uint8_t *)malloc((size_t)N + 1); one = (uint8_t *)malloc((size_t)N + 1);
+    search = (uint8_t *)malloc((size_t)N + 1);
+    for (t = 0; t < N; ++t) score[t] = adversarial_score(&r, (int)(t % 7));
+    for (isa = VPPO_ISA_SCALAR; isa <= VPPO_ISA_NEON; ++isa) {
+        if (isa != VPPO_ISA_SCALAR && vppo_isa_select((vppo_isa)isa) != VPPO_OK) continue;
+        for (masked = 0; masked < 2; ++masked) {
+            vppo_seqs s, one_seq;
+            vppo_topk_info io, is;
+            int64_t wrong = 0;
+            s.n_seqs = n_lens; s.offsets = off; s.mask = masked ? mask : NULL;
+            for (t = 0; t < N; ++t) mask[t] = (uint8_t)(!masked || rng_int(&r, 0, 4) != 0);
+            /* the long sequences alone: their k = n at both ratios */
+            one_seq.n_seqs = 3; one_seq.offsets = off + 8; one_seq.mask = s.mask;
+            CHECK_STATUS(VPPO_OK, topk_under((vppo_isa)isa, &one_seq, score, 1.0, one, &io));
+            CHECK_STATUS(VPPO_OK, topk_under((vppo_isa)isa, &one_seq, score, 1.0 - 1e-6, search, &is));
+            for (t = off[8]; t < off[11]; ++t) wrong += one[t] != search[t] || one[t] != mask[t];
+            CHECK_EQ_INT(0, wrong);
+            CHECK(memcmp(&io, &is, sizeof io) == 0);
+            CHECK_EQ_INT(io.n_valid, io.n_selected);
+            for (b = 0; b < n_lens; ++b) {
+                double least = INFINITY;
+                one_seq.n_seqs = 1; one_seq.offsets = off + b;
+                CHECK_STATUS(VPPO_OK, topk_under((vppo_isa)isa, &one_seq, score, 1.0, one, &io));
+                wrong = 0;
+                for (t = off[b]; t < off[b + 1]; ++t) {
+                    wrong += one[t] != mask[t];
+                    if (mask[t] && score[t] < least) least = score[t];
+                }
+                CHECK_EQ_INT(0, wrong);
+                /* the mean of one finite threshold is itself; none: 0 */
+                CHECK(io.threshold_mean == (isfinite(least) ? least : 0.0));
+                CHECK(io.mean_rejected == 0.0);
+            }
+        }
+    }
+    free(score); free(mask); free(one); free(search);
 }
 
 /* Soft mask reference: bisection on c with a fixed 200 iterations. */
