@@ -4206,6 +4206,12 @@ VPPO__ON_INLINE const float *vppo__on_src(const float *x, int64_t t, int n, floa
     return buf;
 }
 
+/* vppo__popc[b]: the number of bits set in b (the loss's counts, from the lane bits). */
+#define VPPO__POPC2(n) n, n + 1, n + 1, n + 2
+#define VPPO__POPC4(n) VPPO__POPC2(n), VPPO__POPC2(n + 1), VPPO__POPC2(n + 1), VPPO__POPC2(n + 2)
+#define VPPO__POPC6(n) VPPO__POPC4(n), VPPO__POPC4(n + 1), VPPO__POPC4(n + 1), VPPO__POPC4(n + 2)
+static const unsigned char vppo__popc[256] = { VPPO__POPC6(0), VPPO__POPC6(1), VPPO__POPC6(1), VPPO__POPC6(2) };
+
 /* The VPPO__ON_CH partial sums, added pairwise in a fixed order. */
 static double vppo__on_fold(double *slot)
 {
@@ -4417,12 +4423,14 @@ ATTR VPPO__ON_INLINE int vppo__##I##_on_loss_body(const vppo__on_loss *L, int64_
     const int cispo = gen && L->pg_kind == VPPO_PG_CISPO, kl_on = gen && L->kl_kind != VPPO_KL_NONE; \
     const int seq_rho = gen && L->seq_rho, far = gen && L->far, fixed = gen && L->fixed_dpg; \
     const float *weight = gen ? L->weight : NULL; \
-    VPPO__VD(I) a_pg[NV], a_kl[NV], a_ent[NV], a_dpg[NV], a_ppo[NV], a_clip[NV], a_cd[NV], a_sel[NV], ov = zero; \
+    VPPO__VD(I) a_pg[NV], a_kl[NV], a_ent[NV], a_dpg[NV], a_ppo[NV]; \
+    int64_t n_clip = 0, n_cd = 0, n_sel = 0;     /* exact: counted from the lane bits */ \
+    int bad = 0; \
     uint8_t b_ok[VPPO__ON_CH], b_sel[VPPO__ON_CH]; \
     float b_lp[VPPO__ON_CH], b_lo[VPPO__ON_CH], b_ref[VPPO__ON_CH], b_adv[VPPO__ON_CH], b_w[VPPO__ON_CH], b_g[VPPO__ON_CH]; \
     int64_t t; \
     int k; \
-    for (k = 0; k < NV; ++k) a_pg[k] = a_kl[k] = a_ent[k] = a_dpg[k] = a_ppo[k] = a_clip[k] = a_cd[k] = a_sel[k] = zero; \
+    for (k = 0; k < NV; ++k) a_pg[k] = a_kl[k] = a_ent[k] = a_dpg[k] = a_ppo[k] = zero; \
     for (t = t0; t < t1; t += VPPO__ON_CH) { \
         const int n = (int)vppo__min64(VPPO__ON_CH, t1 - t); \
         const uint8_t *ok_ = vppo__on_bytes(L->mask, t, n, 1, b_ok), *sel_ = vppo__on_bytes(L->select, t, n, 0, b_sel); \
@@ -4444,7 +4452,8 @@ ATTR VPPO__ON_INLINE int vppo__##I##_on_loss_body(const vppo__on_loss *L, int64_
             const VPPO__VD(I) H = VPPO__DMAX(I)(L1, L2); \
             const VPPO__VDM(I) cdual = VPPO__DMAND(I)(VPPO__DMAND(I)(VPPO__DLT(I)(adv, zero), dual_on), VPPO__DGT(I)(H, L3)); \
             VPPO__VD(I) w = sel_ ? VPPO__DSEL(I)(VPPO__DFLAG(I)(sel_ + k * W), one, zero) : one; \
-            VPPO__VD(I) v_pg, v_kl = zero, v_ent, v_dpg, v_ppo, v_clip, v_cd, v_sel, dkl = zero; \
+            VPPO__VD(I) v_pg, v_kl = zero, v_ent, v_dpg, v_ppo, dkl = zero; \
+            int okb = (1 << W) - 1; \
             if (w_) w = VPPO__DMUL(I)(w, VPPO__DLOADF(I)(w_ + k * W)); \
             if (kl_on) v_kl = vppo__##I##_on_kl(L->kl_kind, VPPO__DSUB(I)(lp, VPPO__DLOADF(I)(ref_ + k * W)), &dkl); \
             if (cispo) { \
@@ -4458,27 +4467,25 @@ ATTR VPPO__ON_INLINE int vppo__##I##_on_loss_body(const vppo__on_loss *L, int64_
             } \
             v_ent = VPPO__DMUL(I)(lp, mone); \
             v_ppo = VPPO__DMUL(I)(delta, mone); \
-            v_clip = VPPO__DSEL(I)(VPPO__DLT(I)(L1, L2), one, zero); \
-            v_cd = VPPO__DSEL(I)(cdual, one, zero); \
-            v_sel = VPPO__DSEL(I)(VPPO__DEQ(I)(w, zero), zero, one); \
             if (ok_) { \
                 const VPPO__VDM(I) ok = VPPO__DFLAG(I)(ok_ + k * W); \
+                okb = VPPO__DBITS(I)(ok); \
                 v_pg = VPPO__DSEL(I)(ok, v_pg, zero); v_kl = VPPO__DSEL(I)(ok, v_kl, zero); \
                 v_ent = VPPO__DSEL(I)(ok, v_ent, zero); v_dpg = VPPO__DSEL(I)(ok, v_dpg, zero); \
-                v_ppo = VPPO__DSEL(I)(ok, v_ppo, zero); v_clip = VPPO__DSEL(I)(ok, v_clip, zero); \
-                v_cd = VPPO__DSEL(I)(ok, v_cd, zero); v_sel = VPPO__DSEL(I)(ok, v_sel, zero); \
-                dkl = VPPO__DSEL(I)(ok, dkl, zero); \
+                v_ppo = VPPO__DSEL(I)(ok, v_ppo, zero); dkl = VPPO__DSEL(I)(ok, dkl, zero); \
             } \
+            n_clip += vppo__popc[VPPO__DBITS(I)(VPPO__DLT(I)(L1, L2)) & okb]; \
+            n_cd += vppo__popc[VPPO__DBITS(I)(cdual) & okb]; \
+            n_sel += vppo__popc[~VPPO__DBITS(I)(VPPO__DEQ(I)(w, zero)) & okb]; \
             a_pg[k] = VPPO__DADD(I)(a_pg[k], v_pg); \
             if (kl_on) a_kl[k] = VPPO__DADD(I)(a_kl[k], v_kl); \
             a_ent[k] = VPPO__DADD(I)(a_ent[k], v_ent); a_dpg[k] = VPPO__DADD(I)(a_dpg[k], v_dpg); \
-            a_ppo[k] = VPPO__DADD(I)(a_ppo[k], v_ppo); a_clip[k] = VPPO__DADD(I)(a_clip[k], v_clip); \
-            a_cd[k] = VPPO__DADD(I)(a_cd[k], v_cd); a_sel[k] = VPPO__DADD(I)(a_sel[k], v_sel); \
+            a_ppo[k] = VPPO__DADD(I)(a_ppo[k], v_ppo); \
             if (L->dlogp) { \
                 VPPO__VD(I) g = VPPO__DMUL(I)(coef, VPPO__DSUB(I)(VPPO__DADD(I)(fixed ? vdpg : v_dpg, \
                                                                               VPPO__DMUL(I)(kc, dkl)), ec)); \
                 if (ok_) g = VPPO__DSEL(I)(VPPO__DFLAG(I)(ok_ + k * W), g, zero); \
-                ov = VPPO__DADD(I)(ov, VPPO__DSEL(I)(VPPO__DLE(I)(VPPO__DABS(I)(g), fmax), zero, one)); \
+                bad |= VPPO__DBITS(I)(VPPO__DLE(I)(VPPO__DABS(I)(g), fmax)) ^ ((1 << W) - 1); \
                 VPPO__DSTOREF(I)(g_ + k * W, g); \
             } \
         } \
@@ -4486,15 +4493,9 @@ ATTR VPPO__ON_INLINE int vppo__##I##_on_loss_body(const vppo__on_loss *L, int64_
     } \
     sums[VPPO__ON_PG] = vppo__##I##_on_fold(a_pg); sums[VPPO__ON_KL] = vppo__##I##_on_fold(a_kl); \
     sums[VPPO__ON_ENT] = vppo__##I##_on_fold(a_ent); sums[VPPO__ON_DPG] = vppo__##I##_on_fold(a_dpg); \
-    sums[VPPO__ON_PPO_KL] = vppo__##I##_on_fold(a_ppo); sums[VPPO__ON_CLIP] = vppo__##I##_on_fold(a_clip); \
-    sums[VPPO__ON_CLIP_DUAL] = vppo__##I##_on_fold(a_cd); sums[VPPO__ON_SEL] = vppo__##I##_on_fold(a_sel); \
-    { \
-        double lane[W]; \
-        int bad = 0; \
-        VPPO__DSTOREU(I)(lane, ov); \
-        for (k = 0; k < W; ++k) bad |= lane[k] != 0.0; \
-        return bad; \
-    } \
+    sums[VPPO__ON_PPO_KL] = vppo__##I##_on_fold(a_ppo); sums[VPPO__ON_CLIP] = (double)n_clip; \
+    sums[VPPO__ON_CLIP_DUAL] = (double)n_cd; sums[VPPO__ON_SEL] = (double)n_sel; \
+    return bad != 0; \
 } \
 \
 ATTR static int vppo__##I##_on_loss(const vppo__on_loss *L, int64_t t0, int64_t t1, double *sums) \
