@@ -4349,9 +4349,10 @@ ATTR static double vppo__##I##_on_fold(VPPO__VD(I) *acc) \
 } \
 \
 /* The sampled estimator op of a and b into out (0 where masked), returning the sum of the \
-   stored floats; or, op = VPPO__ON_SUM (out NULL), the sum of a (b NULL) or of a - b. */ \
-ATTR static double vppo__##I##_on_map(const float *a, const float *b, const uint8_t *mask, int64_t t0, int64_t t1, \
-    int op, float *out) \
+   stored floats; or, op = VPPO__ON_SUM (out NULL), the sum of a (b NULL) or of a - b. \
+   Inlined with a constant op for K3 (the default) and the sums. */ \
+ATTR VPPO__ON_INLINE double vppo__##I##_on_map_body(const float *a, const float *b, const uint8_t *mask, int64_t t0, \
+    int64_t t1, const int op, float *out) \
 { \
     const VPPO__VD(I) zero = VPPO__DSET1(I)(0.0); \
     VPPO__VD(I) acc[VPPO__ON_CH / VPPO__DW(I)]; \
@@ -4379,6 +4380,14 @@ ATTR static double vppo__##I##_on_map(const float *a, const float *b, const uint
         if (out && n < VPPO__ON_CH) memcpy(out + t, bo, (size_t)n * sizeof *bo); \
     } \
     return vppo__##I##_on_fold(acc); \
+} \
+\
+ATTR static double vppo__##I##_on_map(const float *a, const float *b, const uint8_t *mask, int64_t t0, int64_t t1, \
+    int op, float *out) \
+{ \
+    if (op == VPPO_EST_K3) return vppo__##I##_on_map_body(a, b, mask, t0, t1, VPPO_EST_K3, out); \
+    if (op == VPPO__ON_SUM) return vppo__##I##_on_map_body(a, b, mask, t0, t1, VPPO__ON_SUM, out); \
+    return vppo__##I##_on_map_body(a, b, mask, t0, t1, op, out); \
 } \
 \
 /* The KL penalty of one vector and its derivative (vppo__kl_term is the reference). */ \
