@@ -4300,19 +4300,17 @@ ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_exp20(VPPO__VD(I) x) \
     return VPPO__DMUL(I)(s, VPPO__DADD(I)(VPPO__DSET1(I)(1.0), VPPO__DADD(I)(r, q))); \
 } \
 \
-ATTR static double vppo__##I##_on_exp20_1(double x) \
+/* lane 0 of v */ \
+ATTR VPPO__ON_INLINE double vppo__##I##_on_lane0(VPPO__VD(I) v) \
 { \
     double lane[VPPO__DW(I)]; \
-    VPPO__DSTOREU(I)(lane, vppo__##I##_on_exp20(VPPO__DSET1(I)(x))); \
+    VPPO__DSTOREU(I)(lane, v); \
     return lane[0]; \
 } \
 \
-ATTR static double vppo__##I##_on_exp1(double x) \
-{ \
-    double lane[VPPO__DW(I)]; \
-    VPPO__DSTOREU(I)(lane, vppo__##I##_on_dexp(VPPO__DSET1(I)(x))); \
-    return lane[0]; \
-} \
+/* vexp and the loss's exp of one value (the table's exp and exp20: tests, constants) */ \
+ATTR static double vppo__##I##_on_exp1(double x) { return vppo__##I##_on_lane0(vppo__##I##_on_dexp(VPPO__DSET1(I)(x))); } \
+ATTR static double vppo__##I##_on_exp20_1(double x) { return vppo__##I##_on_lane0(vppo__##I##_on_exp20(VPPO__DSET1(I)(x))); } \
 \
 /* vppo__clamp(x, lo, hi) of §2.1 and §7 as min(max(x, lo), hi): the same for every \
    non-NaN x */ \
