@@ -4253,19 +4253,11 @@ ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_dexp(VPPO__VD(I) x) \
     return VPPO__DSEL(I)(big, VPPO__DSET1(I)(HUGE_VAL), p); \
 } \
 \
-/* The reduction of vexp for |x| <= 20 (the callers clamp; no range checks): x = n ln2 + r, \
-   |r| <= ln2/2, *s = 2^n, *n = n, *r = r (r = x exactly when n = 0); returns \
-   q = e^r - 1 - r = r^2 (1/2! + r/3! + ...) to the term r^10/10! (full = 0: truncation \
-   below 4e-12 relative to q, for K3's float results) or r^13/13! (full: below 1e-17 \
-   relative to e^r). */ \
-ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_expq(VPPO__VD(I) x, int full, VPPO__VD(I) *r_, VPPO__VD(I) *n_, \
-                                                     VPPO__VD(I) *s) \
+/* q = e^r - 1 - r = r^2 (1/2! + r/3! + ...) for |r| <= ln2/2, to the term r^10/10! (full \
+   = 0: truncation below 4e-12 relative to q, for K3's float results) or r^13/13! (full: \
+   below 1e-17 relative to e^r). */ \
+ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_q(VPPO__VD(I) r, int full) \
 { \
-    const VPPO__VD(I) magic = VPPO__DSET1(I)(VPPO__DEXP_MAGIC); \
-    const VPPO__VD(I) t = VPPO__DADD(I)(VPPO__DMUL(I)(x, VPPO__DSET1(I)(VPPO__DLOG2E)), magic); \
-    const VPPO__VD(I) n = VPPO__DSUB(I)(t, magic); \
-    const VPPO__VD(I) r = VPPO__DSUB(I)(VPPO__DSUB(I)(x, VPPO__DMUL(I)(n, VPPO__DSET1(I)(VPPO__DLN2_HI))), \
-                                        VPPO__DMUL(I)(n, VPPO__DSET1(I)(VPPO__DLN2_LO))); \
     const VPPO__VD(I) r2 = VPPO__DMUL(I)(r, r), r4 = VPPO__DMUL(I)(r2, r2); \
     VPPO__VD(I) q = vppo__##I##_on_estrin3(vppo__k3g_c + 4, r, r2); \
     if (full) \
@@ -4273,31 +4265,50 @@ ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_expq(VPPO__VD(I) x, int full, VP
     else \
         q = VPPO__DADD(I)(q, VPPO__DMUL(I)(VPPO__DSET1(I)(vppo__k3g_c[8]), r4)); \
     q = VPPO__DADD(I)(vppo__##I##_on_estrin3(vppo__k3g_c, r, r2), VPPO__DMUL(I)(q, r4)); \
-    *r_ = r; \
-    *n_ = n; \
-    *s = VPPO__DPOW2(I)(t); \
     return VPPO__DMUL(I)(q, r2); \
 } \
 \
-/* e^x - 1 - x for |x| <= 20, branch-free and without cancellation: q of vppo__on_expq \
-   where n = 0, else 2^n (r + q) + (2^n - 1) - x (|x| >= ~0.35 there: the result is \
-   >= 0.05, a few bits at most lost to the last subtraction). */ \
+/* The reduction of vexp for |x| <= 20 (the callers clamp; no range checks): \
+   t = x log2 e + 1.5 * 2^52, n = round(x log2 e) (+0 when it rounds to 0). */ \
+ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_round(VPPO__VD(I) x, VPPO__VD(I) *t) \
+{ \
+    const VPPO__VD(I) magic = VPPO__DSET1(I)(VPPO__DEXP_MAGIC); \
+    *t = VPPO__DADD(I)(VPPO__DMUL(I)(x, VPPO__DSET1(I)(VPPO__DLOG2E)), magic); \
+    return VPPO__DSUB(I)(*t, magic); \
+} \
+\
+/* x - n ln2 with ln2 in two parts (n * VPPO__DLN2_HI exact): |r| <= ln2/2; x itself when \
+   n = +0. */ \
+ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_reduce(VPPO__VD(I) x, VPPO__VD(I) n) \
+{ \
+    return VPPO__DSUB(I)(VPPO__DSUB(I)(x, VPPO__DMUL(I)(n, VPPO__DSET1(I)(VPPO__DLN2_HI))), \
+                         VPPO__DMUL(I)(n, VPPO__DSET1(I)(VPPO__DLN2_LO))); \
+} \
+\
+/* e^x - 1 - x for |x| <= 20, branch-free and without cancellation: q(x) where n = 0 (there \
+   r = x exactly), else 2^n (r + q(r)) + (2^n - 1) - x (|x| >= ~0.35 there: the result is \
+   >= 0.05, a few bits at most lost to the last subtraction). The one-lane column skips \
+   the second formula where n = 0: the same operations on what it returns. */ \
 ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_k3g(VPPO__VD(I) x) \
 { \
-    VPPO__VD(I) r, n, s; \
-    const VPPO__VD(I) q = vppo__##I##_on_expq(x, 0, &r, &n, &s); \
-    return VPPO__DSEL(I)(VPPO__DEQ(I)(n, VPPO__DSET1(I)(0.0)), q, \
-                         VPPO__DSUB(I)(VPPO__DADD(I)(VPPO__DMUL(I)(s, VPPO__DADD(I)(r, q)), \
-                                                     VPPO__DSUB(I)(s, VPPO__DSET1(I)(1.0))), x)); \
+    VPPO__VD(I) t, r, q, s; \
+    const VPPO__VD(I) n = vppo__##I##_on_round(x, &t); \
+    const VPPO__VDM(I) n0 = VPPO__DEQ(I)(n, VPPO__DSET1(I)(0.0)); \
+    if (VPPO__DW(I) == 1 && VPPO__DBITS(I)(n0)) return vppo__##I##_on_q(x, 0); \
+    r = vppo__##I##_on_reduce(x, n); \
+    q = vppo__##I##_on_q(r, 0); \
+    s = VPPO__DPOW2(I)(t); \
+    return VPPO__DSEL(I)(n0, q, VPPO__DSUB(I)(VPPO__DADD(I)(VPPO__DMUL(I)(s, VPPO__DADD(I)(r, q)), \
+                                                             VPPO__DSUB(I)(s, VPPO__DSET1(I)(1.0))), x)); \
 } \
 \
 /* e^x for |x| <= 20 (the loss's clamped log-ratios): 2^n (1 + (r + q)); within \
    VPPO__DEXP_ULP ulp of libm's exp like vexp, fewer operations (no range checks). */ \
 ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_exp20(VPPO__VD(I) x) \
 { \
-    VPPO__VD(I) r, n, s; \
-    const VPPO__VD(I) q = vppo__##I##_on_expq(x, 1, &r, &n, &s); \
-    return VPPO__DMUL(I)(s, VPPO__DADD(I)(VPPO__DSET1(I)(1.0), VPPO__DADD(I)(r, q))); \
+    VPPO__VD(I) t; \
+    const VPPO__VD(I) r = vppo__##I##_on_reduce(x, vppo__##I##_on_round(x, &t)); \
+    return VPPO__DMUL(I)(VPPO__DPOW2(I)(t), VPPO__DADD(I)(VPPO__DSET1(I)(1.0), VPPO__DADD(I)(r, vppo__##I##_on_q(r, 1)))); \
 } \
 \
 /* lane 0 of v */ \
