@@ -893,6 +893,7 @@ typedef struct vppo__on_kernels {
     /* the groups of the checks that failed in [t0, t1); 0 when none */
     int (*check)(const vppo__on_check *c, int64_t t0, int64_t t1);
     double (*exp)(double x);        /* the exp of these kernels, one value (tests, constants) */
+    double (*exp20)(double x);      /* the loss's exp for |x| <= 20, one value (tests) */
 } vppo__on_kernels;
 
 /* The active ISA's O(N) kernels (the plain C ones for the scalar ISA). */
@@ -4266,6 +4267,8 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
 #define VPPO__DEQ(I)      VPPO__DPICK(I, vppo__c_deq,      _mm_cmpeq_pd,       VPPO__AVX2_DEQ,      VPPO__AVX512_DEQ,    vceqq_f64)
 #define VPPO__DMAND(I)    VPPO__DPICK(I, vppo__c_mand,     _mm_and_pd,         _mm256_and_pd,       VPPO__AVX512_DMAND,  vandq_u64)
 #define VPPO__DSEL(I)     VPPO__DPICK(I, vppo__c_dsel,     VPPO__SSE2_DSEL,    VPPO__AVX2_DSEL,     VPPO__AVX512_DSEL,   vbslq_f64)
+/* the lanes where byte p[i] != 0 (i < the width) */
+#define VPPO__DFLAG(I)    VPPO__DPICK(I, vppo__c_dflag,    VPPO__SSE2_DFLAG,   VPPO__AVX2_DFLAG,    VPPO__AVX512_DFLAG,  VPPO__NEON_DFLAG)
 /* the lanes of a comparison result as the bits of an int (lane i: bit i) */
 #define VPPO__DBITS(I)    VPPO__DPICK(I, (int),            _mm_movemask_pd,    _mm256_movemask_pd,  (int),               VPPO__NEON_DBITS)
 /* 2^n from t = x log2(e) + 1.5 * 2^52 (n in t's low mantissa bits, -1022 <= n <= 1023) */
@@ -4273,12 +4276,15 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
 
 #define VPPO__SSE2_DLOADF(p) _mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(const void *)(p))))
 #define VPPO__SSE2_DSTOREF(p, x) _mm_storel_epi64((__m128i *)(void *)(p), _mm_castps_si128(_mm_cvtpd_ps(x)))
+#define VPPO__SSE2_DFLAG(p) _mm_cmpneq_pd(_mm_cvtepi32_pd(_mm_set_epi32(0, 0, (p)[1], (p)[0])), _mm_setzero_pd())
 #define VPPO__SSE2_DROUNDF(x) _mm_cvtps_pd(_mm_cvtpd_ps(x))
 #define VPPO__SSE2_DABS(x) _mm_andnot_pd(_mm_set1_pd(-0.0), x)
 #define VPPO__SSE2_DSEL(m, a, b) _mm_or_pd(_mm_and_pd(m, a), _mm_andnot_pd(m, b))
 #define VPPO__SSE2_DPOW2(t) _mm_castsi128_pd(_mm_slli_epi64(_mm_add_epi64(_mm_castpd_si128(t), _mm_set1_epi64x(1023)), 52))
 #define VPPO__AVX2_DLOADF(p) _mm256_cvtps_pd(_mm_loadu_ps(p))
 #define VPPO__AVX2_DSTOREF(p, x) _mm_storeu_ps(p, _mm256_cvtpd_ps(x))
+#define VPPO__AVX2_DFLAG(p) _mm256_cmp_pd(_mm256_cvtepi32_pd(_mm_set_epi32((p)[3], (p)[2], (p)[1], (p)[0])), \
+                                            _mm256_setzero_pd(), _CMP_NEQ_OQ)
 #define VPPO__AVX2_DROUNDF(x) _mm256_cvtps_pd(_mm256_cvtpd_ps(x))
 #define VPPO__AVX2_DABS(x) _mm256_andnot_pd(_mm256_set1_pd(-0.0), x)
 #define VPPO__AVX2_DLT(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
@@ -4290,6 +4296,8 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
 #define VPPO__AVX2_DPOW2(t) _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(_mm256_castpd_si256(t), _mm256_set1_epi64x(1023)), 52))
 #define VPPO__AVX512_DLOADF(p) _mm512_cvtps_pd(_mm256_loadu_ps(p))
 #define VPPO__AVX512_DSTOREF(p, x) _mm256_storeu_ps(p, _mm512_cvtpd_ps(x))
+#define VPPO__AVX512_DFLAG(p) _mm512_cmpneq_epi64_mask(_mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(const void *)(p))), \
+                                                      _mm512_setzero_si512())
 #define VPPO__AVX512_DROUNDF(x) _mm512_cvtps_pd(_mm512_cvtpd_ps(x))
 #define VPPO__AVX512_DLT(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ)
 #define VPPO__AVX512_DLE(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LE_OQ)
@@ -4301,6 +4309,7 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
 #define VPPO__AVX512_DPOW2(t) _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_add_epi64(_mm512_castpd_si512(t), _mm512_set1_epi64(1023)), 52))
 #define VPPO__NEON_DLOADF(p) vcvt_f64_f32(vld1_f32(p))
 #define VPPO__NEON_DSTOREF(p, x) vst1_f32(p, vcvt_f32_f64(x))
+#define VPPO__NEON_DFLAG(p) vcgtq_u64(vcombine_u64(vcreate_u64((p)[0]), vcreate_u64((p)[1])), vdupq_n_u64(0))
 #define VPPO__NEON_DROUNDF(x) vcvt_f64_f32(vcvt_f32_f64(x))
 #define VPPO__NEON_DMIN(a, b) vbslq_f64(vcltq_f64(a, b), a, b)
 #define VPPO__NEON_DMAX(a, b) vbslq_f64(vcgtq_f64(a, b), a, b)
@@ -4323,6 +4332,7 @@ static int vppo__c_dge(double a, double b) { return a >= b; }
 static int vppo__c_deq(double a, double b) { return a == b; }
 static int vppo__c_mand(int a, int b) { return a & b; }
 static double vppo__c_dsel(int m, double a, double b) { return m ? a : b; }
+static int vppo__c_dflag(const uint8_t *p) { return *p != 0; }
 static double vppo__c_dpow2(double t)
 {
     uint64_t u;
@@ -4354,10 +4364,10 @@ static const double vppo__dexp_c[14] = {
     1.0, 1.0, 0.5, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0, 1.0 / 5040.0, 1.0 / 40320.0,
     1.0 / 362880.0, 1.0 / 3628800.0, 1.0 / 39916800.0, 1.0 / 479001600.0, 1.0 / 6227020800.0
 };
-/* 1/2!, ..., 1/14!: e^x - 1 - x = x^2 (1/2! + x/3! + ...) */
-static const double vppo__k3g_c[13] = {
+/* 1/2!, ..., 1/13!: e^r - 1 - r = r^2 (1/2! + r/3! + ...) */
+static const double vppo__k3g_c[12] = {
     0.5, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0, 1.0 / 5040.0, 1.0 / 40320.0, 1.0 / 362880.0,
-    1.0 / 3628800.0, 1.0 / 39916800.0, 1.0 / 479001600.0, 1.0 / 6227020800.0, 1.0 / 87178291200.0
+    1.0 / 3628800.0, 1.0 / 39916800.0, 1.0 / 479001600.0, 1.0 / 6227020800.0
 };
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -4388,6 +4398,18 @@ VPPO__ON_INLINE int vppo__on_chunk(const uint8_t *mask, int64_t t, int n, double
     else if (n < VPPO__ON_CH)
         for (i = 0; i < VPPO__ON_CH; ++i) valid[i] = i < n ? 1.0 : 0.0;
     return mask || n < VPPO__ON_CH;
+}
+
+/* The flags of a chunk of n tokens at t, for VPPO__DFLAG: flags + t for a whole chunk
+   (NULL stays NULL); a short one copied to buf with zeros after it, or with valid = 1 and
+   flags NULL, buf[i] = 1 for i < n and 0 after (the lanes that exist). */
+VPPO__ON_INLINE const uint8_t *vppo__on_bytes(const uint8_t *flags, int64_t t, int n, int valid, uint8_t *buf)
+{
+    int i;
+    if (n == VPPO__ON_CH) return flags ? flags + t : NULL;
+    if (!flags && !valid) return NULL;
+    for (i = 0; i < VPPO__ON_CH; ++i) buf[i] = (uint8_t)(i < n && (!flags || flags[t + i] != 0));
+    return buf;
 }
 
 /* x + t for a whole chunk; a short one copied to buf with zeros after it; NULL stays NULL. */
@@ -4502,6 +4524,12 @@ static int vppo__on_check_drive(const vppo__on_check *c, int64_t t0, int64_t t1,
     return vppo__on_check_groups(c, &A, pos, ninf, pair, drop);
 }
 
+/* vppo__popc[b]: the number of bits set in b (the loss's counts, from the lane bits). */
+#define VPPO__POPC2(n) n, n + 1, n + 1, n + 2
+#define VPPO__POPC4(n) VPPO__POPC2(n), VPPO__POPC2(n + 1), VPPO__POPC2(n + 1), VPPO__POPC2(n + 2)
+#define VPPO__POPC6(n) VPPO__POPC4(n), VPPO__POPC4(n + 1), VPPO__POPC4(n + 1), VPPO__POPC4(n + 2)
+static const unsigned char vppo__popc[256] = { VPPO__POPC6(0), VPPO__POPC6(1), VPPO__POPC6(1), VPPO__POPC6(2) };
+
 /* The VPPO__ON_CH partial sums, added pairwise in a fixed order. */
 static double vppo__on_fold(double *slot)
 {
@@ -4543,32 +4571,75 @@ ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_dexp(VPPO__VD(I) x) \
     return VPPO__DSEL(I)(big, VPPO__DSET1(I)(HUGE_VAL), p); \
 } \
 \
-/* e^x - 1 - x without cancellation: its Taylor series x^2/2! + ... + x^14/14! for |x| < \
-   1/2, else from vexp; each branch only when some lane takes it (the same bits). */ \
-ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_k3g(VPPO__VD(I) x) \
+/* q = e^r - 1 - r = r^2 (1/2! + r/3! + ...) for |r| <= ln2/2, to the term r^10/10! (full \
+   = 0: truncation below 4e-12 relative to q, for K3's float results) or r^13/13! (full: \
+   below 1e-17 relative to e^r). */ \
+ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_q(VPPO__VD(I) r, int full) \
 { \
-    const VPPO__VDM(I) near = VPPO__DLT(I)(VPPO__DABS(I)(x), VPPO__DSET1(I)(0.5)); \
-    const int bits = VPPO__DBITS(I)(near); \
-    VPPO__VD(I) p = VPPO__DSET1(I)(0.0), far = p; \
-    if (bits != (1 << VPPO__DW(I)) - 1) \
-        far = VPPO__DSUB(I)(VPPO__DSUB(I)(vppo__##I##_on_dexp(x), VPPO__DSET1(I)(1.0)), x); \
-    if (bits != 0) { \
-        const VPPO__VD(I) x2 = VPPO__DMUL(I)(x, x), x4 = VPPO__DMUL(I)(x2, x2), x8 = VPPO__DMUL(I)(x4, x4); \
-        p = VPPO__DADD(I)(vppo__##I##_on_estrin3(vppo__k3g_c, x, x2), \
-                          VPPO__DMUL(I)(vppo__##I##_on_estrin3(vppo__k3g_c + 4, x, x2), x4)); \
-        p = VPPO__DADD(I)(p, VPPO__DMUL(I)(VPPO__DADD(I)(vppo__##I##_on_estrin3(vppo__k3g_c + 8, x, x2), \
-                                                         VPPO__DMUL(I)(VPPO__DSET1(I)(vppo__k3g_c[12]), x4)), x8)); \
-        p = VPPO__DMUL(I)(p, x2); \
-    } \
-    return VPPO__DSEL(I)(near, p, far); \
+    const VPPO__VD(I) r2 = VPPO__DMUL(I)(r, r), r4 = VPPO__DMUL(I)(r2, r2); \
+    VPPO__VD(I) q = vppo__##I##_on_estrin3(vppo__k3g_c + 4, r, r2); \
+    if (full) \
+        q = VPPO__DADD(I)(q, VPPO__DMUL(I)(vppo__##I##_on_estrin3(vppo__k3g_c + 8, r, r2), r4)); \
+    else \
+        q = VPPO__DADD(I)(q, VPPO__DMUL(I)(VPPO__DSET1(I)(vppo__k3g_c[8]), r4)); \
+    q = VPPO__DADD(I)(vppo__##I##_on_estrin3(vppo__k3g_c, r, r2), VPPO__DMUL(I)(q, r4)); \
+    return VPPO__DMUL(I)(q, r2); \
 } \
 \
-ATTR static double vppo__##I##_on_exp1(double x) \
+/* The reduction of vexp for |x| <= 20 (the callers clamp; no range checks): \
+   t = x log2 e + 1.5 * 2^52, n = round(x log2 e) (+0 when it rounds to 0). */ \
+ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_round(VPPO__VD(I) x, VPPO__VD(I) *t) \
+{ \
+    const VPPO__VD(I) magic = VPPO__DSET1(I)(VPPO__DEXP_MAGIC); \
+    *t = VPPO__DADD(I)(VPPO__DMUL(I)(x, VPPO__DSET1(I)(VPPO__DLOG2E)), magic); \
+    return VPPO__DSUB(I)(*t, magic); \
+} \
+\
+/* x - n ln2 with ln2 in two parts (n * VPPO__DLN2_HI exact): |r| <= ln2/2; x itself when \
+   n = +0. */ \
+ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_reduce(VPPO__VD(I) x, VPPO__VD(I) n) \
+{ \
+    return VPPO__DSUB(I)(VPPO__DSUB(I)(x, VPPO__DMUL(I)(n, VPPO__DSET1(I)(VPPO__DLN2_HI))), \
+                         VPPO__DMUL(I)(n, VPPO__DSET1(I)(VPPO__DLN2_LO))); \
+} \
+\
+/* e^x - 1 - x for |x| <= 20, branch-free and without cancellation: q(x) where n = 0 (there \
+   r = x exactly), else 2^n (r + q(r)) + (2^n - 1) - x (|x| >= ~0.35 there: the result is \
+   >= 0.05, a few bits at most lost to the last subtraction). The one-lane column skips \
+   the second formula where n = 0: the same operations on what it returns. */ \
+ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_k3g(VPPO__VD(I) x) \
+{ \
+    VPPO__VD(I) t, r, q, s; \
+    const VPPO__VD(I) n = vppo__##I##_on_round(x, &t); \
+    const VPPO__VDM(I) n0 = VPPO__DEQ(I)(n, VPPO__DSET1(I)(0.0)); \
+    if (VPPO__DW(I) == 1 && VPPO__DBITS(I)(n0)) return vppo__##I##_on_q(x, 0); \
+    r = vppo__##I##_on_reduce(x, n); \
+    q = vppo__##I##_on_q(r, 0); \
+    s = VPPO__DPOW2(I)(t); \
+    return VPPO__DSEL(I)(n0, q, VPPO__DSUB(I)(VPPO__DADD(I)(VPPO__DMUL(I)(s, VPPO__DADD(I)(r, q)), \
+                                                             VPPO__DSUB(I)(s, VPPO__DSET1(I)(1.0))), x)); \
+} \
+\
+/* e^x for |x| <= 20 (the loss's clamped log-ratios): 2^n (1 + (r + q)); within \
+   VPPO__DEXP_ULP ulp of libm's exp like vexp, fewer operations (no range checks). */ \
+ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_exp20(VPPO__VD(I) x) \
+{ \
+    VPPO__VD(I) t; \
+    const VPPO__VD(I) r = vppo__##I##_on_reduce(x, vppo__##I##_on_round(x, &t)); \
+    return VPPO__DMUL(I)(VPPO__DPOW2(I)(t), VPPO__DADD(I)(VPPO__DSET1(I)(1.0), VPPO__DADD(I)(r, vppo__##I##_on_q(r, 1)))); \
+} \
+\
+/* lane 0 of v */ \
+ATTR VPPO__ON_INLINE double vppo__##I##_on_lane0(VPPO__VD(I) v) \
 { \
     double lane[VPPO__DW(I)]; \
-    VPPO__DSTOREU(I)(lane, vppo__##I##_on_dexp(VPPO__DSET1(I)(x))); \
+    VPPO__DSTOREU(I)(lane, v); \
     return lane[0]; \
 } \
+\
+/* vexp and the loss's exp of one value (the table's exp and exp20: tests, constants) */ \
+ATTR static double vppo__##I##_on_exp1(double x) { return vppo__##I##_on_lane0(vppo__##I##_on_dexp(VPPO__DSET1(I)(x))); } \
+ATTR static double vppo__##I##_on_exp20_1(double x) { return vppo__##I##_on_lane0(vppo__##I##_on_exp20(VPPO__DSET1(I)(x))); } \
 \
 /* vppo__clamp(x, lo, hi) of §2.1 and §7 as min(max(x, lo), hi): the same for every \
    non-NaN x */ \
@@ -4605,27 +4676,28 @@ ATTR static double vppo__##I##_on_fold(VPPO__VD(I) *acc) \
 } \
 \
 /* The sampled estimator op of a and b into out (0 where masked), returning the sum of the \
-   stored floats; or, op = VPPO__ON_SUM (out NULL), the sum of a (b NULL) or of a - b. */ \
-ATTR static double vppo__##I##_on_map(const float *a, const float *b, const uint8_t *mask, int64_t t0, int64_t t1, \
-    int op, float *out) \
+   stored floats; or, op = VPPO__ON_SUM (out NULL), the sum of a (b NULL) or of a - b. \
+   Inlined with a constant op for K3 (the default) and the sums. */ \
+ATTR VPPO__ON_INLINE double vppo__##I##_on_map_body(const float *a, const float *b, const uint8_t *mask, int64_t t0, \
+    int64_t t1, const int op, float *out) \
 { \
     const VPPO__VD(I) zero = VPPO__DSET1(I)(0.0); \
     VPPO__VD(I) acc[VPPO__ON_CH / VPPO__DW(I)]; \
-    double valid[VPPO__ON_CH]; \
+    uint8_t bv[VPPO__ON_CH]; \
     float ba[VPPO__ON_CH], bb[VPPO__ON_CH], bo[VPPO__ON_CH]; \
     int64_t t; \
     int k; \
     for (k = 0; k < VPPO__ON_CH / VPPO__DW(I); ++k) acc[k] = zero; \
     for (t = t0; t < t1; t += VPPO__ON_CH) { \
         const int n = (int)vppo__min64(VPPO__ON_CH, t1 - t); \
-        const int masked = vppo__on_chunk(mask, t, n, valid); \
+        const uint8_t *ok = vppo__on_bytes(mask, t, n, 1, bv); \
         const float *pa = vppo__on_src(a, t, n, ba), *pb = vppo__on_src(b, t, n, bb); \
         float *po = n == VPPO__ON_CH && out ? out + t : bo; \
         for (k = 0; k < VPPO__ON_CH / VPPO__DW(I); ++k) { \
             VPPO__VD(I) v = VPPO__DLOADF(I)(pa + k * VPPO__DW(I)); \
             if (op != VPPO__ON_SUM) v = vppo__##I##_on_est(op, v, VPPO__DLOADF(I)(pb + k * VPPO__DW(I))); \
             else if (pb) v = VPPO__DSUB(I)(v, VPPO__DLOADF(I)(pb + k * VPPO__DW(I))); \
-            if (masked) v = VPPO__DSEL(I)(vppo__##I##_on_valid(valid, k), v, zero); \
+            if (ok) v = VPPO__DSEL(I)(VPPO__DFLAG(I)(ok + k * VPPO__DW(I)), v, zero); \
             if (out) { \
                 VPPO__DSTOREF(I)(po + k * VPPO__DW(I), v); \
                 v = VPPO__DROUNDF(I)(v); \
@@ -4635,6 +4707,14 @@ ATTR static double vppo__##I##_on_map(const float *a, const float *b, const uint
         if (out && n < VPPO__ON_CH) memcpy(out + t, bo, (size_t)n * sizeof *bo); \
     } \
     return vppo__##I##_on_fold(acc); \
+} \
+\
+ATTR static double vppo__##I##_on_map(const float *a, const float *b, const uint8_t *mask, int64_t t0, int64_t t1, \
+    int op, float *out) \
+{ \
+    if (op == VPPO_EST_K3) return vppo__##I##_on_map_body(a, b, mask, t0, t1, VPPO_EST_K3, out); \
+    if (op == VPPO__ON_SUM) return vppo__##I##_on_map_body(a, b, mask, t0, t1, VPPO__ON_SUM, out); \
+    return vppo__##I##_on_map_body(a, b, mask, t0, t1, op, out); \
 } \
 \
 /* The KL penalty of one vector and its derivative (vppo__kl_term is the reference). */ \
@@ -4661,7 +4741,11 @@ ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_kl(int kind, VPPO__VD(I) k, VPPO
     } \
 } \
 \
-ATTR static int vppo__##I##_on_loss(const vppo__on_loss *L, int64_t t0, int64_t t1, double *sums) \
+/* The loss of [t0, t1); gen = 0 (a constant) compiles the common case alone: PG_CLIP or \
+   PG_DUAL_CLIP at token level, no KL, no weight, clip bounds inside the clamp, the token's \
+   own gradient (the same bits as gen = 1 on the same input). */ \
+ATTR VPPO__ON_INLINE int vppo__##I##_on_loss_body(const vppo__on_loss *L, int64_t t0, int64_t t1, double *sums, \
+                                                  const int gen) \
 { \
     enum { NV = VPPO__ON_CH / VPPO__DW(I), W = VPPO__DW(I) }; \
     const VPPO__VD(I) zero = VPPO__DSET1(I)(0.0), one = VPPO__DSET1(I)(1.0), mone = VPPO__DSET1(I)(-1.0); \
@@ -4672,38 +4756,42 @@ ATTR static int vppo__##I##_on_loss(const vppo__on_loss *L, int64_t t0, int64_t 
     const VPPO__VD(I) coef = VPPO__DSET1(I)(L->coef), kc = VPPO__DSET1(I)(L->kl_coef), ec = VPPO__DSET1(I)(L->ent_coef); \
     const VPPO__VD(I) fmax = VPPO__DSET1(I)(FLT_MAX); \
     const VPPO__VDM(I) dual_on = VPPO__DLT(I)(zero, dual); \
-    const int cispo = L->pg_kind == VPPO_PG_CISPO; \
-    VPPO__VD(I) a_pg[NV], a_kl[NV], a_ent[NV], a_dpg[NV], a_ppo[NV], a_clip[NV], a_cd[NV], a_sel[NV], ov = zero; \
-    double valid[VPPO__ON_CH], sel[VPPO__ON_CH]; \
+    const int cispo = gen && L->pg_kind == VPPO_PG_CISPO, kl_on = gen && L->kl_kind != VPPO_KL_NONE; \
+    const int seq_rho = gen && L->seq_rho, far = gen && L->far, fixed = gen && L->fixed_dpg; \
+    const float *weight = gen ? L->weight : NULL; \
+    VPPO__VD(I) a_pg[NV], a_kl[NV], a_ent[NV], a_dpg[NV], a_ppo[NV]; \
+    int64_t n_clip = 0, n_cd = 0, n_sel = 0;     /* exact: counted from the lane bits */ \
+    int bad = 0; \
+    uint8_t b_ok[VPPO__ON_CH], b_sel[VPPO__ON_CH]; \
     float b_lp[VPPO__ON_CH], b_lo[VPPO__ON_CH], b_ref[VPPO__ON_CH], b_adv[VPPO__ON_CH], b_w[VPPO__ON_CH], b_g[VPPO__ON_CH]; \
     int64_t t; \
     int k; \
-    for (k = 0; k < NV; ++k) a_pg[k] = a_kl[k] = a_ent[k] = a_dpg[k] = a_ppo[k] = a_clip[k] = a_cd[k] = a_sel[k] = zero; \
+    for (k = 0; k < NV; ++k) a_pg[k] = a_kl[k] = a_ent[k] = a_dpg[k] = a_ppo[k] = zero; \
     for (t = t0; t < t1; t += VPPO__ON_CH) { \
         const int n = (int)vppo__min64(VPPO__ON_CH, t1 - t); \
-        const int masked = vppo__on_chunk(L->mask, t, n, valid); \
+        const uint8_t *ok_ = vppo__on_bytes(L->mask, t, n, 1, b_ok), *sel_ = vppo__on_bytes(L->select, t, n, 0, b_sel); \
         const float *lp_ = vppo__on_src(L->logp, t, n, b_lp), *lo_ = vppo__on_src(L->logp_old, t, n, b_lo); \
-        const float *ref_ = L->kl_kind != VPPO_KL_NONE ? vppo__on_src(L->logp_ref, t, n, b_ref) : NULL; \
-        const float *adv_ = vppo__on_src(L->adv, t, n, b_adv), *w_ = vppo__on_src(L->weight, t, n, b_w); \
+        const float *ref_ = kl_on ? vppo__on_src(L->logp_ref, t, n, b_ref) : NULL; \
+        const float *adv_ = vppo__on_src(L->adv, t, n, b_adv), *w_ = vppo__on_src(weight, t, n, b_w); \
         float *g_ = n == VPPO__ON_CH && L->dlogp ? L->dlogp + t : b_g; \
-        if (L->select) vppo__on_flags(L->select, t, n, sel); \
         for (k = 0; k < NV; ++k) { \
             const VPPO__VD(I) lp = VPPO__DLOADF(I)(lp_ + k * W), adv = VPPO__DLOADF(I)(adv_ + k * W); \
             const VPPO__VD(I) delta = VPPO__DSUB(I)(lp, VPPO__DLOADF(I)(lo_ + k * W)); \
-            const VPPO__VD(I) rho = L->seq_rho ? vrho : delta; \
-            const VPPO__VDM(I) inr = VPPO__DMAND(I)(VPPO__DGE(I)(rho, m20), VPPO__DLE(I)(rho, p20)); \
-            const VPPO__VD(I) r = vppo__##I##_on_dexp(vppo__##I##_on_clamp(rho, -20.0, 20.0)); \
-            const VPPO__VD(I) rmid = L->far ? VPPO__DSEL(I)(inr, r, vppo__##I##_on_dexp(rho)) : r; \
+            const VPPO__VD(I) rho = seq_rho ? vrho : delta; \
+            const VPPO__VD(I) r = vppo__##I##_on_exp20(vppo__##I##_on_clamp(rho, -20.0, 20.0)); \
+            const VPPO__VD(I) rmid = far ? VPPO__DSEL(I)(VPPO__DMAND(I)(VPPO__DGE(I)(rho, m20), VPPO__DLE(I)(rho, p20)), \
+                                                         r, vppo__##I##_on_dexp(rho)) : r; \
             const VPPO__VD(I) rhat = VPPO__DSEL(I)(VPPO__DLT(I)(rho, log_lo), r_lo, \
                                                    VPPO__DSEL(I)(VPPO__DGT(I)(rho, log_hi), r_hi, rmid)); \
             const VPPO__VD(I) nadv = VPPO__DMUL(I)(adv, mone); \
             const VPPO__VD(I) L1 = VPPO__DMUL(I)(nadv, r), L2 = VPPO__DMUL(I)(nadv, rhat), L3 = VPPO__DMUL(I)(nadv, dual); \
             const VPPO__VD(I) H = VPPO__DMAX(I)(L1, L2); \
             const VPPO__VDM(I) cdual = VPPO__DMAND(I)(VPPO__DMAND(I)(VPPO__DLT(I)(adv, zero), dual_on), VPPO__DGT(I)(H, L3)); \
-            VPPO__VD(I) w = L->select ? VPPO__DLOADU(I)(sel + k * W) : one; \
-            VPPO__VD(I) v_pg, v_kl, v_ent, v_dpg, v_ppo, v_clip, v_cd, v_sel, dkl = zero, kref = zero; \
+            VPPO__VD(I) w = sel_ ? VPPO__DSEL(I)(VPPO__DFLAG(I)(sel_ + k * W), one, zero) : one; \
+            VPPO__VD(I) v_pg, v_kl = zero, v_ent, v_dpg, v_ppo, dkl = zero; \
+            int okb = (1 << W) - 1; \
             if (w_) w = VPPO__DMUL(I)(w, VPPO__DLOADF(I)(w_ + k * W)); \
-            if (ref_) kref = VPPO__DSUB(I)(lp, VPPO__DLOADF(I)(ref_ + k * W)); \
+            if (kl_on) v_kl = vppo__##I##_on_kl(L->kl_kind, VPPO__DSUB(I)(lp, VPPO__DLOADF(I)(ref_ + k * W)), &dkl); \
             if (cispo) { \
                 v_pg = VPPO__DMUL(I)(w, VPPO__DMUL(I)(L2, lp)); \
                 v_dpg = VPPO__DMUL(I)(w, L2); \
@@ -4713,29 +4801,27 @@ ATTR static int vppo__##I##_on_loss(const vppo__on_loss *L, int64_t t0, int64_t 
                 v_dpg = VPPO__DSEL(I)(cdual, zero, VPPO__DSEL(I)(VPPO__DMAND(I)(VPPO__DGE(I)(L1, L2), open), \
                                                                      VPPO__DMUL(I)(w, L1), zero)); \
             } \
-            v_kl = vppo__##I##_on_kl(L->kl_kind, kref, &dkl); \
             v_ent = VPPO__DMUL(I)(lp, mone); \
             v_ppo = VPPO__DMUL(I)(delta, mone); \
-            v_clip = VPPO__DSEL(I)(VPPO__DLT(I)(L1, L2), one, zero); \
-            v_cd = VPPO__DSEL(I)(cdual, one, zero); \
-            v_sel = VPPO__DSEL(I)(VPPO__DEQ(I)(w, zero), zero, one); \
-            if (masked) { \
-                const VPPO__VDM(I) ok = vppo__##I##_on_valid(valid, k); \
+            if (ok_) { \
+                const VPPO__VDM(I) ok = VPPO__DFLAG(I)(ok_ + k * W); \
+                okb = VPPO__DBITS(I)(ok); \
                 v_pg = VPPO__DSEL(I)(ok, v_pg, zero); v_kl = VPPO__DSEL(I)(ok, v_kl, zero); \
                 v_ent = VPPO__DSEL(I)(ok, v_ent, zero); v_dpg = VPPO__DSEL(I)(ok, v_dpg, zero); \
-                v_ppo = VPPO__DSEL(I)(ok, v_ppo, zero); v_clip = VPPO__DSEL(I)(ok, v_clip, zero); \
-                v_cd = VPPO__DSEL(I)(ok, v_cd, zero); v_sel = VPPO__DSEL(I)(ok, v_sel, zero); \
-                dkl = VPPO__DSEL(I)(ok, dkl, zero); \
+                v_ppo = VPPO__DSEL(I)(ok, v_ppo, zero); dkl = VPPO__DSEL(I)(ok, dkl, zero); \
             } \
-            a_pg[k] = VPPO__DADD(I)(a_pg[k], v_pg); a_kl[k] = VPPO__DADD(I)(a_kl[k], v_kl); \
+            n_clip += vppo__popc[VPPO__DBITS(I)(VPPO__DLT(I)(L1, L2)) & okb]; \
+            n_cd += vppo__popc[VPPO__DBITS(I)(cdual) & okb]; \
+            n_sel += vppo__popc[~VPPO__DBITS(I)(VPPO__DEQ(I)(w, zero)) & okb]; \
+            a_pg[k] = VPPO__DADD(I)(a_pg[k], v_pg); \
+            if (kl_on) a_kl[k] = VPPO__DADD(I)(a_kl[k], v_kl); \
             a_ent[k] = VPPO__DADD(I)(a_ent[k], v_ent); a_dpg[k] = VPPO__DADD(I)(a_dpg[k], v_dpg); \
-            a_ppo[k] = VPPO__DADD(I)(a_ppo[k], v_ppo); a_clip[k] = VPPO__DADD(I)(a_clip[k], v_clip); \
-            a_cd[k] = VPPO__DADD(I)(a_cd[k], v_cd); a_sel[k] = VPPO__DADD(I)(a_sel[k], v_sel); \
+            a_ppo[k] = VPPO__DADD(I)(a_ppo[k], v_ppo); \
             if (L->dlogp) { \
-                VPPO__VD(I) g = VPPO__DMUL(I)(coef, VPPO__DSUB(I)(VPPO__DADD(I)(L->fixed_dpg ? vdpg : v_dpg, \
+                VPPO__VD(I) g = VPPO__DMUL(I)(coef, VPPO__DSUB(I)(VPPO__DADD(I)(fixed ? vdpg : v_dpg, \
                                                                               VPPO__DMUL(I)(kc, dkl)), ec)); \
-                if (masked) g = VPPO__DSEL(I)(vppo__##I##_on_valid(valid, k), g, zero); \
-                ov = VPPO__DADD(I)(ov, VPPO__DSEL(I)(VPPO__DLE(I)(VPPO__DABS(I)(g), fmax), zero, one)); \
+                if (ok_) g = VPPO__DSEL(I)(VPPO__DFLAG(I)(ok_ + k * W), g, zero); \
+                bad |= VPPO__DBITS(I)(VPPO__DLE(I)(VPPO__DABS(I)(g), fmax)) ^ ((1 << W) - 1); \
                 VPPO__DSTOREF(I)(g_ + k * W, g); \
             } \
         } \
@@ -4743,15 +4829,16 @@ ATTR static int vppo__##I##_on_loss(const vppo__on_loss *L, int64_t t0, int64_t 
     } \
     sums[VPPO__ON_PG] = vppo__##I##_on_fold(a_pg); sums[VPPO__ON_KL] = vppo__##I##_on_fold(a_kl); \
     sums[VPPO__ON_ENT] = vppo__##I##_on_fold(a_ent); sums[VPPO__ON_DPG] = vppo__##I##_on_fold(a_dpg); \
-    sums[VPPO__ON_PPO_KL] = vppo__##I##_on_fold(a_ppo); sums[VPPO__ON_CLIP] = vppo__##I##_on_fold(a_clip); \
-    sums[VPPO__ON_CLIP_DUAL] = vppo__##I##_on_fold(a_cd); sums[VPPO__ON_SEL] = vppo__##I##_on_fold(a_sel); \
-    { \
-        double lane[W]; \
-        int bad = 0; \
-        VPPO__DSTOREU(I)(lane, ov); \
-        for (k = 0; k < W; ++k) bad |= lane[k] != 0.0; \
-        return bad; \
-    } \
+    sums[VPPO__ON_PPO_KL] = vppo__##I##_on_fold(a_ppo); sums[VPPO__ON_CLIP] = (double)n_clip; \
+    sums[VPPO__ON_CLIP_DUAL] = (double)n_cd; sums[VPPO__ON_SEL] = (double)n_sel; \
+    return bad != 0; \
+} \
+\
+ATTR static int vppo__##I##_on_loss(const vppo__on_loss *L, int64_t t0, int64_t t1, double *sums) \
+{ \
+    if (L->pg_kind == VPPO_PG_CISPO || L->kl_kind != VPPO_KL_NONE || L->seq_rho || L->far || L->fixed_dpg || L->weight) \
+        return vppo__##I##_on_loss_body(L, t0, t1, sums, 1); \
+    return vppo__##I##_on_loss_body(L, t0, t1, sums, 0); \
 } \
 \
 /* PROB_DROP's check of one chunk (VPPO__ON_CH floats of a and b; mask bytes pm, NULL: \
@@ -4782,7 +4869,7 @@ ATTR static int vppo__##I##_on_pdrop(const float *a, const float *b, const uint8
 ATTR static int vppo__##I##_on_check(const vppo__on_check *c, int64_t t0, int64_t t1); \
 \
 static const vppo__on_kernels vppo__on_kernels_##I = { \
-    vppo__##I##_on_map, vppo__##I##_on_loss, vppo__##I##_on_check, vppo__##I##_on_exp1 \
+    vppo__##I##_on_map, vppo__##I##_on_loss, vppo__##I##_on_check, vppo__##I##_on_exp1, vppo__##I##_on_exp20_1 \
 };
 
 /* VPPO__ON_CHECK_KERNEL(I, ATTR) defines vppo__<I>_on_check, the check kernel of

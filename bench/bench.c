@@ -16,6 +16,7 @@
  *              F32 out to a separate buffer, and in place)
  *   topk       vppo_topk_mask vs per-sequence qsort
  *   step       vppo_step (and its two halves) vs memcpy of its inputs
+ *   onk        the step's estimator and loss passes alone, on every ISA, vs memcpy
  *   linear     the fused linear head (spec §9) vs materialised logits + the logits kernel
  *              (compile out with -DBENCH_NO_LINEAR)
  *   gemm       the head's built-in GEMM vs OpenBLAS sgemm (dlopen), 1 thread (bench_gemm.h)
@@ -1556,16 +1557,112 @@ static void bench_linear(void)
 }
 #endif /* !BENCH_NO_LINEAR */
 
+/* ================================================================ onk == */
+/* The two O(N) passes of vppo_step that carry its per-token arithmetic, alone, on the
+   step's data (1024 x 2048, the same random inputs), 1 thread, on every ISA the machine
+   runs: the estimator pass (K3 dependency into dep, with its per-sequence sums) and the
+   loss pass (PG_CLIP with dual clip, a 40% selection, the gradient into dlogp); each
+   against one memcpy of the bytes the pass reads and writes. */
+
+typedef struct onk_ctx {
+    const vppo__on_kernels *k;
+    vppo__on_loss L;
+    const float *lp, *aug;
+    float *dep;
+    const unsigned char *src;
+    unsigned char *dst;
+    size_t bytes;
+    int64_t B, Lq;
+    double sink;
+} onk_ctx;
+
+static void onk_est(void *v)
+{
+    onk_ctx *c = (onk_ctx *)v;
+    int64_t b;
+    for (b = 0; b < c->B; ++b) c->sink += c->k->map(c->lp, c->aug, NULL, b * c->Lq, (b + 1) * c->Lq, VPPO_EST_K3, c->dep);
+}
+
+static void onk_loss(void *v)
+{
+    onk_ctx *c = (onk_ctx *)v;
+    double sums[VPPO__ON_NSUMS];
+    int64_t b;
+    for (b = 0; b < c->B; ++b) c->sink += c->k->loss(&c->L, b * c->Lq, (b + 1) * c->Lq, sums) + sums[VPPO__ON_PG];
+}
+
+static void onk_copy(void *v)
+{
+    onk_ctx *c = (onk_ctx *)v;
+    memcpy(c->dst, c->src, c->bytes);
+}
+
+static void bench_onk(void)
+{
+    const int64_t B = g_quick ? 16 : 1024, Lq = g_quick ? 256 : 2048, N = B * Lq;
+    float *lp = (float *)xmalloc((size_t)N * 4), *lo = (float *)xmalloc((size_t)N * 4);
+    float *aug = (float *)xmalloc((size_t)N * 4), *adv = (float *)xmalloc((size_t)N * 4);
+    float *dep = (float *)xmalloc((size_t)N * 4), *g = (float *)xmalloc((size_t)N * 4);
+    uint8_t *sel = (uint8_t *)xmalloc((size_t)N);
+    const size_t est_bytes = (size_t)N * 12, loss_bytes = (size_t)N * 17;
+    unsigned char *src = (unsigned char *)xmalloc(loss_bytes), *dst = (unsigned char *)xmalloc(loss_bytes);
+    const vppo_loss_config cfg = vppo_loss_config_default();
+    const vppo__clip clip = vppo__clip_of(&cfg);
+    double t_est_copy, t_loss_copy;
+    onk_ctx c;
+    int64_t t;
+    int i;
+    for (t = 0; t < N; ++t) {
+        const float o = logf(0.01f + 0.99f * rng_unif());
+        lo[t] = o;
+        lp[t] = o + 0.02f * rng_normal();
+        aug[t] = o + 0.3f * rng_normal();
+        adv[t] = rng_normal();
+        sel[t] = (uint8_t)(rng_unif() < 0.4f);
+    }
+    memset(src, 1, loss_bytes);
+    memset(dst, 2, loss_bytes);
+    memset(&c, 0, sizeof c);
+    c.lp = lp; c.aug = aug; c.dep = dep; c.src = src; c.dst = dst; c.B = B; c.Lq = Lq;
+    c.L.logp = lp; c.L.logp_old = lo; c.L.adv = adv; c.L.select = sel; c.L.dlogp = g;
+    c.L.log_lo = clip.log_lo; c.L.log_hi = clip.log_hi; c.L.r_lo = clip.r_lo; c.L.r_hi = clip.r_hi;
+    c.L.dual = cfg.clip_dual; c.L.kl_coef = cfg.kl_coef; c.L.ent_coef = cfg.entropy_coef;
+    c.L.pg_kind = (int)cfg.pg_kind; c.L.kl_kind = (int)cfg.kl_kind;
+    c.L.coef = 1.0 / (double)N;
+    c.bytes = est_bytes;
+    t_est_copy = time_median(onk_copy, NULL, &c, g_reps, g_warm);
+    c.bytes = loss_bytes;
+    t_loss_copy = time_median(onk_copy, NULL, &c, g_reps, g_warm);
+    printf("## the step's per-token arithmetic: estimator pass and loss pass, %lld x %lld tokens, 1 thread\n\n",
+           (long long)B, (long long)Lq);
+    printf("memcpy of what each pass reads and writes: estimator (logp, logp_aug in, dep out) %.3f ms;\n"
+           "loss (logp, logp_old, adv, select in, dlogp out) %.3f ms.\n\n", t_est_copy * 1e3, t_loss_copy * 1e3);
+    printf("| isa      | estimator (ms) | x memcpy | loss (ms) | x memcpy | both (ms) |\n");
+    printf("|----------|---------------:|---------:|----------:|---------:|----------:|\n");
+    for (i = 0; i < g_nisas; ++i) {
+        const int isa = (int)g_isas[i];
+        double te, tl;
+        c.k = vppo__on_kernels_for((vppo_isa)isa);
+        te = time_median(onk_est, NULL, &c, isa == VPPO_ISA_SCALAR ? g_reps_scalar : g_reps, g_warm);
+        tl = time_median(onk_loss, NULL, &c, isa == VPPO_ISA_SCALAR ? g_reps_scalar : g_reps, g_warm);
+        printf("| %-8s | %14.3f | %8.2f | %9.3f | %8.2f | %9.3f |\n", vppo_isa_name((vppo_isa)isa), te * 1e3,
+               te / t_est_copy, tl * 1e3, tl / t_loss_copy, (te + tl) * 1e3);
+    }
+    printf("\n(checksum %g) The kernels are vppo__on_kernels (vppo.h section 11 c2); vppo_step runs them\n"
+           "once each per sequence, after its validation pass.\n\n", c.sink);
+    free(lp); free(lo); free(aug); free(adv); free(dep); free(g); free(sel); free(src); free(dst);
+}
+
 /* ================================================================== main == */
 
 static void usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s [--quick] [--only bandwidth|dep|logprobs|backward|topk|step|linear|gemm]\n", argv0);
+    fprintf(stderr, "usage: %s [--quick] [--only bandwidth|dep|logprobs|backward|topk|step|onk|linear|gemm]\n", argv0);
 }
 
 int main(int argc, char **argv)
 {
-    static const char *names[] = { "bandwidth", "dep", "logprobs", "backward", "topk", "step", "linear", "gemm" };
+    static const char *names[] = { "bandwidth", "dep", "logprobs", "backward", "topk", "step", "onk", "linear", "gemm" };
     int i, ok;
     double t0 = now_s();
 
@@ -1604,6 +1701,7 @@ int main(int argc, char **argv)
     if (g_ld_ready) { ldata_free(&g_ld[0]); ldata_free(&g_ld[1]); }
     if (want("topk")) bench_topk();
     if (want("step")) bench_step();
+    if (want("onk")) bench_onk();
 #ifndef BENCH_NO_LINEAR
     if (want("linear")) bench_linear();
 #else

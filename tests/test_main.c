@@ -236,6 +236,148 @@ void on_k3_relative_accuracy_near_zero(void)
     CHECK_EQ_INT(0, bad);
 }
 
+/* The loss's exp for |x| <= 20 (vppo__<isa>_on_exp20): within VPPO__DEXP_ULP ulp of libm's
+   exp on every ISA, the same bits as the plain C one, exact at 0. */
+void on_exp20_error_bound_every_isa(void)
+{
+    const vppo__on_kernels *k[8];
+    vppo_isa isa[8];
+    const int nk = on_kernel_list(k, isa);
+    rng r = rng_make(20);
+    int i, j;
+    for (i = 0; i < nk; ++i) {
+        double worst = 0.0;
+        long differ = 0;
+        for (j = 0; j < 200000; ++j) {
+            const double x = j < 100000 ? rng_range(&r, -20.0, 20.0) : rng_range(&r, -0.4, 0.4) * pow(10.0, -rng_range(&r, 0, 12));
+            const double got = k[i]->exp20(x), u = ulps(got, exp(x));
+            if (u > worst) worst = u;
+            differ += got != vppo__on_kernels_c.exp20(x);
+        }
+        for (j = -64; j <= 64; ++j) {        /* the edges of the reduction and of the range */
+            const double xs[3] = { (j + 0.5) * 0.6931471805599453, nextafter((j + 0.5) * 0.6931471805599453, 0.0),
+                                   j * (20.0 / 64) };
+            int m;
+            for (m = 0; m < 3; ++m) {
+                const double x = fmax(-20.0, fmin(20.0, xs[m])), got = k[i]->exp20(x), u = ulps(got, exp(x));
+                if (u > worst) worst = u;
+                differ += got != vppo__on_kernels_c.exp20(x);
+            }
+        }
+        CHECK(worst <= VPPO__DEXP_ULP);
+        CHECK_EQ_INT(0, differ);
+        CHECK(k[i]->exp20(0.0) == 1.0);
+        CHECK(k[i]->exp20(-0.0) == 1.0);
+        printf("        exp20 (%s): max error %.3g ulp over [-20, 20]\n", vppo_isa_name(isa[i]), worst);
+    }
+}
+
+/* K3 = e^d - 1 - d where its formula switches (n = round(d log2 e) leaves 0 at |d| =
+   ln2/2), near its clamps (K3 = 10 at d ~ 2.53 and d ~ -11; d clamped at +-20), and over
+   [-20, 20]: within a float's rounding of expm1(d) - d in float64 (relative), the same bits
+   on every ISA. */
+void on_k3_formula_switch_and_clamps_every_isa(void)
+{
+    enum { N = 600 };
+    const vppo__on_kernels *k[8];
+    vppo_isa isa[8];
+    const int nk = on_kernel_list(k, isa);
+    static const double at[] = { 0.34657359027997264, -0.34657359027997264, 2.5264, -11.0, 20.0, -20.0, 0.0 };
+    float a[N], b[N], dep[N], dep_c[N];
+    rng r = rng_make(33);
+    int i, t, bad = 0, differ = 0;
+    for (t = 0; t < N; ++t) {
+        double d;
+        if (t < 7 * 40) {                     /* +-20 float steps around each point */
+            const int p = t / 40, step = t % 40 - 20;
+            float x = (float)at[p];
+            int m;
+            for (m = 0; m < (step < 0 ? -step : step); ++m) x = nextafterf(x, step < 0 ? -HUGE_VALF : HUGE_VALF);
+            d = x;
+        } else {
+            d = rng_range(&r, -25.0, 25.0);
+        }
+        a[t] = t % 3 == 0 ? 0.0f : -1.5f;
+        b[t] = (float)(a[t] + d);
+    }
+    k[0]->map(a, b, NULL, 0, N, VPPO_EST_K3, dep_c);
+    for (t = 0; t < N; ++t) {
+        const double d = fmax(-20.0, fmin(20.0, (double)b[t] - (double)a[t]));
+        const double want = fmin(10.0, expm1(d) - d);
+        bad += !(fabs(dep_c[t] - want) <= 6e-8 * want);
+    }
+    for (i = 1; i < nk; ++i) {
+        k[i]->map(a, b, NULL, 0, N, VPPO_EST_K3, dep);
+        differ += memcmp(dep, dep_c, sizeof dep) != 0;
+    }
+    CHECK_EQ_INT(0, bad);
+    CHECK_EQ_INT(0, differ);
+}
+
+/* The loss kernel at the clip boundaries: log-ratios within a few ulp of log(1 - clip_low)
+   and log(1 + clip_high) (and exactly on them), both signs of the advantage, dual clip on:
+   the clip decisions (counts) equal the float64 reference's and the gradient is within
+   SPEC §12 of it, on every ISA, the common case's loop (vppo__c_on_loss_body with gen = 0)
+   giving the same bits as the general one. */
+void on_loss_clip_boundaries_every_isa(void)
+{
+    enum { N = 448 };
+    const vppo__on_kernels *k[8];
+    vppo_isa isa[8];
+    const int nk = on_kernel_list(k, isa);
+    static const float tiny[] = { -1e-9f, -3e-8f, -1e-6f, -0.25f, -1.0f, -3.0f, -7.5f };
+    vppo_loss_config cfg = vppo_loss_config_default();
+    const vppo__clip clip = vppo__clip_of(&cfg);
+    float lp[N], lo[N], adv[N], g_c[N], g[N], g_gen[N];
+    double sums_c[VPPO__ON_NSUMS], sums[VPPO__ON_NSUMS];
+    vppo__loss_sums want;
+    vppo__on_loss L;
+    int i, j, t, ov_c;
+    memset(&want, 0, sizeof want);
+    for (t = 0; t < N; ++t) {                 /* 7 bases x 2 bounds x 2 signs x 16 steps */
+        const int base = t / 64, hi = (t / 32) % 2, neg = (t / 16) % 2, step = t % 16 - 8;
+        const double bound = hi ? clip.log_hi : clip.log_lo;
+        float o = tiny[base];
+        int m;
+        /* lo such that lp - lo is the bound, then steps of lo's ulp around it */
+        const float p = (float)(bound + (double)o);
+        o = (float)((double)p - bound);
+        for (m = 0; m < (step < 0 ? -step : step); ++m) o = nextafterf(o, step < 0 ? -HUGE_VALF : HUGE_VALF);
+        lp[t] = p;
+        lo[t] = o;
+        adv[t] = neg ? -0.75f : 1.25f;
+        g_c[t] = g[t] = g_gen[t] = 0.0f;
+    }
+    memset(&L, 0, sizeof L);
+    L.logp = lp; L.logp_old = lo; L.adv = adv; L.dlogp = g_c;
+    L.log_lo = clip.log_lo; L.log_hi = clip.log_hi; L.r_lo = clip.r_lo; L.r_hi = clip.r_hi;
+    L.dual = cfg.clip_dual; L.kl_coef = cfg.kl_coef; L.ent_coef = cfg.entropy_coef;
+    L.pg_kind = (int)cfg.pg_kind; L.kl_kind = (int)cfg.kl_kind;
+    L.coef = 0.5;
+    ov_c = k[0]->loss(&L, 0, N, sums_c);
+    CHECK_EQ_INT(0, ov_c);
+    for (t = 0; t < N; ++t) {
+        vppo__token tk;
+        vppo__token_add_at(&cfg, &clip, lp, lo, NULL, adv, NULL, NULL, t, NULL, &tk, &want);
+        CHECK_NEAR((float)vppo__token_grad(&cfg, L.coef, tk.dpg, tk.dkl), g_c[t], TOL_TOKEN);
+    }
+    CHECK_EQ_INT(want.n_clip, (int64_t)sums_c[VPPO__ON_CLIP]);
+    CHECK_EQ_INT(want.n_clip_dual, (int64_t)sums_c[VPPO__ON_CLIP_DUAL]);
+    CHECK_NEAR(want.pg, sums_c[VPPO__ON_PG], TOL_SCALAR);
+    CHECK_NEAR(want.dpg, sums_c[VPPO__ON_DPG], TOL_SCALAR);
+    CHECK(want.n_clip > 0 && want.n_clip < N);
+    L.dlogp = g_gen;
+    vppo__c_on_loss_body(&L, 0, N, sums, 1);
+    for (j = 0; j < VPPO__ON_NSUMS; ++j) CHECK(memcmp(&sums[j], &sums_c[j], sizeof sums[j]) == 0);
+    CHECK(memcmp(g_gen, g_c, sizeof g) == 0);
+    L.dlogp = g;
+    for (i = 1; i < nk; ++i) {
+        CHECK_EQ_INT(ov_c, k[i]->loss(&L, 0, N, sums));
+        for (j = 0; j < VPPO__ON_NSUMS; ++j) CHECK(memcmp(&sums[j], &sums_c[j], sizeof sums[j]) == 0);
+        CHECK(memcmp(g, g_c, sizeof g) == 0);
+    }
+}
+
 /* The loss kernel: every ISA the same bits as the plain C one (sums, gradients, overflow)
    and within SPEC §12 of the device's double-precision rules (vppo__token_add_at with
    libm, the reference of vppo_cuda.cu), for every mode: PG kinds, KL kinds, sequence
