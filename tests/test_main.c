@@ -76,6 +76,55 @@ void vexp_error_bound_every_isa(void)
     test_check_vector_isas_tested(tested);
 }
 
+/* The KL kernel's exp (exp_kl, degree 5, floored at DZERO), through the kernel: a row u
+   holding x and -inf padding against a row v of zeros, references 0, scale 1 and no
+   rescale gives su = exp_kl(x). Its range there: d in [DZERO, about RESCALE]. The bound
+   2.5e-7 is the one SPEC 12's KL analysis at VPPO__EXPK_C1 assumes. */
+static double vexp_kl_through_kernel(const vppo__kernels *k, float x)
+{
+    float u[VPPO__PAD], v[VPPO__PAD];
+    vppo__kl_args c;
+    vppo__kl_sums out;
+    int i;
+    for (i = 0; i < VPPO__PAD; ++i) { u[i] = -HUGE_VALF; v[i] = 0.0f; }
+    u[0] = x;
+    c.mu = c.mv = 0.0f;
+    c.su = c.sv = 1.0f;
+    c.tu = c.tv = FLT_MAX;
+    out.su = out.sv = out.diff = 0.0;
+    out.infinite = 0;
+    if (k->kl(u, VPPO_F32, v, VPPO_F32, 0, VPPO__PAD, &c, &out) != VPPO__PAD) return -1.0;
+    if (out.sv != (double)VPPO__PAD) return -2.0;          /* v: exp(0) = 1 exactly, PAD times */
+    return out.su;
+}
+
+void vexp_kl_error_bound_every_isa(void)
+{
+    int isa, tested = 0;
+    for (isa = VPPO_ISA_SSE2; isa <= VPPO_ISA_NEON; ++isa) {
+        const vppo__kernels *k = vppo__kernels_for((vppo_isa)isa);
+        double worst = 0.0, x;
+        long bad = 0;
+        if (!k || !vppo__isa_supported((vppo_isa)isa)) continue;
+        ++tested;
+        for (x = -87.0; x <= 2.0; x += 1.0 / 4096) {
+            const float xf = (float)x;
+            const double got = vexp_kl_through_kernel(k, xf), want = exp((double)xf);
+            if (xf < -86.5f) { bad += !(got >= 0.0 && got <= 2.0 * want); continue; }   /* near 2^-126 */
+            if (fabs(got - want) / want > worst) worst = fabs(got - want) / want;
+        }
+        CHECK_EQ_INT(0, bad);
+        CHECK(worst <= 2.5e-7);
+        CHECK(vexp_kl_through_kernel(k, 0.0f) == 1.0);
+        CHECK(vexp_kl_through_kernel(k, VPPO__DZERO) == 0.0);
+        CHECK(vexp_kl_through_kernel(k, -100.0f) == 0.0);
+        CHECK(vexp_kl_through_kernel(k, -HUGE_VALF) == 0.0);
+        printf("        vexp_kl (%s): max relative error %.3g over [-86.5, 2]\n", vppo_isa_name((vppo_isa)isa), worst);
+    }
+    CHECK_EQ_INT(test_vector_isas_selectable(), tested);
+    test_check_vector_isas_tested(tested);
+}
+
 /* ------------------------------------------------- the O(N) kernels (white-box) */
 
 /* Every ISA's O(N) kernels that this machine runs, the plain C ones first (index 0). */
