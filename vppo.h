@@ -1477,13 +1477,17 @@ static vppo_status vppo__row_js(const vppo_logits *P, int64_t rp, const vppo_log
 #define VPPO__PAD 16
 #define VPPO__DFLOOR (-1e30f)
 #define VPPO__DLOW (-87.0f)        /* below VPPO__EXP_FLUSH: exp gives exactly 0 there */
+/* exp_core's floor where it gives exactly 0 itself: n = round(x log2 e) = -127 there, so
+   2^n's exponent field is 0 (KL kernel: the flush of exp_in saved) */
+#define VPPO__DZERO (-88.0f)
 #define VPPO__RESCALE 1.0          /* d may exceed 0 by this much before a rescale */
-#define VPPO__PREFETCH 512         /* entries ahead that the one-pass kernels prefetch */
+#define VPPO__PREFETCH 512         /* f32 entries ahead that the one-pass kernels prefetch */
 #define VPPO__SUM_TERMS 32         /* float terms per accumulator lane between double sums */
-/* An out-of-place F32 gradient of F32 logits of at least this many bytes is written with
-   streaming stores: it cannot stay in the caches, and they save reading each line before
-   writing it (measured, 256 x 151,936, AVX-512: 48 ms against 54-59 ms). From bf16 logits
-   they were slower (64 ms against 43 ms), so those keep ordinary stores. */
+/* An out-of-place F32 gradient of at least this many bytes is written with streaming
+   stores: it cannot stay in the caches, and they save reading each line before writing it
+   (measured, 256 x 151,936, AVX-512: from f32 logits 48 ms against 54-59 ms; from bf16
+   logits, side by side in one program after the prefetch of VPPO__PREFETCH_AT, 14.3-16.0
+   ms against 22.0-22.5 ms). */
 #define VPPO__STREAM_BYTES ((size_t)32 << 20)
 enum { VPPO__OUT_F32, VPPO__OUT_BF16, VPPO__OUT_STREAM };   /* how a backward kernel stores */
 
@@ -2121,7 +2125,7 @@ VPPODEF vppo_status vppo_logprobs_backward(const vppo_logits *x, const int32_t *
     job.dlogp = dlogp;
     job.dentropy = dentropy;
     job.grad = dlogits;
-    job.stream = dlogits->data != x->data && dlogits->dtype == VPPO_F32 && x->dtype == VPPO_F32 &&
+    job.stream = dlogits->data != x->data && dlogits->dtype == VPPO_F32 &&
                  (size_t)(x->n_rows * V) >= VPPO__STREAM_BYTES / sizeof(float);
     return vppo__run_rows(vppo__backward_row, &job, x->n_rows, V);
 }
@@ -4221,6 +4225,27 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
 /* e^r on |r| <= ln2/2: a degree-6 polynomial fitted for relative error (iteratively
    reweighted least squares, our own fit; 1.7e-8 with these float coefficients),
    evaluated as c0 + r (c1 + r (c2 + ...)). */
+/* The KL kernel's exp (exp_kl): degree 5 with c0 = 1 (exp(0) = 1 and one FMA less; our
+   own fit as above, 9.5e-8 with these float coefficients) and a one-step reduction,
+   r = x - n LN2 with LN2 = ln 2 rounded to float (1.9e-9 above it; the FMA rounds
+   x - n LN2 once): e^r 2^n = e^x e^(-1.9e-9 n), at most 2.8e-9 |x| more. Relative error
+   e(x) <= 2e-7 + 3e-9 |x| (the suite checks it on every ISA; measured 1.5e-7 on [-1, 1],
+   3.9e-7 at x = -87, where e^x < 2e-38). SSE2 has no FMA, so n LN2 would round: it keeps
+   exp_core's two-step reduction. Why that is enough for KL = sum p (du - dv) - log su
+   + log sv (SPEC 12: |err| <= 1e-5 + 1e-4 |KL|): with relative errors e_i in the terms,
+   log su and log sv move by at most sum p_i e_i <= 2e-7 + 3e-9 sum p_i |d_i| each (q
+   for sv), and sum p (du - dv) by at most 2 max-weighted e_i times sum p |du - dv|, each
+   e_i weighing its own term: for any rows about 1e-6 (1 + sum p |du - dv|), far under
+   the bound (sum p |d| is the entropy-like sum, at most log V + 1 = 13 at V = 151,936;
+   sum p |du - dv| is at most a few times KL + 2 log V). The -1.9e-9 n part is a change
+   of 1/T by 2.7e-9 relative, which moves KL by far less. Two equal rows still give KL = 0
+   exactly: equal d give equal terms. */
+#define VPPO__EXPK_LN2 0.693147182f
+#define VPPO__EXPK_C1 0.99999970f
+#define VPPO__EXPK_C2 0.49999151f
+#define VPPO__EXPK_C3 0.16667636f
+#define VPPO__EXPK_C4 0.041897930f
+#define VPPO__EXPK_C5 0.0082903141f
 #define VPPO__EXP_C0 1.0f
 #define VPPO__EXP_C1 1.0f
 #define VPPO__EXP_C2 0.49999991f
@@ -4936,13 +4961,17 @@ ATTR static int vppo__##I##_on_check(const vppo__on_check *c, int64_t t0, int64_
 
 #if defined(VPPO__X86) || defined(VPPO__NEON)
 #define VPPO__INLINE static __inline__ __attribute__((always_inline))   /* gcc, clang */
-/* A hint to fetch entry i + VPPO__PREFETCH of a row of dtype dt (an address past the row
-   is harmless: a prefetch never faults; formed as an integer, not a pointer). Measured on
+/* A hint to fetch the byte VPPO__PREFETCH * 4 past entry i of a row of dtype dt: the
+   same distance in bytes for every dtype (512 entries of f32, 1024 of bf16 or f16: a
+   distance in entries fetched 2-byte rows half as far ahead; side by side, 256 x 151,936,
+   AVX-512, three runs at load 3.5-4: bf16 KL 0.93-1.03, backward -> F32 0.90-0.96,
+   logprobs 0.88-0.98 of the time before; f32 unchanged). An address past the row is
+   harmless: a prefetch never faults; formed as an integer, not a pointer. Measured on
    the loaded development machine (AVX-512, 64 x 151,936): bf16 KL 31 -> 17 ms, in-place
    backward 30 -> 16 ms; the hardware prefetcher alone kept the loops waiting. */
 #define VPPO__PREFETCH_AT(p, i, dt) \
-    __builtin_prefetch((const void *)((uintptr_t)(p) + (uintptr_t)(((i) + VPPO__PREFETCH) * (int64_t)vppo__dtype_size(dt))))
-/* The hint for every 64-byte line of the n entries from i on, VPPO__PREFETCH entries ahead:
+    __builtin_prefetch((const void *)((uintptr_t)(p) + (uintptr_t)((i) * (int64_t)vppo__dtype_size(dt) + VPPO__PREFETCH * 4)))
+/* The hint for every 64-byte line of the n entries from i on, VPPO__PREFETCH * 4 bytes ahead:
    a loop step that reads several lines asks for each of them (one hint per step, for a
    step of four AVX-512 vectors, left three lines in four to the hardware prefetcher:
    measured, f32 lse + entropy, 128 x 151,936, AVX-512, best of 7, three runs side by side:
@@ -4951,7 +4980,7 @@ ATTR static int vppo__##I##_on_check(const vppo__on_check *c, int64_t t0, int64_
         int64_t vppo__o_; \
         for (vppo__o_ = 0; vppo__o_ < (int64_t)(n) * (int64_t)vppo__dtype_size(dt); vppo__o_ += 64) \
             __builtin_prefetch((const void *)((uintptr_t)(p) + (uintptr_t)vppo__o_ + \
-                               (uintptr_t)(((i) + VPPO__PREFETCH) * (int64_t)vppo__dtype_size(dt)))); \
+                               (uintptr_t)((i) * (int64_t)vppo__dtype_size(dt) + VPPO__PREFETCH * 4))); \
     } while (0)
 
 static float vppo__hmax_lanes(const float *lane, int w)
@@ -4999,7 +5028,8 @@ static double vppo__hsum_lanes(const float *lane, int w)
 #define VPPO__DIV(I)      VPPO__PICK(I, _mm_div_ps,          _mm256_div_ps,        _mm512_div_ps,         vdivq_f32)
 #define VPPO__MAX(I)      VPPO__PICK(I, _mm_max_ps,          _mm256_max_ps,        _mm512_max_ps,         vmaxq_f32)
 #define VPPO__MIN(I)      VPPO__PICK(I, _mm_min_ps,          _mm256_min_ps,        _mm512_min_ps,         vminq_f32)
-/* a b + c, c - a b, -(a b) - c: fused but on SSE2 */
+/* a b + c, c - a b, -(a b) - c: fused but on SSE2 (VPPO__FUSED(I): 1 where fused) */
+#define VPPO__FUSED(I)    VPPO__PICK(I, 0,                   1,                    1,                     1)
 #define VPPO__FMA(I)      VPPO__PICK(I, VPPO__SSE2_FMA,      _mm256_fmadd_ps,      _mm512_fmadd_ps,       VPPO__NEON_FMA)
 #define VPPO__FNMA(I)     VPPO__PICK(I, VPPO__SSE2_FNMA,     _mm256_fnmadd_ps,     _mm512_fnmadd_ps,      VPPO__NEON_FNMA)
 #define VPPO__NFMS(I)     VPPO__PICK(I, VPPO__SSE2_NFMS,     _mm256_fnmsub_ps,     _mm512_fnmsub_ps,      VPPO__NEON_NFMS)
@@ -5221,6 +5251,28 @@ ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_exp_core(VPPO__V(I) x) \
     return VPPO__MUL(I)(p, VPPO__FLOAT(I)(VPPO__SHL(I)(VPPO__BITS(I)(t), 23))); \
 } \
 \
+/* exp_core with the degree-5 polynomial (VPPO__EXPK_C1..C5: the KL kernel's exp); for x \
+   in [DZERO, 88.7]: exactly 0 at DZERO */ \
+ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_exp_kl(VPPO__V(I) x) \
+{ \
+    const VPPO__V(I) magic = VPPO__SET1(I)(VPPO__EXP_MAGIC + 127.0f); \
+    VPPO__V(I) t, n, r, p; \
+    t = VPPO__FMA(I)(x, VPPO__SET1(I)(VPPO__LOG2E), magic); \
+    n = VPPO__SUB(I)(t, magic); \
+    if (VPPO__FUSED(I)) { \
+        r = VPPO__FNMA(I)(n, VPPO__SET1(I)(VPPO__EXPK_LN2), x);   /* one step: see VPPO__EXPK_LN2 */ \
+    } else {                                                    /* SSE2: n ln2 rounds, so two */ \
+        r = VPPO__FNMA(I)(n, VPPO__SET1(I)(VPPO__LN2_HI), x); \
+        r = VPPO__FNMA(I)(n, VPPO__SET1(I)(VPPO__LN2_LO), r); \
+    } \
+    p = VPPO__FMA(I)(VPPO__SET1(I)(VPPO__EXPK_C5), r, VPPO__SET1(I)(VPPO__EXPK_C4)); \
+    p = VPPO__FMA(I)(p, r, VPPO__SET1(I)(VPPO__EXPK_C3)); \
+    p = VPPO__FMA(I)(p, r, VPPO__SET1(I)(VPPO__EXPK_C2)); \
+    p = VPPO__FMA(I)(p, r, VPPO__SET1(I)(VPPO__EXPK_C1)); \
+    p = VPPO__FMA(I)(p, r, VPPO__SET1(I)(1.0f)); \
+    return VPPO__MUL(I)(p, VPPO__FLOAT(I)(VPPO__SHL(I)(VPPO__BITS(I)(t), 23))); \
+} \
+\
 /* e^x for x in [DLOW, 88]: exactly 0 below VPPO__EXP_FLUSH */ \
 ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_exp_in(VPPO__V(I) x) \
 { \
@@ -5264,6 +5316,16 @@ ATTR static double vppo__##I##_hsum(VPPO__V(I) *a, int na) \
         for (k = 0; k + step < na; k += 2 * step) a[k] = VPPO__ADD(I)(a[k], a[k + step]); \
     VPPO__STOREU(I)(lane, a[0]); \
     return vppo__hsum_lanes(lane, VPPO__W(I)); \
+} \
+\
+/* The lanes of a double vector, added in order. */ \
+ATTR static double vppo__##I##_dhsum(VPPO__VD(I) a) \
+{ \
+    double lane[VPPO__DW(I)], s = 0.0; \
+    int k; \
+    VPPO__DSTOREU(I)(lane, a); \
+    for (k = 0; k < VPPO__DW(I); ++k) s += lane[k]; \
+    return s; \
 } \
 \
 ATTR VPPO__INLINE VPPO__V(I) vppo__##I##_load(const void *src, vppo_dtype dt, int64_t i) \
@@ -5393,22 +5455,31 @@ ATTR static int64_t vppo__##I##_stats(const void *src, vppo_dtype dt, int64_t i,
     return n; \
 } \
 \
-/* One vector of the KL pair kernel. */ \
+/* One vector of the KL pair kernel. du, dv <= about RESCALE; floored at VPPO__DZERO, \
+   exp_kl gives exactly 0 (no flush to pay for); du - dv is only used where eu > 0, so \
+   du >= DZERO will do, while dv keeps DFLOOR there. The floors come first in MAX, so a \
+   NaN or +inf entry reaches the sums as NaN (x86 max returns its second operand then; \
+   NEON returns the NaN): the unchecked pass below relies on it. */ \
 ATTR VPPO__INLINE void vppo__##I##_kl_one(VPPO__V(I) zu, VPPO__V(I) zv, const VPPO__V(I) *c, int unit, \
     VPPO__V(I) *acc) \
 { \
-    const VPPO__V(I) fl = VPPO__SET1(I)(VPPO__DFLOOR); \
-    const VPPO__V(I) du = VPPO__MAX(I)(vppo__##I##_scaled(VPPO__SUB(I)(zu, c[0]), c[1], unit), VPPO__SET1(I)(VPPO__DLOW)); \
-    const VPPO__V(I) dv = VPPO__MAX(I)(vppo__##I##_scaled(VPPO__SUB(I)(zv, c[2]), c[3], unit), fl); \
-    const VPPO__V(I) eu = vppo__##I##_exp_in(du);       /* du, dv <= about RESCALE; du - dv is only */ \
-    acc[0] = VPPO__ADD(I)(acc[0], eu);                  /* used where eu > 0, so du >= DLOW will do */ \
-    acc[1] = VPPO__ADD(I)(acc[1], vppo__##I##_exp_in(VPPO__MAX(I)(dv, VPPO__SET1(I)(VPPO__DLOW)))); \
+    const VPPO__V(I) zero = VPPO__SET1(I)(VPPO__DZERO); \
+    const VPPO__V(I) du = VPPO__MAX(I)(zero, vppo__##I##_scaled(VPPO__SUB(I)(zu, c[0]), c[1], unit)); \
+    const VPPO__V(I) dv = VPPO__MAX(I)(VPPO__SET1(I)(VPPO__DFLOOR), \
+                                       vppo__##I##_scaled(VPPO__SUB(I)(zv, c[2]), c[3], unit)); \
+    const VPPO__V(I) eu = vppo__##I##_exp_kl(du); \
+    acc[0] = VPPO__ADD(I)(acc[0], eu); \
+    acc[1] = VPPO__ADD(I)(acc[1], vppo__##I##_exp_kl(VPPO__MAX(I)(zero, dv))); \
     acc[2] = VPPO__FMA(I)(eu, VPPO__SUB(I)(du, dv), acc[2]); \
 } \
 \
-/* Groups of 2 W entries of both rows, as stats_run; c: mu, su, mv, sv, tu, tv as vectors. */ \
+/* Groups of 2 W entries of both rows, as stats_run; c: mu, su, mv, sv, tu, tv as vectors. \
+   check (a constant at every call) 0: no threshold test per group; the running maxima of \
+   both rows go to mx[0], mx[1] instead, and the caller tests them (and the sums, for a \
+   NaN) once per stretch, running the stretch again with check 1 if they fail. */ \
 ATTR VPPO__INLINE int64_t vppo__##I##_kl_run(const void *u, vppo_dtype udt, const void *v, vppo_dtype vdt, \
-    int64_t i, int64_t n, const VPPO__V(I) *c, int unit, VPPO__V(I) *a0, VPPO__V(I) *a1, VPPO__VM(I) *inf) \
+    int64_t i, int64_t n, const VPPO__V(I) *c, int unit, int check, VPPO__V(I) *mx, VPPO__V(I) *acc, \
+    VPPO__VM(I) *inf) \
 { \
     for (; i < n; i += 2 * VPPO__W(I)) { \
         VPPO__V(I) u0, u1, v0, v1; \
@@ -5416,8 +5487,13 @@ ATTR VPPO__INLINE int64_t vppo__##I##_kl_run(const void *u, vppo_dtype udt, cons
         VPPO__PREFETCH_SPAN(v, i, vdt, 2 * VPPO__W(I)); \
         vppo__##I##_load2(u, udt, i, udt == vdt, &u0, &u1); \
         vppo__##I##_load2(v, vdt, i, udt == vdt, &v0, &v1); \
-        if (VPPO__MANY(I)(VPPO__MOR(I)(VPPO__MOR(I)(VPPO__NLE(I)(u0, c[4]), VPPO__NLE(I)(u1, c[4])), \
-                                       VPPO__MOR(I)(VPPO__NLE(I)(v0, c[5]), VPPO__NLE(I)(v1, c[5]))))) break; \
+        if (!check) { \
+            mx[0] = VPPO__MAX(I)(mx[0], VPPO__MAX(I)(u0, u1)); \
+            mx[1] = VPPO__MAX(I)(mx[1], VPPO__MAX(I)(v0, v1)); \
+        } else if (VPPO__MANY(I)(VPPO__MOR(I)(VPPO__MOR(I)(VPPO__NLE(I)(u0, c[4]), VPPO__NLE(I)(u1, c[4])), \
+                                              VPPO__MOR(I)(VPPO__NLE(I)(v0, c[5]), VPPO__NLE(I)(v1, c[5]))))) { \
+            break; \
+        } \
         { /* KL is +inf where u > -inf meets v = -inf: looked at when the group has a v = -inf */ \
             const VPPO__V(I) ninf = VPPO__SET1(I)(-HUGE_VALF); \
             const VPPO__VM(I) q0 = VPPO__EQ(I)(v0, ninf), q1 = VPPO__EQ(I)(v1, ninf); \
@@ -5425,19 +5501,40 @@ ATTR VPPO__INLINE int64_t vppo__##I##_kl_run(const void *u, vppo_dtype udt, cons
                 *inf = VPPO__MOR(I)(*inf, VPPO__MOR(I)(VPPO__MAND(I)(q0, VPPO__GT(I)(u0, ninf)), \
                                                        VPPO__MAND(I)(q1, VPPO__GT(I)(u1, ninf)))); \
         } \
-        vppo__##I##_kl_one(u0, v0, c, unit, a0); \
-        vppo__##I##_kl_one(u1, v1, c, unit, a1); \
+        vppo__##I##_kl_one(u0, v0, c, unit, acc);    /* one set of sums: fewer registers */ \
+        vppo__##I##_kl_one(u1, v1, c, unit, acc); \
     } \
     return i; \
 } \
 \
 /* kl_run for two rows of dtype dt, made a constant: one loop per dtype (and per unit) */ \
 ATTR VPPO__INLINE int64_t vppo__##I##_kl_dt(const void *u, const void *v, vppo_dtype dt, int64_t i, int64_t n, \
-    const VPPO__V(I) *c, int unit, VPPO__V(I) *a0, VPPO__V(I) *a1, VPPO__VM(I) *inf) \
+    const VPPO__V(I) *c, int unit, int check, VPPO__V(I) *mx, VPPO__V(I) *acc, VPPO__VM(I) *inf) \
 { \
-    if (dt == VPPO_F32) return vppo__##I##_kl_run(u, VPPO_F32, v, VPPO_F32, i, n, c, unit, a0, a1, inf); \
-    if (dt == VPPO_BF16) return vppo__##I##_kl_run(u, VPPO_BF16, v, VPPO_BF16, i, n, c, unit, a0, a1, inf); \
-    return vppo__##I##_kl_run(u, VPPO_F16, v, VPPO_F16, i, n, c, unit, a0, a1, inf); \
+    if (dt == VPPO_F32) return vppo__##I##_kl_run(u, VPPO_F32, v, VPPO_F32, i, n, c, unit, check, mx, acc, inf); \
+    if (dt == VPPO_BF16) return vppo__##I##_kl_run(u, VPPO_BF16, v, VPPO_BF16, i, n, c, unit, check, mx, acc, inf); \
+    return vppo__##I##_kl_run(u, VPPO_F16, v, VPPO_F16, i, n, c, unit, check, mx, acc, inf); \
+} \
+\
+/* One stretch [i, n) of two rows of dtype dt: first unchecked (check 0), then, if an \
+   entry lay above its row's threshold or a sum is NaN (a NaN or +inf entry), again from \
+   i with the test per group, which stops at the first group that fails. */ \
+ATTR VPPO__INLINE int64_t vppo__##I##_kl_stretch(const void *u, const void *v, vppo_dtype dt, int64_t i, \
+    int64_t n, const VPPO__V(I) *c, int unit, VPPO__V(I) *acc, VPPO__VM(I) *inf) \
+{ \
+    VPPO__V(I) mx[2], all; \
+    VPPO__VM(I) q = VPPO__MNONE(I); \
+    int k; \
+    mx[0] = mx[1] = VPPO__SET1(I)(-HUGE_VALF); \
+    vppo__##I##_kl_dt(u, v, dt, i, n, c, unit, 0, mx, acc, &q); \
+    all = VPPO__ADD(I)(VPPO__ADD(I)(acc[0], acc[1]), acc[2]); \
+    if (!VPPO__MANY(I)(VPPO__MOR(I)(VPPO__MOR(I)(VPPO__NLE(I)(mx[0], c[4]), VPPO__NLE(I)(mx[1], c[5])), \
+                                    VPPO__NLE(I)(all, all)))) { \
+        *inf = VPPO__MOR(I)(*inf, q); \
+        return n; \
+    } \
+    for (k = 0; k < 3; ++k) acc[k] = VPPO__SET1(I)(0.0f); \
+    return vppo__##I##_kl_dt(u, v, dt, i, n, c, unit, 1, mx, acc, inf); \
 } \
 \
 ATTR static int64_t vppo__##I##_kl(const void *u, vppo_dtype udt, const void *v, vppo_dtype vdt, int64_t i, \
@@ -5445,31 +5542,35 @@ ATTR static int64_t vppo__##I##_kl(const void *u, vppo_dtype udt, const void *v,
 { \
     const int64_t g = 2 * VPPO__W(I), full = n - n % g; \
     VPPO__V(I) c[6]; \
+    VPPO__VD(I) d[3]; \
     VPPO__VM(I) inf = VPPO__MNONE(I); \
+    int k; \
     c[0] = VPPO__SET1(I)(ca->mu); c[1] = VPPO__SET1(I)(ca->su); c[2] = VPPO__SET1(I)(ca->mv); \
     c[3] = VPPO__SET1(I)(ca->sv); c[4] = VPPO__SET1(I)(ca->tu); c[5] = VPPO__SET1(I)(ca->tv); \
+    for (k = 0; k < 3; ++k) d[k] = VPPO__DSET1(I)(0.0); \
     while (i < n) { \
-        VPPO__V(I) a0[3], a1[3], s2[2]; \
+        VPPO__V(I) a[3]; \
         float bu[2 * VPPO__W(I)], bv[2 * VPPO__W(I)]; \
         int64_t end = vppo__min64(full, i + VPPO__SUM_TERMS * g), j; \
-        int k; \
-        for (k = 0; k < 3; ++k) a0[k] = a1[k] = VPPO__SET1(I)(0.0f); \
+        for (k = 0; k < 3; ++k) a[k] = VPPO__SET1(I)(0.0f); \
         if (i < full) { \
-            j = udt != vdt ? vppo__##I##_kl_run(u, udt, v, vdt, i, end, c, 0, a0, a1, &inf) \
-              : ca->su != 1.0f || ca->sv != 1.0f ? vppo__##I##_kl_dt(u, v, udt, i, end, c, 0, a0, a1, &inf) \
-              : vppo__##I##_kl_dt(u, v, udt, i, end, c, 1, a0, a1, &inf); \
+            j = udt != vdt ? vppo__##I##_kl_run(u, udt, v, vdt, i, end, c, 0, 1, NULL, a, &inf) \
+              : ca->su != 1.0f || ca->sv != 1.0f ? vppo__##I##_kl_stretch(u, v, udt, i, end, c, 0, a, &inf) \
+              : vppo__##I##_kl_stretch(u, v, udt, i, end, c, 1, a, &inf); \
         } else {                                   /* the last partial group, padded */ \
             vppo__tail_f32(u, udt, i, n, bu, g); \
             vppo__tail_f32(v, vdt, i, n, bv, g); \
-            j = vppo__##I##_kl_run(bu, VPPO_F32, bv, VPPO_F32, 0, g, c, 0, a0, a1, &inf) ? n : i; \
+            j = vppo__##I##_kl_run(bu, VPPO_F32, bv, VPPO_F32, 0, g, c, 0, 1, NULL, a, &inf) ? n : i; \
             end = n; \
         } \
-        s2[0] = a0[0]; s2[1] = a1[0]; out->su += vppo__##I##_hsum(s2, 2); \
-        s2[0] = a0[1]; s2[1] = a1[1]; out->sv += vppo__##I##_hsum(s2, 2); \
-        s2[0] = a0[2]; s2[1] = a1[2]; out->diff += vppo__##I##_hsum(s2, 2); \
+        for (k = 0; k < 3; ++k)                /* in double lanes; across lanes once, below */ \
+            d[k] = VPPO__DADD(I)(d[k], VPPO__DADD(I)(VPPO__DLO(I)(a[k]), VPPO__DHI(I)(a[k]))); \
         if (j < end) { i = j; break; } \
         i = end; \
     } \
+    out->su += vppo__##I##_dhsum(d[0]); \
+    out->sv += vppo__##I##_dhsum(d[1]); \
+    out->diff += vppo__##I##_dhsum(d[2]); \
     out->infinite |= VPPO__MANY(I)(inf) != 0; \
     return i; \
 } \

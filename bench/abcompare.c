@@ -92,7 +92,10 @@ int main(int argc, char **argv)
     static const char *isa_name[] = { "scalar", "sse2", "avx2", "avx512", "neon" };
     static const char *kname[] = { "dependency KL", "dependency JS", "logprobs ids+lse+H", "backward -> F32", "backward -> BF16" };
     static const int64_t vocab[] = { 32000, 151936 };
-    const int rows = 8, calls = argc > 1 ? atoi(argv[1]) : 30;
+    /* argv: calls per side (30), rows per call (8: in cache; 256 measures memory), a
+       substring of the kernel names and an ISA name to run only those rows */
+    const int calls = argc > 1 ? atoi(argv[1]) : 30, rows = argc > 2 ? atoi(argv[2]) : 8;
+    const char *only = argc > 3 ? argv[3] : "", *only_isa = argc > 4 ? argv[4] : "";
     double lg[5] = { 0 };
     int cnt[5] = { 0 }, isa, dt, vi, kernel, i;
     printf("vppo.h base vs new, one process, %d interleaved calls per side per row, %d rows per call\n",
@@ -103,8 +106,9 @@ int main(int argc, char **argv)
             const int64_t V = vocab[vi], n = rows * V;
             const size_t es = dt ? 2 : 4;
             char *z = (char *)malloc((size_t)n * es), *za = (char *)malloc((size_t)n * es);
-            float *grad = (float *)malloc((size_t)n * 4), out[8], lse[8], ent[8], g[8], h[8];
-            int32_t ids[8];
+            float *grad = (float *)malloc((size_t)n * 4), *out = (float *)malloc((size_t)rows * 5 * sizeof(float));
+            float *lse = out + rows, *ent = out + 2 * rows, *g = out + 3 * rows, *h = g + rows;
+            int32_t *ids = (int32_t *)malloc((size_t)rows * sizeof(int32_t));
             ab_data d;
             int64_t j;
             uint64_t s = 12345;
@@ -123,6 +127,7 @@ int main(int argc, char **argv)
                 for (isa = 0; isa < 5; ++isa) {
                     double best[2] = { 1e300, 1e300 };
                     int c;
+                    if (!strstr(kname[kernel], only) || !strstr(isa_name[isa], only_isa)) continue;
                     if (ab_select_base(isa) || ab_select_new(isa)) continue;
                     ab_call_base(AB_LOGPROBS, &d);                   /* lse, entropy for the backward */
                     for (c = 0; c < 2 * calls; ++c) {
@@ -139,7 +144,7 @@ int main(int argc, char **argv)
                     lg[isa] += log(best[1] / best[0]);
                     ++cnt[isa];
                 }
-            free(z); free(za); free(grad);
+            free(z); free(za); free(grad); free(out); free(ids);
         }
     for (isa = 0; isa < 5; ++isa)
         if (cnt[isa]) printf("geometric mean new/base, %-7s %.3f over %d rows\n", isa_name[isa], exp(lg[isa] / cnt[isa]), cnt[isa]);

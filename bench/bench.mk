@@ -131,6 +131,8 @@ endif
 #                               (default main) and of ./vppo.h linked into one program and
 #                               called alternately; new/base of the fastest call per row and
 #                               the geometric mean per ISA. BENCH_AB_CALLS: calls per side.
+#                               By hand: build/abcompare CALLS [ROWS [KERNEL [ISA]]], e.g.
+#                               build/abcompare 7 256 KL avx512 (256 rows: memory-bound)
 BENCH_AB_CALLS ?= 30
 .PHONY: bench-ab
 

@@ -76,6 +76,58 @@ void vexp_error_bound_every_isa(void)
     test_check_vector_isas_tested(tested);
 }
 
+/* The KL kernel's exp (exp_kl, degree 5, floored at DZERO), through the kernel: a row u
+   holding x and -inf padding against a row v of zeros, references 0, scale 1 and no
+   rescale gives su = exp_kl(x). Its range there: d in [DZERO, about RESCALE]. The bound
+   2e-7 + 3e-9 |x| is the one the KL analysis at VPPO__EXPK_C1 assumes. */
+static double vexp_kl_through_kernel(const vppo__kernels *k, float x)
+{
+    float u[VPPO__PAD], v[VPPO__PAD];
+    vppo__kl_args c;
+    vppo__kl_sums out;
+    int i;
+    for (i = 0; i < VPPO__PAD; ++i) { u[i] = -HUGE_VALF; v[i] = 0.0f; }
+    u[0] = x;
+    c.mu = c.mv = 0.0f;
+    c.su = c.sv = 1.0f;
+    c.tu = c.tv = FLT_MAX;
+    out.su = out.sv = out.diff = 0.0;
+    out.infinite = 0;
+    if (k->kl(u, VPPO_F32, v, VPPO_F32, 0, VPPO__PAD, &c, &out) != VPPO__PAD) return -1.0;
+    if (out.sv != (double)VPPO__PAD) return -2.0;          /* v: exp(0) = 1 exactly, PAD times */
+    return out.su;
+}
+
+void vexp_kl_error_bound_every_isa(void)
+{
+    int isa, tested = 0;
+    for (isa = VPPO_ISA_SSE2; isa <= VPPO_ISA_NEON; ++isa) {
+        const vppo__kernels *k = vppo__kernels_for((vppo_isa)isa);
+        double worst = 0.0, worst_unit = 0.0, x;
+        long bad = 0;
+        if (!k || !vppo__isa_supported((vppo_isa)isa)) continue;
+        ++tested;
+        for (x = -87.0; x <= 2.0; x += 1.0 / 4096) {
+            const float xf = (float)x;
+            const double got = vexp_kl_through_kernel(k, xf), want = exp((double)xf);
+            const double rel = fabs(got - want) / want;
+            if (xf < -86.5f) { bad += !(got >= 0.0 && got <= 2.0 * want); continue; }   /* near 2^-126 */
+            bad += !(rel <= 2e-7 + 3e-9 * fabs(x));
+            if (rel > worst) worst = rel;
+            if (fabs(x) <= 1.0 && rel > worst_unit) worst_unit = rel;
+        }
+        CHECK_EQ_INT(0, bad);
+        CHECK(vexp_kl_through_kernel(k, 0.0f) == 1.0);
+        CHECK(vexp_kl_through_kernel(k, VPPO__DZERO) == 0.0);
+        CHECK(vexp_kl_through_kernel(k, -100.0f) == 0.0);
+        CHECK(vexp_kl_through_kernel(k, -HUGE_VALF) == 0.0);
+        printf("        vexp_kl (%s): max relative error %.3g over [-86.5, 2], %.3g over [-1, 1]\n",
+               vppo_isa_name((vppo_isa)isa), worst, worst_unit);
+    }
+    CHECK_EQ_INT(test_vector_isas_selectable(), tested);
+    test_check_vector_isas_tested(tested);
+}
+
 /* ------------------------------------------------- the O(N) kernels (white-box) */
 
 /* Every ISA's O(N) kernels that this machine runs, the plain C ones first (index 0). */
@@ -588,16 +640,22 @@ void on_check_every_isa_finds_each_bad_value(void)
 /* White-box: the backward kernel of every ISA with streaming stores (an aligned body after
    a head) writes the same bits, and reports the same, as with ordinary stores: lengths
    around the vector widths, destinations at every float offset from a 64-byte boundary,
-   -inf entries, a NaN, temperatures 1 and 0.7. */
+   -inf entries, a NaN, temperatures 1 and 0.7; f32 and bf16 logits (both stream into an
+   F32 gradient of 32 MiB or more). */
 void backward_streaming_stores_every_isa(void)
 {
     static float src[300], a[300 + 64], b[300 + 64];
-    int isa, tested = 0, n, off, t, bad;
-    for (n = 0; n < 300; ++n) src[n] = n % 11 == 3 ? -HUGE_VALF : (float)((n * 37 % 101) - 50) * 0.05f;
+    static uint16_t srcb[300];
+    int isa, tested = 0, n, off, t, bad, dti;
+    for (n = 0; n < 300; ++n) {
+        src[n] = n % 11 == 3 ? -HUGE_VALF : (float)((n * 37 % 101) - 50) * 0.05f;
+        srcb[n] = test_f32_to_bf16_trunc(src[n]);
+    }
     for (isa = VPPO_ISA_SSE2; isa <= VPPO_ISA_NEON; ++isa) {
         const vppo__kernels *k = vppo__kernels_for((vppo_isa)isa);
         if (!k || !vppo__isa_supported((vppo_isa)isa)) continue;
         ++tested;
+        for (dti = 0; dti < 2; ++dti)
         for (t = 0; t < 2; ++t)
             for (bad = 0; bad < 2; ++bad)
                 for (n = 1; n <= 300; n += n < 70 ? 1 : 23)
@@ -605,17 +663,21 @@ void backward_streaming_stores_every_isa(void)
                         const vppo__bwd_args c = vppo__bwd_args_of(0, 0.0, 0.0, 2.5, t ? 0.7 : 1.0, 0.5, -0.25, 1.5);
                         float *pa = (float *)((uintptr_t)(a + 16) / 64 * 64) + off, *pb = b + off;
                         const float keep = src[n / 2];
+                        const uint16_t keepb = srcb[n / 2];
+                        const void *in = dti ? (const void *)srcb : (const void *)src;
+                        const vppo_dtype dt = dti ? VPPO_BF16 : VPPO_F32;
                         int fa, fb;
-                        if (bad) src[n / 2] = NAN;
+                        if (bad) { src[n / 2] = NAN; srcb[n / 2] = 0x7fc0; }
                         memset(a, 0, sizeof a);
                         memset(b, 0, sizeof b);
-                        fa = k->bwd(src, VPPO_F32, n, &c, pa, VPPO_F32, 1);
-                        fb = k->bwd(src, VPPO_F32, n, &c, pb, VPPO_F32, 0);
+                        fa = k->bwd(in, dt, n, &c, pa, VPPO_F32, 1);
+                        fb = k->bwd(in, dt, n, &c, pb, VPPO_F32, 0);
                         CHECK_EQ_INT(bad ? 1 : 0, fa & 1);    /* with a NaN, bit 1 is not defined */
                         CHECK_EQ_INT(bad ? 1 : fb, bad ? fb & 1 : fa);
                         if (!bad) CHECK(memcmp(pa, pb, (size_t)n * sizeof(float)) == 0);
                         CHECK(pa[n] == 0.0f && pa[-1] == 0.0f);   /* nothing outside [0, n) */
                         src[n / 2] = keep;
+                        srcb[n / 2] = keepb;
                     }
     }
     CHECK_EQ_INT(test_vector_isas_selectable(), tested);

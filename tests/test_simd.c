@@ -215,6 +215,70 @@ void simd_paths_agree_with_scalar(void)
     CHECK_STATUS(VPPO_OK, vppo_isa_select(before));
 }
 
+/* The stored logit (after the dtype's rounding), in double. */
+static double mat_get(const mat *m, int64_t r, int64_t j)
+{
+    const int64_t at = r * m->x.row_stride + j;
+    if (m->x.dtype == VPPO_F32) return ((const float *)m->x.data)[at];
+    return test_bf16_value(((const uint16_t *)m->x.data)[at]);
+}
+
+/* KL on the rows that stress the KL kernel's exp (degree 5) and its unchecked stretches,
+   every vector ISA against the float64 reference of the stored values (ref_kl), f32 and
+   bf16, V = 151,936: near-equal rows (KL about 1e-9), rows peaked at the same entry and
+   at different ones, a row that rises along V (a rescale in many stretches), T != 1 on
+   both sides, and rows with -inf in the last stretch only (a padded vocabulary). */
+void simd_kl_adversarial_rows(void)
+{
+    enum { NEAR, PEAK_SAME, PEAK_OTHER, RISING, PAD_INF, NK };
+    const int64_t V = 151936, n = NK;
+    const vppo_isa before = vppo_isa_active();
+    double *u = (double *)malloc((size_t)V * sizeof(double)), *w = (double *)malloc((size_t)V * sizeof(double));
+    double *lp = (double *)malloc((size_t)V * sizeof(double)), *lq = (double *)malloc((size_t)V * sizeof(double));
+    int di, isa, t, tested = 0;
+    for (di = 0; di < 2; ++di)
+        for (t = 0; t < 2; ++t) {
+            const vppo_dtype dt = di ? VPPO_BF16 : VPPO_F32;
+            const float tp = t ? 0.6f : 1.0f, tq = t ? 1.7f : 1.0f;
+            mat P = mat_new(dt, n, V, tp), Q = mat_new(dt, n, V, tq);
+            double ref[NK];
+            float got[NK];
+            int64_t i, j;
+            rng r = rng_make(77 + (uint64_t)(di * 2 + t));
+            for (i = 0; i < n; ++i) {
+                for (j = 0; j < V; ++j) {
+                    double z = rng_normal(&r) * 3, y = z;
+                    if (i == NEAR) y = z + rng_normal(&r) * 1e-4;
+                    if (i == PEAK_SAME || i == PEAK_OTHER) y = z + rng_normal(&r) * 0.5;
+                    if (i == PEAK_SAME && j == 1000) { z += 40.0; y += 40.0; }
+                    if (i == PEAK_OTHER && j == 1000) z += 40.0;
+                    if (i == PEAK_OTHER && j == 90000) y += 35.0;
+                    if (i == RISING) { z = (double)j * 30.0 / (double)V + rng_normal(&r) * 0.3; y = z + rng_normal(&r) * 0.5; }
+                    if (i == PAD_INF) y = z + rng_normal(&r) * 0.5;
+                    if (i == PAD_INF && j >= V - 300) z = y = -INFINITY;
+                    mat_set(&P, i, j, z);
+                    mat_set(&Q, i, j, i == NEAR && t ? z : y);   /* T != 1: the same logits, other T */
+                }
+                for (j = 0; j < V; ++j) { u[j] = mat_get(&P, i, j) / tp; w[j] = mat_get(&Q, i, j) / tq; }
+                ref_log_softmax(u, V, lp);
+                ref_log_softmax(w, V, lq);
+                ref[i] = ref_kl(lp, lq, V);
+            }
+            for (isa = VPPO_ISA_SSE2; isa <= VPPO_ISA_NEON; ++isa) {
+                if (vppo_isa_select((vppo_isa)isa) != VPPO_OK) continue;
+                if (di == 0 && t == 0) ++tested;
+                CHECK_STATUS(VPPO_OK, vppo_dependency_logits(&P.x, &Q.x, VPPO_DIV_KL, got));
+                for (i = 0; i < n; ++i) check_close(ref[i], got[i], TOL_DIV);
+            }
+            printf("        %s T %g/%g: KL near %.3g, peaked alike %.3g, apart %.3g, rising %.3g, padded %.3g\n", di ? "bf16" : "f32", (double)tp, (double)tq, ref[NEAR], ref[PEAK_SAME], ref[PEAK_OTHER], ref[RISING], ref[PAD_INF]);
+            CHECK(ref[PEAK_OTHER] > 10.0 && (t || ref[NEAR] < 1e-5));    /* the rows are what they claim */
+            free(P.mem); free(Q.mem);
+        }
+    free(u); free(w); free(lp); free(lq);
+    test_check_vector_isas_tested(tested);
+    CHECK_STATUS(VPPO_OK, vppo_isa_select(before));
+}
+
 /* Errors are found by the vector paths as by the scalar one: a NaN or +inf first in a
    row, inside it, in the last whole group (1024 = 16 groups of 64) and in the padded
    tail; a row of only -inf. */
