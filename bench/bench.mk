@@ -153,7 +153,7 @@ bench-ab: $(BUILD)/abcompare
 BENCH_STEP_AB_REPS ?= 11
 .PHONY: bench-step-ab
 
-$(BUILD)/stepab: bench/stepab.c vppo.h $(BUILD)/bitcheck_base.h | $(BUILD)
+$(BUILD)/stepab: bench/stepab.c bench/ab_main.h vppo.h $(BUILD)/bitcheck_base.h | $(BUILD)
 	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) $(BENCH_OMP) -DAB_SIDE=base \
 	    -DAB_HEADER='"$(CURDIR)/$(BUILD)/bitcheck_base.h"' -c bench/stepab.c -o $(BUILD)/stepab_base.o
 	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) $(BENCH_OMP) -DAB_SIDE=new \
@@ -171,7 +171,7 @@ bench-step-ab: $(BUILD)/stepab
 BENCH_AB_TOPK_REPS ?= 11
 .PHONY: bench-ab-topk
 
-$(BUILD)/topk_ab: bench/topk_ab.c vppo.h $(BUILD)/bitcheck_base.h | $(BUILD)
+$(BUILD)/topk_ab: bench/topk_ab.c bench/ab_main.h vppo.h $(BUILD)/bitcheck_base.h | $(BUILD)
 	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) $(BENCH_OMP) -DAB_SIDE=base \
 	    -DAB_HEADER='"$(CURDIR)/$(BUILD)/bitcheck_base.h"' -c bench/topk_ab.c -o $(BUILD)/topk_ab_base.o
 	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) $(BENCH_OMP) -DAB_SIDE=new \

@@ -53,31 +53,12 @@ int SAB_CAT(sab_step_, AB_SIDE)(const sab_data *d, int what)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include "ab_main.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 int sab_step_base(const sab_data *d, int what);
 int sab_step_new(const sab_data *d, int what);
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 static double unif(void)

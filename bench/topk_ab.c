@@ -48,7 +48,7 @@ int TOPK_NAME(call, AB_SIDE)(ab_topk *a)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include "ab_main.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -57,25 +57,6 @@ int topk_select_base(int isa);
 int topk_select_new(int isa);
 int topk_call_base(ab_topk *a);
 int topk_call_new(ab_topk *a);
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *t, int n)
-{
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
 
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 static double unif(void)
