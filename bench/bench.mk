@@ -153,13 +153,19 @@ bench-ab: $(BUILD)/abcompare
 BENCH_STEP_AB_REPS ?= 11
 .PHONY: bench-step-ab
 
-$(BUILD)/stepab: bench/stepab.c bench/ab_main.h vppo.h $(BUILD)/bitcheck_base.h | $(BUILD)
-	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) $(BENCH_OMP) -DAB_SIDE=base \
-	    -DAB_HEADER='"$(CURDIR)/$(BUILD)/bitcheck_base.h"' -c bench/stepab.c -o $(BUILD)/stepab_base.o
-	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) $(BENCH_OMP) -DAB_SIDE=new \
-	    -DAB_HEADER='"$(CURDIR)/vppo.h"' -c bench/stepab.c -o $(BUILD)/stepab_new.o
-	$(BENCH_CC) $(CSTD) $(BENCH_WARN) $(OPT) $(BENCH_OMP) -D_POSIX_C_SOURCE=199309L -DAB_MAIN -c bench/stepab.c -o $(BUILD)/stepab_main.o
-	$(BENCH_CC) $(BENCH_OMP) -o $@ $(BUILD)/stepab_main.o $(BUILD)/stepab_base.o $(BUILD)/stepab_new.o $(LDLIBS)
+# An A/B driver NAME from bench/NAME.c: the file compiled three times, against
+# BITCHECK_BASE's vppo.h (AB_SIDE=base), against ./vppo.h (AB_SIDE=new) and as the driver
+# (AB_MAIN), linked into one program.
+define AB_PROGRAM
+$$(BUILD)/$(1): bench/$(1).c bench/ab_main.h vppo.h $$(BUILD)/bitcheck_base.h | $$(BUILD)
+	$$(BENCH_CC) $$(CSTD) $$(BENCH_WARN) -Wno-unused-function $$(OPT) $$(BENCH_OMP) -DAB_SIDE=base \
+	    -DAB_HEADER='"$$(CURDIR)/$$(BUILD)/bitcheck_base.h"' -c bench/$(1).c -o $$(BUILD)/$(1)_base.o
+	$$(BENCH_CC) $$(CSTD) $$(BENCH_WARN) -Wno-unused-function $$(OPT) $$(BENCH_OMP) -DAB_SIDE=new \
+	    -DAB_HEADER='"$$(CURDIR)/vppo.h"' -c bench/$(1).c -o $$(BUILD)/$(1)_new.o
+	$$(BENCH_CC) $$(CSTD) $$(BENCH_WARN) $$(OPT) $$(BENCH_OMP) -D_POSIX_C_SOURCE=199309L -DAB_MAIN -c bench/$(1).c -o $$(BUILD)/$(1)_main.o
+	$$(BENCH_CC) $$(BENCH_OMP) -o $$@ $$(BUILD)/$(1)_main.o $$(BUILD)/$(1)_base.o $$(BUILD)/$(1)_new.o $$(LDLIBS)
+endef
+$(eval $(call AB_PROGRAM,stepab))
 
 bench-step-ab: $(BUILD)/stepab
 	./$(BUILD)/stepab $(BENCH_STEP_AB_REPS)
@@ -171,13 +177,7 @@ bench-step-ab: $(BUILD)/stepab
 BENCH_AB_TOPK_REPS ?= 11
 .PHONY: bench-ab-topk
 
-$(BUILD)/topk_ab: bench/topk_ab.c bench/ab_main.h vppo.h $(BUILD)/bitcheck_base.h | $(BUILD)
-	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) $(BENCH_OMP) -DAB_SIDE=base \
-	    -DAB_HEADER='"$(CURDIR)/$(BUILD)/bitcheck_base.h"' -c bench/topk_ab.c -o $(BUILD)/topk_ab_base.o
-	$(BENCH_CC) $(CSTD) $(BENCH_WARN) -Wno-unused-function $(OPT) $(BENCH_OMP) -DAB_SIDE=new \
-	    -DAB_HEADER='"$(CURDIR)/vppo.h"' -c bench/topk_ab.c -o $(BUILD)/topk_ab_new.o
-	$(BENCH_CC) $(CSTD) $(BENCH_WARN) $(OPT) $(BENCH_OMP) -D_POSIX_C_SOURCE=199309L -DAB_MAIN -c bench/topk_ab.c -o $(BUILD)/topk_ab_main.o
-	$(BENCH_CC) $(BENCH_OMP) -o $@ $(BUILD)/topk_ab_main.o $(BUILD)/topk_ab_base.o $(BUILD)/topk_ab_new.o $(LDLIBS)
+$(eval $(call AB_PROGRAM,topk_ab))
 
 bench-ab-topk: $(BUILD)/topk_ab
 	./$(BUILD)/topk_ab $(BENCH_AB_TOPK_REPS)
