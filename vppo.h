@@ -4401,30 +4401,6 @@ static const double vppo__k3g_c[12] = {
 #define VPPO__ON_INLINE static
 #endif
 
-/* f[i] = 1.0 where flags[t + i] is set (i < n), else 0.0; branch-free. */
-VPPO__ON_INLINE void vppo__on_flags(const uint8_t *flags, int64_t t, int n, double *f)
-{
-    int i;
-    if (n == VPPO__ON_CH) {
-        for (i = 0; i < VPPO__ON_CH; ++i) f[i] = (double)(flags[t + i] != 0);
-        return;
-    }
-    for (i = 0; i < n; ++i) f[i] = (double)(flags[t + i] != 0);
-    for (; i < VPPO__ON_CH; ++i) f[i] = 0.0;
-}
-
-/* The lanes of a chunk of n tokens at t that need masking (a mask, or a short chunk):
-   valid[i] = 1.0 where position t + i exists and is valid, else 0.0; returns 0 (valid
-   untouched) when every lane is valid. */
-VPPO__ON_INLINE int vppo__on_chunk(const uint8_t *mask, int64_t t, int n, double *valid)
-{
-    int i;
-    if (mask) vppo__on_flags(mask, t, n, valid);
-    else if (n < VPPO__ON_CH)
-        for (i = 0; i < VPPO__ON_CH; ++i) valid[i] = i < n ? 1.0 : 0.0;
-    return mask || n < VPPO__ON_CH;
-}
-
 /* The flags of a chunk of n tokens at t, for VPPO__DFLAG: flags + t for a whole chunk
    (NULL stays NULL); a short one copied to buf with zeros after it, or with valid = 1 and
    flags NULL, buf[i] = 1 for i < n and 0 after (the lanes that exist). */
@@ -4686,12 +4662,6 @@ ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_est(int est, VPPO__VD(I) a, VPPO
     } \
 } \
 \
-/* Lane mask of the valid lanes of the chunk (valid[] from vppo__on_chunk). */ \
-ATTR VPPO__ON_INLINE VPPO__VDM(I) vppo__##I##_on_valid(const double *valid, int k) \
-{ \
-    return VPPO__DGT(I)(VPPO__DLOADU(I)(valid + k * VPPO__DW(I)), VPPO__DSET1(I)(0.0)); \
-} \
-\
 ATTR static double vppo__##I##_on_fold(VPPO__VD(I) *acc) \
 { \
     double slot[VPPO__ON_CH]; \
@@ -4874,15 +4844,14 @@ ATTR static int vppo__##I##_on_pdrop(const float *a, const float *b, const uint8
 { \
     const VPPO__VD(I) zero = VPPO__DSET1(I)(0.0); \
     VPPO__VD(I) acc = zero; \
-    double valid[VPPO__ON_CH], lane[VPPO__DW(I)]; \
+    double lane[VPPO__DW(I)]; \
     int k, bad = 0; \
-    if (pm) vppo__on_flags(pm, 0, VPPO__ON_CH, valid); \
     for (k = 0; k < VPPO__ON_CH / VPPO__DW(I); ++k) { \
         const VPPO__VD(I) d = VPPO__DSUB(I)(vppo__##I##_on_dexp(VPPO__DLOADF(I)(a + k * VPPO__DW(I))), \
                                             vppo__##I##_on_dexp(VPPO__DLOADF(I)(b + k * VPPO__DW(I)))); \
         VPPO__VD(I) v = VPPO__DSEL(I)(VPPO__DLE(I)(VPPO__DABS(I)(d), VPPO__DSET1(I)(FLT_MAX)), zero, \
                                       VPPO__DSET1(I)(NAN)); \
-        if (pm) v = VPPO__DSEL(I)(vppo__##I##_on_valid(valid, k), v, zero); \
+        if (pm) v = VPPO__DSEL(I)(VPPO__DFLAG(I)(pm + k * VPPO__DW(I)), v, zero); \
         acc = VPPO__DADD(I)(acc, v); \
     } \
     VPPO__DSTOREU(I)(lane, acc); \
