@@ -875,6 +875,7 @@ typedef struct vppo__on_loss {
     double rho;                     /* the sequence's log-ratio when seq_rho */
     double dpg;                     /* every token's dpg in the gradient when fixed_dpg (GSPO) */
     int pg_kind, kl_kind, seq_rho, far, fixed_dpg;
+    int fast;                       /* the common case may run on float lanes (vppo__policy_loss_run) */
 } vppo__on_loss;
 
 /* The sums of vppo__on_loss, in this order. */
@@ -3295,6 +3296,12 @@ static vppo_status vppo__policy_loss_run(const vppo_loss_config *cfg, const vppo
     j.on.seq_rho = cfg->ratio_level != VPPO_RATIO_TOKEN;
     j.on.far = clip.log_lo < -20.0 || clip.log_hi > 20.0;   /* exp(rho) beyond the clamp can be needed */
     j.divisor = vppo__loss_divisor(cfg, n_total, s->n_seqs);
+    /* The common case's float path (vppo__<I>_on_lossf) where its per-token error bound
+       (docs/spec.md §12) carries to the loss: the sequences' coefficients times their
+       token counts sum to at most 1 (so every coefficient is at most 1), and no token it
+       takes can be dual-clipped (|rho| <= VPPO__LF_RMAX < log 1.5). */
+    j.on.fast = (double)(cfg->agg == VPPO_AGG_SEQ_MEAN_TOKEN_MEAN ? s->n_seqs : n_total) <= j.divisor &&
+                (cfg->clip_dual == 0.0f || cfg->clip_dual >= 1.5f);
 
     for (b0 = 0; b0 < s->n_seqs; b0 += VPPO__SEQ_BLOCK) {
         vppo__loss_part part[VPPO__SEQ_BLOCK];
@@ -4367,6 +4374,77 @@ static double vppo__c_dpow2(double t)
     return t;
 }
 
+/* --- b3. float lanes in every column, for the loss's float path (vppo__<I>_on_lossf) --- */
+/* The same five columns as b2 (c, SSE2, AVX2, AVX-512F, NEON) on float lanes: FV a float
+   vector of FW lanes, FM a comparison result. Only IEEE float add, subtract, multiply,
+   compare/select and conversions to double: each lane of every column computes the same
+   bits as the plain C one (no contraction, as in b2). FFLAG(p): the lanes where byte p[i]
+   != 0; FBITS: a result's lanes as the bits of an int; FLO, FHI: the low and the high
+   FW / 2 lanes as doubles (the c column: its one lane, FLO only). */
+#define VPPO__FV(I)       VPPO__DPICK(I, float,            __m128,             __m256,              __m512,              float32x4_t)
+#define VPPO__FM(I)       VPPO__DPICK(I, int,              __m128,             __m256,              __mmask16,           uint32x4_t)
+#define VPPO__FW(I)       VPPO__DPICK(I, 1,                4,                  8,                   16,                  4)
+#define VPPO__FSET1(I)    VPPO__DPICK(I, (float),          _mm_set1_ps,        _mm256_set1_ps,      _mm512_set1_ps,      vdupq_n_f32)
+#define VPPO__FLOADU(I)   VPPO__DPICK(I, *,                _mm_loadu_ps,       _mm256_loadu_ps,     _mm512_loadu_ps,     vld1q_f32)
+#define VPPO__FSTOREU(I)  VPPO__DPICK(I, vppo__c_fstore,   _mm_storeu_ps,      _mm256_storeu_ps,    _mm512_storeu_ps,    vst1q_f32)
+#define VPPO__FADD(I)     VPPO__DPICK(I, vppo__c_fadd,     _mm_add_ps,         _mm256_add_ps,       _mm512_add_ps,       vaddq_f32)
+#define VPPO__FSUB(I)     VPPO__DPICK(I, vppo__c_fsub,     _mm_sub_ps,         _mm256_sub_ps,       _mm512_sub_ps,       vsubq_f32)
+#define VPPO__FMUL(I)     VPPO__DPICK(I, vppo__c_fmul,     _mm_mul_ps,         _mm256_mul_ps,       _mm512_mul_ps,       vmulq_f32)
+#define VPPO__FABS(I)     VPPO__DPICK(I, fabsf,            VPPO__SSE2_FABS,    VPPO__AVX2_FABS,     _mm512_abs_ps,       vabsq_f32)
+#define VPPO__FGT(I)      VPPO__DPICK(I, vppo__c_fgt,      _mm_cmpgt_ps,       VPPO__AVX2_GT,       VPPO__AVX512_GT,     vcgtq_f32)
+#define VPPO__FLE(I)      VPPO__DPICK(I, vppo__c_fle,      _mm_cmple_ps,       VPPO__AVX2_LE,       VPPO__AVX512_LE,     vcleq_f32)
+#define VPPO__FMAND(I)    VPPO__DPICK(I, vppo__c_mand,     _mm_and_ps,         _mm256_and_ps,       VPPO__AVX512_MAND,   vandq_u32)
+#define VPPO__FMOR(I)     VPPO__DPICK(I, vppo__c_mor,      _mm_or_ps,          _mm256_or_ps,        VPPO__AVX512_MOR,    vorrq_u32)
+/* FMANDNOT(a, b) = b and not a */
+#define VPPO__FMANDNOT(I) VPPO__DPICK(I, vppo__c_mandnot,  _mm_andnot_ps,      _mm256_andnot_ps,    VPPO__AVX512_MANDNOT, VPPO__NEON_MANDNOT)
+/* FKEEP(m, a) = m ? a : +0; FSEL(m, a, b) = m ? a : b */
+#define VPPO__FKEEP(I)    VPPO__DPICK(I, vppo__c_fkeep,    _mm_and_ps,         _mm256_and_ps,       _mm512_maskz_mov_ps, VPPO__NEON_KEEP)
+#define VPPO__FSEL(I)     VPPO__DPICK(I, vppo__c_fsel,     VPPO__SSE2_SELECT,  VPPO__AVX2_SELECT,   VPPO__AVX512_SELECT, vbslq_f32)
+#define VPPO__FFLAG(I)    VPPO__DPICK(I, vppo__c_dflag,    VPPO__SSE2_FFLAG,   VPPO__AVX2_FFLAG,    VPPO__AVX512_FFLAG,  VPPO__NEON_FFLAG)
+#define VPPO__FBITS(I)    VPPO__DPICK(I, (int),            _mm_movemask_ps,    _mm256_movemask_ps,  (int),               VPPO__NEON_FBITS)
+#define VPPO__FLO(I)      VPPO__DPICK(I, (double),         _mm_cvtps_pd,       VPPO__AVX2_DLO,      VPPO__AVX512_DLO,    VPPO__NEON_DLO)
+#define VPPO__FHI(I)      VPPO__DPICK(I, (double),         VPPO__SSE2_DHI,     VPPO__AVX2_DHI,      VPPO__AVX512_DHI,    vcvt_high_f64_f32)
+
+#define VPPO__SSE2_FABS(x) _mm_andnot_ps(_mm_set1_ps(-0.0f), x)
+#define VPPO__AVX2_FABS(x) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x)
+#define VPPO__AVX2_LE(a, b) _mm256_cmp_ps(a, b, _CMP_LE_OQ)
+#define VPPO__AVX512_LE(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ)
+#define VPPO__SSE2_FFLAG(p) _mm_castsi128_ps(_mm_cmpgt_epi32(vppo__sse2_bytes4(p), _mm_setzero_si128()))
+#define VPPO__AVX2_FFLAG(p) _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_cvtepu8_epi32( \
+    _mm_loadl_epi64((const __m128i *)(const void *)(p))), _mm256_setzero_si256()))
+#define VPPO__AVX512_FFLAG(p) _mm512_test_epi32_mask(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))), \
+                                                     _mm512_set1_epi32(0xff))
+#define VPPO__NEON_FFLAG(p) vcgtq_u32(vppo__neon_bytes4(p), vdupq_n_u32(0))
+#define VPPO__NEON_FBITS(m) ((int)(vgetq_lane_u32(m, 0) & 1u) | (int)(vgetq_lane_u32(m, 1) & 1u) << 1 | \
+                             (int)(vgetq_lane_u32(m, 2) & 1u) << 2 | (int)(vgetq_lane_u32(m, 3) & 1u) << 3)
+#ifdef VPPO__X86
+/* 4 bytes at p to 4 zero-extended 32-bit lanes */
+__attribute__((target("sse2"))) static __inline__ __m128i vppo__sse2_bytes4(const uint8_t *p)
+{
+    int32_t w;
+    memcpy(&w, p, 4);
+    return _mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(w), _mm_setzero_si128()), _mm_setzero_si128());
+}
+#endif
+#ifdef VPPO__NEON
+static __inline__ uint32x4_t vppo__neon_bytes4(const uint8_t *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return vmovl_u16(vget_low_u16(vmovl_u8(vreinterpret_u8_u32(vdup_n_u32(w)))));
+}
+#endif
+static void vppo__c_fstore(float *p, float x) { *p = x; }
+static float vppo__c_fadd(float a, float b) { return a + b; }
+static float vppo__c_fsub(float a, float b) { return a - b; }
+static float vppo__c_fmul(float a, float b) { return a * b; }
+static int vppo__c_fgt(float a, float b) { return a > b; }
+static int vppo__c_fle(float a, float b) { return a <= b; }
+static int vppo__c_mor(int a, int b) { return a | b; }
+static int vppo__c_mandnot(int a, int b) { return b & ~a; }
+static float vppo__c_fkeep(int m, float a) { return m ? a : 0.0f; }
+static float vppo__c_fsel(int m, float a, float b) { return m ? a : b; }
+
 /* --- c2. the O(N) kernels, once for every ISA and the plain C path ---------------- */
 /* vexp in double (VPPO__ON_KERNELS' dexp): n = round(x log2 e) by adding 1.5 * 2^52,
    Cody-Waite reduction x = n ln2 + r with ln2 split in two (n * VPPO__DLN2_HI is exact),
@@ -4530,6 +4608,7 @@ static int vppo__on_check_drive(const vppo__on_check *c, int64_t t0, int64_t t1,
 #define VPPO__POPC4(n) VPPO__POPC2(n), VPPO__POPC2(n + 1), VPPO__POPC2(n + 1), VPPO__POPC2(n + 2)
 #define VPPO__POPC6(n) VPPO__POPC4(n), VPPO__POPC4(n + 1), VPPO__POPC4(n + 1), VPPO__POPC4(n + 2)
 static const unsigned char vppo__popc[256] = { VPPO__POPC6(0), VPPO__POPC6(1), VPPO__POPC6(1), VPPO__POPC6(2) };
+static int vppo__popc16(int b) { return vppo__popc[b & 255] + vppo__popc[(b >> 8) & 255]; }
 
 /* The VPPO__ON_CH partial sums, added pairwise in a fixed order. */
 static double vppo__on_fold(double *slot)
@@ -4543,6 +4622,12 @@ static double vppo__on_fold(double *slot)
 /* VPPO__ON_KERNELS(I, ATTR) defines vppo__<I>_dexp, _k3g, the three kernels of
    vppo__on_kernels for ISA I (c: plain C) with the target attribute ATTR, and the table
    vppo__on_kernels_<I>. */
+/* The loss's float path (vppo__<I>_on_lossf): the largest |rho| and |adv| it takes, and
+   the least distance of rho from a clip bound (docs/spec.md §12 derives its error). */
+#define VPPO__LF_RMAX 0.34f
+#define VPPO__LF_AMAX 4.0f
+#define VPPO__LF_GAP 2.384185791015625e-07f          /* 2^-22 */
+
 #define VPPO__ON_KERNELS(I, ATTR) \
 /* c[0] + c[1] x + c[2] x^2 + c[3] x^3, in Estrin form (x2 = x^2) */ \
 ATTR VPPO__ON_INLINE VPPO__VD(I) vppo__##I##_on_estrin3(const double *c, VPPO__VD(I) x, VPPO__VD(I) x2) \
@@ -4829,10 +4914,139 @@ ATTR VPPO__ON_INLINE int vppo__##I##_on_loss_body(const vppo__on_loss *L, int64_
     return bad != 0; \
 } \
 \
+/* The common case on float lanes (L->fast: set by vppo__policy_loss_run, which says when): per chunk of \
+   VPPO__ON_CH tokens, rho = logp - logp_old in float; the chunk goes through the double \
+   loop (vppo__<I>_on_loss0) when one of its valid tokens has |rho| > VPPO__LF_RMAX, rho \
+   within VPPO__LF_GAP of log_lo or log_hi, or |adv| > VPPO__LF_AMAX (rare; the decisions \
+   of the others are then those of the double loop and of the reference, docs/spec.md §12). Otherwise, with A \
+   the advantage and w the selection: m = e^rho - 1 = rho + rho^2 p(rho) (Taylor, degree 7), \
+   clipped = (A > 0, rho > log_hi) or (A < 0, rho < log_lo) (no dual clip: |rho| <= \
+   RMAX < log clip_dual), u = r_hi - 1, r_lo - 1 or m, and -A w + -A u w summed in double \
+   for the policy term (-A r w, r = 1 + u); the gradient coef ((-A m + -A) - ent_coef) in \
+   float (0 for a clipped or unselected token but the entropy term); the entropy and PPO-KL \
+   sums from the floats in double exactly as the double loop makes them (the same bits); \
+   the counts from the lane bits. The DPG sum (used only by sequence-level ratios) is not \
+   made (0). */ \
+ATTR static int vppo__##I##_on_loss0(const vppo__on_loss *L, int64_t t0, int64_t t1, double *sums) \
+{ \
+    return vppo__##I##_on_loss_body(L, t0, t1, sums, 0); \
+} \
+\
+ATTR static int vppo__##I##_on_lossf(const vppo__on_loss *L, int64_t t0, int64_t t1, double *sums) \
+{ \
+    enum { NF = VPPO__ON_CH / VPPO__FW(I), NV = VPPO__ON_CH / VPPO__DW(I), R = VPPO__FW(I) / VPPO__DW(I) }; \
+    const VPPO__FV(I) zero = VPPO__FSET1(I)(0.0f), mone = VPPO__FSET1(I)(-1.0f); \
+    const VPPO__FV(I) rmax = VPPO__FSET1(I)(VPPO__LF_RMAX), gap = VPPO__FSET1(I)(VPPO__LF_GAP); \
+    const VPPO__FV(I) amax = VPPO__FSET1(I)(VPPO__LF_AMAX); \
+    const VPPO__FV(I) lhi = VPPO__FSET1(I)((float)L->log_hi), llo = VPPO__FSET1(I)((float)L->log_lo); \
+    const VPPO__FV(I) uhi = VPPO__FSET1(I)((float)(L->r_hi - 1.0)), ulo = VPPO__FSET1(I)((float)(L->r_lo - 1.0)); \
+    const VPPO__FV(I) coef = VPPO__FSET1(I)((float)L->coef), ec = VPPO__FSET1(I)((float)L->ent_coef); \
+    const VPPO__FV(I) c2 = VPPO__FSET1(I)(0.5f), c3 = VPPO__FSET1(I)(1.0f / 6.0f), c4 = VPPO__FSET1(I)(1.0f / 24.0f); \
+    const VPPO__FV(I) c5 = VPPO__FSET1(I)(1.0f / 120.0f), c6 = VPPO__FSET1(I)(1.0f / 720.0f); \
+    const VPPO__FV(I) c7 = VPPO__FSET1(I)(1.0f / 5040.0f); \
+    const int all = (1 << VPPO__FW(I)) - 1; \
+    VPPO__VD(I) a_pg[NV], a_lp[NV], a_ppo[NV]; \
+    double fb[VPPO__ON_NSUMS], part[VPPO__ON_NSUMS]; \
+    int64_t t, n_clip = 0, n_sel = 0; \
+    int k, j, bad = 0; \
+    for (k = 0; k < NV; ++k) a_pg[k] = a_lp[k] = a_ppo[k] = VPPO__DSET1(I)(0.0); \
+    for (j = 0; j < VPPO__ON_NSUMS; ++j) fb[j] = 0.0; \
+    for (t = t0; t < t1; t += VPPO__ON_CH) { \
+        VPPO__FV(I) lp[NF], lo[NF], a[NF], rho[NF]; \
+        VPPO__FM(I) ok[NF]; \
+        int fail = 0; \
+        if (t1 - t >= VPPO__ON_CH) \
+            for (k = 0; k < NF; ++k) { \
+                VPPO__FM(I) good; \
+                lp[k] = VPPO__FLOADU(I)(L->logp + t + k * VPPO__FW(I)); \
+                lo[k] = VPPO__FLOADU(I)(L->logp_old + t + k * VPPO__FW(I)); \
+                a[k] = VPPO__FLOADU(I)(L->adv + t + k * VPPO__FW(I)); \
+                rho[k] = VPPO__FSUB(I)(lp[k], lo[k]); \
+                good = VPPO__FMAND(I)(VPPO__FLE(I)(VPPO__FABS(I)(rho[k]), rmax), VPPO__FLE(I)(VPPO__FABS(I)(a[k]), amax)); \
+                good = VPPO__FMAND(I)(good, VPPO__FGT(I)(VPPO__FABS(I)(VPPO__FSUB(I)(rho[k], lhi)), gap)); \
+                good = VPPO__FMAND(I)(good, VPPO__FGT(I)(VPPO__FABS(I)(VPPO__FSUB(I)(rho[k], llo)), gap)); \
+                if (L->mask) { \
+                    ok[k] = VPPO__FFLAG(I)(L->mask + t + k * VPPO__FW(I)); \
+                    fail |= VPPO__FBITS(I)(VPPO__FMANDNOT(I)(good, ok[k])); \
+                } else { \
+                    ok[k] = VPPO__FLE(I)(zero, zero); \
+                    fail |= VPPO__FBITS(I)(good) ^ all; \
+                } \
+            } \
+        if (fail || t1 - t < VPPO__ON_CH) {   /* a rare chunk, or the tail: the double loop */ \
+            const int64_t e = vppo__min64(t1, t + VPPO__ON_CH); \
+            bad |= vppo__##I##_on_loss0(L, t, e, part); \
+            for (j = 0; j < VPPO__ON_NSUMS; ++j) fb[j] += part[j]; \
+            continue; \
+        } \
+        for (k = 0; k < NF; ++k) { \
+            const VPPO__FV(I) x = rho[k], na = VPPO__FMUL(I)(a[k], mone), x2 = VPPO__FMUL(I)(x, x); \
+            VPPO__FV(I) p = VPPO__FADD(I)(c6, VPPO__FMUL(I)(c7, x)), m, u, pa, pu, g, lpk = lp[k], lok = lo[k]; \
+            VPPO__FM(I) chi, clo, clip; \
+            int okb = all, wb; \
+            p = VPPO__FADD(I)(c5, VPPO__FMUL(I)(p, x)); \
+            p = VPPO__FADD(I)(c4, VPPO__FMUL(I)(p, x)); \
+            p = VPPO__FADD(I)(c3, VPPO__FMUL(I)(p, x)); \
+            p = VPPO__FADD(I)(c2, VPPO__FMUL(I)(p, x)); \
+            m = VPPO__FADD(I)(x, VPPO__FMUL(I)(x2, p)); \
+            chi = VPPO__FMAND(I)(VPPO__FGT(I)(x, lhi), VPPO__FGT(I)(a[k], zero)); \
+            clo = VPPO__FMAND(I)(VPPO__FGT(I)(llo, x), VPPO__FGT(I)(zero, a[k])); \
+            clip = VPPO__FMOR(I)(chi, clo); \
+            u = VPPO__FSEL(I)(chi, uhi, VPPO__FSEL(I)(clo, ulo, m)); \
+            pa = na; \
+            pu = VPPO__FMUL(I)(na, u); \
+            g = VPPO__FSEL(I)(clip, zero, VPPO__FADD(I)(VPPO__FMUL(I)(na, m), na)); \
+            if (L->select || L->mask) { \
+                VPPO__FM(I) w; \
+                if (L->select) { \
+                    w = VPPO__FFLAG(I)(L->select + t + k * VPPO__FW(I)); \
+                    if (L->mask) w = VPPO__FMAND(I)(w, ok[k]); \
+                } else { \
+                    w = ok[k]; \
+                } \
+                pa = VPPO__FKEEP(I)(w, pa); \
+                pu = VPPO__FKEEP(I)(w, pu); \
+                g = VPPO__FKEEP(I)(w, g); \
+                wb = VPPO__FBITS(I)(w); \
+            } else { \
+                wb = all; \
+            } \
+            g = VPPO__FMUL(I)(coef, VPPO__FSUB(I)(g, ec)); \
+            if (L->mask) { \
+                g = VPPO__FKEEP(I)(ok[k], g); \
+                lpk = VPPO__FKEEP(I)(ok[k], lpk); \
+                lok = VPPO__FKEEP(I)(ok[k], lok); \
+                okb = VPPO__FBITS(I)(ok[k]); \
+            } \
+            if (L->dlogp) VPPO__FSTOREU(I)(L->dlogp + t + k * VPPO__FW(I), g); \
+            n_clip += vppo__popc16(VPPO__FBITS(I)(clip) & okb); \
+            n_sel += vppo__popc16(wb); \
+            a_pg[R * k] = VPPO__DADD(I)(VPPO__DADD(I)(a_pg[R * k], VPPO__FLO(I)(pa)), VPPO__FLO(I)(pu)); \
+            a_lp[R * k] = VPPO__DADD(I)(a_lp[R * k], VPPO__FLO(I)(lpk)); \
+            a_ppo[R * k] = VPPO__DADD(I)(a_ppo[R * k], VPPO__DSUB(I)(VPPO__FLO(I)(lok), VPPO__FLO(I)(lpk))); \
+            if (R == 2) { \
+                a_pg[R * k + R - 1] = VPPO__DADD(I)(VPPO__DADD(I)(a_pg[R * k + R - 1], VPPO__FHI(I)(pa)), VPPO__FHI(I)(pu)); \
+                a_lp[R * k + R - 1] = VPPO__DADD(I)(a_lp[R * k + R - 1], VPPO__FHI(I)(lpk)); \
+                a_ppo[R * k + R - 1] = VPPO__DADD(I)(a_ppo[R * k + R - 1], VPPO__DSUB(I)(VPPO__FHI(I)(lok), VPPO__FHI(I)(lpk))); \
+            } \
+        } \
+    } \
+    sums[VPPO__ON_PG] = vppo__##I##_on_fold(a_pg) + fb[VPPO__ON_PG]; \
+    sums[VPPO__ON_KL] = fb[VPPO__ON_KL]; \
+    sums[VPPO__ON_ENT] = (0.0 - vppo__##I##_on_fold(a_lp)) + fb[VPPO__ON_ENT]; \
+    sums[VPPO__ON_DPG] = 0.0; \
+    sums[VPPO__ON_PPO_KL] = vppo__##I##_on_fold(a_ppo) + fb[VPPO__ON_PPO_KL]; \
+    sums[VPPO__ON_CLIP] = (double)n_clip + fb[VPPO__ON_CLIP]; \
+    sums[VPPO__ON_CLIP_DUAL] = fb[VPPO__ON_CLIP_DUAL]; \
+    sums[VPPO__ON_SEL] = (double)n_sel + fb[VPPO__ON_SEL]; \
+    return bad; \
+} \
+\
 ATTR static int vppo__##I##_on_loss(const vppo__on_loss *L, int64_t t0, int64_t t1, double *sums) \
 { \
     if (L->pg_kind == VPPO_PG_CISPO || L->kl_kind != VPPO_KL_NONE || L->seq_rho || L->far || L->fixed_dpg || L->weight) \
         return vppo__##I##_on_loss_body(L, t0, t1, sums, 1); \
+    if (L->fast) return vppo__##I##_on_lossf(L, t0, t1, sums); \
     return vppo__##I##_on_loss_body(L, t0, t1, sums, 0); \
 } \
 \
