@@ -370,7 +370,7 @@ void on_k3_formula_switch_and_clamps_every_isa(void)
    and log(1 + clip_high) (and exactly on them), both signs of the advantage, dual clip on:
    the clip decisions (counts) equal the float64 reference's and the gradient is within
    SPEC §12 of it, on every ISA, the common case's loop (vppo__c_on_loss_body with gen = 0)
-   giving the same bits as the general one. */
+   giving the same bits as the general one; the float path (L.fast) the same counts. */
 void on_loss_clip_boundaries_every_isa(void)
 {
     enum { N = 448 };
@@ -427,6 +427,14 @@ void on_loss_clip_boundaries_every_isa(void)
         CHECK_EQ_INT(ov_c, k[i]->loss(&L, 0, N, sums));
         for (j = 0; j < VPPO__ON_NSUMS; ++j) CHECK(memcmp(&sums[j], &sums_c[j], sizeof sums[j]) == 0);
         CHECK(memcmp(g, g_c, sizeof g) == 0);
+    }
+    L.fast = 1;                               /* the float path: the same decisions */
+    for (i = 0; i < nk; ++i) {
+        CHECK_EQ_INT(0, k[i]->loss(&L, 0, N, sums));
+        CHECK_EQ_INT(want.n_clip, (int64_t)sums[VPPO__ON_CLIP]);
+        CHECK_EQ_INT(want.n_clip_dual, (int64_t)sums[VPPO__ON_CLIP_DUAL]);
+        CHECK_NEAR(want.pg, sums[VPPO__ON_PG], TOL_SCALAR);
+        for (t = 0; t < N; ++t) CHECK_NEAR(g_c[t], g[t], TOL_TOKEN);
     }
 }
 
@@ -523,6 +531,210 @@ void on_loss_every_isa_matches_c_and_float64(void)
             L.dlogp = L.dlogp ? g_c : NULL;
         }
     }
+}
+
+/* The float path's derived per-token bounds (docs/spec.md §12): the policy term -A r w
+   within VPPO__LF_PG_ERR |A|, the gradient within coef VPPO__LF_G_ERR |A| + 2e-7 |g|. */
+#define LF_PG_ERR 1.1e-7
+#define LF_G_ERR 2.0e-7
+
+/* A loss-kernel call with the default configuration's rules and L.fast as asked. */
+static void lf_setup(vppo__on_loss *L, const vppo_loss_config *cfg, const vppo__clip *clip, const float *lp,
+                     const float *lo, const float *adv, float *g, double coef)
+{
+    memset(L, 0, sizeof *L);
+    L->logp = lp; L->logp_old = lo; L->adv = adv; L->dlogp = g;
+    L->log_lo = clip->log_lo; L->log_hi = clip->log_hi; L->r_lo = clip->r_lo; L->r_hi = clip->r_hi;
+    L->dual = cfg->clip_dual; L->kl_coef = cfg->kl_coef; L->ent_coef = cfg->entropy_coef;
+    L->pg_kind = (int)cfg->pg_kind; L->kl_kind = (int)cfg->kl_kind;
+    L->coef = coef;
+    L->fast = 1;
+}
+
+/* The loss's float path (vppo__on_loss.fast, vppo__<I>_on_lossf) on random chunks: every
+   ISA the same bits as the plain C one; against the float64 reference (vppo__token_add_at)
+   the clip and selection counts exact, each gradient and the policy sum within the derived
+   bounds, the entropy and PPO-KL sums the double loop's bits. Log-ratios mostly inside its
+   range, some beyond it or on a clip bound, advantages up to 6 (beyond VPPO__LF_AMAX),
+   masks with NaN at masked positions, selections, tails: chunks it leaves to the double
+   loop among those it takes. */
+void on_lossf_every_isa_matches_c_and_float64(void)
+{
+    enum { NMAX = 200 };
+    static const double coefs[3] = { 1.0, 1e-3, 3e-7 };
+    const vppo__on_kernels *k[8];
+    vppo_isa isa[8];
+    const int nk = on_kernel_list(k, isa);
+    float lp[NMAX], lo[NMAX], adv[NMAX], g_c[NMAX], g[NMAX], g_d[NMAX];
+    uint8_t mask[NMAX], sel[NMAX];
+    rng r = rng_make(99);
+    int cfgi, i, j, taken = 0, left = 0;
+    int64_t t;
+    for (cfgi = 0; cfgi < 300; ++cfgi) {
+        vppo_loss_config cfg = vppo_loss_config_default();
+        vppo__clip clip;
+        vppo__on_loss L;
+        vppo__loss_sums want;
+        double sums_c[VPPO__ON_NSUMS], sums[VPPO__ON_NSUMS], sums_d[VPPO__ON_NSUMS], pg_bound = 1e-12;
+        const int64_t t0 = rng_int(&r, 0, 5), t1 = t0 + rng_int(&r, 1, NMAX - 6);
+        const int masked = rng_uniform(&r) < 0.4;
+        const double rare = rng_uniform(&r) < 0.5 ? 0.0 : 0.02;
+        if (cfgi % 3 == 1) cfg.clip_dual = 0.0f;
+        if (cfgi % 5 == 2) { cfg.clip_low = 0.1f; cfg.clip_high = 0.1f; }
+        clip = vppo__clip_of(&cfg);
+        for (t = 0; t < NMAX; ++t) {
+            const double u = rng_uniform(&r);
+            double rho = rng_normal(&r) * 0.1;
+            if (u < rare) rho = rng_range(&r, -3.0, 3.0);                                /* beyond its range */
+            else if (u < rare + 0.01) rho = rng_uniform(&r) < 0.5 ? clip.log_lo : clip.log_hi;   /* on a bound */
+            lo[t] = (float)-rng_range(&r, 0.01, 8.0);
+            lp[t] = (float)((double)lo[t] + rho);
+            adv[t] = (float)(rng_uniform(&r) < 0.02 ? (rng_uniform(&r) < 0.5 ? -1 : 1) * rng_range(&r, 4.0, 6.0)
+                                                    : 1.5 * rng_normal(&r));
+            mask[t] = (uint8_t)(rng_uniform(&r) < 0.8);
+            sel[t] = (uint8_t)(rng_uniform(&r) < 0.6);
+            if (masked && !mask[t] && rng_uniform(&r) < 0.3) lp[t] = adv[t] = NAN;
+            g_c[t] = g[t] = g_d[t] = 777.0f;
+        }
+        lf_setup(&L, &cfg, &clip, lp, lo, adv, g_c, coefs[cfgi % 3]);
+        L.select = rng_uniform(&r) < 0.6 ? sel : NULL;
+        L.mask = masked ? mask : NULL;
+        CHECK_EQ_INT(0, k[0]->loss(&L, t0, t1, sums_c));
+        memset(&want, 0, sizeof want);
+        for (t = 0; t < NMAX; ++t) {
+            vppo__token tk;
+            double gw;
+            if (t < t0 || t >= t1) { CHECK(g_c[t] == 777.0f); continue; }
+            if (masked && !mask[t]) { CHECK_SAME_FLOAT(0.0f, g_c[t]); continue; }
+            vppo__token_add_at(&cfg, &clip, lp, lo, NULL, adv, L.select, NULL, t, NULL, &tk, &want);
+            gw = vppo__token_grad(&cfg, L.coef, tk.dpg, tk.dkl);
+            CHECK_NEAR(gw, g_c[t], L.coef * LF_G_ERR * fabs((double)adv[t]), 2e-7);
+            pg_bound += LF_PG_ERR * fabs((double)adv[t]);
+            if (fabs((double)lp[t] - lo[t]) <= VPPO__LF_RMAX && fabs(adv[t]) <= VPPO__LF_AMAX) ++taken;
+            else ++left;
+        }
+        CHECK_NEAR(want.pg, sums_c[VPPO__ON_PG], pg_bound, 0.0);
+        CHECK_EQ_INT(want.n_clip, (int64_t)sums_c[VPPO__ON_CLIP]);
+        CHECK_EQ_INT(want.n_clip_dual, (int64_t)sums_c[VPPO__ON_CLIP_DUAL]);
+        CHECK_EQ_INT(want.n_selected, (int64_t)sums_c[VPPO__ON_SEL]);
+        L.fast = 0;                               /* the double loop: the same entropy and PPO-KL bits */
+        L.dlogp = g_d;
+        CHECK_EQ_INT(0, k[0]->loss(&L, t0, t1, sums_d));
+        CHECK(memcmp(&sums_d[VPPO__ON_ENT], &sums_c[VPPO__ON_ENT], sizeof(double)) == 0);
+        CHECK(memcmp(&sums_d[VPPO__ON_PPO_KL], &sums_c[VPPO__ON_PPO_KL], sizeof(double)) == 0);
+        CHECK_NEAR(sums_d[VPPO__ON_PG], sums_c[VPPO__ON_PG], pg_bound, 0.0);
+        L.fast = 1;
+        L.dlogp = g;
+        for (i = 1; i < nk; ++i) {
+            CHECK_EQ_INT(0, k[i]->loss(&L, t0, t1, sums));
+            for (j = 0; j < VPPO__ON_NSUMS; ++j) CHECK(memcmp(&sums[j], &sums_c[j], sizeof sums[j]) == 0);
+            CHECK(memcmp(g, g_c, sizeof g) == 0);
+        }
+    }
+    CHECK(taken > 20 * left && left > 100);      /* both loops ran */
+}
+
+/* The float path's error at its extremes, token by token (a chunk of 16 equal tokens, the
+   policy sum / 16 = one token's term exactly): log-ratios across [-RMAX, RMAX] (its edges,
+   near 0 down to 1e-30, just beyond the gap around each clip bound), |A| = VPPO__LF_AMAX,
+   1, 1e-30, 0 of both signs, coef 1 (its largest): the policy term within LF_PG_ERR |A| of
+   the float64 reference and the gradient within coef LF_G_ERR |A| + 2e-7 |g|. */
+void on_lossf_error_bound_at_the_extremes(void)
+{
+    enum { N = 16 };
+    static const float advs[] = { 4.0f, -4.0f, 1.0f, -1.0f, 1e-30f, -1e-30f, 0.0f, 3.999f };
+    const vppo__on_kernels *k = vppo__on_active();
+    const vppo_loss_config cfg = vppo_loss_config_default();
+    const vppo__clip clip = vppo__clip_of(&cfg);
+    float lp[N], lo[N], adv[N], g[N];
+    rng r = rng_make(5);
+    double worst_pg = 0.0, worst_g = 0.0;
+    int i, j, a, fast = 0;
+    for (i = 0; i < 4000; ++i) {
+        double rho, sums[VPPO__ON_NSUMS];
+        float o = (float)-rng_range(&r, 0.001, 6.0), p;
+        vppo__on_loss L;
+        if (i < 1000) rho = rng_range(&r, -VPPO__LF_RMAX, VPPO__LF_RMAX);
+        else if (i < 1200) rho = (i % 2 ? 1 : -1) * (VPPO__LF_RMAX - 1e-7 * (i % 50));
+        else if (i < 1400) rho = (i % 2 ? 1 : -1) * pow(10.0, -rng_range(&r, 0.0, 30.0));
+        else if (i < 1600) rho = (i % 2 ? clip.log_hi : clip.log_lo) + (i % 4 < 2 ? 1 : -1) * (3e-7 + 1e-8 * (i % 40));
+        else rho = rng_range(&r, -0.4, 0.4);
+        p = (float)((double)o + rho);
+        for (a = 0; a < (int)(sizeof advs / sizeof advs[0]); ++a) {
+            vppo__token tk;
+            vppo__loss_sums want;
+            double gw, pg;
+            for (j = 0; j < N; ++j) { lp[j] = p; lo[j] = o; adv[j] = advs[a]; }
+            lf_setup(&L, &cfg, &clip, lp, lo, adv, g, 1.0);
+            CHECK_EQ_INT(0, k->loss(&L, 0, N, sums));
+            memset(&want, 0, sizeof want);
+            vppo__token_add_at(&cfg, &clip, lp, lo, NULL, adv, NULL, NULL, 0, NULL, &tk, &want);
+            gw = vppo__token_grad(&cfg, 1.0, tk.dpg, tk.dkl);
+            pg = sums[VPPO__ON_PG] / N;
+            CHECK_NEAR(tk.pg, pg, LF_PG_ERR * fabs(advs[a]), 0.0);
+            CHECK_NEAR(gw, g[0], LF_G_ERR * fabs(advs[a]), 2e-7);
+            CHECK_EQ_INT(N * (int64_t)tk.clipped, (int64_t)sums[VPPO__ON_CLIP]);
+            if (advs[a] != 0.0f) {
+                worst_pg = fmax(worst_pg, fabs(pg - tk.pg) / fabs(advs[a]));
+                worst_g = fmax(worst_g, fabs(g[0] - gw) / (1.0 + fabs(gw)));
+            }
+            fast += fabs((double)p - o) <= VPPO__LF_RMAX && fabs(advs[a]) <= VPPO__LF_AMAX;
+        }
+    }
+    CHECK(fast > 20000);
+    printf("        float path (%s): policy term within %.3g |A|, gradient within %.3g (1 + |g|)\n",
+           vppo_isa_name(vppo_isa_active()), worst_pg, worst_g);
+}
+
+/* What the float path leaves to the double loop: a chunk with one valid token at |rho| >
+   VPPO__LF_RMAX, at |adv| > VPPO__LF_AMAX, or within VPPO__LF_GAP of a clip bound gives the
+   double loop's bits (sums and gradient), on every ISA; a chunk without one takes the float
+   path (its policy sums differ from the double loop's in some of the trials). */
+void on_lossf_leaves_its_limits_to_the_double_loop(void)
+{
+    enum { N = 16 };
+    const vppo__on_kernels *k[8];
+    vppo_isa isa[8];
+    const int nk = on_kernel_list(k, isa);
+    const vppo_loss_config cfg = vppo_loss_config_default();
+    const vppo__clip clip = vppo__clip_of(&cfg);
+    float lp[N], lo[N], adv[N], g[N], g_d[N];
+    rng r = rng_make(17);
+    int i, c, j, trial, differ = 0;
+    for (trial = 0; trial < 400; ++trial)
+        for (c = 0; c < 4; ++c) {
+            double sums[VPPO__ON_NSUMS], sums_d[VPPO__ON_NSUMS];
+            vppo__on_loss L;
+            const int at = (int)rng_int(&r, 0, N - 1);
+            for (j = 0; j < N; ++j) {
+                lo[j] = (float)-rng_range(&r, 0.01, 5.0);
+                lp[j] = (float)((double)lo[j] + rng_normal(&r) * 0.1);
+                adv[j] = (float)(rng_normal(&r) * 1.5);
+                if (fabs(adv[j]) > 3.9) adv[j] = 1.0f;
+            }
+            if (c == 0) lp[at] = (float)((double)lo[at] + (trial % 2 ? 1 : -1) * rng_range(&r, 0.3401, 0.5));
+            if (c == 1) adv[at] = (float)((trial % 2 ? 1 : -1) * rng_range(&r, 4.0001, 5.0));
+            if (c == 2) {   /* lo's ulp at most 2^-24: rho within 1.5e-7 + 3e-8 of the bound */
+                lo[at] = (float)-rng_range(&r, 0.5, 1.0);
+                lp[at] = (float)((double)lo[at] + (trial % 2 ? clip.log_hi : clip.log_lo) + rng_range(&r, -1.5e-7, 1.5e-7));
+            }
+            lf_setup(&L, &cfg, &clip, lp, lo, adv, g_d, 0.5);
+            L.fast = 0;
+            CHECK_EQ_INT(0, k[0]->loss(&L, 0, N, sums_d));
+            L.fast = 1;
+            L.dlogp = g;
+            for (i = 0; i < nk; ++i) {
+                CHECK_EQ_INT(0, k[i]->loss(&L, 0, N, sums));
+                if (c < 3) {
+                    for (j = 0; j < VPPO__ON_NSUMS; ++j)
+                        if (j != VPPO__ON_DPG) CHECK(memcmp(&sums[j], &sums_d[j], sizeof sums[j]) == 0);
+                    CHECK(memcmp(g, g_d, sizeof g) == 0);
+                } else if (i == 0) {
+                    differ += memcmp(&sums[VPPO__ON_PG], &sums_d[VPPO__ON_PG], sizeof(double)) != 0;
+                }
+            }
+        }
+    CHECK(differ > 100);
 }
 
 /* The word-at-a-time count of nonzero bytes (vppo__count_valid) against a byte loop: every
