@@ -119,7 +119,8 @@ DETERMINISM
    ISAs differ in the last bits there too. Everything else (§3-§8) gives the same bits on
    every ISA: the O(N) kernels (VPPO__ON_KERNELS: §2.1's sampled estimators, §5's
    sequence sums, §7's loss and gradient, the per-token input checks) compute in double
-   with the same IEEE operations in every vector lane and in the plain C path (no FMA,
+   (the loss's common case partly in float, docs/spec.md §12), with the same IEEE
+   operations in every vector lane and in the plain C path (no FMA,
    the library's own exp: within 3 ulp of libm's on [-708, 709], 2 measured; sums in 16
    position-indexed partial sums folded in a fixed order), given -ffp-contract=off and,
    on 32-bit x86, SSE2 arithmetic (tested: determinism_non_logits_functions_same_bits_
@@ -4263,7 +4264,8 @@ VPPODEF vppo_status vppo_linear_logprobs_backward(const float *hidden, const flo
 
 /* --- b2. the mapping layer in double, for the O(N) functions -------------------- */
 /* The O(N) functions (§2.1 sampled dependency, §5 sequence sums, §7 loss, the per-token
-   checks) compute in double on every path, through VPPO__ON_KERNELS below. Its columns:
+   checks) compute in double on every path, through VPPO__ON_KERNELS below (the loss's
+   common case partly on float lanes, b3). Its columns:
    c (plain C, one lane: the portable path, also built without SIMD), SSE2, AVX2, AVX-512F,
    NEON (aarch64). Only IEEE add, subtract, multiply, compare/select and exact bit and
    conversion steps are used, never an FMA, so each lane of every column computes the same
