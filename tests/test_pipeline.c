@@ -393,7 +393,7 @@ void prepare_computes_every_stage(void)
    must be those of the stage functions, bit for bit: ragged sequences of 0 to 20000 tokens
    (around the top-k's 16-lane blocks, the sampled narrowing's 256, VPPO__TOPK_LOCAL = 4096,
    more than 256 sequences, over 65536 tokens so that OpenMP splits), the flat range starting
-   at 7, masked and not (fully masked sequences too), an advantage buffer 4 bytes off a
+   at 7, masked and not (fully masked sequences too), the advantages 1, 6 or 11 floats off a
    64-byte boundary; sampled (every estimator), given and no dependency; every ISA and
    1, 2 and 3 threads against the scalar ISA at 1 thread; and nothing written outside the
    flat range. */
@@ -448,7 +448,7 @@ static vppo_prepared fused_buffers(int64_t n, int64_t B, float **adv_base)
     p.dep = floats_new(n, 0.0f); p.traj_dep = floats_new(B, 0.0f); p.scale = floats_new(B, 0.0f);
     p.count = (int64_t *)calloc((size_t)B, sizeof *p.count);
     p.select = (uint8_t *)calloc((size_t)n, 1);
-    *adv_base = floats_new(n + 16, 0.0f);
+    *adv_base = floats_new(n + 32, 0.0f);
     p.adv = (float *)(((uintptr_t)*adv_base + 63) & ~(uintptr_t)63) + 1;   /* 4 bytes past a 64-byte boundary */
     return p;
 }
@@ -503,7 +503,8 @@ void prepare_fused_equals_its_stages_every_isa_and_thread_count(void)
     n_thr = 3;
 #endif
     off[0] = 7;
-    for (b = 0; b < FUSED_B; ++b) off[b + 1] = off[b] + (b < FUSED_LONG ? fused_long[b] : rng_int(&r, 0, 40));
+    for (b = 0; b < FUSED_B; ++b)   /* 1 to 3 tokens at the ends of the fill's blocks of 64 sequences */
+        off[b + 1] = off[b] + (b < FUSED_LONG ? fused_long[b] : b % 64 < 3 || b % 64 > 60 ? rng_int(&r, 1, 3) : rng_int(&r, 0, 40));
     n = off[FUSED_B] + 9;
     CHECK(off[FUSED_B] - off[0] > 65536);
     old = floats_new(n, NAN); aug = floats_new(n, NAN); given = floats_new(n, NAN);
@@ -533,6 +534,7 @@ void prepare_fused_equals_its_stages_every_isa_and_thread_count(void)
                 cfg.tas.mode = cases[c].mode; cfg.topk_ratio = cases[c].ratio;
                 if (cfg.tas.mode == VPPO_TAS_LINEAR) cfg.tas.beta_max = 1.5f;
                 if (src == 2 && (cfg.use_tas || cfg.use_tgf)) continue;   /* no dependency: only without both */
+                p.adv = (float *)(((uintptr_t)adv_p + 63) & ~(uintptr_t)63) + 1 + (c + (size_t)src) % 3 * 5;   /* 1, 6, 11 floats past */
                 for (isa = VPPO_ISA_SCALAR; isa <= VPPO_ISA_NEON; ++isa) {
                     if (vppo_isa_select((vppo_isa)isa) != VPPO_OK) continue;
                     tested += isa != VPPO_ISA_SCALAR && masked == 0 && c == 0 && src == 0;
