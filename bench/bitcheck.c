@@ -3,7 +3,9 @@
 
    Runs every public logits and linear-head entry point on a fixed, seeded input set
    (f32/bf16/f16 rows, odd vocabularies, strides, unaligned rows, huge/tiny/-inf entries,
-   several temperatures) under every ISA this build and CPU run (vppo_isa_select), and
+   several temperatures), and the O(N) pipeline (vppo_prepare, vppo_step, vppo_topk_mask,
+   vppo_dependency_sampled on ragged sequences, masked and not, many configurations) under
+   every ISA this build and CPU run (vppo_isa_select), and
    prints one line per (function, ISA): an FNV-1a hash of the output bits and of the
    returned statuses. Built against two headers (BITCHECK_HEADER names one), the two
    outputs must be identical: `make bitcheck` builds it against `git show main:vppo.h`
@@ -245,21 +247,139 @@ static void linear_cases(uint64_t h[F_N])
         }
 }
 
+/* ------------------------------------------------------------------ pipeline */
+
+enum { P_PREPARE, P_PREPARE_GIVEN, P_STEP, P_TOPK, P_DEP_SAMPLED, P_N };
+static const char *pname[P_N] = {
+    "prepare (sampled dependency)", "prepare (given dependency / none)", "step", "topk_mask",
+    "dependency_sampled"
+};
+
+static uint64_t fnv_prepared(uint64_t h, const vppo_prepared *p, int64_t n, int64_t b)
+{
+    h = fnv(h, p->dep, (size_t)n * 4);
+    h = fnv(h, p->traj_dep, (size_t)b * 4);
+    h = fnv(h, p->count, (size_t)b * 8);
+    h = fnv(h, p->scale, (size_t)b * 4);
+    h = fnv(h, p->adv, (size_t)n * 4);
+    h = fnv(h, p->select, (size_t)n);
+    h = fnv(h, &p->stats.min, 8); h = fnv(h, &p->stats.max, 8); h = fnv(h, &p->stats.n, 8);
+    h = fnv(h, &p->topk.n_valid, 8); h = fnv(h, &p->topk.n_selected, 8);
+    h = fnv(h, &p->topk.threshold_mean, 8); h = fnv(h, &p->topk.mean_selected, 8);
+    return fnv(h, &p->topk.mean_rejected, 8);
+}
+
+/* vppo_prepare (sampled, given and no dependency), vppo_step, vppo_topk_mask and
+   vppo_dependency_sampled on sequences of 0 to 9000 tokens (around the top-k's 16-lane
+   blocks, VPPO__TOPK_LOCAL = 4096 and the sampled narrowing's 256), with and without a
+   mask (some sequences fully masked), every estimator, TAS mode and a range of ratios. */
+static void pipeline_cases(uint64_t h[P_N])
+{
+    static const int64_t lens[] = { 0, 1, 15, 17, 300, 2048, 0, 2049, 4096, 4097, 9000, 257, 256, 5 };
+    static const double ratios[] = { 0.4, 1.0, 0.0, 0.999, 0.05 };
+    enum { B = (int)COUNT(lens) };
+    int64_t off[B + 1], n, t, b;
+    float *logp, *old, *aug, *ref, *given, *dep, *adv, *dlogp, traj[B], scale[B], adv_seq[B];
+    int64_t count[B];
+    uint8_t *mask, *sel;
+    size_t ri;
+    int use_mask, est, cfg_i;
+    off[0] = 0;
+    for (b = 0; b < B; ++b) off[b + 1] = off[b] + lens[b];
+    n = off[B];
+    logp = (float *)malloc((size_t)n * 4); old = (float *)malloc((size_t)n * 4); aug = (float *)malloc((size_t)n * 4);
+    ref = (float *)malloc((size_t)n * 4); given = (float *)malloc((size_t)n * 4); dep = (float *)malloc((size_t)n * 4);
+    adv = (float *)malloc((size_t)n * 4); dlogp = (float *)malloc((size_t)n * 4);
+    mask = (uint8_t *)malloc((size_t)n); sel = (uint8_t *)malloc((size_t)n);
+    for (t = 0; t < n; ++t) {
+        const double lo = log(0.01 + 0.99 * rnd());
+        old[t] = (float)lo;
+        logp[t] = (float)(lo + 0.02 * (rnd() - 0.5));
+        aug[t] = t % 97 == 3 ? -HUGE_VALF : (float)(lo + 0.6 * (rnd() - 0.5));
+        ref[t] = (float)(lo + 0.05 * (rnd() - 0.5));
+        given[t] = t % 5 == 0 ? 0.25f : t % 11 == 0 ? -0.0f : (float)(rnd() * 2.0 - 0.5);   /* ties, -0 */
+        mask[t] = (uint8_t)(rnd() < 0.8);
+    }
+    for (t = off[9]; t < off[10]; ++t) mask[t] = 0;   /* a long sequence with no valid token */
+    for (b = 0; b < B; ++b) adv_seq[b] = (float)(rnd() * 2.0 - 1.0);
+    for (use_mask = 0; use_mask < 2; ++use_mask)
+        for (cfg_i = 0; cfg_i < 4; ++cfg_i)
+            for (ri = 0; ri < COUNT(ratios); ++ri) {
+                vppo_seqs s;
+                vppo_config cfg = vppo_config_default();
+                vppo_prepared p;
+                vppo_topk_info info;
+                vppo_loss_out out;
+                s.n_seqs = B; s.offsets = off; s.mask = use_mask ? mask : NULL;
+                cfg.topk_ratio = ratios[ri];
+                cfg.use_tgf = cfg_i != 1;
+                cfg.use_tas = cfg_i != 2;
+                if (cfg_i == 3) cfg.tas.mode = VPPO_TAS_LINEAR;
+                p.dep = dep; p.traj_dep = traj; p.count = count; p.scale = scale; p.adv = adv; p.select = sel;
+                for (est = VPPO_EST_K3; est <= VPPO_EST_PROB_DROP; ++est) {
+                    cfg.estimator = (vppo_estimator)est;
+                    memset(dep, 0, (size_t)n * 4); memset(adv, 0, (size_t)n * 4); memset(sel, 7, (size_t)n);
+                    h[P_PREPARE] = fnv_status(h[P_PREPARE], vppo_prepare(&cfg, &s, old, aug, NULL, adv_seq, NULL, &p));
+                    h[P_PREPARE] = fnv_prepared(h[P_PREPARE], &p, n, B);
+                    h[P_DEP_SAMPLED] = fnv_status(h[P_DEP_SAMPLED], vppo_dependency_sampled(&s, old, aug, cfg.estimator, dep));
+                    h[P_DEP_SAMPLED] = fnv(h[P_DEP_SAMPLED], dep, (size_t)n * 4);
+                }
+                cfg.estimator = VPPO_EST_K3;
+                h[P_PREPARE_GIVEN] = fnv_status(h[P_PREPARE_GIVEN], vppo_prepare(&cfg, &s, NULL, NULL, given, adv_seq, NULL, &p));
+                h[P_PREPARE_GIVEN] = fnv_prepared(h[P_PREPARE_GIVEN], &p, n, B);
+                if (cfg_i == 1) {   /* with TGF on (cfg_i 0): a status; here both off, no dependency at all */
+                    cfg.use_tas = 0;
+                    h[P_PREPARE_GIVEN] = fnv_status(h[P_PREPARE_GIVEN], vppo_prepare(&cfg, &s, NULL, NULL, NULL, adv_seq, NULL, &p));
+                    h[P_PREPARE_GIVEN] = fnv_prepared(h[P_PREPARE_GIVEN], &p, n, B);
+                    cfg.use_tas = 1;
+                }
+                {
+                    vppo_tas_stats g;
+                    g.min = 0.01; g.max = 0.4; g.n = 64;
+                    h[P_PREPARE_GIVEN] = fnv_status(h[P_PREPARE_GIVEN], vppo_prepare(&cfg, &s, NULL, NULL, given, adv_seq, &g, &p));
+                    h[P_PREPARE_GIVEN] = fnv_prepared(h[P_PREPARE_GIVEN], &p, n, B);
+                }
+                if (ri < 2) {
+                    memset(dlogp, 0, (size_t)n * 4);
+                    cfg.loss.kl_kind = cfg_i == 3 ? VPPO_KL_K3 : VPPO_KL_NONE;
+                    cfg.loss.kl_coef = cfg_i == 3 ? 0.01f : 0.0f;
+                    h[P_STEP] = fnv_status(h[P_STEP], vppo_step(&cfg, &s, logp, old, aug, cfg_i == 3 ? ref : NULL,
+                                                                adv_seq, &p, dlogp, &out));
+                    h[P_STEP] = fnv_prepared(h[P_STEP], &p, n, B);
+                    h[P_STEP] = fnv(h[P_STEP], dlogp, (size_t)n * 4);
+                    h[P_STEP] = fnv(h[P_STEP], &out.loss, 8); h[P_STEP] = fnv(h[P_STEP], &out.pg_loss, 8);
+                    h[P_STEP] = fnv(h[P_STEP], &out.kl_loss, 8); h[P_STEP] = fnv(h[P_STEP], &out.clipfrac, 8);
+                    h[P_STEP] = fnv(h[P_STEP], &out.n_selected, 8);
+                }
+                memset(&info, 0, sizeof info);
+                h[P_TOPK] = fnv_status(h[P_TOPK], vppo_topk_mask(&s, cfg_i % 2 ? given : aug, ratios[ri], sel, &info));
+                h[P_TOPK] = fnv(h[P_TOPK], sel, (size_t)n);
+                h[P_TOPK] = fnv(h[P_TOPK], &info.n_valid, 8); h[P_TOPK] = fnv(h[P_TOPK], &info.n_selected, 8);
+                h[P_TOPK] = fnv(h[P_TOPK], &info.threshold_mean, 8); h[P_TOPK] = fnv(h[P_TOPK], &info.mean_selected, 8);
+                h[P_TOPK] = fnv(h[P_TOPK], &info.mean_rejected, 8);
+            }
+    free(logp); free(old); free(aug); free(ref); free(given); free(dep); free(adv); free(dlogp); free(mask); free(sel);
+}
+
 int main(void)
 {
     int isa, f, ran = 0;
     for (isa = VPPO_ISA_SCALAR; isa <= VPPO_ISA_NEON; ++isa) {
-        uint64_t h[F_N];
+        uint64_t h[F_N], hp[P_N];
         if (vppo_isa_select((vppo_isa)isa) != VPPO_OK) {
             printf("%-8s not run here\n", vppo_isa_name((vppo_isa)isa));
             continue;
         }
         for (f = 0; f < F_N; ++f) h[f] = 14695981039346656037ull;
+        for (f = 0; f < P_N; ++f) hp[f] = 14695981039346656037ull;
         rng_state = 0x1234567887654321ull;              /* the same inputs for every ISA */
         logits_cases(h);
         linear_cases(h);
+        pipeline_cases(hp);
         for (f = 0; f < F_N; ++f)
             printf("%-8s %-40s %016llx\n", vppo_isa_name((vppo_isa)isa), fname[f], (unsigned long long)h[f]);
+        for (f = 0; f < P_N; ++f)
+            printf("%-8s %-40s %016llx\n", vppo_isa_name((vppo_isa)isa), pname[f], (unsigned long long)hp[f]);
         ++ran;
     }
     printf("%d ISAs hashed\n", ran);

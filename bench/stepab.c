@@ -8,6 +8,7 @@
      check   vppo_step with a NaN in logp at the last token: the argument and data checks
              only (it returns VPPO_ERR_NONFINITE after the one pass over the data)
      step+m, check+m  the same with a mask (every 8th token masked out)
+     prep, prep+m  vppo_prepare alone (the step's first half: dependency, TAS, advantages, top-k)
      memcpy  one memcpy of the inputs (bench.c's "memcpy of the inputs")
    at 1 thread, and at 2 when built with OpenMP. Nothing is asserted: speed is measured here. */
 #include <stdint.h>
@@ -29,8 +30,8 @@ typedef struct sab_data {
 #define SAB_CAT2(a, b) a##b
 #define SAB_CAT(a, b) SAB_CAT2(a, b)
 
-/* One vppo_step on d (what: bit 0, logp with a NaN at the last token; bit 1, with d->mask);
-   its status. */
+/* One vppo_step on d (what: bit 0, logp with a NaN at the last token; bit 1, with d->mask;
+   bit 2, vppo_prepare alone instead of the step); its status. */
 int SAB_CAT(sab_step_, AB_SIDE)(const sab_data *d, int what)
 {
     static int64_t off[4097];
@@ -43,6 +44,7 @@ int SAB_CAT(sab_step_, AB_SIDE)(const sab_data *d, int what)
     memset(&p, 0, sizeof p);
     p.dep = d->dep; p.traj_dep = d->traj; p.count = d->count; p.scale = d->scale; p.adv = d->adv;
     p.select = d->select;
+    if (what & 4) return (int)vppo_prepare(&cfg, &s, d->logp_old, d->logp_aug, NULL, d->adv_seq, NULL, &p);
     return (int)vppo_step(&cfg, &s, what & 1 ? d->logp_bad : d->logp, d->logp_old, d->logp_aug, NULL, d->adv_seq,
                           &p, d->dlogp, &out);
 }
@@ -84,8 +86,9 @@ int main(int argc, char **argv)
     float *adv_seq = (float *)xmalloc((size_t)B * 4);
     const size_t in_bytes = (size_t)N * 12 + (size_t)B * 4 + (size_t)(B + 1) * 8;
     unsigned char *copy = (unsigned char *)xmalloc(in_bytes), *mask = (unsigned char *)xmalloc((size_t)N);
-    static const char *names[] = { "step", "check", "step+m", "check+m" };
-    int nthr = 1, ti, w, r;
+    static const char *names[] = { "step", "check", "step+m", "check+m", "prep", "", "prep+m" };
+    static const int whats[] = { 0, 1, 2, 3, 4, 6 };
+    int nthr = 1, ti, wi, r;
     int64_t t;
     for (t = 0; t < N; ++t) {
         const double lo = log(0.01 + 0.99 * unif());
@@ -107,7 +110,7 @@ int main(int argc, char **argv)
     memset(copy, 1, in_bytes);
     if (sab_step_base(&d, 0) != 0 || sab_step_new(&d, 0) != 0 || sab_step_base(&d, 1) == 0 || sab_step_new(&d, 1) == 0 ||
         sab_step_base(&d, 3) == 0 || sab_step_new(&d, 3) == 0 || sab_step_base(&d, 2) != 0 ||
-        sab_step_new(&d, 2) != 0) {
+        sab_step_new(&d, 2) != 0 || sab_step_base(&d, 4) != 0 || sab_step_new(&d, 6) != 0) {
         printf("unexpected status\n");
         return 1;
     }
@@ -132,7 +135,8 @@ int main(int argc, char **argv)
 #ifdef _OPENMP
             omp_set_num_threads(ti);
 #endif
-            for (w = 0; w < 4; ++w) {
+            for (wi = 0; wi < (int)(sizeof whats / sizeof whats[0]); ++wi) {
+                const int w = whats[wi];
                 double *tb = (double *)xmalloc((size_t)reps * sizeof(double));
                 double *tn = (double *)xmalloc((size_t)reps * sizeof(double)), mb, mn;
                 (void)sab_step_base(&d, w); (void)sab_step_new(&d, w);   /* warm */
@@ -155,7 +159,7 @@ int main(int argc, char **argv)
         free(tc);
     }
     printf("\ncheck: vppo_step with a NaN in logp at the last token (arguments and the data pass only);\n"
-           "+m: with a mask (every 8th token masked out).\n");
+           "+m: with a mask (every 8th token masked out); prep: vppo_prepare alone.\n");
     return 0;
 }
 #endif /* AB_MAIN */

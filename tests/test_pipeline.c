@@ -2,6 +2,9 @@
    against a literal transcription of the released VPPO training code's update step,
    and against plain DAPO. */
 #include "test.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* ======================================================================
    The released code's update step (VPPO-RL, verl/workers/actor/dp_actor.py
@@ -383,6 +386,191 @@ void prepare_computes_every_stage(void)
     cfg.use_tas = 0;
     CHECK_STATUS(VPPO_OK, vppo_prepare(&cfg, &c.s, c.old, c.aug, NULL, pb.adv_seq, NULL, &pb.p));
     for (b = 0; b < 16; ++b) CHECK(pb.scale[b] == 1.0f);
+}
+
+/* vppo_prepare runs the dependency, its sequence means and the top-k in one pass over the
+   sequences, then TAS and the advantages (streaming stores on the vector ISAs). Its outputs
+   must be those of the stage functions, bit for bit: ragged sequences of 0 to 20000 tokens
+   (around the top-k's 16-lane blocks, the sampled narrowing's 256, VPPO__TOPK_LOCAL = 4096,
+   more than 256 sequences, over 65536 tokens so that OpenMP splits), the flat range starting
+   at 7, masked and not (fully masked sequences too), the advantages 1, 6 or 11 floats off a
+   64-byte boundary; sampled (every estimator), given and no dependency; every ISA and
+   1, 2 and 3 threads against the scalar ISA at 1 thread; and nothing written outside the
+   flat range. */
+#define FUSED_LONG 16
+static const int64_t fused_long[FUSED_LONG] = { 0, 1, 15, 17, 257, 300, 2048, 2049, 4095, 4096, 4097, 9000,
+                                                20000, 16, 256, 20000 };
+#define FUSED_B (FUSED_LONG + 300)
+
+typedef struct fused_case { vppo_estimator est; int use_tas, use_tgf; vppo_tas_mode mode; double ratio; } fused_case;
+
+/* The stages' results for one configuration into q (q's buffers), from the public functions. */
+static void fused_stages(const vppo_config *cfg, const vppo_seqs *s, const float *old, const float *aug,
+                         const float *dep_in, const float *adv_seq, vppo_prepared *q)
+{
+    const int64_t lo = s->offsets[0], hi = s->offsets[s->n_seqs];
+    int64_t b, t;
+    if (dep_in || (!old && !aug)) {
+        for (t = lo; t < hi; ++t) q->dep[t] = dep_in && (!s->mask || s->mask[t]) ? dep_in[t] : 0.0f;
+    } else {
+        CHECK_STATUS(VPPO_OK, vppo_dependency_sampled(s, old, aug, cfg->estimator, q->dep));
+    }
+    CHECK_STATUS(VPPO_OK, vppo_seq_mean(s, q->dep, q->traj_dep, q->count));
+    CHECK_STATUS(VPPO_OK, vppo_tas_stats_compute(q->traj_dep, q->count, s->n_seqs, &q->stats));
+    if (cfg->use_tas) CHECK_STATUS(VPPO_OK, vppo_tas_scales(&cfg->tas, &q->stats, q->traj_dep, q->count, s->n_seqs, q->scale));
+    else for (b = 0; b < s->n_seqs; ++b) q->scale[b] = 1.0f;
+    memset(&q->topk, 0, sizeof q->topk);
+    CHECK_STATUS(VPPO_OK, vppo_topk_mask(s, q->dep, cfg->use_tgf ? cfg->topk_ratio : 1.0, q->select, &q->topk));
+    for (b = 0; b < s->n_seqs; ++b) {
+        const float a = q->scale[b] * adv_seq[b];
+        for (t = s->offsets[b]; t < s->offsets[b + 1]; ++t) q->adv[t] = !s->mask || s->mask[t] ? a : 0.0f;
+    }
+}
+
+/* How many of the outputs of p and q differ (bits), over [0, n) for the per-token ones. */
+static int64_t fused_differ(const vppo_prepared *p, const vppo_prepared *q, int64_t n, int64_t B)
+{
+    int64_t d = 0, i;
+    for (i = 0; i < n; ++i)
+        d += (memcmp(&p->dep[i], &q->dep[i], 4) != 0) + (memcmp(&p->adv[i], &q->adv[i], 4) != 0) +
+             (p->select[i] != q->select[i]);
+    for (i = 0; i < B; ++i)
+        d += (memcmp(&p->traj_dep[i], &q->traj_dep[i], 4) != 0) + (memcmp(&p->scale[i], &q->scale[i], 4) != 0) +
+             (p->count[i] != q->count[i]);
+    d += memcmp(&p->stats, &q->stats, sizeof p->stats) != 0;
+    return d + (memcmp(&p->topk, &q->topk, sizeof p->topk) != 0);
+}
+
+static vppo_prepared fused_buffers(int64_t n, int64_t B, float **adv_base)
+{
+    vppo_prepared p;
+    memset(&p, 0, sizeof p);
+    p.dep = floats_new(n, 0.0f); p.traj_dep = floats_new(B, 0.0f); p.scale = floats_new(B, 0.0f);
+    p.count = (int64_t *)calloc((size_t)B, sizeof *p.count);
+    p.select = (uint8_t *)calloc((size_t)n, 1);
+    *adv_base = floats_new(n + 32, 0.0f);
+    p.adv = (float *)(((uintptr_t)*adv_base + 63) & ~(uintptr_t)63) + 1;   /* 4 bytes past a 64-byte boundary */
+    return p;
+}
+
+static void fused_buffers_free(vppo_prepared *p, float *adv_base)
+{
+    free(p->dep); free(p->traj_dep); free(p->scale); free(p->count); free(p->select); free(adv_base);
+}
+
+/* Fills the outputs with a pattern that no result has (a NaN's bits; select 0xa5). */
+static void fused_poison(vppo_prepared *p, int64_t n, int64_t B)
+{
+    memset(p->dep, 0xff, (size_t)n * 4); memset(p->adv, 0xff, (size_t)n * 4); memset(p->select, 0xa5, (size_t)n);
+    memset(p->traj_dep, 0xff, (size_t)B * 4); memset(p->scale, 0xff, (size_t)B * 4);
+    memset(p->count, 0xff, (size_t)B * 8);
+}
+
+/* How many entries outside [lo, hi) are not the poison any more. */
+static int64_t fused_outside(const vppo_prepared *p, int64_t lo, int64_t hi, int64_t n)
+{
+    int64_t d = 0, i;
+    uint32_t bits;
+    for (i = 0; i < n; ++i) {
+        if (i >= lo && i < hi) continue;
+        memcpy(&bits, &p->dep[i], 4); d += bits != 0xffffffffu;
+        memcpy(&bits, &p->adv[i], 4); d += bits != 0xffffffffu;
+        d += p->select[i] != 0xa5;
+    }
+    return d;
+}
+
+void prepare_fused_equals_its_stages_every_isa_and_thread_count(void)
+{
+    static const fused_case cases[] = {
+        { VPPO_EST_K3, 1, 1, VPPO_TAS_MEAN_PRESERVING, 0.4 },
+        { VPPO_EST_PROB_DROP, 1, 1, VPPO_TAS_LINEAR, 0.999 },
+        { VPPO_EST_K1, 0, 0, VPPO_TAS_MEAN_PRESERVING, 0.4 },   /* ratio 1: TGF off */
+        { VPPO_EST_ABS, 1, 1, VPPO_TAS_MEAN_PRESERVING, 0.0 },
+        { VPPO_EST_K2, 0, 1, VPPO_TAS_LINEAR, 0.05 },
+    };
+    int64_t off[FUSED_B + 1], b, t, n;
+    float *old, *aug, *given, adv_seq[FUSED_B], *adv_p, *adv_q, *adv_r;
+    uint8_t *mask;
+    vppo_prepared p, q, r1;
+    rng r = rng_make(816);
+    const vppo_isa before = vppo_isa_active();
+    int isa, masked, src, thr, tested = 0, n_thr = 1;
+    size_t c;
+    int64_t differ = 0, outside = 0, vs_scalar = 0, runs = 0;
+#ifdef _OPENMP
+    const int threads_before = omp_get_max_threads();
+    n_thr = 3;
+#endif
+    off[0] = 7;
+    for (b = 0; b < FUSED_B; ++b)   /* 1 to 3 tokens at the ends of the fill's blocks of 64 sequences */
+        off[b + 1] = off[b] + (b < FUSED_LONG ? fused_long[b] : b % 64 < 3 || b % 64 > 60 ? rng_int(&r, 1, 3) : rng_int(&r, 0, 40));
+    n = off[FUSED_B] + 9;
+    CHECK(off[FUSED_B] - off[0] > 65536);
+    old = floats_new(n, NAN); aug = floats_new(n, NAN); given = floats_new(n, NAN);
+    mask = (uint8_t *)calloc((size_t)n, 1);
+    for (t = off[0]; t < off[FUSED_B]; ++t) {
+        const double lo = log(0.01 + 0.99 * rng_uniform(&r));
+        old[t] = (float)lo;
+        aug[t] = t % 101 == 0 ? -INFINITY : (float)(lo + rng_range(&r, -0.4, 0.4));
+        given[t] = t % 7 == 0 ? 0.125f : (float)rng_range(&r, -1.0, 3.0);   /* ties, negatives */
+        mask[t] = (uint8_t)(rng_uniform(&r) < 0.85);
+    }
+    for (t = off[5]; t < off[6]; ++t) mask[t] = 0;     /* fully masked: 300 tokens */
+    for (t = off[11]; t < off[12]; ++t) mask[t] = 0;   /* and 9000 */
+    for (t = off[12]; t < off[13]; ++t) mask[t] = 1;   /* and 20000 all valid */
+    for (b = 0; b < FUSED_B; ++b) adv_seq[b] = (float)rng_range(&r, -2.0, 2.0);
+    p = fused_buffers(n, FUSED_B, &adv_p); q = fused_buffers(n, FUSED_B, &adv_q); r1 = fused_buffers(n, FUSED_B, &adv_r);
+    for (masked = 0; masked < 2; ++masked)
+        for (c = 0; c < sizeof cases / sizeof cases[0]; ++c)
+            for (src = 0; src < 3; ++src) {   /* sampled, given, none */
+                vppo_seqs s;
+                vppo_config cfg = vppo_config_default();
+                const float *lo_old = src == 0 ? old : NULL, *lo_aug = src == 0 ? aug : NULL;
+                const float *din = src == 1 ? given : NULL;
+                int first = 1;
+                s.n_seqs = FUSED_B; s.offsets = off; s.mask = masked ? mask : NULL;
+                cfg.estimator = cases[c].est; cfg.use_tas = cases[c].use_tas; cfg.use_tgf = cases[c].use_tgf;
+                cfg.tas.mode = cases[c].mode; cfg.topk_ratio = cases[c].ratio;
+                if (cfg.tas.mode == VPPO_TAS_LINEAR) cfg.tas.beta_max = 1.5f;
+                if (src == 2 && (cfg.use_tas || cfg.use_tgf)) continue;   /* no dependency: only without both */
+                p.adv = (float *)(((uintptr_t)adv_p + 63) & ~(uintptr_t)63) + 1 + (c + (size_t)src) % 3 * 5;   /* 1, 6, 11 floats past */
+                for (isa = VPPO_ISA_SCALAR; isa <= VPPO_ISA_NEON; ++isa) {
+                    if (vppo_isa_select((vppo_isa)isa) != VPPO_OK) continue;
+                    tested += isa != VPPO_ISA_SCALAR && masked == 0 && c == 0 && src == 0;
+                    fused_poison(&q, n, FUSED_B);
+                    fused_stages(&cfg, &s, lo_old, lo_aug, din, adv_seq, &q);
+                    for (thr = 1; thr <= n_thr; ++thr) {
+#ifdef _OPENMP
+                        omp_set_num_threads(thr);
+#endif
+                        fused_poison(&p, n, FUSED_B);
+                        CHECK_STATUS(VPPO_OK, vppo_prepare(&cfg, &s, lo_old, lo_aug, din, adv_seq, NULL, &p));
+                        differ += fused_differ(&p, &q, n, FUSED_B);
+                        outside += fused_outside(&p, off[0], off[FUSED_B], n);
+                        if (first) {   /* the scalar ISA at 1 thread: every later run must equal it */
+                            memcpy(r1.dep, p.dep, (size_t)n * 4); memcpy(r1.adv, p.adv, (size_t)n * 4);
+                            memcpy(r1.select, p.select, (size_t)n); memcpy(r1.traj_dep, p.traj_dep, sizeof adv_seq);
+                            memcpy(r1.scale, p.scale, sizeof adv_seq); memcpy(r1.count, p.count, FUSED_B * 8);
+                            r1.stats = p.stats; r1.topk = p.topk;
+                            first = 0;
+                        }
+                        vs_scalar += fused_differ(&p, &r1, n, FUSED_B);
+                        ++runs;
+                    }
+                }
+            }
+#ifdef _OPENMP
+    omp_set_num_threads(threads_before);
+#endif
+    CHECK_STATUS(VPPO_OK, vppo_isa_select(before));
+    CHECK(runs >= 2 * 5 * 2 + 2);
+    CHECK_EQ_INT(0, differ);
+    CHECK_EQ_INT(0, outside);
+    CHECK_EQ_INT(0, vs_scalar);
+    test_check_vector_isas_tested(tested);
+    fused_buffers_free(&p, adv_p); fused_buffers_free(&q, adv_q); fused_buffers_free(&r1, adv_r);
+    free(old); free(aug); free(given); free(mask);
 }
 
 void prepare_with_global_stats_and_dep_in(void)
