@@ -679,27 +679,28 @@ static int64_t g_rows;
 typedef struct krow { double t, t_read; int set; } krow;
 static krow g_krow[K_COUNT][2][2];
 
-/* One table row: kernel `kind` on data L, dtype dt, every ISA (or only the default) and
-   thread count (or only 1). */
-static void run_rows(int kind, ldata *L, vppo_dtype dt, double t_ref, int all_isas, int all_threads)
+/* The ratios of the targets' bf16 and thread columns, each from its own paired run
+   (paired_ratio): f32 time / bf16 time, 1-thread time / 2-thread time; 0 when not run. */
+static double g_pair_bf[K_COUNT], g_pair_th[K_COUNT];
+
+/* The call of kernel `kind` on data L in dtype dt: its context c, the spans the read-once
+   loop reads (sp, *nsp) and the bytes it must touch. */
+static void kctx_make(int kind, ldata *L, vppo_dtype dt, kctx *c, span *sp, int *nsp_out, double *bytes_out)
 {
     int64_t n = L->n, V = L->V;
     size_t es = dt == VPPO_F32 ? 4 : 2, nv = (size_t)n * (size_t)V;
     const void *od = dt == VPPO_F32 ? (const void *)L->o32 : (const void *)L->o16;
     const void *ad = dt == VPPO_F32 ? (const void *)L->a32 : (const void *)L->a16;
-    span sp[3];
-    int nsp = 0, ii, ti;
     double bytes = 0.0;
-    kctx c;
-
-    memset(&c, 0, sizeof c);
-    c.kind = kind;
-    c.x = mk_logits(od, dt, n, V);
-    c.y = mk_logits(ad, dt, n, V);
-    c.ids = L->ids;
-    c.o1 = L->out1; c.o2 = L->out2; c.o3 = L->out3;
-    c.lse = L->lse; c.ent = L->ent; c.dlogp = L->dlogp; c.dent = L->dent;
-    c.st = VPPO_OK;
+    int nsp = 0;
+    memset(c, 0, sizeof *c);
+    c->kind = kind;
+    c->x = mk_logits(od, dt, n, V);
+    c->y = mk_logits(ad, dt, n, V);
+    c->ids = L->ids;
+    c->o1 = L->out1; c->o2 = L->out2; c->o3 = L->out3;
+    c->lse = L->lse; c->ent = L->ent; c->dlogp = L->dlogp; c->dent = L->dent;
+    c->st = VPPO_OK;
     switch (kind) {
     case K_KL: case K_JS:
         sp[0].p = od; sp[0].bytes = nv * es; sp[1].p = ad; sp[1].bytes = nv * es; nsp = 2;
@@ -714,19 +715,59 @@ static void run_rows(int kind, ldata *L, vppo_dtype dt, double t_ref, int all_is
         bytes = (double)(nv * es) + 8.0 * (double)n;
         break;
     case K_BW_SEP:
-        c.g.data = L->gout; c.g.dtype = VPPO_F32; c.g.row_stride = V;
+        c->g.data = L->gout; c->g.dtype = VPPO_F32; c->g.row_stride = V;
         sp[0].p = od; sp[0].bytes = nv * es; sp[1].p = L->gout; sp[1].bytes = nv * 4; nsp = 2;
         bytes = (double)(nv * es) + 20.0 * (double)n + (double)(nv * 4);
         break;
     case K_BW_INPLACE:
-        c.x = mk_logits(L->scratch, VPPO_F32, n, V);
-        c.g.data = L->scratch; c.g.dtype = VPPO_F32; c.g.row_stride = V;
-        c.restore_dst = L->scratch; c.restore_src = L->o32; c.restore_bytes = nv * 4;
+        c->x = mk_logits(L->scratch, VPPO_F32, n, V);
+        c->g.data = L->scratch; c->g.dtype = VPPO_F32; c->g.row_stride = V;
+        c->restore_dst = L->scratch; c->restore_src = L->o32; c->restore_bytes = nv * 4;
         sp[0].p = L->scratch; sp[0].bytes = nv * 4; sp[1] = sp[0]; nsp = 2;
         bytes = 2.0 * (double)(nv * 4) + 20.0 * (double)n;
         break;
     }
+    *nsp_out = nsp;
+    *bytes_out = bytes;
+}
 
+/* med(a) / med(b) over reps calls of context a on thr_a threads and of b on thr_b, taken
+   alternately (a, b, a, b, ...) after one warm-up call of each: both sides of the ratio
+   see the same state of the machine (its memory speed moves between runs). */
+static double paired_ratio(kctx *a, int thr_a, kctx *b, int thr_b, int reps)
+{
+    double ta[64], tb[64];
+    int i;
+    if (reps > 64) reps = 64;
+    for (i = -1; i < reps; ++i) {
+        double t0;
+        set_threads(thr_a);
+        if (a->restore_dst) k_restore(a);
+        t0 = now_s();
+        k_run(a);
+        if (i >= 0) ta[i] = now_s() - t0;
+        set_threads(thr_b);
+        if (b->restore_dst) k_restore(b);
+        t0 = now_s();
+        k_run(b);
+        if (i >= 0) tb[i] = now_s() - t0;
+    }
+    return median(ta, reps) / median(tb, reps);
+}
+
+/* One table row: kernel `kind` on data L, dtype dt, every ISA (or only the default) and
+   thread count (or only 1). At the default ISA and the larger V it also takes the targets'
+   paired ratios: bf16 against f32 (on the bf16 row), 2 threads against 1 (f32). */
+static void run_rows(int kind, ldata *L, vppo_dtype dt, double t_ref, int all_isas, int all_threads)
+{
+    int64_t n = L->n, V = L->V;
+    size_t nv = (size_t)n * (size_t)V;
+    span sp[3];
+    int nsp = 0, ii, ti;
+    double bytes = 0.0;
+    kctx c;
+
+    kctx_make(kind, L, dt, &c, sp, &nsp, &bytes);
     for (ii = 0; ii < g_nisas; ++ii) {
         vppo_isa isa = g_isas[ii];
         if (!all_isas && isa != g_default_isa) continue;
@@ -762,7 +803,19 @@ static void run_rows(int kind, ldata *L, vppo_dtype dt, double t_ref, int all_is
             }
             if (isa == g_default_isa && V == g_vocabs[1]) {
                 krow *k = &g_krow[kind][dt == VPPO_F32 ? 0 : 1][ti];
+                const int pair_reps = g_quick ? 1 : 9;
                 k->t = t; k->t_read = t_read; k->set = 1;
+                if (dt != VPPO_F32 && ti == 0) {
+                    kctx cf;
+                    span spf[3];
+                    int nspf;
+                    double bf;
+                    kctx_make(kind, L, VPPO_F32, &cf, spf, &nspf, &bf);
+                    g_pair_bf[kind] = paired_ratio(&cf, thr, &c, thr, pair_reps);
+                } else if (dt == VPPO_F32 && ti == 1) {
+                    g_pair_th[kind] = paired_ratio(&c, g_threads[0], &c, thr, pair_reps);
+                }
+                set_threads(thr);
             }
             printf("| %-24s | %6lld | %-5s | %-6s | %3d | %8.2f | %6.2f | %10.0f | %6.2f | %8.2f | %9.2e |\n",
                    k_names[kind], (long long)V, dt == VPPO_F32 ? "f32" : "bf16", vppo_isa_name(isa), thr,
@@ -844,16 +897,17 @@ static void logits_targets(const int *kinds, int nk)
 {
     static const double limit[K_COUNT] = { 1.8, 0.0, 1.6, 1.6, 0.0, 1.4 };
     int i;
-    printf("Targets (issue 16; %s, V = %lld, rows as above):\n", vppo_isa_name(g_default_isa),
+    printf("Targets (issue 16; %s, V = %lld; x read from the rows above, the bf16 and thread ratios\n"
+           "each from its own paired run: the two calls alternated, medians of 9 each):\n", vppo_isa_name(g_default_isa),
            (long long)g_vocabs[1]);
     printf("| kernel                   | x read, 1 thr | target | bf16/f32 tok/s | target | 2 thr/1 thr f32 | target |\n");
     printf("|--------------------------|--------------:|-------:|---------------:|-------:|----------------:|-------:|\n");
     for (i = 0; i < nk; ++i) {
-        const krow *f = g_krow[kinds[i]][0], *b = g_krow[kinds[i]][1];
+        const krow *f = g_krow[kinds[i]][0];
         char xr[32] = "-", bf[32] = "-", th[32] = "-", lim[16] = "-";
         if (f[0].set) snprintf(xr, sizeof xr, "%.2f", f[0].t / f[0].t_read);
-        if (f[0].set && b[0].set) snprintf(bf, sizeof bf, "%.2f", f[0].t / b[0].t);
-        if (f[0].set && f[1].set) snprintf(th, sizeof th, "%.2f", f[0].t / f[1].t);
+        if (g_pair_bf[kinds[i]] > 0.0) snprintf(bf, sizeof bf, "%.2f", g_pair_bf[kinds[i]]);
+        if (g_pair_th[kinds[i]] > 0.0) snprintf(th, sizeof th, "%.2f", g_pair_th[kinds[i]]);
         if (limit[kinds[i]] > 0.0) snprintf(lim, sizeof lim, "<= %.1f", limit[kinds[i]]);
         printf("| %-24s | %13s | %6s | %14s | %6s | %15s | %6s |\n", k_names[kinds[i]], xr, lim, bf,
                kinds[i] == K_BW_INPLACE ? "-" : ">= 1.4", th, g_nthreads > 1 ? ">= 1.8" : "-");
