@@ -551,6 +551,77 @@ static void lf_setup(vppo__on_loss *L, const vppo_loss_config *cfg, const vppo__
     L->fast = 1;
 }
 
+/* One random case of on_lossf_every_isa_matches_c_and_float64 (configuration cfgi); the
+   valid tokens inside and outside the float path's limits are counted in taken, left. */
+enum { LF_NMAX = 200 };
+static void lf_random_case(rng *r, int cfgi, const vppo__on_kernels *const *k, int nk, int *taken, int *left)
+{
+    static const double coefs[3] = { 1.0, 1e-3, 3e-7 };
+    float lp[LF_NMAX], lo[LF_NMAX], adv[LF_NMAX], g_c[LF_NMAX], g[LF_NMAX], g_d[LF_NMAX];
+    uint8_t mask[LF_NMAX], sel[LF_NMAX];
+    vppo_loss_config cfg = vppo_loss_config_default();
+    double sums_c[VPPO__ON_NSUMS], sums[VPPO__ON_NSUMS], sums_d[VPPO__ON_NSUMS], pg_bound = 1e-12;
+    const int64_t t0 = rng_int(r, 0, 5), t1 = t0 + rng_int(r, 1, LF_NMAX - 6);
+    const int masked = rng_uniform(r) < 0.4;
+    const double rare = rng_uniform(r) < 0.5 ? 0.0 : 0.02;
+    vppo__clip clip;
+    vppo__on_loss L;
+    vppo__loss_sums want;
+    int64_t t;
+    int i, j;
+    if (cfgi % 3 == 1) cfg.clip_dual = 0.0f;
+    if (cfgi % 5 == 2) { cfg.clip_low = 0.1f; cfg.clip_high = 0.1f; }
+    clip = vppo__clip_of(&cfg);
+    for (t = 0; t < LF_NMAX; ++t) {
+        const double u = rng_uniform(r);
+        double rho = rng_normal(r) * 0.1;
+        if (u < rare) rho = rng_range(r, -3.0, 3.0);                                /* beyond its range */
+        else if (u < rare + 0.01) rho = rng_uniform(r) < 0.5 ? clip.log_lo : clip.log_hi;   /* on a bound */
+        lo[t] = (float)-rng_range(r, 0.01, 8.0);
+        lp[t] = (float)((double)lo[t] + rho);
+        adv[t] = (float)(rng_uniform(r) < 0.02 ? (rng_uniform(r) < 0.5 ? -1 : 1) * rng_range(r, 4.0, 6.0)
+                                                : 1.5 * rng_normal(r));
+        mask[t] = (uint8_t)(rng_uniform(r) < 0.8);
+        sel[t] = (uint8_t)(rng_uniform(r) < 0.6);
+        if (masked && !mask[t] && rng_uniform(r) < 0.3) lp[t] = adv[t] = NAN;
+        g_c[t] = g[t] = g_d[t] = 777.0f;
+    }
+    lf_setup(&L, &cfg, &clip, lp, lo, adv, g_c, coefs[cfgi % 3]);
+    L.select = rng_uniform(r) < 0.6 ? sel : NULL;
+    L.mask = masked ? mask : NULL;
+    CHECK_EQ_INT(0, k[0]->loss(&L, t0, t1, sums_c));
+    memset(&want, 0, sizeof want);
+    for (t = 0; t < LF_NMAX; ++t) {
+        vppo__token tk;
+        double gw;
+        if (t < t0 || t >= t1) { CHECK(g_c[t] == 777.0f); continue; }
+        if (masked && !mask[t]) { CHECK_SAME_FLOAT(0.0f, g_c[t]); continue; }
+        vppo__token_add_at(&cfg, &clip, lp, lo, NULL, adv, L.select, NULL, t, NULL, &tk, &want);
+        gw = vppo__token_grad(&cfg, L.coef, tk.dpg, tk.dkl);
+        CHECK_NEAR(gw, g_c[t], L.coef * LF_G_ERR * fabs((double)adv[t]), 2e-7);
+        pg_bound += LF_PG_ERR * fabs((double)adv[t]);
+        if (fabs((double)lp[t] - lo[t]) <= VPPO__LF_RMAX && fabs(adv[t]) <= VPPO__LF_AMAX) ++*taken;
+        else ++*left;
+    }
+    CHECK_NEAR(want.pg, sums_c[VPPO__ON_PG], pg_bound, 0.0);
+    CHECK_EQ_INT(want.n_clip, (int64_t)sums_c[VPPO__ON_CLIP]);
+    CHECK_EQ_INT(want.n_clip_dual, (int64_t)sums_c[VPPO__ON_CLIP_DUAL]);
+    CHECK_EQ_INT(want.n_selected, (int64_t)sums_c[VPPO__ON_SEL]);
+    L.fast = 0;                               /* the double loop: the same entropy and PPO-KL bits */
+    L.dlogp = g_d;
+    CHECK_EQ_INT(0, k[0]->loss(&L, t0, t1, sums_d));
+    CHECK(memcmp(&sums_d[VPPO__ON_ENT], &sums_c[VPPO__ON_ENT], sizeof(double)) == 0);
+    CHECK(memcmp(&sums_d[VPPO__ON_PPO_KL], &sums_c[VPPO__ON_PPO_KL], sizeof(double)) == 0);
+    CHECK_NEAR(sums_d[VPPO__ON_PG], sums_c[VPPO__ON_PG], pg_bound, 0.0);
+    L.fast = 1;
+    L.dlogp = g;
+    for (i = 1; i < nk; ++i) {
+        CHECK_EQ_INT(0, k[i]->loss(&L, t0, t1, sums));
+        for (j = 0; j < VPPO__ON_NSUMS; ++j) CHECK(memcmp(&sums[j], &sums_c[j], sizeof sums[j]) == 0);
+        CHECK(memcmp(g, g_c, sizeof g) == 0);
+    }
+}
+
 /* The loss's float path (vppo__on_loss.fast, vppo__<I>_on_lossf) on random chunks: every
    ISA the same bits as the plain C one; against the float64 reference (vppo__token_add_at)
    the clip and selection counts exact, each gradient and the policy sum within the derived
@@ -560,77 +631,12 @@ static void lf_setup(vppo__on_loss *L, const vppo_loss_config *cfg, const vppo__
    loop among those it takes. */
 void on_lossf_every_isa_matches_c_and_float64(void)
 {
-    enum { NMAX = 200 };
-    static const double coefs[3] = { 1.0, 1e-3, 3e-7 };
     const vppo__on_kernels *k[8];
     vppo_isa isa[8];
     const int nk = on_kernel_list(k, isa);
-    float lp[NMAX], lo[NMAX], adv[NMAX], g_c[NMAX], g[NMAX], g_d[NMAX];
-    uint8_t mask[NMAX], sel[NMAX];
     rng r = rng_make(99);
-    int cfgi, i, j, taken = 0, left = 0;
-    int64_t t;
-    for (cfgi = 0; cfgi < 300; ++cfgi) {
-        vppo_loss_config cfg = vppo_loss_config_default();
-        vppo__clip clip;
-        vppo__on_loss L;
-        vppo__loss_sums want;
-        double sums_c[VPPO__ON_NSUMS], sums[VPPO__ON_NSUMS], sums_d[VPPO__ON_NSUMS], pg_bound = 1e-12;
-        const int64_t t0 = rng_int(&r, 0, 5), t1 = t0 + rng_int(&r, 1, NMAX - 6);
-        const int masked = rng_uniform(&r) < 0.4;
-        const double rare = rng_uniform(&r) < 0.5 ? 0.0 : 0.02;
-        if (cfgi % 3 == 1) cfg.clip_dual = 0.0f;
-        if (cfgi % 5 == 2) { cfg.clip_low = 0.1f; cfg.clip_high = 0.1f; }
-        clip = vppo__clip_of(&cfg);
-        for (t = 0; t < NMAX; ++t) {
-            const double u = rng_uniform(&r);
-            double rho = rng_normal(&r) * 0.1;
-            if (u < rare) rho = rng_range(&r, -3.0, 3.0);                                /* beyond its range */
-            else if (u < rare + 0.01) rho = rng_uniform(&r) < 0.5 ? clip.log_lo : clip.log_hi;   /* on a bound */
-            lo[t] = (float)-rng_range(&r, 0.01, 8.0);
-            lp[t] = (float)((double)lo[t] + rho);
-            adv[t] = (float)(rng_uniform(&r) < 0.02 ? (rng_uniform(&r) < 0.5 ? -1 : 1) * rng_range(&r, 4.0, 6.0)
-                                                    : 1.5 * rng_normal(&r));
-            mask[t] = (uint8_t)(rng_uniform(&r) < 0.8);
-            sel[t] = (uint8_t)(rng_uniform(&r) < 0.6);
-            if (masked && !mask[t] && rng_uniform(&r) < 0.3) lp[t] = adv[t] = NAN;
-            g_c[t] = g[t] = g_d[t] = 777.0f;
-        }
-        lf_setup(&L, &cfg, &clip, lp, lo, adv, g_c, coefs[cfgi % 3]);
-        L.select = rng_uniform(&r) < 0.6 ? sel : NULL;
-        L.mask = masked ? mask : NULL;
-        CHECK_EQ_INT(0, k[0]->loss(&L, t0, t1, sums_c));
-        memset(&want, 0, sizeof want);
-        for (t = 0; t < NMAX; ++t) {
-            vppo__token tk;
-            double gw;
-            if (t < t0 || t >= t1) { CHECK(g_c[t] == 777.0f); continue; }
-            if (masked && !mask[t]) { CHECK_SAME_FLOAT(0.0f, g_c[t]); continue; }
-            vppo__token_add_at(&cfg, &clip, lp, lo, NULL, adv, L.select, NULL, t, NULL, &tk, &want);
-            gw = vppo__token_grad(&cfg, L.coef, tk.dpg, tk.dkl);
-            CHECK_NEAR(gw, g_c[t], L.coef * LF_G_ERR * fabs((double)adv[t]), 2e-7);
-            pg_bound += LF_PG_ERR * fabs((double)adv[t]);
-            if (fabs((double)lp[t] - lo[t]) <= VPPO__LF_RMAX && fabs(adv[t]) <= VPPO__LF_AMAX) ++taken;
-            else ++left;
-        }
-        CHECK_NEAR(want.pg, sums_c[VPPO__ON_PG], pg_bound, 0.0);
-        CHECK_EQ_INT(want.n_clip, (int64_t)sums_c[VPPO__ON_CLIP]);
-        CHECK_EQ_INT(want.n_clip_dual, (int64_t)sums_c[VPPO__ON_CLIP_DUAL]);
-        CHECK_EQ_INT(want.n_selected, (int64_t)sums_c[VPPO__ON_SEL]);
-        L.fast = 0;                               /* the double loop: the same entropy and PPO-KL bits */
-        L.dlogp = g_d;
-        CHECK_EQ_INT(0, k[0]->loss(&L, t0, t1, sums_d));
-        CHECK(memcmp(&sums_d[VPPO__ON_ENT], &sums_c[VPPO__ON_ENT], sizeof(double)) == 0);
-        CHECK(memcmp(&sums_d[VPPO__ON_PPO_KL], &sums_c[VPPO__ON_PPO_KL], sizeof(double)) == 0);
-        CHECK_NEAR(sums_d[VPPO__ON_PG], sums_c[VPPO__ON_PG], pg_bound, 0.0);
-        L.fast = 1;
-        L.dlogp = g;
-        for (i = 1; i < nk; ++i) {
-            CHECK_EQ_INT(0, k[i]->loss(&L, t0, t1, sums));
-            for (j = 0; j < VPPO__ON_NSUMS; ++j) CHECK(memcmp(&sums[j], &sums_c[j], sizeof sums[j]) == 0);
-            CHECK(memcmp(g, g_c, sizeof g) == 0);
-        }
-    }
+    int cfgi, taken = 0, left = 0;
+    for (cfgi = 0; cfgi < 300; ++cfgi) lf_random_case(&r, cfgi, k, nk, &taken, &left);
     CHECK(taken > 20 * left && left > 100);      /* both loops ran */
 }
 
