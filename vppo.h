@@ -4441,68 +4441,50 @@ static double vppo__c_dpow2(double t)
 /* The same five columns as b2 (c, SSE2, AVX2, AVX-512F, NEON) on float lanes: FV a float
    vector of FW lanes, FM a comparison result. Only IEEE float add, subtract, multiply,
    compare/select and conversions to double: each lane of every column computes the same
-   bits as the plain C one (no contraction, as in b2). FFLAG(p): the lanes where byte p[i]
+   bits as the plain C one (no contraction, as in b2). FFLAG(I, p): the lanes where byte p[i]
    != 0; FBITS: a result's lanes as the bits of an int; FLO, FHI: the low and the high
-   FW / 2 lanes as doubles (the c column: its one lane, FLO only). */
-#define VPPO__FV(I)       VPPO__DPICK(I, float,            __m128,             __m256,              __m512,              float32x4_t)
-#define VPPO__FM(I)       VPPO__DPICK(I, int,              __m128,             __m256,              __mmask16,           uint32x4_t)
-#define VPPO__FW(I)       VPPO__DPICK(I, 1,                4,                  8,                   16,                  4)
-#define VPPO__FSET1(I)    VPPO__DPICK(I, (float),          _mm_set1_ps,        _mm256_set1_ps,      _mm512_set1_ps,      vdupq_n_f32)
-#define VPPO__FLOADU(I)   VPPO__DPICK(I, *,                _mm_loadu_ps,       _mm256_loadu_ps,     _mm512_loadu_ps,     vld1q_f32)
-#define VPPO__FSTOREU(I)  VPPO__DPICK(I, vppo__c_fstore,   _mm_storeu_ps,      _mm256_storeu_ps,    _mm512_storeu_ps,    vst1q_f32)
-#define VPPO__FADD(I)     VPPO__DPICK(I, vppo__c_fadd,     _mm_add_ps,         _mm256_add_ps,       _mm512_add_ps,       vaddq_f32)
-#define VPPO__FSUB(I)     VPPO__DPICK(I, vppo__c_fsub,     _mm_sub_ps,         _mm256_sub_ps,       _mm512_sub_ps,       vsubq_f32)
-#define VPPO__FMUL(I)     VPPO__DPICK(I, vppo__c_fmul,     _mm_mul_ps,         _mm256_mul_ps,       _mm512_mul_ps,       vmulq_f32)
+   FW / 2 lanes as doubles (the c column: its one lane, FLO only). Each row is the float
+   layer's (section b: VPPO__ADD, ...) with a c column added, but FABS and FBITS. */
+#define VPPO__FPICK(I, c, v) VPPO__FPICK_##I(c, v)   /* c: the c column; v: the float layer's row */
+#define VPPO__FPICK_c(c, v) c
+#define VPPO__FPICK_sse2(c, v) v
+#define VPPO__FPICK_avx2(c, v) v
+#define VPPO__FPICK_avx512(c, v) v
+#define VPPO__FPICK_neon(c, v) v
+#define VPPO__FV(I)       VPPO__FPICK(I, float,            VPPO__V(I))
+#define VPPO__FM(I)       VPPO__FPICK(I, int,              VPPO__VM(I))
+#define VPPO__FW(I)       VPPO__FPICK(I, 1,                VPPO__W(I))
+#define VPPO__FSET1(I)    VPPO__FPICK(I, (float),          VPPO__SET1(I))
+#define VPPO__FLOADU(I)   VPPO__FPICK(I, *,                VPPO__LOADU(I))
+#define VPPO__FSTOREU(I)  VPPO__FPICK(I, vppo__c_fstore,   VPPO__STOREU(I))
+#define VPPO__FADD(I)     VPPO__FPICK(I, vppo__c_fadd,     VPPO__ADD(I))
+#define VPPO__FSUB(I)     VPPO__FPICK(I, vppo__c_fsub,     VPPO__SUB(I))
+#define VPPO__FMUL(I)     VPPO__FPICK(I, vppo__c_fmul,     VPPO__MUL(I))
+#define VPPO__FGT(I)      VPPO__FPICK(I, vppo__c_fgt,      VPPO__GT(I))
+#define VPPO__FGE(I)      VPPO__FPICK(I, vppo__c_fge,      VPPO__GE(I))
+#define VPPO__FMAND(I)    VPPO__FPICK(I, vppo__c_mand,     VPPO__MAND(I))
+#define VPPO__FMOR(I)     VPPO__FPICK(I, vppo__c_mor,      VPPO__MOR(I))
+/* FMANDNOT(a, b) = b and not a; FKEEP(m, a) = m ? a : +0; FSEL(m, a, b) = m ? a : b */
+#define VPPO__FMANDNOT(I) VPPO__FPICK(I, vppo__c_mandnot,  VPPO__MANDNOT(I))
+#define VPPO__FKEEP(I)    VPPO__FPICK(I, vppo__c_fkeep,    VPPO__KEEP(I))
+#define VPPO__FSEL(I)     VPPO__FPICK(I, vppo__c_fsel,     VPPO__SELECT(I))
+#define VPPO__FLO(I)      VPPO__FPICK(I, (double),         VPPO__DLO(I))
+#define VPPO__FHI(I)      VPPO__FPICK(I, (double),         VPPO__DHI(I))
+#define VPPO__FFLAG(I, p) VPPO__FPICK(I, vppo__c_dflag(p), VPPO__IGT(I)(VPPO__LOAD8(I)(p), VPPO__ISET1(I)(0)))
+/* the two rows the float layer does not have */
 #define VPPO__FABS(I)     VPPO__DPICK(I, fabsf,            VPPO__SSE2_FABS,    VPPO__AVX2_FABS,     _mm512_abs_ps,       vabsq_f32)
-#define VPPO__FGT(I)      VPPO__DPICK(I, vppo__c_fgt,      _mm_cmpgt_ps,       VPPO__AVX2_GT,       VPPO__AVX512_GT,     vcgtq_f32)
-#define VPPO__FLE(I)      VPPO__DPICK(I, vppo__c_fle,      _mm_cmple_ps,       VPPO__AVX2_LE,       VPPO__AVX512_LE,     vcleq_f32)
-#define VPPO__FMAND(I)    VPPO__DPICK(I, vppo__c_mand,     _mm_and_ps,         _mm256_and_ps,       VPPO__AVX512_MAND,   vandq_u32)
-#define VPPO__FMOR(I)     VPPO__DPICK(I, vppo__c_mor,      _mm_or_ps,          _mm256_or_ps,        VPPO__AVX512_MOR,    vorrq_u32)
-/* FMANDNOT(a, b) = b and not a */
-#define VPPO__FMANDNOT(I) VPPO__DPICK(I, vppo__c_mandnot,  _mm_andnot_ps,      _mm256_andnot_ps,    VPPO__AVX512_MANDNOT, VPPO__NEON_MANDNOT)
-/* FKEEP(m, a) = m ? a : +0; FSEL(m, a, b) = m ? a : b */
-#define VPPO__FKEEP(I)    VPPO__DPICK(I, vppo__c_fkeep,    _mm_and_ps,         _mm256_and_ps,       _mm512_maskz_mov_ps, VPPO__NEON_KEEP)
-#define VPPO__FSEL(I)     VPPO__DPICK(I, vppo__c_fsel,     VPPO__SSE2_SELECT,  VPPO__AVX2_SELECT,   VPPO__AVX512_SELECT, vbslq_f32)
-#define VPPO__FFLAG(I)    VPPO__DPICK(I, vppo__c_dflag,    VPPO__SSE2_FFLAG,   VPPO__AVX2_FFLAG,    VPPO__AVX512_FFLAG,  VPPO__NEON_FFLAG)
 #define VPPO__FBITS(I)    VPPO__DPICK(I, (int),            _mm_movemask_ps,    _mm256_movemask_ps,  (int),               VPPO__NEON_FBITS)
-#define VPPO__FLO(I)      VPPO__DPICK(I, (double),         _mm_cvtps_pd,       VPPO__AVX2_DLO,      VPPO__AVX512_DLO,    VPPO__NEON_DLO)
-#define VPPO__FHI(I)      VPPO__DPICK(I, (double),         VPPO__SSE2_DHI,     VPPO__AVX2_DHI,      VPPO__AVX512_DHI,    vcvt_high_f64_f32)
 
 #define VPPO__SSE2_FABS(x) _mm_andnot_ps(_mm_set1_ps(-0.0f), x)
 #define VPPO__AVX2_FABS(x) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x)
-#define VPPO__AVX2_LE(a, b) _mm256_cmp_ps(a, b, _CMP_LE_OQ)
-#define VPPO__AVX512_LE(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ)
-#define VPPO__SSE2_FFLAG(p) _mm_castsi128_ps(_mm_cmpgt_epi32(vppo__sse2_bytes4(p), _mm_setzero_si128()))
-#define VPPO__AVX2_FFLAG(p) _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_cvtepu8_epi32( \
-    _mm_loadl_epi64((const __m128i *)(const void *)(p))), _mm256_setzero_si256()))
-#define VPPO__AVX512_FFLAG(p) _mm512_test_epi32_mask(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))), \
-                                                     _mm512_set1_epi32(0xff))
-#define VPPO__NEON_FFLAG(p) vcgtq_u32(vppo__neon_bytes4(p), vdupq_n_u32(0))
 #define VPPO__NEON_FBITS(m) ((int)(vgetq_lane_u32(m, 0) & 1u) | (int)(vgetq_lane_u32(m, 1) & 1u) << 1 | \
                              (int)(vgetq_lane_u32(m, 2) & 1u) << 2 | (int)(vgetq_lane_u32(m, 3) & 1u) << 3)
-#ifdef VPPO__X86
-/* 4 bytes at p to 4 zero-extended 32-bit lanes */
-__attribute__((target("sse2"))) static __inline__ __m128i vppo__sse2_bytes4(const uint8_t *p)
-{
-    int32_t w;
-    memcpy(&w, p, 4);
-    return _mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(w), _mm_setzero_si128()), _mm_setzero_si128());
-}
-#endif
-#ifdef VPPO__NEON
-static __inline__ uint32x4_t vppo__neon_bytes4(const uint8_t *p)
-{
-    uint32_t w;
-    memcpy(&w, p, 4);
-    return vmovl_u16(vget_low_u16(vmovl_u8(vreinterpret_u8_u32(vdup_n_u32(w)))));
-}
-#endif
 static void vppo__c_fstore(float *p, float x) { *p = x; }
 static float vppo__c_fadd(float a, float b) { return a + b; }
 static float vppo__c_fsub(float a, float b) { return a - b; }
 static float vppo__c_fmul(float a, float b) { return a * b; }
 static int vppo__c_fgt(float a, float b) { return a > b; }
-static int vppo__c_fle(float a, float b) { return a <= b; }
+static int vppo__c_fge(float a, float b) { return a >= b; }
 static int vppo__c_mor(int a, int b) { return a | b; }
 static int vppo__c_mandnot(int a, int b) { return b & ~a; }
 static float vppo__c_fkeep(int m, float a) { return m ? a : 0.0f; }
@@ -5025,14 +5007,14 @@ ATTR static int vppo__##I##_on_lossf(const vppo__on_loss *L, int64_t t0, int64_t
                 lo[k] = VPPO__FLOADU(I)(L->logp_old + t + k * VPPO__FW(I)); \
                 a[k] = VPPO__FLOADU(I)(L->adv + t + k * VPPO__FW(I)); \
                 rho[k] = VPPO__FSUB(I)(lp[k], lo[k]); \
-                good = VPPO__FMAND(I)(VPPO__FLE(I)(VPPO__FABS(I)(rho[k]), rmax), VPPO__FLE(I)(VPPO__FABS(I)(a[k]), amax)); \
+                good = VPPO__FMAND(I)(VPPO__FGE(I)(rmax, VPPO__FABS(I)(rho[k])), VPPO__FGE(I)(amax, VPPO__FABS(I)(a[k]))); \
                 good = VPPO__FMAND(I)(good, VPPO__FGT(I)(VPPO__FABS(I)(VPPO__FSUB(I)(rho[k], lhi)), gap)); \
                 good = VPPO__FMAND(I)(good, VPPO__FGT(I)(VPPO__FABS(I)(VPPO__FSUB(I)(rho[k], llo)), gap)); \
                 if (L->mask) { \
-                    ok[k] = VPPO__FFLAG(I)(L->mask + t + k * VPPO__FW(I)); \
+                    ok[k] = VPPO__FFLAG(I, L->mask + t + k * VPPO__FW(I)); \
                     fail |= VPPO__FBITS(I)(VPPO__FMANDNOT(I)(good, ok[k])); \
                 } else { \
-                    ok[k] = VPPO__FLE(I)(zero, zero); \
+                    ok[k] = VPPO__FGE(I)(zero, zero); \
                     fail |= VPPO__FBITS(I)(good) ^ all; \
                 } \
             } \
@@ -5062,7 +5044,7 @@ ATTR static int vppo__##I##_on_lossf(const vppo__on_loss *L, int64_t t0, int64_t
             if (L->select || L->mask) { \
                 VPPO__FM(I) w; \
                 if (L->select) { \
-                    w = VPPO__FFLAG(I)(L->select + t + k * VPPO__FW(I)); \
+                    w = VPPO__FFLAG(I, L->select + t + k * VPPO__FW(I)); \
                     if (L->mask) w = VPPO__FMAND(I)(w, ok[k]); \
                 } else { \
                     w = ok[k]; \
@@ -6132,6 +6114,14 @@ __attribute__((target("sse2"))) VPPO__INLINE __m128 vppo__sse2_f16(__m128i h32)
     return _mm_castsi128_ps(_mm_or_si128(sign, _mm_or_si128(_mm_andnot_si128(special, scaled), _mm_and_si128(special, infnan))));
 }
 
+/* 4 bytes to 4 zero-extended lanes (VPPO__LOAD8; the loss's float path reads its flags with it) */
+__attribute__((target("sse2"))) VPPO__INLINE __m128i vppo__sse2_load8(const uint8_t *p)
+{
+    int32_t w;
+    memcpy(&w, p, 4);
+    return _mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(w), _mm_setzero_si128()), _mm_setzero_si128());
+}
+
 VPPO__KERNELS(sse2, __attribute__((target("sse2"))))
 VPPO__ON_KERNELS(sse2, __attribute__((target("sse2"))))
 VPPO__KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
@@ -6143,12 +6133,6 @@ VPPO__GEMM_KERNELS(avx2, __attribute__((target("avx2,fma,f16c"))))
 __attribute__((target("sse2"))) VPPO__INLINE __m128i vppo__sse2_iselect(__m128i m, __m128i a, __m128i b)
 {
     return _mm_or_si128(_mm_and_si128(m, a), _mm_andnot_si128(m, b));
-}
-__attribute__((target("sse2"))) VPPO__INLINE __m128i vppo__sse2_load8(const uint8_t *p)
-{
-    int32_t w;
-    memcpy(&w, p, 4);
-    return _mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(w), _mm_setzero_si128()), _mm_setzero_si128());
 }
 __attribute__((target("sse2"))) VPPO__INLINE void vppo__sse2_st8(uint8_t *p, __m128i x)
 {
@@ -6308,15 +6292,16 @@ VPPO__ON_CHECK_KERNEL(avx512, __attribute__((target("avx512f,avx2,fma,f16c"))))
 #endif
 #endif /* VPPO__X86 */
 #ifdef VPPO__NEON
-VPPO__KERNELS(neon, )
-VPPO__ON_KERNELS(neon, )
-VPPO__GEMM_KERNELS(neon, )
+/* 4 bytes to 4 zero-extended lanes (VPPO__LOAD8) */
 VPPO__INLINE uint32x4_t vppo__neon_load8(const uint8_t *p)
 {
     uint32_t w;
     memcpy(&w, p, 4);
     return vmovl_u16(vget_low_u16(vmovl_u8(vreinterpret_u8_u32(vdup_n_u32(w)))));
 }
+VPPO__KERNELS(neon, )
+VPPO__ON_KERNELS(neon, )
+VPPO__GEMM_KERNELS(neon, )
 VPPO__INLINE void vppo__neon_st8(uint8_t *p, uint32x4_t x)
 {
     const uint16x4_t h = vmovn_u32(x);
